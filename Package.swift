@@ -1,0 +1,30 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "Tandem",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "TandemTensor", targets: ["TandemTensor"]),
+        .library(name: "TandemComm", targets: ["TandemComm"]),
+        .executable(name: "tandem", targets: ["tandem"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .target(name: "TandemTensor"),
+        .target(name: "TandemComm", dependencies: ["TandemTensor"]),
+        .executableTarget(
+            name: "tandem",
+            dependencies: [
+                "TandemComm",
+                "TandemTensor",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "TandemTensorTests", dependencies: ["TandemTensor"]),
+        .testTarget(name: "TandemCommTests", dependencies: ["TandemComm", "TandemTensor"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,111 @@
+import TandemTensor
+
+/// How all-reduce moves data.
+public enum AllReduceAlgorithm: String, Sendable, CaseIterable {
+    /// Direct exchange below `directLimitBytes`, ring above.
+    case auto
+    /// Ring reduce-scatter then ring all-gather: each rank sends 2(n-1)/n of the data; bandwidth-optimal.
+    case ring
+    /// One round: every rank sends its whole buffer to every other rank and reduces all contributions in rank
+    /// order; latency-optimal for small messages.
+    case direct
+
+    /// Messages at most this large use `direct` under `auto`.
+    public static let directLimitBytes = 64 << 10
+
+    /// The algorithm used for a message of `bytes` with this choice.
+    func resolved(bytes: Int) -> AllReduceAlgorithm {
+        switch self {
+        case .auto: bytes <= Self.directLimitBytes ? .direct : .ring
+        case .ring, .direct: self
+        }
+    }
+}
+
+/// Bytes per ring segment: the unit that bounds scratch memory and pipelines reduction with transfer.
+let ringSegmentBytes = 1 << 20
+
+extension Collective {
+    /// Reduces `count` elements of `buffer` across all ranks in place.
+    func allReduce(_ buffer: UnsafeMutableRawPointer, op: ReduceOp, algorithm: AllReduceAlgorithm) throws(CommError) {
+        if worldSize == 1 { return }
+        switch algorithm.resolved(bytes: count * elementBytes) {
+        case .direct, .auto:
+            try directAllReduce(buffer, op: op)
+        case .ring:
+            let chunks = partition(count, into: worldSize)
+            try ringReduceScatter(source: buffer, blocks: chunks, op: op, output: nil)
+            try ringAllGather(buffer, blocks: chunks.map { $0.lowerBound * elementBytes..<$0.upperBound * elementBytes })
+        }
+        if op == .avg { Reduction.scale(buffer, dtype: dtype, count: count, dividingBy: worldSize) }
+    }
+
+    /// Every rank sends its whole buffer to every peer, then reduces the contributions in rank order, so
+    /// every rank computes bitwise the same result.
+    private func directAllReduce(_ buffer: UnsafeMutableRawPointer, op: ReduceOp) throws(CommError) {
+        let bytes = count * elementBytes
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: max(bytes * worldSize, 1), alignment: 64)
+        defer { scratch.deallocate() }
+        var sends: [OutgoingMessage] = []
+        var receives: [IncomingMessage] = []
+        for peer in 0..<worldSize where peer != rank {
+            sends.append(send(to: peer, buffer, bytes: bytes))
+            receives.append(receive(from: peer, into: scratch + peer * bytes, bytes: bytes))
+        }
+        try transfer(sends, receives)
+        (scratch + rank * bytes).copyMemory(from: buffer, byteCount: bytes)
+        for contributor in 1..<worldSize {
+            Reduction.combine(op, dtype: dtype, into: scratch, from: scratch + contributor * bytes, count: count)
+        }
+        buffer.copyMemory(from: scratch, byteCount: bytes)
+    }
+
+    /// Ring reduce-scatter over `blocks` (element ranges of `source`): afterwards rank r holds block r fully
+    /// reduced — in `source` itself when `output` is nil, else in `output`, leaving `source` untouched.
+    ///
+    /// Segments run in the outer loop so that scratch memory is two segments whatever the message size.
+    func ringReduceScatter(
+        source: UnsafeMutableRawPointer, blocks: [Range<Int>], op: ReduceOp, output: UnsafeMutableRawPointer?
+    ) throws(CommError) {
+        let segmentElements = max(1, ringSegmentBytes / elementBytes)
+        let segments = blocks.map { pieceCount($0.count, size: segmentElements) }.max() ?? 0
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: max(2 * segmentElements * elementBytes, 1), alignment: 64)
+        defer { scratch.deallocate() }
+        let next = wrap(rank + 1)
+        let previous = wrap(rank - 1)
+        for segment in 0..<segments {
+            // In out-of-place mode the partial to forward lives in one scratch half while the next arrives in the other.
+            var forward: UnsafeMutableRawPointer? = nil
+            for step in 0..<worldSize - 1 {
+                let sendPiece = piece(segment, of: blocks[wrap(rank - step - 1)], size: segmentElements)
+                let receivePiece = piece(segment, of: blocks[wrap(rank - step - 2)], size: segmentElements)
+                let isLast = step == worldSize - 2
+                let incoming: UnsafeMutableRawPointer
+                if output != nil {
+                    incoming = isLast ? output! + (receivePiece.lowerBound - blocks[rank].lowerBound) * elementBytes
+                        : scratch + (step % 2) * segmentElements * elementBytes
+                } else {
+                    incoming = scratch
+                }
+                var sends: [OutgoingMessage] = []
+                var receives: [IncomingMessage] = []
+                if !sendPiece.isEmpty {
+                    let from = output == nil || step == 0 ? UnsafeRawPointer(source + sendPiece.lowerBound * elementBytes) : UnsafeRawPointer(forward!)
+                    sends.append(send(to: next, from, bytes: sendPiece.count * elementBytes))
+                }
+                if !receivePiece.isEmpty {
+                    receives.append(receive(from: previous, into: incoming, bytes: receivePiece.count * elementBytes))
+                }
+                try transfer(sends, receives)
+                guard !receivePiece.isEmpty else { continue }
+                let own = source + receivePiece.lowerBound * elementBytes
+                if output == nil {
+                    Reduction.combine(op, dtype: dtype, into: own, from: incoming, count: receivePiece.count)
+                } else {
+                    Reduction.combine(op, dtype: dtype, into: incoming, from: own, count: receivePiece.count)
+                    forward = incoming
+                }
+            }
+        }
+    }
+}

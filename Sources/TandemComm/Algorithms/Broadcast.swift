@@ -1,0 +1,44 @@
+/// Broadcasts at most this large go straight from the root to every rank; larger ones down a pipelined chain.
+let directBroadcastLimitBytes = 64 << 10
+
+extension Collective {
+    /// Copies `bytes` of `buffer` from `root` to every rank.
+    func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int) throws(CommError) {
+        if worldSize == 1 { return }
+        if bytes <= directBroadcastLimitBytes {
+            if rank == root {
+                let sends = (0..<worldSize).filter { $0 != root }.map { send(to: $0, buffer, bytes: bytes) }
+                try transfer(sends, [])
+            } else {
+                try transfer([], [receive(from: root, into: buffer, bytes: bytes)])
+            }
+            return
+        }
+        try chainBroadcast(buffer, bytes: bytes, root: root)
+    }
+
+    /// Pipelined chain root → root+1 → …: each rank forwards segment k-1 while receiving segment k, so all
+    /// links are busy at once and the time approaches bytes / link bandwidth for large messages.
+    private func chainBroadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int) throws(CommError) {
+        let position = wrap(rank - root)
+        let next = position == worldSize - 1 ? nil : wrap(rank + 1)
+        let previous = position == 0 ? nil : wrap(rank - 1)
+        let segments = pieceCount(bytes, size: ringSegmentBytes)
+        let whole = 0..<bytes
+        for index in 0...segments {
+            var sends: [OutgoingMessage] = []
+            var receives: [IncomingMessage] = []
+            // The root sends segment `index`; every other rank forwards the segment it received last round.
+            let forwarded = previous == nil ? index : index - 1
+            if let next, forwarded >= 0, forwarded < segments {
+                let range = piece(forwarded, of: whole, size: ringSegmentBytes)
+                sends.append(send(to: next, buffer + range.lowerBound, bytes: range.count))
+            }
+            if let previous, index < segments {
+                let range = piece(index, of: whole, size: ringSegmentBytes)
+                receives.append(receive(from: previous, into: buffer + range.lowerBound, bytes: range.count))
+            }
+            try transfer(sends, receives)
+        }
+    }
+}

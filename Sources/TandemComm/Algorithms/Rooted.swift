@@ -1,0 +1,76 @@
+extension Collective {
+    /// Collects every rank's `blockBytes` into `output` at `root` (rank order); others only send `input`.
+    func gather(_ input: UnsafeRawPointer, blockBytes: Int, into output: UnsafeMutableRawPointer?, root: Int) throws(CommError) {
+        if rank == root {
+            let output = output!
+            (output + rank * blockBytes).copyMemory(from: input, byteCount: blockBytes)
+            let receives = (0..<worldSize).filter { $0 != root }.map {
+                receive(from: $0, into: output + $0 * blockBytes, bytes: blockBytes)
+            }
+            try transfer([], receives)
+        } else {
+            try transfer([send(to: root, input, bytes: blockBytes)], [])
+        }
+    }
+
+    /// Sends block p of `input` (at `root`) to rank p's `output`.
+    func scatter(_ input: UnsafeRawPointer?, blockBytes: Int, into output: UnsafeMutableRawPointer, root: Int) throws(CommError) {
+        if rank == root {
+            let input = input!
+            output.copyMemory(from: input + rank * blockBytes, byteCount: blockBytes)
+            let sends = (0..<worldSize).filter { $0 != root }.map {
+                send(to: $0, input + $0 * blockBytes, bytes: blockBytes)
+            }
+            try transfer(sends, [])
+        } else {
+            try transfer([], [receive(from: root, into: output, bytes: blockBytes)])
+        }
+    }
+
+    /// All-to-all with per-peer byte ranges: `sendBlocks[p]` of `input` goes to rank p, whose block from this
+    /// rank lands at `receiveBlocks[rank]` of its `output`. All pairs move at once.
+    ///
+    /// Each message's header carries its own element count, so a sender and receiver that disagree on one
+    /// pair's size get a mismatch naming that pair.
+    func allToAll(
+        _ input: UnsafeRawPointer, sendBlocks: [Range<Int>], into output: UnsafeMutableRawPointer, receiveBlocks: [Range<Int>]
+    ) throws(CommError) {
+        let own = sendBlocks[rank]
+        (output + receiveBlocks[rank].lowerBound).copyMemory(from: input + own.lowerBound, byteCount: own.count)
+        var sends: [OutgoingMessage] = []
+        var receives: [IncomingMessage] = []
+        for peer in 0..<worldSize where peer != rank {
+            let outgoing = sendBlocks[peer]
+            let incoming = receiveBlocks[peer]
+            sends.append(send(to: peer, input + outgoing.lowerBound, bytes: outgoing.count, count: outgoing.count / elementBytes))
+            receives.append(receive(from: peer, into: output + incoming.lowerBound, bytes: incoming.count, count: incoming.count / elementBytes))
+        }
+        try transfer(sends, receives)
+    }
+
+    /// Direct reduce-scatter for small messages: block p goes to rank p, which reduces the contributions in
+    /// rank order into `output`.
+    func directReduceScatter(
+        _ input: UnsafeRawPointer, blocks: [Range<Int>], op: ReduceOp, into output: UnsafeMutableRawPointer
+    ) throws(CommError) {
+        let own = blocks[rank]
+        let bytes = own.count * elementBytes
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: max(bytes * worldSize, 1), alignment: 64)
+        defer { scratch.deallocate() }
+        var sends: [OutgoingMessage] = []
+        var receives: [IncomingMessage] = []
+        for peer in 0..<worldSize where peer != rank {
+            let block = blocks[peer]
+            sends.append(send(to: peer, input + block.lowerBound * elementBytes, bytes: block.count * elementBytes))
+            receives.append(receive(from: peer, into: scratch + peer * bytes, bytes: bytes))
+        }
+        try transfer(sends, receives)
+        (scratch + rank * bytes).copyMemory(from: input + own.lowerBound * elementBytes, byteCount: bytes)
+        for contributor in 1..<worldSize {
+            Reduction.combine(op, dtype: dtype, into: scratch, from: scratch + contributor * bytes, count: own.count)
+        }
+        output.copyMemory(from: scratch, byteCount: bytes)
+    }
+}
+
+import TandemTensor

@@ -1,0 +1,175 @@
+import Foundation
+import TandemTensor
+
+extension ProcessGroup {
+    // MARK: send / recv
+
+    /// Sends `tensor` to `peer`. Messages to one peer arrive in the order sent; the receiver must post a
+    /// `recv` with the same tag, size and dtype.
+    public func send(_ tensor: Tensor, to peer: Int, tag: Int32 = 0) throws(CommError) {
+        try perform(try planSend(tensor, to: peer, tag: tag))
+    }
+
+    /// Receives into `tensor` the next message from `peer`, which must carry `tag` and match its size and dtype.
+    public func recv(into tensor: Tensor, from peer: Int, tag: Int32 = 0) throws(CommError) {
+        try perform(try planReceive(into: tensor, from: peer, tag: tag))
+    }
+
+    /// Asynchronous `send`.
+    public func isend(_ tensor: Tensor, to peer: Int, tag: Int32 = 0) -> Work {
+        enqueue { () throws(CommError) in try planSend(tensor, to: peer, tag: tag) }
+    }
+
+    /// Asynchronous `recv`.
+    public func irecv(into tensor: Tensor, from peer: Int, tag: Int32 = 0) -> Work {
+        enqueue { () throws(CommError) in try planReceive(into: tensor, from: peer, tag: tag) }
+    }
+
+    private func planSend(_ tensor: Tensor, to peer: Int, tag: Int32) throws(CommError) -> OperationPlan {
+        try requirePeer(peer)
+        var plan = OperationPlan(operation: .send, dtype: tensor.dtype, count: tensor.count) { collective throws(CommError) in
+            try collective.transfer([collective.send(to: peer, tensor.baseAddress, bytes: tensor.byteCount)], [])
+        }
+        plan.tag = tag
+        plan.pointToPoint = (peer, true)
+        return plan
+    }
+
+    private func planReceive(into tensor: Tensor, from peer: Int, tag: Int32) throws(CommError) -> OperationPlan {
+        try requirePeer(peer)
+        var plan = OperationPlan(operation: .send, dtype: tensor.dtype, count: tensor.count) { collective throws(CommError) in
+            try collective.transfer([], [collective.receive(from: peer, into: tensor.baseAddress, bytes: tensor.byteCount)])
+        }
+        plan.tag = tag
+        plan.pointToPoint = (peer, false)
+        return plan
+    }
+
+    private func requirePeer(_ peer: Int) throws(CommError) {
+        try require(
+            (0..<worldSize).contains(peer) && peer != rank, .send,
+            "peer \(peer) must be another rank in 0..<\(worldSize) (this is rank \(rank))")
+    }
+
+    // MARK: all-to-all
+
+    /// Splits `input` into `worldSize` equal parts along dim 0, sends part p to rank p, and places the part
+    /// received from rank p at position p of `output` (same shape and dtype as `input`).
+    public func allToAll(_ input: Tensor, into output: Tensor) throws(CommError) {
+        try perform(try planAllToAll(input, into: output))
+    }
+
+    /// Asynchronous `allToAll`.
+    public func allToAllAsync(_ input: Tensor, into output: Tensor) -> Work {
+        enqueue { () throws(CommError) in try planAllToAll(input, into: output) }
+    }
+
+    private func planAllToAll(_ input: Tensor, into output: Tensor) throws(CommError) -> OperationPlan {
+        try require(input.rank >= 1 && input.shape[0] % worldSize == 0, .allToAll,
+            "dim 0 of input \(input.shape) must be divisible by the world size \(worldSize); use allToAllV")
+        try require(input.shape == output.shape && input.dtype == output.dtype, .allToAll,
+            "output \(output.dtype)\(output.shape) must match input \(input.dtype)\(input.shape)")
+        let blocks = partition(input.byteCount, into: worldSize)
+        return OperationPlan(operation: .allToAll, dtype: input.dtype, count: input.count) { collective throws(CommError) in
+            try collective.allToAll(input.baseAddress, sendBlocks: blocks, into: output.baseAddress, receiveBlocks: blocks)
+        }
+    }
+
+    /// All-to-all with per-peer sizes along dim 0: `sendSizes[p]` rows of `input` go to rank p, and
+    /// `receiveSizes[p]` rows from rank p land in `output`, in rank order. Rows (the other dimensions) must
+    /// match across ranks; rank p's `sendSizes[q]` must equal rank q's `receiveSizes[p]`.
+    public func allToAllV(_ input: Tensor, sendSizes: [Int], into output: Tensor, receiveSizes: [Int]) throws(CommError) {
+        try validateSizes(sendSizes, .allToAllV)
+        try validateSizes(receiveSizes, .allToAllV)
+        try require(input.rank >= 1 && output.rank >= 1, .allToAllV, "input and output need rank ≥ 1")
+        try require(input.shape.dropFirst() == output.shape.dropFirst() && input.dtype == output.dtype, .allToAllV,
+            "rows differ: input \(input.dtype)\(input.shape), output \(output.dtype)\(output.shape)")
+        try require(sendSizes.reduce(0, +) == input.shape[0], .allToAllV,
+            "sendSizes sum to \(sendSizes.reduce(0, +)) but input has \(input.shape[0]) rows")
+        try require(receiveSizes.reduce(0, +) == output.shape[0], .allToAllV,
+            "receiveSizes sum to \(receiveSizes.reduce(0, +)) but output has \(output.shape[0]) rows")
+        let rowBytes = input.shape.dropFirst().reduce(1, *) * input.dtype.byteSize
+        let sendBlocks = ranges(fromSizes: sendSizes.map { $0 * rowBytes })
+        let receiveBlocks = ranges(fromSizes: receiveSizes.map { $0 * rowBytes })
+        try perform(
+            OperationPlan(operation: .allToAllV, dtype: input.dtype, count: 0) { collective throws(CommError) in
+                try collective.allToAll(input.baseAddress, sendBlocks: sendBlocks, into: output.baseAddress, receiveBlocks: receiveBlocks)
+            })
+    }
+
+    // MARK: barrier
+
+    /// Returns once every rank has entered the barrier.
+    public func barrier() throws(CommError) {
+        try perform(planBarrier())
+    }
+
+    /// Asynchronous `barrier`.
+    public func barrierAsync() -> Work {
+        enqueue { () throws(CommError) in planBarrier() }
+    }
+
+    private func planBarrier() -> OperationPlan {
+        OperationPlan(operation: .barrier, dtype: .int8, count: 0) { collective throws(CommError) in
+            var placeholder: UInt8 = 0
+            try withUnsafeMutableBytes(of: &placeholder) { (buffer) throws(CommError) in
+                try collective.allGather(buffer.baseAddress!, blocks: Array(repeating: 0..<0, count: collective.worldSize))
+            }
+        }
+    }
+
+    // MARK: objects
+
+    /// Sends a `Codable` value from `source` to every rank (JSON-encoded). Other ranks pass nil.
+    ///
+    /// - Returns: the source's value on every rank.
+    public func broadcastObject<Value: Codable>(_ value: Value?, source: Int) throws(CommError) -> Value {
+        try require((0..<worldSize).contains(source), .broadcast, "source \(source) is outside 0..<\(worldSize)")
+        let length = Tensor(zeros: [1], dtype: .int64)
+        var encoded: [UInt8] = []
+        if rank == source {
+            guard let value else { throw invalid(.broadcast, "the source rank must pass a value to broadcastObject") }
+            encoded = try encode(value)
+            length.setElement(0, Double(encoded.count))
+        }
+        try broadcast(length, source: source)
+        let payload = Tensor(zeros: [Int(length.element(0))], dtype: .int8)
+        if rank == source { encoded.withUnsafeBytes { payload.baseAddress.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
+        try broadcast(payload, source: source)
+        return try decode(Value.self, from: payload, offset: 0, count: payload.count)
+    }
+
+    /// Gathers a `Codable` value from every rank (JSON-encoded), in rank order, on every rank.
+    public func allGatherObject<Value: Codable>(_ value: Value) throws(CommError) -> [Value] {
+        let encoded = try encode(value)
+        let lengths = try allGather(Tensor(converting: [Double(encoded.count)], dtype: .int64))
+        let sizes = lengths.toDoubles().map { Int($0) }
+        let mine = Tensor(zeros: [encoded.count], dtype: .int8)
+        encoded.withUnsafeBytes { if $0.count > 0 { mine.baseAddress.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
+        let all = try allGatherV(mine, sizes: sizes)
+        var results: [Value] = []
+        var offset = 0
+        for size in sizes {
+            results.append(try decode(Value.self, from: all, offset: offset, count: size))
+            offset += size
+        }
+        return results
+    }
+
+    private func encode<Value: Encodable>(_ value: Value) throws(CommError) -> [UInt8] {
+        do {
+            return Array(try JSONEncoder().encode(value))
+        } catch {
+            throw invalid(.broadcast, "cannot encode \(Value.self): \(error)")
+        }
+    }
+
+    private func decode<Value: Decodable>(_ type: Value.Type, from tensor: Tensor, offset: Int, count: Int) throws(CommError) -> Value {
+        let data = Data(bytes: tensor.baseAddress + offset, count: count)
+        do {
+            return try JSONDecoder().decode(Value.self, from: data)
+        } catch {
+            throw invalid(.broadcast, "cannot decode \(Value.self) from a peer's object: \(error)")
+        }
+    }
+}

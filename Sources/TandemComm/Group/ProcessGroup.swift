@@ -1,0 +1,205 @@
+import TandemTensor
+
+/// A group of ranks that run collectives together — Tandem's `torch.distributed` process group.
+///
+/// Every rank creates the group with the same name, world size and store. Operations are synchronous (they
+/// block the calling thread, like Gloo); the `…Async` variants return a `Work`. All ranks must issue the same
+/// collectives in the same order with matching sizes and dtypes; a disagreement is reported as
+/// `CommError.mismatch` on the ranks that see it and `peerAborted` on the others, never a hang.
+///
+/// Failure model: every operation has a deadline (`ProcessGroupOptions.timeout`); a peer that dies is noticed
+/// within milliseconds through a dedicated liveness connection; after any error the group is broken and
+/// every later call throws that error at once. `shutdown()` never blocks on peers.
+public final class ProcessGroup: @unchecked Sendable {
+    /// The group's name (`world`, `tp` …), used in store keys and error messages.
+    public let name: String
+    /// This process's rank in the group.
+    public let rank: Int
+    /// The number of ranks.
+    public let worldSize: Int
+    /// Deadline of each operation, in seconds.
+    public let timeout: Double
+    /// The store the group was set up through.
+    public let store: any Store
+
+    let options: ProcessGroupOptions
+    private let health: GroupHealth
+    private let transport: TCPTransport?
+    private let monitor: LivenessMonitor?
+    private let executor: GroupExecutor
+    /// Collective sequence number, shared by all ranks; guarded by the executor (one operation at a time).
+    private var sequence: UInt64 = 0
+    /// Point-to-point sequence numbers per peer, guarded likewise.
+    private var sendSequence: [UInt64]
+    private var receiveSequence: [UInt64]
+
+    /// Creates the group: rendezvous through `store`, then a TCP connection pair to every peer.
+    ///
+    /// - Parameters:
+    ///   - store: the job's store (shared by all ranks).
+    ///   - rank: this rank, in `0..<worldSize`.
+    ///   - worldSize: the number of ranks, ≥ 1.
+    ///   - name: the group's name; groups with different names are independent.
+    ///   - options: timeout, token and transport settings.
+    /// - Throws: `CommError.invalidArgument` for a bad rank or size, `.bootstrap` when peers cannot be
+    ///   reached in time (naming them and the addresses tried).
+    public init(
+        store: any Store, rank: Int, worldSize: Int, name: String = "world", options: ProcessGroupOptions
+    ) throws(CommError) {
+        guard worldSize >= 1 else {
+            throw .invalidArgument(group: name, operation: "init", detail: "world size must be ≥ 1, got \(worldSize)")
+        }
+        guard (0..<worldSize).contains(rank) else {
+            throw .invalidArgument(group: name, operation: "init", detail: "rank \(rank) is outside 0..<\(worldSize)")
+        }
+        guard options.timeout > 0 else {
+            throw .invalidArgument(group: name, operation: "init", detail: "timeout must be positive, got \(options.timeout)")
+        }
+        self.name = name
+        self.rank = rank
+        self.worldSize = worldSize
+        self.timeout = options.timeout
+        self.store = store
+        self.options = options
+        sendSequence = Array(repeating: 0, count: worldSize)
+        receiveSequence = Array(repeating: 0, count: worldSize)
+        executor = GroupExecutor(name: name)
+        do {
+            health = try GroupHealth()
+        } catch {
+            throw .bootstrap(group: name, detail: "\(error)")
+        }
+        if worldSize == 1 {
+            transport = nil
+            monitor = nil
+            return
+        }
+        guard let token = options.token, !token.isEmpty else {
+            throw .bootstrap(
+                group: name,
+                detail: "no job token: start the ranks with `tandem launch`, or give every rank the same \(TandemEnvironment.jobToken.name)")
+        }
+        let deadline = Deadline.after(seconds: options.timeout)
+        let scoped: PrefixStore
+        do {
+            let generation = try store.add("tandem/group/\(name)/generation/\(rank)", 1)
+            scoped = PrefixStore(prefix: "tandem/group/\(name)/\(generation)", base: store)
+        } catch {
+            throw .bootstrap(group: name, detail: "store: \(error)")
+        }
+        let host = options.listenHost ?? (store as? TCPStore)?.localHost ?? "127.0.0.1"
+        let mesh = try TCPMesh.connect(
+            group: name, rank: rank, worldSize: worldSize, store: scoped, token: token, listenHost: host, deadline: deadline)
+        transport = TCPTransport(
+            group: name, rank: rank, worldSize: worldSize, sockets: mesh.data, health: health,
+            spinNanoseconds: UInt64(max(options.spinMicroseconds, 0) * 1000))
+        do {
+            monitor = try LivenessMonitor(group: name, rank: rank, sockets: mesh.liveness, health: health)
+        } catch {
+            throw .bootstrap(group: name, detail: "\(error)")
+        }
+    }
+
+    deinit { shutdown() }
+
+    /// Whether an error has broken the group (or it was shut down).
+    public var isBroken: Bool { health.error != nil }
+
+    /// The error that broke the group, if any.
+    public var failure: CommError? { health.error }
+
+    /// Shuts the group down: pending and later operations throw `shutDown`, peers are told this rank left
+    /// cleanly, connections close. Never blocks on peers; idempotent.
+    public func shutdown() {
+        health.fail(.shutDown(group: name))
+        executor.stop()
+        monitor?.stop(sayGoodbye: true)
+        transport?.shutdownConnections()
+    }
+
+    // MARK: - Running operations
+
+    /// Runs one collective: waits its turn, checks the group is healthy, assigns the next sequence number,
+    /// and on failure breaks the group and tells the peers.
+    ///
+    /// - Parameter pointToPoint: for send/recv, the peer and direction, which pick a per-peer sequence number
+    ///   instead of the group's collective one.
+    func run<Result>(
+        _ operation: OperationKind, dtype: DType, count: Int, tag: Int32 = 0,
+        pointToPoint: (peer: Int, sending: Bool)? = nil,
+        _ body: (Collective) throws(CommError) -> Result
+    ) throws(CommError) -> Result {
+        try executor.runInline { () throws(CommError) -> Result in
+            try execute(operation, dtype: dtype, count: count, tag: tag, pointToPoint: pointToPoint, body)
+        }
+    }
+
+    /// Queues one collective for the communication thread; see `run`.
+    func submit(
+        _ operation: OperationKind, dtype: DType, count: Int, tag: Int32 = 0,
+        pointToPoint: (peer: Int, sending: Bool)? = nil,
+        _ body: @escaping (Collective) throws(CommError) -> Void
+    ) -> Work {
+        let work = Work()
+        executor.submit { [self] in
+            do throws(CommError) {
+                try execute(operation, dtype: dtype, count: count, tag: tag, pointToPoint: pointToPoint, body)
+                work.complete(.success(()))
+            } catch {
+                work.complete(.failure(error))
+            }
+        }
+        return work
+    }
+
+    private func execute<Result>(
+        _ operation: OperationKind, dtype: DType, count: Int, tag: Int32, pointToPoint: (peer: Int, sending: Bool)?,
+        _ body: (Collective) throws(CommError) -> Result
+    ) throws(CommError) -> Result {
+        try health.check()
+        let number: UInt64
+        if let (peer, sending) = pointToPoint, (0..<worldSize).contains(peer) {
+            if sending {
+                sendSequence[peer] += 1
+                number = sendSequence[peer]
+            } else {
+                receiveSequence[peer] += 1
+                number = receiveSequence[peer]
+            }
+        } else {
+            sequence += 1
+            number = sequence
+        }
+        let context = OperationContext(
+            group: name, operation: operation, sequence: number, deadline: .after(seconds: timeout), timeoutSeconds: timeout)
+        do {
+            return try body(
+                Collective(transport: transport, rank: rank, worldSize: worldSize, context: context, dtype: dtype, tag: tag, count: count))
+        } catch {
+            breakGroup(error)
+            throw health.error ?? error
+        }
+    }
+
+    /// Records `error` as the group's failure and, when this rank is its origin, tells every peer.
+    private func breakGroup(_ error: CommError) {
+        guard health.fail(error) else { return }
+        Log.debug("group '\(name)' rank \(rank): \(error)")
+        if case .peerAborted = error { return }
+        monitor?.broadcastAbort(error)
+    }
+
+    /// Validates an argument; a failure breaks the group like any other error, so peers do not wait on a
+    /// rank that will never send.
+    func require(_ condition: Bool, _ operation: OperationKind, _ detail: @autoclosure () -> String) throws(CommError) {
+        guard !condition else { return }
+        throw invalid(operation, detail())
+    }
+
+    /// Breaks the group with an invalid-argument error and returns it for the caller to throw.
+    func invalid(_ operation: OperationKind, _ detail: String) -> CommError {
+        let error = CommError.invalidArgument(group: name, operation: operation.description, detail: detail)
+        breakGroup(error)
+        return error
+    }
+}

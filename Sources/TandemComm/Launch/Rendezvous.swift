@@ -1,0 +1,119 @@
+import Foundation
+
+/// Where and how ranks meet: the store's address plus this process's place in the job, as torchrun
+/// describes it with MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK, LOCAL_RANK and LOCAL_WORLD_SIZE.
+public struct Rendezvous: Sendable, Equatable {
+    /// Host of the store (rank 0 serves it).
+    public var masterAddress: String
+    /// Port of the store.
+    public var masterPort: UInt16
+    /// This process's global rank.
+    public var rank: Int
+    /// The number of ranks in the job.
+    public var worldSize: Int
+    /// This process's rank on its host.
+    public var localRank: Int
+    /// The number of ranks on this host.
+    public var localWorldSize: Int
+
+    /// Creates a rendezvous from explicit values; see `validated()`.
+    public init(masterAddress: String, masterPort: UInt16, rank: Int, worldSize: Int, localRank: Int? = nil, localWorldSize: Int? = nil) {
+        self.masterAddress = masterAddress
+        self.masterPort = masterPort
+        self.rank = rank
+        self.worldSize = worldSize
+        self.localRank = localRank ?? rank
+        self.localWorldSize = localWorldSize ?? worldSize
+    }
+
+    /// Reads torchrun's variables from `environment`.
+    ///
+    /// - Throws: `ConfigError` naming the first variable that is missing or invalid.
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) -> Rendezvous {
+        func required(_ name: String) throws(ConfigError) -> String {
+            guard let value = environment[name], !value.isEmpty else {
+                throw .missing(name: name, hint: "start the program with `tandem launch` (or torchrun), or set \(name) yourself")
+            }
+            return value
+        }
+        func integer(_ name: String, _ text: String) throws(ConfigError) -> Int {
+            guard let value = Int(text.trimmingCharacters(in: .whitespaces)) else {
+                throw .invalidValue(name: name, value: text, expected: "an integer")
+            }
+            return value
+        }
+        let address = try required("MASTER_ADDR")
+        let portText = try required("MASTER_PORT")
+        guard let port = UInt16(portText), port > 0 else {
+            throw .invalidValue(name: "MASTER_PORT", value: portText, expected: "a TCP port in 1…65535")
+        }
+        let worldSize = try integer("WORLD_SIZE", try required("WORLD_SIZE"))
+        let rank = try integer("RANK", try required("RANK"))
+        let localRank = try environment["LOCAL_RANK"].map { (text) throws(ConfigError) in try integer("LOCAL_RANK", text) }
+        let localWorld = try environment["LOCAL_WORLD_SIZE"].map { (text) throws(ConfigError) in try integer("LOCAL_WORLD_SIZE", text) }
+        return try Rendezvous(
+            masterAddress: address, masterPort: port, rank: rank, worldSize: worldSize, localRank: localRank,
+            localWorldSize: localWorld
+        ).validated()
+    }
+
+    /// Parses a `tcp://host:port` URL (IPv6 hosts in brackets) for a job of `worldSize` where this is `rank`.
+    public static func fromURL(_ url: String, rank: Int, worldSize: Int) throws(ConfigError) -> Rendezvous {
+        let invalid = ConfigError.invalidValue(name: "init URL", value: url, expected: "tcp://HOST:PORT")
+        guard url.hasPrefix("tcp://") else { throw invalid }
+        let authority = url.dropFirst("tcp://".count).split(separator: "/", maxSplits: 1).first.map(String.init) ?? ""
+        guard let colon = authority.lastIndex(of: ":"), let port = UInt16(authority[authority.index(after: colon)...]), port > 0 else {
+            throw invalid
+        }
+        var host = String(authority[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { throw invalid }
+        return try Rendezvous(masterAddress: host, masterPort: port, rank: rank, worldSize: worldSize).validated()
+    }
+
+    /// Checks ranges: world size ≥ 1, rank in 0..<worldSize, local rank in 0..<localWorldSize ≤ worldSize.
+    public func validated() throws(ConfigError) -> Rendezvous {
+        guard worldSize >= 1 else {
+            throw .invalidValue(name: "WORLD_SIZE", value: String(worldSize), expected: "an integer ≥ 1")
+        }
+        guard (0..<worldSize).contains(rank) else {
+            throw .invalidValue(name: "RANK", value: String(rank), expected: "an integer in 0..<WORLD_SIZE (0…\(worldSize - 1))")
+        }
+        guard localWorldSize >= 1 && localWorldSize <= worldSize else {
+            throw .invalidValue(name: "LOCAL_WORLD_SIZE", value: String(localWorldSize), expected: "an integer in 1…WORLD_SIZE (\(worldSize))")
+        }
+        guard (0..<localWorldSize).contains(localRank) else {
+            throw .invalidValue(name: "LOCAL_RANK", value: String(localRank), expected: "an integer in 0..<LOCAL_WORLD_SIZE (\(localWorldSize))")
+        }
+        return self
+    }
+}
+
+extension ProcessGroup {
+    /// Joins the job described by `rendezvous`: rank 0 starts the store server on `masterPort`, every rank
+    /// connects to it and builds the group named `name`. The group keeps the store alive.
+    ///
+    /// - Parameter options: nil reads `ProcessGroupOptions.fromEnvironment()`.
+    /// - Throws: `ConfigError` for bad settings, `StoreError` when the store cannot be reached (naming the
+    ///   address tried), `CommError` when the group cannot be set up.
+    public static func initialize(
+        _ rendezvous: Rendezvous, name: String = "world", options: ProcessGroupOptions? = nil
+    ) throws -> ProcessGroup {
+        let settings = try options ?? ProcessGroupOptions.fromEnvironment()
+        let valid = try rendezvous.validated()
+        guard let token = settings.token, !token.isEmpty else {
+            throw ConfigError.missing(
+                name: TandemEnvironment.jobToken.name,
+                hint: "start the ranks with `tandem launch`, which generates it, or give every rank the same secret")
+        }
+        let store = try TCPStore(
+            host: valid.masterAddress, port: valid.masterPort, isServer: valid.rank == 0, token: token,
+            timeout: settings.timeout)
+        return try ProcessGroup(store: store, rank: valid.rank, worldSize: valid.worldSize, name: name, options: settings)
+    }
+
+    /// `initialize` from torchrun's environment variables and the `TANDEM_*` settings.
+    public static func initializeFromEnvironment(name: String = "world") throws -> ProcessGroup {
+        try initialize(try Rendezvous.fromEnvironment(), name: name)
+    }
+}

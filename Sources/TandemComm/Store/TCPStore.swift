@@ -1,0 +1,183 @@
+import Synchronization
+
+/// A client of a `TCPStoreServer`; optionally hosts the server itself (as torch's `TCPStore(is_master=True)`).
+///
+/// One request is in flight at a time per client; requests from several threads queue on a lock.
+public final class TCPStore: Store {
+    /// `host:port` of the server.
+    public let address: String
+    /// The server this store hosts, when created with `isServer: true`.
+    public let server: TCPStoreServer?
+
+    private let connection: Mutex<Socket>
+    /// Extra time a client waits beyond the server-side timeout for the answer to arrive.
+    private static let answerMargin = 10.0
+
+    /// Connects to the store at `host:port`, starting the server first when `isServer` is true.
+    ///
+    /// - Parameters:
+    ///   - host: the server's address or name.
+    ///   - port: the server's port; with `isServer` 0 picks a free one (see `server?.port`).
+    ///   - isServer: host the server in this process.
+    ///   - token: the job secret.
+    ///   - timeout: how long to keep trying to reach the server, in seconds.
+    /// - Throws: `StoreError.connection` naming the address tried, or `.refused` for a token mismatch.
+    public init(host: String, port: UInt16, isServer: Bool = false, token: String, timeout: Double) throws(StoreError) {
+        let hosted = isServer ? try TCPStoreServer(host: nil, port: port, token: token) : nil
+        server = hosted
+        let connectPort = hosted?.port ?? port
+        address = "\(host):\(connectPort)"
+        let deadline = Deadline.after(seconds: timeout)
+        let socket: Socket
+        do {
+            socket = try Socket.connect(host: host, port: connectPort, deadline: deadline)
+            var writer = ByteWriter()
+            writer.append(StoreCommand.hello.rawValue)
+            writer.append(bytesWithLength: Array(token.utf8))
+            try StoreWire.sendFrame(writer.bytes, on: socket, deadline: deadline)
+        } catch {
+            hosted?.stop()
+            throw .connection(address: "\(host):\(connectPort)", underlying: error)
+        }
+        let answer: [UInt8]?
+        do {
+            answer = try StoreWire.receiveFrame(on: socket, deadline: deadline)
+        } catch {
+            hosted?.stop()
+            // A server that refuses the token closes right after saying so; a reset here is that refusal.
+            throw .connection(address: address, underlying: error)
+        }
+        guard answer == [StoreStatus.ok.rawValue] else {
+            hosted?.stop()
+            if answer == [StoreStatus.refused.rawValue] { throw .refused(address: address) }
+            throw .protocolViolation(address: address, detail: "unexpected answer to hello (not a Tandem store?)")
+        }
+        connection = Mutex(socket)
+    }
+
+    /// The local address of the connection to the store: the interface that routes to the server.
+    var localHost: String {
+        connection.withLock { $0.localAddress.host }
+    }
+
+    public func set(_ key: String, _ value: [UInt8]) throws(StoreError) {
+        var writer = ByteWriter()
+        writer.append(StoreCommand.set.rawValue)
+        writer.append(string: key)
+        writer.append(bytesWithLength: value)
+        _ = try request(writer.bytes, waitingFor: [key], timeout: 0)
+    }
+
+    public func get(_ key: String, timeout: Double) throws(StoreError) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.append(StoreCommand.get.rawValue)
+        writer.append(string: key)
+        writer.append(milliseconds(timeout))
+        var reader = try request(writer.bytes, waitingFor: [key], timeout: timeout)
+        return try decode { () throws(ByteReader.Truncated) in try reader.readBytesWithLength() }
+    }
+
+    public func wait(_ keys: [String], timeout: Double) throws(StoreError) {
+        var writer = ByteWriter()
+        writer.append(StoreCommand.wait.rawValue)
+        writer.append(UInt32(keys.count))
+        for key in keys { writer.append(string: key) }
+        writer.append(milliseconds(timeout))
+        _ = try request(writer.bytes, waitingFor: keys, timeout: timeout)
+    }
+
+    public func add(_ key: String, _ amount: Int64) throws(StoreError) -> Int64 {
+        var writer = ByteWriter()
+        writer.append(StoreCommand.add.rawValue)
+        writer.append(string: key)
+        writer.append(amount)
+        var reader = try request(writer.bytes, waitingFor: [key], timeout: 0)
+        return try decode { () throws(ByteReader.Truncated) in try reader.read(Int64.self) }
+    }
+
+    public func compareSet(_ key: String, expected: [UInt8], desired: [UInt8]) throws(StoreError) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.append(StoreCommand.compareSet.rawValue)
+        writer.append(string: key)
+        writer.append(bytesWithLength: expected)
+        writer.append(bytesWithLength: desired)
+        var reader = try request(writer.bytes, waitingFor: [key], timeout: 0)
+        return try decode { () throws(ByteReader.Truncated) in try reader.readBytesWithLength() }
+    }
+
+    public func delete(_ key: String) throws(StoreError) -> Bool {
+        var writer = ByteWriter()
+        writer.append(StoreCommand.delete.rawValue)
+        writer.append(string: key)
+        var reader = try request(writer.bytes, waitingFor: [key], timeout: 0)
+        return try decode { () throws(ByteReader.Truncated) in try reader.read(UInt8.self) } == 1
+    }
+
+    public func numKeys() throws(StoreError) -> Int {
+        var reader = try request([StoreCommand.numKeys.rawValue], waitingFor: [], timeout: 0)
+        return Int(try decode { () throws(ByteReader.Truncated) in try reader.read(Int64.self) })
+    }
+
+    /// Closes the connection and stops the hosted server, if any.
+    public func close() {
+        connection.withLock { $0.shutdownBoth() }
+        server?.stop()
+    }
+
+    deinit { server?.stop() }
+
+    // MARK: - Plumbing
+
+    private func milliseconds(_ seconds: Double) -> UInt64 {
+        guard seconds.isFinite, seconds > 0 else { return 0 }
+        return UInt64(min(seconds, 1e9) * 1000)
+    }
+
+    /// Sends `body`, returns a reader positioned after the OK status byte.
+    private func request(_ body: [UInt8], waitingFor keys: [String], timeout: Double) throws(StoreError) -> ByteReader {
+        for key in keys where key.utf8.count > 1 << 16 {
+            throw .invalidArgument("key of \(key.utf8.count) bytes exceeds 65536")
+        }
+        guard body.count <= StoreWire.maximumFrameBytes else {
+            throw .invalidArgument("request of \(body.count) bytes exceeds \(StoreWire.maximumFrameBytes)")
+        }
+        let deadline = Deadline.after(seconds: max(timeout, 0) + Self.answerMargin)
+        let address = self.address
+        let frame: [UInt8]? = try connection.withLock { (socket) throws(StoreError) -> [UInt8]? in
+            do throws(SystemCallError) {
+                try StoreWire.sendFrame(body, on: socket, deadline: deadline)
+                return try StoreWire.receiveFrame(on: socket, deadline: deadline)
+            } catch {
+                throw .connection(address: address, underlying: error)
+            }
+        }
+        guard let frame, let first = frame.first, let status = StoreStatus(rawValue: first) else {
+            throw .protocolViolation(address: address, detail: "malformed answer")
+        }
+        var reader = ByteReader(frame)
+        _ = try? reader.read(UInt8.self)
+        switch status {
+        case .ok:
+            return reader
+        case .timeout:
+            let missing: [String] = (try? {
+                () throws(ByteReader.Truncated) -> [String] in
+                let count = Int(try reader.read(UInt32.self))
+                var keys: [String] = []
+                for _ in 0..<count { keys.append(try reader.readString()) }
+                return keys
+            }()) ?? keys
+            throw .timeout(keys: missing, seconds: timeout)
+        case .refused:
+            throw .refused(address: address)
+        case .badRequest:
+            throw .protocolViolation(address: address, detail: (try? reader.readString()) ?? "bad request")
+        }
+    }
+
+    private func decode<Value>(_ body: () throws(ByteReader.Truncated) -> Value) throws(StoreError) -> Value {
+        do { return try body() } catch {
+            throw .protocolViolation(address: address, detail: "truncated answer")
+        }
+    }
+}

@@ -1,0 +1,138 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Synchronization
+
+/// Watches one dedicated connection per peer and turns a dead or aborting peer into a group failure at once.
+///
+/// Data connections are never read outside an operation, so a peer that dies while this rank is idle, or
+/// while this rank waits on a third rank, would otherwise go unnoticed until the deadline. The liveness
+/// connection carries only two messages: `goodbye` (clean shutdown, after which EOF is expected) and
+/// `abort` (the peer failed; every rank fails with it). EOF without goodbye means the process died.
+final class LivenessMonitor: @unchecked Sendable {
+    /// Message types on a liveness connection: a type byte, then a 4-byte length and UTF-8 text.
+    enum MessageType: UInt8 {
+        case goodbye = 1
+        /// Text: the aborting rank's error; `lostRank` says whether it was a lost peer (see `encodeAbort`).
+        case abort = 2
+    }
+
+    private let group: String
+    private let rank: Int
+    private let sockets: [Socket?]
+    private let health: GroupHealth
+    private let stopPipe: (read: Int32, write: Int32)
+    private var thread: JoinableThread?
+    private let departed = Mutex<Set<Int>>([])
+
+    init(group: String, rank: Int, sockets: [Socket?], health: GroupHealth) throws(SystemCallError) {
+        self.group = group
+        self.rank = rank
+        self.sockets = sockets
+        self.health = health
+        var ends: [Int32] = [0, 0]
+        try Posix.call("pipe") { pipe(&ends) }
+        _ = fcntl(ends[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(ends[1], F_SETFD, FD_CLOEXEC)
+        stopPipe = (ends[0], ends[1])
+        thread = JoinableThread(name: "tandem-liveness-\(group)", stackBytes: 256 << 10) { [self] in run() }
+    }
+
+    deinit {
+        close(stopPipe.read)
+        close(stopPipe.write)
+    }
+
+    /// Whether `peer` said goodbye (shut its group down cleanly).
+    func hasDeparted(_ peer: Int) -> Bool { departed.withLock { $0.contains(peer) } }
+
+    /// Tells every peer this rank failed with `error` (best effort, never blocks).
+    func broadcastAbort(_ error: CommError) {
+        var payload = [MessageType.abort.rawValue]
+        var writer = ByteWriter()
+        if case let .peerLost(lost, _, _) = error { writer.append(Int32(lost)) } else { writer.append(Int32(-1)) }
+        writer.append(string: error.description)
+        payload += writer.bytes
+        for socket in sockets.compactMap({ $0 }) { sendBestEffort(payload, on: socket) }
+    }
+
+    /// Says goodbye to every peer and stops watching. Idempotent.
+    func stop(sayGoodbye: Bool) {
+        guard let running = thread else { return }
+        thread = nil
+        if sayGoodbye {
+            for socket in sockets.compactMap({ $0 }) { sendBestEffort([MessageType.goodbye.rawValue], on: socket) }
+        }
+        var byte: UInt8 = 1
+        _ = write(stopPipe.write, &byte, 1)
+        running.join()
+    }
+
+    private func sendBestEffort(_ bytes: [UInt8], on socket: Socket) {
+        try? socket.sendAll(bytes, deadline: .after(seconds: 0.05))
+    }
+
+    private func run() {
+        var entries = [pollfd(fd: stopPipe.read, events: Int16(POLLIN), revents: 0)]
+        var peers = [-1]
+        for (peer, socket) in sockets.enumerated() {
+            guard let socket else { continue }
+            entries.append(pollfd(fd: socket.descriptor, events: Int16(POLLIN), revents: 0))
+            peers.append(peer)
+        }
+        var pending = [[UInt8]](repeating: [], count: sockets.count)
+        while true {
+            let ready = poll(&entries, nfds_t(entries.count), -1)
+            if ready < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            if entries[0].revents != 0 { return }
+            for index in 1..<entries.count where entries[index].revents != 0 {
+                let peer = peers[index]
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                let received = recv(entries[index].fd, &buffer, buffer.count, 0)
+                if received > 0 {
+                    pending[peer] += buffer[0..<received]
+                    consume(&pending[peer], from: peer)
+                    continue
+                }
+                if received < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) { continue }
+                // EOF or a reset: the peer's process is gone (or it closed after saying goodbye).
+                entries[index].fd = -1
+                if !hasDeparted(peer) {
+                    let detail = received == 0 ? "its connection closed: the process exited or was killed"
+                        : "connection error: \(String(cString: strerror(errno)))"
+                    health.fail(.peerLost(rank: peer, group: group, detail: detail))
+                }
+            }
+        }
+    }
+
+    /// Handles every complete message at the front of `buffer`.
+    private func consume(_ buffer: inout [UInt8], from peer: Int) {
+        while let type = buffer.first {
+            switch MessageType(rawValue: type) {
+            case .goodbye:
+                departed.withLock { _ = $0.insert(peer) }
+                buffer.removeFirst()
+            case .abort:
+                var reader = ByteReader(Array(buffer.dropFirst()))
+                guard let lost = try? reader.read(Int32.self), let text = try? reader.readBytesWithLength() else { return }
+                let reason = String(decoding: text, as: UTF8.self)
+                let consumed = 1 + 4 + 4 + text.count
+                buffer.removeFirst(min(consumed, buffer.count))
+                if lost >= 0 && Int(lost) != rank {
+                    health.fail(.peerLost(rank: Int(lost), group: group, detail: "reported by rank \(peer)"))
+                } else {
+                    health.fail(.peerAborted(rank: peer, group: group, reason: reason))
+                }
+            case nil:
+                health.fail(.peerLost(rank: peer, group: group, detail: "malformed liveness message (type \(type))"))
+                buffer.removeAll()
+            }
+        }
+    }
+}

@@ -1,0 +1,168 @@
+/// The connections of one group: a data connection and a liveness connection to every peer.
+///
+/// Built through the store: each rank listens on an ephemeral port, publishes `host port` under
+/// `addr/<rank>`, connects to every lower rank and accepts from every higher one. Each connection opens
+/// with a hello carrying the job token, group name, the rank and the channel; the acceptor answers one byte.
+/// Connections with a wrong token are refused and logged; they do not count toward the mesh.
+struct TCPMesh {
+    enum Channel: UInt8 { case data = 1, liveness = 2 }
+
+    /// Data connections by peer rank (nil at this rank's own index).
+    var data: [Socket?]
+    /// Liveness connections by peer rank (nil at this rank's own index).
+    var liveness: [Socket?]
+
+    static let helloMagic: UInt64 = 0x4F4C_4548_4D44_4E54  // "TNDMHELO"
+    private static let accepted: UInt8 = 1
+    private static let refused: UInt8 = 0
+
+    /// Socket buffer size asked for on data connections; large buffers let a whole ring segment be in flight.
+    static let dataBufferBytes: Int32 = 4 << 20
+
+    /// Connects the full mesh for `rank` of `worldSize`.
+    ///
+    /// - Parameters:
+    ///   - store: a store scoped to this group instance.
+    ///   - listenHost: the address peers should connect to.
+    /// - Throws: `CommError.bootstrap` naming the peer and address when a connection cannot be made in time.
+    static func connect(
+        group: String, rank: Int, worldSize: Int, store: any Store, token: String, listenHost: String, deadline: Deadline
+    ) throws(CommError) -> TCPMesh {
+        var mesh = TCPMesh(
+            data: Array(repeating: nil, count: worldSize), liveness: Array(repeating: nil, count: worldSize))
+        guard worldSize > 1 else { return mesh }
+        let listener: Socket
+        do {
+            listener = try Socket.listen(host: listenHost, port: 0)
+        } catch {
+            throw .bootstrap(group: group, detail: "cannot listen on \(listenHost): \(error)")
+        }
+        let port = listener.localAddress.port
+        do {
+            try store.set("addr/\(rank)", string: "\(port) \(listenHost)")
+        } catch {
+            throw .bootstrap(group: group, detail: "publishing this rank's address: \(error)")
+        }
+        for peer in 0..<rank {
+            let (host, peerPort) = try lookUp(peer, group: group, store: store, deadline: deadline)
+            for channel in [Channel.data, .liveness] {
+                let socket = try dial(
+                    peer: peer, host: host, port: peerPort, channel: channel, group: group, rank: rank,
+                    worldSize: worldSize, token: token, deadline: deadline)
+                if channel == .data { mesh.data[peer] = socket } else { mesh.liveness[peer] = socket }
+            }
+        }
+        var awaited = Set((rank + 1..<worldSize).flatMap { [($0 * 2), ($0 * 2 + 1)] })
+        while !awaited.isEmpty {
+            let incoming: (socket: Socket, peer: String)?
+            do {
+                incoming = try listener.accept(deadline: deadline)
+            } catch {
+                throw .bootstrap(group: group, detail: "accepting peer connections: \(error)")
+            }
+            guard let incoming else {
+                let missing = Set(awaited.map { $0 / 2 }).sorted()
+                throw .bootstrap(
+                    group: group,
+                    detail: "timed out waiting for rank(s) \(missing.map(String.init).joined(separator: ", ")) to connect to \(listenHost):\(port)")
+            }
+            guard let (peer, channel) = greet(incoming.socket, from: incoming.peer, group: group, rank: rank, worldSize: worldSize, token: token) else {
+                continue
+            }
+            let slot = peer * 2 + (channel == .data ? 0 : 1)
+            guard awaited.remove(slot) != nil else {
+                Log.warning("group '\(group)': duplicate connection from rank \(peer) (\(incoming.peer)) ignored")
+                continue
+            }
+            if channel == .data { mesh.data[peer] = incoming.socket } else { mesh.liveness[peer] = incoming.socket }
+        }
+        for socket in mesh.data.compactMap({ $0 }) { socket.configureForData(bufferBytes: dataBufferBytes) }
+        for socket in mesh.liveness.compactMap({ $0 }) { socket.enableKeepAlive(idleSeconds: 5, intervalSeconds: 1, probes: 5) }
+        return mesh
+    }
+
+    private static func lookUp(_ peer: Int, group: String, store: any Store, deadline: Deadline) throws(CommError) -> (String, UInt16) {
+        let text: String
+        do {
+            text = try store.getString("addr/\(peer)", timeout: max(deadline.remainingSeconds, 0.001))
+        } catch {
+            throw .bootstrap(group: group, detail: "waiting for rank \(peer) to publish its address: \(error)")
+        }
+        let parts = text.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, let port = UInt16(parts[0]) else {
+            throw .bootstrap(group: group, detail: "rank \(peer) published a malformed address \(text.debugDescription)")
+        }
+        return (String(parts[1]), port)
+    }
+
+    private static func dial(
+        peer: Int, host: String, port: UInt16, channel: Channel, group: String, rank: Int, worldSize: Int,
+        token: String, deadline: Deadline
+    ) throws(CommError) -> Socket {
+        do {
+            let socket = try Socket.connect(host: host, port: port, deadline: deadline)
+            var writer = ByteWriter()
+            writer.append(helloMagic)
+            writer.append(bytesWithLength: Array(token.utf8))
+            writer.append(string: group)
+            writer.append(UInt32(rank))
+            writer.append(UInt32(worldSize))
+            writer.append(channel.rawValue)
+            var frame = ByteWriter()
+            frame.append(UInt32(writer.bytes.count))
+            try socket.sendAll(frame.bytes + writer.bytes, deadline: deadline)
+            let answer = try socket.receive(count: 1, deadline: deadline)
+            guard answer == [accepted] else {
+                throw CommError.bootstrap(
+                    group: group, detail: "rank \(peer) at \(host):\(port) refused the connection (job token or group mismatch)")
+            }
+            return socket
+        } catch let error as CommError {
+            throw error
+        } catch {
+            throw .bootstrap(group: group, detail: "connecting to rank \(peer) at \(host):\(port): \(error)")
+        }
+    }
+
+    /// Reads and checks a hello; answers it. Nil (after logging) when the connection is refused.
+    private static func greet(
+        _ socket: Socket, from address: String, group: String, rank: Int, worldSize: Int, token: String
+    ) -> (Int, Channel)? {
+        let deadline = Deadline.after(seconds: 10)
+        guard let lengthBytes = try? socket.receive(count: 4, deadline: deadline) else {
+            Log.warning("group '\(group)': connection from \(address) sent no hello; dropped")
+            return nil
+        }
+        var lengthReader = ByteReader(lengthBytes)
+        guard let length = try? lengthReader.read(UInt32.self), length <= 1 << 16,
+            let body = try? socket.receive(count: Int(length), deadline: deadline)
+        else {
+            Log.warning("group '\(group)': connection from \(address) sent a malformed hello; dropped")
+            return nil
+        }
+        var reader = ByteReader(body)
+        guard (try? reader.read(UInt64.self)) == helloMagic,
+            let presented = try? reader.readBytesWithLength(),
+            let peerGroup = try? reader.readString(),
+            let peer = (try? reader.read(UInt32.self)).map(Int.init),
+            let peerWorld = (try? reader.read(UInt32.self)).map(Int.init),
+            let channel = (try? reader.read(UInt8.self)).flatMap(Channel.init(rawValue:))
+        else {
+            Log.warning("group '\(group)': connection from \(address) sent a malformed hello; dropped")
+            return nil
+        }
+        guard presented == Array(token.utf8) else {
+            Log.warning("group '\(group)': refused connection from \(address): wrong job token")
+            try? socket.sendAll([refused], deadline: deadline)
+            return nil
+        }
+        guard peerGroup == group, peerWorld == worldSize, peer > rank, peer < worldSize else {
+            Log.warning(
+                "group '\(group)': refused connection from \(address): it is rank \(peer) of \(peerWorld) in group '\(peerGroup)'")
+            try? socket.sendAll([refused], deadline: deadline)
+            return nil
+        }
+        guard (try? socket.sendAll([accepted], deadline: deadline)) != nil else { return nil }
+        return (peer, channel)
+    }
+}

@@ -1,0 +1,232 @@
+#if canImport(Glibc)
+import Glibc
+private let noSignal = Int32(MSG_NOSIGNAL)
+#elseif canImport(Darwin)
+import Darwin
+private let noSignal: Int32 = 0
+#endif
+
+/// One message to send in a `transfer`: a header and a payload read straight from the caller's memory.
+struct OutgoingMessage {
+    var peer: Int
+    var header: WireHeader
+    var payload: UnsafeRawPointer?
+    var bytes: Int
+}
+
+/// One message to receive in a `transfer`: the header expected and where the payload goes.
+struct IncomingMessage {
+    var peer: Int
+    var expected: WireHeader
+    var destination: UnsafeMutableRawPointer?
+    var bytes: Int
+}
+
+/// What a failing transfer reports: the group, operation and sequence number of the collective it serves.
+struct OperationContext {
+    var group: String
+    var operation: OperationKind
+    var sequence: UInt64
+    var deadline: Deadline
+    var timeoutSeconds: Double
+}
+
+/// The data plane over TCP: moves any set of messages to and from peers at once.
+///
+/// `transfer` progresses all its sends and receives together on non-blocking sockets, so both directions of
+/// every link carry data at the same time and no pair of ranks can deadlock on full socket buffers. When no
+/// message can progress it spins briefly (small messages on a fast link arrive within microseconds), then
+/// sleeps in `poll(2)` on the sockets plus the group's alarm descriptor, bounded by the operation's deadline.
+/// Every received header is checked against what this rank expects before the operation completes.
+final class TCPTransport: @unchecked Sendable {
+    let rank: Int
+    let worldSize: Int
+    private let group: String
+    private let sockets: [Socket?]
+    private let health: GroupHealth
+    /// How long to busy-poll before sleeping in `poll(2)`.
+    private let spinNanoseconds: UInt64
+    private var headerArea: UnsafeMutableRawPointer
+    private var headerSlots: Int
+
+    init(group: String, rank: Int, worldSize: Int, sockets: [Socket?], health: GroupHealth, spinNanoseconds: UInt64) {
+        self.group = group
+        self.rank = rank
+        self.worldSize = worldSize
+        self.sockets = sockets
+        self.health = health
+        self.spinNanoseconds = spinNanoseconds
+        headerSlots = max(4 * worldSize, 8)
+        headerArea = .allocate(byteCount: headerSlots * WireHeader.byteCount, alignment: 64)
+    }
+
+    deinit { headerArea.deallocate() }
+
+    /// Shuts down every data connection so that peers blocked on them see EOF.
+    func shutdownConnections() {
+        for socket in sockets.compactMap({ $0 }) { socket.shutdownBoth() }
+    }
+
+    /// Sends and receives all messages, returning when every one is complete.
+    ///
+    /// - Throws: `CommError.timeout` at the deadline, `.peerLost` on a closed connection, `.mismatch` when a
+    ///   header differs from the expected one, or the group's recorded failure when it breaks meanwhile.
+    func transfer(sends: [OutgoingMessage], receives: [IncomingMessage], context: OperationContext) throws(CommError) {
+        let total = sends.count + receives.count
+        if total == 0 { return }
+        if total > headerSlots {
+            headerArea.deallocate()
+            headerSlots = total
+            headerArea = .allocate(byteCount: total * WireHeader.byteCount, alignment: 64)
+        }
+        // Progress counters include the 32 header bytes.
+        var sent = [Int](repeating: 0, count: sends.count)
+        var received = [Int](repeating: 0, count: receives.count)
+        for (index, message) in sends.enumerated() {
+            precondition(message.peer != rank && sockets[message.peer] != nil, "send to self or unknown peer")
+            message.header.encode(into: headerSlot(index))
+        }
+        var remaining = total
+        var idleSince: UInt64 = 0
+        while true {
+            var progressed = false
+            for index in sends.indices where sent[index] < WireHeader.byteCount + sends[index].bytes {
+                let moved = try sendSome(sends[index], headerSlot(index), alreadySent: sent[index], context: context)
+                if moved > 0 {
+                    sent[index] += moved
+                    progressed = true
+                    if sent[index] == WireHeader.byteCount + sends[index].bytes { remaining -= 1 }
+                }
+            }
+            for index in receives.indices where received[index] < WireHeader.byteCount + receives[index].bytes {
+                let slot = headerSlot(sends.count + index)
+                let before = received[index]
+                let moved = try receiveSome(receives[index], slot, alreadyReceived: before, context: context)
+                guard moved > 0 else { continue }
+                received[index] += moved
+                progressed = true
+                if before < WireHeader.byteCount && received[index] >= WireHeader.byteCount {
+                    try verifyHeader(slot, against: receives[index], context: context)
+                }
+                if received[index] == WireHeader.byteCount + receives[index].bytes { remaining -= 1 }
+            }
+            if remaining == 0 { return }
+            if progressed {
+                idleSince = 0
+                continue
+            }
+            let now = Deadline.monotonicNanoseconds()
+            if idleSince == 0 { idleSince = now }
+            if now - idleSince < spinNanoseconds { continue }
+            try sleepUntilReady(sends, sent, receives, received, context: context)
+            idleSince = 0
+        }
+    }
+
+    @inline(__always)
+    private func headerSlot(_ index: Int) -> UnsafeMutableRawPointer {
+        headerArea + index * WireHeader.byteCount
+    }
+
+    private func sendSome(
+        _ message: OutgoingMessage, _ header: UnsafeMutableRawPointer, alreadySent: Int, context: OperationContext
+    ) throws(CommError) -> Int {
+        var vectors = (iovec(), iovec())
+        var count: Int32 = 0
+        if alreadySent < WireHeader.byteCount {
+            vectors.0 = iovec(iov_base: header + alreadySent, iov_len: WireHeader.byteCount - alreadySent)
+            vectors.1 = iovec(iov_base: UnsafeMutableRawPointer(mutating: message.payload), iov_len: message.bytes)
+            count = message.bytes > 0 ? 2 : 1
+        } else {
+            let offset = alreadySent - WireHeader.byteCount
+            vectors.0 = iovec(iov_base: UnsafeMutableRawPointer(mutating: message.payload! + offset), iov_len: message.bytes - offset)
+            count = 1
+        }
+        let descriptor = sockets[message.peer]!.descriptor
+        let result = withUnsafeMutablePointer(to: &vectors) { pointer in
+            pointer.withMemoryRebound(to: iovec.self, capacity: 2) { iov in
+                var header = msghdr()
+                header.msg_iov = iov
+                header.msg_iovlen = numericCast(count)
+                return sendmsg(descriptor, &header, noSignal | Int32(MSG_DONTWAIT))
+            }
+        }
+        if result >= 0 { return result }
+        let code = errno
+        if code == EAGAIN || code == EWOULDBLOCK || code == EINTR { return 0 }
+        throw connectionFailure(peer: message.peer, detail: "send failed: \(String(cString: strerror(code)))")
+    }
+
+    private func receiveSome(
+        _ message: IncomingMessage, _ header: UnsafeMutableRawPointer, alreadyReceived: Int, context: OperationContext
+    ) throws(CommError) -> Int {
+        var vectors = (iovec(), iovec())
+        var count: Int32
+        if alreadyReceived < WireHeader.byteCount {
+            vectors.0 = iovec(iov_base: header + alreadyReceived, iov_len: WireHeader.byteCount - alreadyReceived)
+            vectors.1 = iovec(iov_base: message.destination, iov_len: message.bytes)
+            count = message.bytes > 0 ? 2 : 1
+        } else {
+            let offset = alreadyReceived - WireHeader.byteCount
+            vectors.0 = iovec(iov_base: message.destination! + offset, iov_len: message.bytes - offset)
+            count = 1
+        }
+        let descriptor = sockets[message.peer]!.descriptor
+        let result = withUnsafeMutablePointer(to: &vectors) { pointer in
+            pointer.withMemoryRebound(to: iovec.self, capacity: 2) { readv(descriptor, $0, count) }
+        }
+        if result > 0 { return result }
+        if result == 0 {
+            throw connectionFailure(peer: message.peer, detail: "its connection closed: the process exited, was killed, or shut the group down")
+        }
+        let code = errno
+        if code == EAGAIN || code == EWOULDBLOCK || code == EINTR { return 0 }
+        throw connectionFailure(peer: message.peer, detail: "receive failed: \(String(cString: strerror(code)))")
+    }
+
+    /// A broken connection; when the group already failed (e.g. a peer aborted first) that cause wins.
+    private func connectionFailure(peer: Int, detail: String) -> CommError {
+        health.error ?? .peerLost(rank: peer, group: group, detail: detail)
+    }
+
+    private func verifyHeader(_ slot: UnsafeMutableRawPointer, against message: IncomingMessage, context: OperationContext) throws(CommError) {
+        guard let actual = WireHeader.decode(from: slot) else {
+            throw .mismatch(
+                group: context.group, peer: message.peer, expected: message.expected.summary,
+                received: "bytes that are not a Tandem message header (corrupt stream)")
+        }
+        if actual != message.expected {
+            throw .mismatch(group: context.group, peer: message.peer, expected: message.expected.summary, received: actual.summary)
+        }
+    }
+
+    private func sleepUntilReady(
+        _ sends: [OutgoingMessage], _ sent: [Int], _ receives: [IncomingMessage], _ received: [Int],
+        context: OperationContext
+    ) throws(CommError) {
+        var entries = [pollfd(fd: health.alarmDescriptor, events: Int16(POLLIN), revents: 0)]
+        for (index, message) in sends.enumerated() where sent[index] < WireHeader.byteCount + message.bytes {
+            entries.append(pollfd(fd: sockets[message.peer]!.descriptor, events: Int16(POLLOUT), revents: 0))
+        }
+        for (index, message) in receives.enumerated() where received[index] < WireHeader.byteCount + message.bytes {
+            entries.append(pollfd(fd: sockets[message.peer]!.descriptor, events: Int16(POLLIN), revents: 0))
+        }
+        while true {
+            let ready = poll(&entries, nfds_t(entries.count), context.deadline.pollTimeout())
+            if ready > 0 { break }
+            if ready < 0 && errno == EINTR { continue }
+            if ready < 0 { throw health.error ?? .bootstrap(group: context.group, detail: "poll failed: \(String(cString: strerror(errno)))") }
+            var silent = Set<Int>()
+            for (index, message) in receives.enumerated() where received[index] < WireHeader.byteCount + message.bytes {
+                silent.insert(message.peer)
+            }
+            for (index, message) in sends.enumerated() where sent[index] < WireHeader.byteCount + message.bytes {
+                silent.insert(message.peer)
+            }
+            throw .timeout(
+                group: context.group, operation: context.operation.description, sequence: context.sequence,
+                waitingFor: silent.sorted(), seconds: context.timeoutSeconds)
+        }
+        if entries[0].revents != 0, let failure = health.error { throw failure }
+    }
+}
