@@ -20,18 +20,22 @@ struct Collective {
 
     /// The header of a message with `bytes` of payload; `count` overrides the agreed count for messages whose
     /// size is pairwise (all-to-all-v, send/recv).
-    func header(bytes: Int, count overriding: Int? = nil) -> WireHeader {
+    /// `sequence` overrides the operation's for point-to-point messages, which are numbered per peer.
+    func header(bytes: Int, count overriding: Int? = nil, sequence: UInt64? = nil) -> WireHeader {
         WireHeader(
-            operation: context.operation.rawValue, dtype: dtype.rawValue, tag: tag, sequence: context.sequence,
+            operation: context.operation.rawValue, dtype: dtype.rawValue, tag: tag, sequence: sequence ?? context.sequence,
             count: UInt64(overriding ?? count), payloadBytes: UInt64(bytes))
     }
 
-    func send(to peer: Int, _ payload: UnsafeRawPointer, bytes: Int, count: Int? = nil) -> OutgoingMessage {
-        OutgoingMessage(peer: peer, header: header(bytes: bytes, count: count), payload: payload, bytes: bytes)
+    func send(to peer: Int, _ payload: UnsafeRawPointer, bytes: Int, count: Int? = nil, sequence: UInt64? = nil) -> OutgoingMessage {
+        OutgoingMessage(peer: peer, header: header(bytes: bytes, count: count, sequence: sequence), payload: payload, bytes: bytes)
     }
 
-    func receive(from peer: Int, into destination: UnsafeMutableRawPointer, bytes: Int, count: Int? = nil) -> IncomingMessage {
-        IncomingMessage(peer: peer, expected: header(bytes: bytes, count: count), destination: destination, bytes: bytes)
+    func receive(
+        from peer: Int, into destination: UnsafeMutableRawPointer, bytes: Int, count: Int? = nil, sequence: UInt64? = nil
+    ) -> IncomingMessage {
+        IncomingMessage(
+            peer: peer, expected: header(bytes: bytes, count: count, sequence: sequence), destination: destination, bytes: bytes)
     }
 
     func transfer(_ sends: [OutgoingMessage], _ receives: [IncomingMessage]) throws(CommError) {

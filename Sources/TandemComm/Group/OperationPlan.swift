@@ -10,14 +10,16 @@ struct OperationPlan {
     /// The element count all ranks must agree on.
     let count: Int
     var tag: Int32 = 0
-    var pointToPoint: (peer: Int, sending: Bool)? = nil
+    /// Point-to-point operations number their messages per peer (`ProcessGroup.nextPointToPointSequence`)
+    /// and leave the group's collective sequence alone, since not every rank takes part.
+    var isPointToPoint = false
     let body: (Collective) throws(CommError) -> Void
 }
 
 extension ProcessGroup {
     /// Runs `plan` on this thread after every earlier operation.
     func perform(_ plan: OperationPlan) throws(CommError) {
-        try run(plan.operation, dtype: plan.dtype, count: plan.count, tag: plan.tag, pointToPoint: plan.pointToPoint, plan.body)
+        try run(plan.operation, dtype: plan.dtype, count: plan.count, tag: plan.tag, isPointToPoint: plan.isPointToPoint, plan.body)
     }
 
     /// Builds a plan and queues it; a validation error comes back as an already-failed `Work`.
@@ -28,6 +30,6 @@ extension ProcessGroup {
         } catch {
             return Work(completed: .failure(error))
         }
-        return submit(plan.operation, dtype: plan.dtype, count: plan.count, tag: plan.tag, pointToPoint: plan.pointToPoint, plan.body)
+        return submit(plan.operation, dtype: plan.dtype, count: plan.count, tag: plan.tag, isPointToPoint: plan.isPointToPoint, plan.body)
     }
 }

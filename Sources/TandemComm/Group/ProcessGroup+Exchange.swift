@@ -5,50 +5,70 @@ extension ProcessGroup {
     // MARK: send / recv
 
     /// Sends `tensor` to `peer`. Messages to one peer arrive in the order sent; the receiver must post a
-    /// `recv` with the same tag, size and dtype.
+    /// `recv` with the same tag, size and dtype. A large send completes only once the peer receives it: use
+    /// `sendReceive` or `batchSendReceive` for exchanges in which every rank sends first.
     public func send(_ tensor: Tensor, to peer: Int, tag: Int32 = 0) throws(CommError) {
-        try perform(try planSend(tensor, to: peer, tag: tag))
+        try perform(try planPointToPoint([.send(tensor, to: peer)], tag: tag))
     }
 
     /// Receives into `tensor` the next message from `peer`, which must carry `tag` and match its size and dtype.
     public func recv(into tensor: Tensor, from peer: Int, tag: Int32 = 0) throws(CommError) {
-        try perform(try planReceive(into: tensor, from: peer, tag: tag))
+        try perform(try planPointToPoint([.receive(tensor, from: peer)], tag: tag))
     }
 
     /// Asynchronous `send`.
     public func isend(_ tensor: Tensor, to peer: Int, tag: Int32 = 0) -> Work {
-        enqueue { () throws(CommError) in try planSend(tensor, to: peer, tag: tag) }
+        enqueue { () throws(CommError) in try planPointToPoint([.send(tensor, to: peer)], tag: tag) }
     }
 
     /// Asynchronous `recv`.
     public func irecv(into tensor: Tensor, from peer: Int, tag: Int32 = 0) -> Work {
-        enqueue { () throws(CommError) in try planReceive(into: tensor, from: peer, tag: tag) }
+        enqueue { () throws(CommError) in try planPointToPoint([.receive(tensor, from: peer)], tag: tag) }
     }
 
-    private func planSend(_ tensor: Tensor, to peer: Int, tag: Int32) throws(CommError) -> OperationPlan {
-        try requirePeer(peer)
-        var plan = OperationPlan(operation: .send, dtype: tensor.dtype, count: tensor.count) { collective throws(CommError) in
-            try collective.transfer([collective.send(to: peer, tensor.baseAddress, bytes: tensor.byteCount)], [])
+    /// Sends `outgoing` to `destination` while receiving `incoming` from `source`, both at once (a ring shift
+    /// or a pairwise exchange cannot deadlock).
+    public func sendReceive(_ outgoing: Tensor, to destination: Int, into incoming: Tensor, from source: Int, tag: Int32 = 0) throws(CommError) {
+        try perform(try planPointToPoint([.send(outgoing, to: destination), .receive(incoming, from: source)], tag: tag))
+    }
+
+    /// Runs several sends and receives as one operation, all progressing at once (torch's
+    /// `batch_isend_irecv`). At most one send and one receive per peer.
+    public func batchSendReceive(_ operations: [PointToPointOperation], tag: Int32 = 0) throws(CommError) {
+        try perform(try planPointToPoint(operations, tag: tag))
+    }
+
+    private func planPointToPoint(_ operations: [PointToPointOperation], tag: Int32) throws(CommError) -> OperationPlan {
+        var sendPeers = Set<Int>()
+        var receivePeers = Set<Int>()
+        for operation in operations {
+            try require(
+                (0..<worldSize).contains(operation.peer) && operation.peer != rank, .send,
+                "peer \(operation.peer) must be another rank in 0..<\(worldSize) (this is rank \(rank))")
+            let isNew = operation.isSend ? sendPeers.insert(operation.peer).inserted : receivePeers.insert(operation.peer).inserted
+            try require(isNew, .send, "more than one \(operation.isSend ? "send to" : "receive from") rank \(operation.peer) in one batch")
+        }
+        let dtype = operations.first?.tensor.dtype ?? .int8
+        var plan = OperationPlan(operation: .send, dtype: dtype, count: 0) { [self] collective throws(CommError) in
+            var sends: [OutgoingMessage] = []
+            var receives: [IncomingMessage] = []
+            for operation in operations {
+                let tensor = operation.tensor
+                let sequence = nextPointToPointSequence(peer: operation.peer, sending: operation.isSend)
+                let typed = Collective(
+                    transport: collective.transport, rank: rank, worldSize: worldSize, context: collective.context,
+                    dtype: tensor.dtype, tag: tag, count: tensor.count)
+                if operation.isSend {
+                    sends.append(typed.send(to: operation.peer, tensor.baseAddress, bytes: tensor.byteCount, sequence: sequence))
+                } else {
+                    receives.append(typed.receive(from: operation.peer, into: tensor.baseAddress, bytes: tensor.byteCount, sequence: sequence))
+                }
+            }
+            try collective.transfer(sends, receives)
         }
         plan.tag = tag
-        plan.pointToPoint = (peer, true)
+        plan.isPointToPoint = true
         return plan
-    }
-
-    private func planReceive(into tensor: Tensor, from peer: Int, tag: Int32) throws(CommError) -> OperationPlan {
-        try requirePeer(peer)
-        var plan = OperationPlan(operation: .send, dtype: tensor.dtype, count: tensor.count) { collective throws(CommError) in
-            try collective.transfer([], [collective.receive(from: peer, into: tensor.baseAddress, bytes: tensor.byteCount)])
-        }
-        plan.tag = tag
-        plan.pointToPoint = (peer, false)
-        return plan
-    }
-
-    private func requirePeer(_ peer: Int) throws(CommError) {
-        try require(
-            (0..<worldSize).contains(peer) && peer != rank, .send,
-            "peer \(peer) must be another rank in 0..<\(worldSize) (this is rank \(rank))")
     }
 
     // MARK: all-to-all
@@ -171,5 +191,22 @@ extension ProcessGroup {
         } catch {
             throw invalid(.broadcast, "cannot decode \(Value.self) from a peer's object: \(error)")
         }
+    }
+}
+
+/// One send or receive of a `batchSendReceive`.
+public struct PointToPointOperation: Sendable {
+    let tensor: Tensor
+    let peer: Int
+    let isSend: Bool
+
+    /// Sends `tensor` to `peer`.
+    public static func send(_ tensor: Tensor, to peer: Int) -> PointToPointOperation {
+        PointToPointOperation(tensor: tensor, peer: peer, isSend: true)
+    }
+
+    /// Receives into `tensor` from `peer`.
+    public static func receive(_ tensor: Tensor, from peer: Int) -> PointToPointOperation {
+        PointToPointOperation(tensor: tensor, peer: peer, isSend: false)
     }
 }

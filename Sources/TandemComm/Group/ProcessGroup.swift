@@ -122,28 +122,25 @@ public final class ProcessGroup: @unchecked Sendable {
     /// Runs one collective: waits its turn, checks the group is healthy, assigns the next sequence number,
     /// and on failure breaks the group and tells the peers.
     ///
-    /// - Parameter pointToPoint: for send/recv, the peer and direction, which pick a per-peer sequence number
-    ///   instead of the group's collective one.
+    /// - Parameter isPointToPoint: send/recv leave the collective sequence number alone (see `OperationPlan`).
     func run<Result>(
-        _ operation: OperationKind, dtype: DType, count: Int, tag: Int32 = 0,
-        pointToPoint: (peer: Int, sending: Bool)? = nil,
+        _ operation: OperationKind, dtype: DType, count: Int, tag: Int32 = 0, isPointToPoint: Bool = false,
         _ body: (Collective) throws(CommError) -> Result
     ) throws(CommError) -> Result {
         try executor.runInline { () throws(CommError) -> Result in
-            try execute(operation, dtype: dtype, count: count, tag: tag, pointToPoint: pointToPoint, body)
+            try execute(operation, dtype: dtype, count: count, tag: tag, isPointToPoint: isPointToPoint, body)
         }
     }
 
     /// Queues one collective for the communication thread; see `run`.
     func submit(
-        _ operation: OperationKind, dtype: DType, count: Int, tag: Int32 = 0,
-        pointToPoint: (peer: Int, sending: Bool)? = nil,
+        _ operation: OperationKind, dtype: DType, count: Int, tag: Int32 = 0, isPointToPoint: Bool = false,
         _ body: @escaping (Collective) throws(CommError) -> Void
     ) -> Work {
         let work = Work()
         executor.submit { [self] in
             do throws(CommError) {
-                try execute(operation, dtype: dtype, count: count, tag: tag, pointToPoint: pointToPoint, body)
+                try execute(operation, dtype: dtype, count: count, tag: tag, isPointToPoint: isPointToPoint, body)
                 work.complete(.success(()))
             } catch {
                 work.complete(.failure(error))
@@ -152,21 +149,24 @@ public final class ProcessGroup: @unchecked Sendable {
         return work
     }
 
+    /// The sequence number of the next point-to-point message to (`sending`) or from `peer`; call only from
+    /// an operation's body, which runs in the executor's turn.
+    func nextPointToPointSequence(peer: Int, sending: Bool) -> UInt64 {
+        if sending {
+            sendSequence[peer] += 1
+            return sendSequence[peer]
+        }
+        receiveSequence[peer] += 1
+        return receiveSequence[peer]
+    }
+
     private func execute<Result>(
-        _ operation: OperationKind, dtype: DType, count: Int, tag: Int32, pointToPoint: (peer: Int, sending: Bool)?,
+        _ operation: OperationKind, dtype: DType, count: Int, tag: Int32, isPointToPoint: Bool,
         _ body: (Collective) throws(CommError) -> Result
     ) throws(CommError) -> Result {
         try health.check()
-        let number: UInt64
-        if let (peer, sending) = pointToPoint, (0..<worldSize).contains(peer) {
-            if sending {
-                sendSequence[peer] += 1
-                number = sendSequence[peer]
-            } else {
-                receiveSequence[peer] += 1
-                number = receiveSequence[peer]
-            }
-        } else {
+        var number: UInt64 = 0
+        if !isPointToPoint {
             sequence += 1
             number = sequence
         }
@@ -201,5 +201,12 @@ public final class ProcessGroup: @unchecked Sendable {
         let error = CommError.invalidArgument(group: name, operation: operation.description, detail: detail)
         breakGroup(error)
         return error
+    }
+}
+
+extension ProcessGroup {
+    /// The all-reduce algorithm this group uses for a message of `bytes`.
+    public func allReduceAlgorithm(bytes: Int) -> AllReduceAlgorithm {
+        options.allReduceAlgorithm.resolved(bytes: bytes)
     }
 }

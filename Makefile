@@ -1,0 +1,39 @@
+# Tandem — the two set-up commands (see README.md):
+#   make run    install what is missing, build in release, run the main job
+#   make test   install what is missing, build, run every test
+SHELL := /bin/bash
+SWIFT ?= swift
+NPROC ?= 2
+
+.PHONY: run test build build-release deps compare-deps compare clean
+
+# System packages the build and tests need. The core build needs only the Swift toolchain.
+deps:
+	@command -v $(SWIFT) >/dev/null || { echo "Swift is not installed: see https://www.swift.org/install" >&2; exit 1; }
+
+build-release: deps
+	$(SWIFT) build -c release --product tandem
+
+build: deps
+	$(SWIFT) build --build-tests
+
+run: build-release
+	.build/release/tandem bench comm --nproc $(NPROC) --min-bytes 4 --max-bytes 16M --step-factor 4
+
+test: build
+	$(SWIFT) test --skip-build
+
+# Comparison against Gloo and OpenMPI (benchmarks/compare_comm.sh) needs their Debian packages.
+compare-deps:
+	@missing=""; for p in openmpi-bin libopenmpi-dev libgloo-dev g++ pkg-config; do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq $$missing; fi; fi
+
+compare: build-release compare-deps
+	benchmarks/compare_comm.sh
+
+clean:
+	rm -rf .build

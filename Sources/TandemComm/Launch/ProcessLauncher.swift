@@ -1,0 +1,263 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+import Synchronization
+
+/// What `tandem launch` starts: torchrun's options.
+public struct LaunchConfiguration: Sendable {
+    /// Worker processes on this node.
+    public var processesPerNode: Int
+    /// Nodes in the job.
+    public var nodeCount: Int = 1
+    /// This node's index in 0..<nodeCount.
+    public var nodeRank: Int = 0
+    /// Address of node 0, where rank 0 serves the store.
+    public var masterAddress: String = "127.0.0.1"
+    /// Store port; 0 picks a free one (single node only).
+    public var masterPort: UInt16 = 29500
+    /// The program (a path, or a name looked up in PATH) and its arguments.
+    public var program: String
+    public var arguments: [String]
+    /// Seconds between SIGTERM and SIGKILL when stopping workers.
+    public var gracePeriod: Double = 5
+    /// Prefix every output line with `[rankN]: `; when false workers write straight to the launcher's stdout
+    /// and stderr.
+    public var prefixOutput: Bool = true
+    /// Extra environment for every worker.
+    public var environment: [String: String] = [:]
+
+    /// Creates a configuration for `program` with `processesPerNode` workers.
+    public init(processesPerNode: Int, program: String, arguments: [String]) {
+        self.processesPerNode = processesPerNode
+        self.program = program
+        self.arguments = arguments
+    }
+}
+
+/// How a launched job ended.
+public struct LaunchOutcome: Sendable, Equatable {
+    /// The worker that failed first, if any: its global rank and how it ended.
+    public var firstFailure: (rank: Int, ending: WorkerEnding)? {
+        failedRank.map { ($0, failedEnding!) }
+    }
+    fileprivate var failedRank: Int?
+    fileprivate var failedEnding: WorkerEnding?
+    /// The launcher's exit status: 0 when every worker exited 0; else the first failure's code (128 + signal
+    /// for a signal), or 128 + the signal that stopped the launcher.
+    public var exitCode: Int32
+}
+
+/// How one worker process ended.
+public enum WorkerEnding: Sendable, Equatable, CustomStringConvertible {
+    case exited(code: Int32)
+    case signaled(signal: Int32)
+
+    public var description: String {
+        switch self {
+        case let .exited(code): "exited with code \(code)"
+        case let .signaled(signal): "was killed by signal \(signal) (\(signalName(signal)))"
+        }
+    }
+
+    var exitCode: Int32 {
+        switch self {
+        case let .exited(code): code
+        case let .signaled(signal): 128 + signal
+        }
+    }
+
+    var isSuccess: Bool { self == .exited(code: 0) }
+}
+
+/// Why a job could not be launched.
+public enum LaunchError: Error, CustomStringConvertible {
+    case invalid(String)
+    case spawnFailed(program: String, errno: Int32)
+
+    public var description: String {
+        switch self {
+        case let .invalid(message): message
+        case let .spawnFailed(program, code): "cannot start \(program): \(String(cString: strerror(code)))"
+        }
+    }
+}
+
+/// The signal (SIGINT or SIGTERM) the launcher received, 0 if none.
+private let receivedSignal = Atomic<Int32>(0)
+
+/// torchrun for Tandem: starts one process per rank with the rendezvous environment, prefixes their output,
+/// and tears the whole job down when any worker fails or the launcher is interrupted.
+public enum ProcessLauncher {
+    /// Runs the job to completion.
+    ///
+    /// - Throws: `LaunchError` for an invalid configuration or a program that cannot be started.
+    public static func run(_ configuration: LaunchConfiguration) throws -> LaunchOutcome {
+        let config = try validate(configuration)
+        let executable = try resolveProgram(config.program)
+        var base = ProcessInfo.processInfo.environment
+        for (key, value) in config.environment { base[key] = value }
+        if base[TandemEnvironment.jobToken.name]?.isEmpty ?? true {
+            guard config.nodeCount == 1 else {
+                throw LaunchError.invalid(
+                    "a job on several nodes needs the same \(TandemEnvironment.jobToken.name) on every node; export one (e.g. `openssl rand -hex 32`)")
+            }
+            base[TandemEnvironment.jobToken.name] = ThreadLauncher.makeToken()
+        }
+        let port = config.masterPort == 0 ? try freePort() : config.masterPort
+        let worldSize = config.processesPerNode * config.nodeCount
+        base["MASTER_ADDR"] = config.masterAddress
+        base["MASTER_PORT"] = String(port)
+        base["WORLD_SIZE"] = String(worldSize)
+        base["LOCAL_WORLD_SIZE"] = String(config.processesPerNode)
+
+        receivedSignal.store(0, ordering: .relaxed)
+        let previousInterrupt = signal(SIGINT) { receivedSignal.store($0, ordering: .relaxed) }
+        let previousTerminate = signal(SIGTERM) { receivedSignal.store($0, ordering: .relaxed) }
+        defer {
+            signal(SIGINT, previousInterrupt)
+            signal(SIGTERM, previousTerminate)
+        }
+
+        var workers: [Worker] = []
+        for localRank in 0..<config.processesPerNode {
+            let rank = config.nodeRank * config.processesPerNode + localRank
+            var environment = base
+            environment["RANK"] = String(rank)
+            environment["LOCAL_RANK"] = String(localRank)
+            do {
+                workers.append(
+                    try Worker.spawn(
+                        executable: executable, arguments: [config.program] + config.arguments, environment: environment,
+                        rank: rank, prefixOutput: config.prefixOutput))
+            } catch {
+                stop(workers, gracePeriod: config.gracePeriod)
+                throw error
+            }
+        }
+        return supervise(workers, gracePeriod: config.gracePeriod)
+    }
+
+    private static func validate(_ config: LaunchConfiguration) throws -> LaunchConfiguration {
+        guard config.processesPerNode >= 1 else { throw LaunchError.invalid("--nproc-per-node must be ≥ 1, got \(config.processesPerNode)") }
+        guard config.nodeCount >= 1 else { throw LaunchError.invalid("--nnodes must be ≥ 1, got \(config.nodeCount)") }
+        guard (0..<config.nodeCount).contains(config.nodeRank) else {
+            throw LaunchError.invalid("--node-rank \(config.nodeRank) must be in 0..<\(config.nodeCount) (--nnodes)")
+        }
+        guard config.masterPort != 0 || config.nodeCount == 1 else {
+            throw LaunchError.invalid("--master-port 0 (pick a free port) works only with --nnodes 1; give every node the same port")
+        }
+        guard config.gracePeriod >= 0 else { throw LaunchError.invalid("the grace period must be ≥ 0") }
+        guard !config.program.isEmpty else { throw LaunchError.invalid("no program given: tandem launch [options] -- PROGRAM [ARGS…]") }
+        return config
+    }
+
+    /// Waits for the workers; on the first failure or a signal, stops the rest.
+    private static func supervise(_ workers: [Worker], gracePeriod: Double) -> LaunchOutcome {
+        var outcome = LaunchOutcome(failedRank: nil, failedEnding: nil, exitCode: 0)
+        var running = Set(workers.indices)
+        var stopping = false
+        var killDeadline: Deadline?
+        while !running.isEmpty {
+            var status: Int32 = 0
+            let pid = waitpid(-1, &status, WNOHANG)
+            if pid > 0, let index = workers.firstIndex(where: { $0.pid == pid }) {
+                running.remove(index)
+                let ending = decodeWaitStatus(status)
+                workers[index].finishOutput()
+                if !ending.isSuccess && outcome.failedRank == nil && !stopping {
+                    outcome.failedRank = workers[index].rank
+                    outcome.failedEnding = ending
+                    outcome.exitCode = ending.exitCode
+                    Posix.writeToStandardError(
+                        "tandem launch: rank \(workers[index].rank) (pid \(pid)) failed first: it \(ending); stopping the other ranks\n")
+                    stopping = true
+                }
+                continue
+            }
+            let caught = receivedSignal.exchange(0, ordering: .relaxed)
+            if caught != 0 {
+                Posix.writeToStandardError("tandem launch: received \(signalName(caught)); forwarding it to the workers\n")
+                for index in running { kill(workers[index].pid, caught) }
+                if outcome.exitCode == 0 { outcome.exitCode = 128 + caught }
+                stopping = true
+                killDeadline = killDeadline ?? .after(seconds: gracePeriod)
+            }
+            if stopping && killDeadline == nil {
+                for index in running { kill(workers[index].pid, SIGTERM) }
+                killDeadline = .after(seconds: gracePeriod)
+            }
+            if let deadline = killDeadline, deadline.hasPassed {
+                for index in running { kill(workers[index].pid, SIGKILL) }
+                killDeadline = .after(seconds: 3600)
+            }
+            usleep(5_000)
+        }
+        return outcome
+    }
+
+    /// Stops already-started workers after a failed start.
+    private static func stop(_ workers: [Worker], gracePeriod: Double) {
+        for worker in workers { kill(worker.pid, SIGTERM) }
+        let deadline = Deadline.after(seconds: gracePeriod)
+        for worker in workers {
+            var status: Int32 = 0
+            while waitpid(worker.pid, &status, WNOHANG) == 0 {
+                if deadline.hasPassed { kill(worker.pid, SIGKILL) }
+                usleep(5_000)
+            }
+            worker.finishOutput()
+        }
+    }
+
+    private static func decodeWaitStatus(_ status: Int32) -> WorkerEnding {
+        let signalNumber = status & 0x7F
+        if signalNumber == 0 { return .exited(code: (status >> 8) & 0xFF) }
+        return .signaled(signal: signalNumber)
+    }
+
+    /// Finds `program` in PATH unless it contains a slash.
+    static func resolveProgram(_ program: String) throws -> String {
+        if program.contains("/") {
+            guard access(program, X_OK) == 0 else { throw LaunchError.invalid("program \(program) does not exist or is not executable") }
+            return program
+        }
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for directory in path.split(separator: ":") {
+            let candidate = "\(directory)/\(program)"
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        throw LaunchError.invalid("program '\(program)' not found in PATH")
+    }
+
+    /// A port that was free a moment ago (bound to port 0, then released).
+    private static func freePort() throws -> UInt16 {
+        do {
+            let socket = try Socket.listen(host: "0.0.0.0", port: 0)
+            defer { socket.close() }
+            return socket.localAddress.port
+        } catch {
+            throw LaunchError.invalid("cannot find a free port: \(error)")
+        }
+    }
+}
+
+/// The conventional name of a signal (`SIGKILL`).
+func signalName(_ signal: Int32) -> String {
+    switch signal {
+    case SIGINT: "SIGINT"
+    case SIGTERM: "SIGTERM"
+    case SIGKILL: "SIGKILL"
+    case SIGSEGV: "SIGSEGV"
+    case SIGABRT: "SIGABRT"
+    case SIGBUS: "SIGBUS"
+    case SIGILL: "SIGILL"
+    case SIGFPE: "SIGFPE"
+    case SIGHUP: "SIGHUP"
+    case SIGPIPE: "SIGPIPE"
+    case SIGTRAP: "SIGTRAP"
+    default: "signal \(signal)"
+    }
+}

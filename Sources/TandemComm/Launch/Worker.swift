@@ -1,0 +1,93 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One spawned worker process and the threads that copy its output, line by line, with a rank prefix.
+struct Worker {
+    let rank: Int
+    let pid: pid_t
+    private let forwarders: [JoinableThread]
+
+    /// Starts `executable` with `arguments` (argv, including argv[0]) and `environment`.
+    static func spawn(
+        executable: String, arguments: [String], environment: [String: String], rank: Int, prefixOutput: Bool
+    ) throws -> Worker {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        var pipes: [(read: Int32, write: Int32)] = []
+        if prefixOutput {
+            for target in [Int32(1), Int32(2)] {
+                var ends: [Int32] = [0, 0]
+                guard pipe(&ends) == 0 else { throw LaunchError.spawnFailed(program: executable, errno: errno) }
+                _ = fcntl(ends[0], F_SETFD, FD_CLOEXEC)
+                posix_spawn_file_actions_adddup2(&actions, ends[1], target)
+                posix_spawn_file_actions_addclose(&actions, ends[1])
+                pipes.append((ends[0], ends[1]))
+            }
+        }
+        let argv = arguments.map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for pointer in argv { free(pointer) }
+            for pointer in envp { free(pointer) }
+        }
+        var pid: pid_t = 0
+        let status = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        for ends in pipes { close(ends.write) }
+        guard status == 0 else {
+            for ends in pipes { close(ends.read) }
+            throw LaunchError.spawnFailed(program: executable, errno: status)
+        }
+        let forwarders = pipes.enumerated().map { index, ends in
+            let readEnd = ends.read
+            let target: Int32 = index == 0 ? 1 : 2
+            return JoinableThread(name: "tandem-output-\(rank)", stackBytes: 256 << 10) {
+                forwardLines(from: readEnd, to: target, prefix: "[rank\(rank)]: ")
+                close(readEnd)
+            }
+        }
+        return Worker(rank: rank, pid: pid, forwarders: forwarders)
+    }
+
+    /// Waits until the worker's output has been copied out (its pipes closed).
+    func finishOutput() {
+        for thread in forwarders { thread.join() }
+    }
+}
+
+/// Copies `source` to `target`, writing each complete line with `prefix` in a single `write(2)` so lines from
+/// different ranks never interleave; a last line without a newline is flushed at EOF.
+private func forwardLines(from source: Int32, to target: Int32, prefix: String) {
+    let prefixBytes = Array(prefix.utf8)
+    var pending: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 64 << 10)
+    func emit(_ line: ArraySlice<UInt8>) {
+        var output = prefixBytes
+        output.append(contentsOf: line)
+        output.append(10)
+        output.withUnsafeBytes { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = write(target, bytes.baseAddress! + offset, bytes.count - offset)
+                if written <= 0 { if written < 0 && errno == EINTR { continue }; return }
+                offset += written
+            }
+        }
+    }
+    while true {
+        let count = read(source, &buffer, buffer.count)
+        if count < 0 && errno == EINTR { continue }
+        if count <= 0 { break }
+        pending.append(contentsOf: buffer[0..<count])
+        var start = 0
+        while let newline = pending[start...].firstIndex(of: 10) {
+            emit(pending[start..<newline])
+            start = newline + 1
+        }
+        pending.removeFirst(start)
+    }
+    if !pending.isEmpty { emit(pending[...]) }
+}

@@ -1,0 +1,145 @@
+import ArgumentParser
+import Foundation
+import TandemComm
+import TandemTensor
+
+/// `tandem bench comm`: collective latency and bandwidth in the nccl-tests convention.
+struct BenchComm: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "comm",
+        abstract: "Measure a collective over a range of sizes (nccl-tests columns: time, algbw, busbw, #wrong).",
+        discussion: """
+            Runs as one rank under `tandem launch`, or spawns --nproc local ranks itself. Every row is checked: \
+            after the timed iterations one more run on fresh data is compared element by element with the \
+            expected result, and #wrong counts the mismatches over all ranks. Time is the median per-iteration \
+            time, the slowest rank's.
+            """)
+
+    @Option(help: "all_reduce, all_gather, reduce_scatter, broadcast, all_to_all or send_recv.")
+    var op: CommBenchmark.Operation = .allReduce
+
+    @Option(name: .customLong("min-bytes"), help: "Smallest message (suffixes K, M, G).")
+    var minBytes: ByteCount = ByteCount(4)
+
+    @Option(name: .customLong("max-bytes"), help: "Largest message (suffixes K, M, G).")
+    var maxBytes: ByteCount = ByteCount(16 << 20)
+
+    @Option(name: .customLong("step-factor"), help: "Multiply the size by this between rows.")
+    var stepFactor: Int = 2
+
+    @Option(help: "float32, bfloat16 or float16.")
+    var dtype: String = "float32"
+
+    @Option(help: "Timed iterations per size.")
+    var iters: Int = 20
+
+    @Option(help: "Untimed iterations per size before timing.")
+    var warmup: Int = 5
+
+    @Option(help: "Transport: tcp.")
+    var backend: String = "tcp"
+
+    @Option(help: "Spawn this many local ranks (instead of running under tandem launch).")
+    var nproc: Int?
+
+    @Flag(help: "Print a JSON array with one object per row.")
+    var json = false
+
+    func validate() throws {
+        guard let type = DType(name: dtype), [.float32, .bfloat16, .float16].contains(type) else {
+            throw ValidationError("--dtype must be float32, bfloat16 or float16, got \(dtype)")
+        }
+        guard backend == "tcp" else { throw ValidationError("--backend must be tcp (shared memory comes later), got \(backend)") }
+        guard minBytes.value >= 0, maxBytes.value >= minBytes.value else {
+            throw ValidationError("need 0 ≤ --min-bytes ≤ --max-bytes")
+        }
+        guard stepFactor >= 2 else { throw ValidationError("--step-factor must be ≥ 2") }
+        guard iters >= 1, warmup >= 0 else { throw ValidationError("--iters must be ≥ 1 and --warmup ≥ 0") }
+        if let nproc, nproc < 1 { throw ValidationError("--nproc must be ≥ 1") }
+    }
+
+    func run() throws {
+        if let nproc {
+            try spawnRanks(nproc)
+            return
+        }
+        guard ProcessInfo.processInfo.environment["RANK"] != nil else {
+            throw ValidationError("give --nproc N to spawn N local ranks, or run under `tandem launch`")
+        }
+        let group = try ProcessGroup.initializeFromEnvironment()
+        defer { group.shutdown() }
+        let benchmark = CommBenchmark(
+            group: group, operation: op, dtype: DType(name: dtype)!, iterations: iters, warmup: warmup)
+        var rows: [CommBenchmark.Row] = []
+        if group.rank == 0 && !json { print(benchmark.tableHeader()) }
+        for bytes in sizes() {
+            let row = try benchmark.measure(bytes: bytes)
+            rows.append(row)
+            if group.rank == 0 && !json {
+                print(row.tableLine)
+                fflush(nil)
+            }
+        }
+        if group.rank == 0 && json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(rows), as: UTF8.self))
+        }
+        if rows.contains(where: { $0.wrong > 0 }) { throw ExitCode(3) }
+    }
+
+    private func sizes() -> [Int] {
+        var result: [Int] = []
+        var bytes = max(minBytes.value, 0)
+        while bytes <= maxBytes.value {
+            result.append(bytes)
+            if bytes == 0 { bytes = 1; continue }
+            bytes *= stepFactor
+        }
+        return result
+    }
+
+    /// Re-runs this command as `count` local ranks through the launcher (output unprefixed, so the table and
+    /// the JSON print as rank 0 writes them).
+    private func spawnRanks(_ count: Int) throws {
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        if let index = arguments.firstIndex(where: { $0 == "--nproc" }) {
+            arguments.removeSubrange(index...min(index + 1, arguments.count - 1))
+        }
+        arguments.removeAll { $0.hasPrefix("--nproc=") }
+        var configuration = LaunchConfiguration(processesPerNode: count, program: selfExecutable(), arguments: arguments)
+        configuration.masterPort = 0
+        configuration.prefixOutput = false
+        let outcome = try ProcessLauncher.run(configuration)
+        if outcome.exitCode != 0 { throw ExitCode(outcome.exitCode) }
+    }
+}
+
+/// The path of the running executable.
+func selfExecutable() -> String {
+    #if os(Linux)
+    if let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") { return path }
+    #endif
+    return CommandLine.arguments[0]
+}
+
+/// A byte count option accepting K, M and G suffixes (powers of 1024).
+struct ByteCount: ExpressibleByArgument {
+    let value: Int
+
+    init(_ value: Int) { self.value = value }
+
+    init?(argument: String) {
+        let text = argument.uppercased().replacingOccurrences(of: "IB", with: "").replacingOccurrences(of: "B", with: "")
+        let multipliers: [Character: Int] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
+        if let last = text.last, let multiplier = multipliers[last], let number = Int(text.dropLast()) {
+            value = number * multiplier
+        } else if let number = Int(text) {
+            value = number
+        } else {
+            return nil
+        }
+    }
+
+    var defaultValueDescription: String { String(value) }
+}
