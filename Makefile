@@ -14,14 +14,16 @@ deps:
 build-release: deps
 	$(SWIFT) build -c release --product tandem
 
+# Tests build in release: the collective matrix and stress runs move hundreds of MiB through reference
+# checks, which a debug build makes ~100× slower.
 build: deps
-	$(SWIFT) build --build-tests
+	$(SWIFT) build -c release --build-tests
 
 run: build-release
 	.build/release/tandem bench comm --nproc $(NPROC) --min-bytes 4 --max-bytes 16M --step-factor 4
 
 test: build
-	$(SWIFT) test --skip-build
+	$(SWIFT) test -c release --skip-build
 
 # Comparison against Gloo and OpenMPI (benchmarks/compare_comm.sh) needs their Debian packages.
 compare-deps:

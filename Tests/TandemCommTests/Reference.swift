@@ -1,0 +1,85 @@
+import TandemComm
+import TandemTensor
+import XCTest
+
+/// Serial reference computations and deterministic per-rank data for the collective tests.
+///
+/// Every value is a small integer, exactly representable in every dtype, so results must match bitwise.
+enum Reference {
+    /// Input of rank `rank` at `index` for a reduction with `op`.
+    static func reduceInput(_ op: ReduceOp, rank: Int, index: Int) -> Int64 {
+        switch op {
+        case .product: [1, 2, -1][(index + rank) % 3]
+        case .sum, .avg, .max, .min: Int64((index * 7 + rank * 3) % 9) - 4
+        }
+    }
+
+    /// Input of rank `rank` at `index` for data-movement collectives (within int8's range).
+    static func movedInput(rank: Int, index: Int, salt: Int = 0) -> Int64 {
+        Int64((rank * 31 + index * 17 + salt * 13) % 97) - 48
+    }
+
+    /// The reduction of `worldSize` ranks' inputs at `index`, with the dtype's integer wrap-around.
+    static func reduced(_ op: ReduceOp, worldSize: Int, index: Int) -> Double {
+        var result = reduceInput(op, rank: 0, index: index)
+        for rank in 1..<max(worldSize, 1) {
+            let value = reduceInput(op, rank: rank, index: index)
+            switch op {
+            case .sum, .avg: result &+= value
+            case .product: result &*= value
+            case .max: result = max(result, value)
+            case .min: result = min(result, value)
+            }
+        }
+        return op == .avg ? Double(result) / Double(worldSize) : Double(result)
+    }
+
+    /// A tensor of `shape` whose flat element i is `value(i)`.
+    static func tensor(_ shape: [Int], _ dtype: DType, _ value: (Int) -> Int64) -> Tensor {
+        let count = shape.reduce(1, *)
+        return Tensor(converting: (0..<count).map { Double(value($0)) }, shape: shape, dtype: dtype)
+    }
+
+    /// A description of the first differences between `actual` and `expected`, or nil when bitwise equal.
+    static func difference(_ actual: Tensor, _ expected: Tensor, _ label: String) -> String? {
+        if actual.isBitwiseEqual(to: expected) { return nil }
+        if actual.shape != expected.shape || actual.dtype != expected.dtype {
+            return "\(label): got \(actual.dtype)\(actual.shape), expected \(expected.dtype)\(expected.shape)"
+        }
+        let wrong = (0..<actual.count).filter { actual.element($0) != expected.element($0) }
+        let first = wrong.prefix(3).map { "[\($0)] \(actual.element($0)) ≠ \(expected.element($0))" }
+        return "\(label): \(wrong.count) of \(actual.count) elements differ: \(first.joined(separator: ", "))"
+    }
+}
+
+/// Collects failure descriptions on rank threads; asserted on the test's thread.
+final class Failures: @unchecked Sendable {
+    private(set) var messages: [String] = []
+
+    func check(_ actual: Tensor, _ expected: Tensor, _ label: @autoclosure () -> String) {
+        if let message = Reference.difference(actual, expected, label()) { messages.append(message) }
+    }
+
+    func record(_ message: String) { messages.append(message) }
+}
+
+/// Runs `body` on `worldSize` rank threads and fails the test with every rank's error or recorded failure.
+func runRanks(
+    _ worldSize: Int, options: ProcessGroupOptions = ProcessGroupOptions(timeout: 60),
+    file: StaticString = #filePath, line: UInt = #line,
+    _ body: @escaping @Sendable (ProcessGroup, Failures) throws -> Void
+) throws {
+    let outcomes = try ThreadLauncher.run(worldSize: worldSize, options: options) { group -> [String] in
+        let failures = Failures()
+        try body(group, failures)
+        return failures.messages
+    }
+    for (rank, outcome) in outcomes.enumerated() {
+        switch outcome {
+        case let .success(messages):
+            for message in messages.prefix(10) { XCTFail("world \(worldSize) rank \(rank): \(message)", file: file, line: line) }
+        case let .failure(error):
+            XCTFail("world \(worldSize) rank \(rank) threw: \(error)", file: file, line: line)
+        }
+    }
+}
