@@ -23,8 +23,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Worker program for the multi-process tests (started through `tandem launch`); not a product.
+        .executableTarget(
+            name: "tandem-test-worker", dependencies: ["TandemComm", "TandemTensor"], path: "Sources/TandemTestWorker"),
         .testTarget(name: "TandemTensorTests", dependencies: ["TandemTensor"]),
-        .testTarget(name: "TandemCommTests", dependencies: ["TandemComm", "TandemTensor"]),
+        .testTarget(
+            name: "TandemCommTests", dependencies: ["TandemComm", "TandemTensor", "tandem", "tandem-test-worker"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -155,27 +155,38 @@ public enum ProcessLauncher {
     }
 
     /// Waits for the workers; on the first failure or a signal, stops the rest.
+    ///
+    /// Each worker has a thread blocked in `waitpid` for it, which records the exit the moment it happens, so
+    /// the first failure is the one that really came first, not the first one a polling loop happened to reap.
     private static func supervise(_ workers: [Worker], gracePeriod: Double) -> LaunchOutcome {
         var outcome = LaunchOutcome(failedRank: nil, failedEnding: nil, exitCode: 0)
+        let exits = Mutex<[(index: Int, ending: WorkerEnding)]>([])
+        let waiters = workers.enumerated().map { index, worker in
+            JoinableThread(name: "tandem-wait-\(worker.rank)", stackBytes: 128 << 10) {
+                var status: Int32 = 0
+                while waitpid(worker.pid, &status, 0) == -1 && errno == EINTR {}
+                let ending = decodeWaitStatus(status)
+                exits.withLock { $0.append((index, ending)) }
+            }
+        }
         var running = Set(workers.indices)
         var stopping = false
         var killDeadline: Deadline?
+        var handled = 0
         while !running.isEmpty {
-            var status: Int32 = 0
-            let pid = waitpid(-1, &status, WNOHANG)
-            if pid > 0, let index = workers.firstIndex(where: { $0.pid == pid }) {
+            let events = exits.withLock { Array($0[handled...]) }
+            handled += events.count
+            for (index, ending) in events {
                 running.remove(index)
-                let ending = decodeWaitStatus(status)
                 workers[index].finishOutput()
                 if !ending.isSuccess && outcome.failedRank == nil && !stopping {
                     outcome.failedRank = workers[index].rank
                     outcome.failedEnding = ending
                     outcome.exitCode = ending.exitCode
                     Posix.writeToStandardError(
-                        "tandem launch: rank \(workers[index].rank) (pid \(pid)) failed first: it \(ending); stopping the other ranks\n")
+                        "tandem launch: rank \(workers[index].rank) (pid \(workers[index].pid)) failed first: it \(ending); stopping the other ranks\n")
                     stopping = true
                 }
-                continue
             }
             let caught = receivedSignal.exchange(0, ordering: .relaxed)
             if caught != 0 {
@@ -193,8 +204,9 @@ public enum ProcessLauncher {
                 for index in running { kill(workers[index].pid, SIGKILL) }
                 killDeadline = .after(seconds: 3600)
             }
-            usleep(5_000)
+            if !running.isEmpty { usleep(2_000) }
         }
+        for waiter in waiters { waiter.join() }
         return outcome
     }
 

@@ -1,0 +1,108 @@
+// A rank program for the multi-process tests: started by `tandem launch`, it runs one scenario and reports
+// on stdout in lines the tests parse (`RESULT …`, `ERROR …`).
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+import TandemComm
+import TandemTensor
+
+func report(_ line: String) {
+    print(line)
+    fflush(nil)
+}
+
+func wallMilliseconds() -> Int64 {
+    var spec = timespec()
+    clock_gettime(CLOCK_REALTIME, &spec)
+    return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
+}
+
+/// `ERROR kind=… rank=… at_ms=…` for a failed collective, then exit 1 after `linger` seconds (a survivor
+/// reacting to another rank's failure must not look like the first failure to the launcher).
+func reportFailure(_ error: any Error, linger: Double) -> Never {
+    var kind = "other"
+    var rank = -1
+    if let error = error as? CommError {
+        switch error {
+        case let .peerLost(lost, _, _): kind = "peerLost"; rank = lost
+        case let .peerAborted(aborter, _, _): kind = "peerAborted"; rank = aborter
+        case let .mismatch(_, peer, _, _): kind = "mismatch"; rank = peer
+        case .timeout: kind = "timeout"
+        case .invalidArgument: kind = "invalidArgument"
+        case .shutDown: kind = "shutDown"
+        case .bootstrap: kind = "bootstrap"
+        }
+    }
+    report("ERROR kind=\(kind) rank=\(rank) at_ms=\(wallMilliseconds()) message=\(error)")
+    usleep(UInt32(linger * 1e6))
+    exit(1)
+}
+
+let arguments = CommandLine.arguments.dropFirst()
+guard let scenario = arguments.first else {
+    report("usage: tandem-test-worker collectives|kill-mid-collective VICTIM|mismatch-size|exit-code CODE|sleep")
+    exit(2)
+}
+
+// Survivors of a failure report before the launcher's SIGTERM can stop them.
+if scenario == "kill-mid-collective" || scenario == "mismatch-size" { signal(SIGTERM, SIG_IGN) }
+
+let group: ProcessGroup
+do {
+    group = try ProcessGroup.initializeFromEnvironment()
+} catch {
+    report("ERROR kind=init message=\(error)")
+    exit(1)
+}
+let rank = group.rank
+let world = group.worldSize
+
+do {
+    switch scenario {
+    case "collectives":
+        let tensor = Tensor(converting: (0..<100_003).map { Double(($0 % 5) * (rank + 1)) }, dtype: .bfloat16)
+        try group.allReduce(tensor)
+        let triangle = world * (world + 1) / 2
+        let reduceOK = (0..<tensor.count).allSatisfy { tensor.element($0) == Double(($0 % 5) * triangle) }
+        let gathered = try group.allGather(Tensor(converting: [Double(rank)], dtype: .int64))
+        let gatherOK = gathered.toDoubles() == (0..<world).map(Double.init)
+        let names = try group.allGatherObject("rank-\(rank)")
+        let objectOK = names == (0..<world).map { "rank-\($0)" }
+        try group.barrier()
+        report("RESULT rank=\(rank) world=\(world) allReduce=\(reduceOK) allGather=\(gatherOK) objects=\(objectOK)")
+    case "kill-mid-collective":
+        let victim = Int(arguments.dropFirst().first ?? "") ?? 1
+        let tensor = Tensor(zeros: [1 << 20], dtype: .float32)
+        for iteration in 0..<100_000 {
+            if rank == victim && iteration == 20 {
+                report("VICTIM rank=\(rank) at_ms=\(wallMilliseconds())")
+                kill(getpid(), SIGKILL)
+            }
+            try group.allReduce(tensor)
+        }
+        report("ERROR kind=none: the loop finished without noticing the dead rank")
+        exit(1)
+    case "mismatch-size":
+        let tensor = Tensor(zeros: [rank == 1 ? 1001 : 1000], dtype: .float32)
+        try group.allReduce(tensor)
+        report("ERROR kind=none: mismatched sizes were not detected")
+        exit(1)
+    case "exit-code":
+        let code = Int32(arguments.dropFirst().first ?? "") ?? 3
+        if rank == 1 { exit(code) }
+        try group.barrier()
+        report("RESULT rank=\(rank) barrier passed although rank 1 exited")
+    case "sleep":
+        report("SLEEPING rank=\(rank)")
+        sleep(60)
+    default:
+        report("ERROR unknown scenario \(scenario)")
+        exit(2)
+    }
+} catch {
+    reportFailure(error, linger: scenario == "mismatch-size" ? 0 : 0.5)
+}
+group.shutdown()

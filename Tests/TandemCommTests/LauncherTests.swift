@@ -1,0 +1,108 @@
+import Foundation
+import XCTest
+
+/// The paths users take: real processes started by `tandem launch`.
+final class LauncherTests: XCTestCase {
+    private func launch(_ ranks: Int, _ scenario: [String], extra: [String] = []) throws -> BuiltProgram.Run {
+        try BuiltProgram.run(
+            BuiltProgram.tandem,
+            ["launch", "--nproc-per-node", String(ranks), "--master-port", "0"] + extra + ["--", BuiltProgram.worker] + scenario)
+    }
+
+    func testCollectivesAcrossFourProcessesGiveCorrectResultsWithRankPrefixes() throws {
+        let run = try launch(4, ["collectives"])
+        XCTAssertEqual(run.status, 0, run.output)
+        for rank in 0..<4 {
+            XCTAssertEqual(
+                run.lines(containing: "[rank\(rank)]: RESULT rank=\(rank) world=4 allReduce=true allGather=true objects=true").count, 1,
+                run.output)
+        }
+    }
+
+    func testKillNineOfARankMidCollectiveMakesEveryOtherRankThrowPeerLostWithinTwoSeconds() throws {
+        let run = try launch(3, ["kill-mid-collective", "2"], extra: ["--grace-period", "5"])
+        XCTAssertEqual(run.status, 137, "launcher exits 128+SIGKILL: \(run.output)")
+        XCTAssertEqual(run.lines(containing: "tandem launch: rank 2").filter { $0.contains("failed first") && $0.contains("SIGKILL") }.count, 1, run.output)
+        guard let victim = run.lines(containing: "VICTIM rank=2").first, let killedAt = milliseconds(in: victim) else {
+            return XCTFail("victim did not report: \(run.output)")
+        }
+        for rank in 0..<2 {
+            guard let line = run.lines(containing: "[rank\(rank)]: ERROR").first, let detectedAt = milliseconds(in: line) else {
+                XCTFail("rank \(rank) did not report an error: \(run.output)")
+                continue
+            }
+            XCTAssertTrue(line.contains("kind=peerLost rank=2"), line)
+            XCTAssertLessThan(detectedAt - killedAt, 2000, "rank \(rank) noticed after \(detectedAt - killedAt) ms")
+        }
+    }
+
+    func testMismatchedSizesAcrossProcessesFailEveryRankNamingBothSides() throws {
+        let run = try launch(3, ["mismatch-size"])
+        XCTAssertNotEqual(run.status, 0)
+        let errors = run.lines(containing: "ERROR kind=")
+        XCTAssertEqual(errors.count, 3, run.output)
+        XCTAssertTrue(errors.allSatisfy { $0.contains("kind=mismatch") || $0.contains("kind=peerAborted") }, run.output)
+        XCTAssertTrue(errors.contains { $0.contains("1000 elements") && $0.contains("1001 elements") }, run.output)
+        XCTAssertLessThan(run.seconds, 20)
+    }
+
+    func testAFailingRankStopsTheJobAndTheLauncherNamesIt() throws {
+        let run = try launch(3, ["exit-code", "7"])
+        XCTAssertEqual(run.status, 7, run.output)
+        XCTAssertEqual(run.lines(containing: "tandem launch: rank 1").filter { $0.contains("failed first: it exited with code 7") }.count, 1, run.output)
+        XCTAssertTrue(run.lines(containing: "barrier passed").isEmpty, run.output)
+        XCTAssertLessThan(run.seconds, 20)
+    }
+
+    func testInterruptIsForwardedToWorkers() throws {
+        let run = try BuiltProgram.run(
+            BuiltProgram.tandem, ["launch", "--nproc-per-node", "2", "--master-port", "0", "--", BuiltProgram.worker, "sleep"],
+            timeout: 30
+        ) { process in
+            // Interrupt once both workers exist and have had time to join the group.
+            let deadline = Date(timeIntervalSinceNow: 20)
+            while Date() < deadline && process.isRunning && self.childCount(of: process) < 2 { usleep(50_000) }
+            usleep(500_000)
+            process.interrupt()
+        }
+        XCTAssertEqual(run.status, 130, "128 + SIGINT: \(run.output)")
+        XCTAssertTrue(run.output.contains("received SIGINT; forwarding it to the workers"), run.output)
+        XCTAssertLessThan(run.seconds, 25)
+    }
+
+    func testLaunchRejectsAMissingProgramWithAClearMessage() throws {
+        let run = try BuiltProgram.run(BuiltProgram.tandem, ["launch", "--nproc-per-node", "2", "--", "no-such-program-xyz"])
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.output.contains("program 'no-such-program-xyz' not found in PATH"), run.output)
+    }
+
+    func testBenchCommSpawnsRanksThroughTheLauncherAndChecksEveryRow() throws {
+        for op in ["all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all", "send_recv"] {
+            let run = try BuiltProgram.run(
+                BuiltProgram.tandem,
+                ["bench", "comm", "--nproc", "3", "--op", op, "--min-bytes", "1K", "--max-bytes", "1M", "--step-factor", "32",
+                 "--iters", "3", "--warmup", "1", "--dtype", "bfloat16", "--json"])
+            XCTAssertEqual(run.status, 0, run.output)
+            let rows = try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [[String: Any]] ?? []
+            XCTAssertEqual(rows.count, 3, run.output)
+            for row in rows {
+                XCTAssertEqual(row["wrong"] as? Int, 0, "\(op): \(row)")
+                XCTAssertEqual(row["ranks"] as? Int, 3)
+                XCTAssertEqual(row["op"] as? String, op)
+                XCTAssertGreaterThan(row["time_us"] as? Double ?? 0, 0)
+            }
+        }
+    }
+
+    /// The number of child processes of `process` (from /proc).
+    private func childCount(of process: Process) -> Int {
+        let pid = process.processIdentifier
+        let children = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+        return children.split(separator: " ").count
+    }
+
+    private func milliseconds(in line: String) -> Int64? {
+        guard let range = line.range(of: "at_ms=") else { return nil }
+        return Int64(line[range.upperBound...].prefix { $0.isNumber })
+    }
+}

@@ -1,0 +1,72 @@
+import Foundation
+import XCTest
+
+/// Runs the built `tandem` binary (beside the test bundle) and captures its output.
+enum BuiltProgram {
+    /// The directory holding the package's built executables.
+    static var directory: URL {
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: executable).deletingLastPathComponent()
+    }
+
+    static var tandem: String { directory.appendingPathComponent("tandem").path }
+    static var worker: String { directory.appendingPathComponent("tandem-test-worker").path }
+
+    struct Run {
+        let status: Int32
+        let output: String
+        let seconds: Double
+
+        /// Output lines (stdout and stderr merged) that contain `marker`.
+        func lines(containing marker: String) -> [String] {
+            output.split(separator: "\n").map(String.init).filter { $0.contains(marker) }
+        }
+    }
+
+    /// Runs `path` with `arguments`, merging stdout and stderr; kills it after `timeout` seconds.
+    static func run(_ path: String, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 120,
+                    whileRunning: ((Process) -> Void)? = nil) throws -> Run {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        var merged = ProcessInfo.processInfo.environment
+        for (key, value) in environment { merged[key] = value }
+        process.environment = merged
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        let start = Date()
+        try process.run()
+        let collector = OutputCollector(pipe.fileHandleForReading)
+        whileRunning?(process)
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            process.interrupt()
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            XCTFail("\(path) \(arguments.joined(separator: " ")) did not finish within \(timeout) s")
+        }
+        process.waitUntilExit()
+        let seconds = Date().timeIntervalSince(start)
+        return Run(status: process.terminationStatus, output: collector.finish(), seconds: seconds)
+    }
+}
+
+/// Reads a pipe on a background thread until EOF.
+private final class OutputCollector: @unchecked Sendable {
+    private var data = Data()
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ handle: FileHandle) {
+        Thread { [self] in
+            data = handle.readDataToEndOfFile()
+            done.signal()
+        }.start()
+    }
+
+    func finish() -> String {
+        done.wait()
+        return String(decoding: data, as: UTF8.self)
+    }
+}
