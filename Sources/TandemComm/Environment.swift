@@ -46,8 +46,13 @@ public enum TandemEnvironment {
         name: "TANDEM_LOG_LEVEL", defaultValue: "warning",
         summary: "log verbosity on stderr: debug, info, warning or error")
 
+    /// Seed of the randomized tests (the stress test prints the one it used).
+    public static let testSeed = Variable(
+        name: "TANDEM_TEST_SEED", defaultValue: "(random, printed)",
+        summary: "seed for the randomized stress test, to replay a failure")
+
     /// All variables, in the order the README lists them.
-    public static let all: [Variable] = [jobToken, commTimeout, allReduceAlgorithm, socketInterface, logLevel]
+    public static let all: [Variable] = [jobToken, commTimeout, allReduceAlgorithm, socketInterface, logLevel, testSeed]
 
     /// Reads a positive number of seconds from `variable`, or its default.
     ///

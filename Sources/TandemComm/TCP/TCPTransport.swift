@@ -227,6 +227,9 @@ final class TCPTransport: @unchecked Sendable {
                 group: context.group, operation: context.operation.description, sequence: context.sequence,
                 waitingFor: silent.sorted(), seconds: context.timeoutSeconds)
         }
-        if entries[0].revents != 0, let failure = health.error { throw failure }
+        // Data that is already here still counts: the group's failure stops this transfer only when none of
+        // its connections can progress.
+        let connectionsReady = entries.dropFirst().contains { $0.revents != 0 }
+        if entries[0].revents != 0 && !connectionsReady, let failure = health.error { throw failure }
     }
 }

@@ -1,0 +1,215 @@
+import Foundation
+import TandemComm
+import TandemTensor
+import XCTest
+
+/// The failure model: mismatches, timeouts, broken groups and shutdown — each error asserted with its bound.
+final class FailureTests: XCTestCase {
+    /// Runs `body` per rank and returns each rank's error (nil when it returned normally) and seconds taken.
+    private func outcomes(
+        _ worldSize: Int, timeout: Double = 30, _ body: @escaping @Sendable (ProcessGroup) throws -> Void
+    ) throws -> [(error: CommError?, seconds: Double)] {
+        let results = try ThreadLauncher.run(worldSize: worldSize, options: ProcessGroupOptions(timeout: timeout)) { group in
+            let start = Date()
+            do {
+                try body(group)
+                return (CommError?.none, Date().timeIntervalSince(start))
+            } catch let error as CommError {
+                return (error, Date().timeIntervalSince(start))
+            }
+        }
+        return try results.map { try $0.get() }
+    }
+
+    func testDifferentSizesGiveMismatchNamingBothSizesOnEveryRank() throws {
+        let results = try outcomes(3) { group in
+            try group.allReduce(Tensor(zeros: [group.rank == 2 ? 513 : 512], dtype: .float32))
+        }
+        for (rank, result) in results.enumerated() {
+            XCTAssertLessThan(result.seconds, 2, "rank \(rank) took \(result.seconds) s")
+            switch result.error {
+            case let .mismatch(_, _, expected, received)?:
+                XCTAssertTrue((expected + received).contains("512 elements") && (expected + received).contains("513 elements"), "\(expected) / \(received)")
+            case .peerAborted?:
+                break
+            default:
+                XCTFail("rank \(rank): expected a mismatch or an abort, got \(String(describing: result.error))")
+            }
+        }
+        XCTAssertTrue(results.contains { if case .mismatch? = $0.error { true } else { false } })
+    }
+
+    func testDifferentOperationOrderGivesMismatchNamingBothOperations() throws {
+        let results = try outcomes(2) { group in
+            let tensor = Tensor(zeros: [64], dtype: .float32)
+            if group.rank == 0 {
+                try group.allReduce(tensor)
+            } else {
+                _ = try group.allGather(tensor)
+            }
+        }
+        let descriptions = results.compactMap { $0.error?.description }
+        XCTAssertEqual(descriptions.count, 2)
+        XCTAssertTrue(descriptions.contains { $0.contains("allReduce #1") && $0.contains("allGather #1") }, "\(descriptions)")
+        XCTAssertTrue(results.allSatisfy { $0.seconds < 2 })
+    }
+
+    func testDifferentDtypesGiveMismatch() throws {
+        let results = try outcomes(2) { group in
+            try group.broadcast(Tensor(zeros: [10], dtype: group.rank == 0 ? .float32 : .int32), source: 0)
+            // The root finished its sends before the receiver looked; it learns of the failure next.
+            try group.barrier()
+        }
+        XCTAssertTrue(results.contains { $0.error?.description.contains("int32") ?? false }, "\(results)")
+        XCTAssertTrue(results.allSatisfy { $0.error != nil && $0.seconds < 2 })
+    }
+
+    func testAnAbsentRankTimesOutNamingGroupOperationSequenceAndTheSilentRank() throws {
+        let results = try outcomes(3, timeout: 1) { group in
+            try group.barrier()
+            if group.rank == 2 {
+                Thread.sleep(forTimeInterval: 2.5)
+                try group.barrier()  // the others have given up by now: this rank learns it at once
+            } else {
+                try group.allReduce(Tensor(zeros: [4], dtype: .float32))
+            }
+        }
+        var sawTimeout = false
+        for rank in 0..<2 {
+            switch results[rank].error {
+            case let .timeout(group, operation, sequence, waitingFor, seconds)?:
+                sawTimeout = true
+                XCTAssertEqual(group, "world")
+                XCTAssertEqual(operation, "allReduce")
+                XCTAssertEqual(sequence, 2)
+                XCTAssertTrue(waitingFor.contains(2), "\(waitingFor)")
+                XCTAssertEqual(seconds, 1)
+                XCTAssertGreaterThanOrEqual(results[rank].seconds, 1)
+                XCTAssertLessThan(results[rank].seconds, 2)
+            case .peerAborted?:
+                XCTAssertLessThan(results[rank].seconds, 2)
+            default:
+                XCTFail("rank \(rank): expected a timeout, got \(String(describing: results[rank].error))")
+            }
+        }
+        XCTAssertTrue(sawTimeout)
+        guard case .peerAborted? = results[2].error else {
+            return XCTFail("the late rank should learn the group was aborted, got \(String(describing: results[2].error))")
+        }
+        XCTAssertLessThan(results[2].seconds, 3.5, "the late rank's barrier must fail at once")
+    }
+
+    func testABrokenGroupFailsEveryLaterCallAtOnceWithTheSameError() throws {
+        let results = try outcomes(2) { group in
+            do {
+                try group.allReduce(Tensor(zeros: [group.rank + 1], dtype: .float32))
+            } catch {
+                let first = group.failure
+                let start = Date()
+                for _ in 0..<100 {
+                    do {
+                        try group.barrier()
+                        XCTFail("a broken group accepted a barrier")
+                    } catch let later as CommError {
+                        XCTAssertEqual(later, first)
+                    }
+                }
+                XCTAssertLessThan(Date().timeIntervalSince(start), 0.5)
+                XCTAssertTrue(group.isBroken)
+                throw error
+            }
+        }
+        XCTAssertTrue(results.allSatisfy { $0.error != nil })
+    }
+
+    func testShutdownDuringAPeersCollectiveNeitherHangsNorSucceedsSilently() throws {
+        let results = try outcomes(2, timeout: 30) { group in
+            try group.barrier()
+            if group.rank == 0 {
+                group.shutdown()
+                XCTAssertThrowsError(try group.barrier()) { error in
+                    XCTAssertEqual(error as? CommError, .shutDown(group: "world"))
+                }
+            } else {
+                try group.allReduce(Tensor(zeros: [1 << 16], dtype: .float32))
+            }
+        }
+        XCTAssertNotNil(results[1].error)
+        XCTAssertLessThan(results[1].seconds, 2, "the peer of a rank that shut down must fail fast, not wait 30 s")
+    }
+
+    func testAsyncOperationsRunInIssueOrderAndReportErrorsThroughWork() throws {
+        let results = try outcomes(3) { group in
+            let tensors = (0..<20).map { Tensor(converting: [Double($0 + group.rank)], dtype: .int64) }
+            let works = tensors.map { group.allReduceAsync($0) }
+            for work in works { try work.wait() }
+            for (index, tensor) in tensors.enumerated() {
+                XCTAssertEqual(tensor.element(0), Double(3 * index + 3))
+            }
+        }
+        XCTAssertTrue(results.allSatisfy { $0.error == nil }, "\(results)")
+        let failing = try outcomes(1) { group in
+            let bad = group.allReduceAsync(Tensor(zeros: [1], dtype: .int32), op: .avg)
+            XCTAssertThrowsError(try bad.wait()) { error in
+                guard case .invalidArgument? = error as? CommError else { return XCTFail("\(error)") }
+            }
+            XCTAssertTrue(bad.isCompleted)
+            XCTAssertThrowsError(try group.barrierAsync().wait())
+        }
+        XCTAssertNil(failing[0].error)
+    }
+
+    func testInvalidArgumentsAreNamedAndAbortThePeers() throws {
+        let results = try outcomes(2) { group in
+            if group.rank == 0 {
+                _ = try group.reduceScatter(Tensor(zeros: [5], dtype: .float32))
+            } else {
+                try group.barrier()
+            }
+        }
+        guard case let .invalidArgument(_, operation, detail)? = results[0].error else {
+            return XCTFail("\(String(describing: results[0].error))")
+        }
+        XCTAssertEqual(operation, "reduceScatter")
+        XCTAssertTrue(detail.contains("not divisible by the world size 2"), detail)
+        guard case .peerAborted(rank: 0, _, _)? = results[1].error else { return XCTFail("\(String(describing: results[1].error))") }
+        XCTAssertLessThan(results[1].seconds, 2)
+    }
+
+    func testAPeerWithTheWrongTokenIsRefused() throws {
+        let server = try TCPStoreServer(host: "127.0.0.1", port: 0, token: "right")
+        defer { server.stop() }
+        let results = [0, 1].map { rank in
+            JoinableResult {
+                let token = rank == 0 ? "right" : "wrong"
+                let store = try TCPStore(host: "127.0.0.1", port: server.port, token: "right", timeout: 5)
+                return try ProcessGroup(store: store, rank: rank, worldSize: 2, options: ProcessGroupOptions(timeout: 2, token: token))
+            }
+        }
+        let errors = results.map { $0.value }
+        guard case let .failure(error as CommError) = errors[1], case let .bootstrap(_, detail) = error else {
+            return XCTFail("rank 1 should be refused: \(errors[1])")
+        }
+        XCTAssertTrue(detail.contains("refused the connection"), detail)
+        guard case .failure = errors[0] else { return XCTFail("rank 0 must not accept the impostor") }
+    }
+}
+
+/// Runs a throwing closure on a thread and holds its result.
+final class JoinableResult<Value>: @unchecked Sendable {
+    private var result: Result<Value, any Error>?
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ body: @escaping @Sendable () throws -> Value) {
+        Thread { [self] in
+            result = Result { try body() }
+            done.signal()
+        }.start()
+    }
+
+    var value: Result<Value, any Error> {
+        done.wait()
+        done.signal()
+        return result!
+    }
+}

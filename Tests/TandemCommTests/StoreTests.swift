@@ -1,0 +1,132 @@
+import Foundation
+import TandemComm
+import XCTest
+
+final class StoreTests: XCTestCase {
+    private var server: TCPStoreServer!
+
+    override func setUpWithError() throws {
+        server = try TCPStoreServer(host: "127.0.0.1", port: 0, token: "secret")
+    }
+
+    override func tearDown() {
+        server.stop()
+    }
+
+    private func client(token: String = "secret") throws -> TCPStore {
+        try TCPStore(host: "127.0.0.1", port: server.port, token: token, timeout: 5)
+    }
+
+    func testSetThenGetReturnsTheValueAndOverwriteReplacesIt() throws {
+        let store = try client()
+        try store.set("a", [1, 2, 3])
+        XCTAssertEqual(try store.get("a", timeout: 1), [1, 2, 3])
+        try store.set("a", [])
+        XCTAssertEqual(try store.get("a", timeout: 1), [])
+    }
+
+    func testGetBlocksUntilAnotherClientSetsTheKey() throws {
+        let reader = try client()
+        let writer = try client()
+        let waiting = JoinableResult { try reader.getString("late", timeout: 10) }
+        Thread.sleep(forTimeInterval: 0.2)
+        try writer.set("late", string: "here")
+        XCTAssertEqual(try waiting.value.get(), "here")
+    }
+
+    func testGetTimeoutNamesTheMissingKeyWithinItsBound() throws {
+        let store = try client()
+        let start = Date()
+        XCTAssertThrowsError(try store.get("never", timeout: 0.5)) { error in
+            XCTAssertEqual(error as? StoreError, .timeout(keys: ["never"], seconds: 0.5))
+            XCTAssertTrue("\(error)".contains("never"))
+        }
+        let elapsed = Date().timeIntervalSince(start)
+        XCTAssertGreaterThanOrEqual(elapsed, 0.5)
+        XCTAssertLessThan(elapsed, 2)
+    }
+
+    func testWaitNamesOnlyTheKeysStillMissing() throws {
+        let store = try client()
+        try store.set("present", [1])
+        XCTAssertThrowsError(try store.wait(["present", "absent1", "absent2"], timeout: 0.3)) { error in
+            XCTAssertEqual(error as? StoreError, .timeout(keys: ["absent1", "absent2"], seconds: 0.3))
+        }
+        try store.set("absent1", [1])
+        try store.set("absent2", [1])
+        XCTAssertNoThrow(try store.wait(["present", "absent1", "absent2"], timeout: 1))
+    }
+
+    func testAddIsAtomicAcrossConcurrentClients() throws {
+        let port = server.port
+        let threads = (0..<8).map { _ in
+            JoinableResult { () throws -> Void in
+                let store = try TCPStore(host: "127.0.0.1", port: port, token: "secret", timeout: 5)
+                for _ in 0..<100 { _ = try store.add("counter", 1) }
+            }
+        }
+        for thread in threads { try thread.value.get() }
+        XCTAssertEqual(try client().add("counter", 0), 800)
+        XCTAssertEqual(try client().add("counter", -800), 0)
+    }
+
+    func testCompareSetFollowsTorchSemantics() throws {
+        let store = try client()
+        XCTAssertEqual(try store.compareSet("k", expected: [9], desired: [1]), [9], "absent key, non-empty expected: returns expected")
+        XCTAssertEqual(try store.compareSet("k", expected: [], desired: [1]), [1], "absent key, empty expected: sets")
+        XCTAssertEqual(try store.compareSet("k", expected: [7], desired: [2]), [1], "wrong expected: returns current")
+        XCTAssertEqual(try store.compareSet("k", expected: [1], desired: [2]), [2], "right expected: swaps")
+        XCTAssertEqual(try store.get("k", timeout: 1), [2])
+    }
+
+    func testDeleteAndNumKeys() throws {
+        let store = try client()
+        try store.set("x", [1])
+        try store.set("y", [1])
+        XCTAssertEqual(try store.numKeys(), 2)
+        XCTAssertTrue(try store.delete("x"))
+        XCTAssertFalse(try store.delete("x"))
+        XCTAssertEqual(try store.numKeys(), 1)
+    }
+
+    func testPrefixStoreScopesKeys() throws {
+        let base = try client()
+        let tp = PrefixStore(prefix: "tp", base: base)
+        try tp.set("addr", string: "a")
+        XCTAssertEqual(try base.getString("tp/addr", timeout: 1), "a")
+        XCTAssertThrowsError(try base.get("addr", timeout: 0.1))
+        XCTAssertThrowsError(try tp.get("missing", timeout: 0.1)) { error in
+            XCTAssertEqual(error as? StoreError, .timeout(keys: ["tp/missing"], seconds: 0.1))
+        }
+    }
+
+    func testAClientWithoutTheTokenIsRefused() throws {
+        XCTAssertThrowsError(try client(token: "guess")) { error in
+            guard case .refused? = error as? StoreError else { return XCTFail("\(error)") }
+            XCTAssertTrue("\(error)".contains("job token"))
+        }
+        // The server keeps serving legitimate clients.
+        let store = try client()
+        try store.set("still", [1])
+        XCTAssertEqual(try store.get("still", timeout: 1), [1])
+    }
+
+    func testAnUnreachableStoreNamesTheAddressTried() throws {
+        let port = server.port
+        server.stop()
+        XCTAssertThrowsError(try TCPStore(host: "127.0.0.1", port: port, token: "secret", timeout: 0.5)) { error in
+            guard case .connection? = error as? StoreError else { return XCTFail("\(error)") }
+            XCTAssertTrue("\(error)".contains("127.0.0.1:\(port)"), "\(error)")
+        }
+    }
+
+    func testABlockedGetFailsWhenTheServerStops() throws {
+        let store = try client()
+        let waiting = JoinableResult { try store.get("never", timeout: 30) }
+        Thread.sleep(forTimeInterval: 0.2)
+        let start = Date()
+        server.stop()
+        XCTAssertThrowsError(try waiting.value.get())
+        XCTAssertLessThan(Date().timeIntervalSince(start), 2)
+    }
+}
