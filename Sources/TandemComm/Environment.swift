@@ -41,6 +41,10 @@ public enum TandemEnvironment {
     public static let socketInterface = Variable(
         name: "TANDEM_SOCKET_IFNAME", defaultValue: "(the interface that routes to MASTER_ADDR)",
         summary: "network interface for peer connections, e.g. eth0 (like NCCL_SOCKET_IFNAME)")
+    /// Busy-poll time before a waiting operation sleeps.
+    public static let spin = Variable(
+        name: "TANDEM_SPIN_US", defaultValue: "50",
+        summary: "microseconds a waiting operation busy-polls (yielding the CPU) before sleeping in poll(2)")
     /// Log verbosity.
     public static let logLevel = Variable(
         name: "TANDEM_LOG_LEVEL", defaultValue: "warning",
@@ -52,7 +56,7 @@ public enum TandemEnvironment {
         summary: "seed for the randomized stress test, to replay a failure")
 
     /// All variables, in the order the README lists them.
-    public static let all: [Variable] = [jobToken, commTimeout, allReduceAlgorithm, socketInterface, logLevel, testSeed]
+    public static let all: [Variable] = [jobToken, commTimeout, allReduceAlgorithm, socketInterface, spin, logLevel, testSeed]
 
     /// Reads a positive number of seconds from `variable`, or its default.
     ///

@@ -105,7 +105,7 @@ struct CommBenchmark {
     private func algorithmName(bytes: Int) -> String {
         switch operation {
         case .allReduce: group.allReduceAlgorithm(bytes: bytes).rawValue
-        case .reduceScatter: group.allReduceAlgorithm(bytes: bytes) == .direct ? "direct" : "ring"
+        case .reduceScatter: group.allReduceAlgorithm(bytes: bytes) == .ring ? "ring" : "direct"
         case .allGather: bytes <= 64 << 10 ? "direct" : "ring"
         case .broadcast: bytes <= 64 << 10 ? "direct" : "chain"
         case .allToAll, .sendReceive: "direct"

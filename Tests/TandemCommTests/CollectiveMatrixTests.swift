@@ -20,9 +20,9 @@ final class CollectiveMatrixTests: XCTestCase {
         }
     }
 
-    func testForcedRingAndDirectAllReduceMatchReference() throws {
-        for algorithm in [AllReduceAlgorithm.ring, .direct] {
-            for worldSize in [2, 3, 5, 8] {
+    func testEveryForcedAllReduceAlgorithmMatchesReference() throws {
+        for algorithm in [AllReduceAlgorithm.ring, .direct, .recursiveDoubling] {
+            for worldSize in [2, 3, 4, 5, 7, 8] {
                 try runRanks(worldSize, options: ProcessGroupOptions(timeout: 60, allReduceAlgorithm: algorithm)) { group, failures in
                     for dtype in [DType.float32, .bfloat16, .int8] {
                         for count in [0, 1, 3, 7, 10_007] {

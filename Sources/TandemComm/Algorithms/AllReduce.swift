@@ -2,22 +2,26 @@ import TandemTensor
 
 /// How all-reduce moves data.
 public enum AllReduceAlgorithm: String, Sendable, CaseIterable {
-    /// Direct exchange below `directLimitBytes`, ring above.
+    /// Below `directLimitBytes`: direct exchange for two ranks, recursive doubling for more; ring above.
     case auto
     /// Ring reduce-scatter then ring all-gather: each rank sends 2(n-1)/n of the data; bandwidth-optimal.
     case ring
     /// One round: every rank sends its whole buffer to every other rank and reduces all contributions in rank
-    /// order; latency-optimal for small messages.
+    /// order; latency-optimal for small messages when every rank has a core of its own.
     case direct
+    /// log2(n) rounds of pairwise exchange (ranks beyond the largest power of two fold in first and get the
+    /// result back at the end); each round waits on one peer only, which suits oversubscribed hosts.
+    case recursiveDoubling = "recursive_doubling"
 
     /// Messages at most this large use `direct` under `auto`.
     public static let directLimitBytes = 64 << 10
 
-    /// The algorithm used for a message of `bytes` with this choice.
-    func resolved(bytes: Int) -> AllReduceAlgorithm {
+    /// The algorithm used for a message of `bytes` among `worldSize` ranks with this choice.
+    func resolved(bytes: Int, worldSize: Int) -> AllReduceAlgorithm {
         switch self {
-        case .auto: bytes <= Self.directLimitBytes ? .direct : .ring
-        case .ring, .direct: self
+        case .auto where bytes > Self.directLimitBytes: .ring
+        case .auto: worldSize <= 2 ? .direct : .recursiveDoubling
+        case .ring, .direct, .recursiveDoubling: self
         }
     }
 }
@@ -29,9 +33,11 @@ extension Collective {
     /// Reduces `count` elements of `buffer` across all ranks in place.
     func allReduce(_ buffer: UnsafeMutableRawPointer, op: ReduceOp, algorithm: AllReduceAlgorithm) throws(CommError) {
         if worldSize == 1 { return }
-        switch algorithm.resolved(bytes: count * elementBytes) {
+        switch algorithm.resolved(bytes: count * elementBytes, worldSize: worldSize) {
         case .direct, .auto:
             try directAllReduce(buffer, op: op)
+        case .recursiveDoubling:
+            try recursiveDoublingAllReduce(buffer, op: op)
         case .ring:
             let chunks = partition(count, into: worldSize)
             try ringReduceScatter(source: buffer, blocks: chunks, op: op, output: nil)
@@ -58,6 +64,37 @@ extension Collective {
             Reduction.combine(op, dtype: dtype, into: scratch, from: scratch + contributor * bytes, count: count)
         }
         buffer.copyMemory(from: scratch, byteCount: bytes)
+    }
+
+    /// Recursive doubling. Every rank combines the same partial sums in the same tree, and the reductions are
+    /// commutative, so every rank ends with bitwise the same result.
+    private func recursiveDoublingAllReduce(_ buffer: UnsafeMutableRawPointer, op: ReduceOp) throws(CommError) {
+        let bytes = count * elementBytes
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 1), alignment: 64)
+        defer { scratch.deallocate() }
+        var powerOfTwo = 1
+        while powerOfTwo * 2 <= worldSize { powerOfTwo *= 2 }
+        let extra = worldSize - powerOfTwo
+        if rank >= powerOfTwo {
+            let partner = rank - powerOfTwo
+            try transfer([send(to: partner, buffer, bytes: bytes)], [])
+            try transfer([], [receive(from: partner, into: buffer, bytes: bytes)])
+            return
+        }
+        if rank < extra {
+            try transfer([], [receive(from: rank + powerOfTwo, into: scratch, bytes: bytes)])
+            Reduction.combine(op, dtype: dtype, into: buffer, from: scratch, count: count)
+        }
+        var mask = 1
+        while mask < powerOfTwo {
+            let partner = rank ^ mask
+            try transfer([send(to: partner, buffer, bytes: bytes)], [receive(from: partner, into: scratch, bytes: bytes)])
+            Reduction.combine(op, dtype: dtype, into: buffer, from: scratch, count: count)
+            mask <<= 1
+        }
+        if rank < extra {
+            try transfer([send(to: rank + powerOfTwo, buffer, bytes: bytes)], [])
+        }
     }
 
     /// Ring reduce-scatter over `blocks` (element ranges of `source`): afterwards rank r holds block r fully

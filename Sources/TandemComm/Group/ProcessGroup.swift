@@ -207,6 +207,6 @@ public final class ProcessGroup: @unchecked Sendable {
 extension ProcessGroup {
     /// The all-reduce algorithm this group uses for a message of `bytes`.
     public func allReduceAlgorithm(bytes: Int) -> AllReduceAlgorithm {
-        options.allReduceAlgorithm.resolved(bytes: bytes)
+        options.allReduceAlgorithm.resolved(bytes: bytes, worldSize: worldSize)
     }
 }

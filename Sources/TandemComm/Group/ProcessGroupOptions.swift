@@ -24,7 +24,7 @@ public struct ProcessGroupOptions: Sendable {
         self.spinMicroseconds = spinMicroseconds
     }
 
-    /// Options from `TANDEM_COMM_TIMEOUT_S`, `TANDEM_JOB_TOKEN`, `TANDEM_SOCKET_IFNAME` and
+    /// Options from `TANDEM_COMM_TIMEOUT_S`, `TANDEM_JOB_TOKEN`, `TANDEM_SOCKET_IFNAME`, `TANDEM_SPIN_US` and
     /// `TANDEM_ALLREDUCE_ALGO`.
     ///
     /// - Throws: `ConfigError` naming the variable whose value is invalid.
@@ -34,6 +34,12 @@ public struct ProcessGroupOptions: Sendable {
         options.token = TandemEnvironment.jobToken.value
         if let interface = TandemEnvironment.socketInterface.value {
             options.listenHost = try interfaceAddress(named: interface)
+        }
+        if let text = TandemEnvironment.spin.value {
+            guard let microseconds = Double(text), microseconds >= 0, microseconds.isFinite else {
+                throw .invalidValue(name: TandemEnvironment.spin.name, value: text, expected: "a number of microseconds ≥ 0")
+            }
+            options.spinMicroseconds = microseconds
         }
         if let text = TandemEnvironment.allReduceAlgorithm.value {
             guard let algorithm = AllReduceAlgorithm(rawValue: text.lowercased()) else {

@@ -117,7 +117,11 @@ final class TCPTransport: @unchecked Sendable {
             }
             let now = Deadline.monotonicNanoseconds()
             if idleSince == 0 { idleSince = now }
-            if now - idleSince < spinNanoseconds { continue }
+            if now - idleSince < spinNanoseconds {
+                // Yielding keeps the spin cheap when ranks outnumber cores: the peer we wait for gets the CPU.
+                sched_yield()
+                continue
+            }
             try sleepUntilReady(sends, sent, receives, received, context: context)
             idleSince = 0
         }

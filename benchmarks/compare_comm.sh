@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Measures Tandem, OpenMPI (TCP transport only) and Gloo (TCP) on the same machine in one run, for the same ops
+# and sizes with the same timing rule (median per-iteration time of the slowest rank), and prints a markdown
+# table of Tandem's figures beside theirs as ratios. Needs: `make build-release compare-deps` (what `make compare`
+# does first).
+#
+#   benchmarks/compare_comm.sh [RANKS...]        default: 2 4
+#   ITERS=50 SIZES="4096 65536 16777216" benchmarks/compare_comm.sh 2
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RANKS=("${@:-2 4}")
+read -r -a RANKS <<< "${RANKS[*]}"
+ITERS=${ITERS:-50}
+WARMUP=${WARMUP:-10}
+OPS=${OPS:-all_reduce,all_gather,reduce_scatter,broadcast,all_to_all,send_recv}
+MIN=${MIN_BYTES:-4096}
+MAX=${MAX_BYTES:-16777216}
+STEP=${STEP_FACTOR:-16}
+TANDEM=.build/release/tandem
+OUT=benchmarks/out
+mkdir -p "$OUT"
+[ -x "$TANDEM" ] || { echo "build first: make build-release" >&2; exit 1; }
+g++ -O2 -std=c++17 benchmarks/gloo_bench.cc -o "$OUT/gloo_bench" -lgloo -lpthread
+mpicc -O2 benchmarks/mpi_bench.c -o "$OUT/mpi_bench"
+
+results="$OUT/results.jsonl"
+: > "$results"
+for n in "${RANKS[@]}"; do
+  for op in ${OPS//,/ }; do
+    # Into a file first: a process started beside the benchmark (python's start-up) would steal its cores.
+    "$TANDEM" bench comm --nproc "$n" --op "$op" --min-bytes "$MIN" --max-bytes "$MAX" --step-factor "$STEP" \
+      --iters "$ITERS" --warmup "$WARMUP" --json > "$OUT/tandem.json"
+    python3 -c 'import json,sys; [print(json.dumps(dict(r, tool="tandem"))) for r in json.load(open(sys.argv[1]))]' \
+      "$OUT/tandem.json" >> "$results"
+    mpirun --allow-run-as-root --oversubscribe -np "$n" --mca pml ob1 --mca btl tcp,self --mca btl_tcp_if_include lo \
+      "$OUT/mpi_bench" "$op" "$MIN" "$MAX" "$STEP" "$ITERS" "$WARMUP" >> "$results"
+    store=$(mktemp -d)
+    "$TANDEM" launch --nproc-per-node "$n" --master-port 0 --no-prefix -- \
+      "$OUT/gloo_bench" "$store" "$op" "$MIN" "$MAX" "$STEP" "$ITERS" "$WARMUP" >> "$results"
+    rm -rf "$store"
+  done
+done
+python3 benchmarks/compare_table.py "$results" | tee "$OUT/compare.md"
