@@ -7,9 +7,11 @@ import XCTest
 final class FailureTests: XCTestCase {
     /// Runs `body` per rank and returns each rank's error (nil when it returned normally) and seconds taken.
     private func outcomes(
-        _ worldSize: Int, timeout: Double = 30, _ body: @escaping @Sendable (ProcessGroup) throws -> Void
+        _ worldSize: Int, timeout: Double = 30, algorithm: AllReduceAlgorithm = .auto,
+        _ body: @escaping @Sendable (ProcessGroup) throws -> Void
     ) throws -> [(error: CommError?, seconds: Double)] {
-        let results = try ThreadLauncher.run(worldSize: worldSize, options: ProcessGroupOptions(timeout: timeout)) { group in
+        let options = ProcessGroupOptions(timeout: timeout, allReduceAlgorithm: algorithm)
+        let results = try ThreadLauncher.run(worldSize: worldSize, options: options) { group in
             let start = Date()
             do {
                 try body(group)
@@ -65,7 +67,9 @@ final class FailureTests: XCTestCase {
     }
 
     func testAnAbsentRankTimesOutNamingGroupOperationSequenceAndTheSilentRank() throws {
-        let results = try outcomes(3, timeout: 1) { group in
+        // Direct exchange: both waiting ranks wait on the absent rank itself (with recursive doubling one of them
+        // would be waiting on a live rank that is itself stuck, and would name that one).
+        let results = try outcomes(3, timeout: 1, algorithm: .direct) { group in
             try group.barrier()
             if group.rank == 2 {
                 Thread.sleep(forTimeInterval: 2.5)
