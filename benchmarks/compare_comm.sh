@@ -4,13 +4,17 @@
 # table of Tandem's figures beside theirs as ratios. Needs: `make build-release compare-deps` (what `make compare`
 # does first).
 #
+# Each tool runs REPEATS times per op (interleaved, a pause between runs) and the table shows the median of
+# those runs: on a small shared machine one run of any tool can land on a bad scheduling moment.
+#
 #   benchmarks/compare_comm.sh [RANKS...]        default: 2 4
-#   ITERS=50 SIZES="4096 65536 16777216" benchmarks/compare_comm.sh 2
+#   ITERS=50 REPEATS=3 MIN_BYTES=4096 MAX_BYTES=16777216 STEP_FACTOR=16 OPS=all_reduce benchmarks/compare_comm.sh 2
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RANKS=("${@:-2 4}")
 read -r -a RANKS <<< "${RANKS[*]}"
 ITERS=${ITERS:-50}
+REPEATS=${REPEATS:-3}
 WARMUP=${WARMUP:-10}
 OPS=${OPS:-all_reduce,all_gather,reduce_scatter,broadcast,all_to_all,send_recv}
 MIN=${MIN_BYTES:-4096}
@@ -27,6 +31,7 @@ results="$OUT/results.jsonl"
 : > "$results"
 for n in "${RANKS[@]}"; do
   for op in ${OPS//,/ }; do
+   for _ in $(seq "$REPEATS"); do
     # Into a file first: a process started beside the benchmark (python's start-up) would steal its cores.
     "$TANDEM" bench comm --nproc "$n" --op "$op" --min-bytes "$MIN" --max-bytes "$MAX" --step-factor "$STEP" \
       --iters "$ITERS" --warmup "$WARMUP" --json > "$OUT/tandem.json"
@@ -38,6 +43,8 @@ for n in "${RANKS[@]}"; do
     "$TANDEM" launch --nproc-per-node "$n" --master-port 0 --no-prefix -- \
       "$OUT/gloo_bench" "$store" "$op" "$MIN" "$MAX" "$STEP" "$ITERS" "$WARMUP" >> "$results"
     rm -rf "$store"
+    sleep 0.5
+   done
   done
 done
 python3 benchmarks/compare_table.py "$results" | tee "$OUT/compare.md"

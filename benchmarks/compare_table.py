@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""Prints the comparison table of benchmarks/compare_comm.sh from its JSON-lines results."""
+"""Prints the comparison table of benchmarks/compare_comm.sh from its JSON-lines results.
+
+Each (ranks, op, size, tool) was measured REPEATS times; the table shows the run with the median time.
+"""
 import json
 import sys
 from collections import defaultdict
@@ -13,14 +16,23 @@ def size_label(n):
 
 
 def main(path):
-    rows = defaultdict(dict)
+    runs = defaultdict(lambda: defaultdict(list))
     for line in open(path):
         line = line.strip()
         if not line.startswith("{"):
             continue
         record = json.loads(line)
         # Tandem rounds counts to the world size the same way the others do, so bytes match.
-        rows[(record["ranks"], record["op"], record["bytes"])][record["tool"]] = record
+        runs[(record["ranks"], record["op"], record["bytes"])][record["tool"]].append(record)
+    rows = {}
+    for key, tools in runs.items():
+        rows[key] = {}
+        for tool, records in tools.items():
+            records.sort(key=lambda r: r["time_us"])
+            median = dict(records[len(records) // 2])
+            if tool == "tandem":
+                median["wrong"] = sum(r["wrong"] for r in records)
+            rows[key][tool] = median
     print("| ranks | op | size | Tandem µs | OpenMPI µs | Gloo µs | Tandem busbw GB/s | OpenMPI busbw | Gloo busbw "
           "| busbw ÷ OpenMPI | busbw ÷ Gloo | Tandem wrong |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
