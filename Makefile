@@ -23,7 +23,7 @@ run: build-release
 	.build/release/tandem bench comm --nproc $(NPROC) --min-bytes 4 --max-bytes 16M --step-factor 4
 
 test: build
-	$(SWIFT) test -c release --skip-build
+	$(SWIFT) test -c release --skip-build --disable-swift-testing
 
 # Comparison against Gloo and OpenMPI (benchmarks/compare_comm.sh) needs their Debian packages.
 compare-deps:
