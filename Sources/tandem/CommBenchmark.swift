@@ -13,6 +13,18 @@ struct CommBenchmark {
         case allToAll = "all_to_all"
         case sendReceive = "send_recv"
 
+        /// The library's name for the operation.
+        var kind: OperationKind {
+            switch self {
+            case .allReduce: .allReduce
+            case .allGather: .allGather
+            case .reduceScatter: .reduceScatter
+            case .broadcast: .broadcast
+            case .allToAll: .allToAll
+            case .sendReceive: .send
+            }
+        }
+
         /// busbw = algbw × this factor (nccl-tests' PERFORMANCE.md definitions).
         func busFactor(ranks: Int) -> Double {
             let n = Double(ranks)
@@ -98,18 +110,8 @@ struct CommBenchmark {
         let algbw = time > 0 ? Double(bytes) / (time * 1000) : 0
         return Row(
             op: operation.rawValue, bytes: bytes, count: count, dtype: dtype.description, ranks: ranks, backend: "tcp",
-            algorithm: algorithmName(bytes: bytes), time_us: time, algbw_gbps: algbw,
+            algorithm: group.algorithmName(operation.kind, bytes: bytes), time_us: time, algbw_gbps: algbw,
             busbw_gbps: algbw * operation.busFactor(ranks: ranks), wrong: Int(wrong.element(0)))
-    }
-
-    private func algorithmName(bytes: Int) -> String {
-        switch operation {
-        case .allReduce: group.allReduceAlgorithm(bytes: bytes).rawValue
-        case .reduceScatter: group.allReduceAlgorithm(bytes: bytes) == .ring ? "ring" : "direct"
-        case .allGather: bytes <= 64 << 10 ? "direct" : "ring"
-        case .broadcast: bytes <= 64 << 10 ? "direct" : "chain"
-        case .allToAll, .sendReceive: "direct"
-        }
     }
 
     // MARK: - Buffers, data and checks

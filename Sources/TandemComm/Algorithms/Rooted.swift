@@ -47,30 +47,6 @@ extension Collective {
         }
         try transfer(sends, receives)
     }
-
-    /// Direct reduce-scatter for small messages: block p goes to rank p, which reduces the contributions in
-    /// rank order into `output`.
-    func directReduceScatter(
-        _ input: UnsafeRawPointer, blocks: [Range<Int>], op: ReduceOp, into output: UnsafeMutableRawPointer
-    ) throws(CommError) {
-        let own = blocks[rank]
-        let bytes = own.count * elementBytes
-        let scratch = UnsafeMutableRawPointer.allocate(byteCount: max(bytes * worldSize, 1), alignment: 64)
-        defer { scratch.deallocate() }
-        var sends: [OutgoingMessage] = []
-        var receives: [IncomingMessage] = []
-        for peer in 0..<worldSize where peer != rank {
-            let block = blocks[peer]
-            sends.append(send(to: peer, input + block.lowerBound * elementBytes, bytes: block.count * elementBytes))
-            receives.append(receive(from: peer, into: scratch + peer * bytes, bytes: bytes))
-        }
-        try transfer(sends, receives)
-        (scratch + rank * bytes).copyMemory(from: input + own.lowerBound * elementBytes, byteCount: bytes)
-        for contributor in 1..<worldSize {
-            Reduction.combine(op, dtype: dtype, into: scratch, from: scratch + contributor * bytes, count: own.count)
-        }
-        output.copyMemory(from: scratch, byteCount: bytes)
-    }
 }
 
 import TandemTensor

@@ -102,10 +102,8 @@ extension ProcessGroup {
             defer { withExtendedLifetime(reordered) {} }
             if worldSize == 1 {
                 output.baseAddress.copyMemory(from: source, byteCount: output.byteCount)
-            } else if algorithm.resolved(bytes: input.byteCount, worldSize: worldSize) != .ring {
-                try collective.directReduceScatter(source, blocks: blocks, op: op, into: output.baseAddress)
             } else {
-                try collective.ringReduceScatter(source: source, blocks: blocks, op: op, output: output.baseAddress)
+                try collective.reduceScatter(source, blocks: blocks, op: op, into: output.baseAddress, algorithm: algorithm)
             }
             if op == .avg { Reduction.scale(output.baseAddress, dtype: output.dtype, count: output.count, dividingBy: worldSize) }
         }

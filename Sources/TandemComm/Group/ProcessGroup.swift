@@ -209,4 +209,22 @@ extension ProcessGroup {
     public func allReduceAlgorithm(bytes: Int) -> AllReduceAlgorithm {
         options.allReduceAlgorithm.resolved(bytes: bytes, worldSize: worldSize)
     }
+
+    /// The name of the algorithm `operation` uses for a message of `bytes` (for benchmarks and logs): the
+    /// all-reduce and reduce-scatter choices above, `direct`/`ring` for all-gather, `direct`/`chain` for
+    /// broadcast, `direct` for the rest.
+    public func algorithmName(_ operation: OperationKind, bytes: Int) -> String {
+        switch operation {
+        case .allReduce: allReduceAlgorithm(bytes: bytes).rawValue
+        case .reduceScatter, .reduceScatterV: reduceScatterAlgorithm(bytes: bytes).rawValue
+        case .allGather, .allGatherV: bytes <= directGatherLimitBytes ? "direct" : "ring"
+        case .broadcast: bytes <= directBroadcastLimitBytes ? "direct" : "chain"
+        case .gather, .scatter, .send, .allToAll, .allToAllV, .barrier: "direct"
+        }
+    }
+
+    /// The reduce-scatter algorithm this group uses for an input of `bytes`.
+    public func reduceScatterAlgorithm(bytes: Int) -> ReduceScatterAlgorithm {
+        ReduceScatterAlgorithm.choose(bytes: bytes, worldSize: worldSize, allReduce: options.allReduceAlgorithm)
+    }
 }
