@@ -38,6 +38,11 @@ extension ProcessGroup {
         try perform(try planPointToPoint(operations, tag: tag))
     }
 
+    /// Asynchronous `batchSendReceive`.
+    public func batchSendReceiveAsync(_ operations: [PointToPointOperation], tag: Int32 = 0) -> Work {
+        enqueue { () throws(CommError) in try planPointToPoint(operations, tag: tag) }
+    }
+
     private func planPointToPoint(_ operations: [PointToPointOperation], tag: Int32) throws(CommError) -> OperationPlan {
         var sendPeers = Set<Int>()
         var receivePeers = Set<Int>()
@@ -99,6 +104,15 @@ extension ProcessGroup {
     /// `receiveSizes[p]` rows from rank p land in `output`, in rank order. Rows (the other dimensions) must
     /// match across ranks; rank p's `sendSizes[q]` must equal rank q's `receiveSizes[p]`.
     public func allToAllV(_ input: Tensor, sendSizes: [Int], into output: Tensor, receiveSizes: [Int]) throws(CommError) {
+        try perform(try planAllToAllV(input, sendSizes: sendSizes, into: output, receiveSizes: receiveSizes))
+    }
+
+    /// Asynchronous `allToAllV`.
+    public func allToAllVAsync(_ input: Tensor, sendSizes: [Int], into output: Tensor, receiveSizes: [Int]) -> Work {
+        enqueue { () throws(CommError) in try planAllToAllV(input, sendSizes: sendSizes, into: output, receiveSizes: receiveSizes) }
+    }
+
+    private func planAllToAllV(_ input: Tensor, sendSizes: [Int], into output: Tensor, receiveSizes: [Int]) throws(CommError) -> OperationPlan {
         try validateSizes(sendSizes, .allToAllV)
         try validateSizes(receiveSizes, .allToAllV)
         try require(input.rank >= 1 && output.rank >= 1, .allToAllV, "input and output need rank ≥ 1")
@@ -111,10 +125,9 @@ extension ProcessGroup {
         let rowBytes = input.shape.dropFirst().reduce(1, *) * input.dtype.byteSize
         let sendBlocks = ranges(fromSizes: sendSizes.map { $0 * rowBytes })
         let receiveBlocks = ranges(fromSizes: receiveSizes.map { $0 * rowBytes })
-        try perform(
-            OperationPlan(operation: .allToAllV, dtype: input.dtype, count: 0) { collective throws(CommError) in
-                try collective.allToAll(input.baseAddress, sendBlocks: sendBlocks, into: output.baseAddress, receiveBlocks: receiveBlocks)
-            })
+        return OperationPlan(operation: .allToAllV, dtype: input.dtype, count: 0) { collective throws(CommError) in
+            try collective.allToAll(input.baseAddress, sendBlocks: sendBlocks, into: output.baseAddress, receiveBlocks: receiveBlocks)
+        }
     }
 
     // MARK: barrier

@@ -35,6 +35,14 @@ extension ProcessGroup {
         return output
     }
 
+    /// Asynchronous `allGatherV` into a preallocated `output` (`dim` extent = the sum of `sizes`).
+    public func allGatherVAsync(_ input: Tensor, sizes: [Int], into output: Tensor, dim: Int = 0) -> Work {
+        enqueue { () throws(CommError) in
+            try validateSizes(sizes, .allGatherV)
+            return try planAllGather(input, into: output, dim: dim, sizes: sizes)
+        }
+    }
+
     private func planAllGather(_ input: Tensor, into output: Tensor, dim: Int, sizes given: [Int]?) throws(CommError) -> OperationPlan {
         let kind: OperationKind = given == nil ? .allGather : .allGatherV
         let axis = try normalizedDimension(dim, of: input, kind)
@@ -68,31 +76,55 @@ extension ProcessGroup {
     /// - Returns: at `destination`, a tensor of shape `[worldSize × input.shape[0], …]` (`[worldSize]` for
     ///   scalars); nil on other ranks.
     public func gather(_ input: Tensor, destination: Int) throws(CommError) -> Tensor? {
-        try require((0..<worldSize).contains(destination), .gather, "destination \(destination) is outside 0..<\(worldSize)")
-        let shape = input.rank == 0 ? [worldSize] : reshaped(input.shape, dim: 0, extent: input.shape[0] * worldSize)
-        let output = rank == destination ? Tensor(zeros: shape, dtype: input.dtype) : nil
-        try perform(
-            OperationPlan(operation: .gather, dtype: input.dtype, count: input.count) { collective throws(CommError) in
-                try collective.gather(input.baseAddress, blockBytes: input.byteCount, into: output?.baseAddress, root: destination)
-            })
+        let output = rank == destination ? Tensor(zeros: gatheredShape(input.shape), dtype: input.dtype) : nil
+        try perform(try planGather(input, into: output, destination: destination))
         return output
+    }
+
+    /// Asynchronous `gather` into `output` (needed at `destination` only; see `gather(_:destination:)` for its shape).
+    public func gatherAsync(_ input: Tensor, into output: Tensor?, destination: Int) -> Work {
+        enqueue { () throws(CommError) in try planGather(input, into: output, destination: destination) }
+    }
+
+    private func gatheredShape(_ shape: [Int]) -> [Int] {
+        shape.isEmpty ? [worldSize] : reshaped(shape, dim: 0, extent: shape[0] * worldSize)
+    }
+
+    private func planGather(_ input: Tensor, into output: Tensor?, destination: Int) throws(CommError) -> OperationPlan {
+        try require((0..<worldSize).contains(destination), .gather, "destination \(destination) is outside 0..<\(worldSize)")
+        if rank == destination {
+            guard let output else { throw invalid(.gather, "the destination rank must pass an output tensor") }
+            try require(
+                output.dtype == input.dtype && output.shape == gatheredShape(input.shape), .gather,
+                "output \(output.dtype)\(output.shape) must be \(input.dtype)\(gatheredShape(input.shape))")
+        }
+        return OperationPlan(operation: .gather, dtype: input.dtype, count: input.count) { collective throws(CommError) in
+            try collective.gather(input.baseAddress, blockBytes: input.byteCount, into: output?.baseAddress, root: destination)
+        }
     }
 
     /// Splits `input` (at `source`, shape `[worldSize × output.shape[0], …]`) along dim 0 and gives rank r the
     /// r-th part in `output`. Other ranks pass nil for `input`.
     public func scatter(_ input: Tensor?, into output: Tensor, source: Int) throws(CommError) {
+        try perform(try planScatter(input, into: output, source: source))
+    }
+
+    /// Asynchronous `scatter`.
+    public func scatterAsync(_ input: Tensor?, into output: Tensor, source: Int) -> Work {
+        enqueue { () throws(CommError) in try planScatter(input, into: output, source: source) }
+    }
+
+    private func planScatter(_ input: Tensor?, into output: Tensor, source: Int) throws(CommError) -> OperationPlan {
         try require((0..<worldSize).contains(source), .scatter, "source \(source) is outside 0..<\(worldSize)")
         if rank == source {
             guard let input else { throw invalid(.scatter, "the source rank must pass an input tensor") }
-            let expected = output.rank == 0 ? [worldSize] : reshaped(output.shape, dim: 0, extent: output.shape[0] * worldSize)
             try require(
-                input.dtype == output.dtype && input.shape == expected, .scatter,
-                "input \(input.dtype)\(input.shape) must be \(output.dtype)\(expected) to scatter into \(output.shape)")
+                input.dtype == output.dtype && input.shape == gatheredShape(output.shape), .scatter,
+                "input \(input.dtype)\(input.shape) must be \(output.dtype)\(gatheredShape(output.shape)) to scatter into \(output.shape)")
         }
-        try perform(
-            OperationPlan(operation: .scatter, dtype: output.dtype, count: output.count) { collective throws(CommError) in
-                try collective.scatter(input?.baseAddress, blockBytes: output.byteCount, into: output.baseAddress, root: source)
-            })
+        return OperationPlan(operation: .scatter, dtype: output.dtype, count: output.count) { collective throws(CommError) in
+            try collective.scatter(input?.baseAddress, blockBytes: output.byteCount, into: output.baseAddress, root: source)
+        }
     }
 
     // MARK: broadcast

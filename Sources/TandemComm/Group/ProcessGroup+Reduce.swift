@@ -22,6 +22,11 @@ extension ProcessGroup {
         enqueue { () throws(CommError) in try planAllReduce(tensor, into: tensor, op: op) }
     }
 
+    /// Asynchronous out-of-place `allReduce`.
+    public func allReduceAsync(_ input: Tensor, into output: Tensor, op: ReduceOp = .sum) -> Work {
+        enqueue { () throws(CommError) in try planAllReduce(input, into: output, op: op) }
+    }
+
     private func planAllReduce(_ input: Tensor, into output: Tensor, op: ReduceOp) throws(CommError) -> OperationPlan {
         try requireReducible(input.dtype, op, .allReduce)
         try require(
@@ -68,6 +73,14 @@ extension ProcessGroup {
         let output = Tensor(zeros: reshaped(input.shape, dim: axis, extent: sizes[rank]), dtype: input.dtype)
         try perform(try planReduceScatter(input, into: output, dim: axis, op: op, sizes: sizes))
         return output
+    }
+
+    /// Asynchronous `reduceScatterV` into a preallocated `output` (`dim` extent = `sizes[rank]`).
+    public func reduceScatterVAsync(_ input: Tensor, sizes: [Int], into output: Tensor, dim: Int = 0, op: ReduceOp = .sum) -> Work {
+        enqueue { () throws(CommError) in
+            try validateSizes(sizes, .reduceScatterV)
+            return try planReduceScatter(input, into: output, dim: dim, op: op, sizes: sizes)
+        }
     }
 
     private func planReduceScatter(
