@@ -26,8 +26,9 @@ public enum AllReduceAlgorithm: String, Sendable, CaseIterable {
     }
 }
 
-/// Bytes per ring segment: the unit that bounds scratch memory and pipelines reduction with transfer.
-let ringSegmentBytes = 1 << 20
+/// Bytes per ring and chain segment: the unit that bounds scratch memory and pipelines reduction with
+/// transfer (256 KiB measured best of 128 KiB–4 MiB for 16 MiB all-reduce here; docs/PERFORMANCE.md).
+let ringSegmentBytes = 256 << 10
 
 extension Collective {
     /// Reduces `count` elements of `buffer` across all ranks in place.

@@ -1,20 +1,37 @@
-/// Broadcasts at most this large go straight from the root to every rank; larger ones down a pipelined chain.
-let directBroadcastLimitBytes = 64 << 10
+/// Broadcasts at most this large go down a binomial tree; larger ones down a pipelined chain.
+let treeBroadcastLimitBytes = 64 << 10
 
 extension Collective {
     /// Copies `bytes` of `buffer` from `root` to every rank.
     func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int) throws(CommError) {
         if worldSize == 1 { return }
-        if bytes <= directBroadcastLimitBytes {
-            if rank == root {
-                let sends = (0..<worldSize).filter { $0 != root }.map { send(to: $0, buffer, bytes: bytes) }
-                try transfer(sends, [])
-            } else {
-                try transfer([], [receive(from: root, into: buffer, bytes: bytes)])
-            }
-            return
+        if bytes <= treeBroadcastLimitBytes {
+            try treeBroadcast(buffer, bytes: bytes, root: root)
+        } else {
+            try chainBroadcast(buffer, bytes: bytes, root: root)
         }
-        try chainBroadcast(buffer, bytes: bytes, root: root)
+    }
+
+    /// Binomial tree: log2 n rounds; a rank receives once from its parent, then sends to its children,
+    /// largest subtree first. No rank sends more than log2 n copies (the root's direct send would be n-1),
+    /// and each rank waits on one peer, which suits oversubscribed hosts.
+    private func treeBroadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int) throws(CommError) {
+        let position = wrap(rank - root)
+        var mask = 1
+        while mask < worldSize {
+            if position & mask != 0 {
+                try transfer([], [receive(from: wrap(position - mask + root), into: buffer, bytes: bytes)])
+                break
+            }
+            mask <<= 1
+        }
+        mask >>= 1
+        while mask > 0 {
+            if position + mask < worldSize {
+                try transfer([send(to: wrap(position + mask + root), buffer, bytes: bytes)], [])
+            }
+            mask >>= 1
+        }
     }
 
     /// Pipelined chain root → root+1 → …: each rank forwards segment k-1 while receiving segment k, so all
