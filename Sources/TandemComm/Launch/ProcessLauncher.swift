@@ -160,13 +160,12 @@ public enum ProcessLauncher {
     /// the first failure is the one that really came first, not the first one a polling loop happened to reap.
     private static func supervise(_ workers: [Worker], gracePeriod: Double) -> LaunchOutcome {
         var outcome = LaunchOutcome(failedRank: nil, failedEnding: nil, exitCode: 0)
-        let exits = Mutex<[(index: Int, ending: WorkerEnding)]>([])
+        let exits = ExitLog()
         let waiters = workers.enumerated().map { index, worker in
             JoinableThread(name: "tandem-wait-\(worker.rank)", stackBytes: 128 << 10) {
                 var status: Int32 = 0
                 while waitpid(worker.pid, &status, 0) == -1 && errno == EINTR {}
-                let ending = decodeWaitStatus(status)
-                exits.withLock { $0.append((index, ending)) }
+                exits.append(index, decodeWaitStatus(status))
             }
         }
         var running = Set(workers.indices)
@@ -174,7 +173,8 @@ public enum ProcessLauncher {
         var killDeadline: Deadline?
         var handled = 0
         while !running.isEmpty {
-            let events = exits.withLock { Array($0[handled...]) }
+            // Sleeps until a worker exits; wakes every 100 ms to look for a forwarded signal or the kill deadline.
+            let events = exits.events(after: handled, waitingUpTo: 0.1)
             handled += events.count
             for (index, ending) in events {
                 running.remove(index)
@@ -204,7 +204,6 @@ public enum ProcessLauncher {
                 for index in running { kill(workers[index].pid, SIGKILL) }
                 killDeadline = .after(seconds: 3600)
             }
-            if !running.isEmpty { usleep(2_000) }
         }
         for waiter in waiters { waiter.join() }
         return outcome
@@ -253,6 +252,28 @@ public enum ProcessLauncher {
         } catch {
             throw LaunchError.invalid("cannot find a free port: \(error)")
         }
+    }
+}
+
+/// Worker exits in the order they happened; the supervisor sleeps on it instead of polling, so a launcher
+/// on a small machine takes no CPU from its ranks.
+private final class ExitLog: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var entries: [(index: Int, ending: WorkerEnding)] = []
+
+    func append(_ index: Int, _ ending: WorkerEnding) {
+        condition.lock()
+        entries.append((index, ending))
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// The entries after the first `handled`, waiting up to `seconds` for one when there are none yet.
+    func events(after handled: Int, waitingUpTo seconds: Double) -> [(index: Int, ending: WorkerEnding)] {
+        condition.lock()
+        defer { condition.unlock() }
+        if entries.count == handled { _ = condition.wait(until: Date(timeIntervalSinceNow: seconds)) }
+        return Array(entries[handled...])
     }
 }
 
