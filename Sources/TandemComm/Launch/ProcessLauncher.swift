@@ -39,15 +39,17 @@ public struct LaunchConfiguration: Sendable {
 
 /// How a launched job ended.
 public struct LaunchOutcome: Sendable, Equatable {
-    /// The worker that failed first, if any: its global rank and how it ended.
-    public var firstFailure: (rank: Int, ending: WorkerEnding)? {
-        failedRank.map { ($0, failedEnding!) }
-    }
-    fileprivate var failedRank: Int?
-    fileprivate var failedEnding: WorkerEnding?
+    /// The worker that failed first, if any.
+    public var firstFailure: WorkerFailure?
     /// The launcher's exit status: 0 when every worker exited 0; else the first failure's code (128 + signal
     /// for a signal), or 128 + the signal that stopped the launcher.
     public var exitCode: Int32
+}
+
+/// A worker that ended unsuccessfully: its global rank and how it ended.
+public struct WorkerFailure: Sendable, Equatable {
+    public var rank: Int
+    public var ending: WorkerEnding
 }
 
 /// How one worker process ended.
@@ -159,7 +161,7 @@ public enum ProcessLauncher {
     /// Each worker has a thread blocked in `waitpid` for it, which records the exit the moment it happens, so
     /// the first failure is the one that really came first, not the first one a polling loop happened to reap.
     private static func supervise(_ workers: [Worker], gracePeriod: Double) -> LaunchOutcome {
-        var outcome = LaunchOutcome(failedRank: nil, failedEnding: nil, exitCode: 0)
+        var outcome = LaunchOutcome(firstFailure: nil, exitCode: 0)
         let exits = ExitLog()
         let waiters = workers.enumerated().map { index, worker in
             JoinableThread(name: "tandem-wait-\(worker.rank)", stackBytes: 128 << 10) {
@@ -179,9 +181,8 @@ public enum ProcessLauncher {
             for (index, ending) in events {
                 running.remove(index)
                 workers[index].finishOutput()
-                if !ending.isSuccess && outcome.failedRank == nil && !stopping {
-                    outcome.failedRank = workers[index].rank
-                    outcome.failedEnding = ending
+                if !ending.isSuccess && outcome.firstFailure == nil && !stopping {
+                    outcome.firstFailure = WorkerFailure(rank: workers[index].rank, ending: ending)
                     outcome.exitCode = ending.exitCode
                     Posix.writeToStandardError(
                         "tandem launch: rank \(workers[index].rank) (pid \(workers[index].pid)) failed first: it \(ending); stopping the other ranks\n")
