@@ -7,9 +7,12 @@ NPROC ?= 2
 
 .PHONY: run test build build-release deps compare-deps compare clean
 
-# System packages the build and tests need. The core build needs only the Swift toolchain.
+# System packages the build and tests need: the build needs only the Swift toolchain; the multi-host test
+# needs iproute2 (network namespaces stand in for hosts).
 deps:
 	@command -v $(SWIFT) >/dev/null || { echo "Swift is not installed: see https://www.swift.org/install" >&2; exit 1; }
+	@if ! command -v ip >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing iproute2"; apt-get update -qq && apt-get install -y -qq iproute2; fi
 
 build-release: deps
 	$(SWIFT) build -c release --product tandem
