@@ -43,12 +43,12 @@ func reportFailure(_ error: any Error, linger: Double) -> Never {
 
 let arguments = CommandLine.arguments.dropFirst()
 guard let scenario = arguments.first else {
-    report("usage: tandem-test-worker collectives|kill-mid-collective VICTIM|mismatch-size|exit-code CODE|sleep")
+    report("usage: tandem-test-worker collectives|kill-mid-collective VICTIM|kill-while-idle|mismatch-size|exit-code CODE|sleep")
     exit(2)
 }
 
 // Survivors of a failure report before the launcher's SIGTERM can stop them.
-if scenario == "kill-mid-collective" || scenario == "mismatch-size" { signal(SIGTERM, SIG_IGN) }
+if ["kill-mid-collective", "kill-while-idle", "mismatch-size"].contains(scenario) { signal(SIGTERM, SIG_IGN) }
 
 let group: ProcessGroup
 do {
@@ -84,6 +84,18 @@ do {
             try group.allReduce(tensor)
         }
         report("ERROR kind=none: the loop finished without noticing the dead rank")
+        exit(1)
+    case "kill-while-idle":
+        // The victim dies while the others sit idle between operations; their next operation must fail at once.
+        try group.barrier()
+        if rank == 1 {
+            report("VICTIM rank=\(rank) at_ms=\(wallMilliseconds())")
+            kill(getpid(), SIGKILL)
+        }
+        usleep(500_000)
+        report("CALLING rank=\(rank) at_ms=\(wallMilliseconds())")
+        try group.allReduce(Tensor(zeros: [16], dtype: .float32))
+        report("ERROR kind=none: the operation after the death succeeded")
         exit(1)
     case "mismatch-size":
         let tensor = Tensor(zeros: [rank == 1 ? 1001 : 1000], dtype: .float32)

@@ -36,6 +36,25 @@ final class LauncherTests: XCTestCase {
         }
     }
 
+    func testARankThatDiesWhileOthersAreIdleFailsTheirNextOperationAtOnce() throws {
+        let run = try launch(3, ["kill-while-idle"])
+        XCTAssertEqual(run.status, 137, run.output)
+        guard let victim = run.lines(containing: "VICTIM rank=1").first, let killedAt = milliseconds(in: victim) else {
+            return XCTFail("victim did not report: \(run.output)")
+        }
+        for rank in [0, 2] {
+            guard let calling = run.lines(containing: "[rank\(rank)]: CALLING").first, let calledAt = milliseconds(in: calling),
+                let line = run.lines(containing: "[rank\(rank)]: ERROR").first, let failedAt = milliseconds(in: line)
+            else {
+                XCTFail("rank \(rank) did not report: \(run.output)")
+                continue
+            }
+            XCTAssertTrue(line.contains("kind=peerLost rank=1"), line)
+            XCTAssertLessThan(failedAt - calledAt, 100, "the next operation must throw at once, took \(failedAt - calledAt) ms")
+            XCTAssertLessThan(failedAt - killedAt, 2000)
+        }
+    }
+
     func testMismatchedSizesAcrossProcessesFailEveryRankNamingBothSides() throws {
         let run = try launch(3, ["mismatch-size"])
         XCTAssertNotEqual(run.status, 0)
