@@ -31,18 +31,6 @@ enum Posix {
         }
     }
 
-    /// Like `call` for calls returning a byte count (`read`, `send` …).
-    @discardableResult
-    static func size(_ name: @autoclosure () -> String, _ body: () -> Int) throws(SystemCallError) -> Int {
-        while true {
-            let result = body()
-            if result != -1 { return result }
-            let code = errno
-            if code == EINTR { continue }
-            throw SystemCallError(call: name(), errno: code)
-        }
-    }
-
     /// Writes a whole line to stderr with one `write(2)`, ignoring failure (there is nowhere left to report it).
     static func writeToStandardError(_ text: String) {
         var bytes = Array(text.utf8)

@@ -49,15 +49,9 @@ public enum Reduction {
             let values = buffer.assumingMemoryBound(to: Float.self)
             for index in 0..<count { values[index] /= factor }
         case .float16:
-            let values = buffer.assumingMemoryBound(to: UInt16.self)
-            for index in 0..<count {
-                values[index] = HalfConversion.float16Bits(from: HalfConversion.float(fromFloat16: values[index]) / factor)
-            }
+            transformHalves(buffer, count, HalfConversion.float(fromFloat16:), HalfConversion.float16Bits(from:)) { $0 / factor }
         case .bfloat16:
-            let values = buffer.assumingMemoryBound(to: UInt16.self)
-            for index in 0..<count {
-                values[index] = HalfConversion.bfloat16Bits(from: HalfConversion.float(fromBFloat16: values[index]) / factor)
-            }
+            transformHalves(buffer, count, HalfConversion.float(fromBFloat16:), HalfConversion.bfloat16Bits(from:)) { $0 / factor }
         case .int8, .int32, .int64:
             preconditionFailure("unreachable: integer avg rejected above")
         }
@@ -74,19 +68,9 @@ public enum Reduction {
             let input = source.assumingMemoryBound(to: Float.self)
             for index in 0..<count { out[index] = floatOp(out[index], input[index]) }
         case .float16:
-            let out = destination.assumingMemoryBound(to: UInt16.self)
-            let input = source.assumingMemoryBound(to: UInt16.self)
-            for index in 0..<count {
-                let combined = floatOp(HalfConversion.float(fromFloat16: out[index]), HalfConversion.float(fromFloat16: input[index]))
-                out[index] = HalfConversion.float16Bits(from: combined)
-            }
+            combineHalves(destination, source, count, HalfConversion.float(fromFloat16:), HalfConversion.float16Bits(from:), floatOp)
         case .bfloat16:
-            let out = destination.assumingMemoryBound(to: UInt16.self)
-            let input = source.assumingMemoryBound(to: UInt16.self)
-            for index in 0..<count {
-                let combined = floatOp(HalfConversion.float(fromBFloat16: out[index]), HalfConversion.float(fromBFloat16: input[index]))
-                out[index] = HalfConversion.bfloat16Bits(from: combined)
-            }
+            combineHalves(destination, source, count, HalfConversion.float(fromBFloat16:), HalfConversion.bfloat16Bits(from:), floatOp)
         case .int8:
             let out = destination.assumingMemoryBound(to: Int8.self)
             let input = source.assumingMemoryBound(to: Int8.self)
@@ -101,6 +85,27 @@ public enum Reduction {
             for index in 0..<count { out[index] = integerOp(out[index], input[index]) }
         }
     }
+}
+
+/// `out[i] = narrow(op(widen(out[i]), widen(input[i])))` over 16-bit floats: one rounding per step, from fp32.
+@inline(__always)
+private func combineHalves(
+    _ destination: UnsafeMutableRawPointer, _ source: UnsafeRawPointer, _ count: Int,
+    _ widen: (UInt16) -> Float, _ narrow: (Float) -> UInt16, _ op: (Float, Float) -> Float
+) {
+    let out = destination.assumingMemoryBound(to: UInt16.self)
+    let input = source.assumingMemoryBound(to: UInt16.self)
+    for index in 0..<count { out[index] = narrow(op(widen(out[index]), widen(input[index]))) }
+}
+
+/// `values[i] = narrow(transform(widen(values[i])))` over 16-bit floats.
+@inline(__always)
+private func transformHalves(
+    _ buffer: UnsafeMutableRawPointer, _ count: Int, _ widen: (UInt16) -> Float, _ narrow: (Float) -> UInt16,
+    _ transform: (Float) -> Float
+) {
+    let values = buffer.assumingMemoryBound(to: UInt16.self)
+    for index in 0..<count { values[index] = narrow(transform(widen(values[index]))) }
 }
 
 extension Float {
