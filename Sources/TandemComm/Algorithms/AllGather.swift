@@ -3,33 +3,43 @@ let directGatherLimitBytes = 64 << 10
 
 extension Collective {
     /// Gathers every rank's block into `output`, where `blocks` are the byte ranges of each rank's block and
-    /// this rank's block is already in place.
-    func allGather(_ output: UnsafeMutableRawPointer, blocks: [Range<Int>]) throws(CommError) {
+    /// `input` is this rank's contribution (it may already be in place in `output`).
+    ///
+    /// This rank's block is sent straight from `input` and copied into `output` only after the exchange, so
+    /// the copy never delays the first message.
+    func allGather(_ input: UnsafeRawPointer, into output: UnsafeMutableRawPointer, blocks: [Range<Int>]) throws(CommError) {
+        let own = blocks[rank]
+        defer {
+            if input != UnsafeRawPointer(output + own.lowerBound) {
+                (output + own.lowerBound).copyMemory(from: input, byteCount: own.count)
+            }
+        }
         if worldSize == 1 { return }
         if (blocks.last?.upperBound ?? 0) <= directGatherLimitBytes {
             var sends: [OutgoingMessage] = []
             var receives: [IncomingMessage] = []
-            let own = blocks[rank]
             for peer in 0..<worldSize where peer != rank {
-                sends.append(send(to: peer, output + own.lowerBound, bytes: own.count))
+                sends.append(send(to: peer, input, bytes: own.count))
                 receives.append(receive(from: peer, into: output + blocks[peer].lowerBound, bytes: blocks[peer].count))
             }
             try transfer(sends, receives)
         } else {
-            try ringAllGather(output, blocks: blocks)
+            try ringAllGather(output, blocks: blocks, ownInput: input)
         }
     }
 
     /// Ring all-gather: at step s, rank r forwards block r-s to r+1 and receives block r-s-1 from r-1, so each
     /// link carries (n-1)/n of the data, in both directions of the ring at once.
-    func ringAllGather(_ output: UnsafeMutableRawPointer, blocks: [Range<Int>]) throws(CommError) {
+    /// The first step sends this rank's block from `ownInput`, later ones forward blocks received into `output`.
+    func ringAllGather(_ output: UnsafeMutableRawPointer, blocks: [Range<Int>], ownInput: UnsafeRawPointer) throws(CommError) {
         let next = wrap(rank + 1)
         let previous = wrap(rank - 1)
         for step in 0..<worldSize - 1 {
             let outgoing = blocks[wrap(rank - step)]
             let incoming = blocks[wrap(rank - step - 1)]
+            let source = step == 0 ? ownInput : UnsafeRawPointer(output + outgoing.lowerBound)
             try transfer(
-                [send(to: next, output + outgoing.lowerBound, bytes: outgoing.count)],
+                [send(to: next, source, bytes: outgoing.count)],
                 [receive(from: previous, into: output + incoming.lowerBound, bytes: incoming.count)])
         }
     }

@@ -42,7 +42,9 @@ extension Collective {
         case .ring:
             let chunks = partition(count, into: worldSize)
             try ringReduceScatter(source: buffer, blocks: chunks, op: op, output: nil)
-            try ringAllGather(buffer, blocks: chunks.map { $0.lowerBound * elementBytes..<$0.upperBound * elementBytes })
+            try ringAllGather(
+                buffer, blocks: chunks.map { $0.lowerBound * elementBytes..<$0.upperBound * elementBytes },
+                ownInput: buffer + chunks[rank].lowerBound * elementBytes)
         }
         if op == .avg { Reduction.scale(buffer, dtype: dtype, count: count, dividingBy: worldSize) }
     }

@@ -146,7 +146,7 @@ extension ProcessGroup {
         OperationPlan(operation: .barrier, dtype: .int8, count: 0) { collective throws(CommError) in
             var placeholder: UInt8 = 0
             try withUnsafeMutableBytes(of: &placeholder) { (buffer) throws(CommError) in
-                try collective.allGather(buffer.baseAddress!, blocks: Array(repeating: 0..<0, count: collective.worldSize))
+                try collective.allGather(buffer.baseAddress!, into: buffer.baseAddress!, blocks: Array(repeating: 0..<0, count: collective.worldSize))
             }
         }
     }

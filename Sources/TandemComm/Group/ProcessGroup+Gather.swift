@@ -59,8 +59,7 @@ extension ProcessGroup {
         let blocks = ranges(fromSizes: sizes.map { $0 * layout.inner * layout.outer * elementBytes })
         return OperationPlan(operation: kind, dtype: input.dtype, count: output.count) { collective throws(CommError) in
             let target = layout.isContiguousAlongDim ? output : Tensor(zeros: output.shape, dtype: output.dtype)
-            (target.baseAddress + blocks[collective.rank].lowerBound).copyMemory(from: input.baseAddress, byteCount: input.byteCount)
-            try collective.allGather(target.baseAddress, blocks: blocks)
+            try collective.allGather(input.baseAddress, into: target.baseAddress, blocks: blocks)
             if target !== output {
                 BlockReorder.copy(
                     rankMajor: target.baseAddress, concatenated: output.baseAddress, outer: layout.outer, extents: sizes,
