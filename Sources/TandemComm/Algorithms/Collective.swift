@@ -7,7 +7,7 @@ import TandemTensor
 /// carries `count` (the element count all ranks must agree on) so disagreement is caught on first contact.
 struct Collective {
     /// Nil for a one-rank group, whose operations never move data.
-    let transport: TCPTransport?
+    let transport: (any MessageTransport)?
     let rank: Int
     let worldSize: Int
     let context: OperationContext

@@ -6,31 +6,6 @@ import Darwin
 private let noSignal: Int32 = 0
 #endif
 
-/// One message to send in a `transfer`: a header and a payload read straight from the caller's memory.
-struct OutgoingMessage {
-    var peer: Int
-    var header: WireHeader
-    var payload: UnsafeRawPointer?
-    var bytes: Int
-}
-
-/// One message to receive in a `transfer`: the header expected and where the payload goes.
-struct IncomingMessage {
-    var peer: Int
-    var expected: WireHeader
-    var destination: UnsafeMutableRawPointer?
-    var bytes: Int
-}
-
-/// What a failing transfer reports: the group, operation and sequence number of the collective it serves.
-struct OperationContext {
-    var group: String
-    var operation: OperationKind
-    var sequence: UInt64
-    var deadline: Deadline
-    var timeoutSeconds: Double
-}
-
 /// The data plane over TCP: moves any set of messages to and from peers at once.
 ///
 /// `transfer` progresses all its sends and receives together on non-blocking sockets, so both directions of
@@ -38,7 +13,7 @@ struct OperationContext {
 /// message can progress it spins briefly (small messages on a fast link arrive within microseconds), then
 /// sleeps in `poll(2)` on the sockets plus the group's alarm descriptor, bounded by the operation's deadline.
 /// Every received header is checked against what this rank expects before the operation completes.
-final class TCPTransport: @unchecked Sendable {
+final class TCPTransport: MessageTransport, @unchecked Sendable {
     let rank: Int
     let worldSize: Int
     private let group: String
