@@ -11,6 +11,8 @@ import Synchronization
 /// so a data-plane `poll(2)` that includes it wakes at once and every later poll returns immediately.
 final class GroupHealth: Sendable {
     private let failure = Mutex<CommError?>(nil)
+    /// Peers that said goodbye (shut their group down cleanly).
+    private let departed = Mutex<Set<Int>>([])
     /// Read end of a pipe that gets one byte when the group fails; never drained.
     let alarmDescriptor: Int32
     private let alarmWriteDescriptor: Int32
@@ -37,6 +39,30 @@ final class GroupHealth: Sendable {
     /// Throws the recorded failure, if any.
     func check() throws(CommError) {
         if let error { throw error }
+    }
+
+    /// Records that `peer` shut its group down cleanly.
+    func markDeparted(_ peer: Int) {
+        departed.withLock { _ = $0.insert(peer) }
+    }
+
+    /// Whether `peer` said goodbye.
+    func hasDeparted(_ peer: Int) -> Bool {
+        departed.withLock { $0.contains(peer) }
+    }
+
+    /// Waits up to `seconds` for the liveness monitor to explain why `peer`'s data connection closed: the
+    /// group's recorded failure (the peer's abort, or its death) or the peer's goodbye. A data connection can
+    /// close a moment before the monitor has read the message that says why; this keeps the real cause.
+    ///
+    /// - Returns: the recorded failure, or nil when none was recorded in time (then check `hasDeparted`).
+    func awaitCause(of peer: Int, seconds: Double) -> CommError? {
+        let deadline = Deadline.after(seconds: seconds)
+        var entry = pollfd(fd: alarmDescriptor, events: Int16(POLLIN), revents: 0)
+        while error == nil && !hasDeparted(peer) && !deadline.hasPassed {
+            _ = poll(&entry, 1, deadline.pollTimeout(cappedAt: 5))
+        }
+        return error
     }
 
     /// Records `error` unless a failure is already recorded; returns whether this call recorded it.

@@ -3,7 +3,6 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Synchronization
 
 /// Watches one dedicated connection per peer and turns a dead or aborting peer into a group failure at once.
 ///
@@ -25,7 +24,6 @@ final class LivenessMonitor: @unchecked Sendable {
     private let health: GroupHealth
     private let stopPipe: (read: Int32, write: Int32)
     private var thread: JoinableThread?
-    private let departed = Mutex<Set<Int>>([])
 
     init(group: String, rank: Int, sockets: [Socket?], health: GroupHealth) throws(SystemCallError) {
         self.group = group
@@ -44,9 +42,6 @@ final class LivenessMonitor: @unchecked Sendable {
         close(stopPipe.read)
         close(stopPipe.write)
     }
-
-    /// Whether `peer` said goodbye (shut its group down cleanly).
-    func hasDeparted(_ peer: Int) -> Bool { departed.withLock { $0.contains(peer) } }
 
     /// Tells every peer this rank failed with `error` (best effort, never blocks).
     func broadcastAbort(_ error: CommError) {
@@ -102,7 +97,7 @@ final class LivenessMonitor: @unchecked Sendable {
                 if received < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) { continue }
                 // EOF or a reset: the peer's process is gone (or it closed after saying goodbye).
                 entries[index].fd = -1
-                if !hasDeparted(peer) {
+                if !health.hasDeparted(peer) {
                     let detail = received == 0 ? "its connection closed: the process exited or was killed"
                         : "connection error: \(String(cString: strerror(errno)))"
                     health.fail(.peerLost(rank: peer, group: group, detail: detail))
@@ -116,7 +111,7 @@ final class LivenessMonitor: @unchecked Sendable {
         while let type = buffer.first {
             switch MessageType(rawValue: type) {
             case .goodbye:
-                departed.withLock { _ = $0.insert(peer) }
+                health.markDeparted(peer)
                 buffer.removeFirst()
             case .abort:
                 var reader = ByteReader(Array(buffer.dropFirst()))

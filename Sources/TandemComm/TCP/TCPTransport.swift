@@ -163,9 +163,15 @@ final class TCPTransport: MessageTransport, @unchecked Sendable {
         throw connectionFailure(peer: message.peer, detail: "receive failed: \(String(cString: strerror(code)))")
     }
 
-    /// A broken connection; when the group already failed (e.g. a peer aborted first) that cause wins.
+    /// A broken connection. When the liveness monitor knows why (the peer aborted, died, or shut down cleanly),
+    /// that cause wins: a peer that aborts and then exits closes its data connection right after sending the
+    /// abort, and this rank may see the close first.
     private func connectionFailure(peer: Int, detail: String) -> CommError {
-        health.error ?? .peerLost(rank: peer, group: group, detail: detail)
+        if let cause = health.awaitCause(of: peer, seconds: 0.25) { return cause }
+        if health.hasDeparted(peer) {
+            return .peerLost(rank: peer, group: group, detail: "rank \(peer) shut its process group down while this rank still expected data from it")
+        }
+        return .peerLost(rank: peer, group: group, detail: detail)
     }
 
     private func verifyHeader(_ slot: UnsafeMutableRawPointer, against message: IncomingMessage, context: OperationContext) throws(CommError) {
