@@ -7,6 +7,7 @@ import Foundation
 final class JoinableThread: @unchecked Sendable {
     private let finished = NSCondition()
     private var isFinished = false
+    private var thread: Thread?
 
     /// Starts `body` on a new thread named `name` with a stack of `stackBytes`.
     init(name: String, stackBytes: Int = 1 << 20, _ body: @escaping @Sendable () -> Void) {
@@ -19,11 +20,14 @@ final class JoinableThread: @unchecked Sendable {
         }
         thread.name = name
         thread.stackSize = stackBytes
+        self.thread = thread
         thread.start()
     }
 
-    /// Blocks until the thread's body has returned.
+    /// Blocks until the thread's body has returned. Called on the thread itself (an object it kept alive is
+    /// released there and its deinit stops the thread) it returns at once instead of waiting forever.
     func join() {
+        if Thread.current === thread { return }
         finished.lock()
         while !isFinished { finished.wait() }
         finished.unlock()

@@ -163,6 +163,18 @@ final class FailureTests: XCTestCase {
         XCTAssertNil(failing[0].error)
     }
 
+    func testOperationsAfterShutdownFailAtOnce() throws {
+        let results = try outcomes(2) { group in
+            let works = (0..<5).map { _ in group.allReduceAsync(Tensor(zeros: [1000], dtype: .float32)) }
+            for work in works { try work.wait() }
+            group.shutdown()
+            let late = group.allReduceAsync(Tensor(zeros: [4], dtype: .float32))
+            XCTAssertThrowsError(try late.wait()) { error in XCTAssertEqual(error as? CommError, .shutDown(group: "world")) }
+            XCTAssertThrowsError(try group.irecv(into: Tensor(zeros: [1], dtype: .int8), from: 1 - group.rank).wait())
+        }
+        XCTAssertTrue(results.allSatisfy { $0.error == nil }, "\(results)")
+    }
+
     func testInvalidArgumentsAreNamedAndAbortThePeers() throws {
         let results = try outcomes(2) { group in
             if group.rank == 0 {

@@ -34,7 +34,13 @@ final class GroupExecutor: @unchecked Sendable {
     /// Queues `body` to run after every earlier operation on the communication thread.
     func submit(_ body: @escaping () -> Void) {
         condition.lock()
-        if thread == nil && !stopping {
+        if stopping {
+            // Shut down: nothing will serve the queue; the body fails fast on the broken group, here.
+            condition.unlock()
+            body()
+            return
+        }
+        if thread == nil {
             thread = JoinableThread(name: "tandem-comm-\(name)") { [self] in serve() }
         }
         queue.append(body)
