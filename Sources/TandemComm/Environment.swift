@@ -36,7 +36,7 @@ public enum TandemEnvironment {
     /// Forces the all-reduce algorithm.
     public static let allReduceAlgorithm = Variable(
         name: "TANDEM_ALLREDUCE_ALGO", defaultValue: "auto",
-        summary: "all-reduce algorithm: auto (by size), ring, or direct (one-round exchange)")
+        summary: "all-reduce algorithm: auto (by size), ring, direct (one-round exchange) or recursive_doubling")
     /// Network interface whose address the data plane listens on.
     public static let socketInterface = Variable(
         name: "TANDEM_SOCKET_IFNAME", defaultValue: "(the interface that routes to MASTER_ADDR)",

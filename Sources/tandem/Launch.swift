@@ -58,12 +58,7 @@ struct Launch: ParsableCommand {
         configuration.masterPort = UInt16(masterPort)
         configuration.gracePeriod = gracePeriod
         configuration.prefixOutput = !noPrefix
-        let outcome: LaunchOutcome
-        do {
-            outcome = try ProcessLauncher.run(configuration)
-        } catch {
-            throw ValidationError("\(error)")
-        }
+        let outcome = try ProcessLauncher.run(configuration)
         if outcome.exitCode != 0 { throw ExitCode(outcome.exitCode) }
     }
 }
