@@ -1,5 +1,11 @@
-/// Messages at most this large (all ranks' blocks together) gather by direct exchange; larger ones by ring.
+/// Messages at most this large (all ranks' blocks together) gather by direct exchange (recursive doubling on
+/// power-of-two worlds above 2); larger ones by ring.
 let directGatherLimitBytes = 64 << 10
+
+/// Whether a small all-gather among `worldSize` ranks uses recursive doubling rather than direct exchange.
+func gathersByRecursiveDoubling(worldSize: Int) -> Bool {
+    worldSize > 2 && worldSize & (worldSize - 1) == 0
+}
 
 extension Collective {
     /// Gathers every rank's block into `output`, where `blocks` are the byte ranges of each rank's block and
@@ -15,7 +21,9 @@ extension Collective {
             }
         }
         if worldSize == 1 { return }
-        if (blocks.last?.upperBound ?? 0) <= directGatherLimitBytes {
+        if (blocks.last?.upperBound ?? 0) <= directGatherLimitBytes && gathersByRecursiveDoubling(worldSize: worldSize) {
+            try recursiveDoublingAllGather(input, into: output, blocks: blocks)
+        } else if (blocks.last?.upperBound ?? 0) <= directGatherLimitBytes {
             var sends: [OutgoingMessage] = []
             var receives: [IncomingMessage] = []
             for peer in 0..<worldSize where peer != rank {
@@ -25,6 +33,26 @@ extension Collective {
             try transfer(sends, receives)
         } else {
             try ringAllGather(output, blocks: blocks, ownInput: input)
+        }
+    }
+
+    /// Recursive doubling: in round k a rank swaps everything it holds (a run of 2^k consecutive blocks) with
+    /// the rank 2^k away, so after log2 n pairwise rounds every rank holds every block.
+    private func recursiveDoublingAllGather(
+        _ input: UnsafeRawPointer, into output: UnsafeMutableRawPointer, blocks: [Range<Int>]
+    ) throws(CommError) {
+        (output + blocks[rank].lowerBound).copyMemory(from: input, byteCount: blocks[rank].count)
+        var mask = 1
+        while mask < worldSize {
+            let partner = rank ^ mask
+            let mine = (rank & ~(mask - 1))..<(rank & ~(mask - 1)) + mask
+            let theirs = (partner & ~(mask - 1))..<(partner & ~(mask - 1)) + mask
+            let held = blocks[mine.lowerBound].lowerBound..<blocks[mine.upperBound - 1].upperBound
+            let coming = blocks[theirs.lowerBound].lowerBound..<blocks[theirs.upperBound - 1].upperBound
+            try transfer(
+                [send(to: partner, output + held.lowerBound, bytes: held.count)],
+                [receive(from: partner, into: output + coming.lowerBound, bytes: coming.count)])
+            mask <<= 1
         }
     }
 

@@ -211,13 +211,14 @@ extension ProcessGroup {
     }
 
     /// The name of the algorithm `operation` uses for a message of `bytes` (for benchmarks and logs): the
-    /// all-reduce and reduce-scatter choices above, `direct`/`ring` for all-gather, `tree`/`chain` for
+    /// all-reduce and reduce-scatter choices above, `direct`/`recursive_doubling`/`ring` for all-gather, `tree`/`chain` for
     /// broadcast, `direct` for the rest.
     public func algorithmName(_ operation: OperationKind, bytes: Int) -> String {
         switch operation {
         case .allReduce: allReduceAlgorithm(bytes: bytes).rawValue
         case .reduceScatter, .reduceScatterV: reduceScatterAlgorithm(bytes: bytes).rawValue
-        case .allGather, .allGatherV: bytes <= directGatherLimitBytes ? "direct" : "ring"
+        case .allGather, .allGatherV:
+            bytes > directGatherLimitBytes ? "ring" : gathersByRecursiveDoubling(worldSize: worldSize) ? "recursive_doubling" : "direct"
         case .broadcast: bytes <= treeBroadcastLimitBytes ? "tree" : "chain"
         case .gather, .scatter, .send, .allToAll, .allToAllV, .barrier: "direct"
         }
