@@ -1,10 +1,20 @@
-/// Messages at most this large (all ranks' blocks together) gather by direct exchange (recursive doubling on
-/// power-of-two worlds above 2); larger ones by ring.
-let directGatherLimitBytes = 64 << 10
+/// How all-gather moves data.
+public enum AllGatherAlgorithm: String, Sendable {
+    /// Every rank sends its block to every other rank in one round.
+    case direct
+    /// log2 n pairwise rounds, each swapping everything gathered so far.
+    case recursiveDoubling = "recursive_doubling"
+    /// n-1 steps around the ring; each link carries (n-1)/n of the data.
+    case ring
 
-/// Whether a small all-gather among `worldSize` ranks uses recursive doubling rather than direct exchange.
-func gathersByRecursiveDoubling(worldSize: Int) -> Bool {
-    worldSize > 2 && worldSize & (worldSize - 1) == 0
+    /// Gathers of at most this many bytes (all ranks' blocks together) use a latency algorithm.
+    static let smallLimitBytes = 64 << 10
+
+    /// Small gathers: recursive doubling on power-of-two worlds above 2, direct exchange otherwise; ring above.
+    static func choose(bytes: Int, worldSize: Int) -> AllGatherAlgorithm {
+        if bytes > smallLimitBytes { return .ring }
+        return worldSize > 2 && worldSize & (worldSize - 1) == 0 ? .recursiveDoubling : .direct
+    }
 }
 
 extension Collective {
@@ -21,9 +31,10 @@ extension Collective {
             }
         }
         if worldSize == 1 { return }
-        if (blocks.last?.upperBound ?? 0) <= directGatherLimitBytes && gathersByRecursiveDoubling(worldSize: worldSize) {
+        switch AllGatherAlgorithm.choose(bytes: blocks.last?.upperBound ?? 0, worldSize: worldSize) {
+        case .recursiveDoubling:
             try recursiveDoublingAllGather(input, into: output, blocks: blocks)
-        } else if (blocks.last?.upperBound ?? 0) <= directGatherLimitBytes {
+        case .direct:
             var sends: [OutgoingMessage] = []
             var receives: [IncomingMessage] = []
             for peer in 0..<worldSize where peer != rank {
@@ -31,7 +42,7 @@ extension Collective {
                 receives.append(receive(from: peer, into: output + blocks[peer].lowerBound, bytes: blocks[peer].count))
             }
             try transfer(sends, receives)
-        } else {
+        case .ring:
             try ringAllGather(output, blocks: blocks, ownInput: input)
         }
     }

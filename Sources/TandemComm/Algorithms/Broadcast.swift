@@ -1,14 +1,26 @@
-/// Broadcasts at most this large go down a binomial tree; larger ones down a pipelined chain.
-let treeBroadcastLimitBytes = 64 << 10
+/// How broadcast moves data.
+public enum BroadcastAlgorithm: String, Sendable {
+    /// Binomial tree, log2 n rounds.
+    case tree
+    /// Pipelined chain root → root+1 → … in segments.
+    case chain
+
+    /// Broadcasts of at most this many bytes go down a binomial tree; larger ones down a pipelined chain.
+    static let treeLimitBytes = 64 << 10
+
+    /// The algorithm for a broadcast of `bytes`.
+    static func choose(bytes: Int) -> BroadcastAlgorithm {
+        bytes <= treeLimitBytes ? .tree : .chain
+    }
+}
 
 extension Collective {
     /// Copies `bytes` of `buffer` from `root` to every rank.
     func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int) throws(CommError) {
         if worldSize == 1 { return }
-        if bytes <= treeBroadcastLimitBytes {
-            try treeBroadcast(buffer, bytes: bytes, root: root)
-        } else {
-            try chainBroadcast(buffer, bytes: bytes, root: root)
+        switch BroadcastAlgorithm.choose(bytes: bytes) {
+        case .tree: try treeBroadcast(buffer, bytes: bytes, root: root)
+        case .chain: try chainBroadcast(buffer, bytes: bytes, root: root)
         }
     }
 

@@ -2,8 +2,11 @@ import TandemTensor
 
 /// How reduce-scatter moves data; chosen from the group's all-reduce setting so one knob steers both.
 public enum ReduceScatterAlgorithm: String, Sendable {
+    /// Ring reduce-scatter, segments outer and steps inner (scratch is two segments).
     case ring
+    /// log2 n pairwise rounds, each halving the blocks a rank is responsible for.
     case recursiveHalving = "recursive_halving"
+    /// Block p straight to rank p, reduced there in rank order.
     case direct
 
     /// The algorithm for `bytes` of input among `worldSize` ranks under the all-reduce choice `allReduce`.

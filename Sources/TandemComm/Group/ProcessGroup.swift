@@ -217,9 +217,8 @@ extension ProcessGroup {
         switch operation {
         case .allReduce: allReduceAlgorithm(bytes: bytes).rawValue
         case .reduceScatter, .reduceScatterV: reduceScatterAlgorithm(bytes: bytes).rawValue
-        case .allGather, .allGatherV:
-            bytes > directGatherLimitBytes ? "ring" : gathersByRecursiveDoubling(worldSize: worldSize) ? "recursive_doubling" : "direct"
-        case .broadcast: bytes <= treeBroadcastLimitBytes ? "tree" : "chain"
+        case .allGather, .allGatherV: AllGatherAlgorithm.choose(bytes: bytes, worldSize: worldSize).rawValue
+        case .broadcast: BroadcastAlgorithm.choose(bytes: bytes).rawValue
         case .gather, .scatter, .send, .allToAll, .allToAllV, .barrier: "direct"
         }
     }
