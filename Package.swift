@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "TandemTensor", targets: ["TandemTensor"]),
         .library(name: "TandemComm", targets: ["TandemComm"]),
+        .library(name: "TandemParallel", targets: ["TandemParallel"]),
         .executable(name: "tandem", targets: ["tandem"]),
     ],
     dependencies: [
@@ -15,6 +16,7 @@ let package = Package(
     targets: [
         .target(name: "TandemTensor"),
         .target(name: "TandemComm", dependencies: ["TandemTensor"]),
+        .target(name: "TandemParallel", dependencies: ["TandemComm", "TandemTensor"]),
         .executableTarget(
             name: "tandem",
             dependencies: [
@@ -27,6 +29,7 @@ let package = Package(
         .executableTarget(
             name: "tandem-test-worker", dependencies: ["TandemComm", "TandemTensor"], path: "Sources/TandemTestWorker"),
         .testTarget(name: "TandemTensorTests", dependencies: ["TandemTensor"]),
+        .testTarget(name: "TandemParallelTests", dependencies: ["TandemParallel"]),
         .testTarget(
             name: "TandemCommTests", dependencies: ["TandemComm", "TandemTensor", "tandem", "tandem-test-worker"]),
     ],
