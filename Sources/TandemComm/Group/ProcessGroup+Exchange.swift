@@ -157,7 +157,7 @@ extension ProcessGroup {
     ///
     /// - Returns: the source's value on every rank.
     public func broadcastObject<Value: Codable>(_ value: Value?, source: Int) throws(CommError) -> Value {
-        try require((0..<worldSize).contains(source), .broadcast, "source \(source) is outside 0..<\(worldSize)")
+        try requireRoot(source, "source", .broadcast)
         let length = Tensor(zeros: [1], dtype: .int64)
         var encoded: [UInt8] = []
         if rank == source {

@@ -90,7 +90,7 @@ extension ProcessGroup {
     }
 
     private func planGather(_ input: Tensor, into output: Tensor?, destination: Int) throws(CommError) -> OperationPlan {
-        try require((0..<worldSize).contains(destination), .gather, "destination \(destination) is outside 0..<\(worldSize)")
+        try requireRoot(destination, "destination", .gather)
         if rank == destination {
             guard let output else { throw invalid(.gather, "the destination rank must pass an output tensor") }
             try require(
@@ -114,7 +114,7 @@ extension ProcessGroup {
     }
 
     private func planScatter(_ input: Tensor?, into output: Tensor, source: Int) throws(CommError) -> OperationPlan {
-        try require((0..<worldSize).contains(source), .scatter, "source \(source) is outside 0..<\(worldSize)")
+        try requireRoot(source, "source", .scatter)
         if rank == source {
             guard let input else { throw invalid(.scatter, "the source rank must pass an input tensor") }
             try require(
@@ -139,7 +139,7 @@ extension ProcessGroup {
     }
 
     private func planBroadcast(_ tensor: Tensor, source: Int) throws(CommError) -> OperationPlan {
-        try require((0..<worldSize).contains(source), .broadcast, "source \(source) is outside 0..<\(worldSize)")
+        try requireRoot(source, "source", .broadcast)
         return OperationPlan(operation: .broadcast, dtype: tensor.dtype, count: tensor.count) { collective throws(CommError) in
             try collective.broadcast(tensor.baseAddress, bytes: tensor.byteCount, root: source)
         }

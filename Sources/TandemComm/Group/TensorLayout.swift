@@ -55,6 +55,11 @@ extension ProcessGroup {
         return normalized
     }
 
+    /// Checks that the root of a rooted collective (`role`: "source" or "destination") is a rank of this group.
+    func requireRoot(_ root: Int, _ role: String, _ operation: OperationKind) throws(CommError) {
+        try require((0..<worldSize).contains(root), operation, "\(role) \(root) is outside 0..<\(worldSize)")
+    }
+
     /// Checks that `sizes` has one non-negative entry per rank.
     func validateSizes(_ sizes: [Int], _ operation: OperationKind) throws(CommError) {
         try require(sizes.count == worldSize, operation, "sizes has \(sizes.count) entries, need one per rank (\(worldSize))")
