@@ -15,7 +15,9 @@ let package = Package(
     ],
     targets: [
         .target(name: "TandemTensor"),
-        .target(name: "TandemComm", dependencies: ["TandemTensor"]),
+        // Acquire/release atomics on shared-memory words (header-only C).
+        .target(name: "CTandemAtomics"),
+        .target(name: "TandemComm", dependencies: ["TandemTensor", "CTandemAtomics"]),
         .target(name: "TandemParallel", dependencies: ["TandemComm", "TandemTensor"]),
         .executableTarget(
             name: "tandem",

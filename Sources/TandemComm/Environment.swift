@@ -36,7 +36,7 @@ public enum TandemEnvironment {
     /// Forces the all-reduce algorithm.
     public static let allReduceAlgorithm = Variable(
         name: "TANDEM_ALLREDUCE_ALGO", defaultValue: "auto",
-        summary: "all-reduce algorithm: auto (by size), ring, direct (one-round exchange) or recursive_doubling")
+        summary: "all-reduce algorithm: auto (by size); over TCP ring, direct or recursive_doubling; over shared memory one_shot or two_shot")
     /// Network interface whose address the data plane listens on.
     public static let socketInterface = Variable(
         name: "TANDEM_SOCKET_IFNAME", defaultValue: "(the interface that routes to MASTER_ADDR)",
@@ -45,6 +45,18 @@ public enum TandemEnvironment {
     public static let spin = Variable(
         name: "TANDEM_SPIN_US", defaultValue: "50",
         summary: "microseconds a waiting operation busy-polls (yielding the CPU) before sleeping in poll(2)")
+    /// Forces the data plane.
+    public static let backend = Variable(
+        name: "TANDEM_BACKEND", defaultValue: "auto",
+        summary: "data plane: auto (shared memory when all ranks of a group share a host, else TCP), shm or tcp")
+    /// Size of each half of a rank's shared-memory exchange area.
+    public static let sharedBuffer = Variable(
+        name: "TANDEM_SHM_BUFFER_KB", defaultValue: "1024",
+        summary: "KiB per half of each rank's shared-memory exchange area (double-buffered; larger messages stream through it)")
+    /// Overrides the host identity ranks compare to find peers on their host.
+    public static let hostIdentity = Variable(
+        name: "TANDEM_HOST_ID", defaultValue: "(host name and boot id)",
+        summary: "the host this rank claims to be on; ranks with equal ids try shared memory (tests use it to fake hosts)")
     /// Log verbosity.
     public static let logLevel = Variable(
         name: "TANDEM_LOG_LEVEL", defaultValue: "warning",
@@ -56,7 +68,9 @@ public enum TandemEnvironment {
         summary: "seed for the randomized stress test, to replay a failure")
 
     /// All variables, in the order the README lists them.
-    public static let all: [Variable] = [jobToken, commTimeout, allReduceAlgorithm, socketInterface, spin, logLevel, testSeed]
+    public static let all: [Variable] = [
+        jobToken, commTimeout, backend, allReduceAlgorithm, socketInterface, spin, sharedBuffer, hostIdentity, logLevel, testSeed,
+    ]
 
     /// Reads a positive number of seconds from `variable`, or its default.
     ///

@@ -38,6 +38,52 @@ public enum Reduction {
         }
     }
 
+    /// `destination[i] = sources[0][i] ⊕ sources[1][i] ⊕ …`, combined in source order, for `count` elements.
+    ///
+    /// Works through blocks that stay in L1; 16-bit floats accumulate across all sources in fp32 and round
+    /// once at the end. `destination` may be one of the sources only if it is `sources[0]`.
+    public static func reduce(
+        _ op: ReduceOp, dtype: DType, sources: UnsafeBufferPointer<UnsafeRawPointer>,
+        into destination: UnsafeMutableRawPointer, count: Int
+    ) {
+        precondition(!sources.isEmpty, "reduce needs at least one source")
+        let block = 2048
+        let width = dtype.byteSize
+        switch dtype {
+        case .float16, .bfloat16:
+            let widen = dtype == .float16 ? HalfConversion.float(fromFloat16:) : HalfConversion.float(fromBFloat16:)
+            let narrow = dtype == .float16 ? HalfConversion.float16Bits(from:) : HalfConversion.bfloat16Bits(from:)
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: block) { accumulator in
+                var start = 0
+                while start < count {
+                    let length = min(block, count - start)
+                    let first = (sources[0] + start * width).assumingMemoryBound(to: UInt16.self)
+                    for index in 0..<length { accumulator[index] = widen(first[index]) }
+                    for source in sources.dropFirst() {
+                        let values = (source + start * width).assumingMemoryBound(to: UInt16.self)
+                        accumulateHalves(op, accumulator.baseAddress!, values, length, widen)
+                    }
+                    let out = (destination + start * width).assumingMemoryBound(to: UInt16.self)
+                    for index in 0..<length { out[index] = narrow(accumulator[index]) }
+                    start += length
+                }
+            }
+        case .float32, .int8, .int32, .int64:
+            var start = 0
+            while start < count {
+                let length = min(block, count - start)
+                let out = destination + start * width
+                if sources.count >= 2 {
+                    combinePair(op, dtype, out, sources[0] + start * width, sources[1] + start * width, length)
+                } else if out != UnsafeMutableRawPointer(mutating: sources[0]) {
+                    out.copyMemory(from: sources[0] + start * width, byteCount: length * width)
+                }
+                for source in sources.dropFirst(2) { combine(op, dtype: dtype, into: out, from: source + start * width, count: length) }
+                start += length
+            }
+        }
+    }
+
     /// Divides every element by `divisor` (used to finish `avg`); floating-point types only.
     public static func scale(
         _ buffer: UnsafeMutableRawPointer, dtype: DType, count: Int, dividingBy divisor: Int
@@ -85,6 +131,36 @@ public enum Reduction {
             for index in 0..<count { out[index] = integerOp(out[index], input[index]) }
         }
     }
+}
+
+/// `accumulator[i] = op(accumulator[i], widen(values[i]))` for `reduce`.
+@inline(__always)
+private func accumulateHalves(
+    _ op: ReduceOp, _ accumulator: UnsafeMutablePointer<Float>, _ values: UnsafePointer<UInt16>, _ count: Int,
+    _ widen: (UInt16) -> Float
+) {
+    switch op {
+    case .sum, .avg: for index in 0..<count { accumulator[index] += widen(values[index]) }
+    case .product: for index in 0..<count { accumulator[index] *= widen(values[index]) }
+    case .max: for index in 0..<count { accumulator[index] = Float.maximumOf(accumulator[index], widen(values[index])) }
+    case .min: for index in 0..<count { accumulator[index] = Float.minimumOf(accumulator[index], widen(values[index])) }
+    }
+}
+
+/// `out[i] = a[i] ⊕ b[i]` in one pass, for the full-width types (`reduce`'s first two sources).
+@inline(__always)
+private func combinePair(
+    _ op: ReduceOp, _ dtype: DType, _ out: UnsafeMutableRawPointer, _ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ count: Int
+) {
+    if dtype == .float32, op == .sum || op == .avg {
+        let result = out.assumingMemoryBound(to: Float.self)
+        let left = a.assumingMemoryBound(to: Float.self)
+        let right = b.assumingMemoryBound(to: Float.self)
+        for index in 0..<count { result[index] = left[index] + right[index] }
+        return
+    }
+    if out != UnsafeMutableRawPointer(mutating: a) { out.copyMemory(from: a, byteCount: count * dtype.byteSize) }
+    Reduction.combine(op, dtype: dtype, into: out, from: b, count: count)
 }
 
 /// `out[i] = narrow(op(widen(out[i]), widen(input[i])))` over 16-bit floats: one rounding per step, from fp32.

@@ -72,7 +72,7 @@ do {
         let names = try group.allGatherObject("rank-\(rank)")
         let objectOK = names == (0..<world).map { "rank-\($0)" }
         try group.barrier()
-        report("RESULT rank=\(rank) world=\(world) allReduce=\(reduceOK) allGather=\(gatherOK) objects=\(objectOK)")
+        report("RESULT rank=\(rank) world=\(world) backend=\(group.backend) allReduce=\(reduceOK) allGather=\(gatherOK) objects=\(objectOK)")
     case "kill-mid-collective":
         let victim = Int(arguments.dropFirst().first ?? "") ?? 1
         let tensor = Tensor(zeros: [1 << 20], dtype: .float32)

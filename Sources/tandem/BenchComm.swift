@@ -36,8 +36,8 @@ struct BenchComm: ParsableCommand {
     @Option(help: "Untimed iterations per size before timing.")
     var warmup: Int = 5
 
-    @Option(help: "Transport: tcp.")
-    var backend: String = "tcp"
+    @Option(help: "Data plane: auto (shared memory on one host), shm or tcp; default: TANDEM_BACKEND, else auto.")
+    var backend: BackendChoice?
 
     @Option(help: "Spawn this many local ranks (instead of running under tandem launch).")
     var nproc: Int?
@@ -49,7 +49,6 @@ struct BenchComm: ParsableCommand {
         guard let type = DType(name: dtype), [.float32, .bfloat16, .float16].contains(type) else {
             throw ValidationError("--dtype must be float32, bfloat16 or float16, got \(dtype)")
         }
-        guard backend == "tcp" else { throw ValidationError("--backend must be tcp (shared memory comes later), got \(backend)") }
         guard minBytes.value >= 0, maxBytes.value >= minBytes.value else {
             throw ValidationError("need 0 ≤ --min-bytes ≤ --max-bytes")
         }
@@ -66,7 +65,9 @@ struct BenchComm: ParsableCommand {
         guard ProcessInfo.processInfo.environment["RANK"] != nil else {
             throw ValidationError("give --nproc N to spawn N local ranks, or run under `tandem launch`")
         }
-        let group = try ProcessGroup.initializeFromEnvironment()
+        var options = try ProcessGroupOptions.fromEnvironment()
+        if let backend { options.backend = backend }
+        let group = try ProcessGroup.initialize(Rendezvous.fromEnvironment(), options: options)
         defer { group.shutdown() }
         let benchmark = CommBenchmark(
             group: group, operation: op, dtype: DType(name: dtype)!, iterations: iters, warmup: warmup)
@@ -114,6 +115,8 @@ struct BenchComm: ParsableCommand {
         if outcome.exitCode != 0 { throw ExitCode(outcome.exitCode) }
     }
 }
+
+extension BackendChoice: ExpressibleByArgument {}
 
 /// The path of the running executable.
 func selfExecutable() -> String {

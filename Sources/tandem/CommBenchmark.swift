@@ -65,7 +65,7 @@ struct CommBenchmark {
 
     func tableHeader() -> String {
         """
-        # tandem bench comm: \(operation.rawValue), \(group.worldSize) ranks, backend tcp, dtype \(dtype)
+        # tandem bench comm: \(operation.rawValue), \(group.worldSize) ranks, backend \(group.backend), dtype \(dtype)
         # time: median per-iteration µs (slowest rank); algbw = bytes/time; busbw per nccl-tests
         #       size        count      type  algorithm   time(us)  algbw(GB/s) busbw(GB/s) #wrong
         """
@@ -109,7 +109,7 @@ struct CommBenchmark {
         let bytes = count * dtype.byteSize
         let algbw = time > 0 ? Double(bytes) / (time * 1000) : 0
         return Row(
-            op: operation.rawValue, bytes: bytes, count: count, dtype: dtype.description, ranks: ranks, backend: "tcp",
+            op: operation.rawValue, bytes: bytes, count: count, dtype: dtype.description, ranks: ranks, backend: group.backend.rawValue,
             algorithm: group.algorithmName(operation.kind, bytes: bytes), time_us: time, algbw_gbps: algbw,
             busbw_gbps: algbw * operation.busFactor(ranks: ranks), wrong: Int(wrong.element(0)))
     }

@@ -7,10 +7,10 @@ import XCTest
 final class FailureTests: XCTestCase {
     /// Runs `body` per rank and returns each rank's error (nil when it returned normally) and seconds taken.
     private func outcomes(
-        _ worldSize: Int, timeout: Double = 30, algorithm: AllReduceAlgorithm = .auto,
+        _ worldSize: Int, backend: BackendChoice, timeout: Double = 30, algorithm: AllReduceAlgorithm = .auto,
         _ body: @escaping @Sendable (ProcessGroup) throws -> Void
     ) throws -> [(error: CommError?, seconds: Double)] {
-        let options = ProcessGroupOptions(timeout: timeout, allReduceAlgorithm: algorithm)
+        let options = ProcessGroupOptions(timeout: timeout, allReduceAlgorithm: algorithm, backend: backend)
         let results = try ThreadLauncher.run(worldSize: worldSize, options: options) { group in
             let start = Date()
             do {
@@ -24,172 +24,190 @@ final class FailureTests: XCTestCase {
     }
 
     func testDifferentSizesGiveMismatchNamingBothSizesOnEveryRank() throws {
-        let results = try outcomes(3) { group in
-            try group.allReduce(Tensor(zeros: [group.rank == 2 ? 513 : 512], dtype: .float32))
-        }
-        for (rank, result) in results.enumerated() {
-            XCTAssertLessThan(result.seconds, 2, "rank \(rank) took \(result.seconds) s")
-            switch result.error {
-            case let .mismatch(_, _, expected, received)?:
-                XCTAssertTrue((expected + received).contains("512 elements") && (expected + received).contains("513 elements"), "\(expected) / \(received)")
-            case .peerAborted?:
-                break
-            default:
-                XCTFail("rank \(rank): expected a mismatch or an abort, got \(String(describing: result.error))")
+        try forEachBackend { backend in
+            let results = try outcomes(3, backend: backend) { group in
+                try group.allReduce(Tensor(zeros: [group.rank == 2 ? 513 : 512], dtype: .float32))
             }
+            for (rank, result) in results.enumerated() {
+                XCTAssertLessThan(result.seconds, 2, "rank \(rank) took \(result.seconds) s")
+                switch result.error {
+                case let .mismatch(_, _, expected, received)?:
+                    XCTAssertTrue((expected + received).contains("512 elements") && (expected + received).contains("513 elements"), "\(expected) / \(received)")
+                case .peerAborted?:
+                    break
+                default:
+                    XCTFail("rank \(rank): expected a mismatch or an abort, got \(String(describing: result.error))")
+                }
+            }
+            XCTAssertTrue(results.contains { if case .mismatch? = $0.error { true } else { false } })
         }
-        XCTAssertTrue(results.contains { if case .mismatch? = $0.error { true } else { false } })
     }
 
     func testDifferentOperationOrderGivesMismatchNamingBothOperations() throws {
-        let results = try outcomes(2) { group in
-            let tensor = Tensor(zeros: [64], dtype: .float32)
-            if group.rank == 0 {
-                try group.allReduce(tensor)
-            } else {
-                _ = try group.allGather(tensor)
+        try forEachBackend { backend in
+            let results = try outcomes(2, backend: backend) { group in
+                let tensor = Tensor(zeros: [64], dtype: .float32)
+                if group.rank == 0 {
+                    try group.allReduce(tensor)
+                } else {
+                    _ = try group.allGather(tensor)
+                }
             }
+            let descriptions = results.compactMap { $0.error?.description }
+            XCTAssertEqual(descriptions.count, 2)
+            XCTAssertTrue(descriptions.contains { $0.contains("allReduce #1") && $0.contains("allGather #1") }, "\(descriptions)")
+            XCTAssertTrue(results.allSatisfy { $0.seconds < 2 })
         }
-        let descriptions = results.compactMap { $0.error?.description }
-        XCTAssertEqual(descriptions.count, 2)
-        XCTAssertTrue(descriptions.contains { $0.contains("allReduce #1") && $0.contains("allGather #1") }, "\(descriptions)")
-        XCTAssertTrue(results.allSatisfy { $0.seconds < 2 })
     }
 
     func testDifferentDtypesGiveMismatch() throws {
-        let results = try outcomes(2) { group in
-            try group.broadcast(Tensor(zeros: [10], dtype: group.rank == 0 ? .float32 : .int32), source: 0)
-            // The root finished its sends before the receiver looked; it learns of the failure next.
-            try group.barrier()
+        try forEachBackend { backend in
+            let results = try outcomes(2, backend: backend) { group in
+                try group.broadcast(Tensor(zeros: [10], dtype: group.rank == 0 ? .float32 : .int32), source: 0)
+                // The root finished its sends before the receiver looked; it learns of the failure next.
+                try group.barrier()
+            }
+            XCTAssertTrue(results.contains { $0.error?.description.contains("int32") ?? false }, "\(results)")
+            XCTAssertTrue(results.allSatisfy { $0.error != nil && $0.seconds < 2 })
         }
-        XCTAssertTrue(results.contains { $0.error?.description.contains("int32") ?? false }, "\(results)")
-        XCTAssertTrue(results.allSatisfy { $0.error != nil && $0.seconds < 2 })
     }
 
     func testAnAbsentRankTimesOutNamingGroupOperationSequenceAndTheSilentRank() throws {
-        // Direct exchange: both waiting ranks wait on the absent rank itself (with recursive doubling one of them
-        // would be waiting on a live rank that is itself stuck, and would name that one).
-        let results = try outcomes(3, timeout: 1, algorithm: .direct) { group in
-            try group.barrier()
-            if group.rank == 2 {
-                Thread.sleep(forTimeInterval: 2.5)
-                try group.barrier()  // the others have given up by now: this rank learns it at once
-            } else {
-                try group.allReduce(Tensor(zeros: [4], dtype: .float32))
+        try forEachBackend { backend in
+            // Direct exchange: both waiting ranks wait on the absent rank itself (with recursive doubling one of them
+            // would be waiting on a live rank that is itself stuck, and would name that one).
+            let results = try outcomes(3, backend: backend, timeout: 1, algorithm: .direct) { group in
+                try group.barrier()
+                if group.rank == 2 {
+                    Thread.sleep(forTimeInterval: 2.5)
+                    try group.barrier()  // the others have given up by now: this rank learns it at once
+                } else {
+                    try group.allReduce(Tensor(zeros: [4], dtype: .float32))
+                }
             }
-        }
-        var sawTimeout = false
-        for rank in 0..<2 {
-            switch results[rank].error {
-            case let .timeout(group, operation, sequence, waitingFor, seconds)?:
-                sawTimeout = true
-                XCTAssertEqual(group, "world")
-                XCTAssertEqual(operation, "allReduce")
-                XCTAssertEqual(sequence, 2)
-                XCTAssertTrue(waitingFor.contains(2), "\(waitingFor)")
-                XCTAssertEqual(seconds, 1)
-                XCTAssertGreaterThanOrEqual(results[rank].seconds, 1)
-                XCTAssertLessThan(results[rank].seconds, 2)
-            case .peerAborted?:
-                XCTAssertLessThan(results[rank].seconds, 2)
-            default:
-                XCTFail("rank \(rank): expected a timeout, got \(String(describing: results[rank].error))")
+            var sawTimeout = false
+            for rank in 0..<2 {
+                switch results[rank].error {
+                case let .timeout(group, operation, sequence, waitingFor, seconds)?:
+                    sawTimeout = true
+                    XCTAssertEqual(group, "world")
+                    XCTAssertEqual(operation, "allReduce")
+                    XCTAssertEqual(sequence, 2)
+                    XCTAssertTrue(waitingFor.contains(2), "\(waitingFor)")
+                    XCTAssertEqual(seconds, 1)
+                    XCTAssertGreaterThanOrEqual(results[rank].seconds, 1)
+                    XCTAssertLessThan(results[rank].seconds, 2)
+                case .peerAborted?:
+                    XCTAssertLessThan(results[rank].seconds, 2)
+                default:
+                    XCTFail("rank \(rank): expected a timeout, got \(String(describing: results[rank].error))")
+                }
             }
+            XCTAssertTrue(sawTimeout)
+            guard case .peerAborted? = results[2].error else {
+                return XCTFail("the late rank should learn the group was aborted, got \(String(describing: results[2].error))")
+            }
+            XCTAssertLessThan(results[2].seconds, 3.5, "the late rank's barrier must fail at once")
         }
-        XCTAssertTrue(sawTimeout)
-        guard case .peerAborted? = results[2].error else {
-            return XCTFail("the late rank should learn the group was aborted, got \(String(describing: results[2].error))")
-        }
-        XCTAssertLessThan(results[2].seconds, 3.5, "the late rank's barrier must fail at once")
     }
 
     func testABrokenGroupFailsEveryLaterCallAtOnceWithTheSameError() throws {
-        let results = try outcomes(2) { group in
-            do {
-                try group.allReduce(Tensor(zeros: [group.rank + 1], dtype: .float32))
-            } catch {
-                let first = group.failure
-                let start = Date()
-                for _ in 0..<100 {
-                    do {
-                        try group.barrier()
-                        XCTFail("a broken group accepted a barrier")
-                    } catch let later as CommError {
-                        XCTAssertEqual(later, first)
+        try forEachBackend { backend in
+            let results = try outcomes(2, backend: backend) { group in
+                do {
+                    try group.allReduce(Tensor(zeros: [group.rank + 1], dtype: .float32))
+                } catch {
+                    let first = group.failure
+                    let start = Date()
+                    for _ in 0..<100 {
+                        do {
+                            try group.barrier()
+                            XCTFail("a broken group accepted a barrier")
+                        } catch let later as CommError {
+                            XCTAssertEqual(later, first)
+                        }
                     }
+                    XCTAssertLessThan(Date().timeIntervalSince(start), 0.5)
+                    XCTAssertTrue(group.isBroken)
+                    throw error
                 }
-                XCTAssertLessThan(Date().timeIntervalSince(start), 0.5)
-                XCTAssertTrue(group.isBroken)
-                throw error
             }
+            XCTAssertTrue(results.allSatisfy { $0.error != nil })
         }
-        XCTAssertTrue(results.allSatisfy { $0.error != nil })
     }
 
     func testShutdownDuringAPeersCollectiveNeitherHangsNorSucceedsSilently() throws {
-        let results = try outcomes(2, timeout: 30) { group in
-            try group.barrier()
-            if group.rank == 0 {
-                group.shutdown()
-                XCTAssertThrowsError(try group.barrier()) { error in
-                    XCTAssertEqual(error as? CommError, .shutDown(group: "world"))
+        try forEachBackend { backend in
+            let results = try outcomes(2, backend: backend, timeout: 30) { group in
+                try group.barrier()
+                if group.rank == 0 {
+                    group.shutdown()
+                    XCTAssertThrowsError(try group.barrier()) { error in
+                        XCTAssertEqual(error as? CommError, .shutDown(group: "world"))
+                    }
+                } else {
+                    try group.allReduce(Tensor(zeros: [1 << 16], dtype: .float32))
                 }
-            } else {
-                try group.allReduce(Tensor(zeros: [1 << 16], dtype: .float32))
             }
+            XCTAssertNotNil(results[1].error)
+            XCTAssertLessThan(results[1].seconds, 2, "the peer of a rank that shut down must fail fast, not wait 30 s")
         }
-        XCTAssertNotNil(results[1].error)
-        XCTAssertLessThan(results[1].seconds, 2, "the peer of a rank that shut down must fail fast, not wait 30 s")
     }
 
     func testAsyncOperationsRunInIssueOrderAndReportErrorsThroughWork() throws {
-        let results = try outcomes(3) { group in
-            let tensors = (0..<20).map { Tensor(converting: [Double($0 + group.rank)], dtype: .int64) }
-            let works = tensors.map { group.allReduceAsync($0) }
-            for work in works { try work.wait() }
-            for (index, tensor) in tensors.enumerated() {
-                XCTAssertEqual(tensor.element(0), Double(3 * index + 3))
+        try forEachBackend { backend in
+            let results = try outcomes(3, backend: backend) { group in
+                let tensors = (0..<20).map { Tensor(converting: [Double($0 + group.rank)], dtype: .int64) }
+                let works = tensors.map { group.allReduceAsync($0) }
+                for work in works { try work.wait() }
+                for (index, tensor) in tensors.enumerated() {
+                    XCTAssertEqual(tensor.element(0), Double(3 * index + 3))
+                }
             }
-        }
-        XCTAssertTrue(results.allSatisfy { $0.error == nil }, "\(results)")
-        let failing = try outcomes(1) { group in
-            let bad = group.allReduceAsync(Tensor(zeros: [1], dtype: .int32), op: .avg)
-            XCTAssertThrowsError(try bad.wait()) { error in
-                guard case .invalidArgument? = error as? CommError else { return XCTFail("\(error)") }
+            XCTAssertTrue(results.allSatisfy { $0.error == nil }, "\(results)")
+            let failing = try outcomes(1, backend: backend) { group in
+                let bad = group.allReduceAsync(Tensor(zeros: [1], dtype: .int32), op: .avg)
+                XCTAssertThrowsError(try bad.wait()) { error in
+                    guard case .invalidArgument? = error as? CommError else { return XCTFail("\(error)") }
+                }
+                XCTAssertTrue(bad.isCompleted)
+                XCTAssertThrowsError(try group.barrierAsync().wait())
             }
-            XCTAssertTrue(bad.isCompleted)
-            XCTAssertThrowsError(try group.barrierAsync().wait())
+            XCTAssertNil(failing[0].error)
         }
-        XCTAssertNil(failing[0].error)
     }
 
     func testOperationsAfterShutdownFailAtOnce() throws {
-        let results = try outcomes(2) { group in
-            let works = (0..<5).map { _ in group.allReduceAsync(Tensor(zeros: [1000], dtype: .float32)) }
-            for work in works { try work.wait() }
-            group.shutdown()
-            let late = group.allReduceAsync(Tensor(zeros: [4], dtype: .float32))
-            XCTAssertThrowsError(try late.wait()) { error in XCTAssertEqual(error as? CommError, .shutDown(group: "world")) }
-            XCTAssertThrowsError(try group.irecv(into: Tensor(zeros: [1], dtype: .int8), from: 1 - group.rank).wait())
+        try forEachBackend { backend in
+            let results = try outcomes(2, backend: backend) { group in
+                let works = (0..<5).map { _ in group.allReduceAsync(Tensor(zeros: [1000], dtype: .float32)) }
+                for work in works { try work.wait() }
+                group.shutdown()
+                let late = group.allReduceAsync(Tensor(zeros: [4], dtype: .float32))
+                XCTAssertThrowsError(try late.wait()) { error in XCTAssertEqual(error as? CommError, .shutDown(group: "world")) }
+                XCTAssertThrowsError(try group.irecv(into: Tensor(zeros: [1], dtype: .int8), from: 1 - group.rank).wait())
+            }
+            XCTAssertTrue(results.allSatisfy { $0.error == nil }, "\(results)")
         }
-        XCTAssertTrue(results.allSatisfy { $0.error == nil }, "\(results)")
     }
 
     func testInvalidArgumentsAreNamedAndAbortThePeers() throws {
-        let results = try outcomes(2) { group in
-            if group.rank == 0 {
-                _ = try group.reduceScatter(Tensor(zeros: [5], dtype: .float32))
-            } else {
-                try group.barrier()
+        try forEachBackend { backend in
+            let results = try outcomes(2, backend: backend) { group in
+                if group.rank == 0 {
+                    _ = try group.reduceScatter(Tensor(zeros: [5], dtype: .float32))
+                } else {
+                    try group.barrier()
+                }
             }
+            guard case let .invalidArgument(_, operation, detail)? = results[0].error else {
+                return XCTFail("\(String(describing: results[0].error))")
+            }
+            XCTAssertEqual(operation, "reduceScatter")
+            XCTAssertTrue(detail.contains("not divisible by the world size 2"), detail)
+            guard case .peerAborted(rank: 0, _, _)? = results[1].error else { return XCTFail("\(String(describing: results[1].error))") }
+            XCTAssertLessThan(results[1].seconds, 2)
         }
-        guard case let .invalidArgument(_, operation, detail)? = results[0].error else {
-            return XCTFail("\(String(describing: results[0].error))")
-        }
-        XCTAssertEqual(operation, "reduceScatter")
-        XCTAssertTrue(detail.contains("not divisible by the world size 2"), detail)
-        guard case .peerAborted(rank: 0, _, _)? = results[1].error else { return XCTFail("\(String(describing: results[1].error))") }
-        XCTAssertLessThan(results[1].seconds, 2)
     }
 
     func testAPeerWithTheWrongTokenIsRefused() throws {

@@ -1,26 +1,47 @@
 import Foundation
+import TandemComm
 import XCTest
 
 /// The paths users take: real processes started by `tandem launch`.
 final class LauncherTests: XCTestCase {
-    private func launch(_ ranks: Int, _ scenario: [String], extra: [String] = []) throws -> BuiltProgram.Run {
+    private func launch(_ ranks: Int, _ scenario: [String], backend: BackendChoice = .auto, extra: [String] = []) throws -> BuiltProgram.Run {
         try BuiltProgram.run(
             BuiltProgram.tandem,
-            ["launch", "--nproc-per-node", String(ranks), "--master-port", "0"] + extra + ["--", BuiltProgram.worker] + scenario)
+            ["launch", "--nproc-per-node", String(ranks), "--master-port", "0"] + extra + ["--", BuiltProgram.worker] + scenario,
+            environment: [TandemEnvironment.backend.name: backend.rawValue])
+    }
+
+    /// Tandem's segments in /dev/shm (named `/tdm…`).
+    private func sharedMemoryLeftovers() -> Set<String> {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/dev/shm")) ?? []
+        return Set(names.filter { $0.hasPrefix("tdm") })
     }
 
     func testCollectivesAcrossFourProcessesGiveCorrectResultsWithRankPrefixes() throws {
-        let run = try launch(4, ["collectives"])
-        XCTAssertEqual(run.status, 0, run.output)
-        for rank in 0..<4 {
-            XCTAssertEqual(
-                run.lines(containing: "[rank\(rank)]: RESULT rank=\(rank) world=4 allReduce=true allGather=true objects=true").count, 1,
-                run.output)
+        for backend in [BackendChoice.auto, .tcp] {
+            let run = try launch(4, ["collectives"], backend: backend)
+            XCTAssertEqual(run.status, 0, run.output)
+            // Four processes on one host: auto picks shared memory.
+            let expected = backend == .auto ? "shm" : "tcp"
+            for rank in 0..<4 {
+                XCTAssertEqual(
+                    run.lines(
+                        containing: "[rank\(rank)]: RESULT rank=\(rank) world=4 backend=\(expected) allReduce=true allGather=true objects=true"
+                    ).count, 1, run.output)
+            }
         }
     }
 
     func testKillNineOfARankMidCollectiveMakesEveryOtherRankThrowPeerLostWithinTwoSeconds() throws {
-        let run = try launch(3, ["kill-mid-collective", "2"], extra: ["--grace-period", "5"])
+        try forEachBackend { backend in
+            let before = sharedMemoryLeftovers()
+            try checkKillMidCollective(backend: backend)
+            XCTAssertEqual(sharedMemoryLeftovers().subtracting(before), [], "\(backend): segments left in /dev/shm")
+        }
+    }
+
+    private func checkKillMidCollective(backend: BackendChoice) throws {
+        let run = try launch(3, ["kill-mid-collective", "2"], backend: backend, extra: ["--grace-period", "5"])
         XCTAssertEqual(run.status, 137, "launcher exits 128+SIGKILL: \(run.output)")
         XCTAssertEqual(run.lines(containing: "tandem launch: rank 2").filter { $0.contains("failed first") && $0.contains("SIGKILL") }.count, 1, run.output)
         guard let victim = run.lines(containing: "VICTIM rank=2").first, let killedAt = milliseconds(in: victim) else {
@@ -37,7 +58,11 @@ final class LauncherTests: XCTestCase {
     }
 
     func testARankThatDiesWhileOthersAreIdleFailsTheirNextOperationAtOnce() throws {
-        let run = try launch(3, ["kill-while-idle"])
+        try forEachBackend(checkDeathWhileIdle)
+    }
+
+    private func checkDeathWhileIdle(backend: BackendChoice) throws {
+        let run = try launch(3, ["kill-while-idle"], backend: backend)
         XCTAssertEqual(run.status, 137, run.output)
         guard let victim = run.lines(containing: "VICTIM rank=1").first, let killedAt = milliseconds(in: victim) else {
             return XCTFail("victim did not report: \(run.output)")
@@ -56,7 +81,11 @@ final class LauncherTests: XCTestCase {
     }
 
     func testMismatchedSizesAcrossProcessesFailEveryRankNamingBothSides() throws {
-        let run = try launch(3, ["mismatch-size"])
+        try forEachBackend(checkMismatchedSizes)
+    }
+
+    private func checkMismatchedSizes(backend: BackendChoice) throws {
+        let run = try launch(3, ["mismatch-size"], backend: backend)
         XCTAssertNotEqual(run.status, 0)
         let errors = run.lines(containing: "ERROR kind=")
         XCTAssertEqual(errors.count, 3, run.output)

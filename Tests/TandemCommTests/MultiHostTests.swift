@@ -36,17 +36,20 @@ final class MultiHostTests: XCTestCase {
         }
         let environment = ["TANDEM_JOB_TOKEN": "multi-host-\(tag)", "TANDEM_COMM_TIMEOUT_S": "30"]
         let firstArguments = node(0, host: hostA)
-        let firstEnvironment = environment.merging(["TANDEM_SOCKET_IFNAME": linkA]) { $1 }
+        // Network namespaces share the kernel (boot id) and /dev/shm: each "host" names itself, as two machines would.
+        let firstEnvironment = environment.merging(["TANDEM_SOCKET_IFNAME": linkA, "TANDEM_HOST_ID": hostA]) { $1 }
         let first = JoinableResult { () throws -> BuiltProgram.Run in
             try BuiltProgram.run(ip, firstArguments, environment: firstEnvironment, timeout: 60)
         }
-        let second = try BuiltProgram.run(ip, node(1, host: hostB), environment: environment.merging(["TANDEM_SOCKET_IFNAME": linkB]) { $1 }, timeout: 60)
+        let second = try BuiltProgram.run(ip, node(1, host: hostB), environment: environment.merging(["TANDEM_SOCKET_IFNAME": linkB, "TANDEM_HOST_ID": hostB]) { $1 }, timeout: 60)
         let firstRun = try first.value.get()
         XCTAssertEqual(firstRun.status, 0, firstRun.output)
         XCTAssertEqual(second.status, 0, second.output)
         for rank in 0..<4 {
             let output = rank < 2 ? firstRun : second
-            XCTAssertEqual(output.lines(containing: "RESULT rank=\(rank) world=4 allReduce=true allGather=true objects=true").count, 1, output.output)
+            XCTAssertEqual(
+                output.lines(containing: "RESULT rank=\(rank) world=4 backend=tcp allReduce=true allGather=true objects=true").count, 1,
+                output.output)
         }
     }
 }

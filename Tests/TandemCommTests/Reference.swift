@@ -63,23 +63,38 @@ final class Failures: @unchecked Sendable {
     func record(_ message: String) { messages.append(message) }
 }
 
-/// Runs `body` on `worldSize` rank threads and fails the test with every rank's error or recorded failure.
+/// The data planes every collective test runs on: the same checks must hold on each.
+let testedBackends: [BackendChoice] = [.tcp, .shm]
+
+/// Runs `body` once per tested backend.
+func forEachBackend(_ body: (BackendChoice) throws -> Void) rethrows {
+    for backend in testedBackends { try body(backend) }
+}
+
+/// Runs `body` on `worldSize` rank threads, once per tested backend (`options.backend` is overridden), and
+/// fails the test with every rank's error or recorded failure, naming the backend.
 func runRanks(
     _ worldSize: Int, options: ProcessGroupOptions = ProcessGroupOptions(timeout: 60),
     file: StaticString = #filePath, line: UInt = #line,
     _ body: @escaping @Sendable (ProcessGroup, Failures) throws -> Void
 ) throws {
-    let outcomes = try ThreadLauncher.run(worldSize: worldSize, options: options) { group -> [String] in
-        let failures = Failures()
-        try body(group, failures)
-        return failures.messages
-    }
-    for (rank, outcome) in outcomes.enumerated() {
-        switch outcome {
-        case let .success(messages):
-            for message in messages.prefix(10) { XCTFail("world \(worldSize) rank \(rank): \(message)", file: file, line: line) }
-        case let .failure(error):
-            XCTFail("world \(worldSize) rank \(rank) threw: \(error)", file: file, line: line)
+    for backend in testedBackends {
+        var settings = options
+        settings.backend = backend
+        let outcomes = try ThreadLauncher.run(worldSize: worldSize, options: settings) { group -> [String] in
+            let failures = Failures()
+            try body(group, failures)
+            return failures.messages
+        }
+        for (rank, outcome) in outcomes.enumerated() {
+            switch outcome {
+            case let .success(messages):
+                for message in messages.prefix(10) {
+                    XCTFail("\(backend) world \(worldSize) rank \(rank): \(message)", file: file, line: line)
+                }
+            case let .failure(error):
+                XCTFail("\(backend) world \(worldSize) rank \(rank) threw: \(error)", file: file, line: line)
+            }
         }
     }
 }

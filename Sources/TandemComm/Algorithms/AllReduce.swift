@@ -12,6 +12,10 @@ public enum AllReduceAlgorithm: String, Sendable, CaseIterable {
     /// log2(n) rounds of pairwise exchange (ranks beyond the largest power of two fold in first and get the
     /// result back at the end); each round waits on one peer only, which suits oversubscribed hosts.
     case recursiveDoubling = "recursive_doubling"
+    /// Shared memory only (`SharedAllReduceAlgorithm.oneShot`); TCP groups treat it as `auto`.
+    case oneShot = "one_shot"
+    /// Shared memory only (`SharedAllReduceAlgorithm.twoShot`); TCP groups treat it as `auto`.
+    case twoShot = "two_shot"
 
     /// Messages at most this large use `direct` under `auto`.
     public static let directLimitBytes = 64 << 10
@@ -19,9 +23,18 @@ public enum AllReduceAlgorithm: String, Sendable, CaseIterable {
     /// The algorithm used for a message of `bytes` among `worldSize` ranks with this choice.
     func resolved(bytes: Int, worldSize: Int) -> AllReduceAlgorithm {
         switch self {
-        case .auto where bytes > Self.directLimitBytes: .ring
-        case .auto: worldSize <= 2 ? .direct : .recursiveDoubling
+        case .auto, .oneShot, .twoShot: bytes > Self.directLimitBytes ? .ring : worldSize <= 2 ? .direct : .recursiveDoubling
         case .ring, .direct, .recursiveDoubling: self
+        }
+    }
+
+    /// The shared-memory algorithm for `bytes` among `worldSize` ranks with this choice: the forced one, or by
+    /// size when this is `auto` or a TCP algorithm.
+    func resolvedShared(bytes: Int, worldSize: Int) -> SharedAllReduceAlgorithm {
+        switch self {
+        case .oneShot: .oneShot
+        case .twoShot: .twoShot
+        case .auto, .ring, .direct, .recursiveDoubling: SharedAllReduceAlgorithm.choose(bytes: bytes, worldSize: worldSize)
         }
     }
 }
@@ -34,8 +47,12 @@ extension Collective {
     /// Reduces `count` elements of `buffer` across all ranks in place.
     func allReduce(_ buffer: UnsafeMutableRawPointer, op: ReduceOp, algorithm: AllReduceAlgorithm) throws(CommError) {
         if worldSize == 1 { return }
+        if let shared {
+            return try sharedAllReduce(
+                buffer, op: op, memory: shared, algorithm: algorithm.resolvedShared(bytes: count * elementBytes, worldSize: worldSize))
+        }
         switch algorithm.resolved(bytes: count * elementBytes, worldSize: worldSize) {
-        case .direct, .auto:
+        case .direct, .auto, .oneShot, .twoShot:
             try directAllReduce(buffer, op: op)
         case .recursiveDoubling:
             try recursiveDoublingAllReduce(buffer, op: op)

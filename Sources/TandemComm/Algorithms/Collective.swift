@@ -8,6 +8,9 @@ import TandemTensor
 struct Collective {
     /// Nil for a one-rank group, whose operations never move data.
     let transport: (any MessageTransport)?
+    /// The group's shared memory when every member shares this host; the collectives then run as exchange
+    /// rounds over it (`SharedMemory.swift`), and `transport` is its mailbox transport.
+    let shared: ShmMemory?
     let rank: Int
     let worldSize: Int
     let context: OperationContext

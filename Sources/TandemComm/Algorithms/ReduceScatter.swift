@@ -14,7 +14,7 @@ public enum ReduceScatterAlgorithm: String, Sendable {
         switch allReduce.resolved(bytes: bytes, worldSize: worldSize) {
         case .ring: .ring
         case .recursiveDoubling where worldSize & (worldSize - 1) == 0: .recursiveHalving
-        case .recursiveDoubling, .direct, .auto: .direct
+        case .recursiveDoubling, .direct, .auto, .oneShot, .twoShot: .direct
         }
     }
 }
@@ -29,6 +29,7 @@ extension Collective {
         _ source: UnsafeMutableRawPointer, blocks: [Range<Int>], op: ReduceOp, into output: UnsafeMutableRawPointer,
         algorithm: AllReduceAlgorithm
     ) throws(CommError) {
+        if let shared { return try sharedReduceScatter(source, blocks: blocks, op: op, into: output, memory: shared) }
         let bytes = (blocks.last?.upperBound ?? 0) * elementBytes
         switch ReduceScatterAlgorithm.choose(bytes: bytes, worldSize: worldSize, allReduce: algorithm) {
         case .ring: try ringReduceScatter(source: source, blocks: blocks, op: op, output: output)

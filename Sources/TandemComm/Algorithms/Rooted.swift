@@ -1,6 +1,7 @@
 extension Collective {
     /// Collects every rank's `blockBytes` into `output` at `root` (rank order); others only send `input`.
     func gather(_ input: UnsafeRawPointer, blockBytes: Int, into output: UnsafeMutableRawPointer?, root: Int) throws(CommError) {
+        if let shared { return try sharedGather(input, blockBytes: blockBytes, into: output, root: root, memory: shared) }
         if rank == root {
             let output = output!
             (output + rank * blockBytes).copyMemory(from: input, byteCount: blockBytes)
@@ -15,6 +16,7 @@ extension Collective {
 
     /// Sends block p of `input` (at `root`) to rank p's `output`.
     func scatter(_ input: UnsafeRawPointer?, blockBytes: Int, into output: UnsafeMutableRawPointer, root: Int) throws(CommError) {
+        if let shared { return try sharedScatter(input, blockBytes: blockBytes, into: output, root: root, memory: shared) }
         if rank == root {
             let input = input!
             output.copyMemory(from: input + rank * blockBytes, byteCount: blockBytes)

@@ -22,9 +22,17 @@ public final class ProcessGroup: @unchecked Sendable {
     /// The store the group was set up through.
     public let store: any Store
 
+    /// How this group moves data, chosen at creation (`ProcessGroupOptions.backend`, `TANDEM_BACKEND`).
+    public private(set) var backend: GroupBackend = .none
+
     let options: ProcessGroupOptions
-    private let health: GroupHealth
-    private let transport: TCPTransport?
+    let health: GroupHealth
+    /// The TCP data plane: the transport of a TCP group, and the connections every group shuts down.
+    private let connections: TCPTransport?
+    /// What the algorithms move messages through: `connections`, or the shared-memory mailboxes.
+    private var transport: (any MessageTransport)?
+    /// The group's shared memory when it runs over it.
+    private var shared: ShmMemory?
     private let monitor: LivenessMonitor?
     private let executor: GroupExecutor
     /// Collective sequence number, shared by all ranks; guarded by the executor (one operation at a time).
@@ -70,7 +78,7 @@ public final class ProcessGroup: @unchecked Sendable {
             throw .bootstrap(group: name, detail: "\(error)")
         }
         if worldSize == 1 {
-            transport = nil
+            connections = nil
             monitor = nil
             return
         }
@@ -81,8 +89,9 @@ public final class ProcessGroup: @unchecked Sendable {
         }
         let deadline = Deadline.after(seconds: options.timeout)
         let scoped: PrefixStore
+        let generation: Int64
         do {
-            let generation = try store.add("tandem/group/\(name)/generation/\(rank)", 1)
+            generation = try store.add("tandem/group/\(name)/generation/\(rank)", 1)
             scoped = PrefixStore(prefix: "tandem/group/\(name)/\(generation)", base: store)
         } catch {
             throw .bootstrap(group: name, detail: "store: \(error)")
@@ -90,14 +99,25 @@ public final class ProcessGroup: @unchecked Sendable {
         let host = options.listenHost ?? (store as? TCPStore)?.localHost ?? "127.0.0.1"
         let mesh = try TCPMesh.connect(
             group: name, rank: rank, worldSize: worldSize, store: scoped, token: token, listenHost: host, deadline: deadline)
-        transport = TCPTransport(
+        let tcp = TCPTransport(
             group: name, rank: rank, worldSize: worldSize, sockets: mesh.data, health: health,
             spinNanoseconds: UInt64(max(options.spinMicroseconds, 0) * 1000))
+        connections = tcp
+        transport = tcp
+        backend = .tcp
         do {
             monitor = try LivenessMonitor(group: name, rank: rank, sockets: mesh.liveness, health: health)
         } catch {
             throw .bootstrap(group: name, detail: "\(error)")
         }
+        if options.backend != .tcp, let memory = try setUpSharedMemory(token: token, generation: generation) {
+            shared = memory
+            transport = ShmTransport(memory: memory)
+            backend = .sharedMemory
+        }
+        // The setup's own collectives are not the user's: numbering starts afresh (equal on every rank).
+        sequence = 0
+        Log.info("group '\(name)' rank \(rank) of \(worldSize): backend \(backend)")
     }
 
     deinit { shutdown() }
@@ -114,7 +134,7 @@ public final class ProcessGroup: @unchecked Sendable {
         health.fail(.shutDown(group: name))
         executor.stop()
         monitor?.stop(sayGoodbye: true)
-        transport?.shutdownConnections()
+        connections?.shutdownConnections()
     }
 
     // MARK: - Running operations
@@ -174,7 +194,9 @@ public final class ProcessGroup: @unchecked Sendable {
             group: name, operation: operation, sequence: number, deadline: .after(seconds: timeout), timeoutSeconds: timeout)
         do {
             return try body(
-                Collective(transport: transport, rank: rank, worldSize: worldSize, context: context, dtype: dtype, tag: tag, count: count))
+                Collective(
+                    transport: transport, shared: shared, rank: rank, worldSize: worldSize, context: context, dtype: dtype,
+                    tag: tag, count: count))
         } catch {
             breakGroup(error)
             throw health.error ?? error
@@ -210,11 +232,24 @@ extension ProcessGroup {
         options.allReduceAlgorithm.resolved(bytes: bytes, worldSize: worldSize)
     }
 
+    /// The shared-memory all-reduce algorithm for a message of `bytes` (used when the backend is shared memory).
+    public func sharedAllReduceAlgorithm(bytes: Int) -> SharedAllReduceAlgorithm {
+        options.allReduceAlgorithm.resolvedShared(bytes: bytes, worldSize: worldSize)
+    }
+
     /// The name of the algorithm `operation` uses for a message of `bytes` (for benchmarks and logs): the
     /// all-reduce and reduce-scatter choices above, `direct`/`recursive_doubling`/`ring` for all-gather, `tree`/`chain` for
-    /// broadcast, `direct` for the rest.
+    /// broadcast, `direct` for the rest; over shared memory `one_shot`/`two_shot` for all-reduce, `mailbox`
+    /// for point-to-point and all-to-all, `exchange` for the rest.
     public func algorithmName(_ operation: OperationKind, bytes: Int) -> String {
-        switch operation {
+        if backend == .sharedMemory {
+            switch operation {
+            case .allReduce: return sharedAllReduceAlgorithm(bytes: bytes).rawValue
+            case .send, .allToAll, .allToAllV: return "mailbox"
+            default: return "exchange"
+            }
+        }
+        return switch operation {
         case .allReduce: allReduceAlgorithm(bytes: bytes).rawValue
         case .reduceScatter, .reduceScatterV: reduceScatterAlgorithm(bytes: bytes).rawValue
         case .allGather, .allGatherV: AllGatherAlgorithm.choose(bytes: bytes, worldSize: worldSize).rawValue

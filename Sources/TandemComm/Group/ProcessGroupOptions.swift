@@ -11,21 +11,36 @@ public struct ProcessGroupOptions: Sendable {
     public var allReduceAlgorithm: AllReduceAlgorithm
     /// How long a waiting operation busy-polls before sleeping, in microseconds.
     public var spinMicroseconds: Double
+    /// The data plane to use (`auto`: shared memory when all members share a host).
+    public var backend: BackendChoice
+    /// Bytes in each of the two halves of a rank's shared-memory exchange area (the most a rank contributes
+    /// to one round of a shared-memory collective); a positive multiple of 64.
+    public var sharedBufferBytes: Int
+    /// This process's host, as compared between ranks to find those that can share memory; nil reads the
+    /// host name and boot id. Tests set it to make ranks of one machine pretend to live on several.
+    public var hostIdentity: String?
+
+    /// Default bytes per exchange half (`TANDEM_SHM_BUFFER_KB`).
+    public static let defaultSharedBufferBytes = 1 << 20
 
     /// Creates options with explicit values.
     public init(
         timeout: Double = 300, token: String? = nil, listenHost: String? = nil,
-        allReduceAlgorithm: AllReduceAlgorithm = .auto, spinMicroseconds: Double = 50
+        allReduceAlgorithm: AllReduceAlgorithm = .auto, spinMicroseconds: Double = 50, backend: BackendChoice = .auto,
+        sharedBufferBytes: Int = defaultSharedBufferBytes, hostIdentity: String? = nil
     ) {
         self.timeout = timeout
         self.token = token
         self.listenHost = listenHost
         self.allReduceAlgorithm = allReduceAlgorithm
         self.spinMicroseconds = spinMicroseconds
+        self.backend = backend
+        self.sharedBufferBytes = sharedBufferBytes
+        self.hostIdentity = hostIdentity
     }
 
-    /// Options from `TANDEM_COMM_TIMEOUT_S`, `TANDEM_JOB_TOKEN`, `TANDEM_SOCKET_IFNAME`, `TANDEM_SPIN_US` and
-    /// `TANDEM_ALLREDUCE_ALGO`.
+    /// Options from `TANDEM_COMM_TIMEOUT_S`, `TANDEM_JOB_TOKEN`, `TANDEM_SOCKET_IFNAME`, `TANDEM_SPIN_US`,
+    /// `TANDEM_ALLREDUCE_ALGO`, `TANDEM_BACKEND`, `TANDEM_SHM_BUFFER_KB` and `TANDEM_HOST_ID`.
     ///
     /// - Throws: `ConfigError` naming the variable whose value is invalid.
     public static func fromEnvironment() throws(ConfigError) -> ProcessGroupOptions {
@@ -49,6 +64,20 @@ public struct ProcessGroupOptions: Sendable {
             }
             options.allReduceAlgorithm = algorithm
         }
+        if let text = TandemEnvironment.backend.value {
+            guard let backend = BackendChoice(rawValue: text.lowercased()) else {
+                throw .invalidValue(
+                    name: TandemEnvironment.backend.name, value: text, expected: BackendChoice.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            options.backend = backend
+        }
+        if let text = TandemEnvironment.sharedBuffer.value {
+            guard let kilobytes = Int(text), kilobytes > 0, kilobytes <= Int.max / 4096 else {
+                throw .invalidValue(name: TandemEnvironment.sharedBuffer.name, value: text, expected: "a positive number of KiB")
+            }
+            options.sharedBufferBytes = kilobytes * 1024
+        }
+        options.hostIdentity = TandemEnvironment.hostIdentity.value
         return options
     }
 }

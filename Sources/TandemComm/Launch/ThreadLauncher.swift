@@ -14,9 +14,11 @@ public enum ThreadLauncher {
     /// - Parameters:
     ///   - worldSize: the number of ranks (threads).
     ///   - options: group options; the token is generated when nil.
+    ///   - perRank: adjusts the options of one rank (e.g. a host identity per rank, to fake several hosts).
     ///   - body: the work of one rank; it may throw.
     public static func run<Value: Sendable>(
         worldSize: Int, options: ProcessGroupOptions = ProcessGroupOptions(),
+        perRank: (@Sendable (_ rank: Int, _ options: inout ProcessGroupOptions) -> Void)? = nil,
         _ body: @escaping @Sendable (ProcessGroup) throws -> Value
     ) throws -> [Result<Value, any Error>] {
         var settings = options
@@ -30,7 +32,9 @@ public enum ThreadLauncher {
             JoinableThread(name: "tandem-rank-\(rank)", stackBytes: 4 << 20) {
                 outcomes.set(rank, Result { () throws -> Value in
                     let store = try TCPStore(host: "127.0.0.1", port: server.port, token: token, timeout: fixedSettings.timeout)
-                    let group = try ProcessGroup(store: store, rank: rank, worldSize: worldSize, options: fixedSettings)
+                    var rankSettings = fixedSettings
+                    perRank?(rank, &rankSettings)
+                    let group = try ProcessGroup(store: store, rank: rank, worldSize: worldSize, options: rankSettings)
                     defer { group.shutdown() }
                     return try body(group)
                 })

@@ -11,6 +11,8 @@ import Synchronization
 /// so a data-plane `poll(2)` that includes it wakes at once and every later poll returns immediately.
 final class GroupHealth: Sendable {
     private let failure = Mutex<CommError?>(nil)
+    /// Set with the failure; a lock-free check for loops that spin on shared memory.
+    private let broken = Atomic<Bool>(false)
     /// Peers that said goodbye (shut their group down cleanly).
     private let departed = Mutex<Set<Int>>([])
     /// Read end of a pipe that gets one byte when the group fails; never drained.
@@ -35,6 +37,9 @@ final class GroupHealth: Sendable {
 
     /// The recorded failure, if any.
     var error: CommError? { failure.withLock { $0 } }
+
+    /// Whether a failure is recorded; cheap enough to ask on every turn of a spin loop.
+    var isBroken: Bool { broken.load(ordering: .acquiring) }
 
     /// Throws the recorded failure, if any.
     func check() throws(CommError) {
@@ -74,6 +79,7 @@ final class GroupHealth: Sendable {
             return true
         }
         if recorded {
+            broken.store(true, ordering: .releasing)
             var byte: UInt8 = 1
             _ = write(alarmWriteDescriptor, &byte, 1)
         }

@@ -1,0 +1,21 @@
+/// Which data plane a group should use; `ProcessGroupOptions.backend`, set by `TANDEM_BACKEND`.
+public enum BackendChoice: String, Sendable, CaseIterable {
+    /// Shared memory when every member shares this host (and /dev/shm has room), TCP otherwise.
+    case auto
+    /// TCP sockets, even between ranks on one host.
+    case tcp
+    /// Shared memory; creating the group fails when its members span hosts or /dev/shm is too small.
+    case shm
+}
+
+/// The data plane a group runs on, decided when it is created.
+public enum GroupBackend: String, Sendable, CustomStringConvertible {
+    /// A one-rank group: nothing moves.
+    case none
+    /// TCP sockets between every pair of ranks.
+    case tcp
+    /// Shared-memory segments on one host.
+    case sharedMemory = "shm"
+
+    public var description: String { rawValue }
+}
