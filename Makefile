@@ -28,7 +28,8 @@ run: build-release
 test: build
 	$(SWIFT) test -c release --skip-build --disable-swift-testing
 
-# Comparison against Gloo and OpenMPI (benchmarks/compare_comm.sh) needs their Debian packages.
+# Comparison against Gloo and OpenMPI over TCP, and OpenMPI over shared memory (benchmarks/compare_comm.sh),
+# needs their Debian packages.
 compare-deps:
 	@missing=""; for p in openmpi-bin libopenmpi-dev libgloo-dev g++ pkg-config; do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -38,7 +39,8 @@ compare-deps:
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq $$missing; fi; fi
 
 compare: build-release compare-deps
-	benchmarks/compare_comm.sh
+	MODE=tcp benchmarks/compare_comm.sh
+	MODE=shm benchmarks/compare_comm.sh
 
 clean:
 	rm -rf .build

@@ -23,15 +23,16 @@ let package = Package(
             name: "tandem",
             dependencies: [
                 "TandemComm",
+                "TandemParallel",
                 "TandemTensor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // Worker program for the multi-process tests (started through `tandem launch`); not a product.
         .executableTarget(
-            name: "tandem-test-worker", dependencies: ["TandemComm", "TandemTensor"], path: "Sources/TandemTestWorker"),
+            name: "tandem-test-worker", dependencies: ["TandemComm", "TandemParallel", "TandemTensor"], path: "Sources/TandemTestWorker"),
         .testTarget(name: "TandemTensorTests", dependencies: ["TandemTensor"]),
-        .testTarget(name: "TandemParallelTests", dependencies: ["TandemParallel"]),
+        .testTarget(name: "TandemParallelTests", dependencies: ["TandemParallel", "TandemComm", "TandemTensor"]),
         .testTarget(
             name: "TandemCommTests", dependencies: ["TandemComm", "TandemTensor", "tandem", "tandem-test-worker"]),
     ],

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Measures Tandem, OpenMPI (TCP transport only) and Gloo (TCP) on the same machine in one run, for the same ops
-# and sizes with the same timing rule (median per-iteration time of the slowest rank), and prints a markdown
-# table of Tandem's figures beside theirs as ratios. Needs: `make build-release compare-deps` (what `make compare`
-# does first).
+# Measures Tandem beside OpenMPI and Gloo on the same machine in one run, for the same ops and sizes with the
+# same timing rule (median per-iteration time of the slowest rank), and prints a markdown table of Tandem's
+# figures beside theirs as ratios. Needs: `make build-release compare-deps` (what `make compare` does first).
+#
+# MODE=tcp (default): Tandem over TCP (--backend tcp), OpenMPI with its TCP transport only, Gloo (TCP).
+# MODE=shm: Tandem over shared memory (--backend shm), OpenMPI with its shared-memory transport (btl vader);
+#           Gloo has no shared-memory transport and is left out.
 #
 # Each tool runs REPEATS times per op (interleaved, a pause between runs) and the table shows the median of
 # those runs: on a small shared machine one run of any tool can land on a bad scheduling moment.
@@ -20,31 +23,39 @@ OPS=${OPS:-all_reduce,all_gather,reduce_scatter,broadcast,all_to_all,send_recv}
 MIN=${MIN_BYTES:-4096}
 MAX=${MAX_BYTES:-16777216}
 STEP=${STEP_FACTOR:-16}
+MODE=${MODE:-tcp}
 TANDEM=.build/release/tandem
 OUT=benchmarks/out
+case "$MODE" in
+  tcp) MPI_TRANSPORT=(--mca btl tcp,self --mca btl_tcp_if_include lo) ;;
+  shm) MPI_TRANSPORT=(--mca btl vader,self) ;;
+  *) echo "MODE must be tcp or shm, got $MODE" >&2; exit 2 ;;
+esac
 mkdir -p "$OUT"
 [ -x "$TANDEM" ] || { echo "build first: make build-release" >&2; exit 1; }
 g++ -O2 -std=c++17 benchmarks/gloo_bench.cc -o "$OUT/gloo_bench" -lgloo -lpthread
 mpicc -O2 benchmarks/mpi_bench.c -o "$OUT/mpi_bench"
 
-results="$OUT/results.jsonl"
+results="$OUT/results-$MODE.jsonl"
 : > "$results"
 for n in "${RANKS[@]}"; do
   for op in ${OPS//,/ }; do
    for _ in $(seq "$REPEATS"); do
     # Into a file first: a process started beside the benchmark (python's start-up) would steal its cores.
-    "$TANDEM" bench comm --nproc "$n" --op "$op" --min-bytes "$MIN" --max-bytes "$MAX" --step-factor "$STEP" \
+    "$TANDEM" bench comm --nproc "$n" --backend "$MODE" --op "$op" --min-bytes "$MIN" --max-bytes "$MAX" --step-factor "$STEP" \
       --iters "$ITERS" --warmup "$WARMUP" --json > "$OUT/tandem.json"
     python3 -c 'import json,sys; [print(json.dumps(dict(r, tool="tandem"))) for r in json.load(open(sys.argv[1]))]' \
       "$OUT/tandem.json" >> "$results"
-    mpirun --allow-run-as-root --oversubscribe -np "$n" --mca pml ob1 --mca btl tcp,self --mca btl_tcp_if_include lo \
+    mpirun --allow-run-as-root --oversubscribe -np "$n" --mca pml ob1 "${MPI_TRANSPORT[@]}" \
       "$OUT/mpi_bench" "$op" "$MIN" "$MAX" "$STEP" "$ITERS" "$WARMUP" >> "$results"
-    store=$(mktemp -d)
-    "$TANDEM" launch --nproc-per-node "$n" --master-port 0 --no-prefix -- \
-      "$OUT/gloo_bench" "$store" "$op" "$MIN" "$MAX" "$STEP" "$ITERS" "$WARMUP" >> "$results"
-    rm -rf "$store"
+    if [ "$MODE" = tcp ]; then
+      store=$(mktemp -d)
+      "$TANDEM" launch --nproc-per-node "$n" --master-port 0 --no-prefix -- \
+        "$OUT/gloo_bench" "$store" "$op" "$MIN" "$MAX" "$STEP" "$ITERS" "$WARMUP" >> "$results"
+      rm -rf "$store"
+    fi
     sleep 0.5
    done
   done
 done
-python3 benchmarks/compare_table.py "$results" | tee "$OUT/compare.md"
+python3 benchmarks/compare_table.py "$results" | tee "$OUT/compare-$MODE.md"

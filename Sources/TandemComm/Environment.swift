@@ -57,6 +57,10 @@ public enum TandemEnvironment {
     public static let hostIdentity = Variable(
         name: "TANDEM_HOST_ID", defaultValue: "(host name and boot id)",
         summary: "the host this rank claims to be on; ranks with equal ids try shared memory (tests use it to fake hosts)")
+    /// Chooses how sub-groups are created.
+    public static let useSplitGroup = Variable(
+        name: "TANDEM_USE_SPLIT_GROUP", defaultValue: "1",
+        summary: "1: sub-groups are carved from their parent's connections and shared memory (no new bootstrap); 0: each runs its own rendezvous")
     /// Log verbosity.
     public static let logLevel = Variable(
         name: "TANDEM_LOG_LEVEL", defaultValue: "warning",
@@ -69,7 +73,8 @@ public enum TandemEnvironment {
 
     /// All variables, in the order the README lists them.
     public static let all: [Variable] = [
-        jobToken, commTimeout, backend, allReduceAlgorithm, socketInterface, spin, sharedBuffer, hostIdentity, logLevel, testSeed,
+        jobToken, commTimeout, backend, allReduceAlgorithm, socketInterface, spin, sharedBuffer, hostIdentity, useSplitGroup,
+        logLevel, testSeed,
     ]
 
     /// Reads a positive number of seconds from `variable`, or its default.

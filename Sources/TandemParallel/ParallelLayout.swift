@@ -12,6 +12,8 @@ public enum ParallelConfigError: Error, Equatable, CustomStringConvertible {
     case nonPositive(name: String, value: Int)
     /// The product of the sizes differs from the world size.
     case productMismatch(worldSize: Int, tensor: Int, pipeline: Int, data: Int)
+    /// `ParallelState.initialize` was called while a state is installed.
+    case alreadyInitialized(ParallelLayout)
 
     public var description: String {
         switch self {
@@ -20,6 +22,9 @@ public enum ParallelConfigError: Error, Equatable, CustomStringConvertible {
         case let .productMismatch(worldSize, tensor, pipeline, data):
             "the world has \(worldSize) ranks but dataParallelSize × pipelineParallelSize × tensorParallelSize = "
                 + "\(data) × \(pipeline) × \(tensor) = \(data * pipeline * tensor); pick sizes whose product is \(worldSize)"
+        case let .alreadyInitialized(layout):
+            "parallel state is already initialized (tp \(layout.tensorParallelSize), pp \(layout.pipelineParallelSize), "
+                + "dp \(layout.dataParallelSize)); call ParallelState.destroy() first"
         }
     }
 }

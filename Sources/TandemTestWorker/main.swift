@@ -7,6 +7,7 @@ import Darwin
 #endif
 import Foundation
 import TandemComm
+import TandemParallel
 import TandemTensor
 
 func report(_ line: String) {
@@ -43,7 +44,7 @@ func reportFailure(_ error: any Error, linger: Double) -> Never {
 
 let arguments = CommandLine.arguments.dropFirst()
 guard let scenario = arguments.first else {
-    report("usage: tandem-test-worker collectives|kill-mid-collective VICTIM|kill-while-idle|mismatch-size|exit-code CODE|sleep")
+    report("usage: tandem-test-worker collectives|parallel|kill-mid-collective VICTIM|kill-while-idle|mismatch-size|exit-code CODE|sleep")
     exit(2)
 }
 
@@ -102,6 +103,16 @@ do {
         try group.allReduce(tensor)
         report("ERROR kind=none: mismatched sizes were not detected")
         exit(1)
+    case "parallel":
+        // tp 2 × dp 2 through the process-wide state, on the path TANDEM_USE_SPLIT_GROUP picks.
+        let state = try ParallelState.initialize(world: group, tensorParallelSize: 2, dataParallelSize: world / 2)
+        let tp = Tensor(converting: [Double(rank)], dtype: .int64)
+        try state.tensor.allReduce(tp)
+        let dp = try state.data.allGather(Tensor(converting: [Double(rank)], dtype: .int64))
+        let tpOK = tp.element(0) == Double(state.tensor.globalRanks.reduce(0, +))
+        let dpOK = dp.toDoubles() == state.data.globalRanks.map(Double.init)
+        report("RESULT rank=\(rank) tp=\(state.tensor.globalRanks) tpBackend=\(state.tensor.backend) tpOK=\(tpOK) dpOK=\(dpOK)")
+        ParallelState.destroy()
     case "exit-code":
         let code = Int32(arguments.dropFirst().first ?? "") ?? 3
         if rank == 1 { exit(code) }

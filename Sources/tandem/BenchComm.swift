@@ -99,21 +99,21 @@ struct BenchComm: ParsableCommand {
         }
         return result
     }
+}
 
-    /// Re-runs this command as `count` local ranks through the launcher (output unprefixed, so the table and
-    /// the JSON print as rank 0 writes them).
-    private func spawnRanks(_ count: Int) throws {
-        var arguments = Array(CommandLine.arguments.dropFirst())
-        if let index = arguments.firstIndex(where: { $0 == "--nproc" }) {
-            arguments.removeSubrange(index...min(index + 1, arguments.count - 1))
-        }
-        arguments.removeAll { $0.hasPrefix("--nproc=") }
-        var configuration = LaunchConfiguration(processesPerNode: count, program: selfExecutable(), arguments: arguments)
-        configuration.masterPort = 0
-        configuration.prefixOutput = false
-        let outcome = try ProcessLauncher.run(configuration)
-        if outcome.exitCode != 0 { throw ExitCode(outcome.exitCode) }
+/// Re-runs this command as `count` local ranks through the launcher, without its `--nproc` option (output
+/// unprefixed, so tables and JSON print as rank 0 writes them).
+func spawnRanks(_ count: Int) throws {
+    var arguments = Array(CommandLine.arguments.dropFirst())
+    if let index = arguments.firstIndex(where: { $0 == "--nproc" }) {
+        arguments.removeSubrange(index...min(index + 1, arguments.count - 1))
     }
+    arguments.removeAll { $0.hasPrefix("--nproc=") }
+    var configuration = LaunchConfiguration(processesPerNode: count, program: selfExecutable(), arguments: arguments)
+    configuration.masterPort = 0
+    configuration.prefixOutput = false
+    let outcome = try ProcessLauncher.run(configuration)
+    if outcome.exitCode != 0 { throw ExitCode(outcome.exitCode) }
 }
 
 extension BackendChoice: ExpressibleByArgument {}

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import TandemComm
 
 /// `tandem info`: the settings in force.
@@ -12,5 +13,24 @@ struct Info: ParsableCommand {
             print("  \(variable.name) = \(shown)")
             print("      \(variable.summary)")
         }
+        let options = try ProcessGroupOptions.fromEnvironment()
+        let host = options.hostIdentity ?? HostIdentity.current()
+        print("Backend chain (per group, decided when it is created; TANDEM_LOG_LEVEL=info logs each choice):")
+        print("  this host: \(host)")
+        switch options.backend {
+        case .auto:
+            print("  auto: shared memory when every member has this host id and can map the others' segments; TCP otherwise")
+        case .shm:
+            print("  shm (forced): groups spanning hosts, or a /dev/shm without room, fail to be created")
+        case .tcp:
+            print("  tcp (forced): sockets even between ranks of one host")
+        }
+        print("  shared memory per rank: \(2 * options.sharedBufferBytes / 1024) KiB exchange + mailboxes; /dev/shm free: \(devShmFree())")
+    }
+
+    private func devShmFree() -> String {
+        var info = statvfs()
+        guard statvfs("/dev/shm", &info) == 0 else { return "unknown (no /dev/shm)" }
+        return "\(Int(info.f_bavail) * Int(info.f_frsize) / (1 << 20)) MiB"
     }
 }

@@ -32,6 +32,30 @@ final class LauncherTests: XCTestCase {
         }
     }
 
+    func testParallelStateAcrossFourProcessesOnBothGroupPaths() throws {
+        for useSplit in ["1", "0"] {
+            let run = try BuiltProgram.run(
+                BuiltProgram.tandem,
+                ["launch", "--nproc-per-node", "4", "--master-port", "0", "--", BuiltProgram.worker, "parallel"],
+                environment: [TandemEnvironment.useSplitGroup.name: useSplit])
+            XCTAssertEqual(run.status, 0, run.output)
+            for rank in 0..<4 {
+                let pair = rank < 2 ? "[0, 1]" : "[2, 3]"
+                XCTAssertEqual(
+                    run.lines(containing: "[rank\(rank)]: RESULT rank=\(rank) tp=\(pair) tpBackend=shm tpOK=true dpOK=true").count, 1,
+                    "TANDEM_USE_SPLIT_GROUP=\(useSplit): \(run.output)")
+            }
+        }
+    }
+
+    func testBenchGroupsTimesBothPathsForEveryShape() throws {
+        let run = try BuiltProgram.run(BuiltProgram.tandem, ["bench", "groups", "--nproc", "2,4", "--repeats", "1"])
+        XCTAssertEqual(run.status, 0, run.output)
+        // 3 shapes of 2 ranks and 6 of 4, each a row "tp pp dp split new ratio×".
+        let rows = run.output.split(separator: "\n").filter { $0.hasSuffix("×") && !$0.hasPrefix("#") }
+        XCTAssertEqual(rows.count, 9, run.output)
+    }
+
     func testKillNineOfARankMidCollectiveMakesEveryOtherRankThrowPeerLostWithinTwoSeconds() throws {
         try forEachBackend { backend in
             let before = sharedMemoryLeftovers()

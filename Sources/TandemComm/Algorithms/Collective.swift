@@ -26,7 +26,7 @@ struct Collective {
     /// `sequence` overrides the operation's for point-to-point messages, which are numbered per peer.
     func header(bytes: Int, count overriding: Int? = nil, sequence: UInt64? = nil) -> WireHeader {
         WireHeader(
-            operation: context.operation.rawValue, dtype: dtype.rawValue, tag: tag, sequence: sequence ?? context.sequence,
+            group: context.groupIdentifier, operation: context.operation.rawValue, dtype: dtype.rawValue, tag: tag, sequence: sequence ?? context.sequence,
             count: UInt64(overriding ?? count), payloadBytes: UInt64(bytes))
     }
 

@@ -17,6 +17,8 @@ struct IncomingMessage {
 /// What a failing transfer reports: the group, operation and sequence number of the collective it serves.
 struct OperationContext {
     var group: String
+    /// `WireHeader.groupIdentifier(group)`, computed once per group.
+    var groupIdentifier: UInt32
     var operation: OperationKind
     var sequence: UInt64
     var deadline: Deadline

@@ -1,3 +1,4 @@
+import Synchronization
 import TandemTensor
 
 /// A group of ranks that run collectives together — Tandem's `torch.distributed` process group.
@@ -24,17 +25,31 @@ public final class ProcessGroup: @unchecked Sendable {
 
     /// How this group moves data, chosen at creation (`ProcessGroupOptions.backend`, `TANDEM_BACKEND`).
     public private(set) var backend: GroupBackend = .none
+    /// The rank in the root group (usually `world`) of each member, by rank in this group; `0..<worldSize` for a
+    /// group created directly.
+    public internal(set) var globalRanks: [Int]
+    /// The rank of each member in the root group that owns the connections, monitor and memory this group
+    /// uses (itself, unless it was split from another).
+    let rootRanks: [Int]
 
     let options: ProcessGroupOptions
     let health: GroupHealth
-    /// The TCP data plane: the transport of a TCP group, and the connections every group shuts down.
-    private let connections: TCPTransport?
+    /// The TCP data plane: the transport of a TCP group, and the connections a root group shuts down.
+    let connections: TCPTransport?
     /// What the algorithms move messages through: `connections`, or the shared-memory mailboxes.
     private var transport: (any MessageTransport)?
     /// The group's shared memory when it runs over it.
-    private var shared: ShmMemory?
+    private(set) var shared: ShmMemory?
     private let monitor: LivenessMonitor?
     private let executor: GroupExecutor
+    /// The group this one was split from (kept alive: it owns the connections, memory and monitor); nil for a
+    /// root group, which owns them.
+    private let parent: ProcessGroup?
+    /// Set by `shutdown()` of a split sub-group, which leaves the shared state alone.
+    private let closed = Atomic<Bool>(false)
+    private let groupIdentifier: UInt32
+    /// `split` calls so far (the same on every rank).
+    private let splits = Atomic<Int>(0)
     /// Collective sequence number, shared by all ranks; guarded by the executor (one operation at a time).
     private var sequence: UInt64 = 0
     /// Point-to-point sequence numbers per peer, guarded likewise.
@@ -69,6 +84,10 @@ public final class ProcessGroup: @unchecked Sendable {
         self.timeout = options.timeout
         self.store = store
         self.options = options
+        globalRanks = Array(0..<worldSize)
+        rootRanks = Array(0..<worldSize)
+        parent = nil
+        groupIdentifier = WireHeader.groupIdentifier(name)
         sendSequence = Array(repeating: 0, count: worldSize)
         receiveSequence = Array(repeating: 0, count: worldSize)
         executor = GroupExecutor(name: name)
@@ -100,7 +119,7 @@ public final class ProcessGroup: @unchecked Sendable {
         let mesh = try TCPMesh.connect(
             group: name, rank: rank, worldSize: worldSize, store: scoped, token: token, listenHost: host, deadline: deadline)
         let tcp = TCPTransport(
-            group: name, rank: rank, worldSize: worldSize, sockets: mesh.data, health: health,
+            group: name, rank: rank, worldSize: worldSize, sockets: mesh.data, rootRanks: rootRanks, health: health,
             spinNanoseconds: UInt64(max(options.spinMicroseconds, 0) * 1000))
         connections = tcp
         transport = tcp
@@ -120,17 +139,73 @@ public final class ProcessGroup: @unchecked Sendable {
         Log.info("group '\(name)' rank \(rank) of \(worldSize): backend \(backend)")
     }
 
+    /// A sub-group carved from `parent`'s connections and shared memory (the split path of `split`): no
+    /// rendezvous, no new connection; it shares the parent's executor (operations on groups that share
+    /// connections run one at a time, in issue order) and its failure state (a failure in any of them breaks
+    /// all: a stream that lost step on one group cannot be trusted by the others).
+    init(carvedFrom parent: ProcessGroup, ranksInParent members: [Int], name: String, listHash: UInt64) throws(CommError) {
+        self.name = name
+        rank = members.firstIndex(of: parent.rank)!
+        worldSize = members.count
+        timeout = parent.timeout
+        store = parent.store
+        options = parent.options
+        health = parent.health
+        executor = parent.executor
+        monitor = parent.monitor
+        self.parent = parent
+        globalRanks = members.map { parent.globalRanks[$0] }
+        rootRanks = members.map { parent.rootRanks[$0] }
+        groupIdentifier = WireHeader.groupIdentifier(name)
+        sendSequence = Array(repeating: 0, count: members.count)
+        receiveSequence = Array(repeating: 0, count: members.count)
+        guard members.count > 1, let parentConnections = parent.connections else {
+            connections = nil
+            return
+        }
+        let tcp = TCPTransport(
+            group: name, rank: rank, worldSize: worldSize, sockets: members.map { parentConnections.sockets[$0] },
+            rootRanks: rootRanks, health: health,
+            spinNanoseconds: UInt64(max(options.spinMicroseconds, 0) * 1000))
+        connections = tcp
+        transport = tcp
+        backend = .tcp
+        // One small all-gather over the carved connections: the members agree on the group list and on a
+        // shared-memory region.
+        let agreed = try allGatherObject([listHash, parent.shared?.pool.freeRegions ?? 0])
+        if let other = agreed.firstIndex(where: { $0[0] != listHash }) {
+            throw .bootstrap(group: name, detail: "rank \(globalRanks[other]) split with a different list of groups than rank \(globalRanks[rank])")
+        }
+        if let parentMemory = parent.shared, options.backend != .tcp,
+            let memory = try carveSharedMemory(from: parentMemory, ranksInParent: members, freeRegions: agreed.map { $0[1] })
+        {
+            shared = memory
+            transport = ShmTransport(memory: memory)
+            backend = .sharedMemory
+        }
+        sequence = 0
+        Log.info("group '\(name)' rank \(rank) of \(worldSize) (split from '\(parent.name)'): backend \(backend)")
+    }
+
     deinit { shutdown() }
 
     /// Whether an error has broken the group (or it was shut down).
-    public var isBroken: Bool { health.error != nil }
+    public var isBroken: Bool { failure != nil }
 
     /// The error that broke the group, if any.
-    public var failure: CommError? { health.error }
+    public var failure: CommError? {
+        closed.load(ordering: .acquiring) ? .shutDown(group: name) : health.error
+    }
 
     /// Shuts the group down: pending and later operations throw `shutDown`, peers are told this rank left
-    /// cleanly, connections close. Never blocks on peers; idempotent.
+    /// cleanly, connections close. Never blocks on peers; idempotent. A split sub-group only closes itself:
+    /// the connections and memory it shares stay with its parent.
     public func shutdown() {
+        let wasClosed = closed.exchange(true, ordering: .acquiringAndReleasing)
+        guard parent == nil else {
+            if !wasClosed, let shared { shared.pool.release(shared.region) }
+            return
+        }
         health.fail(.shutDown(group: name))
         executor.stop()
         monitor?.stop(sayGoodbye: true)
@@ -184,6 +259,7 @@ public final class ProcessGroup: @unchecked Sendable {
         _ operation: OperationKind, dtype: DType, count: Int, tag: Int32, isPointToPoint: Bool,
         _ body: (Collective) throws(CommError) -> Result
     ) throws(CommError) -> Result {
+        if closed.load(ordering: .acquiring) { throw .shutDown(group: name) }
         try health.check()
         var number: UInt64 = 0
         if !isPointToPoint {
@@ -191,7 +267,7 @@ public final class ProcessGroup: @unchecked Sendable {
             number = sequence
         }
         let context = OperationContext(
-            group: name, operation: operation, sequence: number, deadline: .after(seconds: timeout), timeoutSeconds: timeout)
+            group: name, groupIdentifier: groupIdentifier, operation: operation, sequence: number, deadline: .after(seconds: timeout), timeoutSeconds: timeout)
         do {
             return try body(
                 Collective(
@@ -201,6 +277,11 @@ public final class ProcessGroup: @unchecked Sendable {
             breakGroup(error)
             throw health.error ?? error
         }
+    }
+
+    /// Numbers `split` calls: 1, 2, … on every rank alike, since all ranks split in the same order.
+    func nextSplitNumber() -> Int {
+        splits.wrappingAdd(1, ordering: .relaxed).newValue
     }
 
     /// Records `error` as the group's failure and, when this rank is its origin, tells every peer.

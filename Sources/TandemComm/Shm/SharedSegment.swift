@@ -29,8 +29,9 @@ enum SharedSegmentError: Error, CustomStringConvertible {
 
 /// One POSIX shared-memory segment mapped into this process.
 ///
-/// The creator reserves every page up front (`posix_fallocate`), so a full `/dev/shm` is reported here, by
-/// name and size, instead of as a `SIGBUS` on first touch. The name is unlinked as soon as every process
+/// The creator reserves the pages a group will use up front (`posix_fallocate`), so a full `/dev/shm` is
+/// reported here, by name and size, instead of as a `SIGBUS` on first touch; the rest of the mapping stays
+/// sparse (it costs no memory) until a split sub-group reserves its region. The name is unlinked as soon as every process
 /// that needs the segment has mapped it (`unlink`), so nothing is left behind even after `kill -9`.
 final class SharedSegment: @unchecked Sendable {
     /// The POSIX name (`/tdm…`).
@@ -40,33 +41,52 @@ final class SharedSegment: @unchecked Sendable {
     /// The start of the mapping, page aligned.
     let base: UnsafeMutableRawPointer
 
-    private init(name: String, byteCount: Int, base: UnsafeMutableRawPointer) {
+    /// Kept open by the creator, to reserve more of the segment later (`reserve`); -1 for a peer's segment.
+    private let descriptor: Int32
+
+    private init(name: String, byteCount: Int, base: UnsafeMutableRawPointer, descriptor: Int32) {
         self.name = name
         self.byteCount = byteCount
         self.base = base
+        self.descriptor = descriptor
     }
 
-    deinit { munmap(base, byteCount) }
+    deinit {
+        munmap(base, byteCount)
+        if descriptor >= 0 { close(descriptor) }
+    }
 
-    /// Creates a new zero-filled segment of `byteCount` bytes; fails if the name exists.
-    static func create(name: String, byteCount: Int) throws(SharedSegmentError) -> SharedSegment {
+    /// Creates a new zero-filled segment of `byteCount` bytes, of which the first `reservedBytes` are reserved
+    /// now (the rest stays sparse until `reserve`d); fails if the name exists.
+    static func create(name: String, byteCount: Int, reservedBytes: Int) throws(SharedSegmentError) -> SharedSegment {
         let descriptor = shm_open(name, O_CREAT | O_EXCL | O_RDWR, 0o600)
         guard descriptor >= 0 else { throw .system(name: name, call: "shm_open(create)", code: errno) }
-        defer { close(descriptor) }
-        let reserved = posix_fallocate(descriptor, 0, off_t(byteCount))
-        if reserved != 0 {
-            shm_unlink(name)
-            if reserved == ENOSPC || reserved == EFBIG {
-                throw .insufficientSpace(name: name, needed: byteCount, available: freeSharedMemoryBytes())
+        do throws(SharedSegmentError) {
+            guard ftruncate(descriptor, off_t(byteCount)) == 0 else {
+                throw SharedSegmentError.system(name: name, call: "ftruncate", code: errno)
             }
-            throw .system(name: name, call: "posix_fallocate", code: reserved)
-        }
-        do {
-            return try map(name: name, descriptor: descriptor, byteCount: byteCount)
+            try reserve(descriptor, name: name, offset: 0, bytes: reservedBytes)
+            let base = try map(name: name, descriptor: descriptor, byteCount: byteCount)
+            return SharedSegment(name: name, byteCount: byteCount, base: base, descriptor: descriptor)
         } catch {
+            close(descriptor)
             shm_unlink(name)
             throw error
         }
+    }
+
+    /// Reserves `bytes` at `offset` of a segment this process created, so touching them cannot fail later.
+    func reserve(offset: Int, bytes: Int) throws(SharedSegmentError) {
+        precondition(descriptor >= 0, "only the creator reserves")
+        try Self.reserve(descriptor, name: name, offset: offset, bytes: bytes)
+    }
+
+    private static func reserve(_ descriptor: Int32, name: String, offset: Int, bytes: Int) throws(SharedSegmentError) {
+        let result = posix_fallocate(descriptor, off_t(offset), off_t(bytes))
+        if result == ENOSPC || result == EFBIG {
+            throw .insufficientSpace(name: name, needed: bytes, available: freeSharedMemoryBytes())
+        }
+        if result != 0 { throw .system(name: name, call: "posix_fallocate", code: result) }
     }
 
     /// Maps an existing segment created by a peer; its size must be `byteCount`.
@@ -79,7 +99,8 @@ final class SharedSegment: @unchecked Sendable {
         guard Int(status.st_size) == byteCount else {
             throw .wrongSize(name: name, expected: byteCount, actual: Int(status.st_size))
         }
-        return try map(name: name, descriptor: descriptor, byteCount: byteCount)
+        return SharedSegment(
+            name: name, byteCount: byteCount, base: try map(name: name, descriptor: descriptor, byteCount: byteCount), descriptor: -1)
     }
 
     /// Removes `name` from the file system; mappings stay valid until unmapped. Missing names are ignored.
@@ -87,11 +108,11 @@ final class SharedSegment: @unchecked Sendable {
         shm_unlink(name)
     }
 
-    private static func map(name: String, descriptor: Int32, byteCount: Int) throws(SharedSegmentError) -> SharedSegment {
+    private static func map(name: String, descriptor: Int32, byteCount: Int) throws(SharedSegmentError) -> UnsafeMutableRawPointer {
         guard let base = mmap(nil, byteCount, PROT_READ | PROT_WRITE, MAP_SHARED, descriptor, 0), base != MAP_FAILED else {
             throw .system(name: name, call: "mmap", code: errno)
         }
-        return SharedSegment(name: name, byteCount: byteCount, base: base)
+        return base
     }
 
     /// Free bytes on the file system behind `/dev/shm`, when it can be asked.

@@ -23,7 +23,11 @@ final class ShmMemory: @unchecked Sendable {
     let layout: ShmLayout
     let wait: SpinWait
     /// Keeps the mappings alive.
-    private let segments: [SharedSegment]
+    let pool: ShmPool
+    /// Root ranks of the members, by rank in this group.
+    let members: [Int]
+    /// The pool region this group uses.
+    let region: Int
     private let bases: [UnsafeMutableRawPointer]
     /// Exchange rounds this rank has finished; equal on every rank between operations.
     private var round: UInt64 = 0
@@ -33,15 +37,19 @@ final class ShmMemory: @unchecked Sendable {
     /// Scratch for reduce sources (one pointer per rank), reused by every operation.
     let sources: UnsafeMutableBufferPointer<UnsafeRawPointer>
 
-    /// - Parameter segments: every member's segment, indexed by rank (this rank's own included).
-    init(rank: Int, layout: ShmLayout, segments: [SharedSegment], wait: SpinWait) {
-        precondition(segments.count == layout.worldSize && segments.allSatisfy { $0.byteCount == layout.byteCount })
+    /// - Parameters:
+    ///   - members: the root ranks of this group's members, by rank in this group.
+    ///   - region: the pool region this group uses in every member's segment.
+    init(rank: Int, layout: ShmLayout, pool: ShmPool, members: [Int], region: Int, wait: SpinWait) {
+        precondition(members.count == layout.worldSize && layout.byteCount <= pool.regionBytes && region < pool.regionCount)
         self.rank = rank
         worldSize = layout.worldSize
         self.layout = layout
         self.wait = wait
-        self.segments = segments
-        bases = segments.map(\.base)
+        self.pool = pool
+        self.members = members
+        self.region = region
+        bases = members.map { pool.base(of: $0, region: region) }
         written = Array(repeating: 0, count: layout.worldSize)
         consumed = Array(repeating: 0, count: layout.worldSize)
         sources = .allocate(capacity: layout.worldSize)

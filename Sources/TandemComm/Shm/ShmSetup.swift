@@ -6,8 +6,9 @@ import Darwin
 
 /// The identity ranks compare to find the peers they can share memory with: the host name plus the kernel's
 /// boot id (two machines cloned from one image share a name, never a boot id).
-enum HostIdentity {
-    static func current() -> String {
+public enum HostIdentity {
+    /// This machine's identity (`TANDEM_HOST_ID` overrides it in `ProcessGroupOptions.fromEnvironment`).
+    public static func current() -> String {
         var name = [CChar](repeating: 0, count: 256)
         gethostname(&name, name.count - 1)
         let host = text(name)
@@ -75,13 +76,14 @@ extension ProcessGroup {
             }
             return nil
         }
-        let layout = ShmLayout(
-            worldSize: worldSize, exchangeBytes: options.sharedBufferBytes, slotBytes: ShmTransport.slotBytes, slots: ShmTransport.slots)
+        let layout = sharedLayout(worldSize: worldSize)
+        let regionBytes = ShmPool.regionBytes(for: layout)
+        let segmentBytes = regionBytes * ShmPool.defaultRegionCount
         let ownName = ShmNaming.segment(base: base, rank: rank)
         var own: SharedSegment?
         var problem = ""
         do {
-            own = try SharedSegment.create(name: ownName, byteCount: layout.byteCount)
+            own = try SharedSegment.create(name: ownName, byteCount: segmentBytes, reservedBytes: regionBytes)
         } catch {
             problem = "\(error)"
         }
@@ -96,7 +98,7 @@ extension ProcessGroup {
                 continue
             }
             do {
-                segments.append(try SharedSegment.open(name: ShmNaming.segment(base: base, rank: peer), byteCount: layout.byteCount))
+                segments.append(try SharedSegment.open(name: ShmNaming.segment(base: base, rank: peer), byteCount: segmentBytes))
             } catch {
                 problem = "cannot map rank \(peer)'s segment (is /dev/shm shared between them?): \(error)"
                 break
@@ -105,11 +107,44 @@ extension ProcessGroup {
         if let failed = try firstProblem(allGatherObject(problem)) {
             return try fallBack("rank \(failed.rank): \(failed.problem)", forced: forced)
         }
-        Log.debug("group '\(name)' rank \(rank): shared memory \(base)-*, \(layout.byteCount) bytes per rank")
-        return ShmMemory(
-            rank: rank, layout: layout, segments: segments,
-            wait: SpinWait(health: health, yieldNanoseconds: 5_000_000))
+        Log.debug("group '\(name)' rank \(rank): shared memory \(base)-*, \(regionBytes) bytes reserved per rank")
+        let pool = ShmPool(segments: segments, rootRank: rank, regionBytes: regionBytes, regionCount: ShmPool.defaultRegionCount)
+        return ShmMemory(rank: rank, layout: layout, pool: pool, members: Array(0..<worldSize), region: 0, wait: sharedWait)
     }
+
+    /// Carves this split sub-group's shared memory from its parent's pool: the lowest region free on every
+    /// member (`freeRegions` are the members' free bit sets, all-gathered by the caller); each member claims it
+    /// in its own segment and they confirm (one small all-gather over the carved TCP connections). No common
+    /// free region or no room: a warning and TCP (an error when shared memory is forced).
+    func carveSharedMemory(from parent: ShmMemory, ranksInParent: [Int], freeRegions: [UInt64]) throws(CommError) -> ShmMemory? {
+        let pool = parent.pool
+        let common = freeRegions.reduce(~0, &)
+        guard common != 0 else {
+            return try fallBack(
+                "no shared-memory region is free on every member (each segment holds \(pool.regionCount - 1) sub-groups at once)",
+                forced: options.backend == .shm)
+        }
+        let region = common.trailingZeroBitCount
+        let layout = sharedLayout(worldSize: worldSize)
+        var problem = ""
+        do {
+            try pool.claim(region, controlBytes: layout.controlBytes)
+        } catch {
+            problem = "\(error)"
+        }
+        if let failed = try firstProblem(allGatherObject(problem)) {
+            if problem.isEmpty { pool.release(region) }
+            return try fallBack("rank \(failed.rank): \(failed.problem)", forced: options.backend == .shm)
+        }
+        let members = ranksInParent.map { parent.members[$0] }
+        return ShmMemory(rank: rank, layout: layout, pool: pool, members: members, region: region, wait: sharedWait)
+    }
+
+    private func sharedLayout(worldSize: Int) -> ShmLayout {
+        ShmLayout(worldSize: worldSize, exchangeBytes: options.sharedBufferBytes, slotBytes: ShmTransport.slotBytes, slots: ShmTransport.slots)
+    }
+
+    private var sharedWait: SpinWait { SpinWait(health: health, rootRanks: rootRanks, yieldNanoseconds: 5_000_000) }
 
     private func firstProblem(_ problems: [String]) -> (rank: Int, problem: String)? {
         problems.enumerated().first { !$0.element.isEmpty }.map { ($0.offset, $0.element) }

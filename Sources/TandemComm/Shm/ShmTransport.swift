@@ -3,7 +3,7 @@ import CTandemAtomics
 /// `MessageTransport` over shared-memory mailboxes: the point-to-point path of a group whose ranks share a
 /// host, and the transport every `Algorithms/` algorithm runs on there.
 ///
-/// A message is the 32-byte header followed by its payload, streamed as one byte sequence through the
+/// A message is the 40-byte header followed by its payload, streamed as one byte sequence through the
 /// sender's ring of chunks for the receiver: the sender copies the next chunk into a free slot and bumps
 /// `written` (release); the receiver waits for it (acquire), copies it out, checks the header in the first
 /// chunk before trusting any payload, and bumps `consumed` so the slot can be reused. Every message starts on
@@ -20,7 +20,7 @@ final class ShmTransport: MessageTransport, @unchecked Sendable {
     }
 
     func transfer(sends: [OutgoingMessage], receives: [IncomingMessage], context: OperationContext) throws(CommError) {
-        // Bytes moved so far per message, the 32 header bytes included.
+        // Bytes moved so far per message, the 40 header bytes included.
         var sent = [Int](repeating: 0, count: sends.count)
         var received = [Int](repeating: 0, count: receives.count)
         var remaining = sends.count + receives.count

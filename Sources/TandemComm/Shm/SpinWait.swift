@@ -14,6 +14,8 @@ import CTandemAtomics
 /// peer being waited for has shut its group down, and the operation's deadline, so no wait outlives any.
 struct SpinWait {
     let health: GroupHealth
+    /// The root-group rank of each rank of the group (the liveness monitor knows peers by those).
+    let rootRanks: [Int]
     /// How long to keep spinning (with yields) before sleeping between checks.
     let yieldNanoseconds: UInt64
 
@@ -40,7 +42,7 @@ struct SpinWait {
                 continue
             }
             if health.isBroken, let failure = health.error { throw failure }
-            if let gone = silent().first(where: health.hasDeparted) {
+            if let gone = silent().first(where: { health.hasDeparted(rootRanks[$0]) }) {
                 throw .peerLost(
                     rank: gone, group: context.group,
                     detail: "rank \(gone) shut its process group down while this rank still expected data from it")

@@ -17,14 +17,18 @@ final class TCPTransport: MessageTransport, @unchecked Sendable {
     let rank: Int
     let worldSize: Int
     private let group: String
-    private let sockets: [Socket?]
+    /// Data connections by peer rank (nil at this rank's own index); split sub-groups carve theirs from these.
+    let sockets: [Socket?]
     private let health: GroupHealth
+    /// The root-group rank of each peer: the liveness monitor, shared by split sub-groups, knows peers by those.
+    private let rootRanks: [Int]
     /// How long to busy-poll before sleeping in `poll(2)`.
     private let spinNanoseconds: UInt64
     private var headerArea: UnsafeMutableRawPointer
     private var headerSlots: Int
 
-    init(group: String, rank: Int, worldSize: Int, sockets: [Socket?], health: GroupHealth, spinNanoseconds: UInt64) {
+    init(group: String, rank: Int, worldSize: Int, sockets: [Socket?], rootRanks: [Int], health: GroupHealth, spinNanoseconds: UInt64) {
+        self.rootRanks = rootRanks
         self.group = group
         self.rank = rank
         self.worldSize = worldSize
@@ -54,7 +58,7 @@ final class TCPTransport: MessageTransport, @unchecked Sendable {
             headerSlots = total
             headerArea = .allocate(byteCount: total * WireHeader.byteCount, alignment: 64)
         }
-        // Progress counters include the 32 header bytes.
+        // Progress counters include the 40 header bytes.
         var sent = [Int](repeating: 0, count: sends.count)
         var received = [Int](repeating: 0, count: receives.count)
         for (index, message) in sends.enumerated() {
@@ -167,8 +171,8 @@ final class TCPTransport: MessageTransport, @unchecked Sendable {
     /// that cause wins: a peer that aborts and then exits closes its data connection right after sending the
     /// abort, and this rank may see the close first.
     private func connectionFailure(peer: Int, detail: String) -> CommError {
-        if let cause = health.awaitCause(of: peer, seconds: 0.25) { return cause }
-        if health.hasDeparted(peer) {
+        if let cause = health.awaitCause(of: rootRanks[peer], seconds: 0.25) { return cause }
+        if health.hasDeparted(rootRanks[peer]) {
             return .peerLost(rank: peer, group: group, detail: "rank \(peer) shut its process group down while this rank still expected data from it")
         }
         return .peerLost(rank: peer, group: group, detail: detail)

@@ -21,18 +21,21 @@ public enum OperationKind: UInt8, Sendable, CustomStringConvertible {
     }
 }
 
-/// The fixed 32-byte header in front of every data message.
+/// The fixed 40-byte header in front of every data message.
 ///
-/// A receiver knows what it expects (operation, sequence number, dtype, tag, the operation's element count
-/// and this message's byte count) and compares the whole header, so ranks that disagree get a `mismatch`
-/// error naming both sides instead of a hang or mixed data.
+/// A receiver knows what it expects (group, operation, sequence number, dtype, tag, the operation's element
+/// count and this message's byte count) and compares the whole header, so ranks that disagree get a
+/// `mismatch` error naming both sides instead of a hang or mixed data. The group id matters on the split path,
+/// where groups carved from one parent share its connections.
 ///
 /// Layout (little-endian): magic u16, operation u8, dtype u8, tag i32, sequence u64, count u64,
-/// payloadBytes u64.
+/// payloadBytes u64, group u32, 4 reserved zero bytes.
 struct WireHeader: Equatable {
-    static let byteCount = 32
+    static let byteCount = 40
     static let magic: UInt16 = 0x4D54
 
+    /// A 32-bit id of the group the message belongs to (`groupIdentifier(_:)` of its name).
+    var group: UInt32
     var operation: UInt8
     var dtype: UInt8
     var tag: Int32
@@ -50,12 +53,22 @@ struct WireHeader: Equatable {
         buffer.storeBytes(of: sequence.littleEndian, toByteOffset: 8, as: UInt64.self)
         buffer.storeBytes(of: count.littleEndian, toByteOffset: 16, as: UInt64.self)
         buffer.storeBytes(of: payloadBytes.littleEndian, toByteOffset: 24, as: UInt64.self)
+        buffer.storeBytes(of: group.littleEndian, toByteOffset: 32, as: UInt32.self)
+        buffer.storeBytes(of: UInt32(0), toByteOffset: 36, as: UInt32.self)
+    }
+
+    /// The id of the group named `name` (FNV-1a, folded to 32 bits): equal on every member.
+    static func groupIdentifier(_ name: String) -> UInt32 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in name.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return UInt32(truncatingIfNeeded: hash ^ (hash >> 32))
     }
 
     /// Decodes a header; nil when the magic is wrong (a corrupt or foreign stream).
     static func decode(from buffer: UnsafeRawPointer) -> WireHeader? {
         guard UInt16(littleEndian: buffer.loadUnaligned(fromByteOffset: 0, as: UInt16.self)) == magic else { return nil }
         return WireHeader(
+            group: UInt32(littleEndian: buffer.loadUnaligned(fromByteOffset: 32, as: UInt32.self)),
             operation: buffer.load(fromByteOffset: 2, as: UInt8.self),
             dtype: buffer.load(fromByteOffset: 3, as: UInt8.self),
             tag: Int32(littleEndian: buffer.loadUnaligned(fromByteOffset: 4, as: Int32.self)),
@@ -68,7 +81,7 @@ struct WireHeader: Equatable {
     var summary: String {
         let name = OperationKind(rawValue: operation).map(String.init(describing:)) ?? "operation \(operation)"
         let type = DTypeName.of(dtype)
-        return "\(name) #\(sequence) (\(type), \(count) elements, \(payloadBytes) bytes in this message, tag \(tag))"
+        return "\(name) #\(sequence) (\(type), \(count) elements, \(payloadBytes) bytes in this message, tag \(tag), group id \(group))"
     }
 }
 
