@@ -19,11 +19,15 @@ struct Info: ParsableCommand {
         print("  this host: \(host)")
         switch options.backend {
         case .auto:
-            print("  auto: shared memory when every member has this host id and can map the others' segments; TCP otherwise")
+            print("  auto: shared memory when every member has this host id and can map the others' segments;")
+            print("        hierarchical (shared memory per host, TCP among host leaders) across hosts when a host has ≥ 2 ranks;")
+            print("        TCP otherwise")
         case .shm:
             print("  shm (forced): groups spanning hosts, or a /dev/shm without room, fail to be created")
         case .tcp:
             print("  tcp (forced): sockets even between ranks of one host")
+        case .hier:
+            print("  hier (forced): hierarchical whenever a group spans hosts, even with one rank per host")
         }
         print("  shared memory per rank: \(2 * options.sharedBufferBytes / 1024) KiB exchange + mailboxes; /dev/shm free: \(devShmFree())")
     }

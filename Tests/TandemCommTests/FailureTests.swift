@@ -11,7 +11,7 @@ final class FailureTests: XCTestCase {
         _ body: @escaping @Sendable (ProcessGroup) throws -> Void
     ) throws -> [(error: CommError?, seconds: Double)] {
         let options = ProcessGroupOptions(timeout: timeout, allReduceAlgorithm: algorithm, backend: backend)
-        let results = try ThreadLauncher.run(worldSize: worldSize, options: options) { group in
+        let results = try ThreadLauncher.run(worldSize: worldSize, options: options, perRank: fakeHosts) { group in
             let start = Date()
             do {
                 try body(group)
@@ -93,7 +93,9 @@ final class FailureTests: XCTestCase {
                     XCTAssertEqual(group, "world")
                     XCTAssertEqual(operation, "allReduce")
                     XCTAssertEqual(sequence, 2)
-                    XCTAssertTrue(waitingFor.contains(2), "\(waitingFor)")
+                    // Hierarchically (pretend hosts {0, 2} and {1}) rank 1 waits on its fellow leader, rank 0,
+                    // which waits on the absent rank.
+                    XCTAssertTrue(waitingFor.contains(backend == .hier && rank == 1 ? 0 : 2), "\(backend) rank \(rank): \(waitingFor)")
                     XCTAssertEqual(seconds, 1)
                     XCTAssertGreaterThanOrEqual(results[rank].seconds, 1)
                     XCTAssertLessThan(results[rank].seconds, 2)

@@ -45,10 +45,11 @@ final class MultiHostTests: XCTestCase {
         let firstRun = try first.value.get()
         XCTAssertEqual(firstRun.status, 0, firstRun.output)
         XCTAssertEqual(second.status, 0, second.output)
+        // Two ranks per host: shared memory inside each, TCP between the hosts' leaders.
         for rank in 0..<4 {
             let output = rank < 2 ? firstRun : second
             XCTAssertEqual(
-                output.lines(containing: "RESULT rank=\(rank) world=4 backend=tcp allReduce=true allGather=true objects=true").count, 1,
+                output.lines(containing: "RESULT rank=\(rank) world=4 backend=hier allReduce=true allGather=true objects=true").count, 1,
                 output.output)
         }
     }

@@ -63,8 +63,15 @@ final class Failures: @unchecked Sendable {
     func record(_ message: String) { messages.append(message) }
 }
 
-/// The data planes every collective test runs on: the same checks must hold on each.
-let testedBackends: [BackendChoice] = [.tcp, .shm]
+/// The data planes every collective test runs on: the same checks must hold on each. `hier` runs with the
+/// ranks spread over two pretend hosts (`fakeHosts`).
+let testedBackends: [BackendChoice] = [.tcp, .shm, .hier]
+
+/// Puts even ranks on one pretend host and odd ranks on another when the backend is hierarchical, so hosts
+/// are interleaved (the harder layout) and hold one or several ranks.
+let fakeHosts: @Sendable (Int, inout ProcessGroupOptions) -> Void = { rank, options in
+    if options.backend == .hier { options.hostIdentity = "pretend-host-\(rank % 2)" }
+}
 
 /// Runs `body` once per tested backend.
 func forEachBackend(_ body: (BackendChoice) throws -> Void) rethrows {
@@ -81,7 +88,7 @@ func runRanks(
     for backend in testedBackends {
         var settings = options
         settings.backend = backend
-        let outcomes = try ThreadLauncher.run(worldSize: worldSize, options: settings) { group -> [String] in
+        let outcomes = try ThreadLauncher.run(worldSize: worldSize, options: settings, perRank: fakeHosts) { group -> [String] in
             let failures = Failures()
             try body(group, failures)
             return failures.messages

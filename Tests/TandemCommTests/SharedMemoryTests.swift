@@ -48,7 +48,7 @@ final class SharedMemoryTests: XCTestCase {
         XCTAssertEqual(Self.segmentsInDevShm(), [])
     }
 
-    func testRanksOnDifferentHostsStayOnTCPUnderAutoAndAreAnErrorUnderShm() throws {
+    func testRanksOnDifferentHostsGoHierarchicalOrTCPUnderAutoAndAreAnErrorUnderShm() throws {
         let hosts: @Sendable (Int, inout ProcessGroupOptions) -> Void = { rank, options in
             options.hostIdentity = rank < 2 ? "host-a" : "host-b"
         }
@@ -56,7 +56,14 @@ final class SharedMemoryTests: XCTestCase {
             try group.barrier()
             return group.backend
         }
-        XCTAssertEqual(try auto.map { try $0.get() }, [.tcp, .tcp, .tcp])
+        XCTAssertEqual(try auto.map { try $0.get() }, [.hierarchical, .hierarchical, .hierarchical], "two ranks share host-a")
+        let alone = try ThreadLauncher.run(
+            worldSize: 3, options: ProcessGroupOptions(timeout: 30), perRank: { rank, options in options.hostIdentity = "host-\(rank)" }
+        ) { group in
+            try group.barrier()
+            return group.backend
+        }
+        XCTAssertEqual(try alone.map { try $0.get() }, [.tcp, .tcp, .tcp], "one rank per host: nothing to share")
         let forced = try ThreadLauncher.run(
             worldSize: 3, options: ProcessGroupOptions(timeout: 30, backend: .shm), perRank: hosts
         ) { _ in () }

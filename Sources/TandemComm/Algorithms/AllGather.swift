@@ -24,6 +24,7 @@ extension Collective {
     /// This rank's block is sent straight from `input` and copied into `output` only after the exchange, so
     /// the copy never delays the first message.
     func allGather(_ input: UnsafeRawPointer, into output: UnsafeMutableRawPointer, blocks: [Range<Int>]) throws(CommError) {
+        if let hierarchy { return try hierarchicalAllGather(input, into: output, blocks: blocks, hierarchy: hierarchy) }
         if let shared { return try sharedAllGather(input, into: output, blocks: blocks, memory: shared) }
         let own = blocks[rank]
         defer {

@@ -47,6 +47,7 @@ extension Collective {
     /// Reduces `count` elements of `buffer` across all ranks in place.
     func allReduce(_ buffer: UnsafeMutableRawPointer, op: ReduceOp, algorithm: AllReduceAlgorithm) throws(CommError) {
         if worldSize == 1 { return }
+        if let hierarchy { return try hierarchicalAllReduce(buffer, op: op, hierarchy: hierarchy, algorithm: algorithm) }
         if let shared {
             return try sharedAllReduce(
                 buffer, op: op, memory: shared, algorithm: algorithm.resolvedShared(bytes: count * elementBytes, worldSize: worldSize))

@@ -11,6 +11,9 @@ struct Collective {
     /// The group's shared memory when every member shares this host; the collectives then run as exchange
     /// rounds over it (`SharedMemory.swift`), and `transport` is its mailbox transport.
     let shared: ShmMemory?
+    /// The intra-host and leader groups when the group spans hosts hierarchically; the reductions, gathers and
+    /// broadcast then compose their operations (`Hierarchical.swift`).
+    let hierarchy: Hierarchy?
     let rank: Int
     let worldSize: Int
     let context: OperationContext

@@ -29,6 +29,9 @@ extension Collective {
         _ source: UnsafeMutableRawPointer, blocks: [Range<Int>], op: ReduceOp, into output: UnsafeMutableRawPointer,
         algorithm: AllReduceAlgorithm
     ) throws(CommError) {
+        if let hierarchy {
+            return try hierarchicalReduceScatter(source, blocks: blocks, op: op, into: output, hierarchy: hierarchy, algorithm: algorithm)
+        }
         if let shared { return try sharedReduceScatter(source, blocks: blocks, op: op, into: output, memory: shared) }
         let bytes = (blocks.last?.upperBound ?? 0) * elementBytes
         switch ReduceScatterAlgorithm.choose(bytes: bytes, worldSize: worldSize, allReduce: algorithm) {

@@ -1,11 +1,14 @@
 /// Which data plane a group should use; `ProcessGroupOptions.backend`, set by `TANDEM_BACKEND`.
 public enum BackendChoice: String, Sendable, CaseIterable {
-    /// Shared memory when every member shares this host (and /dev/shm has room), TCP otherwise.
+    /// Shared memory when every member shares this host (and /dev/shm has room); hierarchical when the members
+    /// span hosts and some host has two or more; TCP otherwise.
     case auto
     /// TCP sockets, even between ranks on one host.
     case tcp
     /// Shared memory; creating the group fails when its members span hosts or /dev/shm is too small.
     case shm
+    /// Hierarchical whenever the members span hosts (even with one rank per host); shared memory on one host.
+    case hier
 }
 
 /// The data plane a group runs on, decided when it is created.
@@ -16,6 +19,8 @@ public enum GroupBackend: String, Sendable, CustomStringConvertible {
     case tcp
     /// Shared-memory segments on one host.
     case sharedMemory = "shm"
+    /// Several hosts: shared memory inside each, TCP among one leader per host.
+    case hierarchical = "hier"
 
     public var description: String { rawValue }
 }

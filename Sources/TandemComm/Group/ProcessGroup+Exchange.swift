@@ -61,7 +61,7 @@ extension ProcessGroup {
                 let tensor = operation.tensor
                 let sequence = nextPointToPointSequence(peer: operation.peer, sending: operation.isSend)
                 let typed = Collective(
-                    transport: collective.transport, shared: nil, rank: rank, worldSize: worldSize, context: collective.context,
+                    transport: collective.transport, shared: nil, hierarchy: nil, rank: rank, worldSize: worldSize, context: collective.context,
                     dtype: tensor.dtype, tag: tag, count: tensor.count)
                 if operation.isSend {
                     sends.append(typed.send(to: operation.peer, tensor.baseAddress, bytes: tensor.byteCount, sequence: sequence))

@@ -42,9 +42,13 @@ public final class ProcessGroup: @unchecked Sendable {
     private(set) var shared: ShmMemory?
     private let monitor: LivenessMonitor?
     private let executor: GroupExecutor
-    /// The group this one was split from (kept alive: it owns the connections, memory and monitor); nil for a
-    /// root group, which owns them.
+    /// The group this one was split from, kept alive (it owns the connections, memory and monitor); nil for a
+    /// root group and for a hierarchy's own sub-groups, which their parent holds.
     private let parent: ProcessGroup?
+    /// Whether this group was carved from another (its shutdown then closes only itself).
+    private let isCarved: Bool
+    /// The intra-host and leader groups when the backend is hierarchical.
+    private(set) var hierarchy: Hierarchy?
     /// Set by `shutdown()` of a split sub-group, which leaves the shared state alone.
     private let closed = Atomic<Bool>(false)
     private let groupIdentifier: UInt32
@@ -87,6 +91,7 @@ public final class ProcessGroup: @unchecked Sendable {
         globalRanks = Array(0..<worldSize)
         rootRanks = Array(0..<worldSize)
         parent = nil
+        isCarved = false
         groupIdentifier = WireHeader.groupIdentifier(name)
         sendSequence = Array(repeating: 0, count: worldSize)
         receiveSequence = Array(repeating: 0, count: worldSize)
@@ -129,11 +134,7 @@ public final class ProcessGroup: @unchecked Sendable {
         } catch {
             throw .bootstrap(group: name, detail: "\(error)")
         }
-        if options.backend != .tcp, let memory = try setUpSharedMemory(token: token, generation: generation) {
-            shared = memory
-            transport = ShmTransport(memory: memory)
-            backend = .sharedMemory
-        }
+        if options.backend != .tcp { try chooseDataPlane(token: token, generation: generation) }
         // The setup's own collectives are not the user's: numbering starts afresh (equal on every rank).
         sequence = 0
         Log.info("group '\(name)' rank \(rank) of \(worldSize): backend \(backend)")
@@ -143,7 +144,12 @@ public final class ProcessGroup: @unchecked Sendable {
     /// rendezvous, no new connection; it shares the parent's executor (operations on groups that share
     /// connections run one at a time, in issue order) and its failure state (a failure in any of them breaks
     /// all: a stream that lost step on one group cannot be trusted by the others).
-    init(carvedFrom parent: ProcessGroup, ranksInParent members: [Int], name: String, listHash: UInt64) throws(CommError) {
+    ///
+    /// - Parameter keepsParent: false for a hierarchy's own sub-groups (their parent holds them; a reference back
+    ///   would keep both alive forever).
+    init(
+        carvedFrom parent: ProcessGroup, ranksInParent members: [Int], name: String, listHash: UInt64, keepsParent: Bool = true
+    ) throws(CommError) {
         self.name = name
         rank = members.firstIndex(of: parent.rank)!
         worldSize = members.count
@@ -153,7 +159,8 @@ public final class ProcessGroup: @unchecked Sendable {
         health = parent.health
         executor = parent.executor
         monitor = parent.monitor
-        self.parent = parent
+        self.parent = keepsParent ? parent : nil
+        isCarved = true
         globalRanks = members.map { parent.globalRanks[$0] }
         rootRanks = members.map { parent.rootRanks[$0] }
         groupIdentifier = WireHeader.groupIdentifier(name)
@@ -179,9 +186,7 @@ public final class ProcessGroup: @unchecked Sendable {
         if let parentMemory = parent.shared, options.backend != .tcp,
             let memory = try carveSharedMemory(from: parentMemory, ranksInParent: members, freeRegions: agreed.map { $0[1] })
         {
-            shared = memory
-            transport = ShmTransport(memory: memory)
-            backend = .sharedMemory
+            useSharedMemory(memory)
         }
         sequence = 0
         Log.info("group '\(name)' rank \(rank) of \(worldSize) (split from '\(parent.name)'): backend \(backend)")
@@ -202,8 +207,8 @@ public final class ProcessGroup: @unchecked Sendable {
     /// the connections and memory it shares stay with its parent.
     public func shutdown() {
         let wasClosed = closed.exchange(true, ordering: .acquiringAndReleasing)
-        guard parent == nil else {
-            if !wasClosed, let shared { shared.pool.release(shared.region) }
+        guard !isCarved else {
+            if !wasClosed, let shared, shared.region != 0 { shared.pool.release(shared.region) }
             return
         }
         health.fail(.shutDown(group: name))
@@ -271,11 +276,53 @@ public final class ProcessGroup: @unchecked Sendable {
         do {
             return try body(
                 Collective(
-                    transport: transport, shared: shared, rank: rank, worldSize: worldSize, context: context, dtype: dtype,
+                    transport: transport, shared: shared, hierarchy: hierarchy, rank: rank, worldSize: worldSize, context: context, dtype: dtype,
                     tag: tag, count: count))
         } catch {
             breakGroup(error)
             throw health.error ?? error
+        }
+    }
+
+    /// Moves this group's data plane onto `memory` (its ranks share a host).
+    func useSharedMemory(_ memory: ShmMemory) {
+        shared = memory
+        transport = ShmTransport(memory: memory)
+        backend = .sharedMemory
+    }
+
+    /// Makes this group hierarchical over `hierarchy`'s sub-groups.
+    func useHierarchy(_ hierarchy: Hierarchy) {
+        self.hierarchy = hierarchy
+        backend = .hierarchical
+    }
+
+    /// Runs a step of a hierarchical operation on this sub-group, from inside the parent's operation (whose
+    /// executor turn the caller holds). The step speaks in the parent's terms: its headers carry the parent's
+    /// operation and sequence number (with this sub-group's id, so the wire streams stay apart), it shares the
+    /// parent's deadline, and its errors name the parent group and the parent's ranks (`ranksInParent`).
+    func nested<Result>(
+        within parent: OperationContext, ranksInParent: [Int], dtype: DType, count: Int,
+        _ body: (Collective) throws(CommError) -> Result
+    ) throws(CommError) -> Result {
+        var context = parent
+        context.groupIdentifier = groupIdentifier
+        let step = Collective(
+            transport: transport, shared: shared, hierarchy: nil, rank: rank, worldSize: worldSize, context: context, dtype: dtype,
+            tag: 0, count: count)
+        do {
+            return try body(step)
+        } catch {
+            switch error {
+            case let .timeout(_, operation, sequence, waitingFor, seconds):
+                throw .timeout(
+                    group: parent.group, operation: operation, sequence: sequence, waitingFor: waitingFor.map { ranksInParent[$0] },
+                    seconds: seconds)
+            case let .mismatch(_, peer, expected, received):
+                throw .mismatch(group: parent.group, peer: ranksInParent[peer], expected: expected, received: received)
+            default:
+                throw error
+            }
         }
     }
 
@@ -323,6 +370,12 @@ extension ProcessGroup {
     /// broadcast, `direct` for the rest; over shared memory `one_shot`/`two_shot` for all-reduce, `mailbox`
     /// for point-to-point and all-to-all, `exchange` for the rest.
     public func algorithmName(_ operation: OperationKind, bytes: Int) -> String {
+        if backend == .hierarchical {
+            switch operation {
+            case .allReduce, .allGather, .allGatherV, .reduceScatter, .reduceScatterV, .broadcast, .barrier: return "hierarchical"
+            default: return "direct"
+            }
+        }
         if backend == .sharedMemory {
             switch operation {
             case .allReduce: return sharedAllReduceAlgorithm(bytes: bytes).rawValue

@@ -48,34 +48,42 @@ enum ShmNaming {
 }
 
 extension ProcessGroup {
-    /// Moves the group onto shared memory when every member shares this host; runs once, from `init`, after
-    /// the TCP mesh is up (its steps are small all-gathers over TCP).
-    ///
-    /// 1. All-gather (host identity, segment base name): different hosts → TCP (`auto`) or an error (`shm`);
-    ///    different names mean the ranks disagree on token or group, an error.
-    /// 2. Each rank creates and reserves its segment; all-gather the outcomes. A full /dev/shm → a warning
-    ///    naming the size needed and TCP (`auto`), or an error (`shm`).
-    /// 3. Each rank maps every peer's segment — the probe that they really share /dev/shm (containers on one
-    ///    machine share a boot id but not always /dev/shm); all-gather the outcomes.
-    /// 4. Each rank unlinks its own name: from here on nothing is left in /dev/shm, even after `kill -9`.
-    ///
-    /// - Returns: the mapped memory, or nil to stay on TCP.
-    func setUpSharedMemory(token: String, generation: Int64) throws(CommError) -> ShmMemory? {
-        let forced = options.backend == .shm
+    /// Chooses the data plane once the TCP mesh is up (from `init`; its steps are small all-gathers over TCP):
+    /// all-gather (host identity, segment base name) — different names mean the ranks disagree on token or
+    /// group, an error. One host → shared memory (`setUpSharedMemory`). Several hosts → the hierarchy when
+    /// some host has two or more ranks (or `hier` is forced), TCP otherwise; `shm` forced is an error.
+    func chooseDataPlane(token: String, generation: Int64) throws(CommError) {
         let identity = options.hostIdentity ?? HostIdentity.current()
         let base = ShmNaming.base(token: token, group: name, generation: generation, worldSize: worldSize)
         let peers = try allGatherObject([identity, base])
         if let other = peers.firstIndex(where: { $0[1] != base }) {
             throw .bootstrap(group: name, detail: "rank \(other) derived shared-memory name \(peers[other][1]), this rank \(base): the ranks disagree on job token or group")
         }
-        if let away = peers.firstIndex(where: { $0[0] != identity }) {
-            guard !forced else {
-                throw .bootstrap(
-                    group: name,
-                    detail: "\(TandemEnvironment.backend.name)=shm needs every rank on one host, but rank \(away) is on \(peers[away][0]) and rank \(rank) on \(identity)")
-            }
-            return nil
+        let hosts = peers.map { $0[0] }
+        guard let away = hosts.firstIndex(where: { $0 != identity }) else {
+            if let memory = try setUpSharedMemory(base: base) { useSharedMemory(memory) }
+            return
         }
+        if options.backend == .shm {
+            throw .bootstrap(
+                group: name,
+                detail: "\(TandemEnvironment.backend.name)=shm needs every rank on one host, but rank \(away) is on \(hosts[away]) and rank \(rank) on \(identity)")
+        }
+        let crowded = Dictionary(grouping: hosts, by: { $0 }).values.contains { $0.count > 1 }
+        if options.backend == .hier || crowded { try setUpHierarchy(hosts: hosts, token: token, generation: generation) }
+    }
+
+    /// Maps every member's segment (all members share this host):
+    ///
+    /// 1. Each rank creates and reserves its segment; all-gather the outcomes. A full /dev/shm → a warning
+    ///    naming the size needed and TCP (`auto`), or an error (`shm`).
+    /// 2. Each rank maps every peer's segment — the probe that they really share /dev/shm (containers on one
+    ///    machine share a boot id but not always /dev/shm); all-gather the outcomes.
+    /// 3. Each rank unlinks its own name: from here on nothing is left in /dev/shm, even after `kill -9`.
+    ///
+    /// - Returns: the mapped memory, or nil to stay on TCP.
+    func setUpSharedMemory(base: String) throws(CommError) -> ShmMemory? {
+        let forced = options.backend == .shm
         let layout = sharedLayout(worldSize: worldSize)
         let regionBytes = ShmPool.regionBytes(for: layout)
         let segmentBytes = regionBytes * ShmPool.defaultRegionCount
