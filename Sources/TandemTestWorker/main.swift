@@ -44,7 +44,7 @@ func reportFailure(_ error: any Error, linger: Double) -> Never {
 
 let arguments = CommandLine.arguments.dropFirst()
 guard let scenario = arguments.first else {
-    report("usage: tandem-test-worker collectives|parallel|kill-mid-collective VICTIM|kill-while-idle|mismatch-size|exit-code CODE|sleep")
+    report("usage: tandem-test-worker collectives|parallel|queue|kill-mid-collective VICTIM|kill-while-idle|mismatch-size|exit-code CODE|sleep")
     exit(2)
 }
 
@@ -113,6 +113,27 @@ do {
         let dpOK = dp.toDoubles() == state.data.globalRanks.map(Double.init)
         report("RESULT rank=\(rank) tp=\(state.tensor.globalRanks) tpBackend=\(state.tensor.backend) tpOK=\(tpOK) dpOK=\(dpOK)")
         ParallelState.destroy()
+    case "queue":
+        // 500 messages of 0 … 12 KiB through 4 KiB chunks (a third overflow), then the writer's shutdown.
+        let queue = try BroadcastQueue(world: group, writer: 0, chunkBytes: 4096, chunks: 4)
+        var good = 0
+        for index in 0..<500 {
+            let message = (0..<(index * 97 % 12_000)).map { UInt8(truncatingIfNeeded: $0 &+ index) }
+            if rank == 0 {
+                try queue.enqueue(message)
+            } else if try queue.dequeue(timeout: 30) == message {
+                good += 1
+            }
+        }
+        var closed = rank == 0
+        if rank == 0 {
+            queue.shutdown()
+        } else {
+            let last = Result { () throws(QueueError) -> [UInt8] in try queue.dequeue(timeout: 30) }
+            if case let .failure(error) = last, case .closed = error { closed = true }
+        }
+        try group.barrier()
+        report("RESULT rank=\(rank) queue good=\(rank == 0 ? 500 : good) closed=\(closed) shm=\(queue.usesSharedMemory)")
     case "exit-code":
         let code = Int32(arguments.dropFirst().first ?? "") ?? 3
         if rank == 1 { exit(code) }

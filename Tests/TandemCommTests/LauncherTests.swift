@@ -48,6 +48,14 @@ final class LauncherTests: XCTestCase {
         }
     }
 
+    func testBroadcastQueueAcrossFourProcesses() throws {
+        let run = try launch(4, ["queue"])
+        XCTAssertEqual(run.status, 0, run.output)
+        for rank in 0..<4 {
+            XCTAssertEqual(run.lines(containing: "[rank\(rank)]: RESULT rank=\(rank) queue good=500 closed=true shm=true").count, 1, run.output)
+        }
+    }
+
     func testBenchGroupsTimesBothPathsForEveryShape() throws {
         let run = try BuiltProgram.run(BuiltProgram.tandem, ["bench", "groups", "--nproc", "2,4", "--repeats", "1"])
         XCTAssertEqual(run.status, 0, run.output)
