@@ -18,6 +18,13 @@ public enum SharedAllReduceAlgorithm: String, Sendable, CaseIterable {
     }
 }
 
+/// The size of the largest of `blocks` (a plain loop: a key-path `map` costs more than a small collective).
+private func largest(_ blocks: [Range<Int>]) -> Int {
+    var result = 0
+    for block in blocks where block.count > result { result = block.count }
+    return result
+}
+
 /// Collectives over a group's shared memory (`ShmMemory`'s exchange rounds): every rank posts into its own
 /// half and reads the peers' halves directly, so data is copied once in and once out, whatever the world size.
 /// Messages larger than a half stream through in as many rounds as the largest contribution needs; every
@@ -60,17 +67,18 @@ extension Collective {
         if op == .avg { Reduction.scale(buffer, dtype: dtype, count: count, dividingBy: worldSize) }
     }
 
-    /// All-gather of byte `blocks` (one per rank) into `output`; `input` is this rank's block.
+    /// All-gather of byte `blocks` (one per rank) into `output`; `input` is this rank's block. This rank's
+    /// own block is copied while the peers read its first post.
     func sharedAllGather(_ input: UnsafeRawPointer, into output: UnsafeMutableRawPointer, blocks: [Range<Int>], memory: ShmMemory) throws(CommError) {
         let own = blocks[rank]
-        if input != UnsafeRawPointer(output + own.lowerBound) {
-            (output + own.lowerBound).copyMemory(from: input, byteCount: own.count)
-        }
-        let longest = blocks.map(\.count).max() ?? 0
+        let longest = largest(blocks)
         var offset = 0
         repeat {
             let mine = max(min(memory.exchangeBytes, own.count - offset), 0)
             try memory.post(descriptor, context) { $0.copyMemory(from: input + offset, byteCount: mine) }
+            if offset == 0 && input != UnsafeRawPointer(output + own.lowerBound) {
+                (output + own.lowerBound).copyMemory(from: input, byteCount: own.count)
+            }
             try memory.await(0..<worldSize, descriptor, context)
             for peer in 0..<worldSize where peer != rank {
                 let piece = min(memory.exchangeBytes, blocks[peer].count - offset)
@@ -84,17 +92,18 @@ extension Collective {
     }
 
     /// Reduce-scatter over element `blocks` of `source`: rank r gets block r reduced in rank order in `output`.
-    /// Each round carries the next piece of every block, one sub-slot per destination rank.
+    /// Each round carries the next piece of every other rank's block, one sub-slot per destination rank; a
+    /// rank's own block is read straight from its `source`.
     func sharedReduceScatter(
         _ source: UnsafeRawPointer, blocks: [Range<Int>], op: ReduceOp, into output: UnsafeMutableRawPointer, memory: ShmMemory
     ) throws(CommError) {
         let slotBytes = memory.exchangeBytes / worldSize / ShmLayout.line * ShmLayout.line
         let perSlot = slotBytes / elementBytes
-        let longest = blocks.map(\.count).max() ?? 0
+        let longest = largest(blocks)
         var offset = 0
         repeat {
             try memory.post(descriptor, context) { half in
-                for (peer, block) in blocks.enumerated() {
+                for (peer, block) in blocks.enumerated() where peer != rank {
                     let piece = max(min(perSlot, block.count - offset), 0)
                     (half + peer * slotBytes).copyMemory(from: source + (block.lowerBound + offset) * elementBytes, byteCount: piece * elementBytes)
                 }
@@ -102,8 +111,9 @@ extension Collective {
             try memory.await(0..<worldSize, descriptor, context)
             let mine = max(min(perSlot, blocks[rank].count - offset), 0)
             if mine > 0 {
-                Reduction.reduce(
-                    op, dtype: dtype, sources: memory.gatherSources(offset: rank * slotBytes), into: output + offset * elementBytes, count: mine)
+                let sources = memory.gatherSources(offset: rank * slotBytes)
+                memory.sources[rank] = source + (blocks[rank].lowerBound + offset) * elementBytes
+                Reduction.reduce(op, dtype: dtype, sources: sources, into: output + offset * elementBytes, count: mine)
             }
             memory.finish()
             offset += perSlot
