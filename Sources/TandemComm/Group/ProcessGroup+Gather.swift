@@ -46,23 +46,29 @@ extension ProcessGroup {
     private func planAllGather(_ input: Tensor, into output: Tensor, dim: Int, sizes given: [Int]?) throws(CommError) -> OperationPlan {
         let kind: OperationKind = given == nil ? .allGather : .allGatherV
         let axis = try normalizedDimension(dim, of: input, kind)
-        let sizes = given ?? Array(repeating: input.shape[axis], count: worldSize)
+        let own = input.shape[axis]
+        if let given {
+            try require(
+                own == given[rank], kind, "this rank's input has \(own) entries along dim \(axis), but sizes[\(rank)] is \(given[rank])")
+        }
+        let total = given?.reduce(0, +) ?? own * worldSize
         try require(
-            input.shape[axis] == sizes[rank], kind,
-            "this rank's input has \(input.shape[axis]) entries along dim \(axis), but sizes[\(rank)] is \(sizes[rank])")
-        let expected = reshaped(input.shape, dim: axis, extent: sizes.reduce(0, +))
-        try require(
-            output.dtype == input.dtype && output.shape == expected, kind,
-            "output \(output.dtype)\(output.shape) must be \(input.dtype)\(expected)")
+            output.dtype == input.dtype && output.shape.count == input.shape.count
+                && output.shape.indices.allSatisfy { output.shape[$0] == ($0 == axis ? total : input.shape[$0]) }, kind,
+            "output \(output.dtype)\(output.shape) must be \(input.dtype)\(reshaped(input.shape, dim: axis, extent: total))")
         let layout = DimensionLayout(shape: input.shape, dim: axis)
         let elementBytes = input.dtype.byteSize
-        let blocks = ranges(fromSizes: sizes.map { $0 * layout.inner * layout.outer * elementBytes })
+        let unit = layout.inner * layout.outer * elementBytes
+        // Per call, so the uniform case builds one array and nothing else.
+        let blocks = given.map { ranges(fromSizes: $0.map { $0 * unit }) } ?? (0..<worldSize).map { $0 * own * unit..<($0 + 1) * own * unit }
+        let sizes = given ?? []
         return OperationPlan(operation: kind, dtype: input.dtype, count: output.count) { collective throws(CommError) in
             let target = layout.isContiguousAlongDim ? output : Tensor(zeros: output.shape, dtype: output.dtype)
             try collective.allGather(input.baseAddress, into: target.baseAddress, blocks: blocks)
             if target !== output {
                 BlockReorder.copy(
-                    rankMajor: target.baseAddress, concatenated: output.baseAddress, outer: layout.outer, extents: sizes,
+                    rankMajor: target.baseAddress, concatenated: output.baseAddress, outer: layout.outer,
+                    extents: sizes.isEmpty ? Array(repeating: own, count: blocks.count) : sizes,
                     inner: layout.inner, elementBytes: elementBytes, toRankMajor: false)
             }
         }

@@ -89,15 +89,21 @@ extension ProcessGroup {
         let kind: OperationKind = given == nil ? .reduceScatter : .reduceScatterV
         let axis = try normalizedDimension(dim, of: input, kind)
         try requireReducible(input.dtype, op, kind)
-        let sizes = given ?? Array(repeating: output.rank > axis ? output.shape[axis] : 0, count: worldSize)
+        let part = output.rank > axis ? output.shape[axis] : 0
+        let total = given?.reduce(0, +) ?? part * worldSize
+        let mine = given?[rank] ?? part
         try require(
-            sizes.reduce(0, +) == input.shape[axis], kind,
-            "the parts along dim \(axis) sum to \(sizes.reduce(0, +)), but the input \(input.shape) has \(input.shape[axis])")
+            total == input.shape[axis], kind,
+            "the parts along dim \(axis) sum to \(total), but the input \(input.shape) has \(input.shape[axis])")
         try require(
-            output.dtype == input.dtype && output.shape == reshaped(input.shape, dim: axis, extent: sizes[rank]), kind,
-            "output \(output.dtype)\(output.shape) must be \(input.dtype)\(reshaped(input.shape, dim: axis, extent: sizes[rank]))")
+            output.dtype == input.dtype && output.shape.count == input.shape.count
+                && output.shape.indices.allSatisfy { output.shape[$0] == ($0 == axis ? mine : input.shape[$0]) }, kind,
+            "output \(output.dtype)\(output.shape) must be \(input.dtype)\(reshaped(input.shape, dim: axis, extent: mine))")
         let layout = DimensionLayout(shape: input.shape, dim: axis)
-        let blocks = ranges(fromSizes: sizes.map { $0 * layout.inner * layout.outer })
+        let unit = layout.inner * layout.outer
+        // Per call, so the uniform case builds one array and nothing else.
+        let blocks = given.map { ranges(fromSizes: $0.map { $0 * unit }) } ?? (0..<worldSize).map { $0 * part * unit..<($0 + 1) * part * unit }
+        let sizes = given ?? []
         let algorithm = options.allReduceAlgorithm
         let worldSize = self.worldSize
         return OperationPlan(operation: kind, dtype: input.dtype, count: input.count) { collective throws(CommError) in
@@ -107,7 +113,8 @@ extension ProcessGroup {
             if !layout.isContiguousAlongDim {
                 let packed = Tensor(zeros: input.shape, dtype: input.dtype)
                 BlockReorder.copy(
-                    rankMajor: packed.baseAddress, concatenated: input.baseAddress, outer: layout.outer, extents: sizes,
+                    rankMajor: packed.baseAddress, concatenated: input.baseAddress, outer: layout.outer,
+                    extents: sizes.isEmpty ? Array(repeating: part, count: blocks.count) : sizes,
                     inner: layout.inner, elementBytes: elementBytes, toRankMajor: true)
                 source = packed.baseAddress
                 reordered = packed
