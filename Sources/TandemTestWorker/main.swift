@@ -53,7 +53,12 @@ if ["kill-mid-collective", "kill-while-idle", "mismatch-size"].contains(scenario
 
 let group: ProcessGroup
 do {
-    group = try ProcessGroup.initializeFromEnvironment()
+    // `--fake-hosts` (last argument): even and odd ranks claim different hosts, so one machine runs a
+    // hierarchical group (shared memory inside each pretend host, TCP between them).
+    var options = try ProcessGroupOptions.fromEnvironment()
+    let rendezvous = try Rendezvous.fromEnvironment()
+    if arguments.last == "--fake-hosts" { options.hostIdentity = "pretend-host-\(rendezvous.rank % 2)" }
+    group = try ProcessGroup.initialize(rendezvous, options: options)
 } catch {
     report("ERROR kind=init message=\(error)")
     exit(1)

@@ -7,7 +7,8 @@ final class LauncherTests: XCTestCase {
     private func launch(_ ranks: Int, _ scenario: [String], backend: BackendChoice = .auto, extra: [String] = []) throws -> BuiltProgram.Run {
         try BuiltProgram.run(
             BuiltProgram.tandem,
-            ["launch", "--nproc-per-node", String(ranks), "--master-port", "0"] + extra + ["--", BuiltProgram.worker] + scenario,
+            ["launch", "--nproc-per-node", String(ranks), "--master-port", "0"] + extra + ["--", BuiltProgram.worker] + scenario
+                + (backend == .hier ? ["--fake-hosts"] : []),
             environment: [TandemEnvironment.backend.name: backend.rawValue])
     }
 
