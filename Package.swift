@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "TandemTensor", targets: ["TandemTensor"]),
         .library(name: "TandemComm", targets: ["TandemComm"]),
         .library(name: "TandemParallel", targets: ["TandemParallel"]),
+        .library(name: "TandemModel", targets: ["TandemModel"]),
         .executable(name: "tandem", targets: ["tandem"]),
     ],
     dependencies: [
@@ -19,6 +20,7 @@ let package = Package(
         .target(name: "CTandemAtomics"),
         .target(name: "TandemComm", dependencies: ["TandemTensor", "CTandemAtomics"]),
         .target(name: "TandemParallel", dependencies: ["TandemComm", "TandemTensor"]),
+        .target(name: "TandemModel", dependencies: ["TandemTensor"]),
         .executableTarget(
             name: "tandem",
             dependencies: [
@@ -32,6 +34,7 @@ let package = Package(
         .executableTarget(
             name: "tandem-test-worker", dependencies: ["TandemComm", "TandemParallel", "TandemTensor"], path: "Sources/TandemTestWorker"),
         .testTarget(name: "TandemTensorTests", dependencies: ["TandemTensor"]),
+        .testTarget(name: "TandemModelTests", dependencies: ["TandemModel", "TandemTensor"]),
         .testTarget(name: "TandemParallelTests", dependencies: ["TandemParallel", "TandemComm", "TandemTensor"]),
         .testTarget(
             name: "TandemCommTests", dependencies: ["TandemComm", "TandemTensor", "tandem", "tandem-test-worker"]),
