@@ -12,6 +12,8 @@ public enum ModelLoadError: Error, Equatable, CustomStringConvertible {
     case wrongShape(key: String, path: String, expected: String, actual: String)
     /// A tensor's dtype is one Tandem does not compute with.
     case unsupportedDType(key: String, path: String, dtype: String)
+    /// The checkpoint asks for something Tandem does not run (a model type, a RoPE scaling, a split).
+    case unsupported(path: String, detail: String)
 
     public var description: String {
         switch self {
@@ -22,6 +24,7 @@ public enum ModelLoadError: Error, Equatable, CustomStringConvertible {
         case let .wrongShape(key, path, expected, actual): "tensor '\(key)' in \(path) is \(actual), expected \(expected)"
         case let .unsupportedDType(key, path, dtype):
             "tensor '\(key)' in \(path) has dtype \(dtype); Tandem reads F32, F16, BF16, I8, I32 and I64"
+        case let .unsupported(path, detail): "\(path): unsupported \(detail)"
         }
     }
 }

@@ -1,0 +1,192 @@
+import Foundation
+
+/// How rotary position embeddings scale beyond the trained context (`rope_scaling` in config.json).
+public enum RopeScaling: Sendable, Equatable {
+    /// Plain RoPE.
+    case none
+    /// Positions divided by `factor`.
+    case linear(factor: Double)
+    /// Llama 3's frequency-dependent scaling.
+    case llama3(factor: Double, lowFrequencyFactor: Double, highFrequencyFactor: Double, originalMaxPositions: Int)
+}
+
+/// The architecture of a Llama-family checkpoint, from its Hugging Face `config.json` (`llama`, `mistral`,
+/// `qwen2`), with the defaults `transformers` applies to absent fields.
+public struct ModelConfig: Sendable, Equatable {
+    public let modelType: String
+    public let hiddenSize: Int
+    public let intermediateSize: Int
+    public let layerCount: Int
+    public let headCount: Int
+    public let keyValueHeadCount: Int
+    public let headDimension: Int
+    public let vocabularySize: Int
+    public let maxPositions: Int
+    public let rmsNormEpsilon: Double
+    public let ropeTheta: Double
+    public let ropeScaling: RopeScaling
+    public let tieWordEmbeddings: Bool
+    /// Whether the q, k and v projections have biases (Qwen2 always; Llama/Mistral when `attention_bias`).
+    public let qkvBias: Bool
+    public let bosTokenID: Int?
+    /// Every end-of-sequence id (`eos_token_id` may be a list).
+    public let eosTokenIDs: [Int]
+
+    /// The model types Tandem runs.
+    public static let supportedTypes = ["llama", "mistral", "qwen2"]
+
+    /// Reads `config.json` from a checkpoint directory.
+    ///
+    /// - Throws: `ModelLoadError.missingFile`, `.malformed` naming the field, `.unsupported` for another
+    ///   model type or RoPE scaling.
+    public init(directory: String) throws(ModelLoadError) {
+        let path = (directory as NSString).appendingPathComponent("config.json")
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw .missingFile(path: path, detail: "cannot read it (\(error.localizedDescription))")
+        }
+        guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw .malformed(path: path, detail: "not a JSON object")
+        }
+        try self.init(json: json, path: path)
+    }
+
+    /// Parses a decoded `config.json` object; `path` names it in errors.
+    public init(json: [String: Any], path: String) throws(ModelLoadError) {
+        let fields = Fields(json: json, path: path)
+        modelType = try fields.string("model_type")
+        guard Self.supportedTypes.contains(modelType) else {
+            throw .unsupported(path: path, detail: "model_type '\(modelType)'; Tandem runs \(Self.supportedTypes.joined(separator: ", "))")
+        }
+        hiddenSize = try fields.positive("hidden_size")
+        intermediateSize = try fields.positive("intermediate_size")
+        layerCount = try fields.positive("num_hidden_layers")
+        headCount = try fields.positive("num_attention_heads")
+        keyValueHeadCount = try fields.positive("num_key_value_heads", default: headCount)
+        guard headCount % keyValueHeadCount == 0 else {
+            throw .malformed(path: path, detail: "num_attention_heads \(headCount) is not a multiple of num_key_value_heads \(keyValueHeadCount)")
+        }
+        if json["head_dim"] == nil || json["head_dim"] is NSNull {
+            guard hiddenSize % headCount == 0 else {
+                throw .malformed(path: path, detail: "hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(headCount) and head_dim is not given")
+            }
+            headDimension = hiddenSize / headCount
+        } else {
+            headDimension = try fields.positive("head_dim")
+        }
+        vocabularySize = try fields.positive("vocab_size")
+        maxPositions = try fields.positive("max_position_embeddings", default: 4096)
+        rmsNormEpsilon = try fields.number("rms_norm_eps", default: 1e-6)
+        let ropeParameters = json["rope_parameters"] as? [String: Any]
+        if let theta = ropeParameters?["rope_theta"] {
+            guard let value = (theta as? NSNumber)?.doubleValue, value > 0 else {
+                throw .malformed(path: path, detail: "rope_parameters.rope_theta must be a positive number")
+            }
+            ropeTheta = value
+        } else {
+            ropeTheta = try fields.number("rope_theta", default: 10_000)
+        }
+        ropeScaling = try Self.scaling(json["rope_scaling"] ?? ropeParameters.map { $0 as Any }, path: path)
+        tieWordEmbeddings = try fields.flag("tie_word_embeddings", default: false)
+        qkvBias = modelType == "qwen2" ? true : try fields.flag("attention_bias", default: false)
+        bosTokenID = try fields.tokenIDs("bos_token_id").first
+        eosTokenIDs = try fields.tokenIDs("eos_token_id")
+    }
+
+    /// The tensor-parallel sizes up to `limit` this model splits evenly: query heads, intermediate size and
+    /// (where kv heads are not replicated) kv heads divisible by tp.
+    public func validTensorParallelSizes(upTo limit: Int = 64) -> [Int] {
+        (1...max(limit, 1)).filter { tp in
+            headCount % tp == 0 && intermediateSize % tp == 0
+                && (keyValueHeadCount % tp == 0 || tp % keyValueHeadCount == 0)
+        }
+    }
+
+    /// Checks that `tensorParallelSize` splits this model.
+    ///
+    /// - Throws: `ModelLoadError.unsupported` listing the sizes that would work.
+    public func checkTensorParallel(_ tensorParallelSize: Int, path: String) throws(ModelLoadError) {
+        guard !validTensorParallelSizes(upTo: max(tensorParallelSize, 8)).contains(tensorParallelSize) else { return }
+        throw .unsupported(
+            path: path,
+            detail: "tensor parallel size \(tensorParallelSize) does not split \(headCount) attention heads, \(keyValueHeadCount) kv heads "
+                + "and intermediate size \(intermediateSize) evenly; valid sizes: "
+                + validTensorParallelSizes(upTo: max(tensorParallelSize, 8)).map(String.init).joined(separator: ", "))
+    }
+
+    private static func scaling(_ value: Any?, path: String) throws(ModelLoadError) -> RopeScaling {
+        guard let scaling = value as? [String: Any] else { return .none }
+        let kind = (scaling["rope_type"] as? String) ?? (scaling["type"] as? String) ?? "default"
+        func number(_ key: String) throws(ModelLoadError) -> Double {
+            guard let value = (scaling[key] as? NSNumber)?.doubleValue, value > 0 else {
+                throw .malformed(path: path, detail: "rope_scaling of type \(kind) needs a positive \(key)")
+            }
+            return value
+        }
+        switch kind {
+        case "default": return .none
+        case "linear": return .linear(factor: try number("factor"))
+        case "llama3":
+            return .llama3(
+                factor: try number("factor"), lowFrequencyFactor: try number("low_freq_factor"),
+                highFrequencyFactor: try number("high_freq_factor"),
+                originalMaxPositions: Int(try number("original_max_position_embeddings")))
+        default:
+            throw .unsupported(path: path, detail: "rope_scaling type '\(kind)'; Tandem supports default, linear and llama3")
+        }
+    }
+}
+
+/// Typed reads of config.json fields, with errors naming the field.
+private struct Fields {
+    let json: [String: Any]
+    let path: String
+
+    func string(_ key: String) throws(ModelLoadError) -> String {
+        guard let value = json[key] as? String else { throw .malformed(path: path, detail: "\(key) is missing or not a string") }
+        return value
+    }
+
+    func positive(_ key: String, default fallback: Int? = nil) throws(ModelLoadError) -> Int {
+        guard let raw = json[key], !(raw is NSNull) else {
+            if let fallback { return fallback }
+            throw .malformed(path: path, detail: "\(key) is missing")
+        }
+        guard let number = raw as? NSNumber, number.doubleValue == number.doubleValue.rounded(), number.intValue > 0 else {
+            throw .malformed(path: path, detail: "\(key) must be a positive integer, got \(raw)")
+        }
+        return number.intValue
+    }
+
+    func number(_ key: String, default fallback: Double) throws(ModelLoadError) -> Double {
+        guard let raw = json[key], !(raw is NSNull) else { return fallback }
+        guard let number = raw as? NSNumber, number.doubleValue > 0 else {
+            throw .malformed(path: path, detail: "\(key) must be a positive number, got \(raw)")
+        }
+        return number.doubleValue
+    }
+
+    func flag(_ key: String, default fallback: Bool) throws(ModelLoadError) -> Bool {
+        guard let raw = json[key], !(raw is NSNull) else { return fallback }
+        guard let value = raw as? Bool else { throw .malformed(path: path, detail: "\(key) must be true or false, got \(raw)") }
+        return value
+    }
+
+    /// A token id or a list of them; absent or null → empty.
+    func tokenIDs(_ key: String) throws(ModelLoadError) -> [Int] {
+        guard let raw = json[key], !(raw is NSNull) else { return [] }
+        if let list = raw as? [Any] {
+            let ids = list.compactMap { ($0 as? NSNumber)?.intValue }
+            guard ids.count == list.count, ids.allSatisfy({ $0 >= 0 }) else {
+                throw .malformed(path: path, detail: "\(key) must be a token id or a list of them, got \(raw)")
+            }
+            return ids
+        }
+        guard let id = (raw as? NSNumber)?.intValue, id >= 0 else {
+            throw .malformed(path: path, detail: "\(key) must be a token id or a list of them, got \(raw)")
+        }
+        return [id]
+    }
+}
