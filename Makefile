@@ -7,12 +7,17 @@ NPROC ?= 2
 
 .PHONY: run test build build-release deps compare-deps compare clean
 
-# System packages the build and tests need: the build needs only the Swift toolchain; the multi-host test
-# needs iproute2 (network namespaces stand in for hosts).
+# System packages the build and tests need: OpenBLAS (matrix multiply) and pkg-config to find it; the
+# multi-host test needs iproute2 (network namespaces stand in for hosts).
 deps:
 	@command -v $(SWIFT) >/dev/null || { echo "Swift is not installed: see https://www.swift.org/install" >&2; exit 1; }
-	@if ! command -v ip >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing iproute2"; apt-get update -qq && apt-get install -y -qq iproute2; fi
+	@if command -v dpkg >/dev/null; then \
+	  wanted="libopenblas-dev pkg-config"; [ "$$(id -u)" = 0 ] && wanted="$$wanted iproute2"; \
+	  missing=""; for p in $$wanted; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ]; then echo "installing:$$missing"; apt-get update -qq && apt-get install -y -qq $$missing; \
+	    elif command -v sudo >/dev/null; then echo "installing:$$missing"; sudo apt-get update -qq && sudo apt-get install -y -qq $$missing; \
+	    else echo "missing Debian packages:$$missing (install them: apt-get install$$missing)" >&2; exit 1; fi; fi; fi
 
 build-release: deps
 	$(SWIFT) build -c release --product tandem

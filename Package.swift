@@ -15,7 +15,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
-        .target(name: "TandemTensor"),
+        // BLAS on Linux (Apple platforms use Accelerate).
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "TandemTensor", dependencies: [.target(name: "COpenBLAS", condition: .when(platforms: [.linux]))]),
         // Acquire/release atomics on shared-memory words (header-only C).
         .target(name: "CTandemAtomics"),
         .target(name: "TandemComm", dependencies: ["TandemTensor", "CTandemAtomics"]),

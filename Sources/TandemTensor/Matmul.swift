@@ -1,0 +1,69 @@
+#if canImport(Accelerate)
+import Accelerate
+#else
+import COpenBLAS
+#endif
+
+/// Matrix multiplication through BLAS (OpenBLAS on Linux, Accelerate on Apple platforms).
+public enum Matmul {
+    /// Rows of a 16-bit weight converted to fp32 per BLAS call: bounds the scratch (rows × k floats) while
+    /// keeping each call large enough for BLAS to run at speed.
+    static let weightRowsPerBlock = 256
+
+    /// `output[m, n] = input[m, k] · weight[n, k]ᵀ` — a linear layer with its weight stored as PyTorch stores
+    /// it (`[out_features, in_features]`), in its checkpoint dtype.
+    ///
+    /// fp32 weights go to `sgemm` directly; bf16 and fp16 weights are widened to fp32 a block of rows at a time.
+    /// `input` and `output` are fp32.
+    public static func linear(_ input: Tensor, weight: Tensor, into output: Tensor) {
+        precondition(input.dtype == .float32 && output.dtype == .float32, "linear computes in float32")
+        precondition(input.rank == 2 && weight.rank == 2 && output.rank == 2, "linear takes [m, k] · [n, k]ᵀ → [m, n]")
+        let (m, k, n) = (input.shape[0], input.shape[1], weight.shape[0])
+        precondition(weight.shape[1] == k && output.shape == [m, n], "shapes \(input.shape) · \(weight.shape)ᵀ → \(output.shape) do not fit")
+        if m == 0 || n == 0 { return }
+        let a = input.baseAddress.assumingMemoryBound(to: Float.self)
+        let c = output.baseAddress.assumingMemoryBound(to: Float.self)
+        switch weight.dtype {
+        case .float32:
+            sgemm(m: m, n: n, k: k, a: a, b: weight.baseAddress.assumingMemoryBound(to: Float.self), c: c, ldc: n)
+        case .bfloat16, .float16:
+            let widen = weight.dtype == .bfloat16 ? HalfConversion.float(fromBFloat16:) : HalfConversion.float(fromFloat16:)
+            let rows = min(weightRowsPerBlock, n)
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: rows * k)
+            defer { scratch.deallocate() }
+            let halves = weight.baseAddress.assumingMemoryBound(to: UInt16.self)
+            var first = 0
+            while first < n {
+                let count = min(rows, n - first)
+                let source = halves + first * k
+                for index in 0..<(count * k) { scratch[index] = widen(source[index]) }
+                sgemm(m: m, n: count, k: k, a: a, b: scratch, c: c + first, ldc: n)
+                first += count
+            }
+        case .int8, .int32, .int64:
+            preconditionFailure("linear weights are floating point, got \(weight.dtype)")
+        }
+    }
+
+    /// `c[m, n] (row stride ldc) = a[m, k] · b[n, k]ᵀ`.
+    private static func sgemm(
+        m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        cblas_sgemm(
+            CblasRowMajor, CblasNoTrans, CblasTrans, blasInt(m), blasInt(n), blasInt(k), 1, a, blasInt(k), b, blasInt(k), 0, c,
+            blasInt(ldc))
+    }
+
+    /// Sets how many threads BLAS uses (OpenBLAS; Accelerate chooses for itself).
+    public static func setThreads(_ count: Int) {
+        #if !canImport(Accelerate)
+        openblas_set_num_threads(Int32(max(count, 1)))
+        #endif
+    }
+}
+
+#if canImport(Accelerate)
+@inline(__always) private func blasInt(_ value: Int) -> Int32 { Int32(value) }
+#else
+@inline(__always) private func blasInt(_ value: Int) -> blasint { blasint(value) }
+#endif

@@ -1,0 +1,36 @@
+import TandemTensor
+import XCTest
+
+/// BLAS-backed linear layers against a plain triple loop in Double precision.
+final class MatmulTests: XCTestCase {
+    private func reference(_ input: [Double], _ weight: [Double], m: Int, k: Int, n: Int) -> [Double] {
+        var output = [Double](repeating: 0, count: m * n)
+        for row in 0..<m {
+            for column in 0..<n {
+                var sum = 0.0
+                for index in 0..<k { sum += input[row * k + index] * weight[column * k + index] }
+                output[row * n + column] = sum
+            }
+        }
+        return output
+    }
+
+    func testLinearMatchesAReferenceForEveryWeightDtypeAndAwkwardSizes() {
+        // n = 300 spans two blocks of widened 16-bit rows; k and m are odd.
+        for (m, k, n) in [(1, 7, 3), (5, 33, 300), (17, 64, 257)] {
+            // Small integers and halves: exact in bf16, fp16 and fp32, so the products are exact too.
+            let input = (0..<(m * k)).map { Double(($0 * 7) % 11) - 5 }
+            let weight = (0..<(n * k)).map { Double(($0 * 5) % 9) / 2 - 2 }
+            let expected = reference(input, weight, m: m, k: k, n: n)
+            for dtype in [DType.float32, .bfloat16, .float16] {
+                let output = Tensor(zeros: [m, n], dtype: .float32)
+                Matmul.linear(
+                    Tensor(converting: input, shape: [m, k], dtype: .float32),
+                    weight: Tensor(converting: weight, shape: [n, k], dtype: dtype), into: output)
+                let actual = output.toDoubles()
+                let worst = zip(actual, expected).map { abs($0 - $1) }.max() ?? 0
+                XCTAssertLessThanOrEqual(worst, 1e-3, "\(dtype) m \(m) k \(k) n \(n)")
+            }
+        }
+    }
+}
