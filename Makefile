@@ -11,13 +11,14 @@ NPROC ?= 2
 # multi-host test needs iproute2 (network namespaces stand in for hosts).
 deps:
 	@command -v $(SWIFT) >/dev/null || { echo "Swift is not installed: see https://www.swift.org/install" >&2; exit 1; }
-	@if command -v dpkg >/dev/null; then \
-	  wanted="libopenblas-dev pkg-config"; [ "$$(id -u)" = 0 ] && wanted="$$wanted iproute2"; \
-	  missing=""; for p in $$wanted; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	  if [ -n "$$missing" ]; then \
-	    if [ "$$(id -u)" = 0 ]; then echo "installing:$$missing"; apt-get update -qq && apt-get install -y -qq $$missing; \
-	    elif command -v sudo >/dev/null; then echo "installing:$$missing"; sudo apt-get update -qq && sudo apt-get install -y -qq $$missing; \
-	    else echo "missing Debian packages:$$missing (install them: apt-get install$$missing)" >&2; exit 1; fi; fi; fi
+	@missing=""; \
+	{ command -v pkg-config >/dev/null && pkg-config --exists openblas; } || missing="libopenblas-dev pkg-config"; \
+	if ! command -v ip >/dev/null && [ "$$(id -u)" = 0 ]; then missing="$$missing iproute2"; fi; \
+	if [ -n "$$missing" ]; then \
+	  if ! command -v apt-get >/dev/null; then echo "install OpenBLAS and pkg-config (missing:$$missing)" >&2; exit 1; \
+	  elif [ "$$(id -u)" = 0 ]; then echo "installing:$$missing"; apt-get update -qq && apt-get install -y -qq $$missing; \
+	  elif command -v sudo >/dev/null; then echo "installing:$$missing"; sudo apt-get update -qq && sudo apt-get install -y -qq $$missing; \
+	  else echo "missing Debian packages:$$missing (install them: apt-get install$$missing)" >&2; exit 1; fi; fi
 
 build-release: deps
 	$(SWIFT) build -c release --product tandem
