@@ -1,14 +1,5 @@
 import Foundation
-
-/// How rotary position embeddings scale beyond the trained context (`rope_scaling` in config.json).
-public enum RopeScaling: Sendable, Equatable {
-    /// Plain RoPE.
-    case none
-    /// Positions divided by `factor`.
-    case linear(factor: Double)
-    /// Llama 3's frequency-dependent scaling.
-    case llama3(factor: Double, lowFrequencyFactor: Double, highFrequencyFactor: Double, originalMaxPositions: Int)
-}
+import TandemTensor
 
 /// The architecture of a Llama-family checkpoint, from its Hugging Face `config.json` (`llama`, `mistral`,
 /// `qwen2`), with the defaults `transformers` applies to absent fields.
