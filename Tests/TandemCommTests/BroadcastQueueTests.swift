@@ -1,5 +1,6 @@
 import Foundation
 import TandemComm
+import TandemTensor
 import XCTest
 
 /// The broadcast queue: order and content under load with overflows and slow readers, readers on other
@@ -7,7 +8,7 @@ import XCTest
 final class BroadcastQueueTests: XCTestCase {
     /// Message `index` of a run: its length (0 … 3 chunks, so about a third overflow) and bytes, from the seed.
     private static func message(_ index: Int, seed: UInt64, chunkBytes: Int) -> [UInt8] {
-        var random = SplitMix(seed: seed &+ UInt64(index) &* 0x9E37_79B9)
+        var random = SeededGenerator(seed: seed &+ UInt64(index) &* 0x9E37_79B9)
         let length = random.next() % 3 == 0 ? Int(random.next() % UInt64(3 * chunkBytes)) : Int(random.next() % 200)
         return (0..<length).map { _ in UInt8(truncatingIfNeeded: random.next()) }
     }
@@ -18,7 +19,7 @@ final class BroadcastQueueTests: XCTestCase {
         let chunkBytes = 4096
         let outcomes = try ThreadLauncher.run(worldSize: 5, options: ProcessGroupOptions(timeout: 60), perRank: hosts) { world in
             let queue = try BroadcastQueue(world: world, writer: 0, name: "stress", chunkBytes: chunkBytes, chunks: 4)
-            var random = SplitMix(seed: seed &+ UInt64(world.rank))
+            var random = SeededGenerator(seed: seed &+ UInt64(world.rank))
             var problems: [String] = []
             let onWritersHost = hosts == nil || world.rank < 3
             if queue.usesSharedMemory != onWritersHost { problems.append("usesSharedMemory \(queue.usesSharedMemory)") }

@@ -11,7 +11,7 @@ final class StressTests: XCTestCase {
         print("StressTests seed: \(seed) (rerun with \(TandemEnvironment.testSeed.name)=\(seed))")
         for worldSize in [3, 4] {
             try runRanks(worldSize) { group, failures in
-                var random = SplitMix(seed: seed &+ UInt64(worldSize))
+                var random = SeededGenerator(seed: seed &+ UInt64(worldSize))
                 let (rank, world) = (group.rank, group.worldSize)
                 for step in 0..<2500 {
                     let dtype = DType.allCases[Int(random.next() % UInt64(DType.allCases.count))]
@@ -50,20 +50,5 @@ final class StressTests: XCTestCase {
                 }
             }
         }
-    }
-}
-
-/// A small deterministic generator (SplitMix64), identical on every rank for one seed.
-struct SplitMix {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -1,0 +1,37 @@
+import Foundation
+import TandemTensor
+import XCTest
+
+/// Greedy choice, the temperature/top-k/top-p rules, and seeded reproducibility.
+final class SamplingTests: XCTestCase {
+    private func draw(_ logits: [Float], temperature: Float, topK: Int = 0, topP: Float = 1, seed: UInt64, times: Int) -> [Int] {
+        var generator = SeededGenerator(seed: seed)
+        return logits.withUnsafeBufferPointer { buffer in
+            (0..<times).map { _ in
+                Sampler.sample(buffer.baseAddress!, count: logits.count, temperature: temperature, topK: topK, topP: topP, using: &generator)
+            }
+        }
+    }
+
+    func testGreedyAndTheCutsThatReduceToIt() {
+        let logits: [Float] = [0.5, 3, 3, -1, 2]
+        XCTAssertEqual(logits.withUnsafeBufferPointer { Sampler.greedy($0.baseAddress!, count: 5) }, 1, "lowest index among equal maxima")
+        XCTAssertEqual(Set(draw(logits, temperature: 0, seed: 1, times: 50)), [1])
+        XCTAssertEqual(Set(draw(logits, temperature: 2, topK: 1, seed: 1, times: 50)), [1])
+        XCTAssertEqual(Set(draw([0, 5, 1], temperature: 1, topP: 0.01, seed: 1, times: 50)), [1], "top-p keeps at least the best")
+        XCTAssertTrue(Set(draw(logits, temperature: 5, topK: 3, seed: 2, times: 500)).isSubset(of: [1, 2, 4]))
+    }
+
+    func testTemperatureOneFollowsTheSoftmaxAndSeedsReproduce() {
+        // softmax([0, ln 3]) = [0.25, 0.75].
+        let tokens = draw([0, Float(log(3.0))], temperature: 1, seed: 42, times: 20_000)
+        let share = Double(tokens.filter { $0 == 1 }.count) / 20_000
+        XCTAssertEqual(share, 0.75, accuracy: 0.015)
+        XCTAssertEqual(tokens, draw([0, Float(log(3.0))], temperature: 1, seed: 42, times: 20_000))
+        XCTAssertNotEqual(tokens, draw([0, Float(log(3.0))], temperature: 1, seed: 43, times: 20_000))
+        // top-p 0.75 over [0.5, 0.3, 0.2]: keeps the first two (0.5 < 0.75 ≤ 0.8), renormalised to 5:3.
+        let cut = draw([Float(log(0.5)), Float(log(0.3)), Float(log(0.2))], temperature: 1, topP: 0.75, seed: 7, times: 20_000)
+        XCTAssertFalse(cut.contains(2))
+        XCTAssertEqual(Double(cut.filter { $0 == 0 }.count) / 20_000, 0.625, accuracy: 0.015)
+    }
+}
