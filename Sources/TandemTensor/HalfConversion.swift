@@ -3,6 +3,14 @@
 /// Written with integer arithmetic so that results are identical on every platform, whether or not it has
 /// native half-precision instructions.
 public enum HalfConversion {
+    /// The widening conversion of a 16-bit float `dtype` (`bfloat16` or `float16`).
+    @inlinable
+    public static func widening(_ dtype: DType) -> (UInt16) -> Float {
+        precondition(dtype == .bfloat16 || dtype == .float16, "\(dtype) is not a 16-bit float type")
+        if dtype == .bfloat16 { return { float(fromBFloat16: $0) } }
+        return { float(fromFloat16: $0) }
+    }
+
     /// Converts a `Float` to the bit pattern of a bfloat16, rounding to nearest even; NaN stays a quiet NaN.
     @inlinable
     public static func bfloat16Bits(from value: Float) -> UInt16 {

@@ -51,7 +51,7 @@ public enum Reduction {
         let width = dtype.byteSize
         switch dtype {
         case .float16, .bfloat16:
-            let widen = dtype == .float16 ? HalfConversion.float(fromFloat16:) : HalfConversion.float(fromBFloat16:)
+            let widen = HalfConversion.widening(dtype)
             let narrow = dtype == .float16 ? HalfConversion.float16Bits(from:) : HalfConversion.bfloat16Bits(from:)
             withUnsafeTemporaryAllocation(of: Float.self, capacity: block) { accumulator in
                 var start = 0

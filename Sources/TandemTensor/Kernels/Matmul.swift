@@ -27,7 +27,7 @@ public enum Matmul {
         case .float32:
             sgemm(m: m, n: n, k: k, a: a, b: weight.baseAddress.assumingMemoryBound(to: Float.self), c: c, ldc: n)
         case .bfloat16, .float16:
-            let widen = weight.dtype == .bfloat16 ? HalfConversion.float(fromBFloat16:) : HalfConversion.float(fromFloat16:)
+            let widen = HalfConversion.widening(weight.dtype)
             let rows = min(weightRowsPerBlock, n)
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: rows * k)
             defer { scratch.deallocate() }

@@ -37,7 +37,7 @@ struct Widened {
         case .float32:
             values = Array(UnsafeBufferPointer(start: tensor.baseAddress.assumingMemoryBound(to: Float.self), count: tensor.count))
         case .bfloat16, .float16:
-            let widen = tensor.dtype == .bfloat16 ? HalfConversion.float(fromBFloat16:) : HalfConversion.float(fromFloat16:)
+            let widen = HalfConversion.widening(tensor.dtype)
             let halves = tensor.baseAddress.assumingMemoryBound(to: UInt16.self)
             values = (0..<tensor.count).map { widen(halves[$0]) }
         case .int8, .int32, .int64:

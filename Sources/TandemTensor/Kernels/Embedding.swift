@@ -1,0 +1,43 @@
+/// Token embedding lookup, with the masking a vocabulary-parallel shard needs.
+public enum Embedding {
+    /// Writes the embedding of each token in `tokens` into a row of `output` (`[tokens.count, hidden]`, fp32).
+    ///
+    /// `weight` (`[rows, hidden]`, any float dtype) holds the vocabulary entries `firstToken ..< firstToken +
+    /// rows` — the whole vocabulary, or one rank's shard of it; a token outside that range gets a zero row,
+    /// so summing the shards' outputs over the tensor-parallel group gives every row once.
+    ///
+    /// - Returns: false when some token is outside `0 ..< vocabularySize` (the caller reports it).
+    public static func lookup(
+        _ tokens: [Int], weight: Tensor, firstToken: Int = 0, vocabularySize: Int, into output: Tensor
+    ) -> Bool {
+        precondition(weight.rank == 2 && output.dtype == .float32, "lookup takes a [rows, hidden] weight into float32 rows")
+        let (rows, hidden) = (weight.shape[0], weight.shape[1])
+        precondition(output.shape == [tokens.count, hidden], "output \(output.shape) must be [\(tokens.count), \(hidden)]")
+        let target = output.baseAddress.assumingMemoryBound(to: Float.self)
+        var valid = true
+        for (index, token) in tokens.enumerated() {
+            let row = target + index * hidden
+            guard (0..<vocabularySize).contains(token) else {
+                valid = false
+                row.update(repeating: 0, count: hidden)
+                continue
+            }
+            let local = token - firstToken
+            guard (0..<rows).contains(local) else {
+                row.update(repeating: 0, count: hidden)
+                continue
+            }
+            switch weight.dtype {
+            case .float32:
+                row.update(from: weight.baseAddress.assumingMemoryBound(to: Float.self) + local * hidden, count: hidden)
+            case .bfloat16, .float16:
+                let widen = HalfConversion.widening(weight.dtype)
+                let source = weight.baseAddress.assumingMemoryBound(to: UInt16.self) + local * hidden
+                for column in 0..<hidden { row[column] = widen(source[column]) }
+            case .int8, .int32, .int64:
+                preconditionFailure("embedding weights are floating point, got \(weight.dtype)")
+            }
+        }
+        return valid
+    }
+}
