@@ -18,6 +18,11 @@ public enum CommError: Error, Equatable, CustomStringConvertible {
     /// Setting up the group failed.
     case bootstrap(group: String, detail: String)
 
+    /// `peerLost` for a peer that shut its group down cleanly while this rank still waited on it.
+    static func departed(_ rank: Int, group: String) -> CommError {
+        .peerLost(rank: rank, group: group, detail: "rank \(rank) shut its process group down while this rank still expected data from it")
+    }
+
     public var description: String {
         switch self {
         case let .timeout(group, operation, sequence, waitingFor, seconds):

@@ -53,6 +53,22 @@ public final class Tensor: @unchecked Sendable {
     /// The number of dimensions.
     public var rank: Int { shape.count }
 
+    /// Copies `count` elements from flat index `start` into `destination` as `Float` — how kernels read weights
+    /// kept in their checkpoint dtype (fp32, bf16 or fp16).
+    public func copyFloats(from start: Int, count: Int, into destination: UnsafeMutablePointer<Float>) {
+        precondition(start >= 0 && count >= 0 && start + count <= self.count, "elements \(start)..<\(start + count) of \(self.count)")
+        switch dtype {
+        case .float32:
+            destination.update(from: baseAddress.assumingMemoryBound(to: Float.self) + start, count: count)
+        case .bfloat16, .float16:
+            let widen = HalfConversion.widening(dtype)
+            let source = baseAddress.assumingMemoryBound(to: UInt16.self) + start
+            for index in 0..<count { destination[index] = widen(source[index]) }
+        case .int8, .int32, .int64:
+            preconditionFailure("expected a floating-point tensor, got \(dtype)")
+        }
+    }
+
     /// Reads element `index` (flat, row-major) converted to `Double`.
     public func element(_ index: Int) -> Double {
         precondition(index >= 0 && index < count, "index \(index) out of range for \(count) elements")

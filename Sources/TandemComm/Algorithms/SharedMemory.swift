@@ -97,7 +97,7 @@ extension Collective {
     func sharedReduceScatter(
         _ source: UnsafeRawPointer, blocks: [Range<Int>], op: ReduceOp, into output: UnsafeMutableRawPointer, memory: ShmMemory
     ) throws(CommError) {
-        let slotBytes = memory.exchangeBytes / worldSize / ShmLayout.line * ShmLayout.line
+        let slotBytes = memory.subSlotBytes
         let perSlot = slotBytes / elementBytes
         let longest = largest(blocks)
         var offset = 0
@@ -158,7 +158,7 @@ extension Collective {
     /// Gives rank p block p of `input` (at `root`), one sub-slot per rank per round.
     func sharedScatter(_ input: UnsafeRawPointer?, blockBytes: Int, into output: UnsafeMutableRawPointer, root: Int, memory: ShmMemory) throws(CommError) {
         if rank == root { output.copyMemory(from: input! + rank * blockBytes, byteCount: blockBytes) }
-        let slotBytes = memory.exchangeBytes / worldSize / ShmLayout.line * ShmLayout.line
+        let slotBytes = memory.subSlotBytes
         var offset = 0
         repeat {
             let piece = min(slotBytes, blockBytes - offset)

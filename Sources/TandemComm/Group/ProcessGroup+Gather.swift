@@ -53,22 +53,18 @@ extension ProcessGroup {
         }
         let total = given?.reduce(0, +) ?? own * worldSize
         try require(
-            output.dtype == input.dtype && output.shape.count == input.shape.count
-                && output.shape.indices.allSatisfy { output.shape[$0] == ($0 == axis ? total : input.shape[$0]) }, kind,
+            has(output, dtype: input.dtype, shape: input.shape, dim: axis, extent: total), kind,
             "output \(output.dtype)\(output.shape) must be \(input.dtype)\(reshaped(input.shape, dim: axis, extent: total))")
         let layout = DimensionLayout(shape: input.shape, dim: axis)
         let elementBytes = input.dtype.byteSize
-        let unit = layout.inner * layout.outer * elementBytes
-        // Per call, so the uniform case builds one array and nothing else.
-        let blocks = given.map { ranges(fromSizes: $0.map { $0 * unit }) } ?? (0..<worldSize).map { $0 * own * unit..<($0 + 1) * own * unit }
-        let sizes = given ?? []
+        let blocks = rankBlocks(sizes: given, uniform: own, unit: layout.inner * layout.outer * elementBytes)
         return OperationPlan(operation: kind, dtype: input.dtype, count: output.count) { collective throws(CommError) in
             let target = layout.isContiguousAlongDim ? output : Tensor(zeros: output.shape, dtype: output.dtype)
             try collective.allGather(input.baseAddress, into: target.baseAddress, blocks: blocks)
             if target !== output {
                 BlockReorder.copy(
                     rankMajor: target.baseAddress, concatenated: output.baseAddress, outer: layout.outer,
-                    extents: sizes.isEmpty ? Array(repeating: own, count: blocks.count) : sizes,
+                    extents: given ?? Array(repeating: own, count: blocks.count),
                     inner: layout.inner, elementBytes: elementBytes, toRankMajor: false)
             }
         }

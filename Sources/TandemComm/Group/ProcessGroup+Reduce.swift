@@ -96,14 +96,10 @@ extension ProcessGroup {
             total == input.shape[axis], kind,
             "the parts along dim \(axis) sum to \(total), but the input \(input.shape) has \(input.shape[axis])")
         try require(
-            output.dtype == input.dtype && output.shape.count == input.shape.count
-                && output.shape.indices.allSatisfy { output.shape[$0] == ($0 == axis ? mine : input.shape[$0]) }, kind,
+            has(output, dtype: input.dtype, shape: input.shape, dim: axis, extent: mine), kind,
             "output \(output.dtype)\(output.shape) must be \(input.dtype)\(reshaped(input.shape, dim: axis, extent: mine))")
         let layout = DimensionLayout(shape: input.shape, dim: axis)
-        let unit = layout.inner * layout.outer
-        // Per call, so the uniform case builds one array and nothing else.
-        let blocks = given.map { ranges(fromSizes: $0.map { $0 * unit }) } ?? (0..<worldSize).map { $0 * part * unit..<($0 + 1) * part * unit }
-        let sizes = given ?? []
+        let blocks = rankBlocks(sizes: given, uniform: part, unit: layout.inner * layout.outer)
         let algorithm = options.allReduceAlgorithm
         let worldSize = self.worldSize
         return OperationPlan(operation: kind, dtype: input.dtype, count: input.count) { collective throws(CommError) in
@@ -114,7 +110,7 @@ extension ProcessGroup {
                 let packed = Tensor(zeros: input.shape, dtype: input.dtype)
                 BlockReorder.copy(
                     rankMajor: packed.baseAddress, concatenated: input.baseAddress, outer: layout.outer,
-                    extents: sizes.isEmpty ? Array(repeating: part, count: blocks.count) : sizes,
+                    extents: given ?? Array(repeating: part, count: blocks.count),
                     inner: layout.inner, elementBytes: elementBytes, toRankMajor: true)
                 source = packed.baseAddress
                 reordered = packed

@@ -80,11 +80,7 @@ extension ProcessGroup {
     }
 
     private static func hash(_ groups: [[Int]]) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for list in groups {
-            for member in list + [-1] { hash = (hash ^ UInt64(bitPattern: Int64(member))) &* 0x100_0000_01b3 }
-        }
-        return hash
+        stableHash(groups.map { $0.map(String.init).joined(separator: ",") }.joined(separator: ";"))
     }
 
     // MARK: - Neighbours, in root-group ranks (vLLM's GroupCoordinator)

@@ -66,6 +66,18 @@ extension ProcessGroup {
         try require(sizes.allSatisfy { $0 >= 0 }, operation, "sizes must be non-negative, got \(sizes)")
     }
 
+    /// Whether `tensor` has `dtype` and `shape` with `dim` replaced by `extent`; checked on every call, so it
+    /// builds no array.
+    func has(_ tensor: Tensor, dtype: DType, shape: [Int], dim: Int, extent: Int) -> Bool {
+        tensor.dtype == dtype && tensor.shape.count == shape.count
+            && tensor.shape.indices.allSatisfy { tensor.shape[$0] == ($0 == dim ? extent : shape[$0]) }
+    }
+
+    /// One contiguous block per rank, `sizes[r] × unit` long, or `uniform × unit` each when `sizes` is nil.
+    func rankBlocks(sizes: [Int]?, uniform: Int, unit: Int) -> [Range<Int>] {
+        sizes.map { ranges(fromSizes: $0.map { $0 * unit }) } ?? (0..<worldSize).map { $0 * uniform * unit..<($0 + 1) * uniform * unit }
+    }
+
     /// `shape` with `dim` replaced by `extent`.
     func reshaped(_ shape: [Int], dim: Int, extent: Int) -> [Int] {
         var result = shape

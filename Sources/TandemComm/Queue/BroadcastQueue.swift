@@ -266,27 +266,21 @@ public final class BroadcastQueue: @unchecked Sendable {
         if let failure = group.failure { throw .failed(failure) }
     }
 
-    /// Spins, then yields, then sleeps in 1 ms steps, until `ready()`; false when `deadline` passes first.
-    /// Checks this end's shutdown and the group's failure on the way.
+    /// Waits (`SpinWait`: spin, yield, then 1 ms sleeps) until `ready()`; false when `deadline` passes first.
+    /// This end's shutdown ends the wait with `closed`, the group's failure with `failed`.
     private func wait(until deadline: Deadline, _ ready: () -> Bool) throws(QueueError) -> Bool {
-        var turns = 0
-        while !ready() {
-            turns += 1
-            if turns < 64 {
-                tandem_spin_pause()
-                continue
-            }
-            if closedHere.load(ordering: .acquiring) { throw .closed(queue: name) }
-            try health()
-            if deadline.hasPassed { return false }
-            if turns < 2000 {
-                sched_yield()
-            } else {
-                var entry = pollfd(fd: group.health.alarmDescriptor, events: Int16(POLLIN), revents: 0)
-                _ = poll(&entry, 1, 1)
-            }
+        let outcome: SpinWait.Outcome
+        do {
+            outcome = try SpinWait(health: group.health, rootRanks: group.rootRanks)
+                .wait(until: deadline, abandon: { closedHere.load(ordering: .acquiring) }, ready)
+        } catch {
+            throw .failed(error)
         }
-        return true
+        switch outcome {
+        case .ready: return true
+        case .timedOut: return false
+        case .abandoned: throw .closed(queue: name)
+        }
     }
 
     /// Whether the writer's connection has bytes (or EOF) to read.

@@ -63,6 +63,10 @@ final class ShmMemory: @unchecked Sendable {
     /// Bytes each rank can contribute per round.
     var exchangeBytes: Int { layout.exchangeBytes }
 
+    /// Bytes of each rank's sub-slot when a half is cut into one per rank (reduce-scatter, scatter), a
+    /// multiple of 64.
+    var subSlotBytes: Int { layout.exchangeBytes / worldSize / ShmLayout.line * ShmLayout.line }
+
     /// The round in progress (one past the last finished).
     private var current: UInt64 { round + 1 }
 

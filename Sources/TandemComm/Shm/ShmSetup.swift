@@ -36,11 +36,7 @@ extension String {
 /// 31 characters macOS allows.
 enum ShmNaming {
     static func base(token: String, group: String, generation: Int64, worldSize: Int) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
-        for byte in "\(token)\u{0}\(group)\u{0}\(generation)\u{0}\(worldSize)".utf8 {
-            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
-        }
-        let hex = String(hash, radix: 16)
+        let hex = String(stableHash("\(token)\u{0}\(group)\u{0}\(generation)\u{0}\(worldSize)"), radix: 16)
         return "/tdm" + String(repeating: "0", count: 16 - hex.count) + hex
     }
 
@@ -152,7 +148,7 @@ extension ProcessGroup {
         ShmLayout(worldSize: worldSize, exchangeBytes: options.sharedBufferBytes, slotBytes: ShmTransport.slotBytes, slots: ShmTransport.slots)
     }
 
-    private var sharedWait: SpinWait { SpinWait(health: health, rootRanks: rootRanks, yieldNanoseconds: 5_000_000) }
+    private var sharedWait: SpinWait { SpinWait(health: health, rootRanks: rootRanks) }
 
     private func firstProblem(_ problems: [String]) -> (rank: Int, problem: String)? {
         problems.enumerated().first { !$0.element.isEmpty }.map { ($0.offset, $0.element) }

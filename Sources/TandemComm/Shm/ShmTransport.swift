@@ -26,27 +26,21 @@ final class ShmTransport: MessageTransport, @unchecked Sendable {
         var remaining = sends.count + receives.count
         while remaining > 0 {
             var progressed = false
-            for index in sends.indices where sent[index] < WireHeader.byteCount + sends[index].bytes {
-                // One message at a time per peer, in order.
-                if sends[..<index].indices.contains(where: { sends[$0].peer == sends[index].peer && sent[$0] < WireHeader.byteCount + sends[$0].bytes }) {
-                    continue
-                }
-                while sent[index] < WireHeader.byteCount + sends[index].bytes, pushChunk(sends[index], done: &sent[index]) {
-                    progressed = true
-                }
-                if sent[index] == WireHeader.byteCount + sends[index].bytes { remaining -= 1 }
+            for index in sends.indices where sent[index] < Self.total(sends[index])
+                && Self.isNext(index, peer: { sends[$0].peer }, unfinished: { sent[$0] < Self.total(sends[$0]) })
+            {
+                while sent[index] < Self.total(sends[index]), pushChunk(sends[index], done: &sent[index]) { progressed = true }
+                if sent[index] == Self.total(sends[index]) { remaining -= 1 }
             }
-            for index in receives.indices where received[index] < WireHeader.byteCount + receives[index].bytes {
-                if receives[..<index].indices.contains(where: {
-                    receives[$0].peer == receives[index].peer && received[$0] < WireHeader.byteCount + receives[$0].bytes
-                }) {
-                    continue
-                }
-                while received[index] < WireHeader.byteCount + receives[index].bytes {
-                    guard try pullChunk(receives[index], done: &received[index], context: context) else { break }
+            for index in receives.indices where received[index] < Self.total(receives[index])
+                && Self.isNext(index, peer: { receives[$0].peer }, unfinished: { received[$0] < Self.total(receives[$0]) })
+            {
+                while received[index] < Self.total(receives[index]),
+                    try pullChunk(receives[index], done: &received[index], context: context)
+                {
                     progressed = true
                 }
-                if received[index] == WireHeader.byteCount + receives[index].bytes { remaining -= 1 }
+                if received[index] == Self.total(receives[index]) { remaining -= 1 }
             }
             if remaining == 0 || progressed { continue }
             try memory.wait.until(context, silent: { Self.silent(sends, sent, receives, received) }) {
@@ -55,12 +49,30 @@ final class ShmTransport: MessageTransport, @unchecked Sendable {
         }
     }
 
+    /// Header and payload bytes of a message.
+    private static func total(_ message: OutgoingMessage) -> Int { WireHeader.byteCount + message.bytes }
+    private static func total(_ message: IncomingMessage) -> Int { WireHeader.byteCount + message.bytes }
+
+    /// Whether message `index` is the first unfinished one with its peer: a peer's messages go in order.
+    private static func isNext(_ index: Int, peer: (Int) -> Int, unfinished: (Int) -> Bool) -> Bool {
+        !(0..<index).contains { peer($0) == peer(index) && unfinished($0) }
+    }
+
+    /// Whether the ring to `peer` has a free slot.
+    private func hasRoom(to peer: Int) -> Bool {
+        memory.written[peer] - tandem_load_acquire(memory.counter(memory.rank, memory.layout.consumedLine(peer))) < UInt64(memory.layout.slots)
+    }
+
+    /// Whether `peer` has written a chunk this rank has not taken.
+    private func hasChunk(from peer: Int) -> Bool {
+        tandem_load_acquire(memory.counter(peer, memory.layout.writtenLine(memory.rank))) > memory.consumed[peer]
+    }
+
     /// Copies the next chunk of `message` into a free slot; false when the ring to its peer is full.
     private func pushChunk(_ message: OutgoingMessage, done: inout Int) -> Bool {
         let peer = message.peer
+        guard hasRoom(to: peer) else { return false }
         let index = memory.written[peer]
-        let taken = tandem_load_acquire(memory.counter(memory.rank, memory.layout.consumedLine(peer)))
-        guard index - taken < UInt64(memory.layout.slots) else { return false }
         let slot = memory.chunk(from: memory.rank, to: peer, index: index)
         var filled = 0
         if done == 0 {
@@ -80,8 +92,8 @@ final class ShmTransport: MessageTransport, @unchecked Sendable {
     /// Copies the next chunk from `message`'s peer; false when none is there yet.
     private func pullChunk(_ message: IncomingMessage, done: inout Int, context: OperationContext) throws(CommError) -> Bool {
         let peer = message.peer
+        guard hasChunk(from: peer) else { return false }
         let index = memory.consumed[peer]
-        guard tandem_load_acquire(memory.counter(peer, memory.layout.writtenLine(memory.rank))) > index else { return false }
         let slot = memory.chunk(from: peer, to: memory.rank, index: index)
         var taken = 0
         if done == 0 {
@@ -107,24 +119,14 @@ final class ShmTransport: MessageTransport, @unchecked Sendable {
 
     /// Whether any unfinished message could move a chunk now.
     private func canProgress(_ sends: [OutgoingMessage], _ sent: [Int], _ receives: [IncomingMessage], _ received: [Int]) -> Bool {
-        for (index, message) in sends.enumerated() where sent[index] < WireHeader.byteCount + message.bytes {
-            let taken = tandem_load_acquire(memory.counter(memory.rank, memory.layout.consumedLine(message.peer)))
-            if memory.written[message.peer] - taken < UInt64(memory.layout.slots) { return true }
-        }
-        for (index, message) in receives.enumerated() where received[index] < WireHeader.byteCount + message.bytes {
-            if tandem_load_acquire(memory.counter(message.peer, memory.layout.writtenLine(memory.rank))) > memory.consumed[message.peer] {
-                return true
-            }
-        }
-        return false
+        sends.indices.contains { sent[$0] < Self.total(sends[$0]) && hasRoom(to: sends[$0].peer) }
+            || receives.indices.contains { received[$0] < Self.total(receives[$0]) && hasChunk(from: receives[$0].peer) }
     }
 
+    /// The peers of the unfinished messages, for the timeout error.
     private static func silent(_ sends: [OutgoingMessage], _ sent: [Int], _ receives: [IncomingMessage], _ received: [Int]) -> [Int] {
-        var peers = Set<Int>()
-        for (index, message) in sends.enumerated() where sent[index] < WireHeader.byteCount + message.bytes { peers.insert(message.peer) }
-        for (index, message) in receives.enumerated() where received[index] < WireHeader.byteCount + message.bytes {
-            peers.insert(message.peer)
-        }
-        return peers.sorted()
+        let sending = sends.indices.filter { sent[$0] < total(sends[$0]) }.map { sends[$0].peer }
+        let receiving = receives.indices.filter { received[$0] < total(receives[$0]) }.map { receives[$0].peer }
+        return Set(sending + receiving).sorted()
     }
 }

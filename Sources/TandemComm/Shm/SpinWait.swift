@@ -10,29 +10,53 @@ import CTandemAtomics
 /// Three phases: a few `pause` spins (a peer on another core answers within a microsecond), then spinning with
 /// `sched_yield` so that, when ranks outnumber cores, the peer being waited for gets the CPU; after
 /// `yieldNanoseconds` it sleeps in 1 ms `poll(2)`s on the group's alarm descriptor, so a long wait costs no CPU.
-/// Every phase checks the group's failure flag (set by the liveness monitor when a peer dies), whether a
-/// peer being waited for has shut its group down, and the operation's deadline, so no wait outlives any.
+/// Every phase checks the group's failure flag (set by the liveness monitor when a peer dies), the caller's
+/// reason to give up (a peer that shut its group down, a queue that was closed) and the deadline, so no wait
+/// outlives any. Shared-memory collectives and the broadcast queue wait through it.
 struct SpinWait {
     let health: GroupHealth
     /// The root-group rank of each rank of the group (the liveness monitor knows peers by those).
     let rootRanks: [Int]
     /// How long to keep spinning (with yields) before sleeping between checks.
-    let yieldNanoseconds: UInt64
+    var yieldNanoseconds: UInt64 = 5_000_000
+
+    /// How a `wait` ended.
+    enum Outcome { case ready, timedOut, abandoned }
 
     /// Returns once `isReady()` holds.
     ///
     /// - Parameter silent: the peers that have not yet done their part, for the timeout error.
-    /// - Throws: the group's failure, or `CommError.timeout` at the operation's deadline.
+    /// - Throws: the group's failure, `peerLost` when a silent peer shut its group down, or `CommError.timeout`
+    ///   at the operation's deadline.
     @inline(__always)
     func until(_ context: OperationContext, silent: () -> [Int], _ isReady: () -> Bool) throws(CommError) {
-        for _ in 0..<64 {
-            if isReady() { return }
-            tandem_spin_pause()
+        let departed = { (peer: Int) in health.hasDeparted(rootRanks[peer]) }
+        switch try wait(until: context.deadline, abandon: { silent().contains(where: departed) }, isReady) {
+        case .ready:
+            return
+        case .abandoned:
+            throw .departed(silent().first(where: departed) ?? -1, group: context.group)
+        case .timedOut:
+            throw .timeout(
+                group: context.group, operation: context.operation.description, sequence: context.sequence, waitingFor: silent(),
+                seconds: context.timeoutSeconds)
         }
-        try slowly(context, silent: silent, isReady)
     }
 
-    private func slowly(_ context: OperationContext, silent: () -> [Int], _ isReady: () -> Bool) throws(CommError) {
+    /// The waiting loop itself: `.ready` once `isReady()`, `.timedOut` when `deadline` passes, `.abandoned` as
+    /// soon as `abandon()` (asked between yields, never on the fast path) says the wait is pointless.
+    ///
+    /// - Throws: the group's failure.
+    @inline(__always)
+    func wait(until deadline: Deadline, abandon: () -> Bool, _ isReady: () -> Bool) throws(CommError) -> Outcome {
+        for _ in 0..<64 {
+            if isReady() { return .ready }
+            tandem_spin_pause()
+        }
+        return try slowly(until: deadline, abandon: abandon, isReady)
+    }
+
+    private func slowly(until deadline: Deadline, abandon: () -> Bool, _ isReady: () -> Bool) throws(CommError) -> Outcome {
         let start = Deadline.monotonicNanoseconds()
         var turns = 0
         while !isReady() {
@@ -42,23 +66,15 @@ struct SpinWait {
                 continue
             }
             if health.isBroken, let failure = health.error { throw failure }
-            if let gone = silent().first(where: { health.hasDeparted(rootRanks[$0]) }) {
-                throw .peerLost(
-                    rank: gone, group: context.group,
-                    detail: "rank \(gone) shut its process group down while this rank still expected data from it")
-            }
-            let now = Deadline.monotonicNanoseconds()
-            if context.deadline.hasPassed {
-                throw .timeout(
-                    group: context.group, operation: context.operation.description, sequence: context.sequence,
-                    waitingFor: silent(), seconds: context.timeoutSeconds)
-            }
-            if now - start > yieldNanoseconds {
+            if abandon() { return .abandoned }
+            if deadline.hasPassed { return .timedOut }
+            if Deadline.monotonicNanoseconds() - start > yieldNanoseconds {
                 var entry = pollfd(fd: health.alarmDescriptor, events: Int16(POLLIN), revents: 0)
                 _ = poll(&entry, 1, 1)
             } else {
                 sched_yield()
             }
         }
+        return .ready
     }
 }

@@ -173,7 +173,7 @@ final class TCPTransport: MessageTransport, @unchecked Sendable {
     private func connectionFailure(peer: Int, detail: String) -> CommError {
         if let cause = health.awaitCause(of: rootRanks[peer], seconds: 0.25) { return cause }
         if health.hasDeparted(rootRanks[peer]) {
-            return .peerLost(rank: peer, group: group, detail: "rank \(peer) shut its process group down while this rank still expected data from it")
+            return .departed(peer, group: group)
         }
         return .peerLost(rank: peer, group: group, detail: detail)
     }

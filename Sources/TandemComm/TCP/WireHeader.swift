@@ -59,8 +59,7 @@ struct WireHeader: Equatable {
 
     /// The id of the group named `name` (FNV-1a, folded to 32 bits): equal on every member.
     static func groupIdentifier(_ name: String) -> UInt32 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in name.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        let hash = stableHash(name)
         return UInt32(truncatingIfNeeded: hash ^ (hash >> 32))
     }
 

@@ -27,16 +27,7 @@ public enum Embedding {
                 row.update(repeating: 0, count: hidden)
                 continue
             }
-            switch weight.dtype {
-            case .float32:
-                row.update(from: weight.baseAddress.assumingMemoryBound(to: Float.self) + local * hidden, count: hidden)
-            case .bfloat16, .float16:
-                let widen = HalfConversion.widening(weight.dtype)
-                let source = weight.baseAddress.assumingMemoryBound(to: UInt16.self) + local * hidden
-                for column in 0..<hidden { row[column] = widen(source[column]) }
-            case .int8, .int32, .int64:
-                preconditionFailure("embedding weights are floating point, got \(weight.dtype)")
-            }
+            weight.copyFloats(from: local * hidden, count: hidden, into: row)
         }
         return valid
     }

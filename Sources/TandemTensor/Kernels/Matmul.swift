@@ -27,16 +27,13 @@ public enum Matmul {
         case .float32:
             sgemm(m: m, n: n, k: k, a: a, b: weight.baseAddress.assumingMemoryBound(to: Float.self), c: c, ldc: n)
         case .bfloat16, .float16:
-            let widen = HalfConversion.widening(weight.dtype)
             let rows = min(weightRowsPerBlock, n)
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: rows * k)
             defer { scratch.deallocate() }
-            let halves = weight.baseAddress.assumingMemoryBound(to: UInt16.self)
             var first = 0
             while first < n {
                 let count = min(rows, n - first)
-                let source = halves + first * k
-                for index in 0..<(count * k) { scratch[index] = widen(source[index]) }
+                weight.copyFloats(from: first * k, count: count * k, into: scratch)
                 sgemm(m: m, n: count, k: k, a: a, b: scratch, c: c + first, ldc: n)
                 first += count
             }

@@ -33,15 +33,9 @@ struct Widened {
     private let values: [Float]
 
     init(_ tensor: Tensor) {
-        switch tensor.dtype {
-        case .float32:
-            values = Array(UnsafeBufferPointer(start: tensor.baseAddress.assumingMemoryBound(to: Float.self), count: tensor.count))
-        case .bfloat16, .float16:
-            let widen = HalfConversion.widening(tensor.dtype)
-            let halves = tensor.baseAddress.assumingMemoryBound(to: UInt16.self)
-            values = (0..<tensor.count).map { widen(halves[$0]) }
-        case .int8, .int32, .int64:
-            preconditionFailure("expected a floating-point tensor, got \(tensor.dtype)")
+        values = [Float](unsafeUninitializedCapacity: tensor.count) { buffer, initialized in
+            if let base = buffer.baseAddress { tensor.copyFloats(from: 0, count: tensor.count, into: base) }
+            initialized = tensor.count
         }
     }
 
