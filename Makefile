@@ -8,7 +8,8 @@ NPROC ?= 2
 .PHONY: run test build build-release deps compare-deps compare clean
 
 # System packages the build and tests need: OpenBLAS (matrix multiply) and pkg-config to find it; the
-# multi-host test needs iproute2 (network namespaces stand in for hosts).
+# multi-host test needs iproute2 (network namespaces stand in for hosts); the independent references in
+# tools/reference need Python 3 with the `tokenizers` and `numpy` packages (PyPI).
 deps:
 	@command -v $(SWIFT) >/dev/null || { echo "Swift is not installed: see https://www.swift.org/install" >&2; exit 1; }
 	@missing=""; \
@@ -19,6 +20,11 @@ deps:
 	  elif [ "$$(id -u)" = 0 ]; then echo "installing:$$missing"; apt-get update -qq && apt-get install -y -qq $$missing; \
 	  elif command -v sudo >/dev/null; then echo "installing:$$missing"; sudo apt-get update -qq && sudo apt-get install -y -qq $$missing; \
 	  else echo "missing Debian packages:$$missing (install them: apt-get install$$missing)" >&2; exit 1; fi; fi
+	@if ! command -v python3 >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq python3 python3-pip; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq python3 python3-pip; fi; fi
+	@python3 -c "import tokenizers, numpy" 2>/dev/null || { echo "installing Python packages: tokenizers numpy"; \
+	  python3 -m pip install --quiet tokenizers numpy 2>/dev/null || python3 -m pip install --quiet --break-system-packages tokenizers numpy; }
 
 build-release: deps
 	$(SWIFT) build -c release --product tandem
