@@ -22,11 +22,12 @@ let package = Package(
         .target(name: "CTandemAtomics"),
         .target(name: "TandemComm", dependencies: ["TandemTensor", "CTandemAtomics"]),
         .target(name: "TandemParallel", dependencies: ["TandemComm", "TandemTensor"]),
-        .target(name: "TandemModel", dependencies: ["TandemTensor"]),
+        .target(name: "TandemModel", dependencies: ["TandemTensor", "TandemComm", "TandemParallel"]),
         .executableTarget(
             name: "tandem",
             dependencies: [
                 "TandemComm",
+                "TandemModel",
                 "TandemParallel",
                 "TandemTensor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -35,11 +36,15 @@ let package = Package(
         // Worker program for the multi-process tests (started through `tandem launch`); not a product.
         .executableTarget(
             name: "tandem-test-worker", dependencies: ["TandemComm", "TandemParallel", "TandemTensor"], path: "Sources/TandemTestWorker"),
+        // Helpers the test targets share (running the built executables); not a product.
+        .target(name: "TandemTestSupport"),
         .testTarget(name: "TandemTensorTests", dependencies: ["TandemTensor"]),
-        .testTarget(name: "TandemModelTests", dependencies: ["TandemModel", "TandemTensor"]),
+        .testTarget(
+            name: "TandemModelTests",
+            dependencies: ["TandemModel", "TandemTensor", "TandemComm", "TandemParallel", "TandemTestSupport", "tandem"]),
         .testTarget(name: "TandemParallelTests", dependencies: ["TandemParallel", "TandemComm", "TandemTensor"]),
         .testTarget(
-            name: "TandemCommTests", dependencies: ["TandemComm", "TandemTensor", "tandem", "tandem-test-worker"]),
+            name: "TandemCommTests", dependencies: ["TandemComm", "TandemTensor", "TandemTestSupport", "tandem", "tandem-test-worker"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -121,7 +121,8 @@ public final class SafetensorsFile: @unchecked Sendable {
 
     // MARK: - Header
 
-    private static let dtypes: [String: DType] = [
+    /// The format's dtype names (the writer uses them too).
+    static let dtypes: [String: DType] = [
         "F32": .float32, "F16": .float16, "BF16": .bfloat16, "I8": .int8, "I32": .int32, "I64": .int64,
     ]
     /// Dtypes of the format that Tandem recognises but does not compute with.

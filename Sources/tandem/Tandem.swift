@@ -1,12 +1,12 @@
 import ArgumentParser
 
-/// The `tandem` command: launch, bench, info.
+/// The `tandem` command: generate, make-model, launch, bench, info.
 @main
 struct Tandem: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tandem",
-        abstract: "Distributed LLM inference runtime: launcher, collectives and benchmarks.",
-        subcommands: [Launch.self, Bench.self, Info.self])
+        abstract: "Distributed LLM inference runtime: generation, launcher, collectives and benchmarks.",
+        subcommands: [Generate.self, MakeModel.self, Launch.self, Bench.self, Info.self])
 }
 
 /// `tandem bench …`

@@ -1,5 +1,6 @@
 import Foundation
 import TandemComm
+import TandemTestSupport
 import XCTest
 
 /// The paths users take: real processes started by `tandem launch`.

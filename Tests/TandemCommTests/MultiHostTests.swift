@@ -1,4 +1,5 @@
 import Foundation
+import TandemTestSupport
 import XCTest
 
 /// A job across two hosts: two network namespaces joined by a veth pair (each its own loopback, addresses and

@@ -1,30 +1,31 @@
 import Foundation
 import XCTest
 
-/// Runs the built `tandem` binary (beside the test bundle) and captures its output.
-enum BuiltProgram {
+/// Test support (used by the test targets only): runs the built `tandem` binaries (beside the test bundle)
+/// and captures their output.
+public enum BuiltProgram {
     /// The directory holding the package's built executables.
-    static var directory: URL {
+    public static var directory: URL {
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         return URL(fileURLWithPath: executable).deletingLastPathComponent()
     }
 
-    static var tandem: String { directory.appendingPathComponent("tandem").path }
-    static var worker: String { directory.appendingPathComponent("tandem-test-worker").path }
+    public static var tandem: String { directory.appendingPathComponent("tandem").path }
+    public static var worker: String { directory.appendingPathComponent("tandem-test-worker").path }
 
-    struct Run {
-        let status: Int32
-        let output: String
-        let seconds: Double
+    public struct Run {
+        public let status: Int32
+        public let output: String
+        public let seconds: Double
 
         /// Output lines (stdout and stderr merged) that contain `marker`.
-        func lines(containing marker: String) -> [String] {
+        public func lines(containing marker: String) -> [String] {
             output.split(separator: "\n").map(String.init).filter { $0.contains(marker) }
         }
     }
 
     /// Runs `path` with `arguments`, merging stdout and stderr; kills it after `timeout` seconds.
-    static func run(_ path: String, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 120,
+    public static func run(_ path: String, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 120,
                     whileRunning: ((Process) -> Void)? = nil) throws -> Run {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)

@@ -1,0 +1,41 @@
+import TandemComm
+import TandemTensor
+
+/// A linear layer whose input features are split over the tensor-parallel group (vLLM's `RowParallelLinear`
+/// with `input_is_parallel=True`): each rank multiplies its input slice by its columns of the weight, and the
+/// partial outputs are summed over the group — the one all-reduce of attention and of the MLP.
+public final class RowParallelLinear {
+    /// This rank's input features.
+    public let inputSizePerRank: Int
+    /// Output features (whole on every rank).
+    public let outputSize: Int
+    /// `[outputSize, inputSizePerRank]` in the checkpoint dtype.
+    private let weight: Tensor
+    /// `[outputSize]`, fp32, added once after the sum.
+    private let bias: [Float]?
+    private let group: TensorParallelGroup
+    /// Bytes of this rank's weight slice.
+    var weightBytes: Int { weight.byteCount }
+
+    init(_ source: WeightSource, prefix: String, inputSize: Int, outputSize: Int, hasBias: Bool, group: TensorParallelGroup) throws(ModelLoadError) {
+        let columns = try ColumnParallelLinear.evenShare(inputSize, of: prefix, group: group, source: source)
+        weight = try source.load("\(prefix).weight", shape: [outputSize, inputSize], slice: (1, columns))
+        bias = hasBias ? try source.load("\(prefix).bias", shape: [outputSize]).toDoubles().map { Float($0) } : nil
+        inputSizePerRank = columns.count
+        self.outputSize = outputSize
+        self.group = group
+    }
+
+    /// `output[m, outputSize] = Σ_ranks input[m, inputSizePerRank] · weightᵀ (+ bias)`.
+    ///
+    /// - Throws: `CommError` when the all-reduce fails.
+    public func forward(_ input: Tensor, into output: Tensor) throws(CommError) {
+        Matmul.linear(input, weight: weight, into: output)
+        try group.allReduce(output)
+        guard let bias else { return }
+        let values = output.baseAddress.assumingMemoryBound(to: Float.self)
+        for row in 0..<output.shape[0] {
+            for index in 0..<outputSize { values[row * outputSize + index] += bias[index] }
+        }
+    }
+}

@@ -1,0 +1,52 @@
+import TandemTensor
+
+/// A checkpoint as the layers read it: each weight checked against its full shape, then this rank's slice
+/// loaded; every key read is recorded so the model can reject tensors it did not use.
+final class WeightSource {
+    let checkpoint: Checkpoint
+    private(set) var used: Set<String> = []
+
+    init(_ checkpoint: Checkpoint) {
+        self.checkpoint = checkpoint
+    }
+
+    /// Tensor `key`, which must have `shape` and a float dtype; with `slice`, only entries `slice.range` of
+    /// dimension `slice.dim`.
+    func load(_ key: String, shape: [Int], slice: (dim: Int, range: Range<Int>)? = nil) throws(ModelLoadError) -> Tensor {
+        try checkpoint.require(key, shape: shape)
+        let info = try checkpoint.info(key)
+        guard info.dtype.isFloatingPoint else {
+            throw .unsupportedDType(key: key, path: checkpoint.directory, dtype: "\(info.dtype) (weights must be F32, F16 or BF16)")
+        }
+        used.insert(key)
+        guard let slice else { return try checkpoint.load(key) }
+        return try checkpoint.load(key, dim: slice.dim, range: slice.range)
+    }
+
+    /// Several tensors' slices along dimension 0 stacked into one (q/k/v, gate/up), in the dtype they share.
+    func stack(_ parts: [(key: String, shape: [Int], rows: Range<Int>)]) throws(ModelLoadError) -> Tensor {
+        var loaded: [Tensor] = []
+        for part in parts { loaded.append(try load(part.key, shape: part.shape, slice: (0, part.rows))) }
+        let dtype = loaded[0].dtype
+        for (part, tensor) in zip(parts, loaded) where tensor.dtype != dtype {
+            throw .wrongShape(key: part.key, path: checkpoint.directory, expected: "dtype \(dtype) like \(parts[0].key)", actual: "\(tensor.dtype)")
+        }
+        let columns = loaded[0].rank == 2 ? loaded[0].shape[1] : 1
+        let rows = loaded.reduce(0) { $0 + $1.shape[0] }
+        let stacked = Tensor(zeros: loaded[0].rank == 2 ? [rows, columns] : [rows], dtype: dtype)
+        var offset = 0
+        for tensor in loaded {
+            (stacked.baseAddress + offset).copyMemory(from: tensor.baseAddress, byteCount: tensor.byteCount)
+            offset += tensor.byteCount
+        }
+        return stacked
+    }
+
+    /// Rejects checkpoint tensors the model did not read (`ignoring` those a checkpoint may carry unused, such
+    /// as rotary inverse frequencies).
+    func checkAllUsed(ignoring ignorable: (String) -> Bool) throws(ModelLoadError) {
+        for key in checkpoint.keys where !used.contains(key) && !ignorable(key) {
+            throw .unexpectedTensor(key: key, path: checkpoint.directory)
+        }
+    }
+}

@@ -1,0 +1,125 @@
+import TandemComm
+import TandemTensor
+
+/// One decoder layer: `h += o_proj(attention(rope(qkv_proj(norm(h)))))`, then
+/// `h += down_proj(silu(gate) · up)` of `gate_up_proj(norm(h))`.
+final class LlamaDecoderLayer {
+    /// A sequence's rows in the batch and its cache.
+    struct Span {
+        let count: Int
+        let cache: SequenceCache
+    }
+
+    /// Activations of one forward pass, shared by the layers.
+    final class Workspace {
+        let normed, qkv, queries, keys, values, attended, projected, gateUp, activated: Tensor
+        let scores: UnsafeMutablePointer<Float>
+
+        init(rows: Int, layer: LlamaDecoderLayer, config: ModelConfig, longest: Int) {
+            let d = config.headDimension
+            let attention = layer.attention
+            normed = Tensor(zeros: [rows, config.hiddenSize], dtype: .float32)
+            qkv = Tensor(zeros: [rows, attention.outputSizePerRank], dtype: .float32)
+            queries = Tensor(zeros: [rows, attention.headsPerRank * d], dtype: .float32)
+            keys = Tensor(zeros: [rows, attention.keyValueHeadsPerRank * d], dtype: .float32)
+            values = Tensor(zeros: [rows, attention.keyValueHeadsPerRank * d], dtype: .float32)
+            attended = Tensor(zeros: [rows, attention.headsPerRank * d], dtype: .float32)
+            projected = Tensor(zeros: [rows, config.hiddenSize], dtype: .float32)
+            gateUp = Tensor(zeros: [rows, layer.gateUp.outputSizePerRank], dtype: .float32)
+            activated = Tensor(zeros: [rows, layer.gateUp.outputSizePerRank / 2], dtype: .float32)
+            scores = .allocate(capacity: max(longest, 1))
+        }
+
+        deinit { scores.deallocate() }
+    }
+
+    let inputNorm: Tensor
+    let attention: QKVParallelLinear
+    let output: RowParallelLinear
+    let postAttentionNorm: Tensor
+    let gateUp: MergedColumnParallelLinear
+    let down: RowParallelLinear
+    private let rotary: RotaryEmbedding
+    private let epsilon: Float
+    private let headDimension: Int
+    let weightBytes: Int
+
+    init(_ source: WeightSource, prefix: String, config: ModelConfig, group: TensorParallelGroup) throws(ModelLoadError) {
+        let hidden = config.hiddenSize
+        let attentionWidth = config.headCount * config.headDimension
+        inputNorm = try source.load("\(prefix).input_layernorm.weight", shape: [hidden])
+        attention = try QKVParallelLinear(
+            source, prefix: "\(prefix).self_attn", hiddenSize: hidden, heads: config.headCount, keyValueHeads: config.keyValueHeadCount,
+            headDimension: config.headDimension, hasBias: config.qkvBias, group: group)
+        // Qwen2 has biases on q, k and v only; Llama's attention_bias covers o_proj too.
+        output = try RowParallelLinear(
+            source, prefix: "\(prefix).self_attn.o_proj", inputSize: attentionWidth, outputSize: hidden,
+            hasBias: config.qkvBias && config.modelType != "qwen2", group: group)
+        postAttentionNorm = try source.load("\(prefix).post_attention_layernorm.weight", shape: [hidden])
+        gateUp = try MergedColumnParallelLinear(
+            source, prefixes: ["\(prefix).mlp.gate_proj", "\(prefix).mlp.up_proj"], inputSize: hidden,
+            outputSizes: [config.intermediateSize, config.intermediateSize], group: group)
+        down = try RowParallelLinear(
+            source, prefix: "\(prefix).mlp.down_proj", inputSize: config.intermediateSize, outputSize: hidden, hasBias: false, group: group)
+        rotary = RotaryEmbedding(dimension: config.headDimension, theta: config.ropeTheta, scaling: config.ropeScaling)
+        epsilon = Float(config.rmsNormEpsilon)
+        headDimension = config.headDimension
+        weightBytes = inputNorm.byteCount + postAttentionNorm.byteCount + attention.weight.byteCount + output.weightBytes
+            + gateUp.weight.byteCount + down.weightBytes
+    }
+
+    /// Updates `hidden` (`[rows, hiddenSize]`) in place.
+    func forward(_ hidden: Tensor, spans: [Span], layerIndex: Int, workspace w: Workspace) throws(CommError) {
+        RMSNorm.apply(hidden, weight: inputNorm, epsilon: epsilon, into: w.normed)
+        attention.forward(w.normed, into: w.qkv)
+        splitHeads(w)
+        var row = 0
+        for span in spans {
+            let cache = span.cache.layers[layerIndex]
+            let queries = w.queries.baseAddress.assumingMemoryBound(to: Float.self) + row * w.queries.shape[1]
+            let keys = w.keys.baseAddress.assumingMemoryBound(to: Float.self) + row * w.keys.shape[1]
+            let values = w.values.baseAddress.assumingMemoryBound(to: Float.self) + row * w.values.shape[1]
+            for index in 0..<span.count {
+                let position = cache.length + index
+                rotary.apply(queries + index * w.queries.shape[1], heads: attention.headsPerRank, position: position)
+                rotary.apply(keys + index * w.keys.shape[1], heads: attention.keyValueHeadsPerRank, position: position)
+            }
+            cache.append(keys: keys, values: values, count: span.count)
+            Attention.causal(
+                queries: queries, count: span.count, heads: attention.headsPerRank, cache: cache,
+                output: w.attended.baseAddress.assumingMemoryBound(to: Float.self) + row * w.attended.shape[1], scores: w.scores)
+            row += span.count
+        }
+        try output.forward(w.attended, into: w.projected)
+        add(w.projected, to: hidden)
+
+        RMSNorm.apply(hidden, weight: postAttentionNorm, epsilon: epsilon, into: w.normed)
+        gateUp.forward(w.normed, into: w.gateUp)
+        Activation.siluAndMultiply(w.gateUp, into: w.activated)
+        try down.forward(w.activated, into: w.projected)
+        add(w.projected, to: hidden)
+    }
+
+    /// Copies each row's `[q | k | v]` into the query, key and value buffers.
+    private func splitHeads(_ w: Workspace) {
+        let qkv = w.qkv.baseAddress.assumingMemoryBound(to: Float.self)
+        let (qWidth, kvWidth) = (w.queries.shape[1], w.keys.shape[1])
+        let (q, k, v) = (
+            w.queries.baseAddress.assumingMemoryBound(to: Float.self), w.keys.baseAddress.assumingMemoryBound(to: Float.self),
+            w.values.baseAddress.assumingMemoryBound(to: Float.self)
+        )
+        let width = w.qkv.shape[1]
+        for row in 0..<w.qkv.shape[0] {
+            let source = qkv + row * width
+            (q + row * qWidth).update(from: source, count: qWidth)
+            (k + row * kvWidth).update(from: source + qWidth, count: kvWidth)
+            (v + row * kvWidth).update(from: source + qWidth + kvWidth, count: kvWidth)
+        }
+    }
+
+    private func add(_ delta: Tensor, to hidden: Tensor) {
+        let target = hidden.baseAddress.assumingMemoryBound(to: Float.self)
+        let source = delta.baseAddress.assumingMemoryBound(to: Float.self)
+        for index in 0..<hidden.count { target[index] += source[index] }
+    }
+}

@@ -1,0 +1,99 @@
+import ArgumentParser
+import Foundation
+import TandemModel
+
+/// `tandem generate`: completions for prompts, like vLLM's offline `LLM.generate`.
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Generate completions for prompts from a Hugging Face checkpoint, optionally split over --tp ranks.",
+        discussion: """
+            With --tp N and no launcher, Tandem starts N local ranks itself; under `tandem launch` each process is one \
+            rank and the world size must equal --tp. Every rank computes the same tokens; rank 0 prints them.
+            """)
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(help: "A prompt (repeat for a batch).")
+    var prompt: [String] = []
+
+    @Option(name: .customLong("max-tokens"), help: "The most tokens to generate per prompt.")
+    var maxTokens: Int = 16
+
+    @Option(help: "0 is greedy.")
+    var temperature: Float = 1
+
+    @Option(name: .customLong("top-p"), help: "Nucleus sampling: keep the most likely tokens up to this probability.")
+    var topP: Float = 1
+
+    @Option(name: .customLong("top-k"), help: "Keep the k most likely tokens (0: all).")
+    var topK: Int = 0
+
+    @Option(help: "Seed for sampling (default: random).")
+    var seed: UInt64?
+
+    @Option(help: "A string that ends a completion (repeatable); the text stops before it.")
+    var stop: [String] = []
+
+    @Option(name: .customLong("stop-token-id"), help: "A token id that ends a completion (repeatable).")
+    var stopTokenID: [Int] = []
+
+    @Flag(name: .customLong("ignore-eos"), help: "Keep generating past end-of-sequence tokens.")
+    var ignoreEOS = false
+
+    @Flag(help: "Print {\"outputs\": [...], \"timings\": {...}} as JSON.")
+    var json = false
+
+    var samplingParams: SamplingParams {
+        SamplingParams(
+            temperature: temperature, topP: topP, topK: topK, seed: seed, maxTokens: maxTokens, stop: stop, stopTokenIDs: stopTokenID,
+            ignoreEOS: ignoreEOS)
+    }
+
+    func validate() throws {
+        guard !prompt.isEmpty else { throw ValidationError("give at least one --prompt") }
+        do { try samplingParams.validate() } catch { throw ValidationError("\(error)") }
+    }
+
+    func run() throws {
+        try modelOptions.run { llm, reports in
+            let outputs = try llm.generate(prompt, samplingParams)
+            guard reports else { return }
+            let timings = llm.lastTimings
+            if json {
+                let report = GenerateReport(
+                    outputs: outputs,
+                    timings: .init(
+                        loadSeconds: llm.loadSeconds, prefillTokensPerSecond: timings.prefillTokensPerSecond,
+                        decodeTokensPerSecond: timings.decodeTokensPerSecond))
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            } else {
+                for output in outputs {
+                    print("prompt: \(output.prompt.debugDescription)")
+                    print("output: \(output.text.debugDescription)  [\(output.tokenIDs.count) tokens, \(output.finishReason.rawValue)]")
+                }
+                print(String(
+                    format: "load %.2f s, prefill %.1f tokens/s, decode %.1f tokens/s (tp %d)", llm.loadSeconds,
+                    timings.prefillTokensPerSecond, timings.decodeTokensPerSecond, modelOptions.tp))
+            }
+            fflush(nil)
+        }
+    }
+}
+
+/// What `tandem generate --json` prints.
+struct GenerateReport: Encodable {
+    struct Timings: Encodable {
+        let loadSeconds: Double
+        let prefillTokensPerSecond: Double
+        let decodeTokensPerSecond: Double
+
+        enum CodingKeys: String, CodingKey {
+            case loadSeconds = "load_s", prefillTokensPerSecond = "prefill_tokens_per_s", decodeTokensPerSecond = "decode_tokens_per_s"
+        }
+    }
+
+    let outputs: [RequestOutput]
+    let timings: Timings
+}

@@ -1,0 +1,41 @@
+import Foundation
+import TandemModel
+import TandemTensor
+import XCTest
+
+/// Logits of Tandem's model against tools/reference/llama_reference.py — numpy in float64, written from the
+/// transformers definition, sharing no code with Tandem — on checkpoints `ModelWriter` wrote: prefill of a
+/// prompt, then decode steps through the KV cache, each within 1e-4 (relative to the largest logit).
+final class LlamaReferenceTests: XCTestCase {
+    private struct Logits: Decodable { let logits: [[Double]] }
+
+    private func check(_ preset: ModelPreset, dtype: DType, tensorParallelSize: Int = 1) throws {
+        let directory = try ModelFixtures.write(preset, dtype: dtype, test: self)
+        let prompt = [preset.vocabularySize - 2, 72, 101, 108, 108, 111, 44, 32, 119, 111]
+        let continuation = [114, 108, 100, 33, 7, 250]
+        let all = prompt + continuation
+        let reference = try JSONDecoder().decode(
+            Logits.self,
+            from: Reference.python("llama_reference.py", ["--model", directory, "--tokens", all.map(String.init).joined(separator: ",")]))
+        XCTAssertEqual(reference.logits.count, all.count)
+        let expected = Array(reference.logits[(prompt.count - 1)...])
+        let ranks = try ModelFixtures.onRanks(tensorParallelSize) { group in
+            try ModelFixtures.stepLogits(LlamaModel(directory: directory, group: group), prompt: prompt, continuation: continuation)
+        }
+        for (rank, rows) in ranks.enumerated() {
+            XCTAssertEqual(rows.count, expected.count)
+            XCTAssertEqual(rows[0].count, preset.vocabularySize)
+            let error = ModelFixtures.relativeError(rows, expected)
+            XCTAssertLessThan(error, 1e-4, "\(preset.name) \(dtype) tp \(tensorParallelSize) rank \(rank): relative error \(error)")
+        }
+    }
+
+    func testTinyBFloat16MatchesReference() throws { try check(.tiny, dtype: .bfloat16) }
+    func testTinyFloat32MatchesReference() throws { try check(.tiny, dtype: .float32) }
+    func testTinyFloat16MatchesReference() throws { try check(.tiny, dtype: .float16) }
+    func testQwen2WithBiasesAndTiedHeadMatchesReference() throws { try check(ModelFixtures.tiedQwen2, dtype: .bfloat16) }
+    func testTensorParallelTwoMatchesReference() throws { try check(.tiny, dtype: .bfloat16, tensorParallelSize: 2) }
+    func testTensorParallelFourWithReplicatedKVHeadsMatchesReference() throws {
+        try check(ModelFixtures.tiedQwen2, dtype: .float32, tensorParallelSize: 4)
+    }
+}

@@ -1,0 +1,59 @@
+import Foundation
+import TandemComm
+import TandemModel
+import TandemTensor
+import XCTest
+
+/// Checkpoints written by `ModelWriter` for the model tests, and tensor-parallel runs on threads.
+enum ModelFixtures {
+    /// Qwen2 layout with q/k/v biases, a tied head and one kv head (replicated at every tp > 1).
+    static let tiedQwen2 = ModelPreset(
+        name: "test-qwen2", hiddenSize: 64, intermediateSize: 96, layerCount: 2, headCount: 4, keyValueHeadCount: 1,
+        vocabularySize: 300, maxPositions: 64, tieWordEmbeddings: true)
+        .with { $0.modelType = "qwen2" }
+
+    /// Writes `preset` into a fresh directory removed after the test.
+    static func write(_ preset: ModelPreset, dtype: DType = .bfloat16, seed: UInt64 = 1, test: XCTestCase) throws -> String {
+        let directory = try Reference.temporaryDirectory(test)
+        try ModelWriter.write(preset, dtype: dtype, seed: seed, to: directory.path)
+        return directory.path
+    }
+
+    /// Runs `body` on each rank of a tensor-parallel group of `size` threads (size 1: no group) and returns
+    /// the ranks' results in rank order.
+    static func onRanks<Value: Sendable>(_ size: Int, _ body: @escaping @Sendable (TensorParallelGroup) throws -> Value) throws -> [Value] {
+        Matmul.setThreads(1)
+        if size == 1 { return [try body(.single)] }
+        return try ThreadLauncher.run(worldSize: size) { group in try body(TensorParallelGroup(group)) }.map { try $0.get() }
+    }
+
+    /// The logits of the last prompt token (prefill), then of each of `continuation` fed one at a time
+    /// (decode with the cache): one row per step.
+    static func stepLogits(_ model: LlamaModel, prompt: [Int], continuation: [Int]) throws -> [[Float]] {
+        let cache = model.makeCache(capacity: prompt.count + continuation.count)
+        var rows = [try model.forward([(prompt, cache)]).toDoubles().map { Float($0) }]
+        for token in continuation { rows.append(try model.forward([([token], cache)]).toDoubles().map { Float($0) }) }
+        return rows
+    }
+
+    /// max |a − b| / max |b| over all rows.
+    static func relativeError(_ a: [[Float]], _ b: [[Double]]) -> Double {
+        var difference = 0.0
+        var scale = 0.0
+        for (rowA, rowB) in zip(a, b) {
+            for (x, y) in zip(rowA, rowB) {
+                difference = max(difference, abs(Double(x) - y))
+                scale = max(scale, abs(y))
+            }
+        }
+        return difference / scale
+    }
+}
+
+extension ModelPreset {
+    func with(_ change: (inout ModelPreset) -> Void) -> ModelPreset {
+        var copy = self
+        change(&copy)
+        return copy
+    }
+}

@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Independent reference for Tandem's Llama forward pass: numpy, float64, written from the Hugging Face
+transformers definition of LlamaForCausalLM (RMSNorm, rotary embeddings in the rotate-half layout with the
+default, linear or llama3 frequencies, grouped-query causal attention, SiLU-gated MLP, untied or tied head).
+It shares no code with Tandem: safetensors is parsed here from the format's description.
+
+  llama_reference.py --model DIR --tokens 1,2,3
+      prints {"logits": [[...] per position]} as JSON.
+"""
+import argparse
+import json
+import math
+import os
+import struct
+
+import numpy as np
+
+DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64}
+
+
+def load_safetensors(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    (length,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + length])
+    data = raw[8 + length:]
+    tensors = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = info["data_offsets"]
+        chunk = data[start:end]
+        if info["dtype"] == "BF16":
+            bits = np.frombuffer(chunk, dtype=np.uint16).astype(np.uint32) << 16
+            array = bits.view(np.float32)
+        else:
+            array = np.frombuffer(chunk, dtype=DTYPES[info["dtype"]])
+        tensors[name] = array.astype(np.float64).reshape(info["shape"])
+    return tensors
+
+
+def load_weights(directory):
+    index = os.path.join(directory, "model.safetensors.index.json")
+    if os.path.exists(index):
+        files = sorted(set(json.load(open(index))["weight_map"].values()))
+    else:
+        files = ["model.safetensors"]
+    weights = {}
+    for name in files:
+        weights.update(load_safetensors(os.path.join(directory, name)))
+    return weights
+
+
+def inverse_frequencies(config, head_dim):
+    theta = config.get("rope_theta") or (config.get("rope_parameters") or {}).get("rope_theta", 10000.0)
+    inv = 1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim))
+    scaling = config.get("rope_scaling") or {}
+    kind = scaling.get("rope_type", scaling.get("type", "default"))
+    if kind == "linear":
+        inv = inv / scaling["factor"]
+    elif kind == "llama3":
+        factor, low, high = scaling["factor"], scaling["low_freq_factor"], scaling["high_freq_factor"]
+        original = scaling["original_max_position_embeddings"]
+        low_wavelength, high_wavelength = original / low, original / high
+        result = []
+        for f in inv:
+            wavelength = 2 * math.pi / f
+            if wavelength < high_wavelength:
+                result.append(f)
+            elif wavelength > low_wavelength:
+                result.append(f / factor)
+            else:
+                smooth = (original / wavelength - low) / (high - low)
+                result.append((1 - smooth) * f / factor + smooth * f)
+        inv = np.array(result)
+    return inv
+
+
+def rms_norm(x, weight, eps):
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * weight
+
+
+def rotate_half(x):
+    half = x.shape[-1] // 2
+    return np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+
+
+def forward(directory, tokens):
+    config = json.load(open(os.path.join(directory, "config.json")))
+    w = load_weights(directory)
+    hidden = config["hidden_size"]
+    heads = config["num_attention_heads"]
+    kv_heads = config.get("num_key_value_heads") or heads
+    head_dim = config.get("head_dim") or hidden // heads
+    eps = config.get("rms_norm_eps", 1e-6)
+    qkv_bias = config["model_type"] == "qwen2" or config.get("attention_bias", False)
+    o_bias = config.get("attention_bias", False) and config["model_type"] != "qwen2"
+
+    positions = np.arange(len(tokens), dtype=np.float64)
+    angles = np.outer(positions, inverse_frequencies(config, head_dim))
+    cos = np.cos(np.concatenate([angles, angles], axis=-1))[:, None, :]
+    sin = np.sin(np.concatenate([angles, angles], axis=-1))[:, None, :]
+    mask = np.triu(np.full((len(tokens), len(tokens)), -np.inf), k=1)
+
+    x = w["model.embed_tokens.weight"][np.array(tokens)]
+    for layer in range(config["num_hidden_layers"]):
+        p = f"model.layers.{layer}."
+        h = rms_norm(x, w[p + "input_layernorm.weight"], eps)
+        q = h @ w[p + "self_attn.q_proj.weight"].T
+        k = h @ w[p + "self_attn.k_proj.weight"].T
+        v = h @ w[p + "self_attn.v_proj.weight"].T
+        if qkv_bias:
+            q, k, v = q + w[p + "self_attn.q_proj.bias"], k + w[p + "self_attn.k_proj.bias"], v + w[p + "self_attn.v_proj.bias"]
+        q = q.reshape(len(tokens), heads, head_dim)
+        k = k.reshape(len(tokens), kv_heads, head_dim)
+        v = v.reshape(len(tokens), kv_heads, head_dim)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        repeat = heads // kv_heads
+        k = np.repeat(k, repeat, axis=1)
+        v = np.repeat(v, repeat, axis=1)
+        scores = np.einsum("qhd,khd->hqk", q, k) / math.sqrt(head_dim) + mask
+        scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        scores = scores / scores.sum(axis=-1, keepdims=True)
+        attended = np.einsum("hqk,khd->qhd", scores, v).reshape(len(tokens), heads * head_dim)
+        out = attended @ w[p + "self_attn.o_proj.weight"].T
+        if o_bias:
+            out = out + w[p + "self_attn.o_proj.bias"]
+        x = x + out
+        h = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps)
+        gate = h @ w[p + "mlp.gate_proj.weight"].T
+        up = h @ w[p + "mlp.up_proj.weight"].T
+        x = x + (gate / (1 + np.exp(-gate)) * up) @ w[p + "mlp.down_proj.weight"].T
+    x = rms_norm(x, w["model.norm.weight"], eps)
+    head = w["model.embed_tokens.weight"] if config.get("tie_word_embeddings", False) else w["lm_head.weight"]
+    return x @ head.T
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--tokens", required=True, help="comma-separated token ids")
+    args = parser.parse_args()
+    tokens = [int(t) for t in args.tokens.split(",")]
+    print(json.dumps({"logits": forward(args.model, tokens).tolist()}))
+
+
+if __name__ == "__main__":
+    main()
