@@ -7,7 +7,7 @@ import XCTest
 /// corpus in tools/reference/tokenizer_corpus.json (unicode, whitespace runs, code, special tokens) to the
 /// same ids and text.
 final class TokenizerTests: XCTestCase {
-    private struct Expected: Decodable {
+    struct Expected: Decodable {
         let text: String
         let ids: [Int]
         let ids_plain: [Int]
@@ -19,11 +19,11 @@ final class TokenizerTests: XCTestCase {
     private func checkAgainstReference(style: String) throws {
         let directory = try Reference.temporaryDirectory(self)
         _ = try Reference.python("tokenizer_reference.py", ["train", "--style", style, "--out", directory.path])
-        try checkAgainstReference(directory: directory.path)
+        try Self.checkAgainstReference(directory: directory.path)
     }
 
     /// Compares `BytePairTokenizer` with the reference package on the tokenizer.json in `directory`.
-    func checkAgainstReference(directory: String) throws {
+    static func checkAgainstReference(directory: String) throws {
         let tokenizerPath = (directory as NSString).appendingPathComponent("tokenizer.json")
         let expected = try JSONDecoder().decode(
             [Expected].self, from: Reference.python("tokenizer_reference.py", ["encode", "--tokenizer", tokenizerPath]))

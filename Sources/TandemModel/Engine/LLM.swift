@@ -179,7 +179,7 @@ private struct GeneratingSequence {
         if let cut = earliestStop(from: searchFrom) {
             text = String(text[..<cut])
             finishReason = .stop
-        } else if tokenIDs.count >= params.maxTokens || cache.length + 1 > cache.capacity {
+        } else if tokenIDs.count >= params.maxTokens || promptIDs.count + tokenIDs.count >= cache.capacity {
             text += detokenizer.finish()
             finishReason = .length
         }

@@ -1,0 +1,85 @@
+import Foundation
+import TandemTestSupport
+import XCTest
+
+/// The paths users take: `tandem make-model`, then `tandem generate` on one rank, with --tp 2 (Tandem spawns
+/// the ranks through its launcher) and under `tandem launch` — the same greedy tokens every way.
+final class GenerateCommandTests: XCTestCase {
+    private struct Report: Decodable {
+        struct Output: Decodable {
+            let prompt: String
+            let prompt_token_ids: [Int]
+            let token_ids: [Int]
+            let text: String
+            let finish_reason: String
+        }
+        struct Timings: Decodable {
+            let load_s: Double
+            let prefill_tokens_per_s: Double
+            let decode_tokens_per_s: Double
+        }
+        let outputs: [Output]
+        let timings: Timings
+    }
+
+    private var directory: String!
+
+    override func setUpWithError() throws {
+        directory = try Reference.temporaryDirectory(self).appendingPathComponent("tiny").path
+        let made = try BuiltProgram.run(BuiltProgram.tandem, ["make-model", "--out", directory, "--preset", "tiny", "--seed", "3"])
+        XCTAssertEqual(made.status, 0, made.output)
+    }
+
+    private let generateArguments = [
+        "--prompt", "Hello world", "--prompt", "Tensor parallelism splits each layer", "--max-tokens", "12", "--temperature", "0",
+        "--ignore-eos", "--json", "--threads", "1",
+    ]
+
+    private func generate(_ prefix: [String] = [], tp: Int) throws -> Report {
+        let run = try BuiltProgram.run(BuiltProgram.tandem, prefix + ["generate", "--model", directory, "--tp", String(tp)] + generateArguments)
+        XCTAssertEqual(run.status, 0, run.output)
+        let line = try XCTUnwrap(run.output.split(separator: "\n").first { $0.hasPrefix("{") }, run.output)
+        return try JSONDecoder().decode(Report.self, from: Data(line.utf8))
+    }
+
+    func testGenerateGivesTheSameTokensOnOneRankSpawnedRanksAndUnderLaunch() throws {
+        let single = try generate(tp: 1)
+        XCTAssertEqual(single.outputs.map(\.prompt), ["Hello world", "Tensor parallelism splits each layer"])
+        XCTAssertEqual(single.outputs.map(\.token_ids.count), [12, 12])
+        XCTAssertEqual(single.outputs.map(\.finish_reason), ["length", "length"])
+        XCTAssertGreaterThan(single.timings.decode_tokens_per_s, 0)
+        XCTAssertGreaterThan(single.timings.prefill_tokens_per_s, 0)
+
+        let spawned = try generate(tp: 2)
+        XCTAssertEqual(spawned.outputs.map(\.token_ids), single.outputs.map(\.token_ids))
+        XCTAssertEqual(spawned.outputs.map(\.text), single.outputs.map(\.text))
+
+        let launched = try generate(["launch", "--nproc-per-node", "2", "--no-prefix", "--", BuiltProgram.tandem], tp: 2)
+        XCTAssertEqual(launched.outputs.map(\.token_ids), single.outputs.map(\.token_ids))
+    }
+
+    func testTensorParallelSizeThatDoesNotSplitTheModelListsValidSizes() throws {
+        let run = try BuiltProgram.run(BuiltProgram.tandem, ["generate", "--model", directory, "--tp", "3", "--prompt", "x"])
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.output.contains("tensor parallel size 3"), run.output)
+        XCTAssertTrue(run.output.contains("valid sizes: 1, 2, 4"), run.output)
+    }
+
+    func testMissingModelDirectoryIsExplained() throws {
+        let run = try BuiltProgram.run(BuiltProgram.tandem, ["generate", "--model", directory + "-missing", "--prompt", "x"])
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.output.contains("is not a directory"), run.output)
+    }
+
+    func testLaunchedWorldThatDoesNotMatchTheTensorParallelSizeIsRefused() throws {
+        let run = try BuiltProgram.run(
+            BuiltProgram.tandem, ["launch", "--nproc-per-node", "2", "--", BuiltProgram.tandem, "generate", "--model", directory, "--prompt", "x"])
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.output.contains("started 2 ranks but --tp is 1"), run.output)
+    }
+
+    /// make-model's tokenizer.json loads in the `tokenizers` package and encodes the corpus as Tandem does.
+    func testMadeTokenizerMatchesTokenizersPackage() throws {
+        try TokenizerTests.checkAgainstReference(directory: directory)
+    }
+}

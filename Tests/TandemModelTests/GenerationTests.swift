@@ -1,0 +1,139 @@
+import Foundation
+import TandemModel
+import XCTest
+
+/// The engine's request semantics on the tiny preset: stop token ids, stop strings, max tokens, batching,
+/// seeds, and invalid requests refused with the field named.
+final class GenerationTests: XCTestCase {
+    private var directory: String!
+
+    override func setUpWithError() throws {
+        directory = try ModelFixtures.write(.tiny, test: self)
+    }
+
+    private func llm() throws -> LLM { try LLM(model: directory, group: .single) }
+
+    func testMaxTokensEndsWithLength() throws {
+        let output = try llm().generate(["Hello"], SamplingParams(temperature: 0, maxTokens: 7, ignoreEOS: true))[0]
+        XCTAssertEqual(output.tokenIDs.count, 7)
+        XCTAssertEqual(output.finishReason, .length)
+        XCTAssertEqual(output.promptTokenIDs.first, 510, "the template puts <|begin_of_text|> first")
+    }
+
+    func testBatchedPromptsMatchPromptsRunAlone() throws {
+        let model = try llm()
+        let prompts = ["Hello world", "A much longer prompt with several more words in it", "x"]
+        let params = SamplingParams(temperature: 0, maxTokens: 10, ignoreEOS: true)
+        let batched = try model.generate(prompts, params)
+        for (index, prompt) in prompts.enumerated() {
+            XCTAssertEqual(try model.generate([prompt], params)[0], batched[index])
+        }
+    }
+
+    func testStopTokenIDEndsTheSequenceAndIsKept() throws {
+        let model = try llm()
+        let free = try model.generate(["Hello"], SamplingParams(temperature: 0, maxTokens: 12, ignoreEOS: true))[0]
+        let stopID = free.tokenIDs[4]
+        let firstIndex = free.tokenIDs.firstIndex(of: stopID)!
+        let stopped = try model.generate(["Hello"], SamplingParams(temperature: 0, maxTokens: 12, stopTokenIDs: [stopID]))[0]
+        XCTAssertEqual(stopped.tokenIDs, Array(free.tokenIDs[...firstIndex]))
+        XCTAssertEqual(stopped.finishReason, .stop)
+    }
+
+    func testStopStringCutsTheTextBeforeIt() throws {
+        let model = try llm()
+        let params = SamplingParams(temperature: 0, maxTokens: 40, ignoreEOS: true)
+        let free = try model.generate(["The quick brown fox"], params)[0]
+        // A stop string taken from the middle of the free-running text (a stretch without replacement characters).
+        let characters = Array(free.text)
+        let start = try XCTUnwrap((characters.count / 3..<characters.count - 2).first { index in
+            !characters[index..<(index + 2)].contains("\u{FFFD}")
+        })
+        let stop = String(characters[start..<(start + 2)])
+        let cut = free.text.range(of: stop)!.lowerBound
+        var withStop = params
+        withStop.stop = [stop]
+        let stopped = try model.generate(["The quick brown fox"], withStop)[0]
+        XCTAssertEqual(stopped.text, String(free.text[..<cut]))
+        XCTAssertEqual(stopped.finishReason, .stop)
+        XCTAssertTrue(free.tokenIDs.starts(with: stopped.tokenIDs))
+        XCTAssertLessThan(stopped.tokenIDs.count, free.tokenIDs.count)
+    }
+
+    /// generation_config.json's eos ids end a sequence (the id is kept, its text is not), unless ignored.
+    func testEndOfSequenceFromGenerationConfigStopsUnlessIgnored() throws {
+        let greedy = SamplingParams(temperature: 0, maxTokens: 6)
+        let free = try llm().generate(["Hello"], greedy)[0]
+        XCTAssertEqual(free.finishReason, .length)
+        let third = free.tokenIDs[2]
+        let firstIndex = free.tokenIDs.firstIndex(of: third)!
+        try JSONSerialization.data(withJSONObject: ["eos_token_id": [third]])
+            .write(to: URL(fileURLWithPath: directory).appendingPathComponent("generation_config.json"))
+        let model = try llm()
+        XCTAssertEqual(model.eosTokenIDs, [511, third])
+        let stopped = try model.generate(["Hello"], greedy)[0]
+        XCTAssertEqual(stopped.tokenIDs, Array(free.tokenIDs[...firstIndex]))
+        XCTAssertEqual(stopped.finishReason, .stop)
+        XCTAssertEqual(stopped.text, model.tokenizer.decode(Array(free.tokenIDs[..<firstIndex]), skipSpecialTokens: true))
+        var ignoring = greedy
+        ignoring.ignoreEOS = true
+        XCTAssertEqual(try model.generate(["Hello"], ignoring)[0], free)
+    }
+
+    func testSameSeedRepeatsAndAnotherSeedDiffers() throws {
+        let model = try llm()
+        let params = SamplingParams(temperature: 1, seed: 7, maxTokens: 24, ignoreEOS: true)
+        let first = try model.generate(["Hello"], params)[0]
+        XCTAssertEqual(try model.generate(["Hello"], params)[0], first)
+        var other = params
+        other.seed = 8
+        XCTAssertNotEqual(try model.generate(["Hello"], other)[0].tokenIDs, first.tokenIDs)
+    }
+
+    func testInvalidRequestsNameTheField() throws {
+        let model = try llm()
+        let cases: [(SamplingParams, String)] = [
+            (SamplingParams(maxTokens: 0), "max_tokens"), (SamplingParams(temperature: -1), "temperature"),
+            (SamplingParams(topP: 0), "top_p"), (SamplingParams(topK: -2), "top_k"), (SamplingParams(stop: [""]), "stop"),
+            (SamplingParams(stopTokenIDs: [-1]), "stop_token_ids"),
+        ]
+        for (params, field) in cases {
+            XCTAssertThrowsError(try model.generate(["Hello"], params)) { error in
+                guard case let GenerationError.invalidRequest(message) = error else { return XCTFail("\(error)") }
+                XCTAssertTrue(message.contains(field), message)
+            }
+        }
+    }
+
+    func testPromptLongerThanTheContextIsRefused() throws {
+        let model = try llm()
+        let long = String(repeating: "word ", count: 600)
+        XCTAssertThrowsError(try model.generate([long], SamplingParams(maxTokens: 4))) { error in
+            guard case let GenerationError.invalidRequest(message) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(message.contains("max_position_embeddings"), message)
+        }
+    }
+
+    func testGenerationStopsWhenTheContextIsFull() throws {
+        let model = try llm()
+        let prompt = String(repeating: "ab ", count: 240)
+        let promptLength = try model.tokenizer.encode(prompt, addSpecialTokens: true).count
+        let output = try model.generate([prompt], SamplingParams(temperature: 0, maxTokens: 1000, ignoreEOS: true))[0]
+        XCTAssertEqual(output.finishReason, .length)
+        XCTAssertEqual(promptLength + output.tokenIDs.count, model.model.config.maxPositions)
+    }
+
+    func testTokenOutsideTheVocabularyIsRefused() throws {
+        let model = try llm().model
+        XCTAssertThrowsError(try model.forward([([5, 512], model.makeCache(capacity: 4))])) { error in
+            XCTAssertEqual(error as? GenerationError, .tokenOutOfVocabulary(token: 512, vocabularySize: 512))
+        }
+    }
+
+    func testTensorParallelSizeWithoutRanksIsExplained() throws {
+        XCTAssertThrowsError(try LLM(model: directory, tensorParallelSize: 2)) { error in
+            guard case let GenerationError.invalidRequest(message) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(message.contains("tandem generate --tp 2"), message)
+        }
+    }
+}
