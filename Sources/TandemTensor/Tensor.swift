@@ -61,9 +61,7 @@ public final class Tensor: @unchecked Sendable {
         case .float32:
             destination.update(from: baseAddress.assumingMemoryBound(to: Float.self) + start, count: count)
         case .bfloat16, .float16:
-            let widen = HalfConversion.widening(dtype)
-            let source = baseAddress.assumingMemoryBound(to: UInt16.self) + start
-            for index in 0..<count { destination[index] = widen(source[index]) }
+            Widen.copy(dtype, from: baseAddress.assumingMemoryBound(to: UInt16.self) + start, count: count, into: destination)
         case .int8, .int32, .int64:
             preconditionFailure("expected a floating-point tensor, got \(dtype)")
         }

@@ -55,3 +55,23 @@ final class HalfConversionTests: XCTestCase {
         XCTAssertEqual(HalfConversion.float(fromBFloat16: 0x3F80), 1)
     }
 }
+
+/// The vectorised widening against the scalar conversions, on every 16-bit pattern.
+final class WidenTests: XCTestCase {
+    func testVectorWideningMatchesScalarConversionOnEveryPattern() {
+        let patterns = (0...UInt16.max).map { $0 }
+        for dtype in [DType.bfloat16, .float16] {
+            var widened = [Float](repeating: 0, count: patterns.count)
+            patterns.withUnsafeBufferPointer { source in
+                widened.withUnsafeMutableBufferPointer { Widen.copy(dtype, from: source.baseAddress!, count: patterns.count - 3, into: $0.baseAddress!) }
+            }
+            let scalar = HalfConversion.widening(dtype)
+            // All but the last 3 patterns: 65,533 values end in a scalar tail of 5.
+            var mismatches = 0
+            for (index, bits) in patterns.enumerated().dropLast(3) where widened[index].bitPattern != scalar(bits).bitPattern {
+                mismatches += 1
+            }
+            XCTAssertEqual(mismatches, 0, "\(dtype)")
+        }
+    }
+}

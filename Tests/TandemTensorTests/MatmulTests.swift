@@ -16,8 +16,17 @@ final class MatmulTests: XCTestCase {
     }
 
     func testLinearMatchesAReferenceForEveryWeightDtypeAndAwkwardSizes() {
-        // n = 300 spans two blocks of widened 16-bit rows; k and m are odd.
-        for (m, k, n) in [(1, 7, 3), (5, 33, 300), (17, 64, 257)] {
+        // n = 300 spans two blocks of widened 16-bit rows; k and m are odd; m ≤ 4 takes the fused kernel (k with
+        // and without a tail past the last 8 or 16 values, on 1 and 3 threads), larger m widens for BLAS.
+        for threads in [1, 3] {
+            Matmul.setThreads(threads)
+            defer { Matmul.setThreads(1) }
+            checkLinear(sizes: [(1, 7, 3), (1, 24, 200), (2, 40, 130), (4, 1029, 70), (3, 16, 1), (5, 33, 300), (17, 64, 257)])
+        }
+    }
+
+    private func checkLinear(sizes: [(Int, Int, Int)]) {
+        for (m, k, n) in sizes {
             // Small integers and halves: exact in bf16, fp16 and fp32, so the products are exact too.
             let input = (0..<(m * k)).map { Double(($0 * 7) % 11) - 5 }
             let weight = (0..<(n * k)).map { Double(($0 * 5) % 9) / 2 - 2 }

@@ -3,12 +3,21 @@ import Accelerate
 #else
 import COpenBLAS
 #endif
+import Dispatch
+import Synchronization
 
 /// Matrix multiplication through BLAS (OpenBLAS on Linux, Accelerate on Apple platforms).
 public enum Matmul {
     /// Rows of a 16-bit weight converted to fp32 per BLAS call: bounds the scratch (rows × k floats) while
     /// keeping each call large enough for BLAS to run at speed.
     static let weightRowsPerBlock = 256
+
+    /// Up to this many input rows (decode), 16-bit weights are read once by `FusedLinear` — widened in
+    /// registers, never written out — since the pass is bound by reading the weights.
+    static let fusedRowLimit = 4
+
+    /// Threads for the fused kernel (BLAS keeps its own count).
+    private static let threads = Atomic<Int>(1)
 
     /// `output[m, n] = input[m, k] · weight[n, k]ᵀ` — a linear layer with its weight stored as PyTorch stores
     /// it (`[out_features, in_features]`), in its checkpoint dtype.
@@ -26,6 +35,10 @@ public enum Matmul {
         switch weight.dtype {
         case .float32:
             sgemm(m: m, n: n, k: k, a: a, b: weight.baseAddress.assumingMemoryBound(to: Float.self), c: c, ldc: n)
+        case .bfloat16, .float16 where m <= fusedRowLimit:
+            FusedLinear.run(
+                m: m, k: k, n: n, input: a, weight: weight.baseAddress.assumingMemoryBound(to: UInt16.self), dtype: weight.dtype, output: c,
+                threads: threads.load(ordering: .relaxed))
         case .bfloat16, .float16:
             let rows = min(weightRowsPerBlock, n)
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: rows * k)
@@ -51,8 +64,9 @@ public enum Matmul {
             blasInt(ldc))
     }
 
-    /// Sets how many threads BLAS uses (OpenBLAS; Accelerate chooses for itself).
+    /// Sets how many threads BLAS (OpenBLAS; Accelerate chooses for itself) and the fused kernel use.
     public static func setThreads(_ count: Int) {
+        threads.store(max(count, 1), ordering: .relaxed)
         #if !canImport(Accelerate)
         openblas_set_num_threads(Int32(max(count, 1)))
         #endif
