@@ -17,7 +17,11 @@ let package = Package(
     targets: [
         // BLAS on Linux (Apple platforms use Accelerate).
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
-        .target(name: "TandemTensor", dependencies: [.target(name: "COpenBLAS", condition: .when(platforms: [.linux]))]),
+        // x86 vector kernels (AVX2/FMA/F16C through target attributes, chosen at run time).
+        .target(name: "CTandemKernels"),
+        .target(
+            name: "TandemTensor",
+            dependencies: ["CTandemKernels", .target(name: "COpenBLAS", condition: .when(platforms: [.linux]))]),
         // Acquire/release atomics on shared-memory words (header-only C).
         .target(name: "CTandemAtomics"),
         .target(name: "TandemComm", dependencies: ["TandemTensor", "CTandemAtomics"]),

@@ -63,11 +63,20 @@ public final class LLM {
     /// - Throws: `GenerationError` for invalid parameters or prompts, `TokenizerError` for text that cannot be
     ///   encoded, `CommError` when a collective fails.
     public func generate(_ prompts: [String], _ params: SamplingParams = SamplingParams()) throws -> [RequestOutput] {
+        try run(prompts.map { ($0, try tokenizer.encode($0, addSpecialTokens: true)) }, params)
+    }
+
+    /// Completions of prompts given as token ids (vLLM's `prompt_token_ids`); each output's `prompt` is the
+    /// ids decoded.
+    public func generate(promptTokenIDs: [[Int]], _ params: SamplingParams = SamplingParams()) throws -> [RequestOutput] {
+        try run(promptTokenIDs.map { (tokenizer.decode($0, skipSpecialTokens: false), $0) }, params)
+    }
+
+    private func run(_ prompts: [(text: String, ids: [Int])], _ params: SamplingParams) throws -> [RequestOutput] {
         try params.validate()
         let config = model.config
         var sequences: [GeneratingSequence] = []
-        for (index, prompt) in prompts.enumerated() {
-            let ids = try tokenizer.encode(prompt, addSpecialTokens: true)
+        for (index, (prompt, ids)) in prompts.enumerated() {
             guard !ids.isEmpty else { throw GenerationError.invalidRequest("prompt \(index) encodes to no tokens") }
             guard ids.count < config.maxPositions else {
                 throw GenerationError.invalidRequest(

@@ -1,25 +1,57 @@
+import CTandemKernels
 import Dispatch
 
 /// `output[m, n] = input[m, k] · weight[n, k]ᵀ` for a few input rows and a 16-bit weight, reading each weight
-/// row once and widening it eight values at a time in registers. Decode multiplies one row per sequence by
-/// every weight of the model, so this pass runs at the speed memory delivers the weights.
+/// row once and widening it in registers. Decode multiplies one row per sequence by every weight of the
+/// model, so this pass runs at the speed memory delivers the weights.
+///
+/// On x86-64 CPUs with AVX2, FMA and F16C the rows run in C (`tandem_linear16_avx2`): the package builds for
+/// baseline x86-64, where Swift's SIMD types become SSE2 and the loop is bound by instructions, not memory.
+/// Elsewhere (Apple silicon: NEON) they run in Swift: sixteen weights load as eight 32-bit lanes whose low
+/// halves are the even elements and high halves the odd ones (see `Widen`); the input is reordered once per
+/// call to match — each group of sixteen as its eight even elements, then its eight odd ones — so the
+/// products line up without shuffles.
 enum FusedLinear {
+    private static let hasAVX2 = tandem_has_avx2() != 0
+
     static func run(
         m: Int, k: Int, n: Int, input: UnsafePointer<Float>, weight: UnsafePointer<UInt16>, dtype: DType, output: UnsafeMutablePointer<Float>,
         threads: Int
     ) {
-        let parts = min(threads, max(n / 64, 1))
-        guard parts > 1 else {
-            rows(0..<n, m: m, k: k, n: n, input: input, weight: weight, dtype: dtype, output: output)
+        if hasAVX2 {
+            let bfloat: Int32 = dtype == .bfloat16 ? 1 : 0
+            split(n, threads: threads) { rows in
+                tandem_linear16_avx2(bfloat, input, m, k, weight, n, rows.lowerBound, rows.upperBound, output)
+            }
             return
         }
-        // Sendable wrappers of the pointers for the worker closures.
-        let (inputAddress, weightAddress, outputAddress) = (Int(bitPattern: input), Int(bitPattern: weight), Int(bitPattern: output))
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
-            let range = (n * part / parts)..<(n * (part + 1) / parts)
-            rows(
-                range, m: m, k: k, n: n, input: UnsafePointer(bitPattern: inputAddress)!, weight: UnsafePointer(bitPattern: weightAddress)!,
-                dtype: dtype, output: UnsafeMutablePointer(bitPattern: outputAddress)!)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: m * k) { buffer in
+            let reordered = buffer.baseAddress!
+            let vectorEnd = k & ~15
+            for row in 0..<m {
+                let (source, target) = (input + row * k, reordered + row * k)
+                for group in stride(from: 0, to: vectorEnd, by: 16) {
+                    for lane in 0..<8 {
+                        target[group + lane] = source[group + 2 * lane]
+                        target[group + 8 + lane] = source[group + 2 * lane + 1]
+                    }
+                }
+                for index in vectorEnd..<k { target[index] = source[index] }
+            }
+            split(n, threads: threads) { range in
+                rows(range, m: m, k: k, n: n, input: reordered, weight: weight, dtype: dtype, output: output)
+            }
+        }
+    }
+
+    /// Runs `body` over `n` weight rows, split into up to `threads` contiguous ranges run concurrently.
+    private static func split(_ n: Int, threads: Int, _ body: (Range<Int>) -> Void) {
+        let parts = min(threads, max(n / 64, 1))
+        guard parts > 1 else { return body(0..<n) }
+        withoutActuallyEscaping(body) { body in
+            // The pointers the body captures are only used before concurrentPerform returns.
+            let unchecked = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: parts) { part in unchecked.value((n * part / parts)..<(n * (part + 1) / parts)) }
         }
     }
 
@@ -27,45 +59,45 @@ enum FusedLinear {
         _ range: Range<Int>, m: Int, k: Int, n: Int, input: UnsafePointer<Float>, weight: UnsafePointer<UInt16>, dtype: DType,
         output: UnsafeMutablePointer<Float>
     ) {
-        if dtype == .bfloat16 {
-            for row in range {
-                for inputRow in 0..<m { output[inputRow * n + row] = dot(input + inputRow * k, weight + row * k, k, Widen.bfloat16x8) }
+        var row = range.lowerBound
+        // The rows left, one at a time.
+        while row < range.upperBound {
+            for inputRow in 0..<m {
+                output[inputRow * n + row] = dot(input + inputRow * k, weight + row * k, k: k, dtype: dtype)
             }
-        } else {
-            for row in range {
-                for inputRow in 0..<m { output[inputRow * n + row] = dot(input + inputRow * k, weight + row * k, k, Widen.float16x8) }
-            }
+            row += 1
         }
     }
 
-    /// Σ x[i]·w[i] with two independent accumulators (so additions overlap), then a scalar tail.
-    @inline(__always)
-    private static func dot(
-        _ x: UnsafePointer<Float>, _ w: UnsafePointer<UInt16>, _ k: Int, _ widen: (UnsafePointer<UInt16>) -> SIMD8<Float>
-    ) -> Float {
-        var first = SIMD8<Float>()
-        var second = SIMD8<Float>()
-        let raw = UnsafeRawPointer(x)
+    /// One weight row against one (reordered) input row.
+    private static func dot(_ input: UnsafePointer<Float>, _ weight: UnsafePointer<UInt16>, k: Int, dtype: DType) -> Float {
+        let (x, w) = (UnsafeRawPointer(input), UnsafeRawPointer(weight))
+        var sum = SIMD8<Float>()
+        let vectorEnd = k & ~15
         var index = 0
-        while index + 16 <= k {
-            first += widen(w + index) * raw.loadUnaligned(fromByteOffset: index * 4, as: SIMD8<Float>.self)
-            second += widen(w + index + 8) * raw.loadUnaligned(fromByteOffset: (index + 8) * 4, as: SIMD8<Float>.self)
+        while index < vectorEnd {
+            let bits = w.loadUnaligned(fromByteOffset: index * 2, as: SIMD8<UInt32>.self)
+            let (even, odd) = dtype == .bfloat16 ? (Widen.bfloat16Even(bits), Widen.bfloat16Odd(bits)) : (Widen.float16Even(bits), Widen.float16Odd(bits))
+            sum += even * x.loadUnaligned(fromByteOffset: index * 4, as: SIMD8<Float>.self)
+                + odd * x.loadUnaligned(fromByteOffset: (index + 8) * 4, as: SIMD8<Float>.self)
             index += 16
         }
-        if index + 8 <= k {
-            first += widen(w + index) * raw.loadUnaligned(fromByteOffset: index * 4, as: SIMD8<Float>.self)
-            index += 8
-        }
-        var sum = (first + second).sum()
-        if index < k {
-            var tail = SIMD8<Float>()
-            var weights = SIMD8<UInt16>()
-            for offset in 0..<(k - index) {
-                tail[offset] = x[index + offset]
-                weights[offset] = w[index + offset]
-            }
-            sum += withUnsafeBytes(of: &weights) { (widen($0.baseAddress!.assumingMemoryBound(to: UInt16.self)) * tail).sum() }
-        }
+        return sum.sum() + tail(input, weight, from: vectorEnd, to: k, dtype)
+    }
+
+    /// Σ x[i]·w[i] over the values past the last group of sixteen (kept in their order).
+    @inline(__always)
+    private static func tail(_ x: UnsafePointer<Float>, _ w: UnsafePointer<UInt16>, from start: Int, to end: Int, _ dtype: DType) -> Float {
+        guard start < end else { return 0 }
+        let widen = HalfConversion.widening(dtype)
+        var sum: Float = 0
+        for index in start..<end { sum += x[index] * widen(w[index]) }
         return sum
     }
+}
+
+/// A value handed to concurrent workers that use it only while the caller waits for them.
+private struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

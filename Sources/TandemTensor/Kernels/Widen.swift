@@ -1,18 +1,34 @@
 /// Vectorised widening of 16-bit floats to fp32, bit-exact with `HalfConversion` (checked on every pattern).
-/// Kernels read bf16/fp16 weights through these, eight at a time.
+///
+/// The kernels load sixteen 16-bit values as eight 32-bit lanes and widen the low halves (the even elements)
+/// and the high halves (the odd elements) separately: only same-width integer operations, which the compiler
+/// always turns into vector instructions (a 16→32-bit lane conversion may instead become a call).
 public enum Widen {
-    /// Eight bfloat16s at `source` as fp32: the bits shifted into the high half.
+    /// The even elements (low halves) of eight lanes of bfloat16 pairs, as fp32.
     @inline(__always)
-    public static func bfloat16x8(_ source: UnsafePointer<UInt16>) -> SIMD8<Float> {
-        let bits = UnsafeRawPointer(source).loadUnaligned(as: SIMD8<UInt16>.self)
-        return unsafeBitCast(SIMD8<UInt32>(truncatingIfNeeded: bits) &<< 16, to: SIMD8<Float>.self)
+    public static func bfloat16Even(_ lanes: SIMD8<UInt32>) -> SIMD8<Float> {
+        unsafeBitCast(lanes &<< 16, to: SIMD8<Float>.self)
     }
 
-    /// Eight float16s at `source` as fp32: exponent and mantissa moved into fp32 position and rebased by
-    /// 2¹¹² (exact for normal and subnormal values), infinities and NaNs given fp32's all-ones exponent.
+    /// The odd elements (high halves) of eight lanes of bfloat16 pairs, as fp32.
     @inline(__always)
-    public static func float16x8(_ source: UnsafePointer<UInt16>) -> SIMD8<Float> {
-        let bits = SIMD8<UInt32>(truncatingIfNeeded: UnsafeRawPointer(source).loadUnaligned(as: SIMD8<UInt16>.self))
+    public static func bfloat16Odd(_ lanes: SIMD8<UInt32>) -> SIMD8<Float> {
+        unsafeBitCast(lanes & 0xFFFF_0000, to: SIMD8<Float>.self)
+    }
+
+    /// The even elements of eight lanes of float16 pairs, as fp32.
+    @inline(__always)
+    public static func float16Even(_ lanes: SIMD8<UInt32>) -> SIMD8<Float> { float16(lanes & 0xFFFF) }
+
+    /// The odd elements of eight lanes of float16 pairs, as fp32.
+    @inline(__always)
+    public static func float16Odd(_ lanes: SIMD8<UInt32>) -> SIMD8<Float> { float16(lanes &>> 16) }
+
+    /// float16 bits (in the low 16 bits of each lane) as fp32: exponent and mantissa moved into fp32 position
+    /// and rebased by 2¹¹² (exact for normal and subnormal values), infinities and NaNs given fp32's all-ones
+    /// exponent.
+    @inline(__always)
+    static func float16(_ bits: SIMD8<UInt32>) -> SIMD8<Float> {
         let magnitude = (bits & 0x7FFF) &<< 13
         var widened = unsafeBitCast(unsafeBitCast(magnitude, to: SIMD8<Float>.self) * 0x1p112, to: SIMD8<UInt32>.self)
         widened.replace(with: magnitude | 0x7F80_0000, where: (bits & 0x7C00) .== 0x7C00)
@@ -21,12 +37,18 @@ public enum Widen {
 
     /// Widens `count` values of `dtype` (bfloat16 or float16) from `source` into `destination`.
     public static func copy(_ dtype: DType, from source: UnsafePointer<UInt16>, count: Int, into destination: UnsafeMutablePointer<Float>) {
-        let vectorEnd = count & ~7
-        let raw = UnsafeMutableRawPointer(destination)
-        if dtype == .bfloat16 {
-            for index in stride(from: 0, to: vectorEnd, by: 8) { raw.storeBytes(of: bfloat16x8(source + index), toByteOffset: index * 4, as: SIMD8<Float>.self) }
-        } else {
-            for index in stride(from: 0, to: vectorEnd, by: 8) { raw.storeBytes(of: float16x8(source + index), toByteOffset: index * 4, as: SIMD8<Float>.self) }
+        let vectorEnd = count & ~15
+        let raw = UnsafeRawPointer(source)
+        let bfloat = dtype == .bfloat16
+        for index in stride(from: 0, to: vectorEnd, by: 16) {
+            let lanes = raw.loadUnaligned(fromByteOffset: index * 2, as: SIMD8<UInt32>.self)
+            let even = bfloat ? bfloat16Even(lanes) : float16Even(lanes)
+            let odd = bfloat ? bfloat16Odd(lanes) : float16Odd(lanes)
+            let target = destination + index
+            for lane in 0..<8 {
+                target[2 * lane] = even[lane]
+                target[2 * lane + 1] = odd[lane]
+            }
         }
         let widen = HalfConversion.widening(dtype)
         for index in vectorEnd..<count { destination[index] = widen(source[index]) }

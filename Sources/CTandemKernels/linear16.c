@@ -1,0 +1,66 @@
+#include "tandem_kernels.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+int tandem_has_avx2(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+
+__attribute__((target("avx2,fma,f16c"))) static inline __m256 widen8(int is_bfloat16, const uint16_t *source) {
+    __m128i bits = _mm_loadu_si128((const __m128i *)source);
+    if (is_bfloat16) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16));
+    return _mm256_cvtph_ps(bits);
+}
+
+__attribute__((target("avx2,fma,f16c"))) static inline float widen1(int is_bfloat16, uint16_t bits) {
+    if (is_bfloat16) {
+        uint32_t word = (uint32_t)bits << 16;
+        float value;
+        __builtin_memcpy(&value, &word, sizeof value);
+        return value;
+    }
+    return _cvtsh_ss(bits);
+}
+
+__attribute__((target("avx2,fma,f16c"))) static inline float sum8(__m256 v) {
+    __m128 half = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    half = _mm_add_ps(half, _mm_movehl_ps(half, half));
+    half = _mm_add_ss(half, _mm_movehdup_ps(half));
+    return _mm_cvtss_f32(half);
+}
+
+__attribute__((target("avx2,fma,f16c"))) void tandem_linear16_avx2(
+    int is_bfloat16, const float *x, long m, long k, const uint16_t *w, long n, long first, long last, float *y) {
+    long vector_end = k & ~31L;
+    for (long j = first; j < last; j++) {
+        const uint16_t *row = w + j * k;
+        for (long r = 0; r < m; r++) {
+            const float *input = x + r * k;
+            // Four accumulators over 32 values per step, so the FMAs' latency overlaps.
+            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+            for (long i = 0; i < vector_end; i += 32) {
+                a0 = _mm256_fmadd_ps(widen8(is_bfloat16, row + i), _mm256_loadu_ps(input + i), a0);
+                a1 = _mm256_fmadd_ps(widen8(is_bfloat16, row + i + 8), _mm256_loadu_ps(input + i + 8), a1);
+                a2 = _mm256_fmadd_ps(widen8(is_bfloat16, row + i + 16), _mm256_loadu_ps(input + i + 16), a2);
+                a3 = _mm256_fmadd_ps(widen8(is_bfloat16, row + i + 24), _mm256_loadu_ps(input + i + 24), a3);
+            }
+            float sum = sum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+            for (long i = vector_end; i < k; i++) sum += input[i] * widen1(is_bfloat16, row[i]);
+            y[r * n + j] = sum;
+        }
+    }
+}
+
+#else
+
+int tandem_has_avx2(void) { return 0; }
+
+void tandem_linear16_avx2(
+    int is_bfloat16, const float *x, long m, long k, const uint16_t *w, long n, long first, long last, float *y) {
+    (void)is_bfloat16; (void)x; (void)m; (void)k; (void)w; (void)n; (void)first; (void)last; (void)y;
+    __builtin_trap();
+}
+
+#endif
