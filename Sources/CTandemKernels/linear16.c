@@ -31,8 +31,9 @@ __attribute__((target("avx2,fma,f16c"))) static inline float sum8(__m256 v) {
     return _mm_cvtss_f32(half);
 }
 
-__attribute__((target("avx2,fma,f16c"))) void tandem_linear16_avx2(
-    int is_bfloat16, const float *x, long m, long k, const uint16_t *w, long n, long first, long last, float *y) {
+// Inlined into each caller with a constant is_bfloat16, so the loops carry no format test.
+__attribute__((target("avx2,fma,f16c"), always_inline)) static inline void linear16(
+    const int is_bfloat16, const float *x, long m, long k, const uint16_t *w, long n, long first, long last, float *y) {
     long vector_end = k & ~31L;
     for (long j = first; j < last; j++) {
         const uint16_t *row = w + j * k;
@@ -50,6 +51,15 @@ __attribute__((target("avx2,fma,f16c"))) void tandem_linear16_avx2(
             for (long i = vector_end; i < k; i++) sum += input[i] * widen1(is_bfloat16, row[i]);
             y[r * n + j] = sum;
         }
+    }
+}
+
+__attribute__((target("avx2,fma,f16c"))) void tandem_linear16_avx2(
+    int is_bfloat16, const float *x, long m, long k, const uint16_t *w, long n, long first, long last, float *y) {
+    if (is_bfloat16) {
+        linear16(1, x, m, k, w, n, first, last, y);
+    } else {
+        linear16(0, x, m, k, w, n, first, last, y);
     }
 }
 

@@ -4,7 +4,7 @@ import Foundation
 /// their own (far larger than the caches), started together; the best of `repeats` passes.
 enum MemoryBandwidth {
     /// Aggregate bytes per second over all streams.
-    static func measure(streams: Int, bytesPerStream: Int = 256 << 20, repeats: Int = 5) -> Double {
+    static func measure(streams: Int, bytesPerStream: Int = 256 << 20, repeats: Int = 7) -> Double {
         let count = bytesPerStream / MemoryLayout<Float>.size
         let buffers = (0..<streams).map { _ in
             let buffer = UnsafeMutablePointer<Float>.allocate(capacity: count)

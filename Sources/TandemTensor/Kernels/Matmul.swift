@@ -35,7 +35,8 @@ public enum Matmul {
         switch weight.dtype {
         case .float32:
             sgemm(m: m, n: n, k: k, a: a, b: weight.baseAddress.assumingMemoryBound(to: Float.self), c: c, ldc: n)
-        case .bfloat16, .float16 where m <= fusedRowLimit:
+        // (A `where` clause binds to the last pattern only, so each pattern has its own.)
+        case .bfloat16 where m <= fusedRowLimit, .float16 where m <= fusedRowLimit:
             FusedLinear.run(
                 m: m, k: k, n: n, input: a, weight: weight.baseAddress.assumingMemoryBound(to: UInt16.self), dtype: weight.dtype, output: c,
                 threads: threads.load(ordering: .relaxed))
