@@ -1,5 +1,6 @@
 import CTandemKernels
 import Dispatch
+import Synchronization
 
 /// `output[m, n] = input[m, k] · weight[n, k]ᵀ` for a few input rows and a 16-bit weight, reading each weight
 /// row once and widening it in registers. Decode multiplies one row per sequence by every weight of the
@@ -12,13 +13,16 @@ import Dispatch
 /// call to match — each group of sixteen as its eight even elements, then its eight odd ones — so the
 /// products line up without shuffles.
 enum FusedLinear {
-    private static let hasAVX2 = tandem_has_avx2() != 0
+    /// Whether this CPU runs the C kernel.
+    static let hasAVX2 = tandem_has_avx2() != 0
+    /// Whether to use it (tests turn it off to check the portable path on an AVX2 machine).
+    static let useAVX2 = Atomic<Bool>(hasAVX2)
 
     static func run(
         m: Int, k: Int, n: Int, input: UnsafePointer<Float>, weight: UnsafePointer<UInt16>, dtype: DType, output: UnsafeMutablePointer<Float>,
         threads: Int
     ) {
-        if hasAVX2 {
+        if useAVX2.load(ordering: .relaxed) {
             let bfloat: Int32 = dtype == .bfloat16 ? 1 : 0
             split(n, threads: threads) { rows in
                 tandem_linear16_avx2(bfloat, input, m, k, weight, n, rows.lowerBound, rows.upperBound, output)

@@ -65,6 +65,16 @@ public enum Matmul {
             blasInt(ldc))
     }
 
+    /// Whether this CPU has the vector extensions of the C decode kernel (AVX2, FMA and F16C on x86-64).
+    public static var vectorExtensionsAvailable: Bool { FusedLinear.hasAVX2 }
+
+    /// Chooses between the C decode kernel (where available) and the portable Swift one; returns the
+    /// previous choice. For tests and comparisons: the default is the fastest available.
+    @discardableResult
+    public static func useVectorExtensions(_ enabled: Bool) -> Bool {
+        FusedLinear.useAVX2.exchange(enabled && FusedLinear.hasAVX2, ordering: .relaxed)
+    }
+
     /// Sets how many threads BLAS (OpenBLAS; Accelerate chooses for itself) and the fused kernel use.
     public static func setThreads(_ count: Int) {
         threads.store(max(count, 1), ordering: .relaxed)
