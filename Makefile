@@ -4,6 +4,9 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 NPROC ?= 2
+# The embedded default `make run` generates from (written by `tandem make-model` on first use).
+MODEL ?= .build/models/small
+PRESET ?= small
 
 .PHONY: run test build build-release deps compare-deps compare clean
 
@@ -35,7 +38,9 @@ build: deps
 	$(SWIFT) build -c release --build-tests
 
 run: build-release
-	.build/release/tandem bench comm --nproc $(NPROC) --min-bytes 4 --max-bytes 16M --step-factor 4
+	@[ -f $(MODEL)/model.safetensors ] || .build/release/tandem make-model --out $(MODEL) --preset $(PRESET)
+	.build/release/tandem generate --model $(MODEL) --tp $(NPROC) --temperature 0 --max-tokens 32 \
+	  --prompt "Tandem splits a language model across" --prompt "The quick brown fox"
 
 test: build
 	$(SWIFT) test -c release --skip-build --disable-swift-testing

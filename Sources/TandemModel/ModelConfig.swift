@@ -68,7 +68,15 @@ public struct ModelConfig: Sendable, Equatable {
             headDimension = try fields.positive("head_dim")
         }
         vocabularySize = try fields.positive("vocab_size")
-        maxPositions = try fields.positive("max_position_embeddings", default: 4096)
+        // Attention over a sliding window equals full attention as long as the sequence fits in the window, so
+        // a windowed model's context is capped at the window rather than computed differently.
+        let fullContext = try fields.positive("max_position_embeddings", default: 4096)
+        let windowed = try fields.flag("use_sliding_window", default: modelType == "mistral")
+        if windowed, json["sliding_window"] != nil, !(json["sliding_window"] is NSNull) {
+            maxPositions = min(fullContext, try fields.positive("sliding_window"))
+        } else {
+            maxPositions = fullContext
+        }
         rmsNormEpsilon = try fields.number("rms_norm_eps", default: 1e-6)
         let ropeParameters = json["rope_parameters"] as? [String: Any]
         if let theta = ropeParameters?["rope_theta"] {

@@ -25,6 +25,25 @@ final class ModelConfigTests: XCTestCase {
         XCTAssertEqual(try ModelConfig(json: noKV, path: "c").keyValueHeadCount, 32, "absent kv heads = attention heads")
     }
 
+    /// A sliding window caps the context (within it, windowed attention is full attention); Qwen2's window is
+    /// off unless `use_sliding_window` says otherwise.
+    func testSlidingWindowCapsTheContext() throws {
+        var mistral = llama
+        mistral["model_type"] = "mistral"
+        mistral["max_position_embeddings"] = 32768
+        mistral["sliding_window"] = 4096
+        XCTAssertEqual(try ModelConfig(json: mistral, path: "c").maxPositions, 4096)
+        mistral["sliding_window"] = NSNull()
+        XCTAssertEqual(try ModelConfig(json: mistral, path: "c").maxPositions, 32768)
+        var qwen = llama
+        qwen["model_type"] = "qwen2"
+        qwen["max_position_embeddings"] = 32768
+        qwen["sliding_window"] = 4096
+        XCTAssertEqual(try ModelConfig(json: qwen, path: "c").maxPositions, 32768)
+        qwen["use_sliding_window"] = true
+        XCTAssertEqual(try ModelConfig(json: qwen, path: "c").maxPositions, 4096)
+    }
+
     func testQwen2RopeParametersBiasAndLlama3Scaling() throws {
         var qwen = llama
         qwen["model_type"] = "qwen2"
