@@ -32,10 +32,10 @@ bw2 = statistics.median(r["bandwidthTwoStreamsGBs"] for r in runs)
 scaling = bw2 / bw1
 speedup = two["decodeTokensPerSecond"] / one["decodeTokensPerSecond"]
 print(f"{len(runs) // 2} rounds, medians; weights {one['weightBytesPerStep'] / 1e6:.0f} MB/step")
-print("| config | prefill tok/s | prefill GFLOP/s | sgemm GFLOP/s | decode tok/s | ms/step | comm share | roofline tok/s | of roofline |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| config | RSS/rank | prefill tok/s | prefill GFLOP/s | sgemm GFLOP/s | decode tok/s | ms/step | comm share | roofline tok/s | of roofline |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for name, r in (("tp 1 × 1 thread", one), ("tp 2 × 1 thread", two)):
-    print(f"| {name} | {r['prefillTokensPerSecond']:.1f} | {r['prefillGFLOPs']:.1f} | {r['sgemmGFLOPs']:.1f} | "
+    print(f"| {name} | {r['residentBytesPerRank'] / 1e6:.0f} MB | {r['prefillTokensPerSecond']:.1f} | {r['prefillGFLOPs']:.1f} | {r['sgemmGFLOPs']:.1f} | "
           f"{r['decodeTokensPerSecond']:.1f} | {r['decodeMillisecondsPerStep']:.2f} | {r['communicationShare'] * 100:.1f}% | "
           f"{r['rooflineTokensPerSecond']:.1f} | {r['rooflineFraction'] * 100:.0f}% |")
 print(f"bandwidth: one stream {bw1:.1f} GB/s, two streams {bw2:.1f} GB/s → two-stream scaling {scaling:.2f}×")

@@ -49,6 +49,8 @@ struct BenchGenerate: ParsableCommand {
         var promptLength = 0
         var generateLength = 0
         var weightBytesPerStep = 0
+        /// The largest resident set of any rank after loading (VmRSS; 0 where /proc is missing).
+        var residentBytesPerRank = 0
         var loadSeconds = 0.0
         var prefillTokensPerSecond = 0.0
         var prefillGFLOPs = 0.0
@@ -73,6 +75,8 @@ struct BenchGenerate: ParsableCommand {
             // Weight bytes read per decode step, summed over ranks.
             let perRank = [llm.model.weightBytes]
             report.weightBytesPerStep = try (group.group?.allGatherObject(llm.model.weightBytes) ?? perRank).reduce(0, +)
+            let resident = [Self.residentBytes()]
+            report.residentBytesPerRank = try (group.group?.allGatherObject(resident[0]) ?? resident).max() ?? 0
 
             // The machine's limits, measured on rank 0 while the other ranks wait.
             if reports {
@@ -111,6 +115,15 @@ struct BenchGenerate: ParsableCommand {
         }
     }
 
+    /// This process's resident set size, from /proc/self/status.
+    private static func residentBytes() -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "")
+        else { return 0 }
+        return kilobytes * 1024
+    }
+
     /// Weights multiplied per token by the decoder layers (the head runs on the last token only).
     private func linearParameters(_ config: ModelConfig) -> Int {
         let attention = config.hiddenSize * (config.headCount + 2 * config.keyValueHeadCount) * config.headDimension
@@ -145,6 +158,7 @@ struct BenchGenerate: ParsableCommand {
         model \(modelOptions.model): tp \(r.tensorParallelSize), \(r.threadsPerRank) thread(s)/rank, batch \(r.batch), prompt \(r.promptLength), generate \(r.generateLength)
           prefill  \(String(format: "%8.1f", r.prefillTokensPerSecond)) tokens/s  \(String(format: "%6.1f", r.prefillGFLOPs)) GFLOP/s (sgemm on one rank: \(String(format: "%.1f", r.sgemmGFLOPs)) GFLOP/s)
           decode   \(String(format: "%8.1f", r.decodeTokensPerSecond)) tokens/s  \(String(format: "%6.2f", r.decodeMillisecondsPerStep)) ms/step, \(String(format: "%.1f", r.communicationShare * 100))% in communication
+          memory   \(r.residentBytesPerRank / 1_000_000) MB resident per rank after loading (weights \(r.weightBytesPerStep / r.tensorParallelSize / 1_000_000) MB/rank)
           roofline \(String(format: "%8.1f", r.rooflineTokensPerSecond)) tokens/s  (\(r.weightBytesPerStep / 1_000_000) MB/step at \(String(format: "%.1f", r.bandwidthRunStreamsGBs)) GB/s) → \(String(format: "%.0f", r.rooflineFraction * 100))% of roofline
           bandwidth one stream \(String(format: "%.1f", r.bandwidthOneStreamGBs)) GB/s, two streams \(String(format: "%.1f", r.bandwidthTwoStreamsGBs)) GB/s (scaling \(String(format: "%.2f", r.bandwidthTwoStreamsGBs / r.bandwidthOneStreamGBs))×)
         """
