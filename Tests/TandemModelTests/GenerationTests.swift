@@ -20,6 +20,19 @@ final class GenerationTests: XCTestCase {
         XCTAssertEqual(output.promptTokenIDs.first, 510, "the template puts <|begin_of_text|> first")
     }
 
+    func testNoPromptsGiveNoOutputs() throws {
+        XCTAssertEqual(try llm().generate([String](), SamplingParams()), [])
+    }
+
+    func testTokenPromptsMatchTextPrompts() throws {
+        let model = try llm()
+        let params = SamplingParams(temperature: 0, maxTokens: 6, ignoreEOS: true)
+        let text = try model.generate(["Hello world"], params)[0]
+        let tokens = try model.generate(promptTokenIDs: [text.promptTokenIDs], params)[0]
+        XCTAssertEqual(tokens.tokenIDs, text.tokenIDs)
+        XCTAssertEqual(tokens.prompt, "<|begin_of_text|>Hello world")
+    }
+
     func testBatchedPromptsMatchPromptsRunAlone() throws {
         let model = try llm()
         let prompts = ["Hello world", "A much longer prompt with several more words in it", "x"]

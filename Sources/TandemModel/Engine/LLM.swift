@@ -74,6 +74,7 @@ public final class LLM {
 
     private func run(_ prompts: [(text: String, ids: [Int])], _ params: SamplingParams) throws -> [RequestOutput] {
         try params.validate()
+        guard !prompts.isEmpty else { return [] }
         let config = model.config
         var sequences: [GeneratingSequence] = []
         for (index, (prompt, ids)) in prompts.enumerated() {
