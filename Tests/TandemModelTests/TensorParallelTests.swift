@@ -58,6 +58,20 @@ final class TensorParallelTests: XCTestCase {
         XCTAssertEqual(split[0], split[1])
     }
 
+    /// Ranks that disagree on the requests are told so before any collective of the model runs.
+    func testRanksWithDifferentPromptsAreRefused() throws {
+        let directory = try ModelFixtures.write(.tiny, test: self)
+        let outcomes = try ThreadLauncher.run(worldSize: 2) { group in
+            _ = try LLM(model: directory, group: TensorParallelGroup(group)).generate([group.rank == 0 ? "Hello" : "Goodbye"])
+        }
+        for outcome in outcomes {
+            XCTAssertThrowsError(try outcome.get()) { error in
+                guard case let GenerationError.invalidRequest(message) = error else { return XCTFail("\(error)") }
+                XCTAssertTrue(message.contains("rank 1"), message)
+            }
+        }
+    }
+
     /// A size that does not split the heads is refused with the sizes that would work.
     func testSizeThatDoesNotSplitHeadsListsValidSizes() throws {
         let directory = try ModelFixtures.write(.tiny, test: self)

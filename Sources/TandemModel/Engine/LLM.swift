@@ -74,6 +74,7 @@ public final class LLM {
 
     private func run(_ prompts: [(text: String, ids: [Int])], _ params: SamplingParams) throws -> [RequestOutput] {
         try params.validate()
+        try checkSameRequestsOnEveryRank(prompts.map(\.ids), params)
         guard !prompts.isEmpty else { return [] }
         let config = model.config
         var sequences: [GeneratingSequence] = []
@@ -131,6 +132,18 @@ public final class LLM {
         }
         lastTimings = timings
         return sequences.map(\.output)
+    }
+
+    /// Ranks given different prompts or parameters would run collectives of different sizes; compare a digest
+    /// first so the error says what is wrong.
+    private func checkSameRequestsOnEveryRank(_ prompts: [[Int]], _ params: SamplingParams) throws {
+        guard let group = model.group.group else { return }
+        let digests = try group.allGatherObject(stableHash("\(prompts)|\(params)"))
+        if let rank = digests.firstIndex(where: { $0 != digests[0] }) {
+            throw GenerationError.invalidRequest(
+                "rank \(rank) called generate with other prompts or sampling parameters than rank 0; every rank of the "
+                    + "tensor-parallel group must make the same requests")
+        }
     }
 
     /// The request's seed, or one drawn by rank 0 and shared, so every rank samples alike.
