@@ -43,6 +43,9 @@ struct Generate: ParsableCommand {
     @Flag(help: "Print {\"outputs\": [...], \"timings\": {...}} as JSON.")
     var json = false
 
+    @Flag(help: "Print the text as it is generated (one prompt, not with --json).")
+    var stream = false
+
     var samplingParams: SamplingParams {
         SamplingParams(
             temperature: temperature, topP: topP, topK: topK, seed: seed, maxTokens: maxTokens, stop: stop, stopTokenIDs: stopTokenID,
@@ -51,12 +54,20 @@ struct Generate: ParsableCommand {
 
     func validate() throws {
         guard !prompt.isEmpty else { throw ValidationError("give at least one --prompt") }
+        if stream && (prompt.count > 1 || json) { throw ValidationError("--stream prints one prompt's text as it comes: give one --prompt and no --json") }
         do { try samplingParams.validate() } catch { throw ValidationError("\(error)") }
     }
 
     func run() throws {
         try modelOptions.run { llm, reports in
-            let outputs = try llm.generate(prompt, samplingParams)
+            var onDelta: ((StreamDelta) -> Void)?
+            if stream && reports {
+                onDelta = { delta in
+                    print(delta.text, terminator: delta.finishReason == nil ? "" : "\n")
+                    fflush(nil)
+                }
+            }
+            let outputs = try llm.generate(prompt, samplingParams, onDelta: onDelta)
             guard reports else { return }
             let timings = llm.lastTimings
             if json {
@@ -69,9 +80,11 @@ struct Generate: ParsableCommand {
                 encoder.outputFormatting = [.sortedKeys]
                 print(String(decoding: try encoder.encode(report), as: UTF8.self))
             } else {
-                for output in outputs {
-                    print("prompt: \(output.prompt.debugDescription)")
-                    print("output: \(output.text.debugDescription)  [\(output.tokenIDs.count) tokens, \(output.finishReason.rawValue)]")
+                if !stream {
+                    for output in outputs {
+                        print("prompt: \(output.prompt.debugDescription)")
+                        print("output: \(output.text.debugDescription)  [\(output.tokenIDs.count) tokens, \(output.finishReason.rawValue)]")
+                    }
                 }
                 print(String(
                     format: "load %.2f s, prefill %.1f tokens/s, decode %.1f tokens/s (tp %d)", llm.loadSeconds,

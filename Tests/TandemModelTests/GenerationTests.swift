@@ -74,6 +74,32 @@ final class GenerationTests: XCTestCase {
     }
 
     /// generation_config.json's eos ids end a sequence (the id is kept, its text is not), unless ignored.
+    /// Streamed deltas add up to each output's text, with and without a stop string, and end with the reason.
+    func testStreamedDeltasAddUpToTheText() throws {
+        let model = try llm()
+        let prompts = ["The quick brown fox", "Hello"]
+        let free = try model.generate(prompts, SamplingParams(temperature: 0, maxTokens: 30, ignoreEOS: true))
+        let stop = String(Array(free[0].text)[10..<12])
+        for params in [
+            SamplingParams(temperature: 0, maxTokens: 30, ignoreEOS: true),
+            SamplingParams(temperature: 0, maxTokens: 30, stop: [stop, "zzzz"], ignoreEOS: true),
+        ] {
+            var streamed = ["", ""]
+            var finished: [FinishReason?] = [nil, nil]
+            var deltas = 0
+            let outputs = try model.generate(prompts, params) { delta in
+                XCTAssertNil(finished[delta.index], "a delta after the last one")
+                streamed[delta.index] += delta.text
+                finished[delta.index] = delta.finishReason
+                deltas += 1
+            }
+            XCTAssertEqual(streamed, outputs.map(\.text))
+            XCTAssertEqual(finished, outputs.map(\.finishReason))
+            XCTAssertEqual(deltas, outputs.reduce(0) { $0 + $1.tokenIDs.count })
+            XCTAssertEqual(outputs[0].finishReason, params.stop.isEmpty ? .length : .stop)
+        }
+    }
+
     func testEndOfSequenceFromGenerationConfigStopsUnlessIgnored() throws {
         let greedy = SamplingParams(temperature: 0, maxTokens: 6)
         let free = try llm().generate(["Hello"], greedy)[0]

@@ -62,17 +62,27 @@ public final class LLM {
     ///
     /// - Throws: `GenerationError` for invalid parameters or prompts, `TokenizerError` for text that cannot be
     ///   encoded, `CommError` when a collective fails.
-    public func generate(_ prompts: [String], _ params: SamplingParams = SamplingParams()) throws -> [RequestOutput] {
-        try run(prompts.map { ($0, try tokenizer.encode($0, addSpecialTokens: true)) }, params)
+    ///
+    /// - Parameter onDelta: called on this thread as text is generated, with each sequence's new text — whole
+    ///   characters only, and never text a stop string might still claim (as much is held back as the longest
+    ///   stop string could reach); the deltas of a sequence add up to its output's `text`.
+    public func generate(
+        _ prompts: [String], _ params: SamplingParams = SamplingParams(), onDelta: ((StreamDelta) -> Void)? = nil
+    ) throws -> [RequestOutput] {
+        try run(prompts.map { ($0, try tokenizer.encode($0, addSpecialTokens: true)) }, params, onDelta: onDelta)
     }
 
     /// Completions of prompts given as token ids (vLLM's `prompt_token_ids`); each output's `prompt` is the
     /// ids decoded.
-    public func generate(promptTokenIDs: [[Int]], _ params: SamplingParams = SamplingParams()) throws -> [RequestOutput] {
-        try run(promptTokenIDs.map { (tokenizer.decode($0, skipSpecialTokens: false), $0) }, params)
+    public func generate(
+        promptTokenIDs: [[Int]], _ params: SamplingParams = SamplingParams(), onDelta: ((StreamDelta) -> Void)? = nil
+    ) throws -> [RequestOutput] {
+        try run(promptTokenIDs.map { (tokenizer.decode($0, skipSpecialTokens: false), $0) }, params, onDelta: onDelta)
     }
 
-    private func run(_ prompts: [(text: String, ids: [Int])], _ params: SamplingParams) throws -> [RequestOutput] {
+    private func run(
+        _ prompts: [(text: String, ids: [Int])], _ params: SamplingParams, onDelta: ((StreamDelta) -> Void)?
+    ) throws -> [RequestOutput] {
         try params.validate()
         try checkSameRequestsOnEveryRank(prompts.map(\.ids), params)
         guard !prompts.isEmpty else { return [] }
@@ -113,6 +123,9 @@ public final class LLM {
                     row + slot * width, count: width, temperature: params.temperature, topK: params.topK, topP: params.topP,
                     using: &generators[index])
                 sequences[index].accept(token, stopIDs: stopIDs)
+                if let onDelta {
+                    onDelta(StreamDelta(index: index, text: sequences[index].takeReadyText(), tokenID: token, finishReason: sequences[index].finishReason))
+                }
             }
             if first {
                 timings.prefillSeconds = lap()
@@ -179,6 +192,9 @@ private struct GeneratingSequence {
     var text = ""
     var finishReason: FinishReason?
     private var detokenizer: IncrementalDetokenizer
+    /// Unicode scalars of `text` already handed to a stream (scalars, not characters: a combining mark
+    /// arriving later joins the previous character without changing the count of what was sent).
+    private var streamed = 0
 
     init(prompt: String, promptIDs: [Int], cache: SequenceCache, tokenizer: any Tokenizer, params: SamplingParams) {
         self.prompt = prompt
@@ -197,10 +213,10 @@ private struct GeneratingSequence {
             return
         }
         // A stop string may begin in earlier text and end in this token's.
-        let searchFrom = max(0, text.count - (params.stop.map(\.count).max() ?? 0))
+        let searchFrom = max(0, text.unicodeScalars.count - (params.stop.map(\.unicodeScalars.count).max() ?? 0))
         text += detokenizer.append(token)
         if let cut = earliestStop(from: searchFrom) {
-            text = String(text[..<cut])
+            text = String(text.unicodeScalars[..<cut])
             finishReason = .stop
         } else if tokenIDs.count >= params.maxTokens || promptIDs.count + tokenIDs.count >= cache.capacity {
             text += detokenizer.finish()
@@ -208,11 +224,23 @@ private struct GeneratingSequence {
         }
     }
 
-    /// Where the first stop string in `text` begins, searching from character `offset`.
+    /// Where the first stop string in `text` begins, searching from scalar `offset`.
     private func earliestStop(from offset: Int) -> String.Index? {
         guard !params.stop.isEmpty else { return nil }
-        let start = text.index(text.startIndex, offsetBy: offset)
-        return params.stop.compactMap { text.range(of: $0, range: start..<text.endIndex)?.lowerBound }.min()
+        let start = text.unicodeScalars.index(text.startIndex, offsetBy: offset)
+        // Literal: code point for code point, as Python's str.find in vLLM (not canonical equivalence).
+        return params.stop.compactMap { text.range(of: $0, options: .literal, range: start..<text.endIndex)?.lowerBound }.min()
+    }
+
+    /// The text not yet streamed that no stop string can still cut: all of it once finished, else all but the
+    /// last (longest stop string − 1) scalars.
+    mutating func takeReadyText() -> String {
+        let holdBack = finishReason == nil ? max((params.stop.map(\.unicodeScalars.count).max() ?? 0) - 1, 0) : 0
+        let ready = max(text.unicodeScalars.count - holdBack, streamed)
+        defer { streamed = ready }
+        var piece = String.UnicodeScalarView()
+        piece.append(contentsOf: text.unicodeScalars.dropFirst(streamed).prefix(ready - streamed))
+        return String(piece)
     }
 
     var output: RequestOutput {

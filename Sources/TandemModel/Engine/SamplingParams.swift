@@ -70,6 +70,19 @@ public struct RequestOutput: Sendable, Equatable, Codable {
     }
 }
 
+/// New text of one sequence while `generate` runs (for streaming).
+public struct StreamDelta: Sendable, Equatable {
+    /// The prompt's index in the request.
+    public let index: Int
+    /// Text completed by this step (possibly empty: a character still incomplete, or text held back for a stop
+    /// string).
+    public let text: String
+    /// The token this step generated.
+    public let tokenID: Int
+    /// Set on the sequence's last delta.
+    public let finishReason: FinishReason?
+}
+
 /// Where the time of the last `generate` went.
 public struct GenerationTimings: Sendable, Equatable, Codable {
     /// Prompt tokens processed, and the seconds of the prefill pass.
