@@ -113,7 +113,6 @@ public final class LLM {
         var active = Array(sequences.indices)
         var logits = try model.forward(sequences.map { ($0.promptIDs, $0.cache) })
         timings.promptTokens = sequences.reduce(0) { $0 + $1.promptIDs.count }
-        model.group.communication.reset()
         var first = true
         while !active.isEmpty {
             let row = logits.baseAddress.assumingMemoryBound(to: Float.self)
@@ -129,7 +128,7 @@ public final class LLM {
             }
             if first {
                 timings.prefillSeconds = lap()
-                model.group.communication.reset()
+                model.group.communication.reset()  // from here on, decode's share
                 first = false
             } else {
                 timings.decodeTokens += active.count
