@@ -1,6 +1,7 @@
 import Foundation
 import TandemComm
 import TandemTensor
+import TandemTestSupport
 import XCTest
 
 /// The broadcast queue: order and content under load with overflows and slow readers, readers on other

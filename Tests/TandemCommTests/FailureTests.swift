@@ -1,6 +1,7 @@
 import Foundation
 import TandemComm
 import TandemTensor
+import TandemTestSupport
 import XCTest
 
 /// The failure model: mismatches, timeouts, broken groups and shutdown — each error asserted with its bound.
@@ -228,24 +229,5 @@ final class FailureTests: XCTestCase {
         }
         XCTAssertTrue(detail.contains("refused the connection"), detail)
         guard case .failure = errors[0] else { return XCTFail("rank 0 must not accept the impostor") }
-    }
-}
-
-/// Runs a throwing closure on a thread and holds its result.
-final class JoinableResult<Value>: @unchecked Sendable {
-    private var result: Result<Value, any Error>?
-    private let done = DispatchSemaphore(value: 0)
-
-    init(_ body: @escaping @Sendable () throws -> Value) {
-        Thread { [self] in
-            result = Result { try body() }
-            done.signal()
-        }.start()
-    }
-
-    var value: Result<Value, any Error> {
-        done.wait()
-        done.signal()
-        return result!
     }
 }

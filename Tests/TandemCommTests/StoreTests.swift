@@ -1,5 +1,6 @@
 import Foundation
 import TandemComm
+import TandemTestSupport
 import XCTest
 
 final class StoreTests: XCTestCase {

@@ -1,0 +1,58 @@
+import Foundation
+import XCTest
+
+/// Two "hosts" on one machine for multi-host tests: network namespaces joined by a veth pair (each with its own
+/// loopback, address and interface), removed when the test ends. Each job runs one `tandem launch` per host, as
+/// a user would on two machines. Needs root and iproute2 (CI has both); otherwise the test is skipped.
+public struct TwoHosts {
+    /// The namespaces, the veth ends inside them, and their addresses (host 0 holds the store).
+    public let names: [String]
+    public let links: [String]
+    public let addresses = ["10.231.0.1", "10.231.0.2"]
+    private let ip: String
+
+    /// Creates the namespaces; `XCTSkip` without root or iproute2.
+    public init(_ test: XCTestCase) throws {
+        guard getuid() == 0, let found = ["/usr/sbin/ip", "/sbin/ip"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw XCTSkip("needs root and iproute2 to create network namespaces (CI runs as root)")
+        }
+        ip = found
+        let tag = String(getpid() % 100_000) + String(Int.random(in: 0..<100))
+        names = ["tandem-a-\(tag)", "tandem-b-\(tag)"]
+        links = ["tva\(tag)", "tvb\(tag)"]
+        let (names, ip) = (names, ip)
+        test.addTeardownBlock {
+            for name in names { _ = try? BuiltProgram.run(ip, ["netns", "del", name], timeout: 20) }
+        }
+        for name in names { try run(["netns", "add", name]) }
+        try run(["link", "add", links[0], "type", "veth", "peer", "name", links[1]])
+        for host in 0..<2 {
+            try run(["link", "set", links[host], "netns", names[host]])
+            try run(["netns", "exec", names[host], "ip", "addr", "add", addresses[host] + "/24", "dev", links[host]])
+            try run(["netns", "exec", names[host], "ip", "link", "set", links[host], "up"])
+            try run(["netns", "exec", names[host], "ip", "link", "set", "lo", "up"])
+        }
+    }
+
+    private func run(_ arguments: [String]) throws {
+        let result = try BuiltProgram.run(ip, arguments, timeout: 20)
+        XCTAssertEqual(result.status, 0, "ip \(arguments.joined(separator: " ")): \(result.output)")
+    }
+
+    /// Runs `program` as `perHost` ranks on each host (`tandem launch --nnodes 2`), both hosts at once, and
+    /// returns each host's run. Namespaces share the kernel (boot id) and /dev/shm, so each host names itself
+    /// with `TANDEM_HOST_ID`, as two machines would differ; `TANDEM_SOCKET_IFNAME` names its interface.
+    public func launch(_ program: [String], perHost: Int, token: String, timeout: Double = 120) throws -> [BuiltProgram.Run] {
+        func arguments(_ host: Int) -> [String] {
+            ["netns", "exec", names[host], BuiltProgram.tandem, "launch", "--nproc-per-node", String(perHost), "--nnodes", "2",
+             "--node-rank", String(host), "--master-addr", addresses[0], "--master-port", "29500", "--"] + program
+        }
+        func environment(_ host: Int) -> [String: String] {
+            ["TANDEM_JOB_TOKEN": token, "TANDEM_COMM_TIMEOUT_S": "30", "TANDEM_SOCKET_IFNAME": links[host], "TANDEM_HOST_ID": names[host]]
+        }
+        let (ip, first, firstEnvironment) = (ip, arguments(0), environment(0))
+        let firstRun = JoinableResult { try BuiltProgram.run(ip, first, environment: firstEnvironment, timeout: timeout) }
+        let secondRun = try BuiltProgram.run(ip, arguments(1), environment: environment(1), timeout: timeout)
+        return [try firstRun.value.get(), secondRun]
+    }
+}
