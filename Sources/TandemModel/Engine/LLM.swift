@@ -13,7 +13,9 @@ import TandemTensor
 /// are gathered on every rank and every rank samples the same tokens with the same seed, so each returns the
 /// same outputs. `tandem generate --tp N` starts the ranks for you.
 public final class LLM {
+    /// This rank's part of the model.
     public let model: LlamaModel
+    /// The checkpoint's tokenizer.
     public let tokenizer: any Tokenizer
     /// Seconds spent loading the tokenizer and this rank's weights.
     public let loadSeconds: Double

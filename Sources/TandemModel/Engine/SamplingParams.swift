@@ -19,6 +19,7 @@ public struct SamplingParams: Sendable, Equatable, Codable {
     /// Leave special tokens out of the text.
     public var skipSpecialTokens: Bool
 
+    /// vLLM's defaults: temperature 1, no top-p/top-k cut, a random seed, 16 tokens, no stops.
     public init(
         temperature: Float = 1, topP: Float = 1, topK: Int = 0, seed: UInt64? = nil, maxTokens: Int = 16, stop: [String] = [],
         stopTokenIDs: [Int] = [], ignoreEOS: Bool = false, skipSpecialTokens: Bool = true
@@ -57,12 +58,15 @@ public enum FinishReason: String, Sendable, Codable {
 
 /// One prompt's result — vLLM's `RequestOutput` with its single completion folded in.
 public struct RequestOutput: Sendable, Equatable, Codable {
+    /// The prompt as given (or its ids decoded).
     public let prompt: String
+    /// The prompt's ids, special tokens included.
     public let promptTokenIDs: [Int]
     /// Generated ids, including a final end-of-sequence or stop token id.
     public let tokenIDs: [Int]
     /// The generated text, cut before a stop string.
     public let text: String
+    /// Why the sequence ended.
     public let finishReason: FinishReason
 
     enum CodingKeys: String, CodingKey {
@@ -96,6 +100,8 @@ public struct GenerationTimings: Sendable, Equatable, Codable {
     /// Seconds of the decode steps spent in tensor-parallel collectives (this rank).
     public var decodeCommunicationSeconds = 0.0
 
+    /// Prompt tokens per second of the prefill pass.
     public var prefillTokensPerSecond: Double { prefillSeconds > 0 ? Double(promptTokens) / prefillSeconds : 0 }
+    /// Generated tokens per second of the decode steps (all sequences together).
     public var decodeTokensPerSecond: Double { decodeSeconds > 0 ? Double(decodeTokens) / decodeSeconds : 0 }
 }

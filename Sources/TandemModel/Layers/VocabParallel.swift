@@ -5,7 +5,9 @@ import TandemTensor
 /// `VocabParallelEmbedding`): each rank holds a contiguous block of rows, looks up the tokens in its block
 /// (zero rows for the others), and the group's sum gives every token its row.
 public final class VocabParallelEmbedding {
+    /// Rows of the whole table (the model's vocab_size).
     public let vocabularySize: Int
+    /// Columns (the hidden size).
     public let hiddenSize: Int
     /// This rank's block of token ids.
     public let tokenRange: Range<Int>
@@ -37,6 +39,7 @@ public final class VocabParallelEmbedding {
 /// `ParallelLMHead`): each rank computes the logits of its block, and the blocks are gathered so that every
 /// rank holds the whole row — every rank samples, with the same generator, the same token.
 public final class ParallelLMHead {
+    /// Logits per row (the model's vocab_size).
     public let vocabularySize: Int
     private let weight: Tensor
     private let rowsPerRank: Int

@@ -4,7 +4,9 @@ import TandemTensor
 /// A Llama-family decoder (Llama, Mistral, Qwen2) on one tensor-parallel rank. It reads like the single-device
 /// model; the parallel layers hold this rank's slices and do the communication.
 public final class LlamaModel {
+    /// The checkpoint's config.json.
     public let config: ModelConfig
+    /// The ranks the weights are split over.
     public let group: TensorParallelGroup
     private let embedding: VocabParallelEmbedding
     private let layers: [LlamaDecoderLayer]

@@ -6,6 +6,7 @@ public struct IncrementalDetokenizer {
     private let skipSpecialTokens: Bool
     private var pending: [UInt8] = []
 
+    /// A stream over `tokenizer`'s ids; special tokens add no text when `skipSpecialTokens`.
     public init(tokenizer: any Tokenizer, skipSpecialTokens: Bool = true) {
         self.tokenizer = tokenizer
         self.skipSpecialTokens = skipSpecialTokens
