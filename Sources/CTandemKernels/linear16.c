@@ -31,11 +31,45 @@ __attribute__((target("avx2,fma,f16c"))) static inline float sum8(__m256 v) {
     return _mm_cvtss_f32(half);
 }
 
+// Up to four input rows per pass over a weight row, one accumulator each (four independent FMA chains).
+__attribute__((target("avx2,fma,f16c"), always_inline)) static inline void linear16_rows(
+    const int is_bfloat16, const float *x, long m, long k, const uint16_t *w, long n, long first, long last, float *y) {
+    long vector_end = k & ~7L;
+    for (long j = first; j < last; j++) {
+        const uint16_t *row = w + j * k;
+        for (long r0 = 0; r0 < m; r0 += 4) {
+            long rows = m - r0 < 4 ? m - r0 : 4;
+            const float *x0 = x + r0 * k;
+            const float *x1 = rows > 1 ? x0 + k : x0, *x2 = rows > 2 ? x0 + 2 * k : x0, *x3 = rows > 3 ? x0 + 3 * k : x0;
+            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+            for (long i = 0; i < vector_end; i += 8) {
+                __m256 weights = widen8(is_bfloat16, row + i);
+                a0 = _mm256_fmadd_ps(weights, _mm256_loadu_ps(x0 + i), a0);
+                a1 = _mm256_fmadd_ps(weights, _mm256_loadu_ps(x1 + i), a1);
+                a2 = _mm256_fmadd_ps(weights, _mm256_loadu_ps(x2 + i), a2);
+                a3 = _mm256_fmadd_ps(weights, _mm256_loadu_ps(x3 + i), a3);
+            }
+            float sums[4] = {sum8(a0), sum8(a1), sum8(a2), sum8(a3)};
+            const float *inputs[4] = {x0, x1, x2, x3};
+            for (long r = 0; r < rows; r++) {
+                for (long t = vector_end; t < k; t++) sums[r] += inputs[r][t] * widen1(is_bfloat16, row[t]);
+                y[(r0 + r) * n + j] = sums[r];
+            }
+        }
+    }
+}
+
 // Inlined into each caller with a constant is_bfloat16, so the loops carry no format test.
 __attribute__((target("avx2,fma,f16c"), always_inline)) static inline void linear16(
     const int is_bfloat16, const float *x, long m, long k, const uint16_t *w, long n, long first, long last, float *y) {
     long vector_end = k & ~31L;
     long wide_end = k & ~63L;
+    // Several input rows (batched decode): each weight vector is widened once and multiplied into up to four
+    // rows' accumulators, so the pass stays bound by reading the weights rather than by re-widening them.
+    if (m > 1) {
+        linear16_rows(is_bfloat16, x, m, k, w, n, first, last, y);
+        return;
+    }
     for (long j = first; j < last; j++) {
         const uint16_t *row = w + j * k;
         for (long r = 0; r < m; r++) {
