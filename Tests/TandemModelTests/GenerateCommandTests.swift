@@ -78,6 +78,42 @@ final class GenerateCommandTests: XCTestCase {
         XCTAssertTrue(run.output.contains("started 2 ranks but --tp is 1"), run.output)
     }
 
+    /// `kill -9` of one rank mid-generation ends the job within 2 s, with an error naming the rank and signal.
+    func testKilledRankEndsTheJobPromptly() throws {
+        // A long context so that generation is still running when the rank is killed.
+        let configURL = URL(fileURLWithPath: directory).appendingPathComponent("config.json")
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as! [String: Any]
+        config["max_position_embeddings"] = 8192
+        try JSONSerialization.data(withJSONObject: config).write(to: configURL)
+        var killedAt: Date?
+        var finishedAt = Date()
+        let run = try BuiltProgram.run(
+            BuiltProgram.tandem,
+            ["generate", "--model", directory, "--tp", "2", "--prompt", "x", "--max-tokens", "8000", "--ignore-eos", "--temperature", "0",
+             "--threads", "1"], timeout: 60
+        ) { launcher in
+            let pid = launcher.processIdentifier
+            var ranks: [pid_t] = []
+            let deadline = Date(timeIntervalSinceNow: 20)
+            while ranks.count < 2 && Date() < deadline {
+                usleep(50_000)
+                let children = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+                ranks = children.split(separator: " ").compactMap { pid_t($0) }
+            }
+            guard ranks.count == 2 else { return XCTFail("the launcher did not start 2 ranks") }
+            usleep(1_000_000)  // loading done, generating
+            kill(ranks[1], SIGKILL)
+            killedAt = Date()
+            launcher.waitUntilExit()
+            finishedAt = Date()
+        }
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.output.contains("rank 1") && run.output.contains("signal 9"), run.output)
+        let killed = try XCTUnwrap(killedAt)
+        XCTAssertLessThan(finishedAt.timeIntervalSince(killed), 2, run.output)
+        XCTAssertFalse(run.output.contains("output: "), "no result may be printed after a rank died")
+    }
+
     /// make-model's tokenizer.json loads in the `tokenizers` package and encodes the corpus as Tandem does.
     func testMadeTokenizerMatchesTokenizersPackage() throws {
         try TokenizerTests.checkAgainstReference(directory: directory)
