@@ -41,6 +41,8 @@ final class TokenizerTests: XCTestCase {
     func testGPT2StyleMatchesTokenizersPackage() throws { try checkAgainstReference(style: "gpt2") }
     func testLlama3StyleMatchesTokenizersPackage() throws { try checkAgainstReference(style: "llama3") }
     func testQwen2StyleMatchesTokenizersPackage() throws { try checkAgainstReference(style: "qwen2") }
+    /// NFKC + lowercase, digits split, and an added token matched in normalized text but decoded as written.
+    func testNormalizedAddedTokenMatchesTokenizersPackage() throws { try checkAgainstReference(style: "lowercase") }
 
     /// Streaming a token at a time emits only whole characters, and all of it together is `decode`.
     func testIncrementalDetokenizationEmitsWholeCharactersAndMatchesDecode() throws {

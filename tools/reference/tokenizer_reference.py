@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Independent reference for Tandem's tokenizer: the Hugging Face `tokenizers` package.
 
-  tokenizer_reference.py train --style gpt2|llama3|qwen2 --out DIR
+  tokenizer_reference.py train --style gpt2|llama3|qwen2|lowercase --out DIR
       trains a byte-level BPE tokenizer in the given style on the test corpus and writes DIR/tokenizer.json
       (the layout each family's published tokenizer.json has: pre-tokenizer, decoder, post-processor,
       normalizer and added tokens);
@@ -51,6 +51,13 @@ def train(style, out):
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
         tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
         specials = ["<|endoftext|>"]
+    elif style == "lowercase":
+        # Not a published family: exercises a normalizer sequence and a normalized added token.
+        tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+        tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
+        specials = ["<|endoftext|>"]
     else:
         sys.exit(f"unknown style {style}")
     tokenizer.decoder = decoders.ByteLevel()
@@ -66,6 +73,8 @@ def train(style, out):
         # Chat markers that swallow the whitespace beside them.
         tokenizer.add_special_tokens([AddedToken("<|im_start|>", lstrip=True, normalized=False),
                                       AddedToken("<|im_end|>", rstrip=True, normalized=False)])
+    if style == "lowercase":
+        tokenizer.add_tokens([AddedToken("TandemRuntime", normalized=True)])
     if style == "qwen2":
         tokenizer.add_special_tokens(["<|im_start|>", "<|im_end|>"])
         # A non-special added token, matched in normalized text.

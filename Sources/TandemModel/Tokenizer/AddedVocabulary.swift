@@ -5,6 +5,8 @@ import Foundation
 struct AddedVocabulary: Sendable {
     struct Token: Sendable {
         let id: Int
+        /// What the token matches and decodes to: its content, normalized for a `normalized` token (as
+        /// `tokenizers` stores it — decoding gives the normalized form too).
         let content: [Unicode.Scalar]
         let special: Bool
         /// Swallow the whitespace before / after a match.
