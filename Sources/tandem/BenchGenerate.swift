@@ -68,15 +68,14 @@ struct BenchGenerate: ParsableCommand {
     func run() throws {
         try modelOptions.run { llm, reports in
             let group = llm.model.group
-            let threads = modelOptions.threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / group.size)
+            let threads = modelOptions.threadsPerRank
             var report = Report(
                 tensorParallelSize: group.size, threadsPerRank: threads, batch: batch, promptLength: promptLength,
                 generateLength: generateLength, loadSeconds: llm.loadSeconds)
             // Weight bytes read per decode step, summed over ranks.
-            let perRank = [llm.model.weightBytes]
-            report.weightBytesPerStep = try (group.group?.allGatherObject(llm.model.weightBytes) ?? perRank).reduce(0, +)
-            let resident = [Self.residentBytes()]
-            report.residentBytesPerRank = try (group.group?.allGatherObject(resident[0]) ?? resident).max() ?? 0
+            func everyRank(_ value: Int) throws -> [Int] { try group.group?.allGatherObject(value) ?? [value] }
+            report.weightBytesPerStep = try everyRank(llm.model.weightBytes).reduce(0, +)
+            report.residentBytesPerRank = try everyRank(Self.residentBytes()).max() ?? 0
 
             // The machine's limits, measured on rank 0 while the other ranks wait.
             if reports {

@@ -16,6 +16,12 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "BLAS and kernel threads per rank (default: the cores divided among the local ranks).")
     var threads: Int?
 
+    /// `--threads`, or this host's cores divided among its ranks (`LOCAL_WORLD_SIZE` under the launcher).
+    var threadsPerRank: Int {
+        let localRanks = Int(ProcessInfo.processInfo.environment["LOCAL_WORLD_SIZE"] ?? "") ?? 1
+        return threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / localRanks)
+    }
+
     func validate() throws {
         guard tp >= 1 else { throw ValidationError("--tp must be ≥ 1, got \(tp)") }
         if let threads, threads < 1 { throw ValidationError("--threads must be ≥ 1, got \(threads)") }
@@ -49,11 +55,9 @@ struct ModelOptions: ParsableArguments {
             ParallelState.destroy()
             world?.shutdown()
         }
-        let localRanks = Int(environment["LOCAL_WORLD_SIZE"] ?? "") ?? 1
-        let threadCount = threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / localRanks)
         let reports = (world?.rank ?? 0) == 0
         let bar = reports && isatty(2) != 0 ? ProgressBar(title: "loading \(model)") : nil
-        let llm = try LLM(model: model, tensorParallelSize: tp, threads: threadCount, progress: bar.map { bar in { bar.show($0, of: $1) } })
+        let llm = try LLM(model: model, tensorParallelSize: tp, threads: threadsPerRank, progress: bar.map { bar in { bar.show($0, of: $1) } })
         bar?.finish()
         try body(llm, reports)
     }

@@ -189,6 +189,8 @@ private struct GeneratingSequence {
     let promptIDs: [Int]
     let cache: SequenceCache
     let params: SamplingParams
+    /// Scalars in the longest stop string (0 without stop strings).
+    private let longestStop: Int
     var tokenIDs: [Int] = []
     var text = ""
     var finishReason: FinishReason?
@@ -202,6 +204,7 @@ private struct GeneratingSequence {
         self.promptIDs = promptIDs
         self.cache = cache
         self.params = params
+        longestStop = params.stop.map(\.unicodeScalars.count).max() ?? 0
         detokenizer = IncrementalDetokenizer(tokenizer: tokenizer, skipSpecialTokens: params.skipSpecialTokens)
     }
 
@@ -214,7 +217,7 @@ private struct GeneratingSequence {
             return
         }
         // A stop string may begin in earlier text and end in this token's.
-        let searchFrom = max(0, text.unicodeScalars.count - (params.stop.map(\.unicodeScalars.count).max() ?? 0))
+        let searchFrom = max(0, text.unicodeScalars.count - longestStop)
         text += detokenizer.append(token)
         if let cut = earliestStop(from: searchFrom) {
             text = String(text.unicodeScalars[..<cut])
@@ -236,7 +239,7 @@ private struct GeneratingSequence {
     /// The text not yet streamed that no stop string can still cut: all of it once finished, else all but the
     /// last (longest stop string − 1) scalars.
     mutating func takeReadyText() -> String {
-        let holdBack = finishReason == nil ? max((params.stop.map(\.unicodeScalars.count).max() ?? 0) - 1, 0) : 0
+        let holdBack = finishReason == nil ? max(longestStop - 1, 0) : 0
         let ready = max(text.unicodeScalars.count - holdBack, streamed)
         defer { streamed = ready }
         var piece = String.UnicodeScalarView()

@@ -32,13 +32,7 @@ public class ColumnParallelLinear {
     /// `output[m, outputSizePerRank] = input[m, inputSize] · weightᵀ + bias`.
     public func forward(_ input: Tensor, into output: Tensor) {
         Matmul.linear(input, weight: weight, into: output)
-        guard let bias else { return }
-        let rows = output.shape[0]
-        let values = output.baseAddress.assumingMemoryBound(to: Float.self)
-        for row in 0..<rows {
-            let target = values + row * outputSizePerRank
-            for index in 0..<outputSizePerRank { target[index] += bias[index] }
-        }
+        if let bias { addBias(bias, to: output) }
     }
 
     /// This rank's block of `size` rows split evenly over the group.
@@ -103,5 +97,15 @@ public final class QKVParallelLinear: ColumnParallelLinear {
                 ("\(prefix).v_proj", keyValueHeads * headDimension, kvRows),
             ],
             inputSize: hiddenSize, hasBias: hasBias)
+    }
+}
+
+/// Adds `bias` (one value per column) to every row of `output` (`[rows, bias.count]`, fp32).
+func addBias(_ bias: [Float], to output: Tensor) {
+    let width = bias.count
+    let values = output.baseAddress.assumingMemoryBound(to: Float.self)
+    for row in 0..<output.shape[0] {
+        let target = values + row * width
+        for index in 0..<width { target[index] += bias[index] }
     }
 }

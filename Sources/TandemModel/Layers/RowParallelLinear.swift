@@ -32,10 +32,6 @@ public final class RowParallelLinear {
     public func forward(_ input: Tensor, into output: Tensor) throws(CommError) {
         Matmul.linear(input, weight: weight, into: output)
         try group.allReduce(output)
-        guard let bias else { return }
-        let values = output.baseAddress.assumingMemoryBound(to: Float.self)
-        for row in 0..<output.shape[0] {
-            for index in 0..<outputSize { values[row * outputSize + index] += bias[index] }
-        }
+        if let bias { addBias(bias, to: output) }
     }
 }

@@ -23,6 +23,16 @@ final class WeightSource {
         return try checkpoint.load(key, dim: slice.dim, range: slice.range)
     }
 
+    /// Tensor `key` (whole) widened to fp32 once: for small replicated weights, such as norms, that a kernel
+    /// reads on every step.
+    func loadFloat32(_ key: String, shape: [Int]) throws(ModelLoadError) -> Tensor {
+        let tensor = try load(key, shape: shape)
+        guard tensor.dtype != .float32 else { return tensor }
+        let widened = Tensor(zeros: shape, dtype: .float32)
+        tensor.copyFloats(from: 0, count: tensor.count, into: widened.baseAddress.assumingMemoryBound(to: Float.self))
+        return widened
+    }
+
     /// Several tensors' slices along dimension 0 stacked into one (q/k/v, gate/up), in the dtype they share.
     func stack(_ parts: [(key: String, shape: [Int], rows: Range<Int>)]) throws(ModelLoadError) -> Tensor {
         var loaded: [Tensor] = []

@@ -47,7 +47,7 @@ final class LlamaDecoderLayer {
     init(_ source: WeightSource, prefix: String, config: ModelConfig, group: TensorParallelGroup) throws(ModelLoadError) {
         let hidden = config.hiddenSize
         let attentionWidth = config.headCount * config.headDimension
-        inputNorm = try source.load("\(prefix).input_layernorm.weight", shape: [hidden])
+        inputNorm = try source.loadFloat32("\(prefix).input_layernorm.weight", shape: [hidden])
         attention = try QKVParallelLinear(
             source, prefix: "\(prefix).self_attn", hiddenSize: hidden, heads: config.headCount, keyValueHeads: config.keyValueHeadCount,
             headDimension: config.headDimension, hasBias: config.qkvBias, group: group)
@@ -55,7 +55,7 @@ final class LlamaDecoderLayer {
         output = try RowParallelLinear(
             source, prefix: "\(prefix).self_attn.o_proj", inputSize: attentionWidth, outputSize: hidden,
             hasBias: config.qkvBias && config.modelType != "qwen2", group: group)
-        postAttentionNorm = try source.load("\(prefix).post_attention_layernorm.weight", shape: [hidden])
+        postAttentionNorm = try source.loadFloat32("\(prefix).post_attention_layernorm.weight", shape: [hidden])
         gateUp = try MergedColumnParallelLinear(
             source, prefixes: ["\(prefix).mlp.gate_proj", "\(prefix).mlp.up_proj"], inputSize: hidden,
             outputSizes: [config.intermediateSize, config.intermediateSize], group: group)

@@ -35,7 +35,7 @@ public final class LlamaModel {
             progress?(index + 1, config.layerCount)
         }
         self.layers = layers
-        norm = try source.load("model.norm.weight", shape: [config.hiddenSize])
+        norm = try source.loadFloat32("model.norm.weight", shape: [config.hiddenSize])
         let headWeight =
             config.tieWordEmbeddings
             ? embedding.weight

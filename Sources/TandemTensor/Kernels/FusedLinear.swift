@@ -63,13 +63,10 @@ enum FusedLinear {
         _ range: Range<Int>, m: Int, k: Int, n: Int, input: UnsafePointer<Float>, weight: UnsafePointer<UInt16>, dtype: DType,
         output: UnsafeMutablePointer<Float>
     ) {
-        var row = range.lowerBound
-        // The rows left, one at a time.
-        while row < range.upperBound {
+        for row in range {
             for inputRow in 0..<m {
                 output[inputRow * n + row] = dot(input + inputRow * k, weight + row * k, k: k, dtype: dtype)
             }
-            row += 1
         }
     }
 

@@ -65,9 +65,6 @@ public enum Matmul {
             blasInt(ldc))
     }
 
-    /// Whether this CPU has the vector extensions of the C decode kernel (AVX2, FMA and F16C on x86-64).
-    public static var vectorExtensionsAvailable: Bool { FusedLinear.hasAVX2 }
-
     /// Chooses between the C decode kernel (where available) and the portable Swift one; returns the
     /// previous choice. For tests and comparisons: the default is the fastest available.
     @discardableResult
