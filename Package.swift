@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "TandemComm", targets: ["TandemComm"]),
         .library(name: "TandemParallel", targets: ["TandemParallel"]),
         .library(name: "TandemModel", targets: ["TandemModel"]),
+        .library(name: "TandemEngine", targets: ["TandemEngine"]),
         .executable(name: "tandem", targets: ["tandem"]),
     ],
     dependencies: [
@@ -27,10 +28,12 @@ let package = Package(
         .target(name: "TandemComm", dependencies: ["TandemTensor", "CTandemAtomics"]),
         .target(name: "TandemParallel", dependencies: ["TandemComm", "TandemTensor"]),
         .target(name: "TandemModel", dependencies: ["TandemTensor", "TandemComm", "TandemParallel"]),
+        .target(name: "TandemEngine", dependencies: ["TandemModel", "TandemTensor", "TandemComm", "TandemParallel"]),
         .executableTarget(
             name: "tandem",
             dependencies: [
                 "TandemComm",
+                "TandemEngine",
                 "TandemModel",
                 "TandemParallel",
                 "TandemTensor",
@@ -44,8 +47,11 @@ let package = Package(
         .target(name: "TandemTestSupport"),
         .testTarget(name: "TandemTensorTests", dependencies: ["TandemTensor"]),
         .testTarget(
+            name: "TandemEngineTests",
+            dependencies: ["TandemEngine", "TandemModel", "TandemTensor", "TandemComm", "TandemParallel", "TandemTestSupport"]),
+        .testTarget(
             name: "TandemModelTests",
-            dependencies: ["TandemModel", "TandemTensor", "TandemComm", "TandemParallel", "TandemTestSupport", "tandem"]),
+            dependencies: ["TandemEngine", "TandemModel", "TandemTensor", "TandemComm", "TandemParallel", "TandemTestSupport", "tandem"]),
         .testTarget(name: "TandemParallelTests", dependencies: ["TandemParallel", "TandemComm", "TandemTensor"]),
         .testTarget(
             name: "TandemCommTests", dependencies: ["TandemComm", "TandemTensor", "TandemTestSupport", "tandem", "tandem-test-worker"]),

@@ -138,7 +138,9 @@ struct ByteCount: ExpressibleByArgument {
         let text = argument.uppercased().replacingOccurrences(of: "IB", with: "").replacingOccurrences(of: "B", with: "")
         let multipliers: [Character: Int] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
         if let last = text.last, let multiplier = multipliers[last], let number = Int(text.dropLast()) {
-            value = number * multiplier
+            let (product, overflow) = number.multipliedReportingOverflow(by: multiplier)
+            guard !overflow else { return nil }
+            value = product
         } else if let number = Int(text) {
             value = number
         } else {

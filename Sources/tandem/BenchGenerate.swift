@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TandemComm
+import TandemEngine
 import TandemModel
 import TandemParallel
 import TandemTensor
@@ -115,7 +116,7 @@ struct BenchGenerate: ParsableCommand {
     }
 
     /// This process's resident set size, from /proc/self/status.
-    private static func residentBytes() -> Int {
+    static func residentBytes() -> Int {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
             let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
             let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "")

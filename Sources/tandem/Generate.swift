@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TandemEngine
 import TandemModel
 
 /// `tandem generate`: completions for prompts, like vLLM's offline `LLM.generate`.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TandemComm
+import TandemEngine
 import TandemModel
 import TandemParallel
 import TandemTensor
@@ -15,6 +16,8 @@ struct ModelOptions: ParsableArguments {
 
     @Option(help: "BLAS and kernel threads per rank (default: the cores divided among the local ranks).")
     var threads: Int?
+
+    @OptionGroup var engine: EngineOptions
 
     /// `--threads`, or this host's cores divided among its ranks (`LOCAL_WORLD_SIZE` under the launcher).
     var threadsPerRank: Int {
@@ -42,22 +45,25 @@ struct ModelOptions: ParsableArguments {
             return
         }
         var world: ProcessGroup?
-        if environment["RANK"] != nil {
-            let group = try ProcessGroup.initialize(Rendezvous.fromEnvironment())
-            guard group.worldSize == tp else {
-                group.shutdown()
-                throw ValidationError("the launcher started \(group.worldSize) ranks but --tp is \(tp); Tandem's generate runs tensor parallelism only, so they must match")
-            }
-            try ParallelState.initialize(world: group, tensorParallelSize: tp)
-            world = group
-        }
+        var group = TensorParallelGroup.single
         defer {
             ParallelState.destroy()
             world?.shutdown()
         }
+        if environment["RANK"] != nil {
+            let launched = try ProcessGroup.initialize(Rendezvous.fromEnvironment())
+            world = launched
+            guard launched.worldSize == tp else {
+                throw ValidationError("the launcher started \(launched.worldSize) ranks but --tp is \(tp); Tandem's generate runs tensor parallelism only, so they must match")
+            }
+            group = TensorParallelGroup(try ParallelState.initialize(world: launched, tensorParallelSize: tp).tensor)
+        }
         let reports = (world?.rank ?? 0) == 0
         let bar = reports && isatty(2) != 0 ? ProgressBar(title: "loading \(model)") : nil
-        let llm = try LLM(model: model, tensorParallelSize: tp, threads: threadsPerRank, progress: bar.map { bar in { bar.show($0, of: $1) } })
+        let localRanks = Int(ProcessInfo.processInfo.environment["LOCAL_WORLD_SIZE"] ?? "") ?? 1
+        let llm = try LLM(
+            model: model, group: group, threads: threadsPerRank, cache: engine.cacheConfig, scheduler: engine.schedulerConfig, localRanks: localRanks,
+            progress: bar.map { bar in { bar.show($0, of: $1) } })
         bar?.finish()
         try body(llm, reports)
     }

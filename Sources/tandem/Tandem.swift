@@ -13,5 +13,5 @@ struct Tandem: ParsableCommand {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks (nccl-tests conventions).",
-        subcommands: [BenchComm.self, BenchGroups.self, BenchGenerate.self])
+        subcommands: [BenchComm.self, BenchGroups.self, BenchGenerate.self, BenchThroughput.self])
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TandemEngine
 import TandemModel
 import XCTest
 
@@ -147,10 +148,13 @@ final class GenerationTests: XCTestCase {
     func testPromptLongerThanTheContextIsRefused() throws {
         let model = try llm()
         let long = String(repeating: "word ", count: 600)
-        XCTAssertThrowsError(try model.generate([long], SamplingParams(maxTokens: 4))) { error in
-            guard case let GenerationError.invalidRequest(message) = error else { return XCTFail("\(error)") }
-            XCTAssertTrue(message.contains("max_position_embeddings"), message)
+        XCTAssertThrowsError(try model.generate(["short", long], SamplingParams(maxTokens: 4))) { error in
+            guard case let EngineError.requestTooLarge(id, message) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(id, "1", "the second prompt is named")
+            XCTAssertTrue(message.contains("1802 tokens; the model's context is 512 (max_position_embeddings)"), message)
         }
+        // The refused call leaves nothing behind: the next one runs.
+        XCTAssertEqual(try model.generate(["short"], SamplingParams(maxTokens: 3, ignoreEOS: true))[0].tokenIDs.count, 3)
     }
 
     func testGenerationStopsWhenTheContextIsFull() throws {
@@ -164,7 +168,8 @@ final class GenerationTests: XCTestCase {
 
     func testTokenOutsideTheVocabularyIsRefused() throws {
         let model = try llm().model
-        XCTAssertThrowsError(try model.forward([([5, 512], model.makeCache(capacity: 4))])) { error in
+        let batch = ForwardBatch(tokens: [5, 512], sequences: [ScheduledSequence(tokenCount: 2, computedTokens: 0, blockTable: [0], wantsLogits: true)])
+        XCTAssertThrowsError(try model.forward(batch, cache: model.makeKVCache(blockCount: 1, blockSize: 4, dtype: .float32))) { error in
             XCTAssertEqual(error as? GenerationError, .tokenOutOfVocabulary(token: 512, vocabularySize: 512))
         }
     }

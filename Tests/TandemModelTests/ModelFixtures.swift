@@ -1,5 +1,6 @@
 import Foundation
 import TandemComm
+import TandemEngine
 import TandemModel
 import TandemTensor
 import XCTest
@@ -28,12 +29,21 @@ enum ModelFixtures {
     }
 
     /// The logits of the last prompt token (prefill), then of each of `continuation` fed one at a time
-    /// (decode with the cache): one row per step.
+    /// (decode through the paged cache — fp32, blocks of 4 in a scrambled order): one row per step on group
+    /// rank 0, none on the other ranks (logits are gathered to rank 0).
     static func stepLogits(_ model: LlamaModel, prompt: [Int], continuation: [Int]) throws -> [[Float]] {
-        let cache = model.makeCache(capacity: prompt.count + continuation.count)
-        var rows = [try model.forward([(prompt, cache)]).toDoubles().map { Float($0) }]
-        for token in continuation { rows.append(try model.forward([([token], cache)]).toDoubles().map { Float($0) }) }
-        return rows
+        let blockSize = 4
+        let positions = prompt.count + continuation.count
+        let blocks = (positions + blockSize - 1) / blockSize
+        let cache = try model.makeKVCache(blockCount: blocks + 2, blockSize: blockSize, dtype: .float32)
+        let table = (0..<blocks).reversed().map { Int32($0 + 2) }
+        func run(_ tokens: [Int], after computed: Int) throws -> [Float]? {
+            let sequence = ScheduledSequence(tokenCount: tokens.count, computedTokens: computed, blockTable: table, wantsLogits: true)
+            return try model.forward(ForwardBatch(tokens: tokens, sequences: [sequence]), cache: cache)?.toDoubles().map { Float($0) }
+        }
+        var rows = [try run(prompt, after: 0)]
+        for (index, token) in continuation.enumerated() { rows.append(try run([token], after: prompt.count + index)) }
+        return rows.compactMap { $0 }
     }
 
     /// max |a − b| / max |b| over all rows.

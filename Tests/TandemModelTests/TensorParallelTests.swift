@@ -1,5 +1,6 @@
 import Foundation
 import TandemComm
+import TandemEngine
 import TandemModel
 import TandemTensor
 import XCTest
@@ -26,10 +27,10 @@ final class TensorParallelTests: XCTestCase {
             let ranks = try ModelFixtures.onRanks(size) { group in
                 try ModelFixtures.stepLogits(LlamaModel(directory: directory, group: group), prompt: prompt, continuation: continuation)
             }
-            for (rank, rows) in ranks.enumerated() {
-                let error = ModelFixtures.relativeError(rows, single.map { $0.map(Double.init) })
-                XCTAssertLessThan(error, 1e-4, "\(preset.name) tp \(size) rank \(rank)")
-            }
+            XCTAssertEqual(ranks[0].count, single.count, "rank 0 receives the logits")
+            XCTAssertTrue(ranks.dropFirst().allSatisfy(\.isEmpty), "logits are gathered to rank 0 only")
+            let error = ModelFixtures.relativeError(ranks[0], single.map { $0.map(Double.init) })
+            XCTAssertLessThan(error, 1e-4, "\(preset.name) tp \(size)")
             let tokens = try ModelFixtures.onRanks(size) { group in
                 try LLM(model: directory, group: group).generate(Self.prompts, greedy).map(\.tokenIDs)
             }

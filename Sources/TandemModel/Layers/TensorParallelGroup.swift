@@ -63,9 +63,28 @@ public struct TensorParallelGroup: Sendable {
         try communication.measure { () throws(CommError) in try group.allReduce(tensor) }
     }
 
-    /// Every rank's `[rows, share]` slice side by side: `[rows, total]` on every rank.
-    func allGatherColumns(_ tensor: Tensor, total: Int) throws(CommError) -> Tensor {
+    /// Every rank's `[rows, share]` slice side by side, `[rows, total]`, on rank `root` only (nil elsewhere).
+    /// Slices are padded to the largest share so one fixed-size gather carries them.
+    func gatherColumns(_ tensor: Tensor, total: Int, to root: Int) throws(CommError) -> Tensor? {
         guard let group else { return tensor }
-        return try communication.measure { () throws(CommError) in try group.allGatherV(tensor, sizes: shareSizes(of: total), dim: 1) }
+        let sizes = shareSizes(of: total)
+        let widest = sizes.max()!
+        let rows = tensor.shape[0]
+        let padded = Tensor(zeros: [rows, widest], dtype: .float32)
+        let source = tensor.baseAddress.assumingMemoryBound(to: Float.self)
+        let target = padded.baseAddress.assumingMemoryBound(to: Float.self)
+        for row in 0..<rows { (target + row * widest).update(from: source + row * sizes[rank], count: sizes[rank]) }
+        guard let gathered = try communication.measure({ () throws(CommError) in try group.gather(padded, destination: root) }) else { return nil }
+        let result = Tensor(zeros: [rows, total], dtype: .float32)
+        let parts = gathered.baseAddress.assumingMemoryBound(to: Float.self)
+        let output = result.baseAddress.assumingMemoryBound(to: Float.self)
+        var column = 0
+        for (member, width) in sizes.enumerated() {
+            for row in 0..<rows {
+                (output + row * total + column).update(from: parts + (member * rows + row) * widest, count: width)
+            }
+            column += width
+        }
+        return result
     }
 }

@@ -36,8 +36,8 @@ public final class VocabParallelEmbedding {
 }
 
 /// The output projection to vocabulary logits with the vocabulary split like `VocabParallelEmbedding` (vLLM's
-/// `ParallelLMHead`): each rank computes the logits of its block, and the blocks are gathered so that every
-/// rank holds the whole row — every rank samples, with the same generator, the same token.
+/// `ParallelLMHead`): each rank computes the logits of its block, and the blocks are gathered to the rank that
+/// samples.
 public final class ParallelLMHead {
     /// Logits per row (the model's vocab_size).
     public let vocabularySize: Int
@@ -53,12 +53,13 @@ public final class ParallelLMHead {
         self.group = group
     }
 
-    /// Logits `[m, vocabularySize]` of `hidden` (`[m, hiddenSize]`, fp32).
+    /// Logits `[m, vocabularySize]` of `hidden` (`[m, hiddenSize]`, fp32), gathered on group rank `root` (nil on
+    /// the other ranks).
     ///
     /// - Throws: `CommError` when the gather fails.
-    public func forward(_ hidden: Tensor) throws(CommError) -> Tensor {
+    public func forward(_ hidden: Tensor, gatherTo root: Int) throws(CommError) -> Tensor? {
         let local = Tensor(zeros: [hidden.shape[0], rowsPerRank], dtype: .float32)
         Matmul.linear(hidden, weight: weight, into: local)
-        return try group.allGatherColumns(local, total: vocabularySize)
+        return try group.gatherColumns(local, total: vocabularySize, to: root)
     }
 }

@@ -4,18 +4,12 @@ import TandemTensor
 /// One decoder layer: `h += o_proj(attention(rope(qkv_proj(norm(h)))))`, then
 /// `h += down_proj(silu(gate) · up)` of `gate_up_proj(norm(h))`.
 final class LlamaDecoderLayer {
-    /// A sequence's rows in the batch and its cache.
-    struct Span {
-        let count: Int
-        let cache: SequenceCache
-    }
-
     /// Activations of one forward pass, shared by the layers.
     final class Workspace {
         let normed, qkv, queries, keys, values, attended, projected, gateUp, activated: Tensor
-        let scores: UnsafeMutablePointer<Float>
+        let attentionScratch: PagedAttention.Scratch
 
-        init(rows: Int, layer: LlamaDecoderLayer, config: ModelConfig, longest: Int) {
+        init(rows: Int, layer: LlamaDecoderLayer, config: ModelConfig) {
             let d = config.headDimension
             let attention = layer.attention
             normed = Tensor(zeros: [rows, config.hiddenSize], dtype: .float32)
@@ -27,10 +21,9 @@ final class LlamaDecoderLayer {
             projected = Tensor(zeros: [rows, config.hiddenSize], dtype: .float32)
             gateUp = Tensor(zeros: [rows, layer.gateUp.outputSizePerRank], dtype: .float32)
             activated = Tensor(zeros: [rows, layer.gateUp.outputSizePerRank / 2], dtype: .float32)
-            scores = .allocate(capacity: max(longest, 1))
+            attentionScratch = PagedAttention.Scratch(
+                groupSize: attention.headsPerRank / attention.keyValueHeadsPerRank, headDimension: d)
         }
-
-        deinit { scores.deallocate() }
     }
 
     let inputNorm: Tensor
@@ -68,27 +61,34 @@ final class LlamaDecoderLayer {
             + gateUp.weight.byteCount + down.weightBytes
     }
 
-    /// Updates `hidden` (`[rows, hiddenSize]`) in place.
-    func forward(_ hidden: Tensor, spans: [Span], layerIndex: Int, workspace w: Workspace) throws(CommError) {
+    /// Updates `hidden` (`[rows, hiddenSize]`) in place, storing this layer's keys and values in `cache`.
+    func forward(
+        _ hidden: Tensor, metadata: AttentionMetadata, cache: PagedKVCache, layerIndex: Int, workspace w: Workspace
+    ) throws(CommError) {
         RMSNorm.apply(hidden, weight: inputNorm, epsilon: epsilon, into: w.normed)
         attention.forward(w.normed, into: w.qkv)
         splitHeads(w)
-        var row = 0
-        for span in spans {
-            let cache = span.cache.layers[layerIndex]
-            let queries = w.queries.baseAddress.assumingMemoryBound(to: Float.self) + row * w.queries.shape[1]
-            let keys = w.keys.baseAddress.assumingMemoryBound(to: Float.self) + row * w.keys.shape[1]
-            let values = w.values.baseAddress.assumingMemoryBound(to: Float.self) + row * w.values.shape[1]
-            for index in 0..<span.count {
-                let position = cache.length + index
-                rotary.apply(queries + index * w.queries.shape[1], heads: attention.headsPerRank, position: position)
-                rotary.apply(keys + index * w.keys.shape[1], heads: attention.keyValueHeadsPerRank, position: position)
+        let (queryWidth, keyWidth) = (w.queries.shape[1], w.keys.shape[1])
+        let queries = w.queries.baseAddress.assumingMemoryBound(to: Float.self)
+        let keys = w.keys.baseAddress.assumingMemoryBound(to: Float.self)
+        let values = w.values.baseAddress.assumingMemoryBound(to: Float.self)
+        let (keyCache, valueCache) = (cache.keys(layerIndex), cache.values(layerIndex))
+        for (row, position) in metadata.positions.enumerated() {
+            rotary.apply(queries + row * queryWidth, heads: attention.headsPerRank, position: position)
+            rotary.apply(keys + row * keyWidth, heads: attention.keyValueHeadsPerRank, position: position)
+            PagedAttention.store(
+                keys: keys + row * keyWidth, values: values + row * keyWidth, slot: metadata.slots[row], keyCache: keyCache,
+                valueCache: valueCache, layout: cache.layout)
+        }
+        let attended = w.attended.baseAddress.assumingMemoryBound(to: Float.self)
+        for sequence in metadata.sequences {
+            sequence.blockTable.withUnsafeBufferPointer { table in
+                PagedAttention.attend(
+                    queries: queries + sequence.firstRow * queryWidth, queryStride: queryWidth, count: sequence.count,
+                    heads: attention.headsPerRank, contextLength: sequence.contextLength, keyCache: keyCache, valueCache: valueCache,
+                    layout: cache.layout, blockTable: table, output: attended + sequence.firstRow * queryWidth, outputStride: queryWidth,
+                    scratch: w.attentionScratch)
             }
-            cache.append(keys: keys, values: values, count: span.count)
-            Attention.causal(
-                queries: queries, count: span.count, heads: attention.headsPerRank, cache: cache,
-                output: w.attended.baseAddress.assumingMemoryBound(to: Float.self) + row * w.attended.shape[1], scores: w.scores)
-            row += span.count
         }
         try output.forward(w.attended, into: w.projected)
         add(w.projected, to: hidden)

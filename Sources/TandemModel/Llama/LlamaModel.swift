@@ -48,41 +48,49 @@ public final class LlamaModel {
             + layers.reduce(0) { $0 + $1.weightBytes }
     }
 
-    /// An empty cache for one sequence of up to `capacity` positions.
-    public func makeCache(capacity: Int) -> SequenceCache {
-        SequenceCache(
-            layerCount: config.layerCount, keyValueHeads: layers[0].attention.keyValueHeadsPerRank,
-            headDimension: config.headDimension, capacity: capacity)
+    /// The dtype the checkpoint's weights are kept in.
+    public var weightDType: DType { embedding.weight.dtype }
+
+    /// The kv heads each rank stores (the model's kv heads split over the group, or replicated when fewer).
+    public var keyValueHeadsPerRank: Int { layers[0].attention.keyValueHeadsPerRank }
+
+    /// A paged KV cache of `blockCount` blocks of `blockSize` positions for this rank's kv heads.
+    public func makeKVCache(blockCount: Int, blockSize: Int, dtype: DType) throws(GenerationError) -> PagedKVCache {
+        try PagedKVCache(
+            layerCount: config.layerCount, blockCount: blockCount,
+            layout: PagedKVLayout(blockSize: blockSize, keyValueHeads: keyValueHeadsPerRank, headDimension: config.headDimension, dtype: dtype))
     }
 
-    /// Runs the new tokens of each sequence of `batch` through the model, appending their keys and values to
-    /// the sequence's cache (a whole prompt for prefill, one token for decode; sequences may mix).
+    /// Runs the new tokens of every sequence of `batch` through the model, storing their keys and values in
+    /// `cache` at the positions their block tables give (a prompt or a chunk of it for prefill, one token for
+    /// decode; sequences may mix).
     ///
-    /// - Returns: logits `[batch.count, vocabularySize]` of each sequence's last new token, the same on every rank.
-    /// - Throws: `GenerationError` for a token outside the vocabulary or a full cache, `CommError` when a
-    ///   collective fails.
-    public func forward(_ batch: [(tokens: [Int], cache: SequenceCache)]) throws -> Tensor {
-        let spans = batch.map { LlamaDecoderLayer.Span(count: $0.tokens.count, cache: $0.cache) }
-        for span in spans where span.cache.length + span.count > span.cache.capacity {
-            throw GenerationError.cacheFull(positions: span.cache.length + span.count, capacity: span.cache.capacity)
-        }
-        let rows = spans.reduce(0) { $0 + $1.count }
+    /// - Parameter root: the group rank that receives the logits.
+    /// - Returns: on `root`, logits `[batch.logitRows, vocabularySize]` of the last new token of each sequence
+    ///   that wants them, in order; nil on the other ranks.
+    /// - Throws: `GenerationError` for a token outside the vocabulary or a batch that does not fit the cache or
+    ///   the context, `CommError` when a collective fails.
+    public func forward(_ batch: ForwardBatch, cache: PagedKVCache, logitsTo root: Int = 0) throws -> Tensor? {
+        let metadata = try AttentionMetadata(batch, cache: cache, maxPositions: config.maxPositions)
+        let rows = batch.tokens.count
         let hidden = Tensor(zeros: [rows, config.hiddenSize], dtype: .float32)
-        try embedding.forward(batch.flatMap(\.tokens), into: hidden)
-        let workspace = LlamaDecoderLayer.Workspace(rows: rows, layer: layers[0], config: config, longest: spans.map { $0.cache.length + $0.count }.max() ?? 0)
+        try embedding.forward(batch.tokens, into: hidden)
+        let workspace = LlamaDecoderLayer.Workspace(rows: rows, layer: layers[0], config: config)
         for (index, layer) in layers.enumerated() {
-            try layer.forward(hidden, spans: spans, layerIndex: index, workspace: workspace)
+            try layer.forward(hidden, metadata: metadata, cache: cache, layerIndex: index, workspace: workspace)
         }
-        // The last row of each sequence, normalised, to logits.
-        let last = Tensor(zeros: [batch.count, config.hiddenSize], dtype: .float32)
-        var row = 0
+        // The last new row of each sequence that wants logits, normalised, to logits.
+        let last = Tensor(zeros: [batch.logitRows, config.hiddenSize], dtype: .float32)
         let source = hidden.baseAddress.assumingMemoryBound(to: Float.self)
         let target = last.baseAddress.assumingMemoryBound(to: Float.self)
-        for (index, span) in spans.enumerated() {
-            row += span.count
-            (target + index * config.hiddenSize).update(from: source + (row - 1) * config.hiddenSize, count: config.hiddenSize)
+        var (row, wanted) = (0, 0)
+        for sequence in batch.sequences {
+            row += sequence.tokenCount
+            guard sequence.wantsLogits else { continue }
+            (target + wanted * config.hiddenSize).update(from: source + (row - 1) * config.hiddenSize, count: config.hiddenSize)
+            wanted += 1
         }
         RMSNorm.apply(last, weight: norm, epsilon: Float(config.rmsNormEpsilon), into: last)
-        return try lmHead.forward(last)
+        return try lmHead.forward(last, gatherTo: root)
     }
 }

@@ -56,6 +56,19 @@ public enum Matmul {
         }
     }
 
+    /// `c[m, n] = alpha · a[m, k] · op(b) + beta · c` on row-major fp32 buffers with leading dimensions (floats
+    /// per row) `lda`, `ldb`, `ldc`; `op(b)` is `b[n, k]ᵀ` when `transposeB`, else `b[k, n]`. For kernels that
+    /// multiply tiles of their own buffers (attention).
+    public static func gemm(
+        m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        transposeB: Bool, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        guard m > 0 && n > 0 && k > 0 else { return }
+        cblas_sgemm(
+            CblasRowMajor, CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans, blasInt(m), blasInt(n), blasInt(k), alpha, a, blasInt(lda), b,
+            blasInt(ldb), beta, c, blasInt(ldc))
+    }
+
     /// `c[m, n] (row stride ldc) = a[m, k] · b[n, k]ᵀ`.
     private static func sgemm(
         m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int

@@ -1,3 +1,5 @@
+import TandemModel
+
 /// How tokens are chosen and when a sequence ends — vLLM's `SamplingParams`.
 public struct SamplingParams: Sendable, Equatable, Codable {
     /// 0 is greedy; higher flattens the distribution.
@@ -54,6 +56,8 @@ public enum FinishReason: String, Sendable, Codable {
     case stop
     /// `maxTokens` were generated, or the model's context is full.
     case length
+    /// The request was aborted before it finished.
+    case abort
 }
 
 /// One prompt's result — vLLM's `RequestOutput` with its single completion folded in.

@@ -4,14 +4,18 @@ public enum GenerationError: Error, Equatable, CustomStringConvertible {
     case invalidRequest(String)
     /// A token id given to the model is outside its vocabulary.
     case tokenOutOfVocabulary(token: Int, vocabularySize: Int)
-    /// A sequence would grow past the positions its cache was made for.
-    case cacheFull(positions: Int, capacity: Int)
+    /// A forward pass's batch does not fit its own tokens, the KV cache or the model's context (a scheduler fault
+    /// or a corrupted step plan); the message names the sequence and the numbers.
+    case invalidBatch(String)
+    /// The KV cache could not be made (the message names the size).
+    case cacheUnavailable(String)
 
     public var description: String {
         switch self {
         case let .invalidRequest(message): "invalid request: \(message)"
         case let .tokenOutOfVocabulary(token, size): "token id \(token) is outside the vocabulary (0 ..< \(size))"
-        case let .cacheFull(positions, capacity): "a sequence of \(positions) positions exceeds its cache of \(capacity)"
+        case let .invalidBatch(message): "invalid batch: \(message)"
+        case let .cacheUnavailable(message): "KV cache unavailable: \(message)"
         }
     }
 }

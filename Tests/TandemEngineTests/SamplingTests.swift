@@ -1,4 +1,5 @@
 import Foundation
+import TandemEngine
 import TandemTensor
 import XCTest
 
@@ -6,9 +7,10 @@ import XCTest
 final class SamplingTests: XCTestCase {
     private func draw(_ logits: [Float], temperature: Float, topK: Int = 0, topP: Float = 1, seed: UInt64, times: Int) -> [Int] {
         var generator = SeededGenerator(seed: seed)
+        var sampler = Sampler()
         return logits.withUnsafeBufferPointer { buffer in
             (0..<times).map { _ in
-                Sampler.sample(buffer.baseAddress!, count: logits.count, temperature: temperature, topK: topK, topP: topP, using: &generator)
+                sampler.sample(buffer.baseAddress!, count: logits.count, temperature: temperature, topK: topK, topP: topP, using: &generator)
             }
         }
     }
@@ -33,5 +35,22 @@ final class SamplingTests: XCTestCase {
         let cut = draw([Float(log(0.5)), Float(log(0.3)), Float(log(0.2))], temperature: 1, topP: 0.75, seed: 7, times: 20_000)
         XCTAssertFalse(cut.contains(2))
         XCTAssertEqual(Double(cut.filter { $0 == 0 }.count) / 20_000, 0.625, accuracy: 0.015)
+    }
+
+    func testTopKKeepsExactlyTheKLargestWithTiesToTheLowerIndex() {
+        // Logits 0…99 shuffled, with a tie at the cut: top-5 of a large temperature must be the five largest.
+        var logits = (0..<100).map { Float($0) }
+        logits.swapAt(3, 97)
+        logits[10] = 95  // ties with the element holding 95; the lower index (10) ranks first
+        let seen = Set(draw(logits, temperature: 100, topK: 5, seed: 3, times: 4000))
+        let largest = Set([99, 98, 3, 96, 10])
+        XCTAssertEqual(seen, largest)
+    }
+
+    func testTopPAfterTopKCountsOnlyTheKeptMass() {
+        // top-k 2 keeps [0.5, 0.3] (mass renormalised to 0.625, 0.375); top-p 0.6 then keeps only the first.
+        let logits = [Float(log(0.5)), Float(log(0.3)), Float(log(0.2))]
+        XCTAssertEqual(Set(draw(logits, temperature: 1, topK: 2, topP: 0.6, seed: 5, times: 2000)), [0])
+        XCTAssertEqual(Set(draw(logits, temperature: 1, topK: 2, topP: 0.7, seed: 5, times: 2000)), [0, 1])
     }
 }

@@ -1,0 +1,222 @@
+import Dispatch
+import TandemComm
+import TandemModel
+import TandemTensor
+
+/// A request's progress after a step, for streams: the new text and ids, and on the last one the finish reason
+/// and the whole output.
+public struct EngineOutput: Sendable {
+    public let requestID: String
+    /// Text completed since the last output (held back while a stop string could still claim it).
+    public let textDelta: String
+    /// Tokens sampled since the last output.
+    public let newTokenIDs: [Int]
+    /// Set on the last output of the request.
+    public let finishReason: FinishReason?
+    /// On the last output: the whole result and its timings.
+    public let final: (output: RequestOutput, metrics: RequestMetrics)?
+}
+
+/// Per-request timings and counts (vLLM's request metrics).
+public struct RequestMetrics: Sendable, Equatable {
+    /// Seconds from `add` to first being scheduled.
+    public var queueSeconds = 0.0
+    /// Seconds from `add` to the first token.
+    public var timeToFirstTokenSeconds = 0.0
+    /// Seconds between consecutive tokens.
+    public var interTokenSeconds: [Double] = []
+    /// Seconds from `add` to the end.
+    public var endToEndSeconds = 0.0
+    public var promptTokens = 0
+    public var outputTokens = 0
+    /// Prompt tokens whose KV came from the prefix cache.
+    public var cachedPromptTokens = 0
+    public var preemptions = 0
+}
+
+/// One step's shape, for statistics.
+public struct StepStats: Sendable, Equatable {
+    public var scheduledRequests = 0
+    public var scheduledTokens = 0
+    public var usedBlocks = 0
+    public var totalBlocks = 0
+    public var preemptions = 0
+    /// Seconds spent scheduling and sending the plan (the driver's overhead), and in the whole step.
+    public var scheduleSeconds = 0.0
+    public var stepSeconds = 0.0
+}
+
+/// The driver's engine (vLLM's `EngineCore`): accepts requests, and each `step` schedules work, sends the plan
+/// to the workers, runs this rank's part of the forward pass, samples, and reports each request's progress.
+/// Not thread-safe: `LLMEngine` runs it on its own thread; `LLM` runs it on the caller's.
+public final class EngineCore {
+    public let runner: ModelRunner
+    public let tokenizer: any Tokenizer
+    let scheduler: Scheduler
+    private let plans: BroadcastQueue?
+    private let eosTokenIDs: Set<Int>
+    private var requests: [String: EngineRequest] = [:]
+    private var metrics: [String: RequestMetrics] = [:]
+    private var lastTokenTime: [String: UInt64] = [:]
+    private var sampler = Sampler()
+    /// The last step's shape.
+    public private(set) var lastStep = StepStats()
+    /// Set once the engine failed or shut down; every later call throws it.
+    public private(set) var deadReason: String?
+
+    /// - Parameter plans: the queue to the other ranks of the model's group (nil for one rank).
+    public init(runner: ModelRunner, tokenizer: any Tokenizer, eosTokenIDs: Set<Int>, scheduler config: SchedulerConfig, prefixCaching: Bool, plans: BroadcastQueue?) {
+        self.runner = runner
+        self.tokenizer = tokenizer
+        self.eosTokenIDs = eosTokenIDs
+        self.plans = plans
+        scheduler = Scheduler(
+            config: config,
+            cache: KVCacheManager(blockCount: runner.cache.blockCount, blockSize: runner.cache.layout.blockSize, prefixCaching: prefixCaching))
+    }
+
+    /// Requests not yet finished.
+    public var unfinishedCount: Int { requests.count }
+    /// Blocks held by requests, and the pool's size.
+    public var blockUsage: (used: Int, total: Int) { (scheduler.cache.pool.usedCount, scheduler.cache.pool.blockCount) }
+    /// Prompt tokens looked up in the prefix cache, and those found.
+    public var prefixCacheTokens: (queried: Int, hits: Int) { (scheduler.cache.queriedTokens, scheduler.cache.hitTokens) }
+
+    /// Accepts a request; it joins the running batch at a coming step.
+    ///
+    /// - Parameters:
+    ///   - prompt: the prompt's text, as reported in the output.
+    ///   - seed: the sampling seed when `params.seed` is nil.
+    /// - Throws: `GenerationError.invalidRequest` for bad parameters or an empty prompt or a token outside the
+    ///   vocabulary, `EngineError.requestTooLarge` for a request that can never fit, `duplicateRequest`,
+    ///   `engineDead`.
+    public func add(id: String, prompt: String, promptTokenIDs: [Int], params: SamplingParams, seed: UInt64? = nil) throws {
+        if let deadReason { throw EngineError.engineDead(deadReason) }
+        try check(id: id, promptTokenIDs: promptTokenIDs, params: params)
+        guard requests[id] == nil else { throw EngineError.duplicateRequest(id: id) }
+        let config = runner.model.config
+        let processor = OutputProcessor(
+            prompt: prompt, promptCount: promptTokenIDs.count, params: params, tokenizer: tokenizer, eosTokenIDs: eosTokenIDs,
+            contextLimit: config.maxPositions)
+        let request = EngineRequest(
+            id: id, promptTokenIDs: promptTokenIDs, params: params, seed: params.seed ?? seed ?? UInt64.random(in: 0...UInt64.max),
+            arrival: DispatchTime.now().uptimeNanoseconds, output: processor)
+        requests[id] = request
+        metrics[id] = RequestMetrics(promptTokens: promptTokenIDs.count)
+        scheduler.add(request)
+    }
+
+    /// Checks that a request can ever run here (`ModelRunner.check`); any thread may call it.
+    public func check(id: String, promptTokenIDs: [Int], params: SamplingParams) throws {
+        try runner.check(id: id, promptTokenIDs: promptTokenIDs, params: params)
+    }
+
+    /// Ends a request now, freeing its blocks; its last output (finish reason `abort`), or nil for an unknown id.
+    public func abort(_ id: String) -> EngineOutput? {
+        guard let request = requests[id] else { return nil }
+        request.output.abort()
+        return finish(request, newTokens: [])
+    }
+
+    /// Runs one step: nothing when no request is waiting or running.
+    ///
+    /// - Returns: the progress of every request that produced a token or finished.
+    /// - Throws: the step's error (a `CommError` when a rank died); the engine is dead afterwards and every
+    ///   unfinished request is dropped (the caller reports the error to each).
+    public func step() throws -> [EngineOutput] {
+        if let deadReason { throw EngineError.engineDead(deadReason) }
+        guard scheduler.hasWork else { return [] }
+        do {
+            return try runStep()
+        } catch {
+            deadReason = "\(error)"
+            requests.removeAll()
+            throw error
+        }
+    }
+
+    /// Tells the workers to leave their loops (`WorkerLoop.run` returns); they re-enter it for more work.
+    public func releaseWorkers() throws {
+        try plans?.enqueue(StepPlan.shutdown.encoded())
+    }
+
+    /// Releases the workers; the engine takes no more work.
+    public func shutdown() {
+        if deadReason == nil {
+            deadReason = "shut down"
+            try? releaseWorkers()
+        }
+    }
+
+    private func runStep() throws -> [EngineOutput] {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let output = scheduler.schedule()
+        var tokens: [Int] = []
+        tokens.reserveCapacity(output.totalTokens)
+        var sequences: [ScheduledSequence] = []
+        for (request, newTokens) in output.scheduled {
+            let end = request.computedTokens + newTokens
+            tokens += request.tokens[request.computedTokens..<end]
+            sequences.append(
+                ScheduledSequence(
+                    tokenCount: newTokens, computedTokens: request.computedTokens, blockTable: request.blocks.map { Int32($0) },
+                    wantsLogits: end == request.tokens.count))
+            if metrics[request.id]!.queueSeconds == 0 { metrics[request.id]!.queueSeconds = Self.seconds(since: request.arrival, to: start) }
+        }
+        let batch = ForwardBatch(tokens: tokens, sequences: sequences)
+        if !sequences.isEmpty { try plans?.enqueue(StepPlan.step(batch).encoded()) }
+        let scheduled = DispatchTime.now().uptimeNanoseconds
+        let logits = sequences.isEmpty ? nil : try runner.execute(batch)
+        var outputs: [EngineOutput] = []
+        var row = 0
+        let now = DispatchTime.now().uptimeNanoseconds
+        for ((request, newTokens), sequence) in zip(output.scheduled, sequences) {
+            request.computedTokens += newTokens
+            guard sequence.wantsLogits, let logits else { continue }
+            let width = logits.shape[1]
+            let token = sampler.sample(
+                logits.baseAddress.assumingMemoryBound(to: Float.self) + row * width, count: width, temperature: request.params.temperature,
+                topK: request.params.topK, topP: request.params.topP, using: &request.generator)
+            row += 1
+            request.append(token)
+            request.output.accept(token)
+            if let last = lastTokenTime[request.id] {
+                metrics[request.id]!.interTokenSeconds.append(Self.seconds(since: last, to: now))
+            } else {
+                metrics[request.id]!.timeToFirstTokenSeconds = Self.seconds(since: request.arrival, to: now)
+            }
+            lastTokenTime[request.id] = now
+            if request.output.finishReason != nil {
+                outputs.append(finish(request, newTokens: [token]))
+            } else {
+                outputs.append(
+                    EngineOutput(requestID: request.id, textDelta: request.output.takeReadyText(), newTokenIDs: [token], finishReason: nil, final: nil))
+            }
+        }
+        lastStep = StepStats(
+            scheduledRequests: output.scheduled.count, scheduledTokens: output.totalTokens, usedBlocks: scheduler.cache.pool.usedCount,
+            totalBlocks: scheduler.cache.pool.blockCount, preemptions: output.preempted.count,
+            scheduleSeconds: Self.seconds(since: start, to: scheduled), stepSeconds: Self.seconds(since: start, to: DispatchTime.now().uptimeNanoseconds))
+        return outputs
+    }
+
+    private func finish(_ request: EngineRequest, newTokens: [Int]) -> EngineOutput {
+        scheduler.remove(request)
+        requests[request.id] = nil
+        lastTokenTime[request.id] = nil
+        var metric = metrics.removeValue(forKey: request.id)!
+        metric.outputTokens = request.outputCount
+        metric.cachedPromptTokens = request.cachedPromptTokens ?? 0
+        metric.preemptions = request.preemptions
+        metric.endToEndSeconds = Self.seconds(since: request.arrival, to: DispatchTime.now().uptimeNanoseconds)
+        let processor = request.output
+        let result = RequestOutput(
+            prompt: processor.prompt, promptTokenIDs: request.promptTokenIDs, tokenIDs: processor.tokenIDs, text: processor.text,
+            finishReason: processor.finishReason!)
+        return EngineOutput(
+            requestID: request.id, textDelta: processor.takeReadyText(), newTokenIDs: newTokens, finishReason: processor.finishReason,
+            final: (result, metric))
+    }
+
+    private static func seconds(since start: UInt64, to end: UInt64) -> Double { Double(end &- start) / 1e9 }
+}

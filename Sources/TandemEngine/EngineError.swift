@@ -1,0 +1,24 @@
+/// Why the engine refused a request or stopped serving.
+public enum EngineError: Error, Equatable, CustomStringConvertible {
+    /// The request can never run here (its prompt is longer than the context, or it needs more KV blocks than
+    /// the whole pool); the message gives the numbers.
+    case requestTooLarge(id: String, String)
+    /// A request with this id is already in the engine.
+    case duplicateRequest(id: String)
+    /// The engine has stopped (shut down, or failed: the reason says why) and takes no more work.
+    case engineDead(String)
+    /// A step plan read by a worker does not decode (a bug or a corrupted message).
+    case malformedPlan(String)
+    /// The KV cache configuration does not fit (the message names the numbers and the option to change).
+    case invalidCacheConfig(String)
+
+    public var description: String {
+        switch self {
+        case let .requestTooLarge(id, message): "request \(id) cannot run: \(message)"
+        case let .duplicateRequest(id): "request id \(id) is already in use"
+        case let .engineDead(reason): "the engine has stopped: \(reason)"
+        case let .malformedPlan(message): "malformed step plan: \(message)"
+        case let .invalidCacheConfig(message): "KV cache: \(message)"
+        }
+    }
+}

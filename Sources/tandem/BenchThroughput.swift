@@ -1,0 +1,123 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import TandemEngine
+import TandemModel
+import TandemTensor
+
+/// `tandem bench throughput`: vLLM's benchmark_throughput — many random-token requests submitted at once.
+struct BenchThroughput: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "throughput",
+        abstract: "Offline throughput: --num-prompts random-token requests at once through the engine (vLLM's benchmark_throughput).",
+        discussion: """
+            Prompts are random token ids (seeded), generation is greedy and ignores end-of-sequence, so every request \
+            produces --output-len tokens. One untimed warm-up request runs first; with --prefix-len every prompt starts \
+            with the same random prefix. The driver's share is the time rank 0 spends scheduling and sending the \
+            plan, over the steps that ran the largest batch.
+            """)
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(name: .customLong("num-prompts"), help: "Requests.")
+    var numPrompts: Int = 64
+
+    @Option(name: .customLong("input-len"), help: "Prompt tokens per request.")
+    var inputLength: Int = 128
+
+    @Option(name: .customLong("output-len"), help: "Generated tokens per request.")
+    var outputLength: Int = 128
+
+    @Option(name: .customLong("prefix-len"), help: "Leading prompt tokens shared by every request (part of --input-len).")
+    var prefixLength: Int = 0
+
+    @Option(help: "Seed of the random prompts.")
+    var seed: UInt64 = 0
+
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    func validate() throws {
+        guard numPrompts >= 1, inputLength >= 1, outputLength >= 1 else {
+            throw ValidationError("--num-prompts, --input-len and --output-len must be ≥ 1")
+        }
+        guard prefixLength >= 0, prefixLength <= inputLength else { throw ValidationError("--prefix-len must be in 0 … --input-len (\(inputLength))") }
+    }
+
+    struct Report: Codable {
+        var tensorParallelSize = 0
+        var threadsPerRank = 0
+        var numPrompts = 0
+        var inputLength = 0
+        var outputLength = 0
+        var prefixLength = 0
+        var elapsedSeconds = 0.0
+        var requestsPerSecond = 0.0
+        var outputTokensPerSecond = 0.0
+        var totalTokensPerSecond = 0.0
+        var steps = 0
+        var largestBatch = 0
+        var driverShare = 0.0
+        var preemptions = 0
+        var kvCacheBytesPerRank = 0
+        var kvBlocks = 0
+        var residentBytesPerRank = 0
+
+        enum CodingKeys: String, CodingKey {
+            case tensorParallelSize = "tp", threadsPerRank = "threads_per_rank", numPrompts = "num_prompts", inputLength = "input_len"
+            case outputLength = "output_len", prefixLength = "prefix_len", elapsedSeconds = "elapsed_s", requestsPerSecond = "requests_per_s"
+            case outputTokensPerSecond = "output_tokens_per_s", totalTokensPerSecond = "total_tokens_per_s", steps, largestBatch = "largest_batch"
+            case driverShare = "driver_share", preemptions, kvCacheBytesPerRank = "kv_cache_bytes_per_rank", kvBlocks = "kv_blocks"
+            case residentBytesPerRank = "resident_bytes_per_rank"
+        }
+    }
+
+    func run() throws {
+        try modelOptions.run { llm, reports in
+            var generator = SeededGenerator(seed: seed)
+            let ordinary = llm.model.config.vocabularySize - 2
+            func randomTokens(_ count: Int) -> [Int] { (0..<count).map { _ in Int.random(in: 0..<ordinary, using: &generator) } }
+            let prefix = randomTokens(prefixLength)
+            let prompts = (0..<numPrompts).map { _ in prefix + randomTokens(inputLength - prefixLength) }
+            let params = SamplingParams(temperature: 0, maxTokens: outputLength, ignoreEOS: true)
+            _ = try llm.generate(promptTokenIDs: [randomTokens(min(inputLength, 16))], SamplingParams(temperature: 0, maxTokens: 2, ignoreEOS: true))
+            try llm.model.group.group?.barrier()
+            let start = DispatchTime.now().uptimeNanoseconds
+            let outputs = try llm.generate(promptTokenIDs: prompts, params)
+            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            let resident = try llm.model.group.group?.allGatherObject(BenchGenerate.residentBytes()).max() ?? BenchGenerate.residentBytes()
+            guard reports else { return }
+            let generated = outputs.reduce(0) { $0 + $1.tokenIDs.count }
+            let steps = llm.lastSteps
+            let largest = steps.map(\.scheduledRequests).max() ?? 0
+            let full = steps.filter { $0.scheduledRequests == largest }
+            var report = Report(
+                tensorParallelSize: llm.model.group.size, threadsPerRank: modelOptions.threadsPerRank, numPrompts: numPrompts, inputLength: inputLength,
+                outputLength: outputLength, prefixLength: prefixLength, elapsedSeconds: elapsed)
+            report.requestsPerSecond = Double(numPrompts) / elapsed
+            report.outputTokensPerSecond = Double(generated) / elapsed
+            report.totalTokensPerSecond = Double(generated + numPrompts * inputLength) / elapsed
+            report.steps = steps.count
+            report.largestBatch = largest
+            report.driverShare = full.reduce(0) { $0 + $1.scheduleSeconds } / max(full.reduce(0) { $0 + $1.stepSeconds }, 1e-12)
+            report.preemptions = steps.reduce(0) { $0 + $1.preemptions }
+            report.kvCacheBytesPerRank = llm.runner.cache.byteCount
+            report.kvBlocks = llm.runner.cache.blockCount
+            report.residentBytesPerRank = resident
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            } else {
+                print(
+                    """
+                    model \(modelOptions.model): tp \(report.tensorParallelSize), \(report.threadsPerRank) thread(s)/rank, \(numPrompts) prompts × (\(inputLength) in\(prefixLength > 0 ? ", \(prefixLength) shared" : ""), \(outputLength) out)
+                      throughput \(String(format: "%.2f", report.requestsPerSecond)) requests/s, \(String(format: "%.1f", report.outputTokensPerSecond)) output tokens/s, \(String(format: "%.1f", report.totalTokensPerSecond)) total tokens/s (\(String(format: "%.1f", elapsed)) s)
+                      steps \(report.steps), largest batch \(largest), driver (schedule + plan) \(String(format: "%.2f", report.driverShare * 100))% of a full step, \(report.preemptions) preemptions
+                      KV cache \(report.kvBlocks) blocks, \(report.kvCacheBytesPerRank / 1_000_000) MB/rank; resident \(report.residentBytesPerRank / 1_000_000) MB/rank at the end
+                    """)
+            }
+            fflush(nil)
+        }
+    }
+}

@@ -1,0 +1,162 @@
+import Foundation
+import TandemEngine
+import TandemModel
+import TandemTensor
+import XCTest
+
+/// The engine against the same requests run alone: random mixes arriving at random steps, chunked prefill,
+/// preemption from a pool too small for all, prefix-cache hits and aborts must not change any request's
+/// greedy tokens; bad requests are refused at `add` while others run.
+final class EngineCoreTests: XCTestCase {
+    private struct Planned: Sendable {
+        let id: String
+        let prompt: [Int]
+        let maxTokens: Int
+        let arrivalStep: Int
+        let abortStep: Int?
+    }
+
+    private static func seed() -> UInt64 {
+        let seed = ProcessInfo.processInfo.environment["TANDEM_TEST_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max)
+        print("engine mix seed \(seed) (TANDEM_TEST_SEED=\(seed) replays it)")
+        return seed
+    }
+
+    /// Twelve requests, half sharing one of two 24-token prefixes, of 1–60 prompt tokens and 1–20 new ones.
+    private static func plannedRequests(seed: UInt64) -> [Planned] {
+        var random = SeededGenerator(seed: seed)
+        let prefixes = (0..<2).map { _ in (0..<24).map { _ in Int.random(in: 0..<500, using: &random) } }
+        return (0..<12).map { index in
+            var prompt = Bool.random(using: &random) ? prefixes[index % 2] : []
+            prompt += (0..<Int.random(in: 1...36, using: &random)).map { _ in Int.random(in: 0..<500, using: &random) }
+            let abort: Int? = index % 5 == 4 ? Int.random(in: 0...12, using: &random) : nil
+            return Planned(
+                id: "r\(index)", prompt: prompt, maxTokens: Int.random(in: 1...20, using: &random), arrivalStep: Int.random(in: 0...15, using: &random),
+                abortStep: abort)
+        }
+    }
+
+    private static func greedy(_ maxTokens: Int) -> SamplingParams { SamplingParams(temperature: 0, maxTokens: maxTokens, ignoreEOS: true) }
+
+    /// Each request alone in a roomy engine.
+    private func alone(_ directory: String, _ planned: [Planned]) throws -> [String: [Int]] {
+        try EngineFixtures.withEngine(directory, cache: CacheConfig(blockSize: 4, blockCount: 64, prefixCaching: false)) { core in
+            var tokens: [String: [Int]] = [:]
+            for request in planned {
+                try core.add(id: request.id, prompt: "", promptTokenIDs: request.prompt, params: Self.greedy(request.maxTokens))
+                tokens[request.id] = try EngineFixtures.drain(core)[request.id]!.tokenIDs
+            }
+            return tokens
+        }
+    }
+
+    /// The mix in an engine with a 28-block pool (a request needs up to 15), a 24-token step budget and at
+    /// most 5 running requests.
+    private func mixed(_ directory: String, _ planned: [Planned], tensorParallelSize: Int, prefixCaching: Bool) throws -> (outputs: [String: RequestOutput], preemptions: Int, hits: Int) {
+        try EngineFixtures.withEngine(
+            directory, tensorParallelSize: tensorParallelSize, cache: CacheConfig(blockSize: 4, blockCount: 28, prefixCaching: prefixCaching),
+            scheduler: SchedulerConfig(maxNumBatchedTokens: 24, maxNumSeqs: 5)
+        ) { core in
+            var finished: [String: RequestOutput] = [:]
+            var preemptions = 0
+            var step = 0
+            while step <= 15 || core.unfinishedCount > 0 {
+                for request in planned where request.arrivalStep == step {
+                    try core.add(id: request.id, prompt: "", promptTokenIDs: request.prompt, params: Self.greedy(request.maxTokens))
+                }
+                for request in planned where request.abortStep == step {
+                    if let output = core.abort(request.id) { finished[request.id] = output.final!.output }
+                }
+                for output in try core.step() {
+                    if let final = output.final {
+                        finished[output.requestID] = final.output
+                        preemptions += final.metrics.preemptions
+                    }
+                }
+                step += 1
+                XCTAssertLessThan(step, 2000, "the mix must finish")
+            }
+            return (finished, preemptions, core.prefixCacheTokens.hits)
+        }
+    }
+
+    private func checkMix(tensorParallelSize: Int) throws {
+        let directory = try EngineFixtures.tinyModel(self)
+        let seed = Self.seed()
+        let planned = Self.plannedRequests(seed: seed)
+        let reference = try alone(directory, planned)
+        let run = try mixed(directory, planned, tensorParallelSize: tensorParallelSize, prefixCaching: true)
+        XCTAssertEqual(run.outputs.count, planned.count, "every request ends (seed \(seed))")
+        for request in planned {
+            let output = try XCTUnwrap(run.outputs[request.id], "seed \(seed)")
+            if output.finishReason == .abort {
+                XCTAssertNotNil(request.abortStep)
+                XCTAssertEqual(output.tokenIDs, Array(reference[request.id]!.prefix(output.tokenIDs.count)), "\(request.id), seed \(seed)")
+            } else {
+                XCTAssertEqual(output.tokenIDs, reference[request.id], "\(request.id) (prompt \(request.prompt.count)), seed \(seed)")
+                XCTAssertEqual(output.finishReason, .length)
+            }
+        }
+        print("tp \(tensorParallelSize): \(run.preemptions) preemptions, \(run.hits) prefix-cache hit tokens")
+    }
+
+    func testRandomMixMatchesRequestsRunAloneOnOneRank() throws { try checkMix(tensorParallelSize: 1) }
+
+    func testRandomMixMatchesRequestsRunAloneOnTwoRanks() throws { try checkMix(tensorParallelSize: 2) }
+
+    func testRandomMixMatchesRequestsRunAloneOnFourRanks() throws { try checkMix(tensorParallelSize: 4) }
+
+    func testPrefixCacheHitsAndPreemptionHappenAndChangeNothing() throws {
+        let directory = try EngineFixtures.tinyModel(self)
+        // A fixed mix that is known to share prefixes: every request has the same 24-token head.
+        let head = Array(100..<124)
+        let planned = (0..<8).map { Planned(id: "p\($0)", prompt: head + [200 + $0, 300 + $0], maxTokens: 12 + $0, arrivalStep: $0, abortStep: nil) }
+        let cached = try mixed(directory, planned, tensorParallelSize: 1, prefixCaching: true)
+        let uncached = try mixed(directory, planned, tensorParallelSize: 1, prefixCaching: false)
+        XCTAssertGreaterThanOrEqual(cached.hits, 24 * 6, "later requests find the shared head in the cache")
+        XCTAssertEqual(uncached.hits, 0)
+        XCTAssertGreaterThan(cached.preemptions + uncached.preemptions, 0, "a pool of 28 blocks cannot hold 5 of these at once")
+        for request in planned { XCTAssertEqual(cached.outputs[request.id]?.tokenIDs, uncached.outputs[request.id]?.tokenIDs, request.id) }
+    }
+
+    func testRequestsThatCanNeverFitAreRefusedAtAddWhileOthersRun() throws {
+        let directory = try EngineFixtures.tinyModel(self)
+        try EngineFixtures.withEngine(directory, cache: CacheConfig(blockSize: 4, blockCount: 10)) { core in
+            try core.add(id: "ok", prompt: "", promptTokenIDs: [1, 2, 3], params: Self.greedy(8))
+            XCTAssertThrowsError(try core.add(id: "long", prompt: "", promptTokenIDs: Array(repeating: 5, count: 512), params: Self.greedy(1))) { error in
+                XCTAssertEqual("\(error)", "request long cannot run: its prompt has 512 tokens; the model's context is 512 (max_position_embeddings)")
+            }
+            XCTAssertThrowsError(try core.add(id: "big", prompt: "", promptTokenIDs: Array(repeating: 5, count: 30), params: Self.greedy(20))) { error in
+                let text = "\(error)"
+                XCTAssertTrue(text.contains("need 13 KV blocks of 4 positions; the pool has 10"), text)
+            }
+            XCTAssertThrowsError(try core.add(id: "bad", prompt: "", promptTokenIDs: [1], params: SamplingParams(topP: 0))) { error in
+                XCTAssertEqual(error as? GenerationError, .invalidRequest("top_p must be in (0, 1], got 0.0"))
+            }
+            XCTAssertThrowsError(try core.add(id: "ok", prompt: "", promptTokenIDs: [1], params: Self.greedy(1))) { error in
+                XCTAssertEqual(error as? EngineError, .duplicateRequest(id: "ok"))
+            }
+            XCTAssertThrowsError(try core.add(id: "oov", prompt: "", promptTokenIDs: [1, 512], params: Self.greedy(1))) { error in
+                XCTAssertEqual(error as? GenerationError, .tokenOutOfVocabulary(token: 512, vocabularySize: 512))
+            }
+            let outputs = try EngineFixtures.drain(core)
+            XCTAssertEqual(Array(outputs.keys), ["ok"])
+            XCTAssertEqual(outputs["ok"]?.tokenIDs.count, 8)
+        }
+    }
+
+    func testAbortEndsARequestAndFreesItsBlocks() throws {
+        let directory = try EngineFixtures.tinyModel(self)
+        try EngineFixtures.withEngine(directory, cache: CacheConfig(blockSize: 4, blockCount: 20)) { core in
+            try core.add(id: "a", prompt: "", promptTokenIDs: Array(1...10), params: Self.greedy(30))
+            _ = try core.step()
+            _ = try core.step()
+            XCTAssertGreaterThan(core.blockUsage.used, 0)
+            let output = try XCTUnwrap(core.abort("a"))
+            XCTAssertEqual(output.finishReason, .abort)
+            XCTAssertEqual(output.final?.output.tokenIDs.count, 2)
+            XCTAssertNil(core.abort("a"), "an unknown id is no error")
+            XCTAssertEqual(core.unfinishedCount, 0)
+        }
+    }
+}

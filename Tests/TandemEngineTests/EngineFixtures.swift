@@ -1,0 +1,57 @@
+import Foundation
+import TandemComm
+import TandemEngine
+import TandemModel
+import TandemTensor
+import XCTest
+
+/// A tiny checkpoint and engines over it, on one rank or on tensor-parallel ranks as threads (rank 0 drives,
+/// the others run the worker loop).
+enum EngineFixtures {
+    /// Writes the tiny preset into a fresh directory removed after the test.
+    static func tinyModel(_ test: XCTestCase) throws -> String {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-engine-\(UUID().uuidString)")
+        test.addTeardownBlock { try? FileManager.default.removeItem(at: directory) }
+        try ModelWriter.write(.tiny, dtype: .bfloat16, seed: 1, to: directory.path)
+        return directory.path
+    }
+
+    /// Runs `body` with an engine over `directory` split `tensorParallelSize` ways and returns its result;
+    /// checks afterwards that every KV block is free again.
+    static func withEngine<Value: Sendable>(
+        _ directory: String, tensorParallelSize: Int = 1, cache: CacheConfig, scheduler: SchedulerConfig = SchedulerConfig(),
+        _ body: @escaping @Sendable (EngineCore) throws -> Value
+    ) throws -> Value {
+        Matmul.setThreads(1)
+        let run: @Sendable (TensorParallelGroup) throws -> Value? = { group in
+            let model = try LlamaModel(directory: directory, group: group)
+            let runner = try ModelRunner(model: model, cacheConfig: cache, maxNumSeqs: scheduler.maxNumSeqs, localRanks: group.size)
+            let plans = try group.group.map { try BroadcastQueue(world: $0, writer: 0, name: "plans") }
+            defer { plans?.shutdown() }
+            guard group.rank == 0 else {
+                try WorkerLoop.run(runner, plans: plans!)
+                return nil
+            }
+            let tokenizer = try BytePairTokenizer(directory: directory)
+            let core = EngineCore(
+                runner: runner, tokenizer: tokenizer, eosTokenIDs: Set(model.config.eosTokenIDs), scheduler: scheduler,
+                prefixCaching: cache.prefixCaching, plans: plans)
+            defer { core.shutdown() }
+            let value = try body(core)
+            XCTAssertEqual(core.blockUsage.used, 0, "every KV block is free once no request is left")
+            return value
+        }
+        if tensorParallelSize == 1 { return try run(.single)! }
+        let results = try ThreadLauncher.run(worldSize: tensorParallelSize) { group in try run(TensorParallelGroup(group)) }
+        return try results[0].get()!
+    }
+
+    /// Steps `core` until no request is left; the final output of each, by id.
+    static func drain(_ core: EngineCore) throws -> [String: RequestOutput] {
+        var finished: [String: RequestOutput] = [:]
+        while core.unfinishedCount > 0 {
+            for output in try core.step() { if let final = output.final { finished[output.requestID] = final.output } }
+        }
+        return finished
+    }
+}
