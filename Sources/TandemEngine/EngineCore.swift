@@ -46,6 +46,30 @@ public struct StepStats: Sendable, Equatable {
     public var stepSeconds = 0.0
 }
 
+/// The engine's counters at a moment (what `--log-stats` prints and the server will export).
+public struct EngineStats: Sendable, Equatable {
+    public var running = 0
+    public var waiting = 0
+    public var usedBlocks = 0
+    public var totalBlocks = 0
+    /// Prompt tokens looked up in the prefix cache, and those found there.
+    public var prefixQueriedTokens = 0
+    public var prefixHitTokens = 0
+    /// Tokens computed for prompts (recomputation included) and tokens generated, since the engine started.
+    public var promptTokens = 0
+    public var generatedTokens = 0
+    public var preemptions = 0
+
+    /// One line in the manner of vLLM's periodic log, with throughput over `seconds` since `earlier`.
+    public func line(since earlier: EngineStats, seconds: Double) -> String {
+        let hitRate = prefixQueriedTokens > 0 ? Double(prefixHitTokens) / Double(prefixQueriedTokens) * 100 : 0
+        return String(
+            format: "engine: prompt %.1f tokens/s, generation %.1f tokens/s, running %d, waiting %d, KV cache %.1f%% (%d/%d blocks), prefix cache hit rate %.1f%%, preemptions %d",
+            Double(promptTokens - earlier.promptTokens) / seconds, Double(generatedTokens - earlier.generatedTokens) / seconds, running, waiting,
+            Double(usedBlocks) / Double(max(totalBlocks, 1)) * 100, usedBlocks, totalBlocks, hitRate, preemptions)
+    }
+}
+
 /// The driver's engine (vLLM's `EngineCore`): accepts requests, and each `step` schedules work, sends the plan
 /// to the workers, runs this rank's part of the forward pass, samples, and reports each request's progress.
 /// Not thread-safe: `LLMEngine` runs it on its own thread; `LLM` runs it on the caller's.
@@ -61,6 +85,8 @@ public final class EngineCore {
     private var sampler = Sampler()
     /// The last step's shape.
     public private(set) var lastStep = StepStats()
+    private var promptTokensComputed = 0
+    private var tokensGenerated = 0
     /// Set once the engine failed or shut down; every later call throws it.
     public private(set) var deadReason: String?
 
@@ -81,6 +107,14 @@ public final class EngineCore {
     public var blockUsage: (used: Int, total: Int) { (scheduler.cache.pool.usedCount, scheduler.cache.pool.blockCount) }
     /// Prompt tokens looked up in the prefix cache, and those found.
     public var prefixCacheTokens: (queried: Int, hits: Int) { (scheduler.cache.queriedTokens, scheduler.cache.hitTokens) }
+
+    /// The counters now.
+    public var stats: EngineStats {
+        EngineStats(
+            running: scheduler.running.count, waiting: scheduler.waiting.count, usedBlocks: scheduler.cache.pool.usedCount,
+            totalBlocks: scheduler.cache.pool.blockCount, prefixQueriedTokens: scheduler.cache.queriedTokens, prefixHitTokens: scheduler.cache.hitTokens,
+            promptTokens: promptTokensComputed, generatedTokens: tokensGenerated, preemptions: scheduler.preemptionCount)
+    }
 
     /// Accepts a request; it joins the running batch at a coming step.
     ///
@@ -171,6 +205,9 @@ public final class EngineCore {
         var row = 0
         let now = DispatchTime.now().uptimeNanoseconds
         for ((request, newTokens), sequence) in zip(output.scheduled, sequences) {
+            if request.computedTokens < request.promptTokenIDs.count {
+                promptTokensComputed += min(newTokens, request.promptTokenIDs.count - request.computedTokens)
+            }
             request.computedTokens += newTokens
             guard sequence.wantsLogits, let logits else { continue }
             let width = logits.shape[1]
@@ -178,6 +215,7 @@ public final class EngineCore {
                 logits.baseAddress.assumingMemoryBound(to: Float.self) + row * width, count: width, temperature: request.params.temperature,
                 topK: request.params.topK, topP: request.params.topP, using: &request.generator)
             row += 1
+            tokensGenerated += 1
             request.append(token)
             request.output.accept(token)
             if let last = lastTokenTime[request.id] {

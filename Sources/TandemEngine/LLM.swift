@@ -24,6 +24,11 @@ public final class LLM {
     public let loadSeconds: Double
     /// Where the time of the last `generate` went.
     public private(set) var lastTimings = GenerationTimings()
+    /// Seconds between statistics lines on standard error while `generate` runs (vLLM's `--log-stats`); nil: none.
+    public var statsInterval: Double?
+
+    /// Prompt tokens found in the prefix cache since loading (rank 0; 0 on the other ranks).
+    public var prefixCacheHitTokens: Int { engine?.prefixCacheTokens.hits ?? 0 }
     /// Each step of the last `generate` (rank 0; empty on the other ranks).
     public private(set) var lastSteps: [StepStats] = []
     /// End-of-sequence ids from config.json and generation_config.json.
@@ -149,7 +154,13 @@ public final class LLM {
         var prefillEnd: UInt64?
         model.group.communication.reset()
         lastSteps = []
+        var (lastLog, lastStats) = (clock, engine.stats)
         while engine.unfinishedCount > 0 {
+            if let interval = statsInterval, Double(DispatchTime.now().uptimeNanoseconds - lastLog) / 1e9 >= interval {
+                let (now, stats) = (DispatchTime.now().uptimeNanoseconds, engine.stats)
+                FileHandle.standardError.write(Data((stats.line(since: lastStats, seconds: Double(now - lastLog) / 1e9) + "\n").utf8))
+                (lastLog, lastStats) = (now, stats)
+            }
             let updates = try engine.step()
             lastSteps.append(engine.lastStep)
             for update in updates {

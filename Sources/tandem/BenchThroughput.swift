@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import TandemComm
 import TandemEngine
 import TandemModel
 import TandemTensor
@@ -30,6 +31,9 @@ struct BenchThroughput: ParsableCommand {
 
     @Option(name: .customLong("prefix-len"), help: "Leading prompt tokens shared by every request (part of --input-len).")
     var prefixLength: Int = 0
+
+    @Flag(help: "Submit each request after the previous one finished (time to first token of each; with --prefix-len, the prefix cache's effect).")
+    var sequential = false
 
     @Option(help: "Seed of the random prompts.")
     var seed: UInt64 = 0
@@ -62,13 +66,22 @@ struct BenchThroughput: ParsableCommand {
         var kvCacheBytesPerRank = 0
         var kvBlocks = 0
         var residentBytesPerRank = 0
+        /// Time to first token of the first request and the median and largest of the others (sequential runs).
+        var firstTimeToFirstTokenSeconds = 0.0
+        var restTimeToFirstTokenMedianSeconds = 0.0
+        var restTimeToFirstTokenMaxSeconds = 0.0
+        var prefixCacheHitTokens = 0
+        /// A hash of every output's token ids, to compare runs (cache on and off).
+        var outputDigest = ""
 
         enum CodingKeys: String, CodingKey {
             case tensorParallelSize = "tp", threadsPerRank = "threads_per_rank", numPrompts = "num_prompts", inputLength = "input_len"
             case outputLength = "output_len", prefixLength = "prefix_len", elapsedSeconds = "elapsed_s", requestsPerSecond = "requests_per_s"
             case outputTokensPerSecond = "output_tokens_per_s", totalTokensPerSecond = "total_tokens_per_s", steps, largestBatch = "largest_batch"
             case driverShare = "driver_share", preemptions, kvCacheBytesPerRank = "kv_cache_bytes_per_rank", kvBlocks = "kv_blocks"
-            case residentBytesPerRank = "resident_bytes_per_rank"
+            case residentBytesPerRank = "resident_bytes_per_rank", firstTimeToFirstTokenSeconds = "ttft_first_s"
+            case restTimeToFirstTokenMedianSeconds = "ttft_rest_median_s", restTimeToFirstTokenMaxSeconds = "ttft_rest_max_s"
+            case prefixCacheHitTokens = "prefix_cache_hit_tokens", outputDigest = "output_digest"
         }
     }
 
@@ -82,13 +95,20 @@ struct BenchThroughput: ParsableCommand {
             let params = SamplingParams(temperature: 0, maxTokens: outputLength, ignoreEOS: true)
             _ = try llm.generate(promptTokenIDs: [randomTokens(min(inputLength, 16))], SamplingParams(temperature: 0, maxTokens: 2, ignoreEOS: true))
             try llm.model.group.group?.barrier()
+            let hitsBefore = llm.prefixCacheHitTokens
             let start = DispatchTime.now().uptimeNanoseconds
-            let outputs = try llm.generate(promptTokenIDs: prompts, params)
+            var outputs: [RequestOutput] = []
+            var firstTokenSeconds: [Double] = []
+            var steps: [StepStats] = []
+            for batch in sequential ? prompts.map({ [$0] }) : [prompts] {
+                outputs += try llm.generate(promptTokenIDs: batch, params)
+                firstTokenSeconds.append(llm.lastTimings.prefillSeconds)
+                steps += llm.lastSteps
+            }
             let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             let resident = try llm.model.group.group?.allGatherObject(BenchGenerate.residentBytes()).max() ?? BenchGenerate.residentBytes()
             guard reports else { return }
             let generated = outputs.reduce(0) { $0 + $1.tokenIDs.count }
-            let steps = llm.lastSteps
             let largest = steps.map(\.scheduledRequests).max() ?? 0
             let full = steps.filter { $0.scheduledRequests == largest }
             var report = Report(
@@ -104,6 +124,14 @@ struct BenchThroughput: ParsableCommand {
             report.kvCacheBytesPerRank = llm.runner.cache.byteCount
             report.kvBlocks = llm.runner.cache.blockCount
             report.residentBytesPerRank = resident
+            report.prefixCacheHitTokens = llm.prefixCacheHitTokens - hitsBefore
+            report.outputDigest = String(stableHash("\(outputs.map(\.tokenIDs))"), radix: 16)
+            if sequential {
+                let rest = firstTokenSeconds.dropFirst().sorted()
+                report.firstTimeToFirstTokenSeconds = firstTokenSeconds[0]
+                report.restTimeToFirstTokenMedianSeconds = rest.isEmpty ? 0 : rest[rest.count / 2]
+                report.restTimeToFirstTokenMaxSeconds = rest.last ?? 0
+            }
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]
@@ -115,7 +143,14 @@ struct BenchThroughput: ParsableCommand {
                       throughput \(String(format: "%.2f", report.requestsPerSecond)) requests/s, \(String(format: "%.1f", report.outputTokensPerSecond)) output tokens/s, \(String(format: "%.1f", report.totalTokensPerSecond)) total tokens/s (\(String(format: "%.1f", elapsed)) s)
                       steps \(report.steps), largest batch \(largest), driver (schedule + plan) \(String(format: "%.2f", report.driverShare * 100))% of a full step, \(report.preemptions) preemptions
                       KV cache \(report.kvBlocks) blocks, \(report.kvCacheBytesPerRank / 1_000_000) MB/rank; resident \(report.residentBytesPerRank / 1_000_000) MB/rank at the end
+                      prefix cache \(report.prefixCacheHitTokens) hit tokens; outputs digest \(report.outputDigest)
                     """)
+                if sequential {
+                    print(String(
+                        format: "  time to first token: request 1 %.3f s; requests 2–%d median %.3f s, max %.3f s (%.1f%% of request 1)", report.firstTimeToFirstTokenSeconds,
+                        numPrompts, report.restTimeToFirstTokenMedianSeconds, report.restTimeToFirstTokenMaxSeconds,
+                        report.restTimeToFirstTokenMaxSeconds / report.firstTimeToFirstTokenSeconds * 100))
+                }
             }
             fflush(nil)
         }

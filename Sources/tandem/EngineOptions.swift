@@ -25,6 +25,9 @@ struct EngineOptions: ParsableArguments {
     @Option(name: .customLong("max-num-seqs"), help: "Most requests running at once.")
     var maxNumSeqs: Int = 64
 
+    @Flag(name: .customLong("log-stats"), help: "Print the engine's throughput, queue and KV cache usage to stderr every 5 s.")
+    var logStats = false
+
     var cacheConfig: CacheConfig {
         CacheConfig(
             blockSize: blockSize, blockCount: kvBlocks, memoryBytes: kvCacheMemory?.value,

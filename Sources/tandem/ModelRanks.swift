@@ -65,6 +65,7 @@ struct ModelOptions: ParsableArguments {
             model: model, group: group, threads: threadsPerRank, cache: engine.cacheConfig, scheduler: engine.schedulerConfig, localRanks: localRanks,
             progress: bar.map { bar in { bar.show($0, of: $1) } })
         bar?.finish()
+        if engine.logStats && reports { llm.statsInterval = 5 }
         try body(llm, reports)
     }
 }

