@@ -92,13 +92,14 @@ struct BenchGenerate: ParsableCommand {
 
             var generator = SeededGenerator(seed: 42)
             let ordinary = llm.model.config.vocabularySize - 2
-            let prompts = (0..<batch).map { _ in (0..<promptLength).map { _ in Int.random(in: 0..<ordinary, using: &generator) } }
+            // Fresh prompts for every run, so no run finds another's in the prefix cache.
+            func prompts() -> [[Int]] { (0..<batch).map { _ in (0..<promptLength).map { _ in Int.random(in: 0..<ordinary, using: &generator) } } }
             let params = SamplingParams(temperature: 0, maxTokens: generateLength, ignoreEOS: true)
-            _ = try llm.generate(promptTokenIDs: prompts, SamplingParams(temperature: 0, maxTokens: 2, ignoreEOS: true))
+            _ = try llm.generate(promptTokenIDs: prompts(), SamplingParams(temperature: 0, maxTokens: 2, ignoreEOS: true))
             var runs: [GenerationTimings] = []
             for _ in 0..<repeats {
                 try group.group?.barrier()
-                _ = try llm.generate(promptTokenIDs: prompts, params)
+                _ = try llm.generate(promptTokenIDs: prompts(), params)
                 runs.append(llm.lastTimings)
             }
             func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }

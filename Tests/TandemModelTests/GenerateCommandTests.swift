@@ -58,6 +58,41 @@ final class GenerateCommandTests: XCTestCase {
         XCTAssertEqual(launched.outputs.map(\.token_ids), single.outputs.map(\.token_ids))
     }
 
+    /// Through processes, an engine squeezed to a 12-block pool of 4 positions, 8-token steps and 2 running
+    /// requests (so prompts are chunked and requests preempted and recomputed) gives the tokens of the default
+    /// engine on one rank.
+    func testSpawnedRanksWithATightEngineGiveTheTokensOfOneRank() throws {
+        let prompts = ["Hello world", "Tensor parallelism splits each layer", "Hello world, again and again", "x"].flatMap { ["--prompt", $0] }
+        func run(_ options: [String], tp: Int) throws -> [[Int]] {
+            let run = try BuiltProgram.run(
+                BuiltProgram.tandem,
+                ["generate", "--model", directory, "--tp", String(tp), "--max-tokens", "20", "--temperature", "0", "--ignore-eos", "--json", "--threads", "1"]
+                    + prompts + options)
+            XCTAssertEqual(run.status, 0, run.output)
+            let line = try XCTUnwrap(run.output.split(separator: "\n").first { $0.hasPrefix("{") }, run.output)
+            return try JSONDecoder().decode(Report.self, from: Data(line.utf8)).outputs.map(\.token_ids)
+        }
+        let reference = try run([], tp: 1)
+        XCTAssertEqual(reference.map(\.count), [20, 20, 20, 20])
+        let tight = ["--num-kv-blocks", "12", "--block-size", "4", "--max-num-batched-tokens", "8", "--max-num-seqs", "2"]
+        XCTAssertEqual(try run(tight, tp: 2), reference)
+        XCTAssertEqual(try run(tight + ["--no-prefix-caching", "--kv-cache-dtype", "float32"], tp: 2), reference)
+    }
+
+    func testEngineOptionsThatCannotWorkAreRefusedBeforeLoading() throws {
+        for (options, message) in [
+            (["--kv-cache-dtype", "int8"], "--kv-cache-dtype must be auto, bfloat16, float16 or float32, got int8"),
+            (["--num-kv-blocks", "4", "--kv-cache-memory", "1G"], "give --kv-cache-memory or --num-kv-blocks, not both"),
+            (["--block-size", "0"], "block size must be in 1 … 1024, got 0"),
+            (["--max-num-seqs", "0"], "--max-num-seqs must be ≥ 1, got 0"),
+            (["--num-kv-blocks", "2"], "need 9 KV blocks of 16 positions; the pool has 2"),
+        ] {
+            let run = try BuiltProgram.run(BuiltProgram.tandem, ["generate", "--model", directory, "--prompt", "x", "--max-tokens", "130"] + options)
+            XCTAssertNotEqual(run.status, 0)
+            XCTAssertTrue(run.output.contains(message), "\(options): \(run.output)")
+        }
+    }
+
     func testTensorParallelSizeThatDoesNotSplitTheModelListsValidSizes() throws {
         let run = try BuiltProgram.run(BuiltProgram.tandem, ["generate", "--model", directory, "--tp", "3", "--prompt", "x"])
         XCTAssertNotEqual(run.status, 0)
@@ -112,6 +147,8 @@ final class GenerateCommandTests: XCTestCase {
         let killed = try XCTUnwrap(killedAt)
         XCTAssertLessThan(finishedAt.timeIntervalSince(killed), 2, run.output)
         XCTAssertFalse(run.output.contains("output: "), "no result may be printed after a rank died")
+        let left = try FileManager.default.contentsOfDirectory(atPath: "/dev/shm").filter { $0.hasPrefix("tdm") }
+        XCTAssertEqual(left, [], "nothing of the job is left in /dev/shm")
 
     }
 
