@@ -17,7 +17,7 @@ public final class LLM {
     /// This rank's part of the model and its KV cache.
     public let runner: ModelRunner
     /// This rank's part of the model.
-    public var model: LlamaModel { runner.model }
+    public var model: any CausalLanguageModel { runner.model }
     /// The checkpoint's tokenizer.
     public let tokenizer: any Tokenizer
     /// Seconds spent loading the tokenizer and this rank's weights.
@@ -79,7 +79,7 @@ public final class LLM {
         let start = DispatchTime.now().uptimeNanoseconds
         if let threads { Matmul.setThreads(threads) }
         tokenizer = try BytePairTokenizer(directory: directory)
-        let model = try LlamaModel(directory: directory, group: group, progress: progress)
+        let model = try ModelRegistry.load(directory: directory, group: group, progress: progress)
         eosTokenIDs = Set(model.config.eosTokenIDs).union(try Self.generationEOS(directory))
         runner = try ModelRunner(model: model, cacheConfig: cache, maxNumSeqs: scheduler.maxNumSeqs, localRanks: localRanks ?? group.size)
         plans = try group.group.map { try BroadcastQueue(world: $0, writer: 0, name: "plans") }

@@ -6,7 +6,7 @@ import TandemTensor
 /// has one; the driver's also receives the logits.
 public final class ModelRunner {
     /// This rank's part of the model.
-    public let model: LlamaModel
+    public let model: any CausalLanguageModel
     /// This rank's KV blocks (the same block ids on every rank).
     public let cache: PagedKVCache
 
@@ -14,7 +14,7 @@ public final class ModelRunner {
     /// smallest any rank can afford, agreed over the group.
     ///
     /// - Throws: `EngineError.invalidCacheConfig`, or `CommError` when the agreement fails.
-    public init(model: LlamaModel, cacheConfig: CacheConfig, maxNumSeqs: Int, localRanks: Int) throws {
+    public init(model: any CausalLanguageModel, cacheConfig: CacheConfig, maxNumSeqs: Int, localRanks: Int) throws {
         try cacheConfig.validate()
         let dtype = cacheConfig.dtype ?? model.weightDType
         let layout = PagedKVLayout(

@@ -19,12 +19,14 @@ public struct ModelConfig: Sendable, Equatable {
     public let tieWordEmbeddings: Bool
     /// Whether the q, k and v projections have biases (Qwen2 always; Llama/Mistral when `attention_bias`).
     public let qkvBias: Bool
+    /// Whether o_proj has a bias: Llama's `attention_bias` covers it, Qwen2 biases q, k and v only.
+    public let outputProjectionBias: Bool
     public let bosTokenID: Int?
     /// Every end-of-sequence id (`eos_token_id` may be a list).
     public let eosTokenIDs: [Int]
 
     /// The model types Tandem runs.
-    public static let supportedTypes = ["llama", "mistral", "qwen2"]
+    public static var supportedTypes: [String] { ModelRegistry.supportedTypes }
 
     /// Reads `config.json` from a checkpoint directory.
     ///
@@ -90,6 +92,7 @@ public struct ModelConfig: Sendable, Equatable {
         ropeScaling = try Self.scaling(json["rope_scaling"] ?? ropeParameters.map { $0 as Any }, path: path)
         tieWordEmbeddings = try fields.flag("tie_word_embeddings", default: false)
         qkvBias = modelType == "qwen2" ? true : try fields.flag("attention_bias", default: false)
+        outputProjectionBias = modelType == "qwen2" ? false : qkvBias
         bosTokenID = try fields.tokenIDs("bos_token_id").first
         eosTokenIDs = try fields.tokenIDs("eos_token_id")
     }

@@ -44,10 +44,9 @@ final class LlamaDecoderLayer {
         attention = try QKVParallelLinear(
             source, prefix: "\(prefix).self_attn", hiddenSize: hidden, heads: config.headCount, keyValueHeads: config.keyValueHeadCount,
             headDimension: config.headDimension, hasBias: config.qkvBias, group: group)
-        // Qwen2 has biases on q, k and v only; Llama's attention_bias covers o_proj too.
         output = try RowParallelLinear(
             source, prefix: "\(prefix).self_attn.o_proj", inputSize: attentionWidth, outputSize: hidden,
-            hasBias: config.qkvBias && config.modelType != "qwen2", group: group)
+            hasBias: config.outputProjectionBias, group: group)
         postAttentionNorm = try source.loadFloat32("\(prefix).post_attention_layernorm.weight", shape: [hidden])
         gateUp = try MergedColumnParallelLinear(
             source, prefixes: ["\(prefix).mlp.gate_proj", "\(prefix).mlp.up_proj"], inputSize: hidden,

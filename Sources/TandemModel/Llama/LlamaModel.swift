@@ -3,7 +3,7 @@ import TandemTensor
 
 /// A Llama-family decoder (Llama, Mistral, Qwen2) on one tensor-parallel rank. It reads like the single-device
 /// model; the parallel layers hold this rank's slices and do the communication.
-public final class LlamaModel {
+public final class LlamaModel: CausalLanguageModel {
     /// The checkpoint's config.json.
     public let config: ModelConfig
     /// The ranks the weights are split over.
@@ -54,13 +54,6 @@ public final class LlamaModel {
     /// The kv heads each rank stores (the model's kv heads split over the group, or replicated when fewer).
     public var keyValueHeadsPerRank: Int { layers[0].attention.keyValueHeadsPerRank }
 
-    /// A paged KV cache of `blockCount` blocks of `blockSize` positions for this rank's kv heads.
-    public func makeKVCache(blockCount: Int, blockSize: Int, dtype: DType) throws(GenerationError) -> PagedKVCache {
-        try PagedKVCache(
-            layerCount: config.layerCount, blockCount: blockCount,
-            layout: PagedKVLayout(blockSize: blockSize, keyValueHeads: keyValueHeadsPerRank, headDimension: config.headDimension, dtype: dtype))
-    }
-
     /// Runs the new tokens of every sequence of `batch` through the model, storing their keys and values in
     /// `cache` at the positions their block tables give (a prompt or a chunk of it for prefill, one token for
     /// decode; sequences may mix).
@@ -70,7 +63,7 @@ public final class LlamaModel {
     ///   that wants them, in order; nil on the other ranks.
     /// - Throws: `GenerationError` for a token outside the vocabulary or a batch that does not fit the cache or
     ///   the context, `CommError` when a collective fails.
-    public func forward(_ batch: ForwardBatch, cache: PagedKVCache, logitsTo root: Int = 0) throws -> Tensor? {
+    public func forward(_ batch: ForwardBatch, cache: PagedKVCache, logitsTo root: Int) throws -> Tensor? {
         let metadata = try AttentionMetadata(batch, cache: cache, maxPositions: config.maxPositions)
         let rows = batch.tokens.count
         let hidden = Tensor(zeros: [rows, config.hiddenSize], dtype: .float32)
