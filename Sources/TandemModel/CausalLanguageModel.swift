@@ -39,10 +39,12 @@ extension CausalLanguageModel {
 /// The model families Tandem runs, by config.json's `model_type` (transformers' auto-model mapping).
 public enum ModelRegistry {
     /// Loads one rank's part of a checkpoint of this family.
-    public typealias Loader = @Sendable (_ directory: String, _ group: TensorParallelGroup, _ progress: ((Int, Int) -> Void)?) throws -> any CausalLanguageModel
+    public typealias Loader = @Sendable (
+        _ directory: String, _ group: TensorParallelGroup, _ precision: ComputePrecision, _ progress: ((Int, Int) -> Void)?
+    ) throws -> any CausalLanguageModel
 
     /// Llama and the families that share its layers (Mistral: a sliding window; Qwen2: q/k/v biases).
-    private static let llama: Loader = { try LlamaModel(directory: $0, group: $1, progress: $2) }
+    private static let llama: Loader = { try LlamaModel(directory: $0, group: $1, precision: $2, progress: $3) }
     private static let families: [String: Loader] = ["llama": llama, "mistral": llama, "qwen2": llama]
 
     /// The `model_type`s Tandem runs, sorted.
@@ -50,10 +52,14 @@ public enum ModelRegistry {
 
     /// Loads this rank's part of the checkpoint in `directory`, choosing the family by its `model_type`.
     ///
-    /// - Parameter progress: called after each decoder layer with (layers loaded, layer count).
+    /// - Parameters:
+    ///   - precision: what the linear layers multiply in.
+    ///   - progress: called after each decoder layer with (layers loaded, layer count).
     /// - Throws: `ModelLoadError` (an unsupported `model_type` names the supported ones).
-    public static func load(directory: String, group: TensorParallelGroup, progress: ((Int, Int) -> Void)? = nil) throws -> any CausalLanguageModel {
+    public static func load(
+        directory: String, group: TensorParallelGroup, precision: ComputePrecision = .float32, progress: ((Int, Int) -> Void)? = nil
+    ) throws -> any CausalLanguageModel {
         let config = try ModelConfig(directory: directory)
-        return try families[config.modelType]!(directory, group, progress)
+        return try families[config.modelType]!(directory, group, precision, progress)
     }
 }

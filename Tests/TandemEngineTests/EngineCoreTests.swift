@@ -39,8 +39,8 @@ final class EngineCoreTests: XCTestCase {
     private static func greedy(_ maxTokens: Int) -> SamplingParams { SamplingParams(temperature: 0, maxTokens: maxTokens, ignoreEOS: true) }
 
     /// Each request alone in a roomy engine.
-    private func alone(_ directory: String, _ planned: [Planned]) throws -> [String: [Int]] {
-        try EngineFixtures.withEngine(directory, cache: CacheConfig(blockSize: 4, blockCount: 64, prefixCaching: false)) { core in
+    private func alone(_ directory: String, _ planned: [Planned], precision: ComputePrecision = .float32) throws -> [String: [Int]] {
+        try EngineFixtures.withEngine(directory, cache: CacheConfig(blockSize: 4, blockCount: 64, prefixCaching: false), precision: precision) { core in
             var tokens: [String: [Int]] = [:]
             for request in planned {
                 try core.add(id: request.id, prompt: "", promptTokenIDs: request.prompt, params: Self.greedy(request.maxTokens))
@@ -52,10 +52,12 @@ final class EngineCoreTests: XCTestCase {
 
     /// The mix in an engine with a 28-block pool (a request needs up to 15), a 24-token step budget and at
     /// most 5 running requests.
-    private func mixed(_ directory: String, _ planned: [Planned], tensorParallelSize: Int, prefixCaching: Bool) throws -> (outputs: [String: RequestOutput], preemptions: Int, hits: Int) {
+    private func mixed(
+        _ directory: String, _ planned: [Planned], tensorParallelSize: Int, prefixCaching: Bool, precision: ComputePrecision = .float32
+    ) throws -> (outputs: [String: RequestOutput], preemptions: Int, hits: Int) {
         try EngineFixtures.withEngine(
             directory, tensorParallelSize: tensorParallelSize, cache: CacheConfig(blockSize: 4, blockCount: 28, prefixCaching: prefixCaching),
-            scheduler: SchedulerConfig(maxNumBatchedTokens: 24, maxNumSeqs: 5)
+            scheduler: SchedulerConfig(maxNumBatchedTokens: 24, maxNumSeqs: 5), precision: precision
         ) { core in
             var finished: [String: RequestOutput] = [:]
             var preemptions = 0
@@ -80,12 +82,12 @@ final class EngineCoreTests: XCTestCase {
         }
     }
 
-    private func checkMix(tensorParallelSize: Int) throws {
+    private func checkMix(tensorParallelSize: Int, precision: ComputePrecision = .float32) throws {
         let directory = try EngineFixtures.tinyModel(self)
         let seed = Self.seed()
         let planned = Self.plannedRequests(seed: seed)
-        let reference = try alone(directory, planned)
-        let run = try mixed(directory, planned, tensorParallelSize: tensorParallelSize, prefixCaching: true)
+        let reference = try alone(directory, planned, precision: precision)
+        let run = try mixed(directory, planned, tensorParallelSize: tensorParallelSize, prefixCaching: true, precision: precision)
         XCTAssertEqual(run.outputs.count, planned.count, "every request ends (seed \(seed))")
         for request in planned {
             let output = try XCTUnwrap(run.outputs[request.id], "seed \(seed)")
@@ -105,6 +107,11 @@ final class EngineCoreTests: XCTestCase {
     func testRandomMixMatchesRequestsRunAloneOnTwoRanks() throws { try checkMix(tensorParallelSize: 2) }
 
     func testRandomMixMatchesRequestsRunAloneOnFourRanks() throws { try checkMix(tensorParallelSize: 4) }
+
+    func testRandomMixMatchesRequestsRunAloneWithBFloat16Compute() throws {
+        try XCTSkipUnless(ComputePrecision.bfloat16Available, "this CPU has no AVX-512 BF16")
+        try checkMix(tensorParallelSize: 2, precision: .bfloat16)
+    }
 
     func testPrefixCacheHitsAndPreemptionHappenAndChangeNothing() throws {
         let directory = try EngineFixtures.tinyModel(self)

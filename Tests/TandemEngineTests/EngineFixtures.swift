@@ -20,11 +20,11 @@ enum EngineFixtures {
     /// checks afterwards that every KV block is free again.
     static func withEngine<Value: Sendable>(
         _ directory: String, tensorParallelSize: Int = 1, cache: CacheConfig, scheduler: SchedulerConfig = SchedulerConfig(),
-        _ body: @escaping @Sendable (EngineCore) throws -> Value
+        precision: ComputePrecision = .float32, _ body: @escaping @Sendable (EngineCore) throws -> Value
     ) throws -> Value {
         Matmul.setThreads(1)
         let run: @Sendable (TensorParallelGroup) throws -> Value? = { group in
-            let model = try LlamaModel(directory: directory, group: group)
+            let model = try LlamaModel(directory: directory, group: group, precision: precision)
             let runner = try ModelRunner(model: model, cacheConfig: cache, maxNumSeqs: scheduler.maxNumSeqs, localRanks: group.size)
             let plans = try group.group.map { try BroadcastQueue(world: $0, writer: 0, name: "plans") }
             defer { plans?.shutdown() }

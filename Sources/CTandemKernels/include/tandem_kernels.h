@@ -13,4 +13,24 @@ int tandem_has_avx2(void);
 void tandem_linear16_avx2(
     int is_bfloat16, const float *x, long m, long k, const uint16_t *w, long n, long first, long last, float *y);
 
+/// Whether this CPU runs the bfloat16 kernels below (AVX-512 F/BW and BF16); always 0 off x86-64.
+int tandem_has_avx512_bf16(void);
+
+/// Elements (uint16) of a `[n, k]` bfloat16 weight packed by `tandem_pack_bf16` (n rounded up to 16, k to 2).
+long tandem_packed_bf16_elements(long n, long k);
+
+/// Packs a row-major `[n, k]` bfloat16 weight for `tandem_gemm_packed_bf16`: blocks of 16 rows, and within a
+/// block, for each pair of k, the 16 rows' two values side by side (zeros pad the last block and an odd k).
+void tandem_pack_bf16(const uint16_t *w, long n, long k, uint16_t *packed);
+
+/// out[r * ldx + i] = x[r * k + i] rounded to bfloat16 (nearest even) for i < k, zero for k ≤ i < ldx.
+/// Requires tandem_has_avx512_bf16().
+void tandem_round_bf16(const float *x, long rows, long k, long ldx, uint16_t *out);
+
+/// y[r * n + j] = Σ_i x[r * ldx + i] · w[j, i] (bfloat16 products, fp32 sums) for rows r < m and the columns
+/// of 16-column blocks first_block ≤ b < last_block (j < n); `packed` from tandem_pack_bf16, ldx even.
+/// Requires tandem_has_avx512_bf16().
+void tandem_gemm_packed_bf16(
+    const uint16_t *x, long ldx, long m, long k, const uint16_t *packed, long n, long first_block, long last_block, float *y);
+
 #endif

@@ -9,8 +9,8 @@ public class ColumnParallelLinear {
     public let inputSize: Int
     /// This rank's output features.
     public let outputSizePerRank: Int
-    /// `[outputSizePerRank, inputSize]` in the checkpoint dtype.
-    let weight: Tensor
+    /// `[outputSizePerRank, inputSize]`, as the model's precision multiplies it.
+    let weight: LinearWeight
     /// `[outputSizePerRank]`, fp32.
     let bias: [Float]?
 
@@ -19,8 +19,8 @@ public class ColumnParallelLinear {
         _ source: WeightSource, parts: [(prefix: String, outputSize: Int, rows: Range<Int>)], inputSize: Int, hasBias: Bool
     ) throws(ModelLoadError) {
         self.inputSize = inputSize
-        weight = try source.stack(parts.map { ("\($0.prefix).weight", [$0.outputSize, inputSize], $0.rows) })
-        outputSizePerRank = weight.shape[0]
+        weight = source.linear(try source.stack(parts.map { ("\($0.prefix).weight", [$0.outputSize, inputSize], $0.rows) }))
+        outputSizePerRank = weight.outputSize
         if hasBias {
             let stacked = try source.stack(parts.map { ("\($0.prefix).bias", [$0.outputSize], $0.rows) })
             bias = stacked.toDoubles().map { Float($0) }
@@ -31,7 +31,7 @@ public class ColumnParallelLinear {
 
     /// `output[m, outputSizePerRank] = input[m, inputSize] · weightᵀ + bias`.
     public func forward(_ input: Tensor, into output: Tensor) {
-        Matmul.linear(input, weight: weight, into: output)
+        weight.apply(input, into: output)
         if let bias { addBias(bias, to: output) }
     }
 

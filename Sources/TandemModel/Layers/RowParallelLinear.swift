@@ -9,8 +9,8 @@ public final class RowParallelLinear {
     public let inputSizePerRank: Int
     /// Output features (whole on every rank).
     public let outputSize: Int
-    /// `[outputSize, inputSizePerRank]` in the checkpoint dtype.
-    private let weight: Tensor
+    /// `[outputSize, inputSizePerRank]`, as the model's precision multiplies it.
+    private let weight: LinearWeight
     /// `[outputSize]`, fp32, added once after the sum.
     private let bias: [Float]?
     private let group: TensorParallelGroup
@@ -19,7 +19,7 @@ public final class RowParallelLinear {
 
     init(_ source: WeightSource, prefix: String, inputSize: Int, outputSize: Int, hasBias: Bool, group: TensorParallelGroup) throws(ModelLoadError) {
         let columns = try ColumnParallelLinear.evenShare(inputSize, of: prefix, group: group, source: source)
-        weight = try source.load("\(prefix).weight", shape: [outputSize, inputSize], slice: (1, columns))
+        weight = source.linear(try source.load("\(prefix).weight", shape: [outputSize, inputSize], slice: (1, columns)))
         bias = hasBias ? try source.load("\(prefix).bias", shape: [outputSize]).toDoubles().map { Float($0) } : nil
         inputSizePerRank = columns.count
         self.outputSize = outputSize
@@ -30,7 +30,7 @@ public final class RowParallelLinear {
     ///
     /// - Throws: `CommError` when the all-reduce fails.
     public func forward(_ input: Tensor, into output: Tensor) throws(CommError) {
-        Matmul.linear(input, weight: weight, into: output)
+        weight.apply(input, into: output)
         try group.allReduce(output)
         if let bias { addBias(bias, to: output) }
     }

@@ -4,11 +4,17 @@ import TandemTensor
 /// loaded; every key read is recorded so the model can reject tensors it did not use.
 final class WeightSource {
     let checkpoint: Checkpoint
+    /// What the linear layers multiply in (their weights are prepared for it at load).
+    let precision: ComputePrecision
     private(set) var used: Set<String> = []
 
-    init(_ checkpoint: Checkpoint) {
+    init(_ checkpoint: Checkpoint, precision: ComputePrecision) {
         self.checkpoint = checkpoint
+        self.precision = precision
     }
+
+    /// A linear layer's weight in the form `precision` multiplies.
+    func linear(_ weight: Tensor) -> LinearWeight { LinearWeight(weight, precision: precision) }
 
     /// Tensor `key`, which must have `shape` and a float dtype; with `slice`, only entries `slice.range` of
     /// dimension `slice.dim`.

@@ -21,10 +21,15 @@ public final class LlamaModel: CausalLanguageModel {
     ///   - progress: called after each decoder layer with (layers loaded, layer count).
     /// - Throws: `ModelLoadError` for a missing, unexpected or wrongly shaped tensor, a bad config, or a
     ///   tensor-parallel size that does not split the model (the error lists the sizes that do).
-    public init(directory: String, group: TensorParallelGroup, progress: ((Int, Int) -> Void)? = nil) throws(ModelLoadError) {
+    public init(
+        directory: String, group: TensorParallelGroup, precision: ComputePrecision = .float32, progress: ((Int, Int) -> Void)? = nil
+    ) throws(ModelLoadError) {
         let config = try ModelConfig(directory: directory)
         try config.checkTensorParallel(group.size, path: directory)
-        let source = WeightSource(try Checkpoint(directory: directory))
+        guard precision != .bfloat16 || ComputePrecision.bfloat16Available else {
+            throw .unsupported(path: directory, detail: "compute dtype bfloat16 on this CPU: it needs AVX-512 BF16; use float32")
+        }
+        let source = WeightSource(try Checkpoint(directory: directory), precision: precision)
         self.config = config
         self.group = group
         embedding = try VocabParallelEmbedding(

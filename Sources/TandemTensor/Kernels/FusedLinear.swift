@@ -98,7 +98,7 @@ enum FusedLinear {
 }
 
 /// A value handed to concurrent workers that use it only while the caller waits for them.
-private struct UncheckedSendable<Value>: @unchecked Sendable {
+struct UncheckedSendable<Value>: @unchecked Sendable {
     let value: Value
     init(_ value: Value) { self.value = value }
 }

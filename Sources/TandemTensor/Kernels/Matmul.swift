@@ -16,8 +16,11 @@ public enum Matmul {
     /// registers, never written out — since the pass is bound by reading the weights.
     static let fusedRowLimit = 4
 
-    /// Threads for the fused kernel (BLAS keeps its own count).
+    /// Threads for the fused and bfloat16 kernels (BLAS keeps its own count).
     private static let threads = Atomic<Int>(1)
+
+    /// The count `setThreads` set.
+    static var threadCount: Int { threads.load(ordering: .relaxed) }
 
     /// `output[m, n] = input[m, k] · weight[n, k]ᵀ` — a linear layer with its weight stored as PyTorch stores
     /// it (`[out_features, in_features]`), in its checkpoint dtype.
