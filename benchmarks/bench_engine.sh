@@ -8,6 +8,7 @@
 #   4. resident memory with a KV pool of a given size.
 #
 #   benchmarks/bench_engine.sh        # (after `make build-release`)
+#   EXTRA="--compute-dtype bfloat16" benchmarks/bench_engine.sh     # the same with bf16 matrix products
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TANDEM=${TANDEM:-.build/release/tandem}
@@ -15,7 +16,8 @@ MODEL=${MODEL:-.build/models/small}
 TP=${TP:-2}
 [ -f "$MODEL/model.safetensors" ] || "$TANDEM" make-model --out "$MODEL" --preset small
 run() { echo "\$ tandem $*" >&2; "$TANDEM" "$@" | grep '^{'; }
-common=(--model "$MODEL" --tp "$TP" --threads 1)
+# shellcheck disable=SC2206
+common=(--model "$MODEL" --tp "$TP" --threads 1 ${EXTRA:-})
 batch=$(run bench throughput "${common[@]}" --num-prompts 64 --input-len 128 --output-len 128 --json)
 single=$(run bench generate "${common[@]}" --batch 1 --prompt-len 128 --gen-len 128 --repeats 3 --json)
 cached=$(run bench throughput "${common[@]}" --num-prompts 16 --input-len 1040 --prefix-len 1024 --output-len 16 --sequential --json)

@@ -83,6 +83,14 @@ final class PagedAttentionTests: XCTestCase {
         check(dtype: .float16, context: 150, count: 40, tolerance: 1e-5)
     }
 
+    func testFewQueriesForEveryStorageType() {
+        // Decode-sized calls (1–3 queries), a head size that is not a multiple of 8, a context of one position.
+        for dtype in [DType.float32, .bfloat16, .float16] {
+            check(dtype: dtype, context: 70, count: 3, heads: 6, kvHeads: 2, d: 12, blockSize: 5, tolerance: 1e-5)
+            check(dtype: dtype, context: 1, count: 1, tolerance: 1e-5)
+        }
+    }
+
     func testOneKeyValueHeadForEveryQueryHeadAndOddBlockSize() {
         check(dtype: .float32, context: 70, count: 70, heads: 3, kvHeads: 1, d: 12, blockSize: 5, tolerance: 1e-5)
     }
