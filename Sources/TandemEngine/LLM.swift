@@ -95,8 +95,9 @@ public final class LLM {
 
     /// Completions of `prompts`, in order.
     ///
-    /// - Throws: `GenerationError` for invalid parameters or prompts, `TokenizerError` for text that cannot be
-    ///   encoded, `CommError` when a collective fails.
+    /// - Throws: `GenerationError` for invalid parameters or prompts, `EngineError.requestTooLarge` for a prompt
+    ///   that can never fit (the context or the KV pool), `TokenizerError` for text that cannot be encoded,
+    ///   `CommError` when a collective fails (the engine is dead afterwards).
     ///
     /// - Parameter onDelta: called on this thread as text is generated, with each sequence's new text — whole
     ///   characters only, and never text a stop string might still claim (as much is held back as the longest
