@@ -101,6 +101,10 @@ public final class EngineCore {
             cache: KVCacheManager(blockCount: runner.cache.blockCount, blockSize: runner.cache.layout.blockSize, prefixCaching: prefixCaching))
     }
 
+    /// Why a rank of the model's group is gone (it died, aborted or left), noticed by the liveness monitors
+    /// even between steps; nil while every rank is here. Any thread may read it.
+    public var groupFailure: CommError? { runner.model.group.group?.failure ?? plans?.lostMember }
+
     /// Requests not yet finished.
     public var unfinishedCount: Int { requests.count }
     /// Blocks held by requests, and the pool's size.

@@ -1,15 +1,19 @@
 import Foundation
+import TandemComm
 import TandemModel
 
 /// The engine as a service (vLLM's `AsyncLLM` over its engine core): requests are added and aborted from any
 /// thread or task at any moment, and each comes back as an `AsyncThrowingStream` of its progress. The engine
 /// loop runs on a thread of its own — it never awaits anything; Swift concurrency is only at this edge — and
-/// sleeps while no request is waiting or running.
+/// sleeps while no request is waiting or running, waking every `idleCheckSeconds` to notice a rank that died
+/// in between (`stoppedReason` then names it).
 public final class LLMEngine: @unchecked Sendable {
     /// The stream type `add` returns.
     public typealias Stream = AsyncThrowingStream<EngineOutput, any Error>
 
     private let core: EngineCore
+    /// How often an idle engine checks its group for a dead rank.
+    static let idleCheckSeconds = 0.25
     private let condition = NSCondition()
     // Guarded by `condition`:
     private var pendingAdds: [(id: String, prompt: String, tokens: [Int], params: SamplingParams, continuation: Stream.Continuation)] = []
@@ -80,12 +84,23 @@ public final class LLMEngine: @unchecked Sendable {
         var failure: (any Error)?
         while failure == nil {
             condition.lock()
-            while pendingAdds.isEmpty && pendingAborts.isEmpty && !stopping && core.unfinishedCount == 0 { condition.wait() }
+            // Idle: wake now and then to notice a rank that died between requests.
+            var idleFailure: CommError?
+            while pendingAdds.isEmpty && pendingAborts.isEmpty && !stopping && core.unfinishedCount == 0 {
+                idleFailure = core.groupFailure
+                if idleFailure != nil { break }
+                condition.wait(until: Date(timeIntervalSinceNow: Self.idleCheckSeconds))
+            }
             let (adds, aborts, stop) = (pendingAdds, pendingAborts, stopping)
             pendingAdds.removeAll()
             pendingAborts.removeAll()
             condition.unlock()
             if stop { break }
+            if let idleFailure {
+                failure = idleFailure
+                for request in adds { request.continuation.finish(throwing: idleFailure) }
+                break
+            }
             for request in adds {
                 do {
                     try core.add(id: request.id, prompt: request.prompt, promptTokenIDs: request.tokens, params: request.params)

@@ -24,6 +24,9 @@ public enum BuiltProgram {
         }
     }
 
+    /// Serialises `Process.run` (see `run`).
+    private static let launching = NSLock()
+
     /// Runs `path` with `arguments`, merging stdout and stderr; kills it after `timeout` seconds.
     public static func run(_ path: String, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 120,
                     whileRunning: ((Process) -> Void)? = nil) throws -> Run {
@@ -37,7 +40,9 @@ public enum BuiltProgram {
         process.standardOutput = pipe
         process.standardError = pipe
         let start = Date()
-        try process.run()
+        // swift-corelibs-foundation's Process.run is not safe to call from two threads at once (it crashed in a
+        // memcpy when both pretend hosts of a multi-host test started their launchers together).
+        try launching.withLock { try process.run() }
         let collector = OutputCollector(pipe.fileHandleForReading)
         whileRunning?(process)
         let deadline = Date(timeIntervalSinceNow: timeout)

@@ -142,6 +142,44 @@ final class EngineFailureTests: XCTestCase {
     }
 }
 
+extension EngineFailureTests {
+    /// A worker that leaves while the engine has nothing to do: within 2 s the engine reports itself dead,
+    /// naming the rank, and refuses new requests.
+    func testAWorkerLostWhileIdleIsNoticedWithoutARequest() throws {
+        let directory = try EngineFixtures.tinyModel(self)
+        Matmul.setThreads(1)
+        let leftAt = Box()
+        let results = try ThreadLauncher.run(worldSize: 2) { world -> String? in
+            let group = TensorParallelGroup(world)
+            let model = try LlamaModel(directory: directory, group: group)
+            let runner = try ModelRunner(model: model, cacheConfig: CacheConfig(blockSize: 4, blockCount: 50), maxNumSeqs: 8, localRanks: 2)
+            let plans = try BroadcastQueue(world: world, writer: 0, name: "plans")
+            defer { plans.shutdown() }
+            guard world.rank == 0 else {
+                usleep(300_000)
+                leftAt.set(Date())
+                world.shutdown()
+                return nil
+            }
+            let engine = LLMEngine(
+                core: EngineCore(
+                    runner: runner, tokenizer: try BytePairTokenizer(directory: directory), eosTokenIDs: [], scheduler: SchedulerConfig(),
+                    prefixCaching: true, plans: plans))
+            let deadline = Date(timeIntervalSinceNow: 10)
+            while engine.stoppedReason == nil && Date() < deadline { usleep(10_000) }
+            let reason = try XCTUnwrap(engine.stoppedReason, "the idle engine notices the lost rank")
+            XCTAssertLessThan(Date().timeIntervalSince(try XCTUnwrap(leftAt.date)), 2)
+            XCTAssertTrue(reason.contains("rank 1"), reason)
+            XCTAssertThrowsError(try engine.add(id: "late", promptTokenIDs: [1], params: SamplingParams())) { error in
+                XCTAssertEqual(error as? EngineError, .engineDead(reason))
+            }
+            engine.shutdown()
+            return reason
+        }
+        print(try results[0].get() ?? "")
+    }
+}
+
 private final class Box: @unchecked Sendable {
     private let lock = NSLock()
     private var stored: (Date?, [String]) = (nil, [])

@@ -142,6 +142,14 @@ public final class BroadcastQueue: @unchecked Sendable {
     /// everyone when /dev/shm could not hold it).
     public var usesSharedMemory: Bool { ring != nil }
 
+    /// Why a member of the queue's group is gone, noticed by the group's liveness monitor without any message
+    /// being sent: the group's failure (a rank died or aborted), or `peerLost` for a rank that shut the queue down
+    /// (said goodbye) — either way the writer's next message would reach no one there. Nil while all are here.
+    public var lostMember: CommError? {
+        if let failure = group.failure { return failure }
+        return (0..<group.worldSize).first { $0 != rank && group.health.hasDeparted($0) }.map { CommError.departed($0, group: group.name) }
+    }
+
     // MARK: - Writer
 
     /// Sends `message` to every reader, in order. Blocks while the ring is full (the slowest local reader is
