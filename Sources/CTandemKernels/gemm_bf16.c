@@ -53,6 +53,9 @@ TANDEM_BF16 static inline __attribute__((always_inline)) void tile(
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < columns; c++) acc[r][c] = _mm512_setzero_ps();
     for (long q = 0; q < pairs; q++) {
+        // A few rows make a pass bound by reading the weights: fetch each column block's stream ahead.
+        if (rows <= 4)
+            for (int c = 0; c < columns; c++) _mm_prefetch((const char *)(packed + ((long)c * pairs + q + 16) * 32), _MM_HINT_T0);
         __m512i weights[3];
         for (int c = 0; c < columns; c++) weights[c] = _mm512_loadu_si512((const void *)(packed + ((long)c * pairs + q) * 32));
         for (int r = 0; r < rows; r++) {
