@@ -41,15 +41,15 @@ public final class VocabParallelEmbedding {
 public final class ParallelLMHead {
     /// Logits per row (the model's vocab_size).
     public let vocabularySize: Int
-    private let weight: Tensor
+    private let weight: LinearWeight
     private let rowsPerRank: Int
     private let group: TensorParallelGroup
 
     /// `lm_head.weight`'s block, or the embedding's block when the checkpoint ties them.
-    init(weight: Tensor, vocabularySize: Int, group: TensorParallelGroup) {
+    init(weight: LinearWeight, vocabularySize: Int, group: TensorParallelGroup) {
         self.weight = weight
         self.vocabularySize = vocabularySize
-        rowsPerRank = weight.shape[0]
+        rowsPerRank = weight.outputSize
         self.group = group
     }
 
@@ -59,7 +59,7 @@ public final class ParallelLMHead {
     /// - Throws: `CommError` when the gather fails.
     public func forward(_ hidden: Tensor, gatherTo root: Int) throws(CommError) -> Tensor? {
         let local = Tensor(zeros: [hidden.shape[0], rowsPerRank], dtype: .float32)
-        Matmul.linear(hidden, weight: weight, into: local)
+        weight.apply(hidden, into: local)
         return try group.gatherColumns(local, total: vocabularySize, to: root)
     }
 }

@@ -41,11 +41,12 @@ public final class LlamaModel: CausalLanguageModel {
         }
         self.layers = layers
         norm = try source.loadFloat32("model.norm.weight", shape: [config.hiddenSize])
+        // A tied head shares the embedding's table, which the lookup reads as it is: it stays on the fp32 path.
         let headWeight =
             config.tieWordEmbeddings
-            ? embedding.weight
-            : try source.load(
-                "lm_head.weight", shape: [config.vocabularySize, config.hiddenSize], slice: (0, embedding.tokenRange))
+            ? LinearWeight(embedding.weight, precision: .float32)
+            : source.linear(
+                try source.load("lm_head.weight", shape: [config.vocabularySize, config.hiddenSize], slice: (0, embedding.tokenRange)))
         lmHead = ParallelLMHead(weight: headWeight, vocabularySize: config.vocabularySize, group: group)
         let tied = config.tieWordEmbeddings
         try source.checkAllUsed { key in key.hasSuffix("rotary_emb.inv_freq") || (tied && key == "lm_head.weight") }
