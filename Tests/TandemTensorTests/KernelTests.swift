@@ -21,6 +21,26 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// The vector kernel (AVX2, polynomial e^x) and the portable loop against the formula in Double, over gates
+    /// from −100 to 100 (e^−g far beyond fp32's range at both ends) and a row length that is not a multiple of 8.
+    func testSiluAndMultiplyOverTheWholeRangeOnBothPaths() {
+        let n = 203
+        let gates = (0..<n).map { -100 + 200 * Double($0) / Double(n - 1) }
+        let ups = (0..<n).map { 0.5 + Double($0 % 7) }
+        let gateUp = Tensor(converting: gates + ups, shape: [1, 2 * n], dtype: .float32)
+        for vector in [true, false] {
+            let previous = Matmul.useVectorExtensions(vector)
+            defer { Matmul.useVectorExtensions(previous) }
+            let output = Tensor(zeros: [1, n], dtype: .float32)
+            Activation.siluAndMultiply(gateUp, into: output)
+            for index in 0..<n {
+                let g = Double(Float(gates[index]))
+                let expected = g / (1 + exp(-g)) * ups[index]
+                XCTAssertEqual(output.element(index), expected, accuracy: 2e-6 * max(1, abs(expected)), "gate \(g), vector \(vector)")
+            }
+        }
+    }
+
     func testSiluAndMultiplyAndSoftmax() {
         let gateUp = Tensor(converting: [-2, 0, 3, 1.5, 2, -1, 0.5, 4], shape: [2, 4], dtype: .float32)
         let output = Tensor(zeros: [2, 2], dtype: .float32)

@@ -13,6 +13,10 @@ int tandem_has_avx2(void);
 void tandem_linear16_avx2(
     int is_bfloat16, const float *x, long m, long k, const uint16_t *w, long n, long first, long last, float *y);
 
+/// out[r * n + i] = silu(g) · u with g = gate_up[r * 2n + i], u = gate_up[r * 2n + n + i] (Llama's gated MLP),
+/// e^x by polynomial. Requires tandem_has_avx2().
+void tandem_silu_mul_avx2(const float *gate_up, long rows, long n, float *out);
+
 /// Whether this CPU runs the bfloat16 kernels below (AVX-512 F/BW and BF16); always 0 off x86-64.
 int tandem_has_avx512_bf16(void);
 
