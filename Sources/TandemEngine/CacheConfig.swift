@@ -42,8 +42,20 @@ public struct CacheConfig: Sendable, Equatable {
     ///   - localRanks: ranks sharing this host's memory.
     /// - Throws: `EngineError.invalidCacheConfig` when not even one block fits.
     func blocks(bytesPerBlock: Int, fullBatchBlocks: Int, localRanks: Int) throws(EngineError) -> Int {
-        if let blockCount { return blockCount }
-        let budget = memoryBytes ?? min(fullBatchBlocks * bytesPerBlock, Self.availableMemory() / 2 / max(localRanks, 1))
+        let physical = Int(ProcessInfo.processInfo.physicalMemory)
+        if let blockCount {
+            let (bytes, overflow) = blockCount.multipliedReportingOverflow(by: bytesPerBlock)
+            guard !overflow, bytes <= physical else {
+                throw .invalidCacheConfig(
+                    "\(blockCount) blocks of \(bytesPerBlock) bytes are more than this host's \(physical) bytes of memory; give fewer")
+            }
+            return blockCount
+        }
+        if let memoryBytes, memoryBytes > physical {
+            throw .invalidCacheConfig("\(memoryBytes) bytes are more than this host's \(physical) bytes of memory; give less")
+        }
+        let fullBatch = fullBatchBlocks.multipliedReportingOverflow(by: bytesPerBlock)
+        let budget = memoryBytes ?? min(fullBatch.overflow ? Int.max : fullBatch.partialValue, Self.availableMemory() / 2 / max(localRanks, 1))
         let count = budget / bytesPerBlock
         guard count >= 1 else {
             throw .invalidCacheConfig("\(budget) bytes hold no block of \(bytesPerBlock) bytes (\(blockSize) positions of every layer); give more memory")

@@ -79,13 +79,15 @@ final class GenerateCommandTests: XCTestCase {
         XCTAssertEqual(try run(tight + ["--no-prefix-caching", "--kv-cache-dtype", "float32"], tp: 2), reference)
     }
 
-    func testEngineOptionsThatCannotWorkAreRefusedBeforeLoading() throws {
+    func testEngineOptionsThatCannotWorkAreRefused() throws {
         for (options, message) in [
             (["--kv-cache-dtype", "int8"], "--kv-cache-dtype must be auto, bfloat16, float16 or float32, got int8"),
             (["--num-kv-blocks", "4", "--kv-cache-memory", "1G"], "give --kv-cache-memory or --num-kv-blocks, not both"),
             (["--block-size", "0"], "block size must be in 1 … 1024, got 0"),
             (["--max-num-seqs", "0"], "--max-num-seqs must be ≥ 1, got 0"),
             (["--num-kv-blocks", "2"], "need 9 KV blocks of 16 positions; the pool has 2"),
+            (["--num-kv-blocks", "9223372036854775807"], "9223372036854775807 blocks of 4096 bytes are more than this host's"),
+            (["--kv-cache-memory", "100000G"], "107374182400000 bytes are more than this host's"),
         ] {
             let run = try BuiltProgram.run(BuiltProgram.tandem, ["generate", "--model", directory, "--prompt", "x", "--max-tokens", "130"] + options)
             XCTAssertNotEqual(run.status, 0)
