@@ -1,10 +1,8 @@
 import TandemTensor
 
 /// One request inside the engine (vLLM's `Request`): its tokens so far, how many of them the KV cache holds,
-/// its blocks, and where it stands. Owned by the engine thread.
+/// its blocks. Owned by the engine thread; the scheduler's queues say where it stands.
 final class EngineRequest {
-    enum Status { case waiting, running, finished }
-
     let id: String
     let promptTokenIDs: [Int]
     let params: SamplingParams
@@ -20,7 +18,6 @@ final class EngineRequest {
     var registeredBlocks = 0
     /// Identities of the full blocks of `tokens` worked out so far (a prefix of them).
     var blockHashes: [BlockHash] = []
-    var status = Status.waiting
     /// Prompt tokens found in the prefix cache when it was first scheduled.
     var cachedPromptTokens: Int?
     /// Times it lost its blocks to a newer request's need and was sent back to the queue.

@@ -41,7 +41,6 @@ final class Scheduler {
     var hasWork: Bool { !waiting.isEmpty || !running.isEmpty }
 
     func add(_ request: EngineRequest) {
-        request.status = .waiting
         waiting.append(request)
     }
 
@@ -50,7 +49,6 @@ final class Scheduler {
         if let index = running.firstIndex(where: { $0 === request }) { running.remove(at: index) }
         if let index = waiting.firstIndex(where: { $0 === request }) { waiting.remove(at: index) }
         cache.free(request)
-        request.status = .finished
     }
 
     func schedule() -> SchedulerOutput {
@@ -83,7 +81,6 @@ final class Scheduler {
             guard cache.allocate(request, newTokens: newTokens, prefix: prefix) else { break }
             if request.cachedPromptTokens == nil { request.cachedPromptTokens = min(prefix.count * cache.blockSize, request.promptTokenIDs.count) }
             waiting.removeFirst()
-            request.status = .running
             running.append(request)
             output.scheduled.append((request, newTokens))
             budget -= newTokens
@@ -93,7 +90,6 @@ final class Scheduler {
 
     private func preempt(_ request: EngineRequest) {
         cache.free(request)
-        request.status = .waiting
         request.preemptions += 1
         preemptionCount += 1
         waiting.insert(request, at: 0)
