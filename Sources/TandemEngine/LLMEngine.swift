@@ -118,14 +118,18 @@ public final class LLMEngine: @unchecked Sendable {
             }
         }
         let reason = failure.map { "\($0)" } ?? "shut down"
+        // Dead before any stream ends, so whoever sees a stream end also sees why.
+        condition.lock()
+        deadReason = reason
+        let unstarted = pendingAdds
+        pendingAdds.removeAll()
+        liveIDs.removeAll()
+        condition.unlock()
+        for request in unstarted { request.continuation.finish(throwing: EngineError.engineDead(reason)) }
         for continuation in streams.values { continuation.finish(throwing: failure ?? EngineError.engineDead(reason)) }
         streams.removeAll()
         core.shutdown()
         condition.lock()
-        deadReason = reason
-        for request in pendingAdds { request.continuation.finish(throwing: EngineError.engineDead(reason)) }
-        pendingAdds.removeAll()
-        liveIDs.removeAll()
         loopDone = true
         condition.broadcast()
         condition.unlock()

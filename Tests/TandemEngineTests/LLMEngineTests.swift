@@ -91,92 +91,91 @@ final class LLMEngineTests: XCTestCase {
     }
 }
 
-/// A worker that leaves in the middle of a run (its group shut down between two plans, as a crash would leave
-/// it) ends every open stream with an error naming it, within 2 s; the engine reports itself dead and shuts
-/// down cleanly.
+/// A worker that leaves — in the middle of a run (its group shut down between two plans, as a crash would leave
+/// it) or while the engine is idle — ends every open stream with an error naming it within 2 s; the engine
+/// reports itself dead and shuts down cleanly.
 final class EngineFailureTests: XCTestCase {
-    func testAWorkerLostMidRunEndsEveryStreamWithItsRank() throws {
+    /// Two ranks as threads over the tiny model: rank 1 runs `worker` with its runner, the plan queue and its
+    /// group (and records when it leaves in `leftAt`); rank 0 runs `driver` with an engine over its core.
+    private func onTwoRanks(
+        worker: @escaping @Sendable (ModelRunner, BroadcastQueue, ProcessGroup) throws -> Void,
+        driver: @escaping @Sendable (LLMEngine) throws -> String
+    ) throws -> String {
         let directory = try EngineFixtures.tinyModel(self)
         Matmul.setThreads(1)
-        let leftAt = Box()
         let results = try ThreadLauncher.run(worldSize: 2) { world -> String? in
-            let group = TensorParallelGroup(world)
-            let model = try LlamaModel(directory: directory, group: group)
+            let model = try LlamaModel(directory: directory, group: TensorParallelGroup(world))
             let runner = try ModelRunner(model: model, cacheConfig: CacheConfig(blockSize: 4, blockCount: 300), maxNumSeqs: 8, localRanks: 2)
             let plans = try BroadcastQueue(world: world, writer: 0, name: "plans")
             defer { plans.shutdown() }
             guard world.rank == 0 else {
-                for _ in 0..<6 { if case let .step(batch) = try StepPlan(decoding: plans.dequeue()) { _ = try runner.execute(batch) } }
-                leftAt.set(Date())
-                world.shutdown()
-                return nil
-            }
-            let core = EngineCore(
-                runner: runner, tokenizer: try BytePairTokenizer(directory: directory), eosTokenIDs: [], scheduler: SchedulerConfig(), prefixCaching: true,
-                plans: plans)
-            let engine = LLMEngine(core: core)
-            let params = SamplingParams(temperature: 0, maxTokens: 200, ignoreEOS: true)
-            let streams = try (0..<3).map { try engine.add(id: "s\($0)", promptTokenIDs: [1, 2, 3 + $0], params: params) }
-            let ended = DispatchSemaphore(value: 0)
-            let box = Box()
-            Task {
-                var messages: [String] = []
-                for stream in streams {
-                    do { for try await _ in stream {} } catch { messages.append("\(error)") }
-                }
-                box.set(Date(), messages)
-                ended.signal()
-            }
-            XCTAssertEqual(ended.wait(timeout: .now() + 30), .success, "the streams end")
-            let messages = box.messages
-            let delay = box.date!.timeIntervalSince(leftAt.date!)
-            XCTAssertLessThan(delay, 2, "streams end within 2 s of the worker leaving")
-            XCTAssertEqual(messages.count, 3, "every stream ends with an error")
-            for message in messages { XCTAssertTrue(message.contains("rank 1"), message) }
-            XCTAssertNotNil(engine.stoppedReason)
-            engine.shutdown()
-            XCTAssertThrowsError(try engine.add(id: "late", promptTokenIDs: [1], params: params))
-            return messages.first
-        }
-        print(try results[0].get() ?? "")
-    }
-}
-
-extension EngineFailureTests {
-    /// A worker that leaves while the engine has nothing to do: within 2 s the engine reports itself dead,
-    /// naming the rank, and refuses new requests.
-    func testAWorkerLostWhileIdleIsNoticedWithoutARequest() throws {
-        let directory = try EngineFixtures.tinyModel(self)
-        Matmul.setThreads(1)
-        let leftAt = Box()
-        let results = try ThreadLauncher.run(worldSize: 2) { world -> String? in
-            let group = TensorParallelGroup(world)
-            let model = try LlamaModel(directory: directory, group: group)
-            let runner = try ModelRunner(model: model, cacheConfig: CacheConfig(blockSize: 4, blockCount: 50), maxNumSeqs: 8, localRanks: 2)
-            let plans = try BroadcastQueue(world: world, writer: 0, name: "plans")
-            defer { plans.shutdown() }
-            guard world.rank == 0 else {
-                usleep(300_000)
-                leftAt.set(Date())
-                world.shutdown()
+                try worker(runner, plans, world)
                 return nil
             }
             let engine = LLMEngine(
                 core: EngineCore(
                     runner: runner, tokenizer: try BytePairTokenizer(directory: directory), eosTokenIDs: [], scheduler: SchedulerConfig(),
                     prefixCaching: true, plans: plans))
-            let deadline = Date(timeIntervalSinceNow: 10)
-            while engine.stoppedReason == nil && Date() < deadline { usleep(10_000) }
-            let reason = try XCTUnwrap(engine.stoppedReason, "the idle engine notices the lost rank")
-            XCTAssertLessThan(Date().timeIntervalSince(try XCTUnwrap(leftAt.date)), 2)
-            XCTAssertTrue(reason.contains("rank 1"), reason)
-            XCTAssertThrowsError(try engine.add(id: "late", promptTokenIDs: [1], params: SamplingParams())) { error in
-                XCTAssertEqual(error as? EngineError, .engineDead(reason))
-            }
-            engine.shutdown()
-            return reason
+            return try driver(engine)
         }
-        print(try results[0].get() ?? "")
+        return try results[0].get()!
+    }
+
+    func testAWorkerLostMidRunEndsEveryStreamWithItsRank() throws {
+        let leftAt = Box()
+        let message = try onTwoRanks(
+            worker: { runner, plans, world in
+                for _ in 0..<6 { if case let .step(batch) = try StepPlan(decoding: plans.dequeue()) { _ = try runner.execute(batch) } }
+                leftAt.set(Date())
+                world.shutdown()
+            },
+            driver: { engine in
+                let params = SamplingParams(temperature: 0, maxTokens: 200, ignoreEOS: true)
+                let streams = try (0..<3).map { try engine.add(id: "s\($0)", promptTokenIDs: [1, 2, 3 + $0], params: params) }
+                let ended = DispatchSemaphore(value: 0)
+                let box = Box()
+                Task {
+                    var messages: [String] = []
+                    for stream in streams {
+                        do { for try await _ in stream {} } catch { messages.append("\(error)") }
+                    }
+                    box.set(Date(), messages)
+                    ended.signal()
+                }
+                XCTAssertEqual(ended.wait(timeout: .now() + 30), .success, "the streams end")
+                let messages = box.messages
+                XCTAssertLessThan(box.date!.timeIntervalSince(leftAt.date!), 2, "streams end within 2 s of the worker leaving")
+                XCTAssertEqual(messages.count, 3, "every stream ends with an error")
+                for message in messages { XCTAssertTrue(message.contains("rank 1"), message) }
+                XCTAssertNotNil(engine.stoppedReason)
+                engine.shutdown()
+                XCTAssertThrowsError(try engine.add(id: "late", promptTokenIDs: [1], params: params))
+                return messages.first ?? ""
+            })
+        print(message)
+    }
+
+    func testAWorkerLostWhileIdleIsNoticedWithoutARequest() throws {
+        let leftAt = Box()
+        let reason = try onTwoRanks(
+            worker: { _, _, world in
+                usleep(300_000)
+                leftAt.set(Date())
+                world.shutdown()
+            },
+            driver: { engine in
+                let deadline = Date(timeIntervalSinceNow: 10)
+                while engine.stoppedReason == nil && Date() < deadline { usleep(10_000) }
+                let reason = try XCTUnwrap(engine.stoppedReason, "the idle engine notices the lost rank")
+                XCTAssertLessThan(Date().timeIntervalSince(try XCTUnwrap(leftAt.date)), 2)
+                XCTAssertTrue(reason.contains("rank 1"), reason)
+                XCTAssertThrowsError(try engine.add(id: "late", promptTokenIDs: [1], params: SamplingParams())) { error in
+                    XCTAssertEqual(error as? EngineError, .engineDead(reason))
+                }
+                engine.shutdown()
+                return reason
+            })
+        print(reason)
     }
 }
 
