@@ -98,7 +98,7 @@ public final class EngineCore {
         self.plans = plans
         scheduler = Scheduler(
             config: config,
-            cache: KVCacheManager(blockCount: runner.cache.blockCount, blockSize: runner.cache.layout.blockSize, prefixCaching: prefixCaching))
+            cache: KVCacheManager(blockCount: runner.cache.blockCount, layout: runner.cache.layout, prefixCaching: prefixCaching))
     }
 
     /// Why a rank of the model's group is gone (it died, aborted or left), noticed by the liveness monitors

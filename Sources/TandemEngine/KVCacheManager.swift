@@ -1,22 +1,25 @@
+import TandemTensor
+
 /// Gives requests their KV blocks (vLLM's `KVCacheManager`): finds the longest cached prefix of a request,
 /// allocates the blocks a step needs, registers full blocks in the prefix cache, and frees a request's blocks.
 /// Runs on the engine thread only.
 final class KVCacheManager {
     let pool: BlockPool
-    let blockSize: Int
+    /// How positions fall into blocks.
+    let layout: PagedKVLayout
     let prefixCaching: Bool
     /// Prompt tokens looked up and found in the prefix cache (for the hit rate).
     private(set) var queriedTokens = 0
     private(set) var hitTokens = 0
 
-    init(blockCount: Int, blockSize: Int, prefixCaching: Bool) {
+    init(blockCount: Int, layout: PagedKVLayout, prefixCaching: Bool) {
         pool = BlockPool(blockCount: blockCount)
-        self.blockSize = blockSize
+        self.layout = layout
         self.prefixCaching = prefixCaching
     }
 
-    /// Blocks needed to hold `positions` positions.
-    func blocksFor(_ positions: Int) -> Int { (positions + blockSize - 1) / blockSize }
+    /// Positions per block.
+    var blockSize: Int { layout.blockSize }
 
     /// The cached blocks holding the longest prefix of `request`'s tokens, in order — always leaving at least one
     /// token to compute, whose logits the request needs.
@@ -41,7 +44,7 @@ final class KVCacheManager {
     /// - Returns: false when too few blocks are free.
     func allocate(_ request: EngineRequest, newTokens: Int, prefix: [Int] = []) -> Bool {
         let computed = request.computedTokens + prefix.count * blockSize
-        let needed = blocksFor(computed + newTokens) - request.blocks.count - prefix.count
+        let needed = layout.blocks(holding: computed + newTokens) - request.blocks.count - prefix.count
         // Prefix blocks that are free now leave the free queue when taken.
         let reclaimed = prefix.reduce(0) { $0 + (pool.isFree($1) ? 1 : 0) }
         guard needed <= pool.freeCount - reclaimed else { return false }

@@ -155,7 +155,6 @@ public final class LLM {
         var started = Set<Int>()
         let clock = DispatchTime.now().uptimeNanoseconds
         var prefillEnd: UInt64?
-        model.group.communication.reset()
         lastSteps = []
         var (lastLog, lastStats) = (clock, engine.stats)
         while engine.unfinishedCount > 0 {

@@ -89,7 +89,7 @@ public final class LLMEngine: @unchecked Sendable {
             while pendingAdds.isEmpty && pendingAborts.isEmpty && !stopping && core.unfinishedCount == 0 {
                 idleFailure = core.groupFailure
                 if idleFailure != nil { break }
-                condition.wait(until: Date(timeIntervalSinceNow: Self.idleCheckSeconds))
+                _ = condition.wait(until: Date(timeIntervalSinceNow: Self.idleCheckSeconds))
             }
             let (adds, aborts, stop) = (pendingAdds, pendingAborts, stopping)
             pendingAdds.removeAll()

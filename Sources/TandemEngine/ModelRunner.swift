@@ -20,15 +20,16 @@ public final class ModelRunner {
         let layout = PagedKVLayout(
             blockSize: cacheConfig.blockSize, keyValueHeads: model.keyValueHeadsPerRank, headDimension: model.config.headDimension, dtype: dtype)
         let perBlock = PagedKVCache.bytesPerBlock(layerCount: model.config.layerCount, layout: layout)
-        let blocksPerContext = (model.config.maxPositions + cacheConfig.blockSize - 1) / cacheConfig.blockSize
-        var blocks = try cacheConfig.blocks(bytesPerBlock: perBlock, fullBatchBlocks: maxNumSeqs * blocksPerContext, localRanks: localRanks)
+        let fullBatch = maxNumSeqs * layout.blocks(holding: model.config.maxPositions)
+        var blocks = try cacheConfig.blocks(bytesPerBlock: perBlock, fullBatchBlocks: fullBatch, localRanks: localRanks)
         if let group = model.group.group { blocks = try group.allGatherObject(blocks).min()! }
         self.model = model
         cache = try model.makeKVCache(blockCount: blocks, blockSize: cacheConfig.blockSize, dtype: dtype)
     }
 
     /// Checks that a request can ever run here: its parameters, its tokens, its length against the context and
-    /// its blocks against the whole pool. Reads only what never changes, so any thread may call it, and every rank of the group gives the same answer.
+    /// its blocks against the whole pool. Reads only what never changes, so any thread may call it, and every
+    /// rank of the group gives the same answer.
     ///
     /// - Throws: `GenerationError` for bad parameters, an empty prompt or a token outside the vocabulary;
     ///   `EngineError.requestTooLarge` with the numbers.
@@ -44,13 +45,12 @@ public final class ModelRunner {
                 id: id, "its prompt has \(promptTokenIDs.count) tokens; the model's context is \(config.maxPositions) (max_position_embeddings)")
         }
         let positions = min(promptTokenIDs.count + params.maxTokens, config.maxPositions)
-        let (blockSize, blockCount) = (cache.layout.blockSize, cache.blockCount)
-        let needed = (positions + blockSize - 1) / blockSize
-        guard needed <= blockCount else {
+        let needed = cache.layout.blocks(holding: positions)
+        guard needed <= cache.blockCount else {
             throw EngineError.requestTooLarge(
                 id: id,
-                "\(promptTokenIDs.count) prompt + up to \(params.maxTokens) new tokens need \(needed) KV blocks of \(blockSize) positions; "
-                    + "the pool has \(blockCount) (give more --kv-cache-memory or fewer max_tokens)")
+                "\(promptTokenIDs.count) prompt + up to \(params.maxTokens) new tokens need \(needed) KV blocks of \(cache.layout.blockSize) positions; "
+                    + "the pool has \(cache.blockCount) (give more --kv-cache-memory or fewer max_tokens)")
         }
     }
 

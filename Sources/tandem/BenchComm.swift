@@ -82,9 +82,7 @@ struct BenchComm: ParsableCommand {
             }
         }
         if group.rank == 0 && json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(rows), as: UTF8.self))
+            print(try jsonLine(rows))
         }
         if rows.contains(where: { $0.wrong > 0 }) { throw ExitCode(3) }
     }

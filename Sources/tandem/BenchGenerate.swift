@@ -148,12 +148,6 @@ struct BenchGenerate: ParsableCommand {
         return 2 * Double(m * n * k) / best / 1e9
     }
 
-    private func jsonLine(_ report: Report) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return String(decoding: try encoder.encode(report), as: UTF8.self)
-    }
-
     private func table(_ r: Report) -> String {
         """
         model \(modelOptions.model): tp \(r.tensorParallelSize), \(r.threadsPerRank) thread(s)/rank, batch \(r.batch), prompt \(r.promptLength), generate \(r.generateLength)

@@ -133,9 +133,7 @@ struct BenchThroughput: ParsableCommand {
                 report.restTimeToFirstTokenMaxSeconds = rest.last ?? 0
             }
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                print(String(decoding: try encoder.encode(report), as: UTF8.self))
+                print(try jsonLine(report))
             } else {
                 print(
                     """

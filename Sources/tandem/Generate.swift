@@ -77,9 +77,7 @@ struct Generate: ParsableCommand {
                     timings: .init(
                         loadSeconds: llm.loadSeconds, prefillTokensPerSecond: timings.prefillTokensPerSecond,
                         decodeTokensPerSecond: timings.decodeTokensPerSecond))
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                print(String(decoding: try encoder.encode(report), as: UTF8.self))
+                print(try jsonLine(report))
             } else {
                 if !stream {
                     for output in outputs {

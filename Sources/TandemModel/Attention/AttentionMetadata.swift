@@ -29,7 +29,7 @@ struct AttentionMetadata {
             guard sequence.contextLength <= maxPositions else {
                 throw .invalidBatch("sequence \(index) reaches position \(sequence.contextLength), past the model's context of \(maxPositions)")
             }
-            let blocksNeeded = (sequence.contextLength + blockSize - 1) / blockSize
+            let blocksNeeded = cache.layout.blocks(holding: sequence.contextLength)
             guard sequence.blockTable.count >= blocksNeeded else {
                 throw .invalidBatch(
                     "sequence \(index) needs \(blocksNeeded) blocks of \(blockSize) for \(sequence.contextLength) positions but its table has \(sequence.blockTable.count)")

@@ -38,10 +38,9 @@ public final class PagedKVCache {
         self.layout = layout
         self.blockCount = blockCount
         self.layerCount = layerCount
-        let (bytes, overflow) = Self.bytesPerBlock(layerCount: layerCount, layout: layout).multipliedReportingOverflow(by: blockCount)
-        guard !overflow else {
-            throw .cacheUnavailable("\(blockCount) KV blocks of \(Self.bytesPerBlock(layerCount: layerCount, layout: layout)) bytes exceed any address space; give fewer")
-        }
+        let perBlock = Self.bytesPerBlock(layerCount: layerCount, layout: layout)
+        let (bytes, overflow) = perBlock.multipliedReportingOverflow(by: blockCount)
+        guard !overflow else { throw .cacheUnavailable("\(blockCount) KV blocks of \(perBlock) bytes exceed any address space; give fewer") }
         byteCount = bytes
         guard let mapping = mmap(nil, byteCount, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), mapping != MAP_FAILED else {
             throw .cacheUnavailable("the system refused \(byteCount) bytes for \(blockCount) KV blocks (errno \(errno)); give a smaller KV cache")

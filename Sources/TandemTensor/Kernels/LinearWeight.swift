@@ -51,10 +51,17 @@ public final class LinearWeight: @unchecked Sendable {
 
     deinit { packed?.deallocate() }
 
+    /// An fp32 or fp16 weight as bfloat16, a row at a time (widened as kernels read it, rounded to nearest even).
     private static func rounded(_ weight: Tensor) -> Tensor {
+        let (rows, columns) = (weight.shape[0], weight.shape[1])
         let result = Tensor(zeros: weight.shape, dtype: .bfloat16)
         let target = result.baseAddress.assumingMemoryBound(to: UInt16.self)
-        for index in 0..<weight.count { target[index] = HalfConversion.bfloat16Bits(from: Float(weight.element(index))) }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: max(columns, 1)) { row in
+            for index in 0..<rows {
+                weight.copyFloats(from: index * columns, count: columns, into: row.baseAddress!)
+                tandem_round_bf16(row.baseAddress!, 1, columns, columns, target + index * columns)
+            }
+        }
         return result
     }
 

@@ -37,7 +37,7 @@ public enum Matmul {
         let c = output.baseAddress.assumingMemoryBound(to: Float.self)
         switch weight.dtype {
         case .float32:
-            sgemm(m: m, n: n, k: k, a: a, b: weight.baseAddress.assumingMemoryBound(to: Float.self), c: c, ldc: n)
+            gemm(m: m, n: n, k: k, a: a, lda: k, b: weight.baseAddress.assumingMemoryBound(to: Float.self), ldb: k, transposeB: true, c: c, ldc: n)
         // (A `where` clause binds to the last pattern only, so each pattern has its own.)
         case .bfloat16 where m <= fusedRowLimit, .float16 where m <= fusedRowLimit:
             FusedLinear.run(
@@ -51,7 +51,7 @@ public enum Matmul {
             while first < n {
                 let count = min(rows, n - first)
                 weight.copyFloats(from: first * k, count: count * k, into: scratch)
-                sgemm(m: m, n: count, k: k, a: a, b: scratch, c: c + first, ldc: n)
+                gemm(m: m, n: count, k: k, a: a, lda: k, b: scratch, ldb: k, transposeB: true, c: c + first, ldc: n)
                 first += count
             }
         case .int8, .int32, .int64:
@@ -61,7 +61,7 @@ public enum Matmul {
 
     /// `c[m, n] = alpha · a[m, k] · op(b) + beta · c` on row-major fp32 buffers with leading dimensions (floats
     /// per row) `lda`, `ldb`, `ldc`; `op(b)` is `b[n, k]ᵀ` when `transposeB`, else `b[k, n]`. For kernels that
-    /// multiply tiles of their own buffers (attention).
+    /// multiply tiles of their own buffers (attention), and for `linear`.
     public static func gemm(
         m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         transposeB: Bool, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
@@ -72,17 +72,9 @@ public enum Matmul {
             blasInt(ldb), beta, c, blasInt(ldc))
     }
 
-    /// `c[m, n] (row stride ldc) = a[m, k] · b[n, k]ᵀ`.
-    private static func sgemm(
-        m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int
-    ) {
-        cblas_sgemm(
-            CblasRowMajor, CblasNoTrans, CblasTrans, blasInt(m), blasInt(n), blasInt(k), 1, a, blasInt(k), b, blasInt(k), 0, c,
-            blasInt(ldc))
-    }
 
-    /// Chooses between the C decode kernel (where available) and the portable Swift one; returns the
-    /// previous choice. For tests and comparisons: the default is the fastest available.
+    /// Chooses between the C kernels (the decode linear and SiLU·up, where the CPU has AVX2) and the portable
+    /// Swift ones; returns the previous choice. For tests and comparisons: the default is the fastest available.
     @discardableResult
     public static func useVectorExtensions(_ enabled: Bool) -> Bool {
         FusedLinear.useAVX2.exchange(enabled && FusedLinear.hasAVX2, ordering: .relaxed)

@@ -26,6 +26,9 @@ public struct PagedKVLayout: Sendable, Equatable {
         self.dtype = dtype
     }
 
+    /// Blocks that hold `positions` positions.
+    public func blocks(holding positions: Int) -> Int { (positions + blockSize - 1) / blockSize }
+
     /// Elements of one block (of keys, or of values) in one layer.
     public var blockElements: Int { keyValueHeads * blockSize * headDimension }
 
