@@ -25,7 +25,9 @@ let package = Package(
             dependencies: ["CTandemKernels", .target(name: "COpenBLAS", condition: .when(platforms: [.linux]))]),
         // Acquire/release atomics on shared-memory words (header-only C).
         .target(name: "CTandemAtomics"),
-        .target(name: "TandemComm", dependencies: ["TandemTensor", "CTandemAtomics"]),
+        // System calls Swift cannot call directly (header-only C).
+        .target(name: "CTandemSystem"),
+        .target(name: "TandemComm", dependencies: ["TandemTensor", "CTandemAtomics", "CTandemSystem"]),
         .target(name: "TandemParallel", dependencies: ["TandemComm", "TandemTensor"]),
         .target(name: "TandemModel", dependencies: ["TandemTensor", "TandemComm", "TandemParallel"]),
         .target(name: "TandemEngine", dependencies: ["TandemModel", "TandemTensor", "TandemComm", "TandemParallel"]),
@@ -48,7 +50,7 @@ let package = Package(
         .testTarget(name: "TandemTensorTests", dependencies: ["TandemTensor"]),
         .testTarget(
             name: "TandemEngineTests",
-            dependencies: ["TandemEngine", "TandemModel", "TandemTensor", "TandemComm", "TandemParallel", "TandemTestSupport"]),
+            dependencies: ["TandemEngine", "TandemModel", "TandemTensor", "TandemComm", "TandemParallel", "TandemTestSupport", "tandem"]),
         .testTarget(
             name: "TandemModelTests",
             dependencies: ["TandemEngine", "TandemModel", "TandemTensor", "TandemComm", "TandemParallel", "TandemTestSupport", "tandem"]),

@@ -66,6 +66,11 @@ public enum TandemEnvironment {
         name: "TANDEM_LOG_LEVEL", defaultValue: "warning",
         summary: "log verbosity on stderr: debug, info, warning or error")
 
+    /// Set by Tandem in the ranks it spawns itself (`SpawnedRanks`): the process they die with.
+    public static let parentPID = Variable(
+        name: "TANDEM_PARENT_PID", defaultValue: "(set by Tandem for the workers it spawns)",
+        summary: "the engine process a spawned worker belongs to; the worker exits when it does (not for users to set)")
+
     /// Seed of the randomized tests (the stress test prints the one it used).
     public static let testSeed = Variable(
         name: "TANDEM_TEST_SEED", defaultValue: "(random, printed)",
@@ -74,7 +79,7 @@ public enum TandemEnvironment {
     /// All variables, in the order the README lists them.
     public static let all: [Variable] = [
         jobToken, commTimeout, backend, allReduceAlgorithm, socketInterface, spin, sharedBuffer, hostIdentity, useSplitGroup,
-        logLevel, testSeed,
+        logLevel, parentPID, testSeed,
     ]
 
     /// Reads a positive number of seconds from `variable`, or its default.

@@ -2,7 +2,7 @@ import Foundation
 import TandemTensor
 
 /// How big the paged KV cache is and what it stores (vLLM's `CacheConfig`).
-public struct CacheConfig: Sendable, Equatable {
+public struct CacheConfig: Sendable, Equatable, Codable {
     /// Positions per block.
     public var blockSize: Int
     /// Blocks per rank; nil: from `memoryBytes`.

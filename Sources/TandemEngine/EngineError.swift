@@ -11,6 +11,8 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
     case malformedPlan(String)
     /// The KV cache configuration does not fit (the message names the numbers and the option to change).
     case invalidCacheConfig(String)
+    /// Another rank of the engine's group failed (could not load, or died); the message says how.
+    case rankFailed(rank: Int, String)
 
     public var description: String {
         switch self {
@@ -19,6 +21,7 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
         case let .engineDead(reason): "the engine has stopped: \(reason)"
         case let .malformedPlan(message): "malformed step plan: \(message)"
         case let .invalidCacheConfig(message): "KV cache: \(message)"
+        case let .rankFailed(rank, message): "rank \(rank) failed: \(message)"
         }
     }
 }

@@ -9,10 +9,12 @@ import TandemTensor
 /// prompts. A client of the engine: `generate` submits every prompt to an `EngineCore` and steps it until all
 /// are done (continuous batching over a paged KV cache with prefix caching).
 ///
-/// With tensor parallelism every rank of the group constructs an `LLM` and calls `generate` with the same
-/// prompts (SPMD, as torch.distributed programs run): rank 0 drives the engine and the other ranks run the
-/// worker loop for the call — each step's plan reaches them through a broadcast queue — and every rank returns
-/// rank 0's outputs. `tandem generate --tp N` starts the ranks for you.
+/// Tensor parallelism comes two ways. `init(config:tensorParallelSize:)` makes this process the driver and
+/// spawns the other ranks itself (`tandem worker` processes that receive the config, report whether they loaded,
+/// and run the worker loop until this `LLM` is shut down) — as vLLM's `LLM(tensor_parallel_size=N)`. Or every
+/// rank of a group that already exists (`tandem launch`, or threads) constructs an `LLM` with
+/// `init(config:group:)` and calls `generate` with the same prompts (SPMD, as torch.distributed programs run):
+/// rank 0 drives and the other ranks run the worker loop for the call; every rank returns rank 0's outputs.
 public final class LLM {
     /// This rank's part of the model and its KV cache.
     public let runner: ModelRunner
@@ -20,7 +22,7 @@ public final class LLM {
     public var model: any CausalLanguageModel { runner.model }
     /// The checkpoint's tokenizer.
     public let tokenizer: any Tokenizer
-    /// Seconds spent loading the tokenizer and this rank's weights.
+    /// Seconds spent loading the tokenizer and this rank's weights (and, with spawned workers, starting them).
     public let loadSeconds: Double
     /// Where the time of the last `generate` went.
     public private(set) var lastTimings = GenerationTimings()
@@ -33,65 +35,113 @@ public final class LLM {
     public private(set) var lastSteps: [StepStats] = []
     /// End-of-sequence ids from config.json and generation_config.json.
     public let eosTokenIDs: Set<Int>
-
-    /// Loads `model` (a checkpoint directory) split `tensorParallelSize` ways.
-    ///
-    /// - Parameters:
-    ///   - tensorParallelSize: 1 runs in this process alone; larger needs `ParallelState.current` with a tensor
-    ///     group of that size (ranks started by `tandem launch` or `tandem generate --tp`).
-    ///   - threads: BLAS threads for this rank (nil: leave BLAS's own choice).
-    ///   - progress: called after each decoder layer is loaded with (loaded, total).
-    /// - Throws: `GenerationError.invalidRequest` when the parallel state does not match, `ModelLoadError` for
-    ///   the checkpoint.
-    public convenience init(
-        model: String, tensorParallelSize: Int = 1, threads: Int? = nil, progress: ((Int, Int) -> Void)? = nil
-    ) throws {
-        let group: TensorParallelGroup
-        if tensorParallelSize == 1 && ParallelState.current == nil {
-            group = .single
-        } else if let state = ParallelState.current, state.tensor.worldSize == tensorParallelSize {
-            group = TensorParallelGroup(state.tensor)
-        } else {
-            let found = ParallelState.current.map { "the parallel state has a tensor group of \($0.tensor.worldSize)" } ?? "no parallel state is initialized"
-            throw GenerationError.invalidRequest(
-                "tensorParallelSize \(tensorParallelSize) needs a tensor-parallel group of that size, but \(found): run `tandem generate --tp "
-                    + "\(tensorParallelSize)`, or start the ranks with `tandem launch` and call ParallelState.initialize first")
-        }
-        try self.init(model: model, group: group, threads: threads, progress: progress)
-    }
+    /// Bytes of weights each rank holds, by rank (reported by every rank once it loaded).
+    public let weightBytesPerRank: [Int]
+    /// The worker processes this `LLM` spawned (nil when it spawned none).
+    public let spawnedRanks: SpawnedRanks?
 
     /// The driver's engine (rank 0 of the group); nil on the other ranks.
     private let engine: EngineCore?
     /// Each step's plan from rank 0 to the others (nil for one rank).
-    private let plans: BroadcastQueue?
+    let plans: BroadcastQueue?
 
-    /// Loads `model` as this rank of `group`; every rank of the group calls this together (the KV cache size and
-    /// the plan queue are agreed over the group).
+    /// Loads `config.model` split `tensorParallelSize` ways: in this process alone for 1; for more, this process
+    /// is rank 0 and spawns ranks 1..<N as `workerProgram`, which must run `LLM.runSpawnedWorker()`
+    /// (`tandem worker` does). Returns once every rank has loaded its part.
     ///
-    /// - Parameters:
-    ///   - cache: the KV cache's size, dtype and prefix caching (defaults: see `CacheConfig`).
-    ///   - scheduler: the step's token budget and the running-request cap.
-    ///   - localRanks: ranks sharing this host's memory (for the default cache size).
-    ///   - precision: what the linear layers multiply in (`.bfloat16` needs AVX-512 BF16).
-    public init(
+    /// - Throws: `LaunchError` when a worker cannot start or ends before joining, `EngineError.rankFailed` when a
+    ///   worker could not load (its error), `ModelLoadError` for the checkpoint here, `CommError`.
+    public convenience init(
+        config: EngineConfig, tensorParallelSize: Int, workerProgram: WorkerProgram = .tandem, progress: ((Int, Int) -> Void)? = nil
+    ) throws {
+        guard tensorParallelSize > 1 else {
+            guard tensorParallelSize == 1 else { throw GenerationError.invalidRequest("tensorParallelSize must be ≥ 1, got \(tensorParallelSize)") }
+            try self.init(config: config, group: .single, spawned: nil, progress: progress)
+            return
+        }
+        let start = DispatchTime.now().uptimeNanoseconds
+        // Refuse a size the model cannot split before starting any process.
+        try ModelConfig(directory: config.model).checkTensorParallel(tensorParallelSize, path: config.model)
+        let ranks = try SpawnedRanks(
+            worldSize: tensorParallelSize, program: try workerProgram.resolvedPath(), arguments: workerProgram.arguments,
+            options: try ProcessGroupOptions.fromEnvironment())
+        do {
+            var shared = config
+            shared.localRanks = shared.localRanks ?? tensorParallelSize
+            _ = try ranks.group.broadcastObject(shared, source: 0)
+            try self.init(config: shared, group: TensorParallelGroup(ranks.group), spawned: ranks, progress: progress, startedAt: start)
+        } catch {
+            ranks.stop()
+            throw Self.naming(ranks, error)
+        }
+    }
+
+    /// Loads `config.model` as this rank of `group`; every rank of the group calls this together (they report
+    /// whether they loaded, agree on the KV cache size and set up the plan queue), then calls `generate` with
+    /// the same prompts.
+    ///
+    /// - Throws: `ModelLoadError` for the checkpoint, `EngineError.rankFailed` when another rank could not load,
+    ///   `CommError` when the group fails.
+    public convenience init(config: EngineConfig, group: TensorParallelGroup, progress: ((Int, Int) -> Void)? = nil) throws {
+        try self.init(config: config, group: group, spawned: nil, progress: progress)
+    }
+
+    /// `init(config:group:)` with the configuration's fields as arguments.
+    public convenience init(
         model directory: String, group: TensorParallelGroup, threads: Int? = nil, cache: CacheConfig = CacheConfig(),
         scheduler: SchedulerConfig = SchedulerConfig(), localRanks: Int? = nil, precision: ComputePrecision = .float32,
         progress: ((Int, Int) -> Void)? = nil
     ) throws {
-        let start = DispatchTime.now().uptimeNanoseconds
-        if let threads { Matmul.setThreads(threads) }
-        tokenizer = try BytePairTokenizer(directory: directory)
-        let model = try ModelRegistry.load(directory: directory, group: group, precision: precision, progress: progress)
-        eosTokenIDs = Set(model.config.eosTokenIDs).union(try Self.generationEOS(directory))
-        runner = try ModelRunner(model: model, cacheConfig: cache, maxNumSeqs: scheduler.maxNumSeqs, localRanks: localRanks ?? group.size)
+        try self.init(
+            config: EngineConfig(model: directory, precision: precision, threads: threads, cache: cache, scheduler: scheduler, localRanks: localRanks),
+            group: group, progress: progress)
+    }
+
+    private init(
+        config: EngineConfig, group: TensorParallelGroup, spawned: SpawnedRanks?, progress: ((Int, Int) -> Void)?,
+        startedAt start: UInt64 = DispatchTime.now().uptimeNanoseconds
+    ) throws {
+        if let threads = config.threads { Matmul.setThreads(threads) }
+        // Each rank loads, then every rank learns whether all did (the workers' ready report), so a rank that
+        // cannot load is named once rather than leaving the others waiting in a collective.
+        let loaded = Result { () throws -> (any Tokenizer, any CausalLanguageModel, Set<Int>) in
+            let tokenizer = try BytePairTokenizer(directory: config.model)
+            let model = try ModelRegistry.load(directory: config.model, group: group, precision: config.precision, progress: progress)
+            return (tokenizer, model, Set(model.config.eosTokenIDs).union(try Self.generationEOS(config.model)))
+        }
+        let (tokenizer, model, eos): (any Tokenizer, any CausalLanguageModel, Set<Int>)
+        if let world = group.group {
+            let reports = try world.allGatherObject(RankReady(failure: loaded.failureDescription, weightBytes: (try? loaded.get())?.1.weightBytes ?? 0))
+            (tokenizer, model, eos) = try loaded.get()
+            if let rank = reports.firstIndex(where: { $0.failure != nil }) { throw EngineError.rankFailed(rank: rank, "it could not load: \(reports[rank].failure!)") }
+            weightBytesPerRank = reports.map(\.weightBytes)
+        } else {
+            (tokenizer, model, eos) = try loaded.get()
+            weightBytesPerRank = [model.weightBytes]
+        }
+        self.tokenizer = tokenizer
+        eosTokenIDs = eos
+        spawnedRanks = spawned
+        runner = try ModelRunner(
+            model: model, cacheConfig: config.cache, maxNumSeqs: config.scheduler.maxNumSeqs, localRanks: config.localRanks ?? group.size)
         plans = try group.group.map { try BroadcastQueue(world: $0, writer: 0, name: "plans") }
         engine = group.rank == 0
-            ? EngineCore(runner: runner, tokenizer: tokenizer, eosTokenIDs: eosTokenIDs, scheduler: scheduler, prefixCaching: cache.prefixCaching, plans: plans)
+            ? EngineCore(
+                runner: runner, tokenizer: tokenizer, eosTokenIDs: eosTokenIDs, scheduler: config.scheduler, prefixCaching: config.cache.prefixCaching,
+                plans: plans)
             : nil
         loadSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     }
 
-    deinit { plans?.shutdown() }
+    deinit { shutdown() }
+
+    /// Stops the engine: spawned workers leave their loop and exit (killed after a grace period if they do not);
+    /// later `generate` calls throw `EngineError.engineDead`. Idempotent; `deinit` calls it.
+    public func shutdown() {
+        if spawnedRanks != nil { engine?.shutdown() }
+        plans?.shutdown()
+        spawnedRanks?.stop()
+    }
 
     /// Completions of `prompts`, in order.
     ///
@@ -120,7 +170,7 @@ public final class LLM {
         _ prompts: [(text: String, ids: [Int])], _ params: SamplingParams, onDelta: ((StreamDelta) -> Void)?
     ) throws -> [RequestOutput] {
         try params.validate()
-        try checkSameRequestsOnEveryRank(prompts.map(\.ids), params)
+        if spawnedRanks == nil { try checkSameRequestsOnEveryRank(prompts.map(\.ids), params) }
         guard !prompts.isEmpty else { return [] }
         // Every rank refuses the same requests before any step, so no rank is left waiting.
         for (index, prompt) in prompts.enumerated() { try runner.check(id: "\(index)", promptTokenIDs: prompt.ids, params: params) }
@@ -131,12 +181,14 @@ public final class LLM {
         }
         do {
             let outputs = try drive(engine, prompts, params, onDelta: onDelta)
+            // Spawned workers stay in their loop for the next call; SPMD ones return from `generate` with us.
+            if spawnedRanks != nil { return outputs }
             try engine.releaseWorkers()
             return try shareOutputs(outputs)
         } catch {
             // Release the workers if the group still works, so they fail or return rather than wait.
             engine.shutdown()
-            throw error
+            throw spawnedRanks.map { Self.naming($0, error) } ?? error
         }
     }
 
@@ -188,6 +240,19 @@ public final class LLM {
         }
         lastTimings = timings
         return outputs.map { $0! }
+    }
+
+    /// A collective's failure because a spawned worker vanished, as that worker's exit status (`rankFailed`:
+    /// "it was killed by signal 9"); other errors as they are.
+    private static func naming(_ ranks: SpawnedRanks, _ error: any Error) -> any Error {
+        guard error is CommError || error is QueueError, let ended = ranks.firstEnded(within: 0.5) else { return error }
+        return EngineError.rankFailed(rank: ended.rank, "it \(ended.ending) (\(error))")
+    }
+
+    /// What each rank reports once it has tried to load: its error, or the bytes of weights it holds.
+    private struct RankReady: Codable {
+        var failure: String?
+        var weightBytes: Int
     }
 
     /// Rank 0's outputs on every rank of the group.

@@ -1,5 +1,5 @@
 /// The limits a scheduler works within each step.
-public struct SchedulerConfig: Sendable, Equatable {
+public struct SchedulerConfig: Sendable, Equatable, Codable {
     /// Most tokens (prompt chunks plus decodes) in one step.
     public var maxNumBatchedTokens: Int
     /// Most requests running at once.

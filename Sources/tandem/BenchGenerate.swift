@@ -74,9 +74,8 @@ struct BenchGenerate: ParsableCommand {
                 tensorParallelSize: group.size, threadsPerRank: threads, batch: batch, promptLength: promptLength,
                 generateLength: generateLength, loadSeconds: llm.loadSeconds)
             // Weight bytes read per decode step, summed over ranks.
-            func everyRank(_ value: Int) throws -> [Int] { try group.group?.allGatherObject(value) ?? [value] }
-            report.weightBytesPerStep = try everyRank(llm.model.weightBytes).reduce(0, +)
-            report.residentBytesPerRank = try everyRank(Self.residentBytes()).max() ?? 0
+            report.weightBytesPerStep = llm.weightBytesPerRank.reduce(0, +)
+            report.residentBytesPerRank = try llm.residentBytesPerRank().max() ?? 0
 
             // The machine's limits, measured on rank 0 while the other ranks wait.
             if reports {
@@ -88,7 +87,6 @@ struct BenchGenerate: ParsableCommand {
                 report.bandwidthRunStreamsGBs = measured[group.size * threads]!
                 report.sgemmGFLOPs = sgemmGFLOPs(config: llm.model.config)
             }
-            try group.group?.barrier()
 
             var generator = SeededGenerator(seed: 42)
             let ordinary = llm.model.config.vocabularySize - 2
@@ -98,7 +96,6 @@ struct BenchGenerate: ParsableCommand {
             _ = try llm.generate(promptTokenIDs: prompts(), SamplingParams(temperature: 0, maxTokens: 2, ignoreEOS: true))
             var runs: [GenerationTimings] = []
             for _ in 0..<repeats {
-                try group.group?.barrier()
                 _ = try llm.generate(promptTokenIDs: prompts(), params)
                 runs.append(llm.lastTimings)
             }
@@ -114,15 +111,6 @@ struct BenchGenerate: ParsableCommand {
             print(json ? try jsonLine(report) : table(report))
             fflush(nil)
         }
-    }
-
-    /// This process's resident set size, from /proc/self/status.
-    static func residentBytes() -> Int {
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-            let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "")
-        else { return 0 }
-        return kilobytes * 1024
     }
 
     /// Weights multiplied per token by the decoder layers (the head runs on the last token only).

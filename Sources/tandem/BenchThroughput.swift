@@ -94,7 +94,6 @@ struct BenchThroughput: ParsableCommand {
             let prompts = (0..<numPrompts).map { _ in prefix + randomTokens(inputLength - prefixLength) }
             let params = SamplingParams(temperature: 0, maxTokens: outputLength, ignoreEOS: true)
             _ = try llm.generate(promptTokenIDs: [randomTokens(min(inputLength, 16))], SamplingParams(temperature: 0, maxTokens: 2, ignoreEOS: true))
-            try llm.model.group.group?.barrier()
             let hitsBefore = llm.prefixCacheHitTokens
             let start = DispatchTime.now().uptimeNanoseconds
             var outputs: [RequestOutput] = []
@@ -106,7 +105,7 @@ struct BenchThroughput: ParsableCommand {
                 steps += llm.lastSteps
             }
             let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            let resident = try llm.model.group.group?.allGatherObject(BenchGenerate.residentBytes()).max() ?? BenchGenerate.residentBytes()
+            let resident = try llm.residentBytesPerRank().max() ?? 0
             guard reports else { return }
             let generated = outputs.reduce(0) { $0 + $1.tokenIDs.count }
             let largest = steps.map(\.scheduledRequests).max() ?? 0

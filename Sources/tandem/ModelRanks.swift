@@ -22,12 +22,6 @@ struct ModelOptions: ParsableArguments {
 
     @OptionGroup var engine: EngineOptions
 
-    /// `--threads`, or this host's cores divided among its ranks (`LOCAL_WORLD_SIZE` under the launcher).
-    var threadsPerRank: Int {
-        let localRanks = Int(ProcessInfo.processInfo.environment["LOCAL_WORLD_SIZE"] ?? "") ?? 1
-        return threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / localRanks)
-    }
-
     func validate() throws {
         guard tp >= 1 else { throw ValidationError("--tp must be ≥ 1, got \(tp)") }
         if let threads, threads < 1 { throw ValidationError("--threads must be ≥ 1, got \(threads)") }
@@ -40,40 +34,68 @@ struct ModelOptions: ParsableArguments {
         }
     }
 
-    /// Runs `body` with this rank's `LLM`: in this process for tp 1, on each rank under `tandem launch`, or —
-    /// without a launcher and with tp > 1 — by re-running the command as `tp` local ranks.
+    /// Ranks on this host: `LOCAL_WORLD_SIZE` under the launcher, else the `--tp` ranks this process spawns.
+    var localRanks: Int { Int(ProcessInfo.processInfo.environment["LOCAL_WORLD_SIZE"] ?? "") ?? tp }
+
+    /// `--threads`, or this host's cores divided among its ranks.
+    var threadsPerRank: Int { threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / localRanks) }
+
+    /// The engine's configuration from these options.
+    var engineConfig: EngineConfig {
+        EngineConfig(
+            model: model, precision: computeDType, threads: threadsPerRank, cache: engine.cacheConfig, scheduler: engine.schedulerConfig,
+            localRanks: localRanks)
+    }
+
+    /// Runs `body` with this rank's `LLM`. Without a launcher this process is rank 0 and, for tp > 1, spawns the
+    /// other ranks itself (`tandem worker` processes); under `tandem launch` (RANK set) every process is one rank
+    /// of the launched world and calls `body`.
     ///
     /// - Parameter body: gets the model and whether this rank reports (rank 0).
     func run(_ body: (LLM, _ reports: Bool) throws -> Void) throws {
         let environment = ProcessInfo.processInfo.environment
-        guard environment["RANK"] != nil || tp == 1 else {
-            try spawnRanks(tp, removing: nil)
-            return
-        }
         var world: ProcessGroup?
-        var group = TensorParallelGroup.single
-        defer {
-            ParallelState.destroy()
-            world?.shutdown()
-        }
+        defer { world?.shutdown() }
+        let llm: LLM
         if environment["RANK"] != nil {
             let launched = try ProcessGroup.initialize(Rendezvous.fromEnvironment())
             world = launched
             guard launched.worldSize == tp else {
                 throw ValidationError("the launcher started \(launched.worldSize) ranks but --tp is \(tp); Tandem's generate runs tensor parallelism only, so they must match")
             }
-            group = TensorParallelGroup(try ParallelState.initialize(world: launched, tensorParallelSize: tp).tensor)
+            let bar = launched.rank == 0 && isatty(2) != 0 ? ProgressBar(title: "loading \(model)") : nil
+            llm = try LLM(config: engineConfig, group: TensorParallelGroup(launched), progress: bar.map { bar in { bar.show($0, of: $1) } })
+            bar?.finish()
+        } else {
+            let bar = isatty(2) != 0 ? ProgressBar(title: "loading \(model)") : nil
+            llm = try LLM(config: engineConfig, tensorParallelSize: tp, workerProgram: WorkerProgram(path: selfExecutable(), arguments: ["worker"]), progress: bar.map { bar in { bar.show($0, of: $1) } })
+            bar?.finish()
         }
+        defer { llm.shutdown() }
         let reports = (world?.rank ?? 0) == 0
-        let bar = reports && isatty(2) != 0 ? ProgressBar(title: "loading \(model)") : nil
-        let localRanks = Int(ProcessInfo.processInfo.environment["LOCAL_WORLD_SIZE"] ?? "") ?? 1
-        let llm = try LLM(
-            model: model, group: group, threads: threadsPerRank, cache: engine.cacheConfig, scheduler: engine.schedulerConfig, localRanks: localRanks,
-            precision: computeDType,
-            progress: bar.map { bar in { bar.show($0, of: $1) } })
-        bar?.finish()
         if engine.logStats && reports { llm.statsInterval = 5 }
         try body(llm, reports)
+    }
+}
+
+/// `tandem worker`: one rank of an engine that spawned it (not for direct use).
+struct Worker: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run as a worker rank of the engine that spawned this process (`generate --tp N` starts them; not for direct use).",
+        discussion: """
+            Joins the world of the spawning engine (torchrun's variables, TANDEM_JOB_TOKEN and TANDEM_PARENT_PID in the \
+            environment), receives the engine's configuration, loads this rank's part of the model and runs the \
+            engine's step plans until it shuts down. Exits with the engine.
+            """,
+        shouldDisplay: false)
+
+    func run() throws {
+        do {
+            try LLM.runSpawnedWorker()
+        } catch EngineError.rankFailed {
+            // The driver names the rank that failed; saying it here too would print it once per rank.
+            throw ExitCode(1)
+        }
     }
 }
 

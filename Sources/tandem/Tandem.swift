@@ -6,7 +6,7 @@ struct Tandem: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tandem",
         abstract: "Distributed LLM inference runtime: generation, launcher, collectives and benchmarks.",
-        subcommands: [Generate.self, MakeModel.self, Launch.self, Bench.self, Info.self])
+        subcommands: [Generate.self, MakeModel.self, Launch.self, Bench.self, Info.self, Worker.self])
 }
 
 /// `tandem bench …`

@@ -115,33 +115,42 @@ final class GenerateCommandTests: XCTestCase {
         XCTAssertTrue(run.output.contains("started 2 ranks but --tp is 1"), run.output)
     }
 
-    /// `kill -9` of one rank mid-generation ends the job within 2 s, with an error naming the rank and signal.
-    func testKilledRankEndsTheJobPromptly() throws {
-        // A long context so that generation is still running when the rank is killed.
+    /// Starts `tandem generate --tp 2` on a long generation and, once its spawned worker runs, calls `body` with
+    /// the driver's and the worker's process ids; returns the run.
+    private func longGeneration(_ body: @escaping (_ driver: Process, _ worker: pid_t) -> Void) throws -> BuiltProgram.Run {
+        // A long context so that generation is still running when a rank is killed.
         let configURL = URL(fileURLWithPath: directory).appendingPathComponent("config.json")
         var config = try JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as! [String: Any]
         config["max_position_embeddings"] = 8192
         try JSONSerialization.data(withJSONObject: config).write(to: configURL)
-        var killedAt: Date?
-        var finishedAt = Date()
-        let run = try BuiltProgram.run(
+        return try BuiltProgram.run(
             BuiltProgram.tandem,
             ["generate", "--model", directory, "--tp", "2", "--prompt", "x", "--max-tokens", "8000", "--ignore-eos", "--temperature", "0",
              "--threads", "1"], timeout: 60
-        ) { launcher in
-            let pid = launcher.processIdentifier
-            var ranks: [pid_t] = []
+        ) { driver in
+            let pid = driver.processIdentifier
+            var children: [pid_t] = []
             let deadline = Date(timeIntervalSinceNow: 20)
-            while ranks.count < 2 && Date() < deadline {
+            while children.isEmpty && Date() < deadline {
                 usleep(50_000)
-                let children = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
-                ranks = children.split(separator: " ").compactMap { pid_t($0) }
+                let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+                children = text.split(separator: " ").compactMap { pid_t($0) }
             }
-            guard ranks.count == 2 else { return XCTFail("the launcher did not start 2 ranks") }
+            guard children.count == 1 else { return XCTFail("the driver did not spawn exactly one worker: \(children)") }
             usleep(1_000_000)  // loading done, generating
-            kill(ranks[1], SIGKILL)
+            body(driver, children[0])
+        }
+    }
+
+    /// `kill -9` of the spawned worker mid-generation ends the job within 2 s, with an error naming the rank and
+    /// signal, and leaves nothing in /dev/shm.
+    func testKilledWorkerEndsTheJobPromptly() throws {
+        var killedAt: Date?
+        var finishedAt = Date()
+        let run = try longGeneration { driver, worker in
+            kill(worker, SIGKILL)
             killedAt = Date()
-            launcher.waitUntilExit()
+            driver.waitUntilExit()
             finishedAt = Date()
         }
         XCTAssertNotEqual(run.status, 0)
@@ -151,7 +160,31 @@ final class GenerateCommandTests: XCTestCase {
         XCTAssertFalse(run.output.contains("output: "), "no result may be printed after a rank died")
         let left = try FileManager.default.contentsOfDirectory(atPath: "/dev/shm").filter { $0.hasPrefix("tdm") }
         XCTAssertEqual(left, [], "nothing of the job is left in /dev/shm")
+    }
 
+    /// `kill -9` of the driver takes its worker down with it (parent-death signal), within 2 s.
+    func testWorkerDiesWithItsDriver() throws {
+        var workerGoneAfter: Double?
+        _ = try longGeneration { driver, worker in
+            kill(driver.processIdentifier, SIGKILL)
+            let killed = Date()
+            while Date().timeIntervalSince(killed) < 10 {
+                // Gone, or a zombie left for init to reap.
+                let state = (try? String(contentsOfFile: "/proc/\(worker)/stat", encoding: .utf8))?.split(separator: " ").dropFirst(2).first
+                if state == nil || state == "Z" { workerGoneAfter = Date().timeIntervalSince(killed); break }
+                usleep(5_000)
+            }
+        }
+        let seconds = try XCTUnwrap(workerGoneAfter, "the worker outlived its driver by 10 s")
+        XCTAssertLessThan(seconds, 2)
+    }
+
+    /// A size the model cannot split is refused before any worker is started, and said once.
+    func testTensorParallelSizeIsCheckedBeforeSpawning() throws {
+        let run = try BuiltProgram.run(BuiltProgram.tandem, ["generate", "--model", directory, "--tp", "1000", "--prompt", "x"], timeout: 20)
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertEqual(run.lines(containing: "tensor parallel size 1000").count, 1, run.output)
+        XCTAssertLessThan(run.seconds, 10, "no processes should have been started")
     }
 
     /// make-model's tokenizer.json loads in the `tokenizers` package and encodes the corpus as Tandem does.

@@ -173,11 +173,4 @@ final class GenerationTests: XCTestCase {
             XCTAssertEqual(error as? GenerationError, .tokenOutOfVocabulary(token: 512, vocabularySize: 512))
         }
     }
-
-    func testTensorParallelSizeWithoutRanksIsExplained() throws {
-        XCTAssertThrowsError(try LLM(model: directory, tensorParallelSize: 2)) { error in
-            guard case let GenerationError.invalidRequest(message) = error else { return XCTFail("\(error)") }
-            XCTAssertTrue(message.contains("tandem generate --tp 2"), message)
-        }
-    }
 }

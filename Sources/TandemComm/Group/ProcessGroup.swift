@@ -122,7 +122,8 @@ public final class ProcessGroup: @unchecked Sendable {
         }
         let host = options.listenHost ?? (store as? TCPStore)?.localHost ?? "127.0.0.1"
         let mesh = try TCPMesh.connect(
-            group: name, rank: rank, worldSize: worldSize, store: scoped, token: token, listenHost: host, deadline: deadline)
+            group: name, rank: rank, worldSize: worldSize, store: scoped, token: token, listenHost: host, deadline: deadline,
+            abandoned: options.setupAbandoned)
         let tcp = TCPTransport(
             group: name, rank: rank, worldSize: worldSize, sockets: mesh.data, rootRanks: rootRanks, health: health,
             spinNanoseconds: UInt64(max(options.spinMicroseconds, 0) * 1000))

@@ -19,6 +19,10 @@ public struct ProcessGroupOptions: Sendable {
     /// This process's host, as compared between ranks to find those that can share memory; nil reads the
     /// host name and boot id. Tests set it to make ranks of one machine pretend to live on several.
     public var hostIdentity: String?
+    /// Polled every 100 ms while this rank's setup waits for peers to connect; a reason ends the setup at once
+    /// with `CommError.bootstrap` giving it (a spawner that saw a child exit uses it instead of waiting out
+    /// `timeout`).
+    public var setupAbandoned: (@Sendable () -> String?)?
 
     /// Default bytes per exchange half (`TANDEM_SHM_BUFFER_KB`).
     public static let defaultSharedBufferBytes = 1 << 20

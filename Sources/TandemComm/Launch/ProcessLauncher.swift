@@ -75,14 +75,17 @@ public enum WorkerEnding: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// Why a job could not be launched.
-public enum LaunchError: Error, CustomStringConvertible {
+public enum LaunchError: Error, Equatable, CustomStringConvertible {
     case invalid(String)
     case spawnFailed(program: String, errno: Int32)
+    /// A spawned rank ended before the world group formed.
+    case rankEndedEarly(rank: Int, ending: WorkerEnding)
 
     public var description: String {
         switch self {
         case let .invalid(message): message
         case let .spawnFailed(program, code): "cannot start \(program): \(String(cString: strerror(code)))"
+        case let .rankEndedEarly(rank, ending): "rank \(rank) \(ending) before joining the group (its output above says why)"
         }
     }
 }
@@ -222,12 +225,6 @@ public enum ProcessLauncher {
             }
             worker.finishOutput()
         }
-    }
-
-    private static func decodeWaitStatus(_ status: Int32) -> WorkerEnding {
-        let signalNumber = status & 0x7F
-        if signalNumber == 0 { return .exited(code: (status >> 8) & 0xFF) }
-        return .signaled(signal: signalNumber)
     }
 
     /// Finds `program` in PATH unless it contains a slash.

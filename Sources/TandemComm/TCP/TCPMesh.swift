@@ -26,7 +26,8 @@ struct TCPMesh {
     ///   - listenHost: the address peers should connect to.
     /// - Throws: `CommError.bootstrap` naming the peer and address when a connection cannot be made in time.
     static func connect(
-        group: String, rank: Int, worldSize: Int, store: any Store, token: String, listenHost: String, deadline: Deadline
+        group: String, rank: Int, worldSize: Int, store: any Store, token: String, listenHost: String, deadline: Deadline,
+        abandoned: (@Sendable () -> String?)? = nil
     ) throws(CommError) -> TCPMesh {
         var mesh = TCPMesh(
             data: Array(repeating: nil, count: worldSize), liveness: Array(repeating: nil, count: worldSize))
@@ -56,10 +57,13 @@ struct TCPMesh {
         while !awaited.isEmpty {
             let incoming: (socket: Socket, peer: String)?
             do {
-                incoming = try listener.accept(deadline: deadline)
+                // In slices when someone may abandon the setup, so the wait ends within 100 ms of it.
+                incoming = try listener.accept(deadline: abandoned == nil ? deadline : min(deadline, .after(seconds: 0.1)))
             } catch {
                 throw .bootstrap(group: group, detail: "accepting peer connections: \(error)")
             }
+            if incoming == nil, let reason = abandoned?() { throw .bootstrap(group: group, detail: reason) }
+            if incoming == nil && !deadline.hasPassed { continue }
             guard let incoming else {
                 let missing = Set(awaited.map { $0 / 2 }).sorted()
                 throw .bootstrap(

@@ -2,7 +2,7 @@ import CTandemKernels
 import Dispatch
 
 /// What a model's linear layers multiply in.
-public enum ComputePrecision: String, Sendable, CaseIterable {
+public enum ComputePrecision: String, Sendable, CaseIterable, Codable {
     /// Activations in fp32; 16-bit weights widened to fp32 (results match an fp32 reference to ~1e-6).
     case float32
     /// Activations rounded to bfloat16 at each linear layer's input and multiplied with bfloat16 weights, fp32

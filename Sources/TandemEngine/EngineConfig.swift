@@ -1,0 +1,31 @@
+import TandemTensor
+
+/// Everything a rank needs to load its part of an engine: the checkpoint, how it computes, its KV cache and the
+/// scheduler's caps (which size the cache). An engine that spawns its own workers sends them this value, so a
+/// worker takes no options of its own and cannot disagree with its driver.
+public struct EngineConfig: Sendable, Codable, Equatable {
+    /// A Hugging Face checkpoint directory.
+    public var model: String
+    /// What the linear layers multiply in (`.bfloat16` needs AVX-512 BF16).
+    public var precision: ComputePrecision
+    /// Threads per rank for BLAS and the kernels; nil leaves BLAS's own choice and runs the kernels on one.
+    public var threads: Int?
+    /// The KV cache's size, dtype and prefix caching.
+    public var cache: CacheConfig
+    /// The step's token budget and the running-request cap.
+    public var scheduler: SchedulerConfig
+    /// Ranks sharing this host's memory (for the default cache size); nil: the group's size.
+    public var localRanks: Int?
+
+    public init(
+        model: String, precision: ComputePrecision = .float32, threads: Int? = nil, cache: CacheConfig = CacheConfig(),
+        scheduler: SchedulerConfig = SchedulerConfig(), localRanks: Int? = nil
+    ) {
+        self.model = model
+        self.precision = precision
+        self.threads = threads
+        self.cache = cache
+        self.scheduler = scheduler
+        self.localRanks = localRanks
+    }
+}
