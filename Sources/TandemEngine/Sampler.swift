@@ -10,9 +10,11 @@ import Darwin
 /// logits are divided by the temperature, cut to the `topK` largest (≤ 0: no cut), then to the smallest set
 /// whose probability reaches `topP` (1: no cut; the most likely token always stays), renormalised and sampled.
 ///
-/// Nothing sorts the whole vocabulary: top-k is a selection, top-p pops a heap until the mass is reached, and
-/// without cuts the draw walks the row in index order. The buffers are kept between calls (one sampler per
-/// engine thread).
+/// The draw walks the candidates from the most likely down (ties: lower index first), as a sort would order
+/// them — so a seed gives the tokens it gave before the engine, when the sampler sorted — but nothing sorts the
+/// vocabulary: top-k is a selection, top-p pops a heap until the mass is reached, and without cuts a weighted
+/// quickselect finds where the draw falls in expected linear time. The buffers are kept between calls (one
+/// sampler per engine thread).
 public struct Sampler {
     private var weights: [Double] = []
     private var heap: [Int32] = []
@@ -42,19 +44,14 @@ public struct Sampler {
             logits[Int(a)] > logits[Int(b)] || (logits[Int(a)] == logits[Int(b)] && a < b)
         }
         let cutsTopK = topK > 0 && topK < count
+        heap.removeAll(keepingCapacity: true)
+        heap.append(contentsOf: (0..<Int32(count)))
         if !cutsTopK && topP >= 1 {
             var total = 0.0
             for index in 0..<count { total += weights[index] }
-            var draw = Self.uniform(&generator) * total
-            for index in 0..<count {
-                draw -= weights[index]
-                if draw < 0 { return index }
-            }
-            return Self.greedy(logits, count: count)
+            return Int(Self.weightedSelect(&heap, draw: Self.uniform(&generator) * total, weights: weights, by: before))
         }
         // The candidates: all, or the top k (selected, not sorted).
-        heap.removeAll(keepingCapacity: true)
-        heap.append(contentsOf: (0..<Int32(count)))
         if cutsTopK {
             Self.select(&heap, first: topK, by: before)
             heap.removeLast(count - topK)
@@ -64,12 +61,13 @@ public struct Sampler {
         // Pop candidates best first until their mass reaches top-p (all of them for a top-k cut alone).
         Self.makeHeap(&heap, by: before)
         kept.removeAll(keepingCapacity: true)
-        var mass = 0.0
+        var (mass, share) = (0.0, 0.0)
         while !heap.isEmpty {
             let index = Self.popHeap(&heap, by: before)
             kept.append(index)
             mass += weights[Int(index)]
-            if topP < 1 && mass / total >= Double(topP) { break }
+            share += weights[Int(index)] / total
+            if topP < 1 && share >= Double(topP) { break }
         }
         var draw = Self.uniform(&generator) * mass
         for index in kept {
@@ -81,6 +79,37 @@ public struct Sampler {
 
     private static func uniform<Generator: RandomNumberGenerator>(_ generator: inout Generator) -> Double {
         Double(generator.next() >> 11) / Double(1 << 53)
+    }
+
+    /// The candidate at which `draw` is used up when walking `items` best first, subtracting each one's weight —
+    /// found without ordering them: partition around a pivot, then continue in the side where the draw falls
+    /// (a quickselect on cumulative weight). The last candidate when rounding leaves some draw over.
+    private static func weightedSelect(
+        _ items: inout [Int32], draw: Double, weights: [Double], by before: (Int32, Int32) -> Bool
+    ) -> Int32 {
+        var (low, high, remaining) = (0, items.count - 1, draw)
+        while low < high {
+            // Lomuto partition: [low, boundary) before the pivot, the pivot at `boundary`, the rest after.
+            items.swapAt((low + high) / 2, high)
+            let pivot = items[high]
+            var (boundary, ahead) = (low, 0.0)
+            for index in low..<high where before(items[index], pivot) {
+                items.swapAt(index, boundary)
+                ahead += weights[Int(items[boundary])]
+                boundary += 1
+            }
+            items.swapAt(boundary, high)
+            if remaining < ahead {
+                high = boundary - 1
+            } else {
+                remaining -= ahead
+                if remaining < weights[Int(pivot)] { return pivot }
+                remaining -= weights[Int(pivot)]
+                if boundary == high { return pivot }
+                low = boundary + 1
+            }
+        }
+        return items[low]
     }
 
     /// Moves the `first` best elements to the front (in no particular order): quickselect.

@@ -53,4 +53,60 @@ final class SamplingTests: XCTestCase {
         XCTAssertEqual(Set(draw(logits, temperature: 1, topK: 2, topP: 0.6, seed: 5, times: 2000)), [0])
         XCTAssertEqual(Set(draw(logits, temperature: 1, topK: 2, topP: 0.7, seed: 5, times: 2000)), [0, 1])
     }
+
+    /// The rule written the plain way — sort every candidate (larger logit first, then lower index), cut, walk
+    /// the sorted weights — as the sampler before the engine did; a seed must give the same tokens.
+    private static func sortingReference<Generator: RandomNumberGenerator>(
+        _ logits: [Float], temperature: Float, topK: Int, topP: Float, using generator: inout Generator
+    ) -> Int {
+        var order = Array(logits.indices)
+        order.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+        if temperature <= 0 || topK == 1 { return order[0] }
+        if topK > 0 && topK < logits.count { order.removeLast(logits.count - topK) }
+        var weights = order.map { Double(expf((logits[$0] - logits[order[0]]) / temperature)) }
+        var total = weights.reduce(0, +)
+        if topP < 1 {
+            var (kept, mass) = (0, 0.0)
+            while kept < weights.count {
+                mass += weights[kept] / total
+                kept += 1
+                if mass >= Double(topP) { break }
+            }
+            weights.removeLast(weights.count - kept)
+            order.removeLast(order.count - kept)
+            total = weights.reduce(0, +)
+        }
+        var draw = Double(generator.next() >> 11) / Double(1 << 53) * total
+        for (index, weight) in weights.enumerated() {
+            draw -= weight
+            if draw < 0 { return order[index] }
+        }
+        return order[weights.count - 1]
+    }
+
+    /// Random rows (with ties), temperatures and cuts: the sampler draws what sorting would, token for token.
+    func testDrawsAsSortingTheCandidatesWould() {
+        var random = SeededGenerator(seed: 2026)
+        var sampler = Sampler()
+        var (compared, differing) = (0, 0)
+        for trial in 0..<300 {
+            let count = [2, 7, 100, 4096][trial % 4]
+            // Logits on a coarse grid so equal values (ties) are common.
+            let logits = (0..<count).map { _ in Float(Int.random(in: -40...40, using: &random)) / 4 }
+            let temperature = [0.3, 0.7, 1, 1.5][Int.random(in: 0..<4, using: &random)] as Float
+            let topK = [0, 0, 1, 5, 50][Int.random(in: 0..<5, using: &random)]
+            let topP = [1, 1, 0.9, 0.5][Int.random(in: 0..<4, using: &random)] as Float
+            let seed = UInt64.random(in: 0...UInt64.max, using: &random)
+            var (ours, theirs) = (SeededGenerator(seed: seed), SeededGenerator(seed: seed))
+            for _ in 0..<20 {
+                let token = logits.withUnsafeBufferPointer {
+                    sampler.sample($0.baseAddress!, count: count, temperature: temperature, topK: topK, topP: topP, using: &ours)
+                }
+                let expected = Self.sortingReference(logits, temperature: temperature, topK: topK, topP: topP, using: &theirs)
+                compared += 1
+                if token != expected { differing += 1 }
+            }
+        }
+        XCTAssertEqual(differing, 0, "\(differing) of \(compared) draws differ from the sorting rule")
+    }
 }
