@@ -101,12 +101,14 @@ public final class LLM {
         config: EngineConfig, group: TensorParallelGroup, spawned: SpawnedRanks?, progress: ((Int, Int) -> Void)?,
         startedAt start: UInt64 = DispatchTime.now().uptimeNanoseconds
     ) throws {
-        if let threads = config.threads { Matmul.setThreads(threads) }
+        // BLAS's count is the process's (OpenBLAS keeps one); the model's own kernels get theirs at load.
+        if let threads = config.threads { Matmul.setBLASThreads(threads) }
         // Each rank loads, then every rank learns whether all did (the workers' ready report), so a rank that
         // cannot load is named once rather than leaving the others waiting in a collective.
         let loaded = Result { () throws -> (any Tokenizer, any CausalLanguageModel, Set<Int>) in
             let tokenizer = try BytePairTokenizer(directory: config.model)
-            let model = try ModelRegistry.load(directory: config.model, group: group, precision: config.precision, progress: progress)
+            let model = try ModelRegistry.load(
+                directory: config.model, group: group, precision: config.precision, threads: config.threads ?? 1, progress: progress)
             return (tokenizer, model, Set(model.config.eosTokenIDs).union(try Self.generationEOS(config.model)))
         }
         let (tokenizer, model, eos): (any Tokenizer, any CausalLanguageModel, Set<Int>)

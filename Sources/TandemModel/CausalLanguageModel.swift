@@ -40,11 +40,11 @@ extension CausalLanguageModel {
 public enum ModelRegistry {
     /// Loads one rank's part of a checkpoint of this family.
     public typealias Loader = @Sendable (
-        _ directory: String, _ group: TensorParallelGroup, _ precision: ComputePrecision, _ progress: ((Int, Int) -> Void)?
+        _ directory: String, _ group: TensorParallelGroup, _ precision: ComputePrecision, _ threads: Int, _ progress: ((Int, Int) -> Void)?
     ) throws -> any CausalLanguageModel
 
     /// Llama and the families that share its layers (Mistral: a sliding window; Qwen2: q/k/v biases).
-    private static let llama: Loader = { try LlamaModel(directory: $0, group: $1, precision: $2, progress: $3) }
+    private static let llama: Loader = { try LlamaModel(directory: $0, group: $1, precision: $2, threads: $3, progress: $4) }
     private static let families: [String: Loader] = ["llama": llama, "mistral": llama, "qwen2": llama]
 
     /// The `model_type`s Tandem runs, sorted.
@@ -54,12 +54,14 @@ public enum ModelRegistry {
     ///
     /// - Parameters:
     ///   - precision: what the linear layers multiply in.
+    ///   - threads: threads each layer's kernels run on (this rank's share of the cores).
     ///   - progress: called after each decoder layer with (layers loaded, layer count).
     /// - Throws: `ModelLoadError` (an unsupported `model_type` names the supported ones).
     public static func load(
-        directory: String, group: TensorParallelGroup, precision: ComputePrecision = .float32, progress: ((Int, Int) -> Void)? = nil
+        directory: String, group: TensorParallelGroup, precision: ComputePrecision = .float32, threads: Int = 1,
+        progress: ((Int, Int) -> Void)? = nil
     ) throws -> any CausalLanguageModel {
         let config = try ModelConfig(directory: directory)
-        return try families[config.modelType]!(directory, group, precision, progress)
+        return try families[config.modelType]!(directory, group, precision, threads, progress)
     }
 }

@@ -22,7 +22,7 @@ enum EngineFixtures {
         _ directory: String, tensorParallelSize: Int = 1, cache: CacheConfig, scheduler: SchedulerConfig = SchedulerConfig(),
         precision: ComputePrecision = .float32, _ body: @escaping @Sendable (EngineCore) throws -> Value
     ) throws -> Value {
-        Matmul.setThreads(1)
+        Matmul.setBLASThreads(1)
         let run: @Sendable (TensorParallelGroup) throws -> Value? = { group in
             let model = try LlamaModel(directory: directory, group: group, precision: precision)
             let runner = try ModelRunner(model: model, cacheConfig: cache, maxNumSeqs: scheduler.maxNumSeqs, localRanks: group.size)

@@ -102,7 +102,7 @@ final class EngineFailureTests: XCTestCase {
         driver: @escaping @Sendable (LLMEngine) throws -> String
     ) throws -> String {
         let directory = try EngineFixtures.tinyModel(self)
-        Matmul.setThreads(1)
+        Matmul.setBLASThreads(1)
         let results = try ThreadLauncher.run(worldSize: 2) { world -> String? in
             let model = try LlamaModel(directory: directory, group: TensorParallelGroup(world))
             let runner = try ModelRunner(model: model, cacheConfig: CacheConfig(blockSize: 4, blockCount: 300), maxNumSeqs: 8, localRanks: 2)

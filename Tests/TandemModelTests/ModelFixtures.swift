@@ -23,7 +23,7 @@ enum ModelFixtures {
     /// Runs `body` on each rank of a tensor-parallel group of `size` threads (size 1: no group) and returns
     /// the ranks' results in rank order.
     static func onRanks<Value: Sendable>(_ size: Int, _ body: @escaping @Sendable (TensorParallelGroup) throws -> Value) throws -> [Value] {
-        Matmul.setThreads(1)
+        Matmul.setBLASThreads(1)
         if size == 1 { return [try body(.single)] }
         return try ThreadLauncher.run(worldSize: size) { group in try body(TensorParallelGroup(group)) }.map { try $0.get() }
     }

@@ -13,10 +13,8 @@ final class LinearWeightTests: XCTestCase {
         let weights = (0..<(n * k)).map { sin(Double($0) * 0.61) }
         let inputs = (0..<(m * k)).map { Float(cos(Double($0) * 0.29)) }
         let tensor = Tensor(converting: weights, shape: [n, k], dtype: dtype)
-        let weight = LinearWeight(tensor, precision: .bfloat16)
+        let weight = LinearWeight(tensor, precision: .bfloat16, threads: threads)
         let output = Tensor(zeros: [m, n], dtype: .float32)
-        Matmul.setThreads(threads)
-        defer { Matmul.setThreads(1) }
         weight.apply(Tensor(inputs, shape: [m, k]), into: output)
         var worst = 0.0
         for row in 0..<m {

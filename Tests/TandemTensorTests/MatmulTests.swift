@@ -23,14 +23,12 @@ final class MatmulTests: XCTestCase {
             let previous = Matmul.useVectorExtensions(vectorExtensions)
             defer { Matmul.useVectorExtensions(previous) }
             for threads in [1, 3] {
-                Matmul.setThreads(threads)
-                defer { Matmul.setThreads(1) }
-                checkLinear(sizes: [(1, 7, 3), (1, 24, 200), (1, 40, 7), (2, 40, 130), (4, 1029, 70), (3, 16, 1), (5, 33, 300), (17, 64, 257)])
+                checkLinear(threads: threads, sizes: [(1, 7, 3), (1, 24, 200), (1, 40, 7), (2, 40, 130), (4, 1029, 70), (3, 16, 1), (5, 33, 300), (17, 64, 257)])
             }
         }
     }
 
-    private func checkLinear(sizes: [(Int, Int, Int)]) {
+    private func checkLinear(threads: Int, sizes: [(Int, Int, Int)]) {
         for (m, k, n) in sizes {
             // Small integers and halves: exact in bf16, fp16 and fp32, so the products are exact too.
             let input = (0..<(m * k)).map { Double(($0 * 7) % 11) - 5 }
@@ -40,7 +38,7 @@ final class MatmulTests: XCTestCase {
                 let output = Tensor(zeros: [m, n], dtype: .float32)
                 Matmul.linear(
                     Tensor(converting: input, shape: [m, k], dtype: .float32),
-                    weight: Tensor(converting: weight, shape: [n, k], dtype: dtype), into: output)
+                    weight: Tensor(converting: weight, shape: [n, k], dtype: dtype), into: output, threads: threads)
                 let actual = output.toDoubles()
                 let worst = zip(actual, expected).map { abs($0 - $1) }.max() ?? 0
                 XCTAssertLessThanOrEqual(worst, 1e-3, "\(dtype) m \(m) k \(k) n \(n)")

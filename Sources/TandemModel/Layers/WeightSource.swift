@@ -6,15 +6,18 @@ final class WeightSource {
     let checkpoint: Checkpoint
     /// What the linear layers multiply in (their weights are prepared for it at load).
     let precision: ComputePrecision
+    /// Threads each linear layer runs on.
+    let threads: Int
     private(set) var used: Set<String> = []
 
-    init(_ checkpoint: Checkpoint, precision: ComputePrecision) {
+    init(_ checkpoint: Checkpoint, precision: ComputePrecision, threads: Int) {
         self.checkpoint = checkpoint
         self.precision = precision
+        self.threads = threads
     }
 
-    /// A linear layer's weight in the form `precision` multiplies.
-    func linear(_ weight: Tensor) -> LinearWeight { LinearWeight(weight, precision: precision) }
+    /// A linear layer's weight in the form `precision` multiplies, on `threads` threads.
+    func linear(_ weight: Tensor) -> LinearWeight { LinearWeight(weight, precision: precision, threads: threads) }
 
     /// Tensor `key`, which must have `shape` and a float dtype; with `slice`, only entries `slice.range` of
     /// dimension `slice.dim`.

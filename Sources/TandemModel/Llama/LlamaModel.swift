@@ -22,14 +22,15 @@ public final class LlamaModel: CausalLanguageModel {
     /// - Throws: `ModelLoadError` for a missing, unexpected or wrongly shaped tensor, a bad config, or a
     ///   tensor-parallel size that does not split the model (the error lists the sizes that do).
     public init(
-        directory: String, group: TensorParallelGroup, precision: ComputePrecision = .float32, progress: ((Int, Int) -> Void)? = nil
+        directory: String, group: TensorParallelGroup, precision: ComputePrecision = .float32, threads: Int = 1,
+        progress: ((Int, Int) -> Void)? = nil
     ) throws(ModelLoadError) {
         let config = try ModelConfig(directory: directory)
         try config.checkTensorParallel(group.size, path: directory)
         guard precision != .bfloat16 || ComputePrecision.bfloat16Available else {
             throw .unsupported(path: directory, detail: "compute dtype bfloat16 on this CPU: it needs AVX-512 BF16; use float32")
         }
-        let source = WeightSource(try Checkpoint(directory: directory), precision: precision)
+        let source = WeightSource(try Checkpoint(directory: directory), precision: precision, threads: threads)
         self.config = config
         self.group = group
         embedding = try VocabParallelEmbedding(
@@ -44,7 +45,7 @@ public final class LlamaModel: CausalLanguageModel {
         // A tied head shares the embedding's table, which the lookup reads as it is: it stays on the fp32 path.
         let headWeight =
             config.tieWordEmbeddings
-            ? LinearWeight(embedding.weight, precision: .float32)
+            ? LinearWeight(embedding.weight, precision: .float32, threads: threads)
             : source.linear(
                 try source.load("lm_head.weight", shape: [config.vocabularySize, config.hiddenSize], slice: (0, embedding.tokenRange)))
         lmHead = ParallelLMHead(weight: headWeight, vocabularySize: config.vocabularySize, group: group)

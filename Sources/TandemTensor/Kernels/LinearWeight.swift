@@ -23,14 +23,18 @@ public final class LinearWeight: @unchecked Sendable {
     public let inputSize: Int
     /// Bytes held.
     public let byteCount: Int
+    /// Threads the kernels split this layer's product over (the rank's share of the cores).
+    public let threads: Int
     private let dense: Tensor?
     private let packed: UnsafeMutablePointer<UInt16>?
 
-    /// `weight` for `precision`; `.bfloat16` rounds fp32/fp16 weights to bfloat16 and packs them.
+    /// `weight` for `precision`, multiplied on `threads` threads; `.bfloat16` rounds fp32/fp16 weights to
+    /// bfloat16 and packs them.
     ///
     /// - Precondition: `.bfloat16` only where `ComputePrecision.bfloat16Available`.
-    public init(_ weight: Tensor, precision: ComputePrecision) {
+    public init(_ weight: Tensor, precision: ComputePrecision, threads: Int = 1) {
         precondition(weight.rank == 2 && weight.dtype.isFloatingPoint, "a linear weight is a 2-D float tensor")
+        self.threads = max(threads, 1)
         (outputSize, inputSize) = (weight.shape[0], weight.shape[1])
         switch precision {
         case .float32:
@@ -65,9 +69,9 @@ public final class LinearWeight: @unchecked Sendable {
         return result
     }
 
-    /// `output[m, outputSize] = input[m, inputSize] · weightᵀ` (fp32 input and output), on `Matmul`'s threads.
+    /// `output[m, outputSize] = input[m, inputSize] · weightᵀ` (fp32 input and output), on `threads` threads.
     public func apply(_ input: Tensor, into output: Tensor) {
-        guard let packed else { return Matmul.linear(input, weight: dense!, into: output) }
+        guard let packed else { return Matmul.linear(input, weight: dense!, into: output, threads: threads) }
         precondition(input.dtype == .float32 && output.dtype == .float32, "linear computes on float32 activations")
         let m = input.shape[0]
         precondition(input.shape == [m, inputSize] && output.shape == [m, outputSize], "shapes \(input.shape) · [\(outputSize), \(inputSize)]ᵀ → \(output.shape) do not fit")
@@ -77,7 +81,7 @@ public final class LinearWeight: @unchecked Sendable {
             let rounded = buffer.baseAddress!
             tandem_round_bf16(input.baseAddress.assumingMemoryBound(to: Float.self), m, inputSize, stride, rounded)
             let blocks = (outputSize + 15) / 16
-            let parts = min(Matmul.threadCount, max(blocks / 12, 1))
+            let parts = min(threads, max(blocks / 12, 1))
             let (x, y, n, k) = (UncheckedSendable(rounded), UncheckedSendable(output.baseAddress.assumingMemoryBound(to: Float.self)), outputSize, inputSize)
             let weights = UncheckedSendable(packed)
             DispatchQueue.concurrentPerform(iterations: parts) { part in

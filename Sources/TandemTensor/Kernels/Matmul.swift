@@ -4,7 +4,6 @@ import Accelerate
 import COpenBLAS
 #endif
 import Dispatch
-import Synchronization
 
 /// Matrix multiplication through BLAS (OpenBLAS on Linux, Accelerate on Apple platforms).
 public enum Matmul {
@@ -16,18 +15,13 @@ public enum Matmul {
     /// registers, never written out — since the pass is bound by reading the weights.
     static let fusedRowLimit = 4
 
-    /// Threads for the fused and bfloat16 kernels (BLAS keeps its own count).
-    private static let threads = Atomic<Int>(1)
-
-    /// The count `setThreads` set.
-    static var threadCount: Int { threads.load(ordering: .relaxed) }
-
     /// `output[m, n] = input[m, k] · weight[n, k]ᵀ` — a linear layer with its weight stored as PyTorch stores
     /// it (`[out_features, in_features]`), in its checkpoint dtype.
     ///
     /// fp32 weights go to `sgemm` directly; bf16 and fp16 weights are widened to fp32 a block of rows at a time.
-    /// `input` and `output` are fp32.
-    public static func linear(_ input: Tensor, weight: Tensor, into output: Tensor) {
+    /// `input` and `output` are fp32. `threads` run the fused decode kernel (BLAS uses its own count, see
+    /// `setBLASThreads`).
+    public static func linear(_ input: Tensor, weight: Tensor, into output: Tensor, threads: Int = 1) {
         precondition(input.dtype == .float32 && output.dtype == .float32, "linear computes in float32")
         precondition(input.rank == 2 && weight.rank == 2 && output.rank == 2, "linear takes [m, k] · [n, k]ᵀ → [m, n]")
         let (m, k, n) = (input.shape[0], input.shape[1], weight.shape[0])
@@ -42,7 +36,7 @@ public enum Matmul {
         case .bfloat16 where m <= fusedRowLimit, .float16 where m <= fusedRowLimit:
             FusedLinear.run(
                 m: m, k: k, n: n, input: a, weight: weight.baseAddress.assumingMemoryBound(to: UInt16.self), dtype: weight.dtype, output: c,
-                threads: threads.load(ordering: .relaxed))
+                threads: max(threads, 1))
         case .bfloat16, .float16:
             let rows = min(weightRowsPerBlock, n)
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: rows * k)
@@ -80,9 +74,9 @@ public enum Matmul {
         FusedLinear.useAVX2.exchange(enabled && FusedLinear.hasAVX2, ordering: .relaxed)
     }
 
-    /// Sets how many threads BLAS (OpenBLAS; Accelerate chooses for itself) and the fused kernel use.
-    public static func setThreads(_ count: Int) {
-        threads.store(max(count, 1), ordering: .relaxed)
+    /// Sets how many threads BLAS uses (OpenBLAS; Accelerate chooses for itself). Process-wide, because
+    /// OpenBLAS keeps one count per process; Tandem's own kernels take their thread count from their layer.
+    public static func setBLASThreads(_ count: Int) {
         #if !canImport(Accelerate)
         openblas_set_num_threads(Int32(max(count, 1)))
         #endif
