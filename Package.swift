@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "TandemTensor", targets: ["TandemTensor"]),
         .library(name: "TandemComm", targets: ["TandemComm"]),
         .library(name: "TandemParallel", targets: ["TandemParallel"]),
+        .library(name: "TandemTokenizer", targets: ["TandemTokenizer"]),
         .library(name: "TandemModel", targets: ["TandemModel"]),
         .library(name: "TandemEngine", targets: ["TandemEngine"]),
         .executable(name: "tandem", targets: ["tandem"]),
@@ -29,8 +30,10 @@ let package = Package(
         .target(name: "CTandemSystem"),
         .target(name: "TandemComm", dependencies: ["TandemTensor", "CTandemAtomics", "CTandemSystem"]),
         .target(name: "TandemParallel", dependencies: ["TandemComm", "TandemTensor"]),
-        .target(name: "TandemModel", dependencies: ["TandemTensor", "TandemComm", "TandemParallel"]),
-        .target(name: "TandemEngine", dependencies: ["TandemModel", "TandemTensor", "TandemComm", "TandemParallel"]),
+        // Hugging Face tokenizer.json (byte-level BPE): no weights, no tensors, so a front end can use it alone.
+        .target(name: "TandemTokenizer"),
+        .target(name: "TandemModel", dependencies: ["TandemTensor", "TandemComm", "TandemParallel", "TandemTokenizer"]),
+        .target(name: "TandemEngine", dependencies: ["TandemModel", "TandemTokenizer", "TandemTensor", "TandemComm", "TandemParallel"]),
         .executableTarget(
             name: "tandem",
             dependencies: [
@@ -39,6 +42,7 @@ let package = Package(
                 "TandemModel",
                 "TandemParallel",
                 "TandemTensor",
+                "TandemTokenizer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -50,10 +54,10 @@ let package = Package(
         .testTarget(name: "TandemTensorTests", dependencies: ["TandemTensor"]),
         .testTarget(
             name: "TandemEngineTests",
-            dependencies: ["TandemEngine", "TandemModel", "TandemTensor", "TandemComm", "TandemParallel", "TandemTestSupport", "tandem"]),
+            dependencies: ["TandemEngine", "TandemModel", "TandemTokenizer", "TandemTensor", "TandemComm", "TandemParallel", "TandemTestSupport", "tandem"]),
         .testTarget(
             name: "TandemModelTests",
-            dependencies: ["TandemEngine", "TandemModel", "TandemTensor", "TandemComm", "TandemParallel", "TandemTestSupport", "tandem"]),
+            dependencies: ["TandemEngine", "TandemModel", "TandemTokenizer", "TandemTensor", "TandemComm", "TandemParallel", "TandemTestSupport", "tandem"]),
         .testTarget(name: "TandemParallelTests", dependencies: ["TandemParallel", "TandemComm", "TandemTensor"]),
         .testTarget(
             name: "TandemCommTests", dependencies: ["TandemComm", "TandemTensor", "TandemTestSupport", "tandem", "tandem-test-worker"]),

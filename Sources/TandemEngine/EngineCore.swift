@@ -1,6 +1,7 @@
 import Dispatch
 import TandemComm
 import TandemModel
+import TandemTokenizer
 import TandemTensor
 
 /// A request's progress after a step, for streams: the new text and ids, and on the last one the finish reason

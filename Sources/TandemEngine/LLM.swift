@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import TandemComm
 import TandemModel
+import TandemTokenizer
 import TandemParallel
 import TandemTensor
 

@@ -1,4 +1,5 @@
 import TandemModel
+import TandemTokenizer
 
 /// Turns one request's sampled tokens into text and decides when it ends (vLLM's detokenizer and stop
 /// checker): end-of-sequence and stop token ids (kept in the ids, their text not), stop strings (text cut

@@ -2,6 +2,7 @@ import Foundation
 import TandemComm
 import TandemEngine
 import TandemModel
+import TandemTokenizer
 import TandemTensor
 import XCTest
 

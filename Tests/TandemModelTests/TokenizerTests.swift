@@ -1,5 +1,6 @@
 import Foundation
 import TandemModel
+import TandemTokenizer
 import XCTest
 
 /// The tokenizer against the Hugging Face `tokenizers` package: tokenizer.json files in the GPT-2, Llama 3 and
@@ -100,7 +101,7 @@ final class TokenizerTests: XCTestCase {
     func testMissingTokenizerFileIsNamed() throws {
         let directory = try Reference.temporaryDirectory(self)
         XCTAssertThrowsError(try BytePairTokenizer(directory: directory.path)) { error in
-            guard case let ModelLoadError.missingFile(path, _) = error else { return XCTFail("\(error)") }
+            guard case let TokenizerError.missingFile(path, _) = error else { return XCTFail("\(error)") }
             XCTAssertTrue(path.hasSuffix("tokenizer.json"))
         }
     }
@@ -109,7 +110,7 @@ final class TokenizerTests: XCTestCase {
         let directory = try Reference.temporaryDirectory(self)
         try Data("{\"model\": ".utf8).write(to: directory.appendingPathComponent("tokenizer.json"))
         XCTAssertThrowsError(try BytePairTokenizer(directory: directory.path)) { error in
-            guard case ModelLoadError.malformed = error else { return XCTFail("\(error)") }
+            guard case TokenizerError.malformed = error else { return XCTFail("\(error)") }
         }
     }
 
@@ -119,7 +120,7 @@ final class TokenizerTests: XCTestCase {
         object["model"] = ["type": "WordPiece", "vocab": ["a": 0]]
         try write(object, to: directory)
         XCTAssertThrowsError(try BytePairTokenizer(directory: directory.path)) { error in
-            guard case let ModelLoadError.unsupported(_, detail) = error else { return XCTFail("\(error)") }
+            guard case let TokenizerError.unsupported(_, detail) = error else { return XCTFail("\(error)") }
             XCTAssertTrue(detail.contains("WordPiece"), detail)
         }
     }
@@ -130,7 +131,7 @@ final class TokenizerTests: XCTestCase {
         object["decoder"] = ["type": "Metaspace"]
         try write(object, to: directory)
         XCTAssertThrowsError(try BytePairTokenizer(directory: directory.path)) { error in
-            guard case let ModelLoadError.unsupported(_, detail) = error else { return XCTFail("\(error)") }
+            guard case let TokenizerError.unsupported(_, detail) = error else { return XCTFail("\(error)") }
             XCTAssertTrue(detail.contains("Metaspace"), detail)
         }
     }
@@ -139,7 +140,7 @@ final class TokenizerTests: XCTestCase {
         let directory = try Reference.temporaryDirectory(self)
         try write(minimalTokenizer(vocabulary: ["a": 0, "b": 1, "ab": 2], merges: ["a c"]), to: directory)
         XCTAssertThrowsError(try BytePairTokenizer(directory: directory.path)) { error in
-            guard case let ModelLoadError.malformed(_, detail) = error else { return XCTFail("\(error)") }
+            guard case let TokenizerError.malformed(_, detail) = error else { return XCTFail("\(error)") }
             XCTAssertTrue(detail.contains("merge 0"), detail)
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import TandemTokenizer
 import TandemTensor
 
 /// The shape of a checkpoint `tandem make-model` writes.

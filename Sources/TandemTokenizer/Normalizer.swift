@@ -7,7 +7,7 @@ indirect enum Normalizer: Sendable {
     case sequence([Normalizer])
 
     /// Parses a `normalizer` object; `path` names the file in errors.
-    init(json: [String: Any], path: String) throws(ModelLoadError) {
+    init(json: [String: Any], path: String) throws(TokenizerError) {
         let type = json["type"] as? String ?? "(no type)"
         switch type {
         case "NFC": self = .nfc

@@ -20,9 +20,9 @@ public final class BytePairTokenizer: Tokenizer {
 
     /// Reads `tokenizer.json` (and `tokenizer_config.json` if present) from a checkpoint directory.
     ///
-    /// - Throws: `ModelLoadError.missingFile`, `.malformed` naming the field, `.unsupported` for a component
+    /// - Throws: `TokenizerError.missingFile`, `.malformed` naming the field, `.unsupported` for a component
     ///   that is not byte-level BPE (a WordPiece model, a Metaspace pre-tokenizer …).
-    public convenience init(directory: String) throws(ModelLoadError) {
+    public convenience init(directory: String) throws(TokenizerError) {
         let path = (directory as NSString).appendingPathComponent("tokenizer.json")
         let configPath = (directory as NSString).appendingPathComponent("tokenizer_config.json")
         var config: [String: Any] = [:]
@@ -37,11 +37,11 @@ public final class BytePairTokenizer: Tokenizer {
 
     /// Builds the tokenizer from a decoded tokenizer.json object and tokenizer_config.json object; `path` names
     /// the file in errors.
-    public init(json: [String: Any], config: [String: Any] = [:], path: String) throws(ModelLoadError) {
+    public init(json: [String: Any], config: [String: Any] = [:], path: String) throws(TokenizerError) {
         guard let modelJSON = json["model"] as? [String: Any] else { throw .malformed(path: path, detail: "no 'model' object") }
         model = try BytePairModel(json: modelJSON, path: path)
-        normalizer = try (json["normalizer"] as? [String: Any]).map { (item) throws(ModelLoadError) in try Normalizer(json: item, path: path) }
-        preTokenizer = try (json["pre_tokenizer"] as? [String: Any]).map { (item) throws(ModelLoadError) in try PreTokenizer(json: item, path: path) }
+        normalizer = try (json["normalizer"] as? [String: Any]).map { (item) throws(TokenizerError) in try Normalizer(json: item, path: path) }
+        preTokenizer = try (json["pre_tokenizer"] as? [String: Any]).map { (item) throws(TokenizerError) in try PreTokenizer(json: item, path: path) }
         let decoderType = (json["decoder"] as? [String: Any])?["type"] as? String
         guard decoderType == "ByteLevel" else {
             throw .unsupported(path: path, detail: "decoder '\(decoderType ?? "null")'; Tandem reads byte-level BPE tokenizers (decoder ByteLevel)")
@@ -102,7 +102,7 @@ public final class BytePairTokenizer: Tokenizer {
         (value as? String) ?? ((value as? [String: Any])?["content"] as? String)
     }
 
-    private static func readObject(_ path: String) throws(ModelLoadError) -> [String: Any] {
+    private static func readObject(_ path: String) throws(TokenizerError) -> [String: Any] {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw .missingFile(path: path, detail: "cannot read the tokenizer (a checkpoint directory needs tokenizer.json)")
         }

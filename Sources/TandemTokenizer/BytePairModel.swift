@@ -20,7 +20,7 @@ final class BytePairModel: Sendable {
     private static let cacheLimit = 100_000
 
     /// Parses a `model` object; `path` names the file in errors.
-    init(json: [String: Any], path: String) throws(ModelLoadError) {
+    init(json: [String: Any], path: String) throws(TokenizerError) {
         let type = json["type"] as? String ?? "(no type)"
         guard type == "BPE" else {
             throw .unsupported(path: path, detail: "tokenizer model '\(type)'; Tandem reads byte-level BPE tokenizers")

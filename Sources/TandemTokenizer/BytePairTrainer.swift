@@ -1,21 +1,22 @@
 import Foundation
-import TandemTensor
 
 /// Trains a byte-level BPE vocabulary in the Llama 3 layout, for the checkpoints `tandem make-model` writes:
 /// words are cut with Llama 3's pattern and mapped to byte-level characters; starting from the 256 byte
 /// symbols, the most frequent adjacent pair (ties: the lower ids) is merged into a new symbol until the
 /// vocabulary is full. Pair counts are kept incrementally, so only the words holding the merged pair are
 /// revisited.
-enum BytePairTrainer {
-    static let beginOfText = "<|begin_of_text|>"
-    static let endOfText = "<|end_of_text|>"
+public enum BytePairTrainer {
+    /// The beginning-of-text special token the trained tokenizer has.
+    public static let beginOfText = "<|begin_of_text|>"
+    /// The end-of-text special token the trained tokenizer has.
+    public static let endOfText = "<|end_of_text|>"
     static let llama3Pattern =
         #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
 
     /// A tokenizer.json object with `size` ids: 256 bytes, `size − 258` merges, then the two special tokens.
     ///
-    /// - Throws: `ModelLoadError.unsupported` when the corpus has too few distinct pairs for `size`.
-    static func tokenizerJSON(corpus: [String], size: Int) throws -> [String: Any] {
+    /// - Throws: `TokenizerError.unsupported` when the corpus has too few distinct pairs for `size`.
+    public static func tokenizerJSON(corpus: [String], size: Int) throws -> [String: Any] {
         let merges = try train(corpus: corpus, merges: size - 256 - 2)
         var vocabulary: [String: Int] = [:]
         var symbols = ByteLevel.scalarForByte.map { String($0) }
@@ -101,7 +102,7 @@ enum BytePairTrainer {
                 bestCount = pairCount
             }
             guard bestCount > 0 else {
-                throw ModelLoadError.unsupported(
+                throw TokenizerError.unsupported(
                     path: "tokenizer.json", detail: "a vocabulary of \(wanted + 258): the training corpus yields only \(merges.count) merges")
             }
             let (left, right) = (Int(best >> 32), Int(best & 0xFFFF_FFFF))

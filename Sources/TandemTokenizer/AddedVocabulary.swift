@@ -29,7 +29,7 @@ struct AddedVocabulary: Sendable {
     private let byFirstScalar: [Unicode.Scalar: [Token]]
 
     /// Parses `added_tokens`; contents of `normalized` tokens are normalized as the text they match will be.
-    init(json: [[String: Any]], normalizer: Normalizer?, path: String) throws(ModelLoadError) {
+    init(json: [[String: Any]], normalizer: Normalizer?, path: String) throws(TokenizerError) {
         var tokens: [Token] = []
         for entry in json {
             guard let id = (entry["id"] as? NSNumber)?.intValue, id >= 0, let content = entry["content"] as? String, !content.isEmpty else {

@@ -11,7 +11,7 @@ struct PostProcessor: Sendable {
     init() {}
 
     /// Parses a `post_processor` object (nil or null: nothing added); `path` names the file in errors.
-    init(json: [String: Any]?, path: String) throws(ModelLoadError) {
+    init(json: [String: Any]?, path: String) throws(TokenizerError) {
         guard let json else { return }
         let type = json["type"] as? String ?? "(no type)"
         switch type {

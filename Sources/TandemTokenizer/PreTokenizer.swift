@@ -18,7 +18,7 @@ indirect enum PreTokenizer: @unchecked Sendable {
     private static let gpt2Pattern = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
 
     /// Parses a `pre_tokenizer` object; `path` names the file in errors.
-    init(json: [String: Any], path: String) throws(ModelLoadError) {
+    init(json: [String: Any], path: String) throws(TokenizerError) {
         let type = json["type"] as? String ?? "(no type)"
         switch type {
         case "ByteLevel":
@@ -72,7 +72,7 @@ indirect enum PreTokenizer: @unchecked Sendable {
 
     nonisolated(unsafe) private static let gpt2Regex = try! Regex(gpt2Pattern).matchingSemantics(.unicodeScalar)
 
-    private static func compile(_ pattern: String, path: String) throws(ModelLoadError) -> Regex<AnyRegexOutput> {
+    private static func compile(_ pattern: String, path: String) throws(TokenizerError) -> Regex<AnyRegexOutput> {
         do {
             return try Regex(pattern).matchingSemantics(.unicodeScalar)
         } catch {
