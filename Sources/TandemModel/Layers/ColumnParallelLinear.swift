@@ -102,10 +102,9 @@ public final class QKVParallelLinear: ColumnParallelLinear {
 
 /// Adds `bias` (one value per column) to every row of `output` (`[rows, bias.count]`, fp32).
 func addBias(_ bias: [Float], to output: Tensor) {
-    let width = bias.count
-    let values = output.baseAddress.assumingMemoryBound(to: Float.self)
-    for row in 0..<output.shape[0] {
-        let target = values + row * width
-        for index in 0..<width { target[index] += bias[index] }
+    precondition(output.rowWidth == bias.count, "a bias of \(bias.count) for rows of \(output.rowWidth)")
+    for row in 0..<output.rowCount {
+        let target = output.row(row)
+        for index in bias.indices { target[index] += bias[index] }
     }
 }

@@ -71,17 +71,14 @@ public struct TensorParallelGroup: Sendable {
         let widest = sizes.max()!
         let rows = tensor.shape[0]
         let padded = Tensor(zeros: [rows, widest], dtype: .float32)
-        let source = tensor.baseAddress.assumingMemoryBound(to: Float.self)
-        let target = padded.baseAddress.assumingMemoryBound(to: Float.self)
-        for row in 0..<rows { (target + row * widest).update(from: source + row * sizes[rank], count: sizes[rank]) }
+        for row in 0..<rows { padded.row(row, columns: 0..<sizes[rank]).copy(from: tensor.row(row)) }
         guard let gathered = try communication.measure({ () throws(CommError) in try group.gather(padded, destination: root) }) else { return nil }
         let result = Tensor(zeros: [rows, total], dtype: .float32)
-        let parts = gathered.baseAddress.assumingMemoryBound(to: Float.self)
-        let output = result.baseAddress.assumingMemoryBound(to: Float.self)
+        // The gather stacks the members' `[rows, widest]` slices: member m's row r is row m · rows + r.
         var column = 0
         for (member, width) in sizes.enumerated() {
             for row in 0..<rows {
-                (output + row * total + column).update(from: parts + (member * rows + row) * widest, count: width)
+                result.row(row, columns: column..<(column + width)).copy(from: gathered.row(member * rows + row, columns: 0..<width))
             }
             column += width
         }

@@ -67,25 +67,22 @@ final class LlamaDecoderLayer {
         RMSNorm.apply(hidden, weight: inputNorm, epsilon: epsilon, into: w.normed)
         attention.forward(w.normed, into: w.qkv)
         splitHeads(w)
-        let (queryWidth, keyWidth) = (w.queries.shape[1], w.keys.shape[1])
-        let queries = w.queries.baseAddress.assumingMemoryBound(to: Float.self)
-        let keys = w.keys.baseAddress.assumingMemoryBound(to: Float.self)
-        let values = w.values.baseAddress.assumingMemoryBound(to: Float.self)
         let (keyCache, valueCache) = (cache.keys(layerIndex), cache.values(layerIndex))
         for (row, position) in metadata.positions.enumerated() {
-            rotary.apply(queries + row * queryWidth, heads: attention.headsPerRank, position: position)
-            rotary.apply(keys + row * keyWidth, heads: attention.keyValueHeadsPerRank, position: position)
+            let (query, key) = (w.queries.row(row).baseAddress!, w.keys.row(row).baseAddress!)
+            rotary.apply(query, heads: attention.headsPerRank, position: position)
+            rotary.apply(key, heads: attention.keyValueHeadsPerRank, position: position)
             PagedAttention.store(
-                keys: keys + row * keyWidth, values: values + row * keyWidth, slot: metadata.slots[row], keyCache: keyCache,
-                valueCache: valueCache, layout: cache.layout)
+                keys: key, values: w.values.row(row).baseAddress!, slot: metadata.slots[row], keyCache: keyCache, valueCache: valueCache,
+                layout: cache.layout)
         }
-        let attended = w.attended.baseAddress.assumingMemoryBound(to: Float.self)
         for sequence in metadata.sequences {
+            let rows = sequence.firstRow..<(sequence.firstRow + sequence.count)
             sequence.blockTable.withUnsafeBufferPointer { table in
                 PagedAttention.attend(
-                    queries: queries + sequence.firstRow * queryWidth, queryStride: queryWidth, count: sequence.count,
+                    queries: w.queries.rows(rows).baseAddress!, queryStride: w.queries.rowWidth, count: sequence.count,
                     heads: attention.headsPerRank, contextLength: sequence.contextLength, keyCache: keyCache, valueCache: valueCache,
-                    layout: cache.layout, blockTable: table, output: attended + sequence.firstRow * queryWidth, outputStride: queryWidth,
+                    layout: cache.layout, blockTable: table, output: w.attended.rows(rows).baseAddress!, outputStride: w.attended.rowWidth,
                     scratch: w.attentionScratch)
             }
         }
@@ -101,24 +98,17 @@ final class LlamaDecoderLayer {
 
     /// Copies each row's `[q | k | v]` into the query, key and value buffers.
     private func splitHeads(_ w: Workspace) {
-        let qkv = w.qkv.baseAddress.assumingMemoryBound(to: Float.self)
-        let (qWidth, kvWidth) = (w.queries.shape[1], w.keys.shape[1])
-        let (q, k, v) = (
-            w.queries.baseAddress.assumingMemoryBound(to: Float.self), w.keys.baseAddress.assumingMemoryBound(to: Float.self),
-            w.values.baseAddress.assumingMemoryBound(to: Float.self)
-        )
-        let width = w.qkv.shape[1]
-        for row in 0..<w.qkv.shape[0] {
-            let source = qkv + row * width
-            (q + row * qWidth).update(from: source, count: qWidth)
-            (k + row * kvWidth).update(from: source + qWidth, count: kvWidth)
-            (v + row * kvWidth).update(from: source + qWidth + kvWidth, count: kvWidth)
+        let (qWidth, kvWidth) = (w.queries.rowWidth, w.keys.rowWidth)
+        for row in 0..<w.qkv.rowCount {
+            w.queries.row(row).copy(from: w.qkv.row(row, columns: 0..<qWidth))
+            w.keys.row(row).copy(from: w.qkv.row(row, columns: qWidth..<(qWidth + kvWidth)))
+            w.values.row(row).copy(from: w.qkv.row(row, columns: (qWidth + kvWidth)..<(qWidth + 2 * kvWidth)))
         }
     }
 
     private func add(_ delta: Tensor, to hidden: Tensor) {
-        let target = hidden.baseAddress.assumingMemoryBound(to: Float.self)
-        let source = delta.baseAddress.assumingMemoryBound(to: Float.self)
+        precondition(delta.count == hidden.count, "adding \(delta.shape) to \(hidden.shape)")
+        let (target, source) = (hidden.floats, delta.floats)
         for index in 0..<hidden.count { target[index] += source[index] }
     }
 }

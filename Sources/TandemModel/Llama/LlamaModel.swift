@@ -81,13 +81,11 @@ public final class LlamaModel: CausalLanguageModel {
         }
         // The last new row of each sequence that wants logits, normalised, to logits.
         let last = Tensor(zeros: [batch.logitRows, config.hiddenSize], dtype: .float32)
-        let source = hidden.baseAddress.assumingMemoryBound(to: Float.self)
-        let target = last.baseAddress.assumingMemoryBound(to: Float.self)
         var (row, wanted) = (0, 0)
         for sequence in batch.sequences {
             row += sequence.tokenCount
             guard sequence.wantsLogits else { continue }
-            (target + wanted * config.hiddenSize).update(from: source + (row - 1) * config.hiddenSize, count: config.hiddenSize)
+            last.row(wanted).copy(from: hidden.row(row - 1))
             wanted += 1
         }
         RMSNorm.apply(last, weight: norm, epsilon: Float(config.rmsNormEpsilon), into: last)
