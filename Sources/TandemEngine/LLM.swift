@@ -42,7 +42,7 @@ public final class LLM {
     public let spawnedRanks: SpawnedRanks?
 
     /// The driver's engine (rank 0 of the group); nil on the other ranks.
-    private let engine: EngineCore?
+    let engine: EngineCore?
     /// Each step's plan from rank 0 to the others (nil for one rank).
     let plans: BroadcastQueue?
 
@@ -73,7 +73,7 @@ public final class LLM {
             try self.init(config: shared, group: TensorParallelGroup(ranks.group), spawned: ranks, progress: progress, startedAt: start)
         } catch {
             ranks.stop()
-            throw Self.naming(ranks, error)
+            throw Self.explained(error, ranks)
         }
     }
 
@@ -191,7 +191,7 @@ public final class LLM {
         } catch {
             // Release the workers if the group still works, so they fail or return rather than wait.
             engine.shutdown()
-            throw spawnedRanks.map { Self.naming($0, error) } ?? error
+            throw explained(error)
         }
     }
 
@@ -246,8 +246,12 @@ public final class LLM {
     }
 
     /// A collective's failure because a spawned worker vanished, as that worker's exit status (`rankFailed`:
-    /// "it was killed by signal 9"); other errors as they are.
-    private static func naming(_ ranks: SpawnedRanks, _ error: any Error) -> any Error {
+    /// "it was killed by signal 9"); other errors, and every error without spawned workers, as they are.
+    func explained(_ error: any Error) -> any Error {
+        spawnedRanks.map { Self.explained(error, $0) } ?? error
+    }
+
+    private static func explained(_ error: any Error, _ ranks: SpawnedRanks) -> any Error {
         guard error is CommError || error is QueueError, let ended = ranks.firstEnded(within: 0.5) else { return error }
         return EngineError.rankFailed(rank: ended.rank, "it \(ended.ending) (\(error))")
     }

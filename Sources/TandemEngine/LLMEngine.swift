@@ -1,6 +1,7 @@
 import Foundation
 import TandemComm
 import TandemModel
+import TandemTokenizer
 
 /// The engine as a service (vLLM's `AsyncLLM` over its engine core): requests are added and aborted from any
 /// thread or task at any moment, and each comes back as an `AsyncThrowingStream` of its progress. The engine
@@ -12,6 +13,10 @@ public final class LLMEngine: @unchecked Sendable {
     public typealias Stream = AsyncThrowingStream<EngineOutput, any Error>
 
     private let core: EngineCore
+    /// The model this engine was loaded with, when it loaded one itself (shut down with the engine).
+    private let owner: LLM?
+    /// The checkpoint's tokenizer, when the engine loaded the model itself.
+    public var tokenizer: (any Tokenizer)? { owner?.tokenizer }
     /// How often an idle engine checks its group for a dead rank.
     static let idleCheckSeconds = 0.25
     private let condition = NSCondition()
@@ -26,8 +31,21 @@ public final class LLMEngine: @unchecked Sendable {
     private var streams: [String: Stream.Continuation] = [:]
 
     /// Starts the engine loop over `core` (the driver's engine; its workers already in their loops).
-    public init(core: EngineCore) {
+    public convenience init(core: EngineCore) {
+        self.init(core: core, owner: nil)
+    }
+
+    /// Loads `config.model` split `tensorParallelSize` ways — for more than one, this process is rank 0 and
+    /// spawns the other ranks as `workerProgram` (see `LLM.init(config:tensorParallelSize:workerProgram:)`) —
+    /// and starts the engine loop over it; `shutdown` also stops the workers.
+    public convenience init(config: EngineConfig, tensorParallelSize: Int, workerProgram: WorkerProgram = .tandem) throws {
+        let llm = try LLM(config: config, tensorParallelSize: tensorParallelSize, workerProgram: workerProgram)
+        self.init(core: llm.engine!, owner: llm)
+    }
+
+    private init(core: EngineCore, owner: LLM?) {
         self.core = core
+        self.owner = owner
         let thread = Thread { [self] in loop() }
         thread.name = "tandem-engine"
         thread.start()
@@ -97,8 +115,8 @@ public final class LLMEngine: @unchecked Sendable {
             condition.unlock()
             if stop { break }
             if let idleFailure {
-                failure = idleFailure
-                for request in adds { request.continuation.finish(throwing: idleFailure) }
+                failure = owner?.explained(idleFailure) ?? idleFailure
+                for request in adds { request.continuation.finish(throwing: failure!) }
                 break
             }
             for request in adds {
@@ -114,7 +132,7 @@ public final class LLMEngine: @unchecked Sendable {
             do {
                 for output in try core.step() { deliver(output) }
             } catch {
-                failure = error
+                failure = owner?.explained(error) ?? error
             }
         }
         let reason = failure.map { "\($0)" } ?? "shut down"
@@ -129,6 +147,7 @@ public final class LLMEngine: @unchecked Sendable {
         for continuation in streams.values { continuation.finish(throwing: failure ?? EngineError.engineDead(reason)) }
         streams.removeAll()
         core.shutdown()
+        owner?.shutdown()
         condition.lock()
         loopDone = true
         condition.broadcast()

@@ -12,11 +12,7 @@ final class SpawnedWorkerTests: XCTestCase {
     private let greedy = SamplingParams(temperature: 0, maxTokens: 10, ignoreEOS: true)
     private let prompts = [[1, 2, 3, 4, 5], Array(7...40), [9]]
 
-    private func children() -> [pid_t] {
-        let pid = getpid()
-        let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
-        return text.split(separator: " ").compactMap { pid_t($0) }
-    }
+    private func children() -> [pid_t] { childProcesses() }
 
     func testSpawnedWorkersGiveTheTokensOfOneRankAndLeaveWithShutdown() throws {
         let directory = try EngineFixtures.tinyModel(self)
@@ -65,4 +61,56 @@ final class SpawnedWorkerTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("-missing"), "rank 1 throws its own error: \(error)")
         }
     }
+}
+
+/// The async engine over spawned workers: streams give the offline tokens; `kill -9` of the worker ends every
+/// open stream within 2 s with an error naming rank 1 and its signal, the engine says it is dead, and shutdown
+/// returns with no child left.
+final class SpawnedEngineTests: XCTestCase {
+    func testStreamsMatchOfflineAndAKilledWorkerEndsThemNamingIt() async throws {
+        let directory = try EngineFixtures.tinyModel(self)
+        let config = EngineConfig(model: directory, threads: 1, cache: CacheConfig(blockSize: 4, blockCount: 256))
+        let params = SamplingParams(temperature: 0, maxTokens: 8, ignoreEOS: true)
+        let prompts = [[1, 2, 3], Array(5...30), [42]]
+        let offline = try LLM(config: config, tensorParallelSize: 1).generate(promptTokenIDs: prompts, params).map(\.tokenIDs)
+        let engine = try LLMEngine(config: config, tensorParallelSize: 2)
+        defer { engine.shutdown() }
+        XCTAssertNotNil(engine.tokenizer)
+        for (index, prompt) in prompts.enumerated() {
+            var tokens: [Int] = []
+            for try await output in try engine.add(id: "r\(index)", promptTokenIDs: prompt, params: params) { tokens += output.newTokenIDs }
+            XCTAssertEqual(tokens, offline[index], "request \(index)")
+        }
+
+        // Four long requests in flight, then the worker dies.
+        let long = SamplingParams(temperature: 0, maxTokens: 400, ignoreEOS: true)
+        let streams = try (0..<4).map { try engine.add(id: "long\($0)", promptTokenIDs: [1, 2, 3 + $0], params: long) }
+        var started = streams[0].makeAsyncIterator()
+        _ = try await started.next()  // running
+        let worker = try XCTUnwrap(childProcesses().last)
+        kill(worker, SIGKILL)
+        let killed = Date()
+        for stream in streams {
+            do {
+                for try await _ in stream {}
+                XCTFail("a stream ended without an error after its worker died")
+            } catch {
+                XCTAssertTrue("\(error)".contains("rank 1") && "\(error)".contains("signal 9"), "\(error)")
+            }
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(killed), 2)
+        XCTAssertNotNil(engine.stoppedReason)
+        XCTAssertThrowsError(try engine.add(id: "after", promptTokenIDs: [1], params: params))
+        engine.shutdown()
+        XCTAssertFalse(childProcesses().contains(worker))
+    }
+}
+
+/// This process's children, whichever thread started them (/proc lists them per thread).
+func childProcesses() -> [pid_t] {
+    let pid = getpid()
+    let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+    return tasks.flatMap { task in
+        ((try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/children", encoding: .utf8)) ?? "").split(separator: " ").compactMap { pid_t($0) }
+    }.sorted()
 }
