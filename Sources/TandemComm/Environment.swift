@@ -82,6 +82,19 @@ public enum TandemEnvironment {
         logLevel, parentPID, testSeed,
     ]
 
+    /// Checks every variable that is set, so a program refuses a bad value when it starts rather than when (or
+    /// whether) it first reads it.
+    ///
+    /// - Throws: `ConfigError` naming the first variable with an invalid value.
+    public static func checkValues() throws(ConfigError) {
+        _ = try ProcessGroupOptions.fromEnvironment()
+        _ = try Log.Level.fromEnvironment()
+        _ = try SubgroupPath.fromEnvironment()
+        if let text = parentPID.value, Int32(text).map({ $0 <= 0 }) ?? true {
+            throw .invalidValue(name: parentPID.name, value: text, expected: "a process id")
+        }
+    }
+
     /// Reads a positive number of seconds from `variable`, or its default.
     ///
     /// - Throws: `ConfigError.invalidValue` when the value is not a positive number.

@@ -8,6 +8,17 @@ public enum Log {
 
         public static func < (lhs: Level, rhs: Level) -> Bool { lhs.rawValue < rhs.rawValue }
 
+        /// `TANDEM_LOG_LEVEL`'s level (warning when unset).
+        ///
+        /// - Throws: `ConfigError` for a value that is not a level's name.
+        public static func fromEnvironment() throws(ConfigError) -> Level {
+            guard let text = TandemEnvironment.logLevel.value else { return .warning }
+            guard let level = [Level.debug, .info, .warning, .error].first(where: { $0.label == text.lowercased() }) else {
+                throw .invalidValue(name: TandemEnvironment.logLevel.name, value: text, expected: "debug, info, warning or error")
+            }
+            return level
+        }
+
         fileprivate var label: String {
             switch self {
             case .debug: "debug"
@@ -18,15 +29,9 @@ public enum Log {
         }
     }
 
-    /// The level below which messages are dropped, read once from `TANDEM_LOG_LEVEL`.
-    public static let threshold: Level = {
-        switch TandemEnvironment.logLevel.value?.lowercased() {
-        case "debug": .debug
-        case "info": .info
-        case "error": .error
-        default: .warning
-        }
-    }()
+    /// The level below which messages are dropped, read once from `TANDEM_LOG_LEVEL` (warning when unset;
+    /// programs refuse an invalid value at start with `TandemEnvironment.checkValues()`).
+    public static let threshold: Level = (try? Level.fromEnvironment()) ?? .warning
 
     /// Writes `message` when `level` is at or above the threshold.
     public static func write(_ level: Level, _ message: @autoclosure () -> String) {

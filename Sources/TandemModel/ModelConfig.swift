@@ -70,6 +70,14 @@ public struct ModelConfig: Sendable, Equatable {
             headDimension = try fields.positive("head_dim")
         }
         vocabularySize = try fields.positive("vocab_size")
+        // The MLP's activation is SiLU (transformers' default for these families); another would run as SiLU
+        // and give wrong tokens without a word, so it is refused.
+        if let activation = json["hidden_act"], !(activation is NSNull) {
+            guard let name = activation as? String else { throw .malformed(path: path, detail: "hidden_act must be a string, got \(activation)") }
+            guard ["silu", "swish"].contains(name) else {
+                throw .unsupported(path: path, detail: "hidden_act '\(name)'; Tandem's MLP computes silu")
+            }
+        }
         // Attention over a sliding window equals full attention as long as the sequence fits in the window, so
         // a windowed model's context is capped at the window rather than computed differently.
         let fullContext = try fields.positive("max_position_embeddings", default: 4096)

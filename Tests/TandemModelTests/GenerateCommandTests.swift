@@ -102,6 +102,20 @@ final class GenerateCommandTests: XCTestCase {
         XCTAssertTrue(run.output.contains("valid sizes: 1, 2, 4"), run.output)
     }
 
+    /// Every `TANDEM_*` value is checked when the program starts, whatever the command.
+    func testAnInvalidEnvironmentValueIsRefusedAtStart() throws {
+        for (name, value, expected) in [
+            ("TANDEM_LOG_LEVEL", "loud", "debug, info, warning or error"), ("TANDEM_BACKEND", "rdma", "auto"),
+            ("TANDEM_USE_SPLIT_GROUP", "yes", "1 (split) or 0"),
+        ] {
+            let run = try BuiltProgram.run(BuiltProgram.tandem, ["info"], environment: [name: value])
+            XCTAssertEqual(run.status, 2, run.output)
+            XCTAssertEqual(run.lines(containing: "invalid \(name)=\"\(value)\"").count, 1, run.output)
+            XCTAssertTrue(run.output.contains(expected), run.output)
+        }
+        XCTAssertEqual(try BuiltProgram.run(BuiltProgram.tandem, ["info"], environment: ["TANDEM_LOG_LEVEL": "Debug"]).status, 0)
+    }
+
     func testMissingModelDirectoryIsExplained() throws {
         let run = try BuiltProgram.run(BuiltProgram.tandem, ["generate", "--model", directory + "-missing", "--prompt", "x"])
         XCTAssertNotEqual(run.status, 0)

@@ -89,6 +89,9 @@ final class ModelConfigTests: XCTestCase {
         XCTAssertTrue(failure { $0["rope_scaling"] = ["rope_type": "yarn", "factor": 4.0] }.contains("rope_scaling type 'yarn'"))
         XCTAssertTrue(failure { $0["rope_scaling"] = ["rope_type": "linear"] }.contains("needs a positive factor"))
         XCTAssertTrue(failure { $0["eos_token_id"] = "2" }.contains("eos_token_id must be a token id"))
+        XCTAssertTrue(failure { $0["hidden_act"] = "gelu" }.contains("hidden_act 'gelu'; Tandem's MLP computes silu"))
+        XCTAssertTrue(failure { $0["hidden_act"] = 3 }.contains("hidden_act must be a string"))
+        XCTAssertTrue(failure { $0["hidden_act"] = "silu" }.contains("accepted"))
         XCTAssertTrue(failure { _ in }.contains("accepted"))
     }
 
