@@ -16,6 +16,9 @@ public struct EngineOutput: Sendable {
     public let finishReason: FinishReason?
     /// On the last output: the whole result and its timings.
     public let final: (output: RequestOutput, metrics: RequestMetrics)?
+    /// Set (with finish reason `abort`) when this request failed on its own while the engine runs on — its
+    /// logits were not finite.
+    public var failure: EngineError? = nil
 }
 
 /// Per-request timings and counts (vLLM's request metrics).
@@ -216,10 +219,19 @@ public final class EngineCore {
             request.computedTokens += newTokens
             guard sequence.wantsLogits, let logits else { continue }
             let width = logits.shape[1]
-            let token = sampler.sample(
-                logits.baseAddress.assumingMemoryBound(to: Float.self) + row * width, count: width, temperature: request.params.temperature,
-                topK: request.params.topK, topP: request.params.topP, using: &request.generator)
+            let values = logits.row(row)
             row += 1
+            // NaN or infinite logits (broken weights, an overflow) would sample token 0 as if it meant something.
+            guard values.allSatisfy(\.isFinite) else {
+                request.output.abort()
+                var last = finish(request, newTokens: [])
+                last.failure = .nonFiniteLogits(id: request.id, position: request.tokens.count)
+                outputs.append(last)
+                continue
+            }
+            let token = sampler.sample(
+                values.baseAddress!, count: width, temperature: request.params.temperature, topK: request.params.topK, topP: request.params.topP,
+                using: &request.generator)
             tokensGenerated += 1
             request.append(token)
             request.output.accept(token)

@@ -11,6 +11,9 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
     case malformedPlan(String)
     /// The KV cache configuration does not fit (the message names the numbers and the option to change).
     case invalidCacheConfig(String)
+    /// A request's logits were NaN or infinite (broken weights, or an activation overflowed); the request ends,
+    /// the engine runs on.
+    case nonFiniteLogits(id: String, position: Int)
     /// Another rank of the engine's group failed (could not load, or died); the message says how.
     case rankFailed(rank: Int, String)
 
@@ -22,6 +25,8 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
         case let .malformedPlan(message): "malformed step plan: \(message)"
         case let .invalidCacheConfig(message): "KV cache: \(message)"
         case let .rankFailed(rank, message): "rank \(rank) failed: \(message)"
+        case let .nonFiniteLogits(id, position):
+            "request \(id): the logits at position \(position) are not finite (NaN or infinity) — the weights or an activation overflowed; the request is ended"
         }
     }
 }

@@ -77,6 +77,11 @@ public final class LLM {
         }
     }
 
+    /// `init(config:tensorParallelSize:workerProgram:)` with the defaults for everything but the checkpoint.
+    public convenience init(model: String, tensorParallelSize: Int = 1, workerProgram: WorkerProgram = .tandem) throws {
+        try self.init(config: EngineConfig(model: model), tensorParallelSize: tensorParallelSize, workerProgram: workerProgram)
+    }
+
     /// Loads `config.model` as this rank of `group`; every rank of the group calls this together (they report
     /// whether they loaded, agree on the KV cache size and set up the plan queue), then calls `generate` with
     /// the same prompts.
@@ -210,6 +215,7 @@ public final class LLM {
         var started = Set<Int>()
         let clock = DispatchTime.now().uptimeNanoseconds
         var prefillEnd: UInt64?
+        var failure: EngineError?
         lastSteps = []
         var (lastLog, lastStats) = (clock, engine.stats)
         while engine.unfinishedCount > 0 {
@@ -222,6 +228,11 @@ public final class LLM {
             lastSteps.append(engine.lastStep)
             for update in updates {
                 let index = Int(update.requestID)!
+                if let requestFailure = update.failure {
+                    failure = failure ?? requestFailure
+                    started.insert(index)
+                    continue
+                }
                 if started.contains(index) { timings.decodeTokens += update.newTokenIDs.count } else { started.insert(index) }
                 if let onDelta, let token = update.newTokenIDs.last {
                     onDelta(StreamDelta(index: index, text: update.textDelta, tokenID: token, finishReason: update.finishReason))
@@ -235,6 +246,9 @@ public final class LLM {
                 timings.decodeSteps += 1
             }
         }
+        // A request that failed on its own (non-finite logits: broken weights, most likely) fails the call once
+        // the others are done; like any error of a call, it stops this LLM's engine.
+        if let failure { throw failure }
         let end = DispatchTime.now().uptimeNanoseconds
         timings.prefillSeconds = Double((prefillEnd ?? end) - clock) / 1e9
         if timings.decodeSteps > 0 {

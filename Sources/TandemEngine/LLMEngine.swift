@@ -156,7 +156,11 @@ public final class LLMEngine: @unchecked Sendable {
 
     private func deliver(_ output: EngineOutput) {
         guard let continuation = streams[output.requestID] else { return }
-        continuation.yield(output)
+        if let failure = output.failure {
+            continuation.finish(throwing: failure)
+        } else {
+            continuation.yield(output)
+        }
         if output.finishReason != nil {
             continuation.finish()
             streams[output.requestID] = nil

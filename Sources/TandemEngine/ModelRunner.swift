@@ -40,6 +40,15 @@ public final class ModelRunner {
         if let bad = promptTokenIDs.first(where: { !(0..<config.vocabularySize).contains($0) }) {
             throw GenerationError.tokenOutOfVocabulary(token: bad, vocabularySize: config.vocabularySize)
         }
+        if let bad = params.stopTokenIDs.first(where: { $0 >= config.vocabularySize }) {
+            throw GenerationError.invalidRequest(
+                "stop token id \(bad) of request \(id) is outside the vocabulary (0..<\(config.vocabularySize)); it could never be generated")
+        }
+        guard params.maxTokens < config.maxPositions else {
+            throw GenerationError.invalidRequest(
+                "max_tokens \(params.maxTokens) of request \(id) is not below the model's context of \(config.maxPositions) positions "
+                    + "(max_position_embeddings); a completion stops when prompt and output fill the context")
+        }
         guard promptTokenIDs.count < config.maxPositions else {
             throw EngineError.requestTooLarge(
                 id: id, "its prompt has \(promptTokenIDs.count) tokens; the model's context is \(config.maxPositions) (max_position_embeddings)")

@@ -13,6 +13,9 @@ public struct ModelConfig: Sendable, Equatable {
     public let headDimension: Int
     public let vocabularySize: Int
     public let maxPositions: Int
+    /// Mistral's sliding window: a position attends to itself and the `slidingWindow − 1` before it (nil: to
+    /// every earlier position).
+    public let slidingWindow: Int?
     public let rmsNormEpsilon: Double
     public let ropeTheta: Double
     public let ropeScaling: RopeScaling
@@ -78,14 +81,20 @@ public struct ModelConfig: Sendable, Equatable {
                 throw .unsupported(path: path, detail: "hidden_act '\(name)'; Tandem's MLP computes silu")
             }
         }
-        // Attention over a sliding window equals full attention as long as the sequence fits in the window, so
-        // a windowed model's context is capped at the window rather than computed differently.
-        let fullContext = try fields.positive("max_position_embeddings", default: 4096)
-        let windowed = try fields.flag("use_sliding_window", default: modelType == "mistral")
-        if windowed, json["sliding_window"] != nil, !(json["sliding_window"] is NSNull) {
-            maxPositions = min(fullContext, try fields.positive("sliding_window"))
+        maxPositions = try fields.positive("max_position_embeddings", default: 4096)
+        // Mistral attends over a sliding window when config.json gives one (transformers' MistralAttention);
+        // Qwen2 only with use_sliding_window, and then from layer max_window_layers on, which Tandem does not
+        // implement, so it is refused rather than run as full attention.
+        let window = json["sliding_window"] is NSNull ? nil : json["sliding_window"]
+        if modelType == "qwen2" {
+            if try fields.flag("use_sliding_window", default: false) {
+                throw .unsupported(path: path, detail: "use_sliding_window for qwen2 (sliding attention from layer max_window_layers on)")
+            }
+            slidingWindow = nil
+        } else if window != nil, modelType == "mistral" ? true : try fields.flag("use_sliding_window", default: false) {
+            slidingWindow = try fields.positive("sliding_window")
         } else {
-            maxPositions = fullContext
+            slidingWindow = nil
         }
         rmsNormEpsilon = try fields.number("rms_norm_eps", default: 1e-6)
         let ropeParameters = json["rope_parameters"] as? [String: Any]

@@ -32,7 +32,7 @@ struct Generate: ParsableCommand {
     @Option(help: "Seed for sampling (default: random).")
     var seed: UInt64?
 
-    @Option(help: "A string that ends a completion (repeatable); the text stops before it.")
+    @Option(help: "A string that ends a completion (repeatable); the text stops before it. \\n, \\t, \\r and \\\\ stand for a newline, a tab, a carriage return and a backslash.")
     var stop: [String] = []
 
     @Option(name: .customLong("stop-token-id"), help: "A token id that ends a completion (repeatable).")
@@ -48,15 +48,44 @@ struct Generate: ParsableCommand {
     var stream = false
 
     var samplingParams: SamplingParams {
-        SamplingParams(
-            temperature: temperature, topP: topP, topK: topK, seed: seed, maxTokens: maxTokens, stop: stop, stopTokenIDs: stopTokenID,
-            ignoreEOS: ignoreEOS)
+        get throws {
+            SamplingParams(
+                temperature: temperature, topP: topP, topK: topK, seed: seed, maxTokens: maxTokens, stop: try stop.map(Self.unescaped),
+                stopTokenIDs: stopTokenID, ignoreEOS: ignoreEOS)
+        }
     }
 
     func validate() throws {
         guard !prompt.isEmpty else { throw ValidationError("give at least one --prompt") }
         if stream && (prompt.count > 1 || json) { throw ValidationError("--stream prints one prompt's text as it comes: give one --prompt and no --json") }
         do { try samplingParams.validate() } catch { throw ValidationError("\(error)") }
+    }
+
+    /// `--stop`'s text with `\n`, `\t`, `\r` and `\\` read as the characters they stand for (a shell passes
+    /// `"\n\n"` as backslash-n twice; that is what users mean by it).
+    ///
+    /// - Throws: `ValidationError` for another escape or a lone backslash at the end.
+    static func unescaped(_ text: String) throws -> String {
+        var result = ""
+        var escaping = false
+        for character in text {
+            if escaping {
+                switch character {
+                case "n": result.append("\n")
+                case "t": result.append("\t")
+                case "r": result.append("\r")
+                case "\\": result.append("\\")
+                default: throw ValidationError("--stop \(text.debugDescription): unknown escape \\\(character); use \\n, \\t, \\r or \\\\")
+                }
+                escaping = false
+            } else if character == "\\" {
+                escaping = true
+            } else {
+                result.append(character)
+            }
+        }
+        guard !escaping else { throw ValidationError("--stop \(text.debugDescription) ends with a lone backslash; write \\\\ for one") }
+        return result
     }
 
     func run() throws {
@@ -68,7 +97,7 @@ struct Generate: ParsableCommand {
                     fflush(nil)
                 }
             }
-            let outputs = try llm.generate(prompt, samplingParams, onDelta: onDelta)
+            let outputs = try llm.generate(prompt, try samplingParams, onDelta: onDelta)
             guard reports else { return }
             let timings = llm.lastTimings
             if json {

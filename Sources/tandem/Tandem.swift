@@ -10,9 +10,17 @@ struct Tandem: ParsableCommand {
         abstract: "Distributed LLM inference runtime: generation, launcher, collectives and benchmarks.",
         subcommands: [Generate.self, MakeModel.self, Launch.self, Bench.self, Info.self, Worker.self])
 
-    /// Refuses an invalid `TANDEM_*` value before any command runs, then runs the command.
+    /// Refuses an argument that is not UTF-8 and an invalid `TANDEM_*` value before any command runs, then runs
+    /// the command.
     static func main() {
         do {
+            // Swift would read invalid UTF-8 in an argument (a prompt) as U+FFFD without a word.
+            for index in 1..<Int(CommandLine.argc) {
+                guard let raw = CommandLine.unsafeArgv[index], String(validatingCString: raw) != nil else {
+                    let option = CommandLine.arguments[index - 1].hasPrefix("-") ? " (the value of \(CommandLine.arguments[index - 1]))" : ""
+                    throw ValidationError("argument \(index)\(option) is not valid UTF-8; Tandem reads prompts and options as UTF-8 text")
+                }
+            }
             try TandemEnvironment.checkValues()
         } catch {
             FileHandle.standardError.write(Data("Error: \(error)\n".utf8))

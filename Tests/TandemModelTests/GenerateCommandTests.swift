@@ -102,6 +102,35 @@ final class GenerateCommandTests: XCTestCase {
         XCTAssertTrue(run.output.contains("valid sizes: 1, 2, 4"), run.output)
     }
 
+    /// `--stop ")\n and"` as a shell passes it (backslash, n) stops at a newline, as the README's `--stop "\n\n"`
+    /// means; an unknown escape is refused naming it. (Greedy "Hello world" on this checkpoint writes ")\n and".)
+    func testStopStringsReadBackslashEscapes() throws {
+        let base: [String] = ["generate", "--model", directory, "--prompt", "Hello world", "--max-tokens", "64", "--temperature", "0", "--ignore-eos", "--json",
+                    "--threads", "1"]
+        func output(_ extra: [String]) throws -> Report.Output {
+            let run = try BuiltProgram.run(BuiltProgram.tandem, base + extra)
+            XCTAssertEqual(run.status, 0, run.output)
+            let line = try XCTUnwrap(run.output.split(separator: "\n").first { $0.hasPrefix("{") }, run.output)
+            return try JSONDecoder().decode(Report.self, from: Data(line.utf8)).outputs[0]
+        }
+        let full = try output([]).text
+        let stop = try XCTUnwrap(full.range(of: ")\n and"), "the checkpoint's greedy text changed: \(full.debugDescription)")
+        let stopped = try output(["--stop", #")\n and"#])
+        XCTAssertEqual(stopped.text, String(full[..<stop.lowerBound]))
+        XCTAssertEqual(stopped.finish_reason, "stop")
+        let refused = try BuiltProgram.run(BuiltProgram.tandem, base + ["--stop", #"a\q"#])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.output.contains(#"unknown escape \q"#), refused.output)
+    }
+
+    /// A prompt that is not UTF-8 is refused, not read as U+FFFD.
+    func testAnArgumentThatIsNotUTF8IsRefused() throws {
+        let run = try BuiltProgram.run(
+            "/bin/sh", ["-c", "exec \"$0\" generate --model \"$1\" --prompt \"$(printf 'ab\\377')\"", BuiltProgram.tandem, directory])
+        XCTAssertEqual(run.status, 2, run.output)
+        XCTAssertTrue(run.output.contains("argument 5 (the value of --prompt) is not valid UTF-8"), run.output)
+    }
+
     /// Every `TANDEM_*` value is checked when the program starts, whatever the command.
     func testAnInvalidEnvironmentValueIsRefusedAtStart() throws {
         for (name, value, expected) in [

@@ -21,6 +21,28 @@ final class GenerationTests: XCTestCase {
         XCTAssertEqual(output.promptTokenIDs.first, 510, "the template puts <|begin_of_text|> first")
     }
 
+    /// NaN weights make every logit NaN: the request ends with an error naming it and the position, instead of
+    /// "sampling" token 0 as if it meant something.
+    func testNonFiniteLogitsEndTheRequestWithAnError() throws {
+        // model.norm.weight (bf16, hidden size 64) overwritten with NaN (0x7FC0) in model.safetensors.
+        let url = URL(fileURLWithPath: directory).appendingPathComponent("model.safetensors")
+        var file = try Data(contentsOf: url)
+        let headerLength = Int(file.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+        let header = try JSONSerialization.jsonObject(with: file.subdata(in: 8..<(8 + headerLength))) as! [String: Any]
+        let entry = try XCTUnwrap(header["model.norm.weight"] as? [String: Any])
+        XCTAssertEqual(entry["dtype"] as? String, "BF16")
+        let offsets = try XCTUnwrap(entry["data_offsets"] as? [Int])
+        for byte in stride(from: 8 + headerLength + offsets[0], to: 8 + headerLength + offsets[1], by: 2) {
+            file[byte] = 0xC0
+            file[byte + 1] = 0x7F
+        }
+        try file.write(to: url)
+        let prompt = try llm().tokenizer.encode("Hello", addSpecialTokens: true)
+        XCTAssertThrowsError(try llm().generate(["Hello"], SamplingParams(temperature: 0, maxTokens: 4))) { error in
+            XCTAssertEqual(error as? EngineError, .nonFiniteLogits(id: "0", position: prompt.count), "\(error)")
+        }
+    }
+
     func testNoPromptsGiveNoOutputs() throws {
         XCTAssertEqual(try llm().generate([String](), SamplingParams()), [])
     }
@@ -136,6 +158,8 @@ final class GenerationTests: XCTestCase {
             (SamplingParams(maxTokens: 0), "max_tokens"), (SamplingParams(temperature: -1), "temperature"),
             (SamplingParams(topP: 0), "top_p"), (SamplingParams(topK: -2), "top_k"), (SamplingParams(stop: [""]), "stop"),
             (SamplingParams(stopTokenIDs: [-1]), "stop_token_ids"),
+            (SamplingParams(stopTokenIDs: [3, 512]), "stop token id 512 of request 0 is outside the vocabulary (0..<512)"),
+            (SamplingParams(maxTokens: 512), "max_tokens 512 of request 0 is not below the model's context of 512"),
         ]
         for (params, field) in cases {
             XCTAssertThrowsError(try model.generate(["Hello"], params)) { error in
@@ -161,7 +185,8 @@ final class GenerationTests: XCTestCase {
         let model = try llm()
         let prompt = String(repeating: "ab ", count: 240)
         let promptLength = try model.tokenizer.encode(prompt, addSpecialTokens: true).count
-        let output = try model.generate([prompt], SamplingParams(temperature: 0, maxTokens: 1000, ignoreEOS: true))[0]
+        let output = try model.generate([prompt], SamplingParams(temperature: 0, maxTokens: 511, ignoreEOS: true))[0]
+        XCTAssertLessThan(output.tokenIDs.count, 511, "the context, not max_tokens, ended it")
         XCTAssertEqual(output.finishReason, .length)
         XCTAssertEqual(promptLength + output.tokenIDs.count, model.model.config.maxPositions)
     }

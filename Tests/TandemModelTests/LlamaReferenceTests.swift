@@ -11,9 +11,14 @@ final class LlamaReferenceTests: XCTestCase {
     private struct Logits: Decodable { let logits: [[Double]] }
 
     private func check(
-        _ preset: ModelPreset, dtype: DType, tensorParallelSize: Int = 1, precision: ComputePrecision = .float32, tolerance: Double = 1e-4
+        _ preset: ModelPreset, dtype: DType, tensorParallelSize: Int = 1, precision: ComputePrecision = .float32, tolerance: Double = 1e-4,
+        config edit: (inout [String: Any]) -> Void = { _ in }
     ) throws {
         let directory = try ModelFixtures.write(preset, dtype: dtype, test: self)
+        let configURL = URL(fileURLWithPath: directory).appendingPathComponent("config.json")
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as! [String: Any]
+        edit(&config)
+        try JSONSerialization.data(withJSONObject: config).write(to: configURL)
         let prompt = [preset.vocabularySize - 2, 72, 101, 108, 108, 111, 44, 32, 119, 111]
         let continuation = [114, 108, 100, 33, 7, 250]
         let all = prompt + continuation
@@ -39,6 +44,16 @@ final class LlamaReferenceTests: XCTestCase {
     func testTinyFloat32MatchesReference() throws { try check(.tiny, dtype: .float32) }
     func testTinyFloat16MatchesReference() throws { try check(.tiny, dtype: .float16) }
     func testQwen2WithBiasesAndTiedHeadMatchesReference() throws { try check(ModelFixtures.tiedQwen2, dtype: .bfloat16) }
+    /// Mistral with a window of 5 over 16 positions: prefill and decode see only their windows.
+    func testMistralSlidingWindowMatchesReference() throws {
+        let mistral: (inout [String: Any]) -> Void = {
+            $0["model_type"] = "mistral"
+            $0["sliding_window"] = 5
+        }
+        try check(.tiny, dtype: .float32, config: mistral)
+        try check(.tiny, dtype: .bfloat16, tensorParallelSize: 2, config: mistral)
+    }
+
     func testTensorParallelTwoMatchesReference() throws { try check(.tiny, dtype: .bfloat16, tensorParallelSize: 2) }
     func testTensorParallelFourWithReplicatedKVHeadsMatchesReference() throws {
         try check(ModelFixtures.tiedQwen2, dtype: .float32, tensorParallelSize: 4)

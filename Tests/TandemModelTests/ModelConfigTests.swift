@@ -27,21 +27,26 @@ final class ModelConfigTests: XCTestCase {
 
     /// A sliding window caps the context (within it, windowed attention is full attention); Qwen2's window is
     /// off unless `use_sliding_window` says otherwise.
-    func testSlidingWindowCapsTheContext() throws {
+    /// Mistral's window is attention's, not the context's; Qwen2's layer-dependent window is refused by name.
+    func testSlidingWindowIsKeptApartFromTheContext() throws {
         var mistral = llama
         mistral["model_type"] = "mistral"
         mistral["max_position_embeddings"] = 32768
         mistral["sliding_window"] = 4096
-        XCTAssertEqual(try ModelConfig(json: mistral, path: "c").maxPositions, 4096)
+        let windowed = try ModelConfig(json: mistral, path: "c")
+        XCTAssertEqual(windowed.maxPositions, 32768)
+        XCTAssertEqual(windowed.slidingWindow, 4096)
         mistral["sliding_window"] = NSNull()
-        XCTAssertEqual(try ModelConfig(json: mistral, path: "c").maxPositions, 32768)
+        XCTAssertNil(try ModelConfig(json: mistral, path: "c").slidingWindow)
         var qwen = llama
         qwen["model_type"] = "qwen2"
         qwen["max_position_embeddings"] = 32768
         qwen["sliding_window"] = 4096
-        XCTAssertEqual(try ModelConfig(json: qwen, path: "c").maxPositions, 32768)
+        XCTAssertNil(try ModelConfig(json: qwen, path: "c").slidingWindow, "use_sliding_window is false by default")
         qwen["use_sliding_window"] = true
-        XCTAssertEqual(try ModelConfig(json: qwen, path: "c").maxPositions, 4096)
+        XCTAssertThrowsError(try ModelConfig(json: qwen, path: "c")) { error in
+            XCTAssertTrue("\(error)".contains("use_sliding_window for qwen2"), "\(error)")
+        }
     }
 
     func testQwen2RopeParametersBiasAndLlama3Scaling() throws {

@@ -9,7 +9,10 @@ final class PagedAttentionTests: XCTestCase {
 
     /// Stores `context` positions through a scrambled block table, attends the last `count`, and compares
     /// every output element with softmax(q·k/√d)·v in Double (keys and values rounded to the storage dtype).
-    private func check(dtype: DType, context: Int, count: Int, heads: Int = 4, kvHeads: Int = 2, d: Int = 8, blockSize: Int = 16, tolerance: Double) {
+    private func check(
+        dtype: DType, context: Int, count: Int, heads: Int = 4, kvHeads: Int = 2, d: Int = 8, blockSize: Int = 16, window: Int? = nil,
+        tolerance: Double
+    ) {
         let layout = PagedKVLayout(blockSize: blockSize, keyValueHeads: kvHeads, headDimension: d, dtype: dtype)
         let blocksNeeded = (context + blockSize - 1) / blockSize
         let blockCount = blocksNeeded + 3
@@ -43,7 +46,8 @@ final class PagedAttentionTests: XCTestCase {
         queries.withUnsafeBufferPointer { q in table.withUnsafeBufferPointer { t in
             PagedAttention.attend(
                 queries: q.baseAddress!, queryStride: heads * d, count: count, heads: heads, contextLength: context, keyCache: keyCache,
-                valueCache: valueCache, layout: layout, blockTable: t, output: &output, outputStride: heads * d, scratch: scratch)
+                valueCache: valueCache, layout: layout, blockTable: t, output: &output, outputStride: heads * d, scratch: scratch,
+                window: window)
         } }
         var worst = 0.0
         for index in 0..<count {
@@ -51,18 +55,20 @@ final class PagedAttentionTests: XCTestCase {
             for head in 0..<heads {
                 let kv = head / (heads / kvHeads)
                 let query = (0..<d).map { Double(queries[(index * heads + head) * d + $0]) }
-                let logits = (0...position).map { p in
+                // The keys this query sees: all earlier ones, or its window (itself and window − 1 before).
+                let seen = Array((window.map { max(0, position - $0 + 1) } ?? 0)...position)
+                let logits = seen.map { p in
                     (0..<d).map { query[$0] * stored(keys[(p * kvHeads + kv) * d + $0]) }.reduce(0, +) / Double(d).squareRoot()
                 }
                 let weights = logits.map { exp($0 - logits.max()!) }
                 let total = weights.reduce(0, +)
                 for k in 0..<d {
-                    let expected = (0...position).map { weights[$0] / total * stored(vals[($0 * kvHeads + kv) * d + k]) }.reduce(0, +)
+                    let expected = seen.indices.map { weights[$0] / total * stored(vals[(seen[$0] * kvHeads + kv) * d + k]) }.reduce(0, +)
                     worst = max(worst, abs(Double(output[(index * heads + head) * d + k]) - expected))
                 }
             }
         }
-        XCTAssertLessThan(worst, tolerance, "\(dtype), context \(context), \(count) queries")
+        XCTAssertLessThan(worst, tolerance, "\(dtype), context \(context), \(count) queries, window \(window.map(String.init) ?? "none")")
     }
 
     func testPrefillOfOneTileMatchesDirectEvaluation() {
@@ -89,6 +95,16 @@ final class PagedAttentionTests: XCTestCase {
             check(dtype: dtype, context: 70, count: 3, heads: 6, kvHeads: 2, d: 12, blockSize: 5, tolerance: 1e-5)
             check(dtype: dtype, context: 1, count: 1, tolerance: 1e-5)
         }
+    }
+
+    /// Mistral's sliding window: windows smaller than, equal to and larger than a key tile (128), inside and
+    /// across query tiles, decode and prefill, a window of one.
+    func testSlidingWindowSeesOnlyItsPositions() {
+        for window in [1, 7, 128, 200] {
+            check(dtype: .float32, context: 333, count: 200, window: window, tolerance: 1e-5)
+            check(dtype: .bfloat16, context: 300, count: 1, blockSize: 4, window: window, tolerance: 1e-5)
+        }
+        check(dtype: .float32, context: 40, count: 40, window: 1000, tolerance: 1e-5)
     }
 
     func testOneKeyValueHeadForEveryQueryHeadAndOddBlockSize() {

@@ -101,6 +101,10 @@ def forward(directory, tokens):
     cos = np.cos(np.concatenate([angles, angles], axis=-1))[:, None, :]
     sin = np.sin(np.concatenate([angles, angles], axis=-1))[:, None, :]
     mask = np.triu(np.full((len(tokens), len(tokens)), -np.inf), k=1)
+    # Mistral's sliding window (transformers' MistralAttention): query q sees key k only when q - k < window.
+    window = config.get("sliding_window")
+    if window is not None and (config["model_type"] == "mistral" or config.get("use_sliding_window", False)):
+        mask = mask + np.tril(np.full((len(tokens), len(tokens)), -np.inf), k=-window)
 
     x = w["model.embed_tokens.weight"][np.array(tokens)]
     for layer in range(config["num_hidden_layers"]):

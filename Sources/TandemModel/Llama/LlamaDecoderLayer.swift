@@ -35,6 +35,7 @@ final class LlamaDecoderLayer {
     private let rotary: RotaryEmbedding
     private let epsilon: Float
     private let headDimension: Int
+    private let slidingWindow: Int?
     let weightBytes: Int
 
     init(_ source: WeightSource, prefix: String, config: ModelConfig, group: TensorParallelGroup) throws(ModelLoadError) {
@@ -56,6 +57,7 @@ final class LlamaDecoderLayer {
         rotary = RotaryEmbedding(dimension: config.headDimension, theta: config.ropeTheta, scaling: config.ropeScaling)
         epsilon = Float(config.rmsNormEpsilon)
         headDimension = config.headDimension
+        slidingWindow = config.slidingWindow
         weightBytes = inputNorm.byteCount + postAttentionNorm.byteCount + attention.weight.byteCount + output.weightBytes
             + gateUp.weight.byteCount + down.weightBytes
     }
@@ -83,7 +85,7 @@ final class LlamaDecoderLayer {
                     queries: w.queries.rows(rows).baseAddress!, queryStride: w.queries.rowWidth, count: sequence.count,
                     heads: attention.headsPerRank, contextLength: sequence.contextLength, keyCache: keyCache, valueCache: valueCache,
                     layout: cache.layout, blockTable: table, output: w.attended.rows(rows).baseAddress!, outputStride: w.attended.rowWidth,
-                    scratch: w.attentionScratch)
+                    scratch: w.attentionScratch, window: slidingWindow)
             }
         }
         try output.forward(w.attended, into: w.projected)

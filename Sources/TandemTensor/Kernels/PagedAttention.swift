@@ -107,8 +107,9 @@ public enum PagedAttention {
     }
 
     /// Attention of one sequence's `count` newest positions (their keys and values already stored): query i is
-    /// at position `contextLength − count + i` and attends to positions 0 … its own, read through
-    /// `blockTable`. Query head h reads kv head `h / (heads / keyValueHeads)` (transformers' `repeat_kv`).
+    /// at position `contextLength − count + i` and attends to positions 0 … its own — or, with a `window`, to
+    /// its own and the `window − 1` before it (Mistral's sliding window) — read through `blockTable`. Query head
+    /// h reads kv head `h / (heads / keyValueHeads)` (transformers' `repeat_kv`).
     ///
     /// - Parameters:
     ///   - queries: `count` rows of `[heads, headDimension]` fp32, `queryStride` floats apart.
@@ -117,7 +118,7 @@ public enum PagedAttention {
     public static func attend(
         queries: UnsafePointer<Float>, queryStride: Int, count: Int, heads: Int, contextLength: Int, keyCache: UnsafeRawPointer,
         valueCache: UnsafeRawPointer, layout: PagedKVLayout, blockTable: UnsafeBufferPointer<Int32>, output: UnsafeMutablePointer<Float>,
-        outputStride: Int, scratch: Scratch
+        outputStride: Int, scratch: Scratch, window: Int? = nil
     ) {
         let d = layout.headDimension
         let group = heads / layout.keyValueHeads
@@ -125,6 +126,9 @@ public enum PagedAttention {
         precondition(scratch.groupSize == group && scratch.headDimension == d, "scratch made for another head layout")
         precondition(count >= 0 && count <= contextLength, "\(count) queries but a context of \(contextLength)")
         precondition(blockTable.count * layout.blockSize >= contextLength, "\(blockTable.count) blocks do not hold \(contextLength) positions")
+        precondition(window.map { $0 > 0 } ?? true, "a sliding window of \(window ?? 0) positions")
+        // The earliest key position a query at `position` sees.
+        func firstVisible(_ position: Int) -> Int { window.map { max(0, position - $0 + 1) } ?? 0 }
         let scale = 1 / Float(d).squareRoot()
         let firstPosition = contextLength - count
         for kvHead in 0..<layout.keyValueHeads {
@@ -141,7 +145,7 @@ public enum PagedAttention {
                 scratch.sums.update(repeating: 0, count: rows)
                 scratch.accumulated.update(repeating: 0, count: rows * d)
                 let lastVisible = firstPosition + tileStart + rowsPerHead - 1
-                var keyStart = 0
+                var keyStart = firstVisible(firstPosition + tileStart)
                 while keyStart <= lastVisible {
                     let width = min(keyTile, lastVisible + 1 - keyStart)
                     gather(keyCache, into: scratch.keys, from: keyStart, count: width, kvHead: kvHead, layout: layout, blockTable: blockTable)
@@ -151,21 +155,24 @@ public enum PagedAttention {
                         c: scratch.scores, ldc: width)
                     for row in 0..<rows {
                         let position = firstPosition + tileStart + row / group
+                        // Columns of this key tile the row sees: from its window's start to itself.
+                        let from = max(0, firstVisible(position) - keyStart)
                         let visible = min(width, position - keyStart + 1)
                         let scores = scratch.scores + row * width
-                        guard visible > 0 else {
+                        guard visible > from else {
                             scores.update(repeating: 0, count: width)
                             continue
                         }
                         var largest = scratch.maxima[row]
-                        for index in 0..<visible { largest = max(largest, scores[index]) }
+                        for index in from..<visible { largest = max(largest, scores[index]) }
                         let correction = expf(scratch.maxima[row] - largest)
                         var sum: Float = 0
-                        for index in 0..<visible {
+                        for index in from..<visible {
                             let weight = expf(scores[index] - largest)
                             scores[index] = weight
                             sum += weight
                         }
+                        if from > 0 { scores.update(repeating: 0, count: from) }
                         if visible < width { (scores + visible).update(repeating: 0, count: width - visible) }
                         scratch.maxima[row] = largest
                         scratch.sums[row] = scratch.sums[row] * correction + sum
