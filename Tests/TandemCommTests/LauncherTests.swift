@@ -152,6 +152,15 @@ final class LauncherTests: XCTestCase {
         XCTAssertLessThan(run.seconds, 25)
     }
 
+    /// A job on several nodes refuses a job token anyone could guess, before starting anything.
+    func testAShortTokenIsRefusedForSeveralNodes() throws {
+        let run = try BuiltProgram.run(
+            BuiltProgram.tandem, ["launch", "--nnodes", "2", "--node-rank", "0", "--master-port", "29555", "--", "true"],
+            environment: ["TANDEM_JOB_TOKEN": "short"])
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.output.contains("TANDEM_JOB_TOKEN has 5 bytes; a job on several nodes needs at least 16"), run.output)
+    }
+
     func testLaunchRejectsAMissingProgramWithAClearMessage() throws {
         let run = try BuiltProgram.run(BuiltProgram.tandem, ["launch", "--nproc-per-node", "2", "--", "no-such-program-xyz"])
         XCTAssertNotEqual(run.status, 0)

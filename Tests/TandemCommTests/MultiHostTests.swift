@@ -6,7 +6,7 @@ import XCTest
 final class MultiHostTests: XCTestCase {
     func testAJobAcrossTwoHostsRunsCollectivesOverTheNamedInterface() throws {
         let hosts = try TwoHosts(self)
-        let runs = try hosts.launch([BuiltProgram.worker, "collectives"], perHost: 2, token: "multi-host-\(getpid())", timeout: 60)
+        let runs = try hosts.launch([BuiltProgram.worker, "collectives"], perHost: 2, token: "multi-host-job-token-\(getpid())", timeout: 60)
         XCTAssertEqual(runs[0].status, 0, runs[0].output)
         XCTAssertEqual(runs[1].status, 0, runs[1].output)
         // Two ranks per host: shared memory inside each, TCP between the hosts' leaders.

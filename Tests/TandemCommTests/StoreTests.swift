@@ -112,6 +112,52 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(try store.get("still", timeout: 1), [1])
     }
 
+    /// A hosted store listens on the address it was given: 127.0.0.1 only, not every interface.
+    func testAHostedStoreListensOnlyOnItsAddress() throws {
+        let store = try TCPStore(host: "127.0.0.1", port: 0, isServer: true, token: "secret", timeout: 5)
+        defer { store.server?.stop() }
+        let port = String(format: "%04X", try XCTUnwrap(store.server).port)
+        // /proc/net/tcp: "sl local_address rem_address st …", addresses as hex IP:PORT, state 0A = LISTEN.
+        let listening = try String(contentsOfFile: "/proc/net/tcp", encoding: .utf8).split(separator: "\n").compactMap { line -> String? in
+            let fields = line.split(separator: " ")
+            guard fields.count > 3, fields[1].hasSuffix(":\(port)"), fields[3] == "0A" else { return nil }
+            return String(fields[1])
+        }
+        XCTAssertEqual(listening, ["0100007F:\(port)"])
+    }
+
+    /// Connections that never show the token cost the server almost nothing: a 256 MiB length before any hello
+    /// allocates nothing (four of them took 1 GB before), and the server goes on serving.
+    func testHugeLengthsBeforeTheHelloAllocateNothing() throws {
+        func resident() throws -> Int {
+            let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+            let line = try XCTUnwrap(status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") })
+            return try XCTUnwrap(Int(line.split(separator: " ")[1])) * 1024
+        }
+        let before = try resident()
+        var sockets: [Int32] = []
+        defer { for socket in sockets { close(socket) } }
+        for _ in 0..<4 {
+            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(server.port).bigEndian
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            XCTAssertEqual(connected, 0)
+            var length = UInt32(256 << 20).littleEndian
+            XCTAssertEqual(send(descriptor, &length, 4, 0), 4)
+            sockets.append(descriptor)
+        }
+        Thread.sleep(forTimeInterval: 0.5)
+        XCTAssertLessThan(try resident() - before, 64 << 20, "the server allocated for unauthenticated lengths")
+        let store = try client()
+        try store.set("served", [7])
+        XCTAssertEqual(try store.get("served", timeout: 1), [7])
+    }
+
     func testAnUnreachableStoreNamesTheAddressTried() throws {
         let port = server.port
         server.stop()

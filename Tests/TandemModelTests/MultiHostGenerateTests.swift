@@ -13,7 +13,7 @@ final class MultiHostGenerateTests: XCTestCase {
         let arguments = ["--model", directory, "--prompt", "Hello across hosts", "--max-tokens", "10", "--temperature", "0", "--ignore-eos", "--json"]
         let single = try BuiltProgram.run(BuiltProgram.tandem, ["generate"] + arguments)
         XCTAssertEqual(single.status, 0, single.output)
-        let runs = try hosts.launch([BuiltProgram.tandem, "generate", "--tp", "4", "--threads", "1"] + arguments, perHost: 2, token: "generate-\(getpid())")
+        let runs = try hosts.launch([BuiltProgram.tandem, "generate", "--tp", "4", "--threads", "1"] + arguments, perHost: 2, token: "generate-job-token-\(getpid())")
         XCTAssertEqual(runs[0].status, 0, runs[0].output)
         XCTAssertEqual(runs[1].status, 0, runs[1].output)
         // Rank 0 (on the first host) reports; its outputs are those of one rank.

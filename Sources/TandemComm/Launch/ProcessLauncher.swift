@@ -96,6 +96,9 @@ private let receivedSignal = Atomic<Int32>(0)
 /// torchrun for Tandem: starts one process per rank with the rendezvous environment, prefixes their output,
 /// and tears the whole job down when any worker fails or the launcher is interrupted.
 public enum ProcessLauncher {
+    /// The shortest job token a job on several nodes accepts.
+    public static let minimumTokenBytes = 16
+
     /// Runs the job to completion.
     ///
     /// - Throws: `LaunchError` for an invalid configuration or a program that cannot be started.
@@ -110,6 +113,11 @@ public enum ProcessLauncher {
                     "a job on several nodes needs the same \(TandemEnvironment.jobToken.name) on every node; export one (e.g. `openssl rand -hex 32`)")
             }
             base[TandemEnvironment.jobToken.name] = ThreadLauncher.makeToken()
+        }
+        if config.nodeCount > 1, let token = base[TandemEnvironment.jobToken.name], token.utf8.count < Self.minimumTokenBytes {
+            throw LaunchError.invalid(
+                "\(TandemEnvironment.jobToken.name) has \(token.utf8.count) bytes; a job on several nodes needs at least \(Self.minimumTokenBytes) "
+                    + "(anyone who can reach the store could guess a short one); e.g. `openssl rand -hex 32`")
         }
         let port = config.masterPort == 0 ? try freePort() : config.masterPort
         let worldSize = config.processesPerNode * config.nodeCount

@@ -26,10 +26,14 @@ enum StoreWire {
         try socket.sendAll(writer.bytes + body, deadline: deadline)
     }
 
-    /// Reads one frame; nil when its declared length exceeds `maximumFrameBytes`.
-    static func receiveFrame(on socket: Socket, deadline: Deadline) throws(SystemCallError) -> [UInt8]? {
+    /// Largest hello a server reads from a connection that has not yet shown the token (a command byte, a
+    /// length and the token): nothing larger is allocated for an unauthenticated peer.
+    static let maximumHelloBytes = 4096
+
+    /// Reads one frame; nil when its declared length exceeds `limit`.
+    static func receiveFrame(on socket: Socket, deadline: Deadline, limit: Int = maximumFrameBytes) throws(SystemCallError) -> [UInt8]? {
         var reader = ByteReader(try socket.receive(count: 4, deadline: deadline))
-        guard let length = try? reader.read(UInt32.self), Int(length) <= maximumFrameBytes else { return nil }
+        guard let length = try? reader.read(UInt32.self), Int(length) <= limit else { return nil }
         return try socket.receive(count: Int(length), deadline: deadline)
     }
 }

@@ -16,14 +16,16 @@ public final class TCPStore: Store {
     /// Connects to the store at `host:port`, starting the server first when `isServer` is true.
     ///
     /// - Parameters:
-    ///   - host: the server's address or name.
+    ///   - host: the server's address or name; with `isServer`, the address the server binds (0.0.0.0 or :: for
+    ///     every interface).
     ///   - port: the server's port; with `isServer` 0 picks a free one (see `server?.port`).
     ///   - isServer: host the server in this process.
     ///   - token: the job secret.
     ///   - timeout: how long to keep trying to reach the server, in seconds.
     /// - Throws: `StoreError.connection` naming the address tried, or `.refused` for a token mismatch.
     public init(host: String, port: UInt16, isServer: Bool = false, token: String, timeout: Double) throws(StoreError) {
-        let hosted = isServer ? try TCPStoreServer(host: nil, port: port, token: token) : nil
+        // The server listens on the address it was given (0.0.0.0 or :: for every interface), as torch's would not.
+        let hosted = isServer ? try TCPStoreServer(host: host, port: port, token: token) : nil
         server = hosted
         let connectPort = hosted?.port ?? port
         address = "\(host):\(connectPort)"

@@ -15,6 +15,8 @@ public final class TCPStoreServer: @unchecked Sendable {
     private let state = NSCondition()
     private var values: [String: [UInt8]] = [:]
     private var clients: [ObjectIdentifier: Socket] = [:]
+    /// Connections that have not yet sent a valid hello.
+    private var unauthenticated = 0
     private var isStopped = false
     private var acceptThread: JoinableThread?
 
@@ -58,10 +60,22 @@ public final class TCPStoreServer: @unchecked Sendable {
         return isStopped
     }
 
+    /// At most this many connections may be waiting to say hello; more are closed at once (each is logged).
+    static let maximumUnauthenticated = 32
+    /// Seconds a new connection has to send its hello.
+    static let helloSeconds = 5.0
+
     private func acceptLoop() {
         while !stopped {
             guard let accepted = try? listener.accept(deadline: .after(seconds: 0.2)) else { continue }
             state.lock()
+            guard unauthenticated < Self.maximumUnauthenticated else {
+                state.unlock()
+                Log.warning("store: refused connection from \(accepted.peer): \(Self.maximumUnauthenticated) connections are already waiting to say hello")
+                accepted.socket.close()
+                continue
+            }
+            unauthenticated += 1
             clients[ObjectIdentifier(accepted.socket)] = accepted.socket
             state.unlock()
             _ = JoinableThread(name: "tandem-store-client", stackBytes: 256 << 10) { [self] in
@@ -76,8 +90,13 @@ public final class TCPStoreServer: @unchecked Sendable {
 
     private func serve(_ socket: Socket, peer: String) {
         let idle = Deadline(nanoseconds: .max)
-        guard let hello = try? StoreWire.receiveFrame(on: socket, deadline: .after(seconds: 30)) else {
-            Log.warning("store: dropped connection from \(peer) that sent no hello")
+        // Before the token is shown: a small frame, a short deadline, and a place among the few allowed.
+        let hello = try? StoreWire.receiveFrame(on: socket, deadline: .after(seconds: Self.helloSeconds), limit: StoreWire.maximumHelloBytes)
+        state.lock()
+        unauthenticated -= 1
+        state.unlock()
+        guard let hello = hello else {
+            Log.warning("store: dropped connection from \(peer) that sent no hello of at most \(StoreWire.maximumHelloBytes) bytes within \(Self.helloSeconds) s")
             return
         }
         var reader = ByteReader(hello)
