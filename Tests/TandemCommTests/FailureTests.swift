@@ -230,4 +230,49 @@ final class FailureTests: XCTestCase {
         XCTAssertTrue(detail.contains("refused the connection"), detail)
         guard case .failure = errors[0] else { return XCTFail("rank 0 must not accept the impostor") }
     }
+
+    /// Strangers that connect to a rank's peer port and say nothing do not hold up the group's setup (each one
+    /// held it 10 s before), and the group works.
+    func testSilentConnectionsToAPeerPortDoNotDelaySetup() throws {
+        let server = try TCPStoreServer(host: "127.0.0.1", port: 0, token: "right")
+        defer { server.stop() }
+        let options = ProcessGroupOptions(timeout: 30, token: "right")
+        let first = JoinableResult {
+            try ProcessGroup(store: TCPStore(host: "127.0.0.1", port: server.port, token: "right", timeout: 5), rank: 0, worldSize: 2, options: options)
+        }
+        // Rank 0 publishes "PORT HOST" for its peers; three silent connections reach it before rank 1 does.
+        let probe = try TCPStore(host: "127.0.0.1", port: server.port, token: "right", timeout: 5)
+        let published = String(decoding: try probe.get("tandem/group/world/1/addr/0", timeout: 10), as: UTF8.self).split(separator: " ")
+        let port = try XCTUnwrap(UInt16(published[0]))
+        var silent: [Int32] = []
+        defer { for socket in silent { close(socket) } }
+        for _ in 0..<3 {
+            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = port.bigEndian
+            address.sin_addr.s_addr = inet_addr(String(published[1]))
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            XCTAssertEqual(connected, 0)
+            silent.append(descriptor)
+        }
+        Thread.sleep(forTimeInterval: 0.2)
+        let start = Date()
+        let second = try ProcessGroup(
+            store: TCPStore(host: "127.0.0.1", port: server.port, token: "right", timeout: 5), rank: 1, worldSize: 2, options: options)
+        let group = try first.value.get()
+        XCTAssertLessThan(Date().timeIntervalSince(start), 2, "the silent connections delayed the setup")
+        let sums = [group, second].map { member in
+            JoinableResult { () throws -> [Double] in
+                let tensor = Tensor([Float(member.rank + 1)])
+                try member.allReduce(tensor)
+                return tensor.toDoubles()
+            }
+        }
+        XCTAssertEqual(try sums.map { try $0.value.get() }, [[3], [3]])
+        group.shutdown()
+        second.shutdown()
+    }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The connections of one group: a data connection and a liveness connection to every peer.
 ///
 /// Built through the store: each rank listens on an ephemeral port, publishes `host port` under
@@ -54,31 +56,39 @@ struct TCPMesh {
             }
         }
         var awaited = Set((rank + 1..<worldSize).flatMap { [($0 * 2), ($0 * 2 + 1)] })
+        // Each connection is greeted on a thread of its own, so a peer that connects and stays silent (or a
+        // stranger) costs the setup nothing; those still greeting when the mesh is whole are cut off.
+        let greeters = Greeters()
+        defer { greeters.cancelAndJoin() }
         while !awaited.isEmpty {
-            let incoming: (socket: Socket, peer: String)?
-            do {
-                // In slices when someone may abandon the setup, so the wait ends within 100 ms of it.
-                incoming = try listener.accept(deadline: abandoned == nil ? deadline : min(deadline, .after(seconds: 0.1)))
-            } catch {
-                throw .bootstrap(group: group, detail: "accepting peer connections: \(error)")
+            for (socket, address, peer, channel) in greeters.takeGreeted() {
+                let slot = peer * 2 + (channel == .data ? 0 : 1)
+                guard awaited.remove(slot) != nil else {
+                    Log.warning("group '\(group)': duplicate connection from rank \(peer) (\(address)) ignored")
+                    continue
+                }
+                if channel == .data { mesh.data[peer] = socket } else { mesh.liveness[peer] = socket }
             }
-            if incoming == nil, let reason = abandoned?() { throw .bootstrap(group: group, detail: reason) }
-            if incoming == nil && !deadline.hasPassed { continue }
-            guard let incoming else {
+            if awaited.isEmpty { break }
+            if let reason = abandoned?() { throw .bootstrap(group: group, detail: reason) }
+            if deadline.hasPassed {
                 let missing = Set(awaited.map { $0 / 2 }).sorted()
                 throw .bootstrap(
                     group: group,
                     detail: "timed out waiting for rank(s) \(missing.map(String.init).joined(separator: ", ")) to connect to \(listenHost):\(port)")
             }
-            guard let (peer, channel) = greet(incoming.socket, from: incoming.peer, group: group, rank: rank, worldSize: worldSize, token: token) else {
-                continue
+            let incoming: (socket: Socket, peer: String)?
+            do {
+                // Short slices: greetings finish on their threads, and an abandoned setup ends within 10 ms.
+                incoming = try listener.accept(deadline: min(deadline, .after(seconds: 0.01)))
+            } catch {
+                throw .bootstrap(group: group, detail: "accepting peer connections: \(error)")
             }
-            let slot = peer * 2 + (channel == .data ? 0 : 1)
-            guard awaited.remove(slot) != nil else {
-                Log.warning("group '\(group)': duplicate connection from rank \(peer) (\(incoming.peer)) ignored")
-                continue
+            if let incoming {
+                greeters.start(incoming.socket, from: incoming.peer) {
+                    greet(incoming.socket, from: incoming.peer, group: group, rank: rank, worldSize: worldSize, token: token)
+                }
             }
-            if channel == .data { mesh.data[peer] = incoming.socket } else { mesh.liveness[peer] = incoming.socket }
         }
         for socket in mesh.data.compactMap({ $0 }) { socket.configureForData(bufferBytes: dataBufferBytes) }
         for socket in mesh.liveness.compactMap({ $0 }) { socket.enableKeepAlive(idleSeconds: 5, intervalSeconds: 1, probes: 5) }
@@ -129,6 +139,7 @@ struct TCPMesh {
     }
 
     /// Reads and checks a hello; answers it. Nil (after logging) when the connection is refused.
+    /// Runs on a greeter thread.
     private static func greet(
         _ socket: Socket, from address: String, group: String, rank: Int, worldSize: Int, token: String
     ) -> (Int, Channel)? {
@@ -168,5 +179,55 @@ struct TCPMesh {
         }
         guard (try? socket.sendAll([accepted], deadline: deadline)) != nil else { return nil }
         return (peer, channel)
+    }
+}
+
+/// The threads greeting a group's incoming connections, and what they found.
+private final class Greeters: @unchecked Sendable {
+    /// Connections greeted at once; more are closed (and logged) until some finish.
+    static let limit = 64
+
+    private let condition = NSCondition()
+    private var greeted: [(Socket, String, Int, TCPMesh.Channel)] = []
+    private var inFlight: [ObjectIdentifier: Socket] = [:]
+    private var threads: [JoinableThread] = []
+
+    /// Greets `socket` with `greet` on a new thread (or closes it when `limit` greetings are under way).
+    func start(_ socket: Socket, from address: String, _ greet: @escaping @Sendable () -> (Int, TCPMesh.Channel)?) {
+        condition.lock()
+        defer { condition.unlock() }
+        guard inFlight.count < Self.limit else {
+            Log.warning("connection from \(address) closed: \(Self.limit) connections are already saying hello")
+            socket.close()
+            return
+        }
+        let key = ObjectIdentifier(socket)
+        inFlight[key] = socket
+        threads.append(
+            JoinableThread(name: "tandem-greet", stackBytes: 256 << 10) { [self] in
+                let result = greet()
+                condition.lock()
+                inFlight[key] = nil
+                if let (peer, channel) = result { greeted.append((socket, address, peer, channel)) }
+                condition.unlock()
+            })
+    }
+
+    /// The connections greeted since the last call.
+    func takeGreeted() -> [(Socket, String, Int, TCPMesh.Channel)] {
+        condition.lock()
+        defer { condition.unlock() }
+        let taken = greeted
+        greeted.removeAll()
+        return taken
+    }
+
+    /// Cuts off the greetings still waiting for a hello and waits for every greeter to return.
+    func cancelAndJoin() {
+        condition.lock()
+        for socket in inFlight.values { socket.shutdownBoth() }
+        let all = threads
+        condition.unlock()
+        for thread in all { thread.join() }
     }
 }
