@@ -66,10 +66,10 @@ public enum TandemEnvironment {
         name: "TANDEM_LOG_LEVEL", defaultValue: "warning",
         summary: "log verbosity on stderr: debug, info, warning or error")
 
-    /// Set by Tandem in the ranks it spawns itself (`SpawnedRanks`): the process they die with.
+    /// Set by Tandem in the processes it starts (engine workers, launched ranks): the process they die with.
     public static let parentPID = Variable(
-        name: "TANDEM_PARENT_PID", defaultValue: "(set by Tandem for the workers it spawns)",
-        summary: "the engine process a spawned worker belongs to; the worker exits when it does (not for users to set)")
+        name: "TANDEM_PARENT_PID", defaultValue: "(set by Tandem for the processes it starts)",
+        summary: "the engine or launcher that started this process; it exits when that one does (not for users to set)")
 
     /// Seed of the randomized tests (the stress test prints the one it used).
     public static let testSeed = Variable(

@@ -5,22 +5,29 @@ import Foundation
 /// The communication library blocks threads on sockets by design (like Gloo), so it uses threads, not
 /// Swift concurrency's cooperative pool, which must never block.
 final class JoinableThread: @unchecked Sendable {
-    private let finished = NSCondition()
-    private var isFinished = false
-    private var thread: Thread?
+    /// Whether the body has returned. Its own object, so the running thread's closure holds it and the body but
+    /// not this `JoinableThread`: a closure holding `self` would be a cycle through `Thread` (which keeps its
+    /// closure for life), and everything the body captured — sockets, groups — would never be released.
+    private final class Completion: @unchecked Sendable {
+        let condition = NSCondition()
+        var isFinished = false
+    }
+
+    private let completion = Completion()
+    private let thread: Thread
 
     /// Starts `body` on a new thread named `name` with a stack of `stackBytes`.
     init(name: String, stackBytes: Int = 1 << 20, _ body: @escaping @Sendable () -> Void) {
-        let thread = Thread { [self] in
+        let completion = completion
+        thread = Thread {
             body()
-            finished.lock()
-            isFinished = true
-            finished.broadcast()
-            finished.unlock()
+            completion.condition.lock()
+            completion.isFinished = true
+            completion.condition.broadcast()
+            completion.condition.unlock()
         }
         thread.name = name
         thread.stackSize = stackBytes
-        self.thread = thread
         thread.start()
     }
 
@@ -28,19 +35,19 @@ final class JoinableThread: @unchecked Sendable {
     /// released there and its deinit stops the thread) it returns at once instead of waiting forever.
     func join() {
         if Thread.current === thread { return }
-        finished.lock()
-        while !isFinished { finished.wait() }
-        finished.unlock()
+        completion.condition.lock()
+        while !completion.isFinished { completion.condition.wait() }
+        completion.condition.unlock()
     }
 
     /// Blocks until the body has returned or `deadline` passes; returns whether it finished.
     func join(until deadline: Deadline) -> Bool {
-        finished.lock()
-        defer { finished.unlock() }
-        while !isFinished {
+        completion.condition.lock()
+        defer { completion.condition.unlock() }
+        while !completion.isFinished {
             let seconds = deadline.remainingSeconds
             if seconds <= 0 { return false }
-            _ = finished.wait(until: Date(timeIntervalSinceNow: seconds))
+            _ = completion.condition.wait(until: Date(timeIntervalSinceNow: seconds))
         }
         return true
     }

@@ -112,6 +112,7 @@ func spawnRanks(_ count: Int, removing option: String? = "--nproc") throws {
     var configuration = LaunchConfiguration(processesPerNode: count, program: selfExecutable(), arguments: arguments)
     configuration.masterPort = 0
     configuration.prefixOutput = false
+    configuration.wrapper = [selfExecutable(), "launch-child", "--"]
     let outcome = try ProcessLauncher.run(configuration)
     if outcome.exitCode != 0 { throw ExitCode(outcome.exitCode) }
 }

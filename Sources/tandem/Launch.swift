@@ -10,7 +10,8 @@ struct Launch: ParsableCommand {
             Sets MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK, LOCAL_RANK, LOCAL_WORLD_SIZE and TANDEM_JOB_TOKEN \
             (generated when unset on a single node) for every worker, prefixes each output line with [rankN]:, \
             and when any worker fails stops the others (SIGTERM, then SIGKILL after --grace-period) and exits \
-            non-zero naming the rank that failed first.
+            non-zero naming the rank that failed first. Each worker leads a process group of its own (signals \
+            reach what it started) and dies with the launcher, even on kill -9 (Linux).
             """)
 
     @Option(name: .customLong("nproc-per-node"), help: "Worker processes on this node.")
@@ -58,7 +59,28 @@ struct Launch: ParsableCommand {
         configuration.masterPort = UInt16(masterPort)
         configuration.gracePeriod = gracePeriod
         configuration.prefixOutput = !noPrefix
+        configuration.wrapper = [selfExecutable(), "launch-child", "--"]
         let outcome = try ProcessLauncher.run(configuration)
         if outcome.exitCode != 0 { throw ExitCode(outcome.exitCode) }
+    }
+}
+
+/// `tandem launch-child -- PROGRAM [ARGS…]`: how `tandem launch` starts each worker — arrange to die with the
+/// launcher (`TANDEM_PARENT_PID`), then become PROGRAM (exec). Not for direct use.
+struct LaunchChild: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "launch-child", abstract: "Become PROGRAM after arranging to die with the launcher (used by `tandem launch`).",
+        shouldDisplay: false)
+
+    @Argument(parsing: .captureForPassthrough, help: "-- PROGRAM [ARGS…]")
+    var command: [String] = []
+
+    func run() throws {
+        let argv = command.first == "--" ? Array(command.dropFirst()) : command
+        guard let program = argv.first else { throw ValidationError("give the program after --") }
+        try ParentDeath.follow()
+        let pointers = argv.map { strdup($0) } + [nil]
+        execv(program, pointers)
+        throw ValidationError("cannot run \(program): \(String(cString: strerror(errno)))")
     }
 }

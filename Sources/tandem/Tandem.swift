@@ -8,7 +8,7 @@ struct Tandem: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tandem",
         abstract: "Distributed LLM inference runtime: generation, launcher, collectives and benchmarks.",
-        subcommands: [Generate.self, MakeModel.self, Launch.self, Bench.self, Info.self, Worker.self])
+        subcommands: [Generate.self, MakeModel.self, Launch.self, Bench.self, Info.self, Worker.self, LaunchChild.self])
 
     /// Refuses an argument that is not UTF-8 and an invalid `TANDEM_*` value before any command runs, then runs
     /// the command.

@@ -152,6 +152,52 @@ final class LauncherTests: XCTestCase {
         XCTAssertLessThan(run.seconds, 25)
     }
 
+    /// A worker run through a wrapper is stopped with everything it started: its process group is signalled
+    /// (this took 9 s, the wrapped sleep, when only the wrapper was).
+    func testStoppingAWorkerStopsWhatItStarted() throws {
+        let run = try BuiltProgram.run(
+            BuiltProgram.tandem,
+            ["launch", "--nproc-per-node", "2", "--master-port", "0", "--grace-period", "1", "--", "bash", "-c",
+             "if [ $RANK = 0 ]; then sleep 1; exit 3; fi; sleep 9"], timeout: 30)
+        XCTAssertEqual(run.status, 3, run.output)
+        XCTAssertLessThan(run.seconds, 4, run.output)
+    }
+
+    /// `kill -9` of the launcher takes its workers with it (parent-death signal), within 2 s.
+    func testWorkersDieWithTheirLauncher() throws {
+        var workers: [pid_t] = []
+        var goneAfter: Double?
+        _ = try BuiltProgram.run(
+            BuiltProgram.tandem, ["launch", "--nproc-per-node", "2", "--master-port", "0", "--", "sleep", "30"], timeout: 30
+        ) { launcher in
+            let pid = launcher.processIdentifier
+            let deadline = Date(timeIntervalSinceNow: 10)
+            while workers.count < 2 && Date() < deadline {
+                usleep(20_000)
+                workers = childProcesses(of: pid)
+            }
+            // Both have become `sleep` (exec'd by launch-child after asking for the signal).
+            while Date() < deadline,
+                !workers.allSatisfy({ ((try? String(contentsOfFile: "/proc/\($0)/comm", encoding: .utf8)) ?? "").hasPrefix("sleep") })
+            {
+                usleep(20_000)
+            }
+            kill(pid, SIGKILL)
+            let killed = Date()
+            while Date().timeIntervalSince(killed) < 10 {
+                let alive = workers.filter { worker in
+                    let state = (try? String(contentsOfFile: "/proc/\(worker)/stat", encoding: .utf8))?.split(separator: " ").dropFirst(2).first
+                    return state != nil && state != "Z"
+                }
+                if alive.isEmpty { goneAfter = Date().timeIntervalSince(killed); break }
+                usleep(10_000)
+            }
+        }
+        XCTAssertEqual(workers.count, 2)
+        let seconds = try XCTUnwrap(goneAfter, "workers outlived their launcher by 10 s")
+        XCTAssertLessThan(seconds, 2)
+    }
+
     /// A job on several nodes refuses a job token anyone could guess, before starting anything.
     func testAShortTokenIsRefusedForSeveralNodes() throws {
         let run = try BuiltProgram.run(

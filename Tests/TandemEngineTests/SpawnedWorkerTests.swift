@@ -3,6 +3,7 @@ import TandemComm
 import TandemEngine
 import TandemModel
 import TandemTensor
+import TandemTestSupport
 import XCTest
 
 /// An engine that spawns its own workers (`tandem worker` processes beside the test bundle): the tokens of one
@@ -106,11 +107,3 @@ final class SpawnedEngineTests: XCTestCase {
     }
 }
 
-/// This process's children, whichever thread started them (/proc lists them per thread).
-func childProcesses() -> [pid_t] {
-    let pid = getpid()
-    let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
-    return tasks.flatMap { task in
-        ((try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/children", encoding: .utf8)) ?? "").split(separator: " ").compactMap { pid_t($0) }
-    }.sorted()
-}

@@ -176,8 +176,7 @@ final class GenerateCommandTests: XCTestCase {
             let deadline = Date(timeIntervalSinceNow: 20)
             while children.isEmpty && Date() < deadline {
                 usleep(50_000)
-                let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
-                children = text.split(separator: " ").compactMap { pid_t($0) }
+                children = childProcesses(of: pid)
             }
             guard children.count == 1 else { return XCTFail("the driver did not spawn exactly one worker: \(children)") }
             usleep(1_000_000)  // loading done, generating

@@ -28,6 +28,10 @@ public struct LaunchConfiguration: Sendable {
     public var prefixOutput: Bool = true
     /// Extra environment for every worker.
     public var environment: [String: String] = [:]
+    /// A command each worker is started through, before the program and its arguments: `tandem launch` uses
+    /// `tandem launch-child --`, which arranges for the worker to die with the launcher and then execs it.
+    /// Empty: the program is started directly.
+    public var wrapper: [String] = []
 
     /// Creates a configuration for `program` with `processesPerNode` workers.
     public init(processesPerNode: Int, program: String, arguments: [String]) {
@@ -104,7 +108,9 @@ public enum ProcessLauncher {
     /// - Throws: `LaunchError` for an invalid configuration or a program that cannot be started.
     public static func run(_ configuration: LaunchConfiguration) throws -> LaunchOutcome {
         let config = try validate(configuration)
-        let executable = try resolveProgram(config.program)
+        let program = try resolveProgram(config.program)
+        let executable = try config.wrapper.first.map(resolveProgram) ?? program
+        let argv = config.wrapper.isEmpty ? [config.program] + config.arguments : config.wrapper + [program] + config.arguments
         var base = ProcessInfo.processInfo.environment
         for (key, value) in config.environment { base[key] = value }
         if base[TandemEnvironment.jobToken.name]?.isEmpty ?? true {
@@ -125,6 +131,7 @@ public enum ProcessLauncher {
         base["MASTER_PORT"] = String(port)
         base["WORLD_SIZE"] = String(worldSize)
         base["LOCAL_WORLD_SIZE"] = String(config.processesPerNode)
+        base[TandemEnvironment.parentPID.name] = String(getpid())
 
         receivedSignal.store(0, ordering: .relaxed)
         let previousInterrupt = signal(SIGINT) { receivedSignal.store($0, ordering: .relaxed) }
@@ -143,7 +150,7 @@ public enum ProcessLauncher {
             do {
                 workers.append(
                     try Worker.spawn(
-                        executable: executable, arguments: [config.program] + config.arguments, environment: environment,
+                        executable: executable, arguments: argv, environment: environment,
                         rank: rank, prefixOutput: config.prefixOutput))
             } catch {
                 stop(workers, gracePeriod: config.gracePeriod)
@@ -203,17 +210,18 @@ public enum ProcessLauncher {
             let caught = receivedSignal.exchange(0, ordering: .relaxed)
             if caught != 0 {
                 Posix.writeToStandardError("tandem launch: received \(signalName(caught)); forwarding it to the workers\n")
-                for index in running { kill(workers[index].pid, caught) }
+                for index in running { workers[index].signal(caught) }
                 if outcome.exitCode == 0 { outcome.exitCode = 128 + caught }
                 stopping = true
                 killDeadline = killDeadline ?? .after(seconds: gracePeriod)
             }
+            // Every worker's group, ended or not: a worker that exited may have left children behind.
             if stopping && killDeadline == nil {
-                for index in running { kill(workers[index].pid, SIGTERM) }
+                for worker in workers { worker.signal(SIGTERM) }
                 killDeadline = .after(seconds: gracePeriod)
             }
             if let deadline = killDeadline, deadline.hasPassed {
-                for index in running { kill(workers[index].pid, SIGKILL) }
+                for worker in workers { worker.signal(SIGKILL) }
                 killDeadline = .after(seconds: 3600)
             }
         }
@@ -223,12 +231,12 @@ public enum ProcessLauncher {
 
     /// Stops already-started workers after a failed start.
     private static func stop(_ workers: [Worker], gracePeriod: Double) {
-        for worker in workers { kill(worker.pid, SIGTERM) }
+        for worker in workers { worker.signal(SIGTERM) }
         let deadline = Deadline.after(seconds: gracePeriod)
         for worker in workers {
             var status: Int32 = 0
             while waitpid(worker.pid, &status, WNOHANG) == 0 {
-                if deadline.hasPassed { kill(worker.pid, SIGKILL) }
+                if deadline.hasPassed { worker.signal(SIGKILL) }
                 usleep(5_000)
             }
             worker.finishOutput()

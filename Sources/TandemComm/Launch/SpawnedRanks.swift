@@ -3,7 +3,6 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import CTandemSystem
 import Foundation
 import Synchronization
 
@@ -60,42 +59,53 @@ public final class SpawnedRanks: @unchecked Sendable {
         environment["LOCAL_WORLD_SIZE"] = String(worldSize)
         environment[TandemEnvironment.jobToken.name] = token
         environment[TandemEnvironment.parentPID.name] = String(getpid())
+        let endings = ChildEndings()
+        self.endings = endings
+        settings.setupAbandoned = { endings.all.keys.min().map { "rank \($0) ended before joining" } }
+        // Each child is spawned by a thread that then waits for it in waitpid: the parent-death signal fires
+        // when the spawning *thread* ends, so that thread must live exactly as long as the child (a caller's
+        // thread — a pool thread of Swift concurrency — may end any time). A child that ends before the group is
+        // up stops the store, which fails rank 0's setup at once.
         var children: [Worker] = []
+        var waiters: [JoinableThread] = []
         for rank in 1..<worldSize {
             environment["RANK"] = String(rank)
             environment["LOCAL_RANK"] = String(rank)
-            do {
-                children.append(
-                    try Worker.spawn(executable: executable, arguments: [program] + arguments, environment: environment, rank: rank, prefixOutput: true))
-            } catch {
-                for child in children {
-                    kill(child.pid, SIGKILL)
+            let started = SpawnResult()
+            let childEnvironment = environment
+            waiters.append(
+                JoinableThread(name: "tandem-wait-\(rank)", stackBytes: 128 << 10) {
+                    let child: Worker
+                    do {
+                        child = try Worker.spawn(
+                            executable: executable, arguments: [program] + arguments, environment: childEnvironment, rank: rank, prefixOutput: true)
+                    } catch {
+                        started.set(.failure(error))
+                        return
+                    }
+                    started.set(.success(child))
                     var status: Int32 = 0
                     while waitpid(child.pid, &status, 0) == -1 && errno == EINTR {}
-                    child.finishOutput()
-                }
+                    if !endings.record(child.rank, decodeWaitStatus(status)) { server.stop() }
+                })
+            switch started.get() {
+            case let .success(child):
+                children.append(child)
+            case let .failure(error):
+                for child in children { child.signal(SIGKILL) }
+                for waiter in waiters { waiter.join() }
+                for child in children { child.finishOutput() }
                 server.stop()
                 throw error
             }
         }
         self.children = children
-        let endings = ChildEndings()
-        self.endings = endings
-        settings.setupAbandoned = { endings.all.keys.min().map { "rank \($0) ended before joining" } }
-        // Each child has a thread blocked in waitpid for it; one that ends before the group is up stops the store,
-        // which fails rank 0's setup at once.
-        waiters = children.map { child in
-            JoinableThread(name: "tandem-wait-\(child.rank)", stackBytes: 128 << 10) {
-                var status: Int32 = 0
-                while waitpid(child.pid, &status, 0) == -1 && errno == EINTR {}
-                if !endings.record(child.rank, decodeWaitStatus(status)) { server.stop() }
-            }
-        }
+        self.waiters = waiters
         do {
             group = try ProcessGroup(store: store, rank: 0, worldSize: worldSize, name: "world", options: settings)
             endings.groupFormed()
         } catch {
-            for child in children { kill(child.pid, SIGKILL) }
+            for child in children { child.signal(SIGKILL) }
             for waiter in waiters { waiter.join() }
             for child in children { child.finishOutput() }
             server.stop()
@@ -140,10 +150,10 @@ public final class SpawnedRanks: @unchecked Sendable {
         let deadline = Deadline.after(seconds: gracePeriod)
         while endings.all.count < children.count && !deadline.hasPassed { usleep(5_000) }
         let running = children.filter { endings.all[$0.rank] == nil }
-        for child in running { kill(child.pid, SIGTERM) }
+        for child in running { child.signal(SIGTERM) }
         let killDeadline = Deadline.after(seconds: gracePeriod)
         while endings.all.count < children.count && !killDeadline.hasPassed { usleep(5_000) }
-        for child in children where endings.all[child.rank] == nil { kill(child.pid, SIGKILL) }
+        for child in children where endings.all[child.rank] == nil { child.signal(SIGKILL) }
         for waiter in waiters { waiter.join() }
         for child in children { child.finishOutput() }
         group.shutdown()
@@ -157,13 +167,7 @@ public final class SpawnedRanks: @unchecked Sendable {
     /// - Throws: `ConfigError` for a missing or invalid variable, `LaunchError` when the parent is already gone,
     ///   and what `ProcessGroup.initialize` throws.
     public static func joinAsChild() throws -> ProcessGroup {
-        if let text = TandemEnvironment.parentPID.value {
-            guard let parent = pid_t(text), parent > 0 else {
-                throw ConfigError.invalidValue(name: TandemEnvironment.parentPID.name, value: text, expected: "a process id")
-            }
-            _ = tandem_kill_with_parent()
-            guard getppid() == parent else { throw LaunchError.invalid("the process that spawned this rank (pid \(parent)) has already exited") }
-        }
+        try ParentDeath.follow()
         return try ProcessGroup.initializeFromEnvironment()
     }
 }
@@ -183,6 +187,26 @@ private final class ChildEndings: Sendable {
     func groupFormed() { state.withLock { $0.formed = true } }
 
     var all: [Int: WorkerEnding] { state.withLock { $0.endings } }
+}
+
+/// A spawner thread's result, handed to the thread that waits for it.
+private final class SpawnResult: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var result: Result<Worker, any Error>?
+
+    func set(_ value: Result<Worker, any Error>) {
+        condition.lock()
+        result = value
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func get() -> Result<Worker, any Error> {
+        condition.lock()
+        defer { condition.unlock() }
+        while result == nil { condition.wait() }
+        return result!
+    }
 }
 
 /// How `waitpid` says a process ended.

@@ -5,6 +5,9 @@ import Darwin
 #endif
 
 /// One spawned worker process and the threads that copy its output, line by line, with a rank prefix.
+///
+/// Each worker leads a process group of its own, so signals reach whatever it started too (a rank run through
+/// `bash -c …`): use `signal(_:)`, never `kill(pid)`.
 struct Worker {
     let rank: Int
     let pid: pid_t
@@ -34,8 +37,13 @@ struct Worker {
             for pointer in argv { free(pointer) }
             for pointer in envp { free(pointer) }
         }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
         var pid: pid_t = 0
-        let status = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        let status = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         for ends in pipes { close(ends.write) }
         guard status == 0 else {
             for ends in pipes { close(ends.read) }
@@ -50,6 +58,11 @@ struct Worker {
             }
         }
         return Worker(rank: rank, pid: pid, forwarders: forwarders)
+    }
+
+    /// Sends `signal` to the worker's process group: the worker and everything it started.
+    func signal(_ signal: Int32) {
+        kill(-pid, signal)
     }
 
     /// Waits until the worker's output has been copied out (its pipes closed).

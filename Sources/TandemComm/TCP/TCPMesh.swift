@@ -222,12 +222,18 @@ private final class Greeters: @unchecked Sendable {
         return taken
     }
 
-    /// Cuts off the greetings still waiting for a hello and waits for every greeter to return.
+    /// Cuts off the greetings still waiting for a hello, waits for every greeter to return, and lets go of
+    /// them (their closures hold this object and the sockets they greeted: kept, they would keep every
+    /// connection of the group open after its shutdown).
     func cancelAndJoin() {
         condition.lock()
         for socket in inFlight.values { socket.shutdownBoth() }
         let all = threads
+        threads.removeAll()
         condition.unlock()
         for thread in all { thread.join() }
+        condition.lock()
+        greeted.removeAll()
+        condition.unlock()
     }
 }
