@@ -1,4 +1,5 @@
 import Foundation
+import TandemComm
 import TandemTensor
 
 /// How big the paged KV cache is and what it stores (vLLM's `CacheConfig`).
@@ -55,22 +56,11 @@ public struct CacheConfig: Sendable, Equatable, Codable {
             throw .invalidCacheConfig("\(memoryBytes) bytes are more than this host's \(physical) bytes of memory; give less")
         }
         let fullBatch = fullBatchBlocks.multipliedReportingOverflow(by: bytesPerBlock)
-        let budget = memoryBytes ?? min(fullBatch.overflow ? Int.max : fullBatch.partialValue, Self.availableMemory() / 2 / max(localRanks, 1))
+        let budget = memoryBytes ?? min(fullBatch.overflow ? Int.max : fullBatch.partialValue, SystemMemory.availableBytes() / 2 / max(localRanks, 1))
         let count = budget / bytesPerBlock
         guard count >= 1 else {
             throw .invalidCacheConfig("\(budget) bytes hold no block of \(bytesPerBlock) bytes (\(blockSize) positions of every layer); give more memory")
         }
         return count
-    }
-
-    /// MemAvailable of /proc/meminfo (physical memory elsewhere).
-    static func availableMemory() -> Int {
-        if let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
-            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }),
-            let kibibytes = Int(line.split(separator: " ").dropFirst().first ?? "")
-        {
-            return kibibytes * 1024
-        }
-        return Int(ProcessInfo.processInfo.physicalMemory)
     }
 }

@@ -149,11 +149,11 @@ public final class SafetensorsFile: @unchecked Sendable {
                 continue
             }
             guard let fields = value as? [String: Any], let dtypeName = fields["dtype"] as? String,
-                let shape = (fields["shape"] as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }),
-                let offsets = (fields["data_offsets"] as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }),
+                let shape = (fields["shape"] as? [Any])?.compactMap(Self.exactInteger),
+                let offsets = (fields["data_offsets"] as? [Any])?.compactMap(Self.exactInteger),
                 offsets.count == 2, shape.count == (fields["shape"] as? [Any])?.count
             else {
-                throw ModelLoadError.malformed(path: path, detail: "tensor '\(key)' needs dtype, shape and two data_offsets")
+                throw ModelLoadError.malformed(path: path, detail: "tensor '\(key)' needs dtype, shape and two data_offsets (integers)")
             }
             guard let dtype = dtypes[dtypeName] else {
                 if knownOther.contains(dtypeName) { throw ModelLoadError.unsupportedDType(key: key, path: path, dtype: dtypeName) }
@@ -164,7 +164,12 @@ public final class SafetensorsFile: @unchecked Sendable {
                     path: path,
                     detail: "tensor '\(key)' has shape \(shape) and data_offsets \(offsets), outside the \(dataBytes) data bytes (truncated file?)")
             }
-            let expected = shape.reduce(1, *) * dtype.byteSize
+            // Checked: a shape from the file may multiply past Int.max.
+            var product: Int? = dtype.byteSize
+            for extent in shape { product = product.flatMap { $0.multipliedReportingOverflow(by: extent) }.flatMap { $0.overflow ? nil : $0.partialValue } }
+            guard let expected = product else {
+                throw ModelLoadError.malformed(path: path, detail: "tensor '\(key)' has shape \(shape), more bytes than any file can hold")
+            }
             guard offsets[1] - offsets[0] == expected else {
                 throw ModelLoadError.malformed(
                     path: path, detail: "tensor '\(key)' (\(dtypeName)\(shape)) needs \(expected) bytes, its data_offsets span \(offsets[1] - offsets[0])")
@@ -184,5 +189,11 @@ public final class SafetensorsFile: @unchecked Sendable {
             throw ModelLoadError.malformed(path: path, detail: "the tensors cover \(end) data bytes but the file has \(dataBytes)")
         }
         return (tensors, metadata)
+    }
+
+    /// A JSON number that is exactly an integer Int can hold (not 1.5, not 2**70 rounded).
+    private static func exactInteger(_ value: Any) -> Int? {
+        guard let number = value as? NSNumber, let integer = Int(exactly: number.int64Value), NSNumber(value: integer) == number else { return nil }
+        return integer
     }
 }

@@ -52,6 +52,21 @@ struct BenchComm: ParsableCommand {
         guard minBytes.value >= 0, maxBytes.value >= minBytes.value else {
             throw ValidationError("need 0 ≤ --min-bytes ≤ --max-bytes")
         }
+        let element = DType(name: dtype)!.byteSize
+        guard minBytes.value % element == 0, maxBytes.value % element == 0 else {
+            throw ValidationError(
+                "--min-bytes \(minBytes.value) and --max-bytes \(maxBytes.value) must be multiples of a \(dtype) element (\(element) bytes)")
+        }
+        // Each rank holds its input and output plus the check's copies: about 4 × the message.
+        let ranks = nproc ?? Int(ProcessInfo.processInfo.environment["LOCAL_WORLD_SIZE"] ?? "") ?? 1
+        let (perRank, overflow) = maxBytes.value.multipliedReportingOverflow(by: 4)
+        let (needed, overflowAll) = perRank.multipliedReportingOverflow(by: max(ranks, 1))
+        let available = SystemMemory.availableBytes()
+        guard !overflow, !overflowAll, needed <= available else {
+            throw ValidationError(
+                "--max-bytes \(maxBytes.value) needs about \(overflow || overflowAll ? "more than Int.max" : String(needed)) bytes (4 × the message × \(ranks) "
+                    + "local rank(s)); this host has \(available) bytes available")
+        }
         guard stepFactor >= 2 else { throw ValidationError("--step-factor must be ≥ 2") }
         guard iters >= 1, warmup >= 0 else { throw ValidationError("--iters must be ≥ 1 and --warmup ≥ 0") }
         if let nproc, nproc < 1 { throw ValidationError("--nproc must be ≥ 1") }

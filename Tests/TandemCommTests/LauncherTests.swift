@@ -207,6 +207,21 @@ final class LauncherTests: XCTestCase {
         XCTAssertTrue(run.output.contains("TANDEM_JOB_TOKEN has 5 bytes; a job on several nodes needs at least 16"), run.output)
     }
 
+    /// Sizes that cannot be run are refused with the numbers before any rank starts: more than the host's
+    /// memory (64G died in the allocator), Int overflow, and sizes that are not whole elements (3 bytes of
+    /// float32 ran as 0).
+    func testBenchCommRefusesSizesThatCannotRun() throws {
+        for (arguments, expected) in [
+            (["--min-bytes", "64G", "--max-bytes", "64G"], "this host has"), (["--max-bytes", "8000000000G"], "more than Int.max"),
+            (["--min-bytes", "3"], "multiples of a float32 element (4 bytes)"),
+        ] {
+            let run = try BuiltProgram.run(BuiltProgram.tandem, ["bench", "comm", "--nproc", "2"] + arguments, timeout: 20)
+            XCTAssertNotEqual(run.status, 0, run.output)
+            XCTAssertTrue(run.output.contains(expected), run.output)
+            XCTAssertLessThan(run.seconds, 5)
+        }
+    }
+
     func testLaunchRejectsAMissingProgramWithAClearMessage() throws {
         let run = try BuiltProgram.run(BuiltProgram.tandem, ["launch", "--nproc-per-node", "2", "--", "no-such-program-xyz"])
         XCTAssertNotEqual(run.status, 0)

@@ -8,7 +8,7 @@ import XCTest
 /// naming the file and key.
 final class CheckpointTests: XCTestCase {
     /// One tensor for `file(_:)`: name, dtype name, shape, raw bytes.
-    private typealias Entry = (name: String, dtype: String, shape: [Int], bytes: [UInt8])
+    private typealias Entry = (name: String, dtype: String, shape: [Any], bytes: [UInt8])
 
     private var directory: URL!
 
@@ -96,6 +96,13 @@ final class CheckpointTests: XCTestCase {
         XCTAssertTrue(failure(gap).contains("data_offsets") || failure(gap).contains("gap"), failure(gap))
         let span = try file("span.safetensors", [matrix], offsets: ["w": [0, 20]])
         XCTAssertTrue(failure(span).contains("needs 24 bytes"), failure(span))
+        // A shape whose product overflows Int (this crashed with SIGILL), and shapes that are not integers.
+        let overflow = try file("overflow.safetensors", [("o", "F32", [1 << 40, 1 << 40], [])])
+        XCTAssertTrue(failure(overflow).contains("more bytes than any file can hold"), failure(overflow))
+        let fractional = try file("fraction.safetensors", [("f", "F32", [1.5], [])])
+        XCTAssertTrue(failure(fractional).contains("two data_offsets (integers)"), failure(fractional))
+        let vast = try file("vast.safetensors", [("v", "F32", [1e30], [])])
+        XCTAssertTrue(failure(vast).contains("two data_offsets (integers)"), failure(vast))
         let double = try file("f64.safetensors", [("d", "F64", [1], [0, 0, 0, 0, 0, 0, 0xF0, 0x3F])])
         XCTAssertEqual(failure(double), "\(ModelLoadError.unsupportedDType(key: "d", path: double, dtype: "F64"))")
         let notJSON = directory.appendingPathComponent("text.safetensors").path
