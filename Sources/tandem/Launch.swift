@@ -81,6 +81,6 @@ struct LaunchChild: ParsableCommand {
         try ParentDeath.follow()
         let pointers = argv.map { strdup($0) } + [nil]
         execv(program, pointers)
-        throw ValidationError("cannot run \(program): \(String(cString: strerror(errno)))")
+        throw CommandFailure("cannot run \(program): \(String(cString: strerror(errno)))")
     }
 }

@@ -61,7 +61,7 @@ struct ModelOptions: ParsableArguments {
             let launched = try ProcessGroup.initialize(Rendezvous.fromEnvironment())
             world = launched
             guard launched.worldSize == tp else {
-                throw ValidationError("the launcher started \(launched.worldSize) ranks but --tp is \(tp); Tandem's generate runs tensor parallelism only, so they must match")
+                throw CommandFailure("the launcher started \(launched.worldSize) ranks but --tp is \(tp); Tandem's generate runs tensor parallelism only, so they must match")
             }
             let bar = launched.rank == 0 && isatty(2) != 0 ? ProgressBar(title: "loading \(model)") : nil
             llm = try LLM(config: engineConfig, group: TensorParallelGroup(launched), progress: bar.map { bar in { bar.show($0, of: $1) } })

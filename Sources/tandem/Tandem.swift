@@ -1,6 +1,9 @@
 import ArgumentParser
 import Foundation
 import TandemComm
+import TandemEngine
+import TandemModel
+import TandemTokenizer
 
 /// The `tandem` command: generate, make-model, launch, bench, info.
 @main
@@ -26,8 +29,32 @@ struct Tandem: ParsableCommand {
             FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
             Foundation.exit(2)
         }
-        main(nil)
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            // Under a launcher every rank raises the same error about options, the checkpoint or a request, and
+            // rank 0 reports it (a rank that alone cannot load is named in rank 0's error); the others exit
+            // quietly with the same status, so the error is printed once, not once per rank.
+            if let rank = ProcessInfo.processInfo.environment["RANK"], rank != "0", Self.reportedByRankZero(error) {
+                Foundation.exit(exitCode(for: error).rawValue)
+            }
+            exit(withError: error)
+        }
     }
+
+    /// Errors every rank of a launched job raises alike (or rank 0 reports for them).
+    private static func reportedByRankZero(_ error: any Error) -> Bool {
+        error is ValidationError || error is CommandFailure || error is GenerationError || error is EngineError || error is ModelLoadError
+            || error is TokenizerError
+    }
+}
+
+/// A command that could not do its work (not a misuse of its options: no usage text is printed with it).
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+
+    init(_ description: String) { self.description = description }
 }
 
 /// `tandem bench …`

@@ -155,7 +155,15 @@ final class GenerateCommandTests: XCTestCase {
         let run = try BuiltProgram.run(
             BuiltProgram.tandem, ["launch", "--nproc-per-node", "2", "--", BuiltProgram.tandem, "generate", "--model", directory, "--prompt", "x"])
         XCTAssertNotEqual(run.status, 0)
-        XCTAssertTrue(run.output.contains("started 2 ranks but --tp is 1"), run.output)
+        XCTAssertEqual(run.lines(containing: "started 2 ranks but --tp is 1").count, 1, "printed once, by rank 0: \(run.output)")
+        XCTAssertFalse(run.output.contains("Usage:"), run.output)
+        // A request every rank refuses: also said once.
+        let refused = try BuiltProgram.run(
+            BuiltProgram.tandem,
+            ["launch", "--nproc-per-node", "2", "--master-port", "0", "--", BuiltProgram.tandem, "generate", "--model", directory, "--tp", "2",
+             "--prompt", "x", "--max-tokens", "100000"])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertEqual(refused.lines(containing: "max_tokens 100000").count, 1, refused.output)
     }
 
     /// Starts `tandem generate --tp 2` on a long generation and, once its spawned worker runs, calls `body` with
