@@ -38,7 +38,7 @@ build: deps
 	$(SWIFT) build -c release --build-tests
 
 run: build-release
-	@[ -f $(MODEL)/model.safetensors ] || .build/release/tandem make-model --out $(MODEL) --preset $(PRESET)
+	@[ -f $(MODEL)/model.safetensors ] || .build/release/tandem make-model --out $(MODEL) --preset $(PRESET) --force
 	.build/release/tandem generate --model $(MODEL) --tp $(NPROC) --temperature 0 --max-tokens 32 \
 	  --prompt "Tandem splits a language model across" --prompt "The quick brown fox"
 

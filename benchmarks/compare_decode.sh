@@ -33,6 +33,6 @@ print("| cores | Tandem decode tok/s | llama.cpp decode tok/s | Tandem ÷ llama.
 print("|---|---|---|---|---|---|")
 for n in (1, 2):
     t, l = runs[("tandem", n)], runs[("llama.cpp", n)]
-    print(f"| {n} (Tandem tp {n} × 1 thread) | {t['decodeTokensPerSecond']:.1f} | {l['decodeTokensPerSecond']:.1f} | "
-          f"{t['decodeTokensPerSecond'] / l['decodeTokensPerSecond']:.2f}× | {t['prefillTokensPerSecond']:.1f} | {l['prefillTokensPerSecond']:.1f} |")
+    print(f"| {n} (Tandem tp {n} × 1 thread) | {t['decode_tokens_per_s']:.1f} | {l['decode_tokens_per_s']:.1f} | "
+          f"{t['decode_tokens_per_s'] / l['decode_tokens_per_s']:.2f}× | {t['prefill_tokens_per_s']:.1f} | {l['prefill_tokens_per_s']:.1f} |")
 PY

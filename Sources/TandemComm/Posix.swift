@@ -8,11 +8,20 @@ import Darwin
 public struct SystemCallError: Error, Equatable, CustomStringConvertible {
     /// The call and, where useful, what it was applied to (`connect(10.0.0.1:29500)`).
     public let call: String
-    /// The errno value right after the call.
+    /// The errno value right after the call (or the call's own code, such as getaddrinfo's).
     public let errno: Int32
+    /// The failure in words when `errno` is not an errno value (getaddrinfo's `gai_strerror`); nil: strerror.
+    public let reason: String?
+
+    public init(call: String, errno: Int32, reason: String? = nil) {
+        self.call = call
+        self.errno = errno
+        self.reason = reason
+    }
 
     public var description: String {
-        "\(call) failed: \(String(cString: strerror(errno))) (errno \(errno))"
+        if let reason { return "\(call) failed: \(reason)" }
+        return "\(call) failed: \(String(cString: strerror(errno))) (errno \(errno))"
     }
 }
 

@@ -70,7 +70,7 @@ func resolve(host: String?, port: UInt16, passive: Bool) throws(SystemCallError)
     let name = (host?.isEmpty ?? true) ? nil : host
     let status = getaddrinfo(name, String(port), &hints, &list)
     guard status == 0, let first = list else {
-        throw SystemCallError(call: "getaddrinfo(\(host ?? "*")): \(String(cString: gai_strerror(status)))", errno: status)
+        throw SystemCallError(call: "looking up \(host ?? "*")", errno: status, reason: String(cString: gai_strerror(status)))
     }
     defer { freeaddrinfo(list) }
     var results: [SocketAddress] = []

@@ -64,6 +64,28 @@ struct BenchGenerate: ParsableCommand {
         var bandwidthRunStreamsGBs = 0.0
         var rooflineTokensPerSecond = 0.0
         var rooflineFraction = 0.0
+
+        enum CodingKeys: String, CodingKey {
+            case batch
+            case tensorParallelSize = "tp"
+            case threadsPerRank = "threads_per_rank"
+            case promptLength = "prompt_len"
+            case generateLength = "gen_len"
+            case weightBytesPerStep = "weight_bytes_per_step"
+            case residentBytesPerRank = "resident_bytes_per_rank"
+            case loadSeconds = "load_s"
+            case prefillTokensPerSecond = "prefill_tokens_per_s"
+            case prefillGFLOPs = "prefill_gflops"
+            case sgemmGFLOPs = "sgemm_gflops"
+            case decodeTokensPerSecond = "decode_tokens_per_s"
+            case decodeMillisecondsPerStep = "decode_ms_per_step"
+            case communicationShare = "communication_share"
+            case bandwidthOneStreamGBs = "bandwidth_one_stream_gbs"
+            case bandwidthTwoStreamsGBs = "bandwidth_two_streams_gbs"
+            case bandwidthRunStreamsGBs = "bandwidth_run_streams_gbs"
+            case rooflineTokensPerSecond = "roofline_tokens_per_s"
+            case rooflineFraction = "roofline_fraction"
+        }
     }
 
     func run() throws {

@@ -114,9 +114,11 @@ struct Generate: ParsableCommand {
                         print("output: \(output.text.debugDescription)  [\(output.tokenIDs.count) tokens, \(output.finishReason.rawValue)]")
                     }
                 }
-                print(String(
+                let line = String(
                     format: "load %.2f s, prefill %.1f tokens/s, decode %.1f tokens/s (tp %d)", llm.loadSeconds,
-                    timings.prefillTokensPerSecond, timings.decodeTokensPerSecond, modelOptions.tp))
+                    timings.prefillTokensPerSecond, timings.decodeTokensPerSecond, modelOptions.tp)
+                // With --stream, standard output is the text alone (pipeable); the timing goes to standard error.
+                if stream { FileHandle.standardError.write(Data((line + "\n").utf8)) } else { print(line) }
             }
             fflush(nil)
         }

@@ -9,8 +9,8 @@ struct MakeModel: ParsableCommand {
         commandName: "make-model",
         abstract: "Write a deterministic random Llama checkpoint in the Hugging Face layout (for tests and benchmarks).",
         discussion: """
-            tiny: 2 layers, width 64, 512 tokens (tests). small: 12 layers, width 1024, 4096 tokens, ~148 M parameters \
-            (decode-speed measurements). The tokenizer is a byte-level BPE trained on a built-in corpus.
+            tiny: 2 layers, width 64, a vocabulary of 512 (tests). small: 12 layers, width 1024, a vocabulary of 4,096, \
+            ~148 M parameters (decode-speed measurements). The tokenizer is a byte-level BPE trained on a built-in corpus.
             """)
 
     @Option(help: "The directory to write (created if missing).")
@@ -25,6 +25,9 @@ struct MakeModel: ParsableCommand {
     @Option(help: "Seed of the random weights.")
     var seed: UInt64 = 0
 
+    @Flag(help: "Write into a directory that already holds files (those of the same name are replaced).")
+    var force = false
+
     func validate() throws {
         guard ModelPreset.all.contains(where: { $0.name == preset }) else {
             throw ValidationError("--preset must be one of \(ModelPreset.all.map(\.name).joined(separator: ", ")), got \(preset)")
@@ -36,7 +39,41 @@ struct MakeModel: ParsableCommand {
 
     func run() throws {
         let chosen = ModelPreset.all.first { $0.name == preset }!
-        try ModelWriter.write(chosen, dtype: DType(name: dtype)!, seed: seed, to: out)
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: out, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { throw CommandFailure("--out \(out) is a file, not a directory") }
+            let entries = (try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []
+            guard entries.isEmpty || force else {
+                throw CommandFailure("--out \(out) already holds \(entries.count) file(s); give another directory, or --force to write over them")
+            }
+        }
+        // The nearest existing ancestor must be a directory this process may write into.
+        var ancestor = (URL(fileURLWithPath: out).standardizedFileURL.path as NSString).deletingLastPathComponent
+        while !FileManager.default.fileExists(atPath: ancestor, isDirectory: &isDirectory) { ancestor = (ancestor as NSString).deletingLastPathComponent }
+        if !FileManager.default.fileExists(atPath: out) {
+            guard isDirectory.boolValue else { throw CommandFailure("cannot create --out \(out): \(ancestor) is a file, not a directory") }
+            guard access(ancestor, W_OK) == 0 else { throw CommandFailure("cannot create --out \(out): \(ancestor) is not writable (\(String(cString: strerror(errno))))") }
+        }
+        do {
+            try ModelWriter.write(chosen, dtype: DType(name: dtype)!, seed: seed, to: out)
+        } catch let error as CocoaError {
+            // Foundation's own text is "NSCocoaErrorDomain Code=513 …"; say what failed and the system's reason.
+            let reason = (error.userInfo[NSUnderlyingErrorKey] as? NSError).map { String(cString: strerror(Int32($0.code))) } ?? Self.reason(error.code)
+            throw CommandFailure("cannot write the checkpoint to \(error.filePath ?? out): \(reason)")
+        }
         print("wrote \(out): preset \(chosen.name), \(chosen.parameterCount) parameters, \(dtype)")
+    }
+
+    /// What a Foundation file error code means, in the words `strerror` would use.
+    private static func reason(_ code: CocoaError.Code) -> String {
+        switch code {
+        case .fileNoSuchFile, .fileReadNoSuchFile: "no such file or directory"
+        case .fileWriteNoPermission, .fileReadNoPermission: "permission denied"
+        case .fileWriteOutOfSpace: "no space left on device"
+        case .fileWriteVolumeReadOnly: "read-only file system"
+        case .fileWriteFileExists: "a file is in the way"
+        case .fileWriteUnknown: "it could not be created"
+        default: "error \(code.rawValue)"
+        }
     }
 }

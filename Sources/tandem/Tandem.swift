@@ -1,9 +1,6 @@
 import ArgumentParser
 import Foundation
 import TandemComm
-import TandemEngine
-import TandemModel
-import TandemTokenizer
 
 /// The `tandem` command: generate, make-model, launch, bench, info.
 @main
@@ -11,6 +8,7 @@ struct Tandem: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tandem",
         abstract: "Distributed LLM inference runtime: generation, launcher, collectives and benchmarks.",
+        version: TandemVersion.current,
         subcommands: [Generate.self, MakeModel.self, Launch.self, Bench.self, Info.self, Worker.self, LaunchChild.self])
 
     /// Refuses an argument that is not UTF-8 and an invalid `TANDEM_*` value before any command runs, then runs
@@ -29,24 +27,7 @@ struct Tandem: ParsableCommand {
             FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
             Foundation.exit(2)
         }
-        do {
-            var command = try parseAsRoot()
-            try command.run()
-        } catch {
-            // Under a launcher every rank raises the same error about options, the checkpoint or a request, and
-            // rank 0 reports it (a rank that alone cannot load is named in rank 0's error); the others exit
-            // quietly with the same status, so the error is printed once, not once per rank.
-            if let rank = ProcessInfo.processInfo.environment["RANK"], rank != "0", Self.reportedByRankZero(error) {
-                Foundation.exit(exitCode(for: error).rawValue)
-            }
-            exit(withError: error)
-        }
-    }
-
-    /// Errors every rank of a launched job raises alike (or rank 0 reports for them).
-    private static func reportedByRankZero(_ error: any Error) -> Bool {
-        error is ValidationError || error is CommandFailure || error is GenerationError || error is EngineError || error is ModelLoadError
-            || error is TokenizerError
+        main(nil)
     }
 }
 

@@ -222,6 +222,13 @@ final class LauncherTests: XCTestCase {
         }
     }
 
+    /// Forcing the hierarchy on one host is said (once), not silently reported as shared memory.
+    func testHierarchyOnOneHostIsSaid() throws {
+        let run = try BuiltProgram.run(BuiltProgram.tandem, ["bench", "comm", "--nproc", "2", "--backend", "hier", "--max-bytes", "64"], timeout: 60)
+        XCTAssertEqual(run.status, 0, run.output)
+        XCTAssertEqual(run.lines(containing: "a hierarchy of one host is plain shared memory").count, 1, run.output)
+    }
+
     func testLaunchRejectsAMissingProgramWithAClearMessage() throws {
         let run = try BuiltProgram.run(BuiltProgram.tandem, ["launch", "--nproc-per-node", "2", "--", "no-such-program-xyz"])
         XCTAssertNotEqual(run.status, 0)

@@ -158,6 +158,17 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(try store.get("served", timeout: 1), [7])
     }
 
+    /// A port in use and a name that does not resolve say so, not "cannot reach the store … errno -2".
+    func testAPortInUseAndAnUnknownHostAreNamed() throws {
+        XCTAssertThrowsError(try TCPStore(host: "127.0.0.1", port: server.port, isServer: true, token: "secret", timeout: 1)) { error in
+            XCTAssertTrue("\(error)".contains("cannot serve the store on 127.0.0.1:\(self.server.port): the port is in use"), "\(error)")
+        }
+        XCTAssertThrowsError(try TCPStore(host: "no-such-host.invalid", port: 29599, token: "secret", timeout: 0.5)) { error in
+            XCTAssertTrue("\(error)".contains("looking up no-such-host.invalid failed: "), "\(error)")
+            XCTAssertFalse("\(error)".contains("errno -"), "\(error)")
+        }
+    }
+
     func testAnUnreachableStoreNamesTheAddressTried() throws {
         let port = server.port
         server.stop()

@@ -131,6 +131,52 @@ final class GenerateCommandTests: XCTestCase {
         XCTAssertTrue(run.output.contains("argument 5 (the value of --prompt) is not valid UTF-8"), run.output)
     }
 
+    /// make-model refuses an --out that is a file, under a file, or a directory already holding files (unless
+    /// --force), in words rather than Foundation's error codes.
+    func testMakeModelExplainsWhereItCannotWrite() throws {
+        let base = try Reference.temporaryDirectory(self)
+        let file = base.appendingPathComponent("plain").path
+        try Data("x".utf8).write(to: URL(fileURLWithPath: file))
+        for (out, expected) in [
+            (file, "--out \(file) is a file, not a directory"), (file + "/model", "\(file) is a file, not a directory"),
+            (directory!, "already holds"),
+        ] {
+            let run = try BuiltProgram.run(BuiltProgram.tandem, ["make-model", "--out", out])
+            XCTAssertNotEqual(run.status, 0)
+            XCTAssertTrue(run.output.contains(expected), run.output)
+            XCTAssertFalse(run.output.contains("NSCocoaErrorDomain") || run.output.contains("Usage:"), run.output)
+        }
+        XCTAssertEqual(try BuiltProgram.run(BuiltProgram.tandem, ["make-model", "--out", directory, "--force", "--seed", "3"]).status, 0)
+    }
+
+    /// `--version`; with `--stream` standard output is the text alone (the timing line goes to standard error);
+    /// `bench generate --json` uses snake_case keys like every other JSON Tandem prints.
+    func testVersionStreamOutputAndBenchKeys() throws {
+        let version = try BuiltProgram.run(BuiltProgram.tandem, ["--version"])
+        XCTAssertEqual(version.status, 0)
+        XCTAssertTrue(version.output.hasPrefix("0."), version.output)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: BuiltProgram.tandem)
+        process.arguments = ["generate", "--model", directory, "--prompt", "Hello world", "--max-tokens", "5", "--temperature", "0", "--stream"]
+        let (out, err) = (Pipe(), Pipe())
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        process.waitUntilExit()
+        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertEqual(process.terminationStatus, 0, stderr)
+        XCTAssertFalse(stdout.contains("tokens/s"), stdout)
+        XCTAssertTrue(stderr.contains("decode"), stderr)
+        let bench = try BuiltProgram.run(
+            BuiltProgram.tandem, ["bench", "generate", "--model", directory, "--prompt-len", "4", "--gen-len", "2", "--repeats", "1", "--json"])
+        XCTAssertEqual(bench.status, 0, bench.output)
+        let line = try XCTUnwrap(bench.output.split(separator: "\n").first { $0.hasPrefix("{") })
+        let keys = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]).keys
+        XCTAssertTrue(keys.contains("decode_tokens_per_s") && keys.contains("tp"), "\(keys.sorted())")
+        XCTAssertFalse(keys.contains { $0.contains(where: \.isUppercase) }, "\(keys.sorted())")
+    }
+
     /// Every `TANDEM_*` value is checked when the program starts, whatever the command.
     func testAnInvalidEnvironmentValueIsRefusedAtStart() throws {
         for (name, value, expected) in [

@@ -142,6 +142,7 @@ public enum ProcessLauncher {
         }
 
         var workers: [Worker] = []
+        let errors = ErrorLines()
         for localRank in 0..<config.processesPerNode {
             let rank = config.nodeRank * config.processesPerNode + localRank
             var environment = base
@@ -151,7 +152,7 @@ public enum ProcessLauncher {
                 workers.append(
                     try Worker.spawn(
                         executable: executable, arguments: argv, environment: environment,
-                        rank: rank, prefixOutput: config.prefixOutput))
+                        rank: rank, prefixOutput: config.prefixOutput, errors: errors))
             } catch {
                 stop(workers, gracePeriod: config.gracePeriod)
                 throw error

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Foundation
 
 /// One spawned worker process and the threads that copy its output, line by line, with a rank prefix.
 ///
@@ -14,8 +15,11 @@ struct Worker {
     private let forwarders: [JoinableThread]
 
     /// Starts `executable` with `arguments` (argv, including argv[0]) and `environment`.
+    ///
+    /// - Parameter errors: with `prefixOutput`, an `Error: …` (or usage) line that another worker of the job
+    ///   already printed is not printed again (every rank of a job usually fails alike; it is said once).
     static func spawn(
-        executable: String, arguments: [String], environment: [String: String], rank: Int, prefixOutput: Bool
+        executable: String, arguments: [String], environment: [String: String], rank: Int, prefixOutput: Bool, errors: ErrorLines? = nil
     ) throws -> Worker {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -53,7 +57,7 @@ struct Worker {
             let readEnd = ends.read
             let target: Int32 = index == 0 ? 1 : 2
             return JoinableThread(name: "tandem-output-\(rank)", stackBytes: 256 << 10) {
-                forwardLines(from: readEnd, to: target, prefix: "[rank\(rank)]: ")
+                forwardLines(from: readEnd, to: target, prefix: "[rank\(rank)]: ", errors: errors)
                 close(readEnd)
             }
         }
@@ -73,11 +77,12 @@ struct Worker {
 
 /// Copies `source` to `target`, writing each complete line with `prefix` in a single `write(2)` so lines from
 /// different ranks never interleave; a last line without a newline is flushed at EOF.
-private func forwardLines(from source: Int32, to target: Int32, prefix: String) {
+private func forwardLines(from source: Int32, to target: Int32, prefix: String, errors: ErrorLines?) {
     let prefixBytes = Array(prefix.utf8)
     var pending: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 64 << 10)
     func emit(_ line: ArraySlice<UInt8>) {
+        if let errors, ErrorLines.markers.contains(where: { line.starts(with: $0) }), !errors.isFirst(Array(line)) { return }
         var output = prefixBytes
         output.append(contentsOf: line)
         output.append(10)
@@ -103,4 +108,19 @@ private func forwardLines(from source: Int32, to target: Int32, prefix: String) 
         pending.removeFirst(start)
     }
     if !pending.isEmpty { emit(pending[...]) }
+}
+
+/// The `Error: …` lines (and the usage lines that follow a usage error) a job's workers have printed, so each
+/// distinct one is printed once.
+final class ErrorLines: @unchecked Sendable {
+    static let markers = ["Error: ", "Usage: ", "  See '"].map { Array($0.utf8) }
+    private let lock = NSLock()
+    private var seen: Set<[UInt8]> = []
+
+    /// Whether `line` is printed for the first time (and records it).
+    func isFirst(_ line: [UInt8]) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return seen.insert(line).inserted
+    }
 }

@@ -57,6 +57,11 @@ extension ProcessGroup {
         }
         let hosts = peers.map { $0[0] }
         guard let away = hosts.firstIndex(where: { $0 != identity }) else {
+            if options.backend == .hier && rank == 0 {
+                Log.warning(
+                    "group '\(name)': \(TandemEnvironment.backend.name)=hier, but all \(worldSize) ranks are on one host (\(identity)): a hierarchy "
+                        + "of one host is plain shared memory, which the group uses")
+            }
             if let memory = try setUpSharedMemory(base: base) { useSharedMemory(memory) }
             return
         }

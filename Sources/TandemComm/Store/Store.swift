@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A key-value store that ranks use to find each other, with torch `TCPStore` semantics.
 ///
 /// Keys are strings, values bytes. `get` and `wait` block until the keys exist or the timeout passes;
@@ -40,6 +46,8 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     case refused(address: String)
     /// The store could not be reached or the connection broke.
     case connection(address: String, underlying: SystemCallError)
+    /// The server could not listen on its address (the port is taken, the address is not this host's).
+    case cannotServe(address: String, underlying: SystemCallError)
     /// The server answered something this client does not understand, or the server shut down.
     case protocolViolation(address: String, detail: String)
     /// A key or value exceeds the wire limits.
@@ -54,6 +62,13 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
                 + "(every rank needs the same \(TandemEnvironment.jobToken.name))"
         case let .connection(address, underlying):
             "cannot reach the store at \(address): \(underlying)"
+        case let .cannotServe(address, underlying) where underlying.errno == EADDRINUSE:
+            "cannot serve the store on \(address): the port is in use (another job, or a store still running?); choose another "
+                + "--master-port, or 0 for a free one on a single node"
+        case let .cannotServe(address, underlying) where underlying.errno == EADDRNOTAVAIL:
+            "cannot serve the store on \(address): that address is not one of this host's (give --master-addr an address of node 0)"
+        case let .cannotServe(address, underlying):
+            "cannot serve the store on \(address): \(underlying)"
         case let .protocolViolation(address, detail):
             "store at \(address): \(detail)"
         case let .invalidArgument(detail):

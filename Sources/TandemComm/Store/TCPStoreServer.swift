@@ -31,7 +31,7 @@ public final class TCPStoreServer: @unchecked Sendable {
         do {
             listener = try Socket.listen(host: host, port: port)
         } catch {
-            throw .connection(address: "\(host ?? "*"):\(port)", underlying: error)
+            throw .cannotServe(address: "\(host ?? "*"):\(port)", underlying: error)
         }
         self.port = listener.localAddress.port
         self.address = "\(host ?? "*"):\(self.port)"
