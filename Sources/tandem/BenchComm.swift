@@ -116,14 +116,12 @@ struct BenchComm: ParsableCommand {
 
 /// Re-runs this command as `count` local ranks through the launcher, without its `removing` option (output
 /// unprefixed, so tables and JSON print as rank 0 writes them).
-func spawnRanks(_ count: Int, removing option: String? = "--nproc") throws {
+func spawnRanks(_ count: Int, removing option: String = "--nproc") throws {
     var arguments = Array(CommandLine.arguments.dropFirst())
-    if let option {
-        if let index = arguments.firstIndex(where: { $0 == option }) {
-            arguments.removeSubrange(index...min(index + 1, arguments.count - 1))
-        }
-        arguments.removeAll { $0.hasPrefix(option + "=") }
+    if let index = arguments.firstIndex(where: { $0 == option }) {
+        arguments.removeSubrange(index...min(index + 1, arguments.count - 1))
     }
+    arguments.removeAll { $0.hasPrefix(option + "=") }
     var configuration = LaunchConfiguration(processesPerNode: count, program: selfExecutable(), arguments: arguments)
     configuration.masterPort = 0
     configuration.prefixOutput = false

@@ -105,11 +105,12 @@ public final class SpawnedRanks: @unchecked Sendable {
             group = try ProcessGroup(store: store, rank: 0, worldSize: worldSize, name: "world", options: settings)
             endings.groupFormed()
         } catch {
+            // Which children had ended on their own, before they are killed here.
+            let ended = endings.all
             for child in children { child.signal(SIGKILL) }
             for waiter in waiters { waiter.join() }
             for child in children { child.finishOutput() }
             server.stop()
-            let ended = endings.all
             if let rank = ended.keys.sorted().first(where: { !ended[$0]!.isSuccess }) ?? ended.keys.min() {
                 throw LaunchError.rankEndedEarly(rank: rank, ending: ended[rank]!)
             }
