@@ -244,20 +244,8 @@ final class FailureTests: XCTestCase {
         let probe = try TCPStore(host: "127.0.0.1", port: server.port, token: "right", timeout: 5)
         let published = String(decoding: try probe.get("tandem/group/world/1/addr/0", timeout: 10), as: UTF8.self).split(separator: " ")
         let port = try XCTUnwrap(UInt16(published[0]))
-        var silent: [Int32] = []
-        defer { for socket in silent { close(socket) } }
-        for _ in 0..<3 {
-            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = port.bigEndian
-            address.sin_addr.s_addr = inet_addr(String(published[1]))
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            XCTAssertEqual(connected, 0)
-            silent.append(descriptor)
-        }
+        let silent = (0..<3).compactMap { _ in RawConnection(host: String(published[1]), port: port) }
+        XCTAssertEqual(silent.count, 3)
         Thread.sleep(forTimeInterval: 0.2)
         let start = Date()
         let second = try ProcessGroup(
@@ -274,5 +262,6 @@ final class FailureTests: XCTestCase {
         XCTAssertEqual(try sums.map { try $0.value.get() }, [[3], [3]])
         group.shutdown()
         second.shutdown()
+        withExtendedLifetime(silent) {}  // open, and silent, until the group is up
     }
 }

@@ -135,27 +135,16 @@ final class StoreTests: XCTestCase {
             return try XCTUnwrap(Int(line.split(separator: " ")[1])) * 1024
         }
         let before = try resident()
-        var sockets: [Int32] = []
-        defer { for socket in sockets { close(socket) } }
-        for _ in 0..<4 {
-            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(server.port).bigEndian
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            XCTAssertEqual(connected, 0)
-            var length = UInt32(256 << 20).littleEndian
-            XCTAssertEqual(send(descriptor, &length, 4, 0), 4)
-            sockets.append(descriptor)
-        }
+        // Four strangers each announce a 256 MiB frame and send nothing more.
+        let strangers = (0..<4).compactMap { _ in RawConnection(host: "127.0.0.1", port: server.port) }
+        XCTAssertEqual(strangers.count, 4)
+        for stranger in strangers { XCTAssertTrue(stranger.send(withUnsafeBytes(of: UInt32(256 << 20).littleEndian) { Array($0) })) }
         Thread.sleep(forTimeInterval: 0.5)
         XCTAssertLessThan(try resident() - before, 64 << 20, "the server allocated for unauthenticated lengths")
         let store = try client()
         try store.set("served", [7])
         XCTAssertEqual(try store.get("served", timeout: 1), [7])
+        withExtendedLifetime(strangers) {}  // connected (and silent) throughout
     }
 
     /// A port in use and a name that does not resolve say so, not "cannot reach the store … errno -2".

@@ -1,0 +1,31 @@
+import Foundation
+
+/// A bare TCP connection a test drives by hand (a stranger at a store or peer port): no hello, no token.
+public final class RawConnection {
+    /// The socket's descriptor; closed on deinit.
+    public let descriptor: Int32
+
+    /// Connects to `host` (an IPv4 address) on `port`; nil when the connection is refused.
+    public init?(host: String, port: UInt16) {
+        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = inet_addr(host)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            close(descriptor)
+            return nil
+        }
+    }
+
+    deinit { close(descriptor) }
+
+    /// Sends `bytes`; whether all were sent.
+    @discardableResult
+    public func send(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, 0) } == bytes.count
+    }
+}
