@@ -90,9 +90,16 @@ public enum TandemEnvironment {
         _ = try ProcessGroupOptions.fromEnvironment()
         _ = try Log.Level.fromEnvironment()
         _ = try SubgroupPath.fromEnvironment()
-        if let text = parentPID.value, Int32(text).map({ $0 <= 0 }) ?? true {
-            throw .invalidValue(name: parentPID.name, value: text, expected: "a process id")
-        }
+        _ = try parentProcess()
+    }
+
+    /// `TANDEM_PARENT_PID` as a process id, nil when unset.
+    ///
+    /// - Throws: `ConfigError.invalidValue` when it is not a positive process id.
+    public static func parentProcess() throws(ConfigError) -> Int32? {
+        guard let text = parentPID.value else { return nil }
+        guard let pid = Int32(text), pid > 0 else { throw .invalidValue(name: parentPID.name, value: text, expected: "a process id") }
+        return pid
     }
 
     /// Reads a positive number of seconds from `variable`, or its default.

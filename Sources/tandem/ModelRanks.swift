@@ -53,26 +53,18 @@ struct ModelOptions: ParsableArguments {
     ///
     /// - Parameter body: gets the model and whether this rank reports (rank 0).
     func run(_ body: (LLM, _ reports: Bool) throws -> Void) throws {
-        let environment = ProcessInfo.processInfo.environment
-        var world: ProcessGroup?
+        let world = ProcessInfo.processInfo.environment["RANK"] == nil ? nil : try ProcessGroup.initialize(Rendezvous.fromEnvironment())
         defer { world?.shutdown() }
-        let llm: LLM
-        if environment["RANK"] != nil {
-            let launched = try ProcessGroup.initialize(Rendezvous.fromEnvironment())
-            world = launched
-            guard launched.worldSize == tp else {
-                throw CommandFailure("the launcher started \(launched.worldSize) ranks but --tp is \(tp); Tandem's generate runs tensor parallelism only, so they must match")
-            }
-            let bar = launched.rank == 0 && isatty(2) != 0 ? ProgressBar(title: "loading \(model)") : nil
-            llm = try LLM(config: engineConfig, group: TensorParallelGroup(launched), progress: bar.map { bar in { bar.show($0, of: $1) } })
-            bar?.finish()
-        } else {
-            let bar = isatty(2) != 0 ? ProgressBar(title: "loading \(model)") : nil
-            llm = try LLM(config: engineConfig, tensorParallelSize: tp, workerProgram: WorkerProgram(path: selfExecutable(), arguments: ["worker"]), progress: bar.map { bar in { bar.show($0, of: $1) } })
-            bar?.finish()
+        if let world, world.worldSize != tp {
+            throw CommandFailure("the launcher started \(world.worldSize) ranks but --tp is \(tp); Tandem's generate runs tensor parallelism only, so they must match")
         }
-        defer { llm.shutdown() }
         let reports = (world?.rank ?? 0) == 0
+        let bar = reports && isatty(2) != 0 ? ProgressBar(title: "loading \(model)") : nil
+        let progress = bar.map { bar in { bar.show($0, of: $1) } }
+        let llm = try world.map { try LLM(config: engineConfig, group: TensorParallelGroup($0), progress: progress) }
+            ?? LLM(config: engineConfig, tensorParallelSize: tp, workerProgram: WorkerProgram(path: selfExecutable(), arguments: ["worker"]), progress: progress)
+        bar?.finish()
+        defer { llm.shutdown() }
         if engine.logStats && reports { llm.statsInterval = 5 }
         try body(llm, reports)
     }

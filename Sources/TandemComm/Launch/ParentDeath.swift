@@ -13,10 +13,7 @@ public enum ParentDeath {
     ///
     /// - Throws: `ConfigError` for a value that is not a process id, `LaunchError` when the parent is gone.
     public static func follow() throws {
-        guard let text = TandemEnvironment.parentPID.value else { return }
-        guard let parent = pid_t(text), parent > 0 else {
-            throw ConfigError.invalidValue(name: TandemEnvironment.parentPID.name, value: text, expected: "a process id")
-        }
+        guard let parent = try TandemEnvironment.parentProcess() else { return }
         _ = tandem_kill_with_parent()
         guard getppid() == parent else { throw LaunchError.invalid("the process that started this one (pid \(parent)) has already exited") }
     }

@@ -68,6 +68,13 @@ public final class SpawnedRanks: @unchecked Sendable {
         // up stops the store, which fails rank 0's setup at once.
         var children: [Worker] = []
         var waiters: [JoinableThread] = []
+        // After a failed start: kill what runs, reap it, collect its output, stop the store.
+        func abandon() {
+            for child in children { child.signal(SIGKILL) }
+            for waiter in waiters { waiter.join() }
+            for child in children { child.finishOutput() }
+            server.stop()
+        }
         for rank in 1..<worldSize {
             environment["RANK"] = String(rank)
             environment["LOCAL_RANK"] = String(rank)
@@ -92,10 +99,7 @@ public final class SpawnedRanks: @unchecked Sendable {
             case let .success(child):
                 children.append(child)
             case let .failure(error):
-                for child in children { child.signal(SIGKILL) }
-                for waiter in waiters { waiter.join() }
-                for child in children { child.finishOutput() }
-                server.stop()
+                abandon()
                 throw error
             }
         }
@@ -107,10 +111,7 @@ public final class SpawnedRanks: @unchecked Sendable {
         } catch {
             // Which children had ended on their own, before they are killed here.
             let ended = endings.all
-            for child in children { child.signal(SIGKILL) }
-            for waiter in waiters { waiter.join() }
-            for child in children { child.finishOutput() }
-            server.stop()
+            abandon()
             if let rank = ended.keys.sorted().first(where: { !ended[$0]!.isSuccess }) ?? ended.keys.min() {
                 throw LaunchError.rankEndedEarly(rank: rank, ending: ended[rank]!)
             }
