@@ -8,7 +8,7 @@ NPROC ?= 2
 MODEL ?= .build/models/small
 PRESET ?= small
 
-.PHONY: run test build build-release deps compare-deps compare clean
+.PHONY: run test build build-release deps compare-deps compare fuzz clean
 
 # System packages the build and tests need: OpenBLAS (matrix multiply) and pkg-config to find it; the
 # multi-host test needs iproute2 (network namespaces stand in for hosts); the independent references in
@@ -58,6 +58,12 @@ compare-deps:
 compare: build-release compare-deps
 	MODE=tcp benchmarks/compare_comm.sh
 	MODE=shm benchmarks/compare_comm.sh
+
+# Fuzzing (libFuzzer + AddressSanitizer) of the wire formats and file parsers: each harness runs until
+# FUZZ_RUNS inputs (default 10^6) or FUZZ_SECONDS (default 1800) pass. See Fuzz/README.md; last results in
+# docs/RELIABILITY.md.
+fuzz: deps
+	Fuzz/run.sh
 
 clean:
 	rm -rf .build

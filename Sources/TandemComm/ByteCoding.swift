@@ -16,10 +16,12 @@ struct ByteWriter {
     }
 }
 
-/// Reads what `ByteWriter` wrote; every read checks the remaining length and throws `truncated`.
-struct ByteReader {
-    /// The input ended before a field did.
-    struct Truncated: Error {}
+/// Reads what `ByteWriter` wrote; every read checks the remaining length and throws `Invalid`.
+package struct ByteReader {
+    /// The input does not hold what was read: it ended before a field did, or a string is not UTF-8.
+    package struct Invalid: Error, CustomStringConvertible {
+        package let description: String
+    }
 
     private let bytes: [UInt8]
     private var offset = 0
@@ -29,9 +31,12 @@ struct ByteReader {
     /// Whether every byte was consumed.
     var isAtEnd: Bool { offset == bytes.count }
 
-    mutating func read<Integer: FixedWidthInteger>(_: Integer.Type) throws(Truncated) -> Integer {
+    /// Bytes not yet read.
+    var remaining: Int { bytes.count - offset }
+
+    mutating func read<Integer: FixedWidthInteger>(_: Integer.Type) throws(Invalid) -> Integer {
         let size = MemoryLayout<Integer>.size
-        guard bytes.count - offset >= size else { throw Truncated() }
+        guard bytes.count - offset >= size else { throw Invalid(description: "ends inside a \(size)-byte integer at byte \(offset)") }
         var value = Integer.zero
         withUnsafeMutableBytes(of: &value) { destination in
             bytes.withUnsafeBytes { source in
@@ -42,14 +47,34 @@ struct ByteReader {
         return Integer(littleEndian: value)
     }
 
-    mutating func readBytesWithLength() throws(Truncated) -> [UInt8] {
+    mutating func readBytesWithLength() throws(Invalid) -> [UInt8] {
         let length = Int(try read(UInt32.self))
-        guard bytes.count - offset >= length else { throw Truncated() }
+        guard bytes.count - offset >= length else {
+            throw Invalid(description: "a field of \(length) bytes at byte \(offset) runs past the end (\(bytes.count) bytes)")
+        }
         defer { offset += length }
         return Array(bytes[offset..<offset + length])
     }
 
-    mutating func readString() throws(Truncated) -> String {
-        String(decoding: try readBytesWithLength(), as: UTF8.self)
+    /// A length-prefixed string; invalid UTF-8 is an error (never replaced, so two keys cannot become one).
+    mutating func readString() throws(Invalid) -> String {
+        let start = offset
+        guard let text = String(validating: try readBytesWithLength(), as: UTF8.self) else {
+            throw Invalid(description: "the string at byte \(start) is not UTF-8")
+        }
+        return text
     }
+
+    /// Throws unless every byte was read: a message with trailing bytes is not the message its prefix is.
+    func expectEnd() throws(Invalid) {
+        guard isAtEnd else { throw Invalid(description: "\(remaining) unexpected bytes after byte \(offset)") }
+    }
+}
+
+/// Compares two byte strings in time independent of where they differ.
+func constantTimeEqual(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
+    guard lhs.count == rhs.count else { return false }
+    var difference: UInt8 = 0
+    for index in lhs.indices { difference |= lhs[index] ^ rhs[index] }
+    return difference == 0
 }

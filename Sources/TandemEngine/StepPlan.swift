@@ -46,6 +46,7 @@ public enum StepPlan: Equatable, Sendable {
         }
         switch words[1] {
         case 0:
+            guard words.count == 2 else { throw .malformedPlan("a shutdown of \(words.count) words") }
             self = .shutdown
         case 1:
             let count = try next()
@@ -53,8 +54,8 @@ public enum StepPlan: Equatable, Sendable {
             var sequences: [ScheduledSequence] = []
             for _ in 0..<count {
                 let (tokens, computed, wants, blocks) = (try next(), try next(), try next(), try next())
-                guard tokens > 0, computed >= 0, blocks >= 0, cursor + blocks <= words.count else {
-                    throw .malformedPlan("sequence with \(tokens) tokens, \(computed) cached, \(blocks) blocks")
+                guard tokens > 0, computed >= 0, wants == 0 || wants == 1, blocks >= 0, cursor + blocks <= words.count else {
+                    throw .malformedPlan("sequence with \(tokens) tokens, \(computed) cached, wants-logits word \(wants), \(blocks) blocks")
                 }
                 sequences.append(
                     ScheduledSequence(tokenCount: tokens, computedTokens: computed, blockTable: Array(words[cursor..<(cursor + blocks)]), wantsLogits: wants != 0))

@@ -93,12 +93,20 @@ public final class Checkpoint: Sendable {
         } catch {
             throw .missingFile(path: path, detail: error.localizedDescription)
         }
+        return try weightMap(decoding: data, path: path)
+    }
+
+    /// The index's tensor name → file name map.
+    ///
+    /// - Throws: `ModelLoadError.malformed` for anything but a JSON object whose `weight_map` maps strings to
+    ///   plain file names inside the checkpoint directory.
+    static func weightMap(decoding data: Data, path: String) throws(ModelLoadError) -> [String: String] {
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
             let weightMap = object["weight_map"] as? [String: String]
         else {
             throw .malformed(path: path, detail: "expected a JSON object with a \"weight_map\" of tensor name → file name")
         }
-        if let bad = weightMap.values.first(where: { $0.contains("/") || $0.hasPrefix(".") }) {
+        if let bad = weightMap.values.first(where: { $0.isEmpty || $0.contains("/") || $0.contains("\0") || $0.hasPrefix(".") }) {
             throw .malformed(path: path, detail: "weight_map names a file outside the checkpoint directory: \(bad)")
         }
         return weightMap

@@ -60,20 +60,10 @@ public final class SafetensorsFile: @unchecked Sendable {
         mapping = base
         mappedBytes = size
         do {
-            let headerBytes = Int(UInt64(littleEndian: base.loadUnaligned(as: UInt64.self)))
-            guard headerBytes <= Self.maximumHeaderBytes, headerBytes <= size - 8 else {
-                throw ModelLoadError.malformed(
-                    path: path, detail: "header length \(headerBytes) exceeds the file (\(size) bytes) or the 100 MB limit")
-            }
-            dataOffset = 8 + headerBytes
-            let header = Data(bytes: base + 8, count: headerBytes)
-            (tensors, metadata) = try Self.parse(header, path: path, dataBytes: size - dataOffset)
-        } catch let error as ModelLoadError {
-            munmap(base, size)
-            throw error
+            (dataOffset, tensors, metadata) = try Self.layout(of: UnsafeRawBufferPointer(start: base, count: size), path: path)
         } catch {
             munmap(base, size)
-            throw .malformed(path: path, detail: "\(error)")
+            throw error
         }
     }
 
@@ -127,6 +117,29 @@ public final class SafetensorsFile: @unchecked Sendable {
     ]
     /// Dtypes of the format that Tandem recognises but does not compute with.
     private static let knownOther: Set<String> = ["BOOL", "U8", "I16", "U16", "U32", "U64", "F64", "F8_E4M3", "F8_E5M2"]
+
+    /// Where the data starts and what the header says about it, from the whole file's bytes.
+    ///
+    /// - Throws: `ModelLoadError.malformed` (a header length beyond the file or the limit, a header that is not
+    ///   JSON or not a JSON object, a tensor whose fields do not add up, ranges that do not tile the data),
+    ///   `.unsupportedDType`.
+    static func layout(of file: UnsafeRawBufferPointer, path: String) throws(ModelLoadError) -> (dataOffset: Int, tensors: [String: TensorInfo], metadata: [String: String]) {
+        guard file.count >= 8 else { throw .malformed(path: path, detail: "\(file.count) bytes, shorter than the 8-byte header length") }
+        let declared = UInt64(littleEndian: file.loadUnaligned(as: UInt64.self))
+        guard declared <= UInt64(maximumHeaderBytes), declared <= UInt64(file.count - 8) else {
+            throw .malformed(path: path, detail: "header length \(declared) exceeds the file (\(file.count) bytes) or the 100 MB limit")
+        }
+        let dataOffset = 8 + Int(declared)
+        let header = Data(UnsafeRawBufferPointer(rebasing: file[8..<dataOffset]))
+        do {
+            let (tensors, metadata) = try parse(header, path: path, dataBytes: file.count - dataOffset)
+            return (dataOffset, tensors, metadata)
+        } catch let error as ModelLoadError {
+            throw error
+        } catch {
+            throw .malformed(path: path, detail: "\(error)")
+        }
+    }
 
     private static func parse(_ header: Data, path: String, dataBytes: Int) throws -> ([String: TensorInfo], [String: String]) {
         let object: Any

@@ -28,4 +28,13 @@ public final class RawConnection {
     public func send(_ bytes: [UInt8]) -> Bool {
         bytes.withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, 0) } == bytes.count
     }
+
+    /// Up to `count` bytes, waiting at most `seconds` for the first; empty at EOF or when nothing came.
+    public func receive(upTo count: Int, seconds: Double) -> [UInt8] {
+        var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        guard poll(&entry, 1, Int32(seconds * 1000)) > 0 else { return [] }
+        var buffer = [UInt8](repeating: 0, count: count)
+        let received = buffer.withUnsafeMutableBytes { Glibc.recv(descriptor, $0.baseAddress, count, 0) }
+        return received > 0 ? Array(buffer[0..<received]) : []
+    }
 }

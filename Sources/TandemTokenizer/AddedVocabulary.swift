@@ -32,8 +32,8 @@ struct AddedVocabulary: Sendable {
     init(json: [[String: Any]], normalizer: Normalizer?, path: String) throws(TokenizerError) {
         var tokens: [Token] = []
         for entry in json {
-            guard let id = (entry["id"] as? NSNumber)?.intValue, id >= 0, let content = entry["content"] as? String, !content.isEmpty else {
-                throw .malformed(path: path, detail: "added_tokens entry \(entry) needs an id and a non-empty content")
+            guard let id = BytePairModel.tokenID(entry["id"]), let content = entry["content"] as? String, !content.isEmpty else {
+                throw .malformed(path: path, detail: "added_tokens entry \(entry) needs an id (an integer in 0..<\(BytePairModel.idLimit)) and a non-empty content")
             }
             let normalized = entry["normalized"] as? Bool ?? !(entry["special"] as? Bool ?? false)
             let matched = normalized ? (normalizer?.apply(content) ?? content) : content

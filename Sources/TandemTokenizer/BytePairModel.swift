@@ -20,6 +20,18 @@ final class BytePairModel: Sendable {
     private static let cacheLimit = 100_000
 
     /// Parses a `model` object; `path` names the file in errors.
+    /// Ids a tokenizer may use: 0..<idLimit (the largest vocabularies in use have about 2¹⁸ tokens; an id far
+    /// beyond would make the id → bytes table that size).
+    static let idLimit = 1 << 24
+
+    /// A token id from JSON: an integer exactly (not 1.5), in 0..<idLimit; nil otherwise.
+    static func tokenID(_ value: Any?) -> Int? {
+        guard let number = value as? NSNumber, let id = Int(exactly: number.doubleValue), NSNumber(value: id) == number,
+            (0..<idLimit).contains(id)
+        else { return nil }
+        return id
+    }
+
     init(json: [String: Any], path: String) throws(TokenizerError) {
         let type = json["type"] as? String ?? "(no type)"
         guard type == "BPE" else {
@@ -38,8 +50,8 @@ final class BytePairModel: Sendable {
         }
         var vocabulary: [String: Int] = [:]
         for (token, value) in rawVocabulary {
-            guard let id = (value as? NSNumber)?.intValue, id >= 0 else {
-                throw .malformed(path: path, detail: "model.vocab entry '\(token)' has no valid id")
+            guard let id = Self.tokenID(value) else {
+                throw .malformed(path: path, detail: "model.vocab entry '\(token)' has no valid id (an integer in 0..<\(Self.idLimit))")
             }
             vocabulary[token] = id
         }

@@ -63,6 +63,11 @@ public final class BytePairTokenizer: Tokenizer {
             if addBOS && postProcessor.prefix.first != bos { postProcessor.prefix.insert(bos, at: 0) }
             if !addBOS && postProcessor.prefix.first == bos { postProcessor.prefix.removeFirst() }
         }
+        // Ids the post-processor adds must be tokens: an id no token has would reach the model's embedding.
+        let known = Set(tokenIDs.values)
+        if let stray = (postProcessor.prefix + postProcessor.suffix).first(where: { !known.contains($0) }) {
+            throw .malformed(path: path, detail: "post_processor adds id \(stray), which is neither in model.vocab nor in added_tokens")
+        }
         self.postProcessor = postProcessor
     }
 

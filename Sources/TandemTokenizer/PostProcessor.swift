@@ -36,8 +36,12 @@ struct PostProcessor: Sendable {
                 if item["Sequence"] != nil {
                     seenSequence = true
                 } else if let special = item["SpecialToken"] as? [String: Any], let name = special["id"] as? String {
-                    guard let ids = (specials[name]?["ids"] as? [NSNumber])?.map(\.intValue) else {
+                    guard let raw = specials[name]?["ids"] as? [Any] else {
                         throw .malformed(path: path, detail: "TemplateProcessing uses special token '\(name)' without ids in special_tokens")
+                    }
+                    let ids = raw.compactMap(BytePairModel.tokenID)
+                    guard ids.count == raw.count else {
+                        throw .malformed(path: path, detail: "special token '\(name)' has ids \(raw) (integers in 0..<\(BytePairModel.idLimit) expected)")
                     }
                     if seenSequence { suffix += ids } else { prefix += ids }
                 } else {

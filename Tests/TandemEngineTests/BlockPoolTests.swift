@@ -64,6 +64,16 @@ final class BlockPoolTests: XCTestCase {
             guard case EngineError.malformedPlan = error else { return XCTFail("\(error)") }
         }
         XCTAssertThrowsError(try StepPlan(decoding: [1, 2, 3, 4, 5, 6, 7, 8]))
+        // Found by fuzz-step-plan: a wants-logits word of 72 read as true, and a shutdown with words after it
+        // read as a shutdown — plans no driver sends, accepted as if they were others.
+        var words = StepPlan.step(batch).encoded().withUnsafeBytes { Array($0.bindMemory(to: Int32.self)) }
+        words[5] = 72
+        XCTAssertThrowsError(try StepPlan(decoding: words.withUnsafeBytes { Array($0) })) { error in
+            XCTAssertTrue("\(error)".contains("wants-logits word 72"), "\(error)")
+        }
+        XCTAssertThrowsError(try StepPlan(decoding: StepPlan.shutdown.encoded() + [0, 0, 0, 0])) { error in
+            XCTAssertTrue("\(error)".contains("a shutdown of 3 words"), "\(error)")
+        }
     }
 }
 

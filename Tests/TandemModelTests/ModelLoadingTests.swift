@@ -35,6 +35,18 @@ final class ModelLoadingTests: XCTestCase {
         }
     }
 
+    /// A header length of 2⁶⁴−1 trapped converting to Int; now it is a malformed file like any other.
+    func testAHeaderLengthBeyondIntIsMalformed() throws {
+        let url = directory.appendingPathComponent("model.safetensors")
+        var bytes = try Data(contentsOf: url)
+        bytes.replaceSubrange(0..<8, with: [UInt8](repeating: 0xFF, count: 8))
+        try bytes.write(to: url)
+        XCTAssertThrowsError(try load()) { error in
+            guard case let ModelLoadError.malformed(_, detail) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(detail.contains("header length 18446744073709551615 exceeds the file"), detail)
+        }
+    }
+
     func testTruncatedWeightsFileIsMalformed() throws {
         let url = directory.appendingPathComponent("model.safetensors")
         let bytes = try Data(contentsOf: url)

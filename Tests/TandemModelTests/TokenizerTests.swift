@@ -90,7 +90,7 @@ final class TokenizerTests: XCTestCase {
         try JSONSerialization.data(withJSONObject: object).write(to: directory.appendingPathComponent("tokenizer.json"))
     }
 
-    private func minimalTokenizer(vocabulary: [String: Int], merges: [String] = []) -> [String: Any] {
+    private func minimalTokenizer(vocabulary: [String: Any], merges: [String] = []) -> [String: Any] {
         [
             "model": ["type": "BPE", "vocab": vocabulary, "merges": merges],
             "pre_tokenizer": ["type": "ByteLevel", "add_prefix_space": false, "use_regex": true],
@@ -152,6 +152,29 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(try tokenizer.encode("abab", addSpecialTokens: false), [2, 2])
         XCTAssertThrowsError(try tokenizer.encode("abc", addSpecialTokens: false)) { error in
             XCTAssertEqual(error as? TokenizerError, .unencodable(symbol: "c", text: "abc"))
+        }
+    }
+
+    /// Found by fuzz-tokenizer: a post-processor adding an id no token has (here the bos of a missing
+    /// added_tokens) passed, and the id reached the model; an id of 10¹² made a table of that many entries.
+    func testIdsOutsideTheVocabularyAreMalformed() throws {
+        let directory = try Reference.temporaryDirectory(self)
+        var object = minimalTokenizer(vocabulary: ["a": 0, "b": 1])
+        object["post_processor"] = [
+            "type": "TemplateProcessing", "single": [["SpecialToken": ["id": "<s>", "type_id": 0]], ["Sequence": ["id": "A", "type_id": 0]]],
+            "special_tokens": ["<s>": ["id": "<s>", "ids": [7], "tokens": ["<s>"]]],
+        ]
+        try write(object, to: directory)
+        XCTAssertThrowsError(try BytePairTokenizer(directory: directory.path)) { error in
+            guard case let TokenizerError.malformed(_, detail) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(detail.contains("post_processor adds id 7"), detail)
+        }
+        for id in [1_000_000_000_000, -1] as [Any] + [1.5] {
+            try write(minimalTokenizer(vocabulary: ["a": 0, "b": id]), to: directory)
+            XCTAssertThrowsError(try BytePairTokenizer(directory: directory.path), "id \(id)") { error in
+                guard case let TokenizerError.malformed(_, detail) = error else { return XCTFail("\(error)") }
+                XCTAssertTrue(detail.contains("model.vocab entry 'b' has no valid id"), detail)
+            }
         }
     }
 }

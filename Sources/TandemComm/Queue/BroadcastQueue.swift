@@ -67,8 +67,6 @@ public final class BroadcastQueue: @unchecked Sendable {
     private let closedHere = Atomic<Bool>(false)
     private let lock = Mutex(())
 
-    private static let headerBytes = 16
-    private static let closedFrame = UInt64.max
 
     /// Creates the queue; every rank of `world` calls it with the same arguments.
     ///
@@ -90,7 +88,7 @@ public final class BroadcastQueue: @unchecked Sendable {
         rank = world.rank
         self.chunkBytes = chunkBytes
         self.chunks = chunks
-        inlineBytes = chunkBytes - Self.headerBytes
+        inlineBytes = chunkBytes - QueueFrame.chunkHeaderBytes
         do throws(CommError) {
             group = try world.split([Array(0..<world.worldSize)], name: name, path: .newGroup)!
             let identity = world.options.hostIdentity ?? HostIdentity.current()
@@ -156,6 +154,9 @@ public final class BroadcastQueue: @unchecked Sendable {
     /// `chunks` messages behind), bounded by the group's timeout.
     public func enqueue(_ message: [UInt8]) throws(QueueError) {
         guard rank == writer else { throw .invalid(queue: name, detail: "rank \(rank) is a reader; only rank \(writer) enqueues") }
+        guard message.count <= QueueFrame.maximumMessageBytes else {
+            throw .invalid(queue: name, detail: "a message of \(message.count) bytes exceeds the queue's \(QueueFrame.maximumMessageBytes)")
+        }
         try lock.withLock { _ throws(QueueError) in
             if closedHere.load(ordering: .acquiring) { throw .closed(queue: name) }
             try health()
@@ -171,10 +172,9 @@ public final class BroadcastQueue: @unchecked Sendable {
                     }
                 }
                 let chunk = ring.base + 64 * (2 + localReaders.count) + Int((sequence - 1) % UInt64(chunks)) * chunkBytes
-                chunk.storeBytes(of: UInt64(message.count), as: UInt64.self)
-                chunk.storeBytes(of: UInt64(overflow ? 1 : 0), toByteOffset: 8, as: UInt64.self)
+                QueueFrame.ChunkHeader(length: message.count, overflow: overflow).store(to: chunk)
                 if !overflow {
-                    message.withUnsafeBytes { (chunk + Self.headerBytes).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                    message.withUnsafeBytes { (chunk + QueueFrame.chunkHeaderBytes).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
                 }
                 tandem_store_release(counter(ring, 0), sequence)
             }
@@ -214,14 +214,20 @@ public final class BroadcastQueue: @unchecked Sendable {
                 }
                 guard tandem_load_acquire(written) >= next else { throw .closed(queue: name) }
                 let chunk = ring.base + 64 * (2 + localReaders.count) + Int((next - 1) % UInt64(chunks)) * chunkBytes
-                let length = Int(chunk.load(as: UInt64.self))
+                let header: QueueFrame.ChunkHeader
+                do throws(ByteReader.Invalid) {
+                    header = try QueueFrame.ChunkHeader(
+                        decoding: Array(UnsafeRawBufferPointer(start: chunk, count: QueueFrame.chunkHeaderBytes)), inlineBytes: inlineBytes)
+                } catch {
+                    throw corrupt(expected: "a message header", error)
+                }
                 let message: [UInt8]
-                if chunk.load(fromByteOffset: 8, as: UInt64.self) == 0 {
-                    message = Array(UnsafeRawBufferPointer(start: chunk + Self.headerBytes, count: length))
+                if !header.overflow {
+                    message = Array(UnsafeRawBufferPointer(start: chunk + QueueFrame.chunkHeaderBytes, count: header.length))
                 } else {
-                    guard let frame = try receiveFrame(deadline: .after(seconds: group.timeout)), frame.count == length else {
+                    guard let frame = try receiveFrame(deadline: .after(seconds: group.timeout)), frame.count == header.length else {
                         throw .failed(.mismatch(
-                            group: name, peer: writer, expected: "an overflow frame of \(length) bytes", received: "something else"))
+                            group: name, peer: writer, expected: "an overflow frame of \(header.length) bytes", received: "something else"))
                     }
                     message = frame
                 }
@@ -254,15 +260,21 @@ public final class BroadcastQueue: @unchecked Sendable {
         guard !closedHere.exchange(true, ordering: .acquiringAndReleasing) else { return }
         guard rank == writer else { return }
         if let ring { tandem_store_release(counter(ring, 1), 1) }
-        let header = Self.closedFrame
         for reader in remoteReaders {
-            withUnsafeBytes(of: header.littleEndian) { bytes in
-                try? socket(reader)?.sendAll(bytes.baseAddress!, count: 8, deadline: .after(seconds: 1))
-            }
+            try? socket(reader)?.sendAll(QueueFrame.prefix(length: nil), deadline: .after(seconds: 1))
         }
     }
 
     // MARK: - Helpers
+
+    /// A frame or chunk that no writer could have produced: the stream cannot be read past it, so the queue's
+    /// group fails (every later call says so) and the error names what was found.
+    private func corrupt(expected: String, _ error: ByteReader.Invalid) -> QueueError {
+        let failure = CommError.mismatch(group: name, peer: writer, expected: expected, received: error.description)
+        _ = group.health.fail(failure)
+        return .failed(group.failure ?? failure)
+    }
+
 
     private func counter(_ ring: SharedSegment, _ line: Int) -> UnsafeMutablePointer<UInt64> {
         (ring.base + 64 * line).assumingMemoryBound(to: UInt64.self)
@@ -302,8 +314,7 @@ public final class BroadcastQueue: @unchecked Sendable {
         guard let socket = socket(reader) else { return }
         let deadline = Deadline.after(seconds: group.timeout)
         do {
-            var length = UInt64(message.count).littleEndian
-            try withUnsafeBytes(of: &length) { (bytes) throws(SystemCallError) in try socket.sendAll(bytes.baseAddress!, count: 8, deadline: deadline) }
+            try socket.sendAll(QueueFrame.prefix(length: message.count), deadline: deadline)
             try socket.sendAll(message, deadline: deadline)
         } catch {
             throw .failed(group.failure ?? .peerLost(rank: reader, group: name, detail: "sending a message: \(error)"))
@@ -313,11 +324,21 @@ public final class BroadcastQueue: @unchecked Sendable {
     /// The next frame from the writer; nil for the writer's closing frame.
     private func receiveFrame(deadline: Deadline) throws(QueueError) -> [UInt8]? {
         guard let socket = socket(writer) else { throw .closed(queue: name) }
+        let prefix: [UInt8]
         do {
-            var reader = ByteReader(try socket.receive(count: 8, deadline: deadline))
-            let length = try reader.read(UInt64.self)
-            if length == Self.closedFrame { return nil }
-            return try socket.receive(count: Int(length), deadline: deadline)
+            prefix = try socket.receive(count: QueueFrame.prefixBytes, deadline: deadline)
+        } catch {
+            throw .failed(group.failure ?? .peerLost(rank: writer, group: name, detail: "receiving a message: \(error)"))
+        }
+        let length: Int
+        do throws(ByteReader.Invalid) {
+            guard let announced = try QueueFrame.length(decodingPrefix: prefix) else { return nil }
+            length = announced
+        } catch {
+            throw corrupt(expected: "a message frame", error)
+        }
+        do {
+            return try socket.receive(count: length, deadline: deadline)
         } catch {
             throw .failed(group.failure ?? .peerLost(rank: writer, group: name, detail: "receiving a message: \(error)"))
         }

@@ -33,10 +33,7 @@ public final class TCPStore: Store {
         let socket: Socket
         do {
             socket = try Socket.connect(host: host, port: connectPort, deadline: deadline)
-            var writer = ByteWriter()
-            writer.append(StoreCommand.hello.rawValue)
-            writer.append(bytesWithLength: Array(token.utf8))
-            try StoreWire.sendFrame(writer.bytes, on: socket, deadline: deadline)
+            try StoreWire.sendFrame(StoreRequest.hello(token: Array(token.utf8)).encoded(), on: socket, deadline: deadline)
         } catch {
             hosted?.stop()
             throw .connection(address: "\(host):\(connectPort)", underlying: error)
@@ -49,9 +46,10 @@ public final class TCPStore: Store {
             // A server that refuses the token closes right after saying so; a reset here is that refusal.
             throw .connection(address: address, underlying: error)
         }
-        guard answer == [StoreStatus.ok.rawValue] else {
+        let decoded = answer.flatMap { try? StoreAnswer(decoding: $0) }
+        guard decoded == .ok(body: []) else {
             hosted?.stop()
-            if answer == [StoreStatus.refused.rawValue] { throw .refused(address: address) }
+            if decoded == .refused { throw .refused(address: address) }
             throw .protocolViolation(address: address, detail: "unexpected answer to hello (not a Tandem store?)")
         }
         connection = Mutex(socket)
@@ -63,61 +61,38 @@ public final class TCPStore: Store {
     }
 
     public func set(_ key: String, _ value: [UInt8]) throws(StoreError) {
-        var writer = ByteWriter()
-        writer.append(StoreCommand.set.rawValue)
-        writer.append(string: key)
-        writer.append(bytesWithLength: value)
-        _ = try request(writer.bytes, waitingFor: [key], timeout: 0)
+        let body = try request(.set(key: key, value: value), waitingFor: [key], timeout: 0)
+        try decode(body) { (_: inout ByteReader) throws(ByteReader.Invalid) in }
     }
 
     public func get(_ key: String, timeout: Double) throws(StoreError) -> [UInt8] {
-        var writer = ByteWriter()
-        writer.append(StoreCommand.get.rawValue)
-        writer.append(string: key)
-        writer.append(milliseconds(timeout))
-        var reader = try request(writer.bytes, waitingFor: [key], timeout: timeout)
-        return try decode { () throws(ByteReader.Truncated) in try reader.readBytesWithLength() }
+        let body = try request(.get(key: key, timeoutMilliseconds: milliseconds(timeout)), waitingFor: [key], timeout: timeout)
+        return try decode(body) { (reader: inout ByteReader) throws(ByteReader.Invalid) in try reader.readBytesWithLength() }
     }
 
     public func wait(_ keys: [String], timeout: Double) throws(StoreError) {
-        var writer = ByteWriter()
-        writer.append(StoreCommand.wait.rawValue)
-        writer.append(UInt32(keys.count))
-        for key in keys { writer.append(string: key) }
-        writer.append(milliseconds(timeout))
-        _ = try request(writer.bytes, waitingFor: keys, timeout: timeout)
+        let body = try request(.wait(keys: keys, timeoutMilliseconds: milliseconds(timeout)), waitingFor: keys, timeout: timeout)
+        try decode(body) { (_: inout ByteReader) throws(ByteReader.Invalid) in }
     }
 
     public func add(_ key: String, _ amount: Int64) throws(StoreError) -> Int64 {
-        var writer = ByteWriter()
-        writer.append(StoreCommand.add.rawValue)
-        writer.append(string: key)
-        writer.append(amount)
-        var reader = try request(writer.bytes, waitingFor: [key], timeout: 0)
-        return try decode { () throws(ByteReader.Truncated) in try reader.read(Int64.self) }
+        let body = try request(.add(key: key, amount: amount), waitingFor: [key], timeout: 0)
+        return try decode(body) { (reader: inout ByteReader) throws(ByteReader.Invalid) in try reader.read(Int64.self) }
     }
 
     public func compareSet(_ key: String, expected: [UInt8], desired: [UInt8]) throws(StoreError) -> [UInt8] {
-        var writer = ByteWriter()
-        writer.append(StoreCommand.compareSet.rawValue)
-        writer.append(string: key)
-        writer.append(bytesWithLength: expected)
-        writer.append(bytesWithLength: desired)
-        var reader = try request(writer.bytes, waitingFor: [key], timeout: 0)
-        return try decode { () throws(ByteReader.Truncated) in try reader.readBytesWithLength() }
+        let body = try request(.compareSet(key: key, expected: expected, desired: desired), waitingFor: [key], timeout: 0)
+        return try decode(body) { (reader: inout ByteReader) throws(ByteReader.Invalid) in try reader.readBytesWithLength() }
     }
 
     public func delete(_ key: String) throws(StoreError) -> Bool {
-        var writer = ByteWriter()
-        writer.append(StoreCommand.delete.rawValue)
-        writer.append(string: key)
-        var reader = try request(writer.bytes, waitingFor: [key], timeout: 0)
-        return try decode { () throws(ByteReader.Truncated) in try reader.read(UInt8.self) } == 1
+        let body = try request(.delete(key: key), waitingFor: [key], timeout: 0)
+        return try decode(body) { (reader: inout ByteReader) throws(ByteReader.Invalid) in try reader.read(UInt8.self) } == 1
     }
 
     public func numKeys() throws(StoreError) -> Int {
-        var reader = try request([StoreCommand.numKeys.rawValue], waitingFor: [], timeout: 0)
-        return Int(try decode { () throws(ByteReader.Truncated) in try reader.read(Int64.self) })
+        let body = try request(.numKeys, waitingFor: [], timeout: 0)
+        return Int(try decode(body) { (reader: inout ByteReader) throws(ByteReader.Invalid) in try reader.read(Int64.self) })
     }
 
     /// Closes the connection and stops the hosted server, if any.
@@ -135,11 +110,12 @@ public final class TCPStore: Store {
         return UInt64(min(seconds, 1e9) * 1000)
     }
 
-    /// Sends `body`, returns a reader positioned after the OK status byte.
-    private func request(_ body: [UInt8], waitingFor keys: [String], timeout: Double) throws(StoreError) -> ByteReader {
+    /// Sends `request`; returns the body of its `ok` answer.
+    private func request(_ request: StoreRequest, waitingFor keys: [String], timeout: Double) throws(StoreError) -> [UInt8] {
         for key in keys where key.utf8.count > 1 << 16 {
             throw .invalidArgument("key of \(key.utf8.count) bytes exceeds 65536")
         }
+        let body = request.encoded()
         guard body.count <= StoreWire.maximumFrameBytes else {
             throw .invalidArgument("request of \(body.count) bytes exceeds \(StoreWire.maximumFrameBytes)")
         }
@@ -153,33 +129,34 @@ public final class TCPStore: Store {
                 throw .connection(address: address, underlying: error)
             }
         }
-        guard let frame, let first = frame.first, let status = StoreStatus(rawValue: first) else {
-            throw .protocolViolation(address: address, detail: "malformed answer")
+        guard let frame else { throw .protocolViolation(address: address, detail: "an answer longer than \(StoreWire.maximumFrameBytes) bytes") }
+        let answer: StoreAnswer
+        do {
+            answer = try StoreAnswer(decoding: frame)
+        } catch {
+            throw .protocolViolation(address: address, detail: "malformed answer: \(error)")
         }
-        var reader = ByteReader(frame)
-        _ = try? reader.read(UInt8.self)
-        switch status {
-        case .ok:
-            return reader
-        case .timeout:
-            let missing: [String] = (try? {
-                () throws(ByteReader.Truncated) -> [String] in
-                let count = Int(try reader.read(UInt32.self))
-                var keys: [String] = []
-                for _ in 0..<count { keys.append(try reader.readString()) }
-                return keys
-            }()) ?? keys
+        switch answer {
+        case let .ok(body):
+            return body
+        case let .timeout(missing):
             throw .timeout(keys: missing, seconds: timeout)
         case .refused:
             throw .refused(address: address)
-        case .badRequest:
-            throw .protocolViolation(address: address, detail: (try? reader.readString()) ?? "bad request")
+        case let .badRequest(message):
+            throw .protocolViolation(address: address, detail: message)
         }
     }
 
-    private func decode<Value>(_ body: () throws(ByteReader.Truncated) -> Value) throws(StoreError) -> Value {
-        do { return try body() } catch {
-            throw .protocolViolation(address: address, detail: "truncated answer")
+    /// Reads an `ok` answer's whole body with `read`.
+    private func decode<Value>(_ body: [UInt8], _ read: (inout ByteReader) throws(ByteReader.Invalid) -> Value) throws(StoreError) -> Value {
+        var reader = ByteReader(body)
+        do {
+            let value = try read(&reader)
+            try reader.expectEnd()
+            return value
+        } catch {
+            throw .protocolViolation(address: address, detail: "malformed answer: \(error)")
         }
     }
 }

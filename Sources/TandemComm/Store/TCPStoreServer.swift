@@ -99,98 +99,65 @@ public final class TCPStoreServer: @unchecked Sendable {
             Log.warning("store: dropped connection from \(peer) that sent no hello of at most \(StoreWire.maximumHelloBytes) bytes within \(Self.helloSeconds) s")
             return
         }
-        var reader = ByteReader(hello)
-        guard (try? reader.read(UInt8.self)) == StoreCommand.hello.rawValue,
-            let presented = try? reader.readBytesWithLength(), constantTimeEqual(presented, token)
-        else {
+        guard case let .hello(presented)? = try? StoreRequest(decoding: hello), constantTimeEqual(presented, token) else {
             Log.warning("store: refused connection from \(peer): missing or wrong job token")
-            try? StoreWire.sendFrame([StoreStatus.refused.rawValue], on: socket, deadline: .after(seconds: 1))
+            try? StoreWire.sendFrame(StoreAnswer.refused.encoded(), on: socket, deadline: .after(seconds: 1))
             return
         }
-        guard (try? StoreWire.sendFrame([StoreStatus.ok.rawValue], on: socket, deadline: .after(seconds: 5))) != nil else { return }
+        guard (try? StoreWire.sendFrame(StoreAnswer.ok(body: []).encoded(), on: socket, deadline: .after(seconds: 5))) != nil else { return }
         while true {
-            guard let request = try? StoreWire.receiveFrame(on: socket, deadline: idle) else { return }
-            let response = handle(request)
-            guard (try? StoreWire.sendFrame(response, on: socket, deadline: .after(seconds: 30))) != nil else { return }
+            guard let frame = try? StoreWire.receiveFrame(on: socket, deadline: idle) else { return }
+            let answer: StoreAnswer
+            do {
+                answer = handle(try StoreRequest(decoding: frame))
+            } catch {
+                answer = .badRequest("malformed request: \(error)")
+            }
+            guard (try? StoreWire.sendFrame(answer.encoded(), on: socket, deadline: .after(seconds: 30))) != nil else { return }
         }
     }
 
-    private func handle(_ request: [UInt8]) -> [UInt8] {
-        var reader = ByteReader(request)
-        do {
-            guard let command = StoreCommand(rawValue: try reader.read(UInt8.self)) else {
-                return badRequest("unknown command")
+    private func handle(_ request: StoreRequest) -> StoreAnswer {
+        var writer = ByteWriter()
+        switch request {
+        case .hello:
+            return .badRequest("hello sent twice")
+        case let .set(key, value):
+            locked { values[key] = value }
+        case let .get(key, milliseconds):
+            guard let value = waitFor([key], milliseconds: milliseconds).value else { return .timeout(missing: [key]) }
+            writer.append(bytesWithLength: value)
+        case let .wait(keys, milliseconds):
+            let missing = waitFor(keys, milliseconds: milliseconds).missing
+            if !missing.isEmpty { return .timeout(missing: missing) }
+        case let .add(key, amount):
+            let result: Int64 = locked {
+                let current = values[key].flatMap { Int64(String(decoding: $0, as: UTF8.self)) } ?? 0
+                let updated = current &+ amount
+                values[key] = Array(String(updated).utf8)
+                return updated
             }
-            switch command {
-            case .hello:
-                return badRequest("hello sent twice")
-            case .set:
-                let key = try reader.readString()
-                let value = try reader.readBytesWithLength()
-                locked { values[key] = value }
-                return [StoreStatus.ok.rawValue]
-            case .get:
-                let key = try reader.readString()
-                let timeoutMilliseconds = try reader.read(UInt64.self)
-                guard let value = waitFor([key], milliseconds: timeoutMilliseconds).value else {
-                    return timeoutResponse([key])
+            writer.append(result)
+        case let .compareSet(key, expected, desired):
+            let stored: [UInt8] = locked {
+                switch values[key] {
+                case nil where expected.isEmpty, expected?:
+                    values[key] = desired
+                    return desired
+                case nil:
+                    return expected
+                case let current?:
+                    return current
                 }
-                var writer = ByteWriter()
-                writer.append(StoreStatus.ok.rawValue)
-                writer.append(bytesWithLength: value)
-                return writer.bytes
-            case .wait:
-                let count = Int(try reader.read(UInt32.self))
-                var keys: [String] = []
-                for _ in 0..<count { keys.append(try reader.readString()) }
-                let timeoutMilliseconds = try reader.read(UInt64.self)
-                let missing = waitFor(keys, milliseconds: timeoutMilliseconds).missing
-                return missing.isEmpty ? [StoreStatus.ok.rawValue] : timeoutResponse(missing)
-            case .add:
-                let key = try reader.readString()
-                let amount = try reader.read(Int64.self)
-                let result: Int64 = locked {
-                    let current = values[key].flatMap { Int64(String(decoding: $0, as: UTF8.self)) } ?? 0
-                    let updated = current &+ amount
-                    values[key] = Array(String(updated).utf8)
-                    return updated
-                }
-                var writer = ByteWriter()
-                writer.append(StoreStatus.ok.rawValue)
-                writer.append(result)
-                return writer.bytes
-            case .compareSet:
-                let key = try reader.readString()
-                let expected = try reader.readBytesWithLength()
-                let desired = try reader.readBytesWithLength()
-                let stored: [UInt8] = locked {
-                    switch values[key] {
-                    case nil where expected.isEmpty, expected?:
-                        values[key] = desired
-                        return desired
-                    case nil:
-                        return expected
-                    case let current?:
-                        return current
-                    }
-                }
-                var writer = ByteWriter()
-                writer.append(StoreStatus.ok.rawValue)
-                writer.append(bytesWithLength: stored)
-                return writer.bytes
-            case .delete:
-                let key = try reader.readString()
-                let existed = locked { values.removeValue(forKey: key) != nil }
-                return [StoreStatus.ok.rawValue, existed ? 1 : 0]
-            case .numKeys:
-                var writer = ByteWriter()
-                writer.append(StoreStatus.ok.rawValue)
-                writer.append(Int64(locked { values.count }))
-                return writer.bytes
             }
-        } catch {
-            return badRequest("truncated request")
+            writer.append(bytesWithLength: stored)
+        case let .delete(key):
+            let existed = locked { values.removeValue(forKey: key) != nil }
+            writer.append(UInt8(existed ? 1 : 0))
+        case .numKeys:
+            writer.append(Int64(locked { values.count }))
         }
+        return .ok(body: writer.bytes)
     }
 
     /// Waits until all `keys` exist, the timeout passes, or the server stops.
@@ -215,27 +182,4 @@ public final class TCPStoreServer: @unchecked Sendable {
         }
         return body()
     }
-
-    private func timeoutResponse(_ missing: [String]) -> [UInt8] {
-        var writer = ByteWriter()
-        writer.append(StoreStatus.timeout.rawValue)
-        writer.append(UInt32(missing.count))
-        for key in missing { writer.append(string: key) }
-        return writer.bytes
-    }
-
-    private func badRequest(_ message: String) -> [UInt8] {
-        var writer = ByteWriter()
-        writer.append(StoreStatus.badRequest.rawValue)
-        writer.append(string: message)
-        return writer.bytes
-    }
-}
-
-/// Compares two byte strings in time independent of where they differ.
-private func constantTimeEqual(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
-    guard lhs.count == rhs.count else { return false }
-    var difference: UInt8 = 0
-    for index in lhs.indices { difference |= lhs[index] ^ rhs[index] }
-    return difference == 0
 }

@@ -11,13 +11,6 @@ import Darwin
 /// connection carries only two messages: `goodbye` (clean shutdown, after which EOF is expected) and
 /// `abort` (the peer failed; every rank fails with it). EOF without goodbye means the process died.
 final class LivenessMonitor: @unchecked Sendable {
-    /// Message types on a liveness connection: a type byte, then a 4-byte length and UTF-8 text.
-    enum MessageType: UInt8 {
-        case goodbye = 1
-        /// Text: the aborting rank's error; `lostRank` says whether it was a lost peer (see `encodeAbort`).
-        case abort = 2
-    }
-
     private let group: String
     private let rank: Int
     private let sockets: [Socket?]
@@ -45,11 +38,9 @@ final class LivenessMonitor: @unchecked Sendable {
 
     /// Tells every peer this rank failed with `error` (best effort, never blocks).
     func broadcastAbort(_ error: CommError) {
-        var payload = [MessageType.abort.rawValue]
-        var writer = ByteWriter()
-        if case let .peerLost(lost, _, _) = error { writer.append(Int32(lost)) } else { writer.append(Int32(-1)) }
-        writer.append(string: error.description)
-        payload += writer.bytes
+        var lost: Int32?
+        if case let .peerLost(rank, _, _) = error { lost = Int32(rank) }
+        let payload = LivenessMessage.abort(lostRank: lost, reason: error.description).encoded()
         for socket in sockets.compactMap({ $0 }) { sendBestEffort(payload, on: socket) }
     }
 
@@ -58,7 +49,7 @@ final class LivenessMonitor: @unchecked Sendable {
         guard let running = thread else { return }
         thread = nil
         if sayGoodbye {
-            for socket in sockets.compactMap({ $0 }) { sendBestEffort([MessageType.goodbye.rawValue], on: socket) }
+            for socket in sockets.compactMap({ $0 }) { sendBestEffort(LivenessMessage.goodbye.encoded(), on: socket) }
         }
         var byte: UInt8 = 1
         _ = write(stopPipe.write, &byte, 1)
@@ -108,26 +99,20 @@ final class LivenessMonitor: @unchecked Sendable {
 
     /// Handles every complete message at the front of `buffer`.
     private func consume(_ buffer: inout [UInt8], from peer: Int) {
-        while let type = buffer.first {
-            switch MessageType(rawValue: type) {
-            case .goodbye:
-                health.markDeparted(peer)
-                buffer.removeFirst()
-            case .abort:
-                var reader = ByteReader(Array(buffer.dropFirst()))
-                guard let lost = try? reader.read(Int32.self), let text = try? reader.readBytesWithLength() else { return }
-                let reason = String(decoding: text, as: UTF8.self)
-                let consumed = 1 + 4 + 4 + text.count
-                buffer.removeFirst(min(consumed, buffer.count))
-                if lost >= 0 && Int(lost) != rank {
+        do {
+            while let message = try LivenessMessage.next(from: &buffer) {
+                switch message {
+                case .goodbye:
+                    health.markDeparted(peer)
+                case let .abort(lost?, _) where Int(lost) != rank:
                     health.fail(.peerLost(rank: Int(lost), group: group, detail: "reported by rank \(peer)"))
-                } else {
+                case let .abort(_, reason):
                     health.fail(.peerAborted(rank: peer, group: group, reason: reason))
                 }
-            case nil:
-                health.fail(.peerLost(rank: peer, group: group, detail: "malformed liveness message (type \(type))"))
-                buffer.removeAll()
             }
+        } catch {
+            health.fail(.peerLost(rank: peer, group: group, detail: "malformed liveness message: \(error)"))
+            buffer.removeAll()
         }
     }
 }

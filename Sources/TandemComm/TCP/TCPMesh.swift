@@ -6,17 +6,13 @@ import Foundation
 /// `addr/<rank>`, connects to every lower rank and accepts from every higher one. Each connection opens
 /// with a hello carrying the job token, group name, the rank and the channel; the acceptor answers one byte.
 /// Connections with a wrong token are refused and logged; they do not count toward the mesh.
-struct TCPMesh {
-    enum Channel: UInt8 { case data = 1, liveness = 2 }
+package struct TCPMesh {
+    package enum Channel: UInt8 { case data = 1, liveness = 2 }
 
     /// Data connections by peer rank (nil at this rank's own index).
     var data: [Socket?]
     /// Liveness connections by peer rank (nil at this rank's own index).
     var liveness: [Socket?]
-
-    static let helloMagic: UInt64 = 0x4F4C_4548_4D44_4E54  // "TNDMHELO"
-    private static let accepted: UInt8 = 1
-    private static let refused: UInt8 = 0
 
     /// Socket buffer size asked for on data connections; large buffers let a whole ring segment be in flight.
     static let dataBufferBytes: Int32 = 4 << 20
@@ -115,18 +111,10 @@ struct TCPMesh {
     ) throws(CommError) -> Socket {
         do {
             let socket = try Socket.connect(host: host, port: port, deadline: deadline)
-            var writer = ByteWriter()
-            writer.append(helloMagic)
-            writer.append(bytesWithLength: Array(token.utf8))
-            writer.append(string: group)
-            writer.append(UInt32(rank))
-            writer.append(UInt32(worldSize))
-            writer.append(channel.rawValue)
-            var frame = ByteWriter()
-            frame.append(UInt32(writer.bytes.count))
-            try socket.sendAll(frame.bytes + writer.bytes, deadline: deadline)
+            let hello = PeerHello(token: Array(token.utf8), group: group, rank: rank, worldSize: worldSize, channel: channel)
+            try socket.sendAll(hello.frame(), deadline: deadline)
             let answer = try socket.receive(count: 1, deadline: deadline)
-            guard answer == [accepted] else {
+            guard answer == [PeerHello.accepted] else {
                 throw CommError.bootstrap(
                     group: group, detail: "rank \(peer) at \(host):\(port) refused the connection (job token or group mismatch)")
             }
@@ -148,37 +136,33 @@ struct TCPMesh {
             Log.warning("group '\(group)': connection from \(address) sent no hello; dropped")
             return nil
         }
-        var lengthReader = ByteReader(lengthBytes)
-        guard let length = try? lengthReader.read(UInt32.self), length <= 1 << 16,
-            let body = try? socket.receive(count: Int(length), deadline: deadline)
-        else {
-            Log.warning("group '\(group)': connection from \(address) sent a malformed hello; dropped")
+        let hello: PeerHello
+        do {
+            guard let length = try PeerHello.bodyLength(lengthBytes) else {
+                Log.warning("group '\(group)': connection from \(address) announced a hello of more than \(PeerHello.maximumBytes) bytes; dropped")
+                return nil
+            }
+            hello = try PeerHello(decoding: try socket.receive(count: length, deadline: deadline))
+        } catch let error as ByteReader.Invalid {
+            Log.warning("group '\(group)': connection from \(address) sent a malformed hello (\(error)); dropped")
+            return nil
+        } catch {
+            Log.warning("group '\(group)': connection from \(address) sent no complete hello (\(error)); dropped")
             return nil
         }
-        var reader = ByteReader(body)
-        guard (try? reader.read(UInt64.self)) == helloMagic,
-            let presented = try? reader.readBytesWithLength(),
-            let peerGroup = try? reader.readString(),
-            let peer = (try? reader.read(UInt32.self)).map(Int.init),
-            let peerWorld = (try? reader.read(UInt32.self)).map(Int.init),
-            let channel = (try? reader.read(UInt8.self)).flatMap(Channel.init(rawValue:))
-        else {
-            Log.warning("group '\(group)': connection from \(address) sent a malformed hello; dropped")
-            return nil
-        }
-        guard presented == Array(token.utf8) else {
+        guard constantTimeEqual(hello.token, Array(token.utf8)) else {
             Log.warning("group '\(group)': refused connection from \(address): wrong job token")
-            try? socket.sendAll([refused], deadline: deadline)
+            try? socket.sendAll([PeerHello.refused], deadline: deadline)
             return nil
         }
-        guard peerGroup == group, peerWorld == worldSize, peer > rank, peer < worldSize else {
+        guard hello.group == group, hello.worldSize == worldSize, hello.rank > rank, hello.rank < worldSize else {
             Log.warning(
-                "group '\(group)': refused connection from \(address): it is rank \(peer) of \(peerWorld) in group '\(peerGroup)'")
-            try? socket.sendAll([refused], deadline: deadline)
+                "group '\(group)': refused connection from \(address): it is rank \(hello.rank) of \(hello.worldSize) in group '\(hello.group)'")
+            try? socket.sendAll([PeerHello.refused], deadline: deadline)
             return nil
         }
-        guard (try? socket.sendAll([accepted], deadline: deadline)) != nil else { return nil }
-        return (peer, channel)
+        guard (try? socket.sendAll([PeerHello.accepted], deadline: deadline)) != nil else { return nil }
+        return (hello.rank, hello.channel)
     }
 }
 
