@@ -99,7 +99,7 @@ public struct ModelConfig: Sendable, Equatable {
         rmsNormEpsilon = try fields.number("rms_norm_eps", default: 1e-6)
         let ropeParameters = json["rope_parameters"] as? [String: Any]
         if let theta = ropeParameters?["rope_theta"] {
-            guard let value = (theta as? NSNumber)?.doubleValue, value > 0 else {
+            guard let value = (theta as? NSNumber)?.doubleValue, value > 0, value.isFinite else {
                 throw .malformed(path: path, detail: "rope_parameters.rope_theta must be a positive number")
             }
             ropeTheta = value
@@ -139,7 +139,7 @@ public struct ModelConfig: Sendable, Equatable {
         guard let scaling = value as? [String: Any] else { return .none }
         let kind = (scaling["rope_type"] as? String) ?? (scaling["type"] as? String) ?? "default"
         func number(_ key: String) throws(ModelLoadError) -> Double {
-            guard let value = (scaling[key] as? NSNumber)?.doubleValue, value > 0 else {
+            guard let value = (scaling[key] as? NSNumber)?.doubleValue, value > 0, value.isFinite else {
                 throw .malformed(path: path, detail: "rope_scaling of type \(kind) needs a positive \(key)")
             }
             return value
@@ -151,7 +151,7 @@ public struct ModelConfig: Sendable, Equatable {
             return .llama3(
                 factor: try number("factor"), lowFrequencyFactor: try number("low_freq_factor"),
                 highFrequencyFactor: try number("high_freq_factor"),
-                originalMaxPositions: Int(try number("original_max_position_embeddings")))
+                originalMaxPositions: try Fields(json: scaling, path: path).positive("original_max_position_embeddings"))
         default:
             throw .unsupported(path: path, detail: "rope_scaling type '\(kind)'; Tandem supports default, linear and llama3")
         }
@@ -162,6 +162,8 @@ public struct ModelConfig: Sendable, Equatable {
 private struct Fields {
     let json: [String: Any]
     let path: String
+    /// The largest size or count a field may give (2³¹ − 1): beyond it, products of sizes would overflow.
+    static let largestSize = Int(Int32.max)
 
     func string(_ key: String) throws(ModelLoadError) -> String {
         guard let value = json[key] as? String else { throw .malformed(path: path, detail: "\(key) is missing or not a string") }
@@ -173,15 +175,15 @@ private struct Fields {
             if let fallback { return fallback }
             throw .malformed(path: path, detail: "\(key) is missing")
         }
-        guard let number = raw as? NSNumber, number.doubleValue == number.doubleValue.rounded(), number.intValue > 0 else {
-            throw .malformed(path: path, detail: "\(key) must be a positive integer, got \(raw)")
+        guard let value = JSONInteger.exact(raw), (1...Self.largestSize).contains(value) else {
+            throw .malformed(path: path, detail: "\(key) must be an integer in 1...\(Self.largestSize), got \(raw)")
         }
-        return number.intValue
+        return value
     }
 
     func number(_ key: String, default fallback: Double) throws(ModelLoadError) -> Double {
         guard let raw = json[key], !(raw is NSNull) else { return fallback }
-        guard let number = raw as? NSNumber, number.doubleValue > 0 else {
+        guard let number = raw as? NSNumber, String(cString: number.objCType) != "c", number.doubleValue > 0, number.doubleValue.isFinite else {
             throw .malformed(path: path, detail: "\(key) must be a positive number, got \(raw)")
         }
         return number.doubleValue
@@ -197,13 +199,13 @@ private struct Fields {
     func tokenIDs(_ key: String) throws(ModelLoadError) -> [Int] {
         guard let raw = json[key], !(raw is NSNull) else { return [] }
         if let list = raw as? [Any] {
-            let ids = list.compactMap { ($0 as? NSNumber)?.intValue }
+            let ids = list.compactMap(JSONInteger.exact)
             guard ids.count == list.count, ids.allSatisfy({ $0 >= 0 }) else {
                 throw .malformed(path: path, detail: "\(key) must be a token id or a list of them, got \(raw)")
             }
             return ids
         }
-        guard let id = (raw as? NSNumber)?.intValue, id >= 0 else {
+        guard let id = JSONInteger.exact(raw), id >= 0 else {
             throw .malformed(path: path, detail: "\(key) must be a token id or a list of them, got \(raw)")
         }
         return [id]

@@ -162,8 +162,8 @@ public final class SafetensorsFile: @unchecked Sendable {
                 continue
             }
             guard let fields = value as? [String: Any], let dtypeName = fields["dtype"] as? String,
-                let shape = (fields["shape"] as? [Any])?.compactMap(Self.exactInteger),
-                let offsets = (fields["data_offsets"] as? [Any])?.compactMap(Self.exactInteger),
+                let shape = (fields["shape"] as? [Any])?.compactMap(JSONInteger.exact),
+                let offsets = (fields["data_offsets"] as? [Any])?.compactMap(JSONInteger.exact),
                 offsets.count == 2, shape.count == (fields["shape"] as? [Any])?.count
             else {
                 throw ModelLoadError.malformed(path: path, detail: "tensor '\(key)' needs dtype, shape and two data_offsets (integers)")
@@ -202,11 +202,5 @@ public final class SafetensorsFile: @unchecked Sendable {
             throw ModelLoadError.malformed(path: path, detail: "the tensors cover \(end) data bytes but the file has \(dataBytes)")
         }
         return (tensors, metadata)
-    }
-
-    /// A JSON number that is exactly an integer Int can hold (not 1.5, not 2**70 rounded).
-    private static func exactInteger(_ value: Any) -> Int? {
-        guard let number = value as? NSNumber, let integer = Int(exactly: number.int64Value), NSNumber(value: integer) == number else { return nil }
-        return integer
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import TandemModel
 import XCTest
 
@@ -12,6 +13,29 @@ final class ModelConfigTests: XCTestCase {
         "bos_token_id": 1, "eos_token_id": 2,
     ]
 
+    /// Found by fuzz-model-config: an original_max_position_embeddings of 10⁸⁵ trapped converting to Int. Sizes
+    /// that are not exact integers within 2³¹ − 1 (1e30 wrapped through `intValue`, 1.5 truncated, `true` read
+    /// as 1) are refused by name, as parsed from JSON text.
+    func testSizesThatAreNotExactIntegersAreRefused() throws {
+        func parse(_ replacing: String, with value: String) throws -> ModelConfig {
+            let text = String(decoding: try JSONSerialization.data(withJSONObject: llama), as: UTF8.self)
+            let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(text.replacingOccurrences(of: replacing, with: value).utf8)) as? [String: Any])
+            return try ModelConfig(json: json, path: "config.json")
+        }
+        for value in ["1e30", "2048.5", "true", "4294967296"] {
+            XCTAssertThrowsError(try parse("\"hidden_size\":2048", with: "\"hidden_size\":\(value)"), value) { error in
+                XCTAssertTrue("\(error)".contains("hidden_size must be an integer in 1...2147483647"), "\(error)")
+            }
+        }
+        let huge = #""rope_scaling":{"rope_type":"llama3","factor":8,"low_freq_factor":1,"high_freq_factor":4,"original_max_position_embeddings":128666666666666666666666666666666666666666666666666666666666666666666666666666666666}"#
+        XCTAssertThrowsError(try parse("\"rope_scaling\":null", with: huge)) { error in
+            XCTAssertTrue("\(error)".contains("original_max_position_embeddings must be an integer"), "\(error)")
+        }
+        XCTAssertThrowsError(try parse("\"eos_token_id\":2", with: "\"eos_token_id\":[2,true]")) { error in
+            XCTAssertTrue("\(error)".contains("eos_token_id must be a token id"), "\(error)")
+        }
+    }
+
     func testLlamaFieldsAndDefaults() throws {
         let config = try ModelConfig(json: llama, path: "config.json")
         XCTAssertEqual(config.headDimension, 64)
@@ -25,8 +49,6 @@ final class ModelConfigTests: XCTestCase {
         XCTAssertEqual(try ModelConfig(json: noKV, path: "c").keyValueHeadCount, 32, "absent kv heads = attention heads")
     }
 
-    /// A sliding window caps the context (within it, windowed attention is full attention); Qwen2's window is
-    /// off unless `use_sliding_window` says otherwise.
     /// Mistral's window is attention's, not the context's; Qwen2's layer-dependent window is refused by name.
     func testSlidingWindowIsKeptApartFromTheContext() throws {
         var mistral = llama
@@ -89,7 +111,7 @@ final class ModelConfigTests: XCTestCase {
         }
         XCTAssertTrue(failure { $0["model_type"] = "gpt2" }.contains("model_type 'gpt2'; Tandem runs llama, mistral, qwen2"))
         XCTAssertTrue(failure { $0["hidden_size"] = nil }.contains("hidden_size is missing"))
-        XCTAssertTrue(failure { $0["num_hidden_layers"] = -2 }.contains("num_hidden_layers must be a positive integer"))
+        XCTAssertTrue(failure { $0["num_hidden_layers"] = -2 }.contains("num_hidden_layers must be an integer in 1...2147483647, got -2"))
         XCTAssertTrue(failure { $0["num_key_value_heads"] = 5 }.contains("not a multiple of num_key_value_heads 5"))
         XCTAssertTrue(failure { $0["rope_scaling"] = ["rope_type": "yarn", "factor": 4.0] }.contains("rope_scaling type 'yarn'"))
         XCTAssertTrue(failure { $0["rope_scaling"] = ["rope_type": "linear"] }.contains("needs a positive factor"))
