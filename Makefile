@@ -8,7 +8,7 @@ NPROC ?= 2
 MODEL ?= .build/models/small
 PRESET ?= small
 
-.PHONY: run test build build-release deps compare-deps compare fuzz clean
+.PHONY: run test build build-release deps compare-deps compare fuzz soak clean
 
 # System packages the build and tests need: OpenBLAS (matrix multiply) and pkg-config to find it; the
 # multi-host test needs iproute2 (network namespaces stand in for hosts); the independent references in
@@ -64,6 +64,11 @@ compare: build-release compare-deps
 # docs/RELIABILITY.md.
 fuzz: deps
 	Fuzz/run.sh
+
+# Kill -9 soak: 100 trials of mixed, checked collectives over tcp/shm/hier with one rank SIGKILLed at a random
+# operation (benchmarks/soak_kill.py; last results in docs/RELIABILITY.md).
+soak: build
+	benchmarks/soak_kill.py --trials 100 --mean-ops 10000
 
 clean:
 	rm -rf .build

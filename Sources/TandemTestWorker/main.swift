@@ -44,12 +44,12 @@ func reportFailure(_ error: any Error, linger: Double) -> Never {
 
 let arguments = CommandLine.arguments.dropFirst()
 guard let scenario = arguments.first else {
-    report("usage: tandem-test-worker collectives|parallel|queue|kill-mid-collective VICTIM|kill-while-idle|mismatch-size|exit-code CODE|sleep")
+    report("usage: tandem-test-worker collectives|parallel|queue|soak [ops=N seed=S victim=R kill-at=N regroup=K stop-file=F]|kill-mid-collective VICTIM|kill-while-idle|mismatch-size|exit-code CODE|sleep")
     exit(2)
 }
 
 // Survivors of a failure report before the launcher's SIGTERM can stop them.
-if ["kill-mid-collective", "kill-while-idle", "mismatch-size"].contains(scenario) { signal(SIGTERM, SIG_IGN) }
+if ["kill-mid-collective", "kill-while-idle", "mismatch-size", "soak"].contains(scenario) { signal(SIGTERM, SIG_IGN) }
 
 let group: ProcessGroup
 do {
@@ -144,6 +144,9 @@ do {
         if rank == 1 { exit(code) }
         try group.barrier()
         report("RESULT rank=\(rank) barrier passed although rank 1 exited")
+    case "soak":
+        let (operations, wrong, regroups) = try runSoak(group, SoakOptions(arguments.dropFirst()))
+        report("RESULT rank=\(rank) ops=\(operations) wrong=\(wrong) regroups=\(regroups) backend=\(group.backend) at_ms=\(wallMilliseconds())")
     case "sleep":
         report("SLEEPING rank=\(rank)")
         sleep(60)

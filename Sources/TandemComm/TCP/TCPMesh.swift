@@ -187,12 +187,15 @@ private final class Greeters: @unchecked Sendable {
         }
         let key = ObjectIdentifier(socket)
         inFlight[key] = socket
+        // Greeters that returned are let go as new ones start: a stranger's refused connections are closed
+        // as they are refused, not kept (with a descriptor each) until the mesh is whole.
+        threads.removeAll { $0.join(until: .after(seconds: 0)) }
         threads.append(
             JoinableThread(name: "tandem-greet", stackBytes: 256 << 10) { [self] in
                 let result = greet()
                 condition.lock()
                 inFlight[key] = nil
-                if let (peer, channel) = result { greeted.append((socket, address, peer, channel)) }
+                if let (peer, channel) = result { greeted.append((socket, address, peer, channel)) } else { socket.close() }
                 condition.unlock()
             })
     }
