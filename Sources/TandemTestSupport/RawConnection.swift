@@ -5,9 +5,22 @@ public final class RawConnection {
     /// The socket's descriptor; closed on deinit.
     public let descriptor: Int32
 
-    /// Connects to `host` (an IPv4 address) on `port`; nil when the connection is refused.
-    public init?(host: String, port: UInt16) {
+    /// Connects to `host` (an IPv4 address) on `port`, from `source` (an IPv4 address of this host, such as any
+    /// 127.x.y.z, so that each connection has an address of its own) when given; nil when the connection fails.
+    public init?(host: String, port: UInt16, from source: String? = nil) {
         descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if let source {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            local.sin_addr.s_addr = inet_addr(source)
+            let bound = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard bound == 0 else {
+                close(descriptor)
+                return nil
+            }
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
@@ -23,10 +36,20 @@ public final class RawConnection {
 
     deinit { close(descriptor) }
 
-    /// Sends `bytes`; whether all were sent.
+    /// Sends `bytes` (never raising SIGPIPE on a connection the other side closed); whether all were sent.
     @discardableResult
     public func send(_ bytes: [UInt8]) -> Bool {
-        bytes.withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, 0) } == bytes.count
+        bytes.withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == bytes.count
+    }
+
+    /// The connection's own port (what the other side logs as this client's address).
+    public var localPort: UInt16 {
+        var address = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        return UInt16(bigEndian: address.sin_port)
     }
 
     /// Up to `count` bytes, waiting at most `seconds` for the first; empty at EOF or when nothing came.
