@@ -8,6 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${FUZZ_RUNS:-1000000}
 seconds=${FUZZ_SECONDS:-1800}
+# SwiftPM keeps a path dependency's build plan: a file added to Tandem since the last fuzz build would be
+# missing from it ("cannot find … in scope"), so the plan is made afresh (the objects are kept).
+rm -f Fuzz/.build/release.yaml
 swift build --package-path Fuzz -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing -Xswiftc -use-ld=lld >&2
 harnesses=("$@")
 [ ${#harnesses[@]} -gt 0 ] || mapfile -t harnesses < <(ls Fuzz/corpus)

@@ -30,7 +30,8 @@ def shm_entries():
 
 
 def workers_alive():
-    result = subprocess.run(["pgrep", "-f", WORKER], capture_output=True, text=True)
+    # Anchored: only processes whose command line starts with the worker (not this script, not a launcher).
+    result = subprocess.run(["pgrep", "-f", "^" + re.escape(WORKER) + " "], capture_output=True, text=True)
     return [line for line in result.stdout.split() if line]
 
 
@@ -52,7 +53,7 @@ def trial(index, args, rng):
         output = expired.stdout.decode() if isinstance(expired.stdout, bytes) else (expired.stdout or "")
         errors, code = "", None
         problems.append(f"hang: still running after {args.hang_seconds} s")
-        subprocess.run(["pkill", "-9", "-f", WORKER])
+        subprocess.run(["pkill", "-9", "-f", "^" + re.escape(WORKER) + " "])
     seconds = time.time() - start
     victim_ms = None
     survivors = {}
@@ -92,7 +93,7 @@ def trial(index, args, rng):
     time.sleep(0.2)
     if left := workers_alive():
         problems.append(f"workers left running: {left}")
-        subprocess.run(["pkill", "-9", "-f", WORKER])
+        subprocess.run(["pkill", "-9", "-f", "^" + re.escape(WORKER) + " "])
     if left := shm_entries():
         problems.append(f"left in /dev/shm: {left}")
         for name in left:

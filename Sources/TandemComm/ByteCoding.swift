@@ -14,6 +14,12 @@ struct ByteWriter {
     mutating func append(string value: String) {
         append(bytesWithLength: Array(value.utf8))
     }
+
+    /// A count (u32) and that many strings.
+    mutating func append(strings values: [String]) {
+        append(UInt32(values.count))
+        for value in values { append(string: value) }
+    }
 }
 
 /// Reads what `ByteWriter` wrote; every read checks the remaining length and throws `Invalid`.
@@ -63,6 +69,16 @@ package struct ByteReader {
             throw Invalid(description: "the string at byte \(start) is not UTF-8")
         }
         return text
+    }
+
+    /// What `ByteWriter.append(strings:)` wrote. A count the remaining bytes cannot hold (each string takes at
+    /// least its 4-byte length) is refused before any string is read.
+    mutating func readStrings() throws(Invalid) -> [String] {
+        let count = Int(try read(UInt32.self))
+        guard count <= remaining / 4 else { throw Invalid(description: "\(count) strings in the last \(remaining) bytes") }
+        var values: [String] = []
+        for _ in 0..<count { values.append(try readString()) }
+        return values
     }
 
     /// Throws unless every byte was read: a message with trailing bytes is not the message its prefix is.

@@ -9,28 +9,22 @@ public final class RawConnection {
     /// 127.x.y.z, so that each connection has an address of its own) when given; nil when the connection fails.
     public init?(host: String, port: UInt16, from source: String? = nil) {
         descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        if let source {
-            var local = sockaddr_in()
-            local.sin_family = sa_family_t(AF_INET)
-            local.sin_addr.s_addr = inet_addr(source)
-            let bound = withUnsafePointer(to: &local) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard bound == 0 else {
-                close(descriptor)
-                return nil
-            }
+        let descriptor = descriptor
+        let bound = source.map { Self.withAddress($0, port: 0) { bind(descriptor, $0, $1) } } ?? 0
+        guard bound == 0, Self.withAddress(host, port: port, { connect(descriptor, $0, $1) }) == 0 else {
+            close(descriptor)
+            return nil
         }
+    }
+
+    /// Calls `body` with `host:port` (IPv4) as a `sockaddr` and its length.
+    private static func withAddress(_ host: String, port: UInt16, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32 {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
         address.sin_addr.s_addr = inet_addr(host)
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else {
-            close(descriptor)
-            return nil
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
     }
 

@@ -20,7 +20,7 @@ final class WireFormatTests: XCTestCase {
         XCTAssertThrowsError(try StoreRequest(decoding: [7] + lengthPrefixed([0x6B, 0xFF]))) { XCTAssertTrue("\($0)".contains("not UTF-8"), "\($0)") }
         // A wait announcing 4 billion keys in a 9-byte body is refused before any work.
         let wait: [UInt8] = [4] + withUnsafeBytes(of: UInt32.max) { Array($0) } + [0, 0, 0, 0]
-        XCTAssertThrowsError(try StoreRequest(decoding: wait)) { XCTAssertTrue("\($0)".contains("4294967295 keys in 9 bytes"), "\($0)") }
+        XCTAssertThrowsError(try StoreRequest(decoding: wait)) { XCTAssertTrue("\($0)".contains("4294967295 strings in the last 4 bytes"), "\($0)") }
         XCTAssertThrowsError(try StoreRequest(decoding: [42])) { XCTAssertTrue("\($0)".contains("unknown command 42"), "\($0)") }
         XCTAssertThrowsError(try StoreAnswer(decoding: [9])) { XCTAssertTrue("\($0)".contains("unknown status 9"), "\($0)") }
     }

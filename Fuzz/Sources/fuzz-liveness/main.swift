@@ -3,24 +3,17 @@
 // never leave more than one message's worth buffered.
 import FuzzSupport
 @testable import TandemComm
-#if canImport(Glibc)
-import Glibc
-#endif
 
-exit(fuzzerMain(fuzz))
-
-func fuzz(_ data: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
-    guard let data else { return 0 }
-    guard count >= 1 else { return 0 }
-    let stream = Array(UnsafeBufferPointer(start: data + 1, count: count - 1))
+fuzzerMain { input in
+    guard let cut = input.first else { return }
+    let stream = Array(input.dropFirst())
     let whole = read(stream, piece: stream.count)
-    let cut = read(stream, piece: Int(data[0]) % 16 + 1)
-    precondition(whole.messages == cut.messages && whole.failed == cut.failed, "pieces change what is read")
+    let pieces = read(stream, piece: Int(cut) % 16 + 1)
+    precondition(whole.messages == pieces.messages && whole.failed == pieces.failed, "pieces change what is read")
     var encoded: [UInt8] = []
     for message in whole.messages { encoded += message.encoded() }
     precondition(encoded == Array(stream[0..<encoded.count]), "messages do not round-trip")
     precondition(whole.failed || whole.leftover <= 9 + LivenessMessage.maximumReasonBytes, "buffer grows past one message")
-    return 0
 }
 
 private func read(_ stream: [UInt8], piece: Int) -> (messages: [LivenessMessage], failed: Bool, leftover: Int) {

@@ -2,18 +2,10 @@
 // strictly; a hello that decodes re-frames to exactly the bytes read.
 import FuzzSupport
 @testable import TandemComm
-#if canImport(Glibc)
-import Glibc
-#endif
 
-exit(fuzzerMain(fuzz))
-
-func fuzz(_ data: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
-    guard let data else { return 0 }
-    let input = Array(UnsafeBufferPointer(start: data, count: count))
-    guard input.count >= 4, let length = try? PeerHello.bodyLength(Array(input[0..<4])) else { return 0 }
+fuzzerMain { input in
+    guard input.count >= 4, let length = try? PeerHello.bodyLength(Array(input[0..<4])) else { return }
     precondition(length <= PeerHello.maximumBytes, "length \(length) accepted over the limit")
-    guard input.count - 4 >= length, let hello = try? PeerHello(decoding: Array(input[4..<(4 + length)])) else { return 0 }
+    guard input.count - 4 >= length, let hello = try? PeerHello(decoding: Array(input[4..<(4 + length)])) else { return }
     precondition(hello.frame() == Array(input[0..<(4 + length)]), "hello does not round-trip")
-    return 0
 }

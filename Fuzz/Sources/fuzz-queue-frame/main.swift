@@ -2,28 +2,21 @@
 // re-encodes to the same bytes. The first byte picks which (and, for a chunk, its inline capacity).
 import FuzzSupport
 @testable import TandemComm
-#if canImport(Glibc)
-import Glibc
-#endif
 
-exit(fuzzerMain(fuzz))
-
-func fuzz(_ data: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
-    guard let data else { return 0 }
-    guard count >= 1 else { return 0 }
-    let body = Array(UnsafeBufferPointer(start: data + 1, count: count - 1))
-    if data[0] % 2 == 0 {
+fuzzerMain { input in
+    guard let selector = input.first else { return }
+    let body = Array(input.dropFirst())
+    if selector % 2 == 0 {
         let decoded: Int?
-        do { decoded = try QueueFrame.length(decodingPrefix: body) } catch { return 0 }
+        do { decoded = try QueueFrame.length(decodingPrefix: body) } catch { return }
         if let length = decoded { precondition(length <= QueueFrame.maximumMessageBytes, "frame of \(length) bytes accepted") }
         precondition(QueueFrame.prefix(length: decoded) == body, "prefix does not round-trip")
     } else {
-        let inline = Int(data[0]) * 64 + 112
-        guard let header = try? QueueFrame.ChunkHeader(decoding: body, inlineBytes: inline) else { return 0 }
+        let inline = Int(selector) * 64 + 112
+        guard let header = try? QueueFrame.ChunkHeader(decoding: body, inlineBytes: inline) else { return }
         precondition(header.length <= (header.overflow ? QueueFrame.maximumMessageBytes : inline), "chunk of \(header.length) bytes accepted")
         var stored = [UInt8](repeating: 0xAA, count: QueueFrame.chunkHeaderBytes)
         stored.withUnsafeMutableBytes { header.store(to: $0.baseAddress!) }
         precondition(stored == body, "chunk header does not round-trip")
     }
-    return 0
 }

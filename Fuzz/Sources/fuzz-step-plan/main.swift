@@ -2,19 +2,12 @@
 // self-consistent (its tokens match its sequences) and re-encodes to the same bytes.
 import FuzzSupport
 import TandemEngine
-#if canImport(Glibc)
-import Glibc
-#endif
 
-exit(fuzzerMain(fuzz))
-
-func fuzz(_ data: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
-    guard let data else { return 0 }
-    let bytes = Array(UnsafeBufferPointer(start: data, count: count))
-    guard let plan = try? StepPlan(decoding: bytes) else { return 0 }
+fuzzerMain { input in
+    let bytes = Array(input)
+    guard let plan = try? StepPlan(decoding: bytes) else { return }
     if case let .step(batch) = plan {
         precondition(batch.tokens.count == batch.sequences.reduce(0) { $0 + $1.tokenCount }, "tokens do not match sequences")
     }
     precondition(plan.encoded() == bytes, "plan does not round-trip")
-    return 0
 }

@@ -3,22 +3,15 @@
 // side (even: a request as the server reads it, odd: an answer as a client reads it).
 import FuzzSupport
 @testable import TandemComm
-#if canImport(Glibc)
-import Glibc
-#endif
 
-exit(fuzzerMain(fuzz))
-
-func fuzz(_ data: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
-    guard let data else { return 0 }
-    guard count >= 1 else { return 0 }
-    let body = Array(UnsafeBufferPointer(start: data + 1, count: count - 1))
-    if data[0] % 2 == 0 {
-        guard let request = try? StoreRequest(decoding: body) else { return 0 }
+fuzzerMain { input in
+    guard let side = input.first else { return }
+    let body = Array(input.dropFirst())
+    if side % 2 == 0 {
+        guard let request = try? StoreRequest(decoding: body) else { return }
         precondition(request.encoded() == body, "request \(request) does not round-trip")
     } else {
-        guard let answer = try? StoreAnswer(decoding: body) else { return 0 }
+        guard let answer = try? StoreAnswer(decoding: body) else { return }
         precondition(answer.encoded() == body, "answer \(answer) does not round-trip")
     }
-    return 0
 }

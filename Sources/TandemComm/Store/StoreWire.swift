@@ -68,8 +68,7 @@ package enum StoreRequest: Equatable {
             writer.append(milliseconds)
         case let .wait(keys, milliseconds):
             writer.append(StoreCommand.wait.rawValue)
-            writer.append(UInt32(keys.count))
-            for key in keys { writer.append(string: key) }
+            writer.append(strings: keys)
             writer.append(milliseconds)
         case let .add(key, amount):
             writer.append(StoreCommand.add.rawValue)
@@ -103,12 +102,7 @@ package enum StoreRequest: Equatable {
         case .get:
             self = .get(key: try reader.readString(), timeoutMilliseconds: try reader.read(UInt64.self))
         case .wait:
-            let count = Int(try reader.read(UInt32.self))
-            // Each key takes at least its 4-byte length: a count the body cannot hold is refused before any work.
-            guard count <= reader.remaining / 4 else { throw ByteReader.Invalid(description: "\(count) keys in \(body.count) bytes") }
-            var keys: [String] = []
-            for _ in 0..<count { keys.append(try reader.readString()) }
-            self = .wait(keys: keys, timeoutMilliseconds: try reader.read(UInt64.self))
+            self = .wait(keys: try reader.readStrings(), timeoutMilliseconds: try reader.read(UInt64.self))
         case .add:
             self = .add(key: try reader.readString(), amount: try reader.read(Int64.self))
         case .compareSet:
@@ -140,8 +134,7 @@ package enum StoreAnswer: Equatable {
             return [StoreStatus.ok.rawValue] + body
         case let .timeout(missing):
             writer.append(StoreStatus.timeout.rawValue)
-            writer.append(UInt32(missing.count))
-            for key in missing { writer.append(string: key) }
+            writer.append(strings: missing)
         case .refused:
             writer.append(StoreStatus.refused.rawValue)
         case let .badRequest(message):
@@ -161,11 +154,7 @@ package enum StoreAnswer: Equatable {
             self = .ok(body: Array(frame.dropFirst()))
             return
         case .timeout:
-            let count = Int(try reader.read(UInt32.self))
-            guard count <= reader.remaining / 4 else { throw ByteReader.Invalid(description: "\(count) keys in \(frame.count) bytes") }
-            var keys: [String] = []
-            for _ in 0..<count { keys.append(try reader.readString()) }
-            self = .timeout(missing: keys)
+            self = .timeout(missing: try reader.readStrings())
         case .refused:
             self = .refused
         case .badRequest:
