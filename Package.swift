@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "TandemComm", targets: ["TandemComm"]),
         .library(name: "TandemParallel", targets: ["TandemParallel"]),
         .library(name: "TandemTokenizer", targets: ["TandemTokenizer"]),
+        .library(name: "TandemTemplate", targets: ["TandemTemplate"]),
         .library(name: "TandemModel", targets: ["TandemModel"]),
         .library(name: "TandemEngine", targets: ["TandemEngine"]),
         .executable(name: "tandem", targets: ["tandem"]),
@@ -32,6 +33,8 @@ let package = Package(
         .target(name: "TandemParallel", dependencies: ["TandemComm", "TandemTensor"]),
         // Hugging Face tokenizer.json (byte-level BPE): no weights, no tensors, so a front end can use it alone.
         .target(name: "TandemTokenizer"),
+        // Chat templates: the Jinja subset Hugging Face templates use, rendered as transformers renders them.
+        .target(name: "TandemTemplate"),
         .target(name: "TandemModel", dependencies: ["TandemTensor", "TandemComm", "TandemParallel", "TandemTokenizer"]),
         .target(name: "TandemEngine", dependencies: ["TandemModel", "TandemTokenizer", "TandemTensor", "TandemComm", "TandemParallel"]),
         .executableTarget(
@@ -52,6 +55,7 @@ let package = Package(
         // Helpers the test targets share (running the built executables); not a product.
         .target(name: "TandemTestSupport"),
         .testTarget(name: "TandemTensorTests", dependencies: ["TandemTensor"]),
+        .testTarget(name: "TandemTemplateTests", dependencies: ["TandemTemplate"], exclude: ["Templates"]),
         .testTarget(
             name: "TandemEngineTests",
             dependencies: ["TandemEngine", "TandemModel", "TandemTokenizer", "TandemTensor", "TandemComm", "TandemParallel", "TandemTestSupport", "tandem"]),
