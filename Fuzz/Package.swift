@@ -15,6 +15,8 @@ let harnesses: [(String, [String])] = [
     ("fuzz-checkpoint-index", ["TandemModel"]),
     ("fuzz-model-config", ["TandemModel"]),
     ("fuzz-tokenizer", ["TandemTokenizer"]),
+    ("fuzz-chat-template", ["TandemTemplate"]),
+    ("fuzz-template-json", ["TandemTemplate"]),
 ]
 
 let package = Package(

@@ -7,8 +7,13 @@ struct TemplateInterpreter {
     /// Variables by scope, innermost last.
     private var scopes: [[String: TemplateValue]]
     private var output = ""
+    private var iterations = 0
     /// Largest list `range` may build.
     static let rangeLimit = 1 << 20
+    /// Loop iterations one rendering may run, and characters it may write: a template (or a conversation) that
+    /// would run away is stopped with an error, not left to hang a server thread.
+    static let iterationLimit = 10_000_000
+    static let outputLimit = 64 << 20
 
     static func render(_ nodes: [TemplateNode], context: [String: TemplateValue]) throws(TemplateError) -> String {
         var interpreter = TemplateInterpreter(scopes: [context, [:]])
@@ -22,9 +27,9 @@ struct TemplateInterpreter {
         for node in nodes {
             switch node {
             case let .text(text):
-                output += text
+                try write(text)
             case let .output(expression):
-                output += try evaluate(expression).text
+                try write(try evaluate(expression).text)
             case let .branch(branches, otherwise):
                 var taken: [TemplateNode]? = nil
                 for (condition, body) in branches where try evaluate(condition).isTrue {
@@ -79,6 +84,8 @@ struct TemplateInterpreter {
             return
         }
         for (index, item) in items.enumerated() {
+            iterations += 1
+            guard iterations <= Self.iterationLimit else { throw .render("the template ran more than \(Self.iterationLimit) loop iterations") }
             var scope = try bind(targets, to: item)
             scope["loop"] = .dictionary([
                 ("index", .int(index + 1)), ("index0", .int(index)), ("revindex", .int(items.count - index)),
@@ -91,6 +98,11 @@ struct TemplateInterpreter {
             scopes.removeLast()
             if flow == .breakLoop { break }
         }
+    }
+
+    private mutating func write(_ text: String) throws(TemplateError) {
+        output += text
+        guard output.utf8.count <= Self.outputLimit else { throw .render("the template wrote more than \(Self.outputLimit) bytes") }
     }
 
     private func bind(_ targets: [String], to item: TemplateValue) throws(TemplateError) -> [String: TemplateValue] {

@@ -127,7 +127,12 @@ private struct JSONParser {
         case "\"":
             return .string(try string())
         default:
-            for (word, result) in [("true", TemplateValue.bool(true)), ("false", .bool(false)), ("null", .none)] where matches(word) {
+            // Python's json also reads the NaN and infinities it writes.
+            let words: [(String, TemplateValue)] = [
+                ("true", .bool(true)), ("false", .bool(false)), ("null", .none), ("NaN", .double(.nan)),
+                ("Infinity", .double(.infinity)), ("-Infinity", .double(-.infinity)),
+            ]
+            for (word, result) in words where matches(word) {
                 offset += word.unicodeScalars.count
                 return result
             }

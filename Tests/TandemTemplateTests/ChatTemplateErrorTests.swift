@@ -47,6 +47,9 @@ final class ChatTemplateErrorTests: XCTestCase {
         for bad in ["{\"a\": 1,}", "[1 2]", "\"\\ud800\"", "{\"a\" 1}", "01x", "\"tab\there\""] {
             XCTAssertThrowsError(try TemplateValue(jsonText: bad), bad)
         }
+        // Found by fuzz-template-json: 1e654 overflows to infinity, which JSON writes as Infinity (as Python's json
+        // does) and must read back.
+        XCTAssertEqual(try TemplateValue(jsonText: "[1e654, -Infinity, NaN]").jsonText(), "[Infinity, -Infinity, NaN]")
         XCTAssertEqual(try TemplateValue(jsonText: "{\"b\": 1, \"a\": [true, null, 1.5, \"\\u00e9\\ud83d\\ude80\"]}").jsonText(),
             "{\"b\": 1, \"a\": [true, null, 1.5, \"é🚀\"]}")
     }
