@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "TandemTemplate", targets: ["TandemTemplate"]),
         .library(name: "TandemModel", targets: ["TandemModel"]),
         .library(name: "TandemEngine", targets: ["TandemEngine"]),
+        .library(name: "TandemServer", targets: ["TandemServer"]),
         .executable(name: "tandem", targets: ["tandem"]),
     ],
     dependencies: [
@@ -37,6 +38,8 @@ let package = Package(
         .target(name: "TandemTemplate"),
         .target(name: "TandemModel", dependencies: ["TandemTensor", "TandemComm", "TandemParallel", "TandemTokenizer"]),
         .target(name: "TandemEngine", dependencies: ["TandemModel", "TandemTokenizer", "TandemTensor", "TandemComm", "TandemParallel"]),
+        // The OpenAI-compatible server: its protocol (requests, responses, errors) first; HTTP next (issue 10).
+        .target(name: "TandemServer", dependencies: ["TandemEngine", "TandemModel", "TandemTemplate", "TandemTokenizer"]),
         .executableTarget(
             name: "tandem",
             dependencies: [
@@ -56,6 +59,9 @@ let package = Package(
         .target(name: "TandemTestSupport"),
         .testTarget(name: "TandemTensorTests", dependencies: ["TandemTensor"]),
         .testTarget(name: "TandemTemplateTests", dependencies: ["TandemTemplate"], exclude: ["Templates"]),
+        .testTarget(
+            name: "TandemServerTests",
+            dependencies: ["TandemServer", "TandemEngine", "TandemModel", "TandemTemplate", "TandemTokenizer", "TandemTensor", "TandemParallel"]),
         .testTarget(
             name: "TandemEngineTests",
             dependencies: ["TandemEngine", "TandemModel", "TandemTokenizer", "TandemTensor", "TandemComm", "TandemParallel", "TandemTestSupport", "tandem"]),

@@ -36,7 +36,8 @@ public indirect enum TemplateValue: Equatable, Sendable {
         }
     }
 
-    var number: Double? {
+    /// The value as a number (booleans count, as in Python); nil for anything else.
+    public var number: Double? {
         switch self {
         case let .int(value): Double(value)
         case let .double(value): value
@@ -60,7 +61,7 @@ public indirect enum TemplateValue: Equatable, Sendable {
     }
 
     /// Python's type name, for errors.
-    var typeName: String {
+    public var typeName: String {
         switch self {
         case .undefined: "undefined"
         case .none: "NoneType"

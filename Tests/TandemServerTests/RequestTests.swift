@@ -1,0 +1,130 @@
+import TandemEngine
+import TandemServer
+import TandemTemplate
+import XCTest
+
+/// Request bodies as clients send them: OpenAI's shapes and defaults are read into the engine's parameters, and
+/// every bad field is a 400 naming it — wrong types, out-of-range values, unknown or unsupported parameters.
+final class RequestTests: XCTestCase {
+    private func completion(_ json: String) throws -> CompletionRequest {
+        try CompletionRequest(body: try TemplateValue(jsonText: json))
+    }
+
+    private func chat(_ json: String) throws -> ChatCompletionRequest {
+        try ChatCompletionRequest(body: try TemplateValue(jsonText: json))
+    }
+
+    private func refusal(_ body: () throws -> Any) -> APIError? {
+        do {
+            _ = try body()
+            return nil
+        } catch {
+            return error as? APIError
+        }
+    }
+
+    func testCompletionFieldsAndDefaults() throws {
+        let plain = try completion(#"{"model": "m", "prompt": "Hello"}"#)
+        XCTAssertEqual(plain.prompts, [.text("Hello")])
+        XCTAssertEqual(plain.sampling, SamplingParams(maxTokens: 16), "OpenAI's defaults: temperature 1, 16 tokens")
+        XCTAssertEqual(plain.n, 1)
+        XCTAssertFalse(plain.stream)
+
+        let full = try completion(#"""
+            {"model": "m", "prompt": [[1, 2], [3]], "max_tokens": 5, "temperature": 0, "top_p": 0.5, "top_k": 4, "seed": -1,
+             "stop": "\n\n", "stop_token_ids": [7], "ignore_eos": true, "n": 2, "echo": true, "stream": true,
+             "stream_options": {"include_usage": true}, "presence_penalty": 0, "frequency_penalty": 0.0, "user": "u", "best_of": 1,
+             "logit_bias": {}}
+            """#)
+        XCTAssertEqual(full.prompts, [.tokens([1, 2]), .tokens([3])])
+        XCTAssertEqual(full.sampling, SamplingParams(temperature: 0, topP: 0.5, topK: 4, seed: UInt64.max, maxTokens: 5, stop: ["\n\n"], stopTokenIDs: [7], ignoreEOS: true))
+        XCTAssertEqual(full.n, 2)
+        XCTAssertTrue(full.echo && full.stream && full.includeUsage)
+        XCTAssertEqual(try completion(#"{"model": "m", "prompt": ["a", "b"], "stop": ["x", "y"]}"#).prompts, [.text("a"), .text("b")])
+        XCTAssertEqual(try completion(#"{"model": "m", "prompt": [5, 6], "max_tokens": null}"#).sampling.maxTokens, 16, "null is absent")
+    }
+
+    func testBadCompletionFieldsAreNamed() {
+        let cases: [(String, String, String)] = [
+            (#"{"prompt": "x"}"#, "model", "model is required"),
+            (#"{"model": "m"}"#, "prompt", "prompt is required"),
+            (#"{"model": "m", "prompt": 3}"#, "prompt", "prompt must be a string, a list of strings, token ids or lists of token ids, got int"),
+            (#"{"model": "m", "prompt": []}"#, "prompt", "prompt must not be an empty list"),
+            (#"{"model": "m", "prompt": [1, "a"]}"#, "prompt", "token ids in prompt must be integers ≥ 0"),
+            (#"{"model": "m", "prompt": [-1]}"#, "prompt", "token ids in prompt must be integers ≥ 0"),
+            (#"{"model": "m", "prompt": "x", "max_tokens": 0}"#, "max_tokens", "max_tokens must be in 1...2147483647, got 0"),
+            (#"{"model": "m", "prompt": "x", "max_tokens": 1e12}"#, "max_tokens", "max_tokens must be an integer, got float"),
+            (#"{"model": "m", "prompt": "x", "max_tokens": "5"}"#, "max_tokens", "max_tokens must be an integer, got str"),
+            (#"{"model": "m", "prompt": "x", "temperature": -0.5}"#, "temperature", "temperature must be in 0.0...1000.0, got -0.5"),
+            (#"{"model": "m", "prompt": "x", "top_p": 0}"#, "top_p", "top_p must be in (0, 1], got 0"),
+            (#"{"model": "m", "prompt": "x", "top_k": -2}"#, "top_k", "top_k must be in -1...2147483647, got -2"),
+            (#"{"model": "m", "prompt": "x", "stop": ""}"#, "stop", "stop strings must not be empty"),
+            (#"{"model": "m", "prompt": "x", "stop": [1]}"#, "stop", "stop must be a string or a list of strings"),
+            (#"{"model": "m", "prompt": "x", "n": 0}"#, "n", "n must be in 1...128, got 0"),
+            (#"{"model": "m", "prompt": ["a", "b", "c"], "n": 50}"#, "n", "n × prompts is 150 choices; at most 128 per request"),
+            (#"{"model": "m", "prompt": "x", "stream_options": {"include_usage": true}}"#, "stream_options", "stream_options is only allowed when stream is true"),
+            (#"{"model": "m", "prompt": "x", "stream": true, "stream_options": {"usage": true}}"#, "stream_options", "stream_options: unrecognized request argument: usage"),
+            (#"{"model": "m", "prompt": "x", "presence_penalty": 0.5}"#, "presence_penalty", "presence_penalty is not supported by Tandem (got 0.5)"),
+            (#"{"model": "m", "prompt": "x", "logprobs": 2}"#, "logprobs", "logprobs is not supported by Tandem (got 2)"),
+            (#"{"model": "m", "prompt": "x", "temprature": 0.5}"#, "temprature", "unrecognized request argument: temprature"),
+            (#"["model"]"#, "", "the request body must be a JSON object"),
+        ]
+        for (body, param, message) in cases {
+            let error = refusal { try self.completion(body) }
+            XCTAssertEqual(error?.status, 400, body)
+            XCTAssertEqual(error?.param ?? "", param, body)
+            XCTAssertEqual(error?.message, message, body)
+        }
+    }
+
+    func testChatFieldsAndDefaults() throws {
+        let request = try chat(#"""
+            {"model": "m", "messages": [{"role": "system", "content": "Be brief."},
+              {"role": "user", "content": [{"type": "text", "text": "Hi"}, {"type": "text", "text": "there"}]},
+              {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+              {"role": "tool", "content": "42", "tool_call_id": "call_1"}],
+             "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "auto", "max_completion_tokens": 9,
+             "chat_template_kwargs": {"enable_thinking": false}, "logprobs": false, "stream": true}
+            """#)
+        guard case let .list(messages) = request.messages, case let .dictionary(user) = messages[1] else { return XCTFail("messages") }
+        XCTAssertEqual(user.first { $0.0 == "content" }?.1, .string("Hi\nthere"), "text parts are joined as vLLM joins them")
+        XCTAssertEqual(messages[3], try TemplateValue(jsonText: #"{"role": "tool", "content": "42", "tool_call_id": "call_1"}"#), "other fields pass through")
+        XCTAssertEqual(request.maxTokens, 9)
+        XCTAssertEqual(request.sampling.maxTokens, 9)
+        XCTAssertTrue(request.addGenerationPrompt)
+        XCTAssertEqual(request.templateArguments, ["enable_thinking": .bool(false)])
+        XCTAssertNotNil(request.tools)
+        XCTAssertNil(try chat(#"{"model": "m", "messages": [{"role": "user", "content": "x"}]}"#).maxTokens, "no limit: up to the context")
+    }
+
+    func testBadChatFieldsAreNamed() {
+        let cases: [(String, String, String)] = [
+            (#"{"model": "m", "messages": []}"#, "messages", "messages must be a non-empty list"),
+            (#"{"model": "m", "messages": ["hi"]}"#, "messages[0]", "messages[0] must be an object"),
+            (#"{"model": "m", "messages": [{"content": "x"}]}"#, "messages[0].role", "messages[0].role must be a string"),
+            (#"{"model": "m", "messages": [{"role": "wizard", "content": "x"}]}"#, "messages[0].role", "messages[0].role 'wizard' is not one of assistant, developer, system, tool, user"),
+            (#"{"model": "m", "messages": [{"role": "user"}]}"#, "messages[0].content", "messages[0].content is required for role user"),
+            (#"{"model": "m", "messages": [{"role": "user", "content": 5}]}"#, "messages[0].content", "messages[0].content must be a string or a list of text parts"),
+            (#"{"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}"#, "messages[0].content[0]",
+             #"messages[0].content[0] must be a text part ({"type": "text", "text": …}); Tandem's models read text only"#),
+            (#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": 3, "max_completion_tokens": 4}"#, "max_completion_tokens",
+             "max_tokens (3) and max_completion_tokens (4) disagree"),
+            (#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "tool_choice": "required"}"#, "tool_choice",
+             #"tool_choice "required" is not supported by Tandem (only "auto" and "none")"#),
+            (#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "logprobs": true}"#, "logprobs", "logprobs is not supported by Tandem (got true)"),
+            (#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": {"a": 1}}"#, "tools", "tools must be a list of tool objects"),
+            (#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "functions": []}"#, "functions", "unrecognized request argument: functions"),
+        ]
+        for (body, param, message) in cases {
+            let error = refusal { try self.chat(body) }
+            XCTAssertEqual(error?.status, 400, body)
+            XCTAssertEqual(error?.param ?? "", param, body)
+            XCTAssertEqual(error?.message, message, body)
+        }
+    }
+
+    func testErrorBodiesHaveOpenAIsShape() throws {
+        let body = APIError.invalid("max_tokens", "max_tokens must be in 1...2147483647, got 0").body()
+        XCTAssertEqual(body, #"{"error": {"message": "max_tokens must be in 1...2147483647, got 0", "type": "invalid_request_error", "param": "max_tokens", "code": 400}}"#)
+    }
+}
