@@ -17,6 +17,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // BLAS on Linux (Apple platforms use Accelerate).
@@ -39,7 +40,12 @@ let package = Package(
         .target(name: "TandemModel", dependencies: ["TandemTensor", "TandemComm", "TandemParallel", "TandemTokenizer"]),
         .target(name: "TandemEngine", dependencies: ["TandemModel", "TandemTokenizer", "TandemTensor", "TandemComm", "TandemParallel"]),
         // The OpenAI-compatible server: its protocol (requests, responses, errors) first; HTTP next (issue 10).
-        .target(name: "TandemServer", dependencies: ["TandemEngine", "TandemModel", "TandemTemplate", "TandemTokenizer"]),
+        .target(
+            name: "TandemServer",
+            dependencies: [
+                "TandemComm", "TandemEngine", "TandemModel", "TandemTemplate", "TandemTokenizer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]),
         .executableTarget(
             name: "tandem",
             dependencies: [
@@ -47,6 +53,7 @@ let package = Package(
                 "TandemEngine",
                 "TandemModel",
                 "TandemParallel",
+                "TandemServer",
                 "TandemTensor",
                 "TandemTokenizer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -61,7 +68,10 @@ let package = Package(
         .testTarget(name: "TandemTemplateTests", dependencies: ["TandemTemplate"], exclude: ["Templates"]),
         .testTarget(
             name: "TandemServerTests",
-            dependencies: ["TandemServer", "TandemEngine", "TandemModel", "TandemTemplate", "TandemTokenizer", "TandemTensor", "TandemParallel"]),
+            dependencies: [
+                "TandemServer", "TandemEngine", "TandemModel", "TandemTemplate", "TandemTokenizer", "TandemTensor", "TandemParallel",
+                "TandemTestSupport", "tandem",
+            ]),
         .testTarget(
             name: "TandemEngineTests",
             dependencies: ["TandemEngine", "TandemModel", "TandemTokenizer", "TandemTensor", "TandemComm", "TandemParallel", "TandemTestSupport", "tandem"]),

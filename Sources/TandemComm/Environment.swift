@@ -71,6 +71,11 @@ public enum TandemEnvironment {
         name: "TANDEM_PARENT_PID", defaultValue: "(set by Tandem for the processes it starts)",
         summary: "the engine or launcher that started this process; it exits when that one does (not for users to set)")
 
+    /// The key `tandem serve` requires on /v1 requests (`--api-key` wins), as vLLM's VLLM_API_KEY.
+    public static let apiKey = Variable(
+        name: "TANDEM_API_KEY", defaultValue: "(none: no key required)",
+        summary: "the key tandem serve requires as `Authorization: Bearer <key>` on /v1 requests (--api-key overrides it)")
+
     /// Seed of the randomized tests (the stress test prints the one it used).
     public static let testSeed = Variable(
         name: "TANDEM_TEST_SEED", defaultValue: "(random, printed)",
@@ -79,7 +84,7 @@ public enum TandemEnvironment {
     /// All variables, in the order the README lists them.
     public static let all: [Variable] = [
         jobToken, commTimeout, backend, allReduceAlgorithm, socketInterface, spin, sharedBuffer, hostIdentity, useSplitGroup,
-        logLevel, parentPID, testSeed,
+        logLevel, parentPID, apiKey, testSeed,
     ]
 
     /// Checks every variable that is set, so a program refuses a bad value when it starts rather than when (or

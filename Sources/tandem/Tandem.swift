@@ -2,14 +2,14 @@ import ArgumentParser
 import Foundation
 import TandemComm
 
-/// The `tandem` command: generate, make-model, launch, bench, info.
+/// The `tandem` command: generate, serve, make-model, launch, bench, info.
 @main
 struct Tandem: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tandem",
         abstract: "Distributed LLM inference runtime: generation, launcher, collectives and benchmarks.",
         version: TandemVersion.current,
-        subcommands: [Generate.self, MakeModel.self, Launch.self, Bench.self, Info.self, Worker.self, LaunchChild.self])
+        subcommands: [Generate.self, Serve.self, MakeModel.self, Launch.self, Bench.self, Info.self, Worker.self, LaunchChild.self])
 
     /// Refuses an argument that is not UTF-8 and an invalid `TANDEM_*` value before any command runs, then runs
     /// the command.

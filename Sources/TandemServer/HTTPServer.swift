@@ -1,0 +1,115 @@
+import Foundation
+import Hummingbird
+import TandemComm
+import TandemTemplate
+
+/// How `tandem serve` listens.
+public struct ServerOptions: Sendable {
+    /// 127.0.0.1 unless asked (vLLM binds every interface; Tandem does not by default).
+    public var host: String
+    public var port: Int
+    /// Requests to /v1/* must carry `Authorization: Bearer <key>` when set.
+    public var apiKey: String?
+    /// Largest request body read; larger ones get 413 without being read.
+    public var maximumBodyBytes: Int
+
+    public init(host: String = "127.0.0.1", port: Int = 8000, apiKey: String? = nil, maximumBodyBytes: Int = 4 << 20) {
+        (self.host, self.port, self.apiKey, self.maximumBodyBytes) = (host, port, apiKey, maximumBodyBytes)
+    }
+}
+
+/// The HTTP face of `OpenAIServing` on Hummingbird 2: routes, the API key, the body limit, and replies as
+/// JSON bodies or Server-Sent Events. No HTTP is parsed here; Hummingbird (SwiftNIO) does that.
+public enum HTTPServer {
+    /// The application; run it with `runService()` (it stops gracefully on SIGTERM/SIGINT).
+    ///
+    /// - Parameters:
+    ///   - healthy: whether every rank is alive and the engine steps (`/health` answers 200, else 503).
+    ///   - onRunning: called with the bound port once the server listens.
+    public static func application(
+        serving: OpenAIServing, options: ServerOptions, healthy: @escaping @Sendable () -> Bool,
+        onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        let router = Router()
+        router.get("/health") { _, _ -> Response in
+            Response(status: healthy() ? .ok : .serviceUnavailable)
+        }
+        router.get("/version") { _, _ -> Response in
+            json(.ok, (try? TemplateValue.dictionary([("version", .string(TandemVersion.current))]).jsonText()) ?? "{}")
+        }
+        let api = router.group("v1").add(middleware: APIKeyMiddleware(key: options.apiKey))
+        api.get("models") { _, _ -> Response in
+            json(.ok, OpenAIResponse.models([serving.modelName], created: Int(Date().timeIntervalSince1970)))
+        }
+        api.post("completions") { request, _ -> Response in
+            await respond { () async throws(APIError) -> OpenAIServing.Reply in
+                try await serving.complete(try CompletionRequest(body: try await body(request, limit: options.maximumBodyBytes)))
+            }
+        }
+        api.post("chat/completions") { request, _ -> Response in
+            await respond { () async throws(APIError) -> OpenAIServing.Reply in
+                try await serving.chat(try ChatCompletionRequest(body: try await body(request, limit: options.maximumBodyBytes)))
+            }
+        }
+        return Application(
+            router: router, configuration: .init(address: .hostname(options.host, port: options.port), serverName: "tandem"),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? options.port) })
+    }
+
+    /// Reads and parses a JSON body of at most `limit` bytes.
+    private static func body(_ request: Request, limit: Int) async throws(APIError) -> TemplateValue {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: limit)
+        } catch {
+            throw APIError(status: 413, message: "the request body is larger than \(limit) bytes", type: "invalid_request_error", param: nil)
+        }
+        guard let text = String(validating: buffer.readableBytesView, as: UTF8.self) else {
+            throw .invalid(nil, "the request body is not UTF-8")
+        }
+        do throws(TemplateError) {
+            return try TemplateValue(jsonText: text)
+        } catch let .render(detail) {
+            throw .invalid(nil, "the request body is not JSON: \(detail)")
+        } catch {
+            throw .invalid(nil, "the request body is not JSON: \(error)")
+        }
+    }
+
+    private static func respond(_ work: () async throws(APIError) -> OpenAIServing.Reply) async -> Response {
+        do {
+            switch try await work() {
+            case let .body(text):
+                return json(.ok, text)
+            case let .events(events):
+                var headers = HTTPFields()
+                headers[.contentType] = "text/event-stream"
+                headers[.cacheControl] = "no-cache"
+                return Response(status: .ok, headers: headers, body: ResponseBody(asyncSequence: events.map { ByteBuffer(string: $0) }))
+            }
+        } catch {
+            return json(HTTPResponse.Status(code: error.status), error.body())
+        }
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ text: String) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+    }
+}
+
+/// `Authorization: Bearer <key>` on every /v1 route when a key is set; 401 in OpenAI's shape otherwise.
+struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
+    let key: String?
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let key else { return try await next(request, context) }
+        let presented = request.headers[.authorization].flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil }
+        guard let presented, constantTimeEqual(Array(presented.utf8), Array(key.utf8)) else {
+            let error = APIError(status: 401, message: "a valid API key is required (Authorization: Bearer <key>)", type: "authentication_error", param: nil)
+            return HTTPServer.json(.unauthorized, error.body())
+        }
+        return try await next(request, context)
+    }
+}

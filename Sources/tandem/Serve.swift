@@ -1,0 +1,78 @@
+import ArgumentParser
+import Foundation
+import TandemComm
+import TandemEngine
+import TandemModel
+import Synchronization
+import TandemServer
+
+/// `tandem serve`: the OpenAI-compatible HTTP server over an engine of `--tp` ranks.
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve a model over OpenAI's HTTP API (/v1/completions, /v1/chat/completions, /v1/models, /health, /version).",
+        discussion: """
+            Spawns the --tp ranks as `generate` does, then listens on --host:--port (127.0.0.1:8000 by default; \
+            --host 0.0.0.0 for every interface). With --api-key (or TANDEM_API_KEY), /v1 requests must carry \
+            `Authorization: Bearer <key>`. SIGTERM or Ctrl-C stops accepting, lets open requests end and stops the ranks.
+            """)
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(name: .customLong("served-model-name"), help: "The model name clients ask for (default: the checkpoint directory's name).")
+    var servedModelName: String?
+
+    @Option(help: "Address to listen on.")
+    var host = "127.0.0.1"
+
+    @Option(help: "Port to listen on (0 picks a free one).")
+    var port = 8000
+
+    @Option(name: .customLong("api-key"), help: "Require this key on /v1 requests (default: TANDEM_API_KEY, or none).")
+    var apiKey: String?
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535, got \(port)") }
+        if let apiKey, apiKey.isEmpty { throw ValidationError("--api-key must not be empty") }
+    }
+
+    func run() throws {
+        guard ProcessInfo.processInfo.environment["RANK"] == nil else {
+            throw CommandFailure("tandem serve spawns its own ranks (--tp N); do not start it under tandem launch")
+        }
+        let config = try ModelConfig(directory: modelOptions.model)
+        try config.checkTensorParallel(modelOptions.tp, path: modelOptions.model)
+        let template: ModelTemplate
+        do {
+            template = try ModelTemplate(directory: modelOptions.model)
+        } catch {
+            throw CommandFailure("\(modelOptions.model): \(error)")
+        }
+        let name = servedModelName ?? URL(fileURLWithPath: modelOptions.model).standardizedFileURL.lastPathComponent
+        let engine = try LLMEngine(
+            config: modelOptions.engineConfig, tensorParallelSize: modelOptions.tp, workerProgram: WorkerProgram(path: selfExecutable(), arguments: ["worker"]))
+        defer { engine.shutdown() }
+        guard let tokenizer = engine.tokenizer else { throw CommandFailure("the engine has no tokenizer") }
+        let serving = OpenAIServing(
+            engine: engine, tokenizer: tokenizer, modelName: name, chatTemplate: template.template, specialTokens: template.specialTokens,
+            contextLength: config.maxPositions)
+        let options = ServerOptions(host: host, port: port, apiKey: apiKey ?? TandemEnvironment.apiKey.value)
+        let host = self.host
+        let application = HTTPServer.application(
+            serving: serving, options: options, healthy: { engine.stoppedReason == nil },
+            onRunning: { port in
+                FileHandle.standardError.write(Data("tandem serve: \(name) on http://\(host):\(port) (tp \(modelOptions.tp)\(template.template == nil ? ", no chat template" : ""))\n".utf8))
+            })
+        let done = DispatchSemaphore(value: 0)
+        let failure = Mutex<(any Error)?>(nil)
+        Task {
+            do {
+                try await application.runService()
+            } catch {
+                failure.withLock { $0 = error }
+            }
+            done.signal()
+        }
+        done.wait()
+        if let error = failure.withLock({ $0 }) { throw CommandFailure("the server stopped: \(error)") }
+    }
+}

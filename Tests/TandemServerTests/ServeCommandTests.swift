@@ -1,0 +1,107 @@
+import Foundation
+import TandemModel
+import TandemTestSupport
+import XCTest
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// `tandem serve` as users run it: a real process with a spawned second rank (--tp 2), spoken to over HTTP.
+final class ServeCommandTests: XCTestCase {
+    private final class Server {
+        let process = Process()
+        let port: Int
+        private let errors = Pipe()
+
+        init(model: String, arguments: [String]) throws {
+            process.executableURL = URL(fileURLWithPath: BuiltProgram.tandem)
+            process.arguments = ["serve", "--model", model, "--port", "0"] + arguments
+            process.standardError = errors
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            var text = ""
+            let deadline = Date(timeIntervalSinceNow: 60)
+            while !text.contains("on http://"), Date() < deadline, process.isRunning {
+                text += String(decoding: errors.fileHandleForReading.availableData, as: UTF8.self)
+            }
+            guard let range = text.range(of: #"on http://127\.0\.0\.1:(\d+)"#, options: .regularExpression),
+                let port = Int(text[range].split(separator: ":").last ?? "")
+            else {
+                process.terminate()
+                throw NSError(domain: "serve", code: 1, userInfo: [NSLocalizedDescriptionKey: "tandem serve did not start: \(text)"])
+            }
+            self.port = port
+        }
+
+        func request(_ path: String, body: String? = nil, key: String? = "test-key-of-some-length") async throws -> (Int, String) {
+            var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+            request.timeoutInterval = 60
+            if let body {
+                request.httpMethod = "POST"
+                request.httpBody = Data(body.utf8)
+                request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            }
+            if let key { request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization") }
+            let (data, response) = try await URLSession.shared.data(for: request)
+            return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+        }
+    }
+
+    private func json(_ text: String) throws -> [String: Any] {
+        try XCTUnwrap(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], text)
+    }
+
+    func testServeAnswersLikeGenerateAndStopsOnSIGTERM() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-serve-\(UUID().uuidString)")
+        addTeardownBlock { try? FileManager.default.removeItem(at: directory) }
+        try ModelWriter.write(.tiny, dtype: .bfloat16, seed: 1, to: directory.path)
+        let template = "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+        try Data(template.utf8).write(to: directory.appendingPathComponent("chat_template.jinja"))
+
+        let generated = try BuiltProgram.run(BuiltProgram.tandem, ["generate", "--model", directory.path, "--tp", "2", "--prompt", "the model", "--max-tokens", "8", "--temperature", "0"])
+        let line = try XCTUnwrap(generated.lines(containing: "output: ").first)
+        let expected = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(("[" + line.components(separatedBy: "output: ")[1].components(separatedBy: "  [")[0] + "]").utf8)) as? [String])[0]
+
+        let server = try Server(model: directory.path, arguments: ["--tp", "2", "--served-model-name", "tiny", "--api-key", "test-key-of-some-length", "--threads", "1"])
+        defer { if server.process.isRunning { server.process.terminate() } }
+        let workers = childProcesses(of: server.process.processIdentifier)
+        XCTAssertEqual(workers.count, 1, "rank 1 runs in its own process")
+
+        let (healthStatus, _) = try await server.request("/health", key: nil)
+        XCTAssertEqual(healthStatus, 200)
+        let (status, body) = try await server.request("/v1/completions", body: #"{"model": "tiny", "prompt": "the model", "max_tokens": 8, "temperature": 0}"#)
+        XCTAssertEqual(status, 200, body)
+        XCTAssertEqual((try json(body)["choices"] as? [[String: Any]])?.first?["text"] as? String, expected, "greedy output through the server equals tandem generate")
+
+        let chat = #"{"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 6, "temperature": 0"#
+        let (chatStatus, chatBody) = try await server.request("/v1/chat/completions", body: chat + "}")
+        XCTAssertEqual(chatStatus, 200, chatBody)
+        let answer = try XCTUnwrap(((try json(chatBody)["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String)
+        let (streamStatus, events) = try await server.request("/v1/chat/completions", body: chat + #", "stream": true}"#)
+        XCTAssertEqual(streamStatus, 200)
+        let chunks = events.components(separatedBy: "\n\n").filter { !$0.isEmpty }
+        XCTAssertEqual(chunks.last, "data: [DONE]")
+        let streamed = try chunks.dropLast().map { try json(String($0.dropFirst(6))) }
+            .compactMap { (($0["choices"] as? [[String: Any]])?.first?["delta"] as? [String: Any])?["content"] as? String }.joined()
+        XCTAssertEqual(streamed, answer, "streamed deltas add up to the answer")
+
+        let (unauthorized, refusal) = try await server.request("/v1/models", key: "wrong")
+        XCTAssertEqual(unauthorized, 401)
+        XCTAssertEqual((try json(refusal)["error"] as? [String: Any])?["type"] as? String, "authentication_error")
+        let (bad, badBody) = try await server.request("/v1/completions", body: #"{"model": "tiny", "prompt": "x", "max_tokens": "many"}"#)
+        XCTAssertEqual(bad, 400)
+        XCTAssertEqual((try json(badBody)["error"] as? [String: Any])?["param"] as? String, "max_tokens")
+        let (huge, _) = try await server.request("/v1/completions", body: "{\"model\": \"tiny\", \"prompt\": \"" + String(repeating: "a", count: 5 << 20) + "\"}")
+        XCTAssertEqual(huge, 413)
+        let (notJSON, _) = try await server.request("/v1/completions", body: "{\"model\": ")
+        XCTAssertEqual(notJSON, 400)
+
+        let stopped = Date()
+        kill(server.process.processIdentifier, SIGTERM)
+        while server.process.isRunning, Date().timeIntervalSince(stopped) < 10 { usleep(20_000) }
+        XCTAssertFalse(server.process.isRunning, "SIGTERM stops the server")
+        XCTAssertEqual(server.process.terminationStatus, 0)
+        for worker in workers { XCTAssertNotEqual(kill(worker, 0), 0, "rank 1 (pid \(worker)) ended with the server") }
+    }
+}
