@@ -65,7 +65,7 @@ let package = Package(
         // Helpers the test targets share (running the built executables); not a product.
         .target(name: "TandemTestSupport"),
         .testTarget(name: "TandemTensorTests", dependencies: ["TandemTensor"]),
-        .testTarget(name: "TandemTemplateTests", dependencies: ["TandemTemplate"], exclude: ["Templates"]),
+        .testTarget(name: "TandemTemplateTests", dependencies: ["TandemTemplate", "TandemTestSupport"], exclude: ["Templates"]),
         .testTarget(
             name: "TandemServerTests",
             dependencies: [

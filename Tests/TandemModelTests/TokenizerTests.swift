@@ -1,5 +1,6 @@
 import Foundation
 import TandemModel
+import TandemTestSupport
 import TandemTokenizer
 import XCTest
 
@@ -51,7 +52,7 @@ final class TokenizerTests: XCTestCase {
         _ = try Reference.python("tokenizer_reference.py", ["train", "--style", "llama3", "--out", directory.path])
         let tokenizer = try BytePairTokenizer(directory: directory.path)
         let corpus = try JSONDecoder().decode(
-            [String].self, from: Data(contentsOf: Reference.directory.appendingPathComponent("tokenizer_corpus.json")))
+            [String].self, from: Data(contentsOf: ReferenceScript.directory.appendingPathComponent("tokenizer_corpus.json")))
         var multiByteTokensSeen = 0
         for text in corpus {
             let ids = try tokenizer.encode(text, addSpecialTokens: true)

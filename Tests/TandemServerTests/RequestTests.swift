@@ -14,12 +14,14 @@ final class RequestTests: XCTestCase {
         try ChatCompletionRequest(body: try TemplateValue(jsonText: json))
     }
 
-    private func refusal(_ body: () throws -> Any) -> APIError? {
-        do {
-            _ = try body()
-            return nil
-        } catch {
-            return error as? APIError
+    /// Each (body, param, message): `parse(body)` is a 400 naming `param` with `message`.
+    private func assertRefusals(_ cases: [(String, String, String)], _ parse: (String) throws -> Any, line: UInt = #line) {
+        for (body, param, message) in cases {
+            var refusal: APIError?
+            do { _ = try parse(body) } catch { refusal = error as? APIError }
+            XCTAssertEqual(refusal?.status, 400, body, line: line)
+            XCTAssertEqual(refusal?.param ?? "", param, body, line: line)
+            XCTAssertEqual(refusal?.message, message, body, line: line)
         }
     }
 
@@ -69,12 +71,7 @@ final class RequestTests: XCTestCase {
             (#"{"model": "m", "prompt": "x", "temprature": 0.5}"#, "temprature", "unrecognized request argument: temprature"),
             (#"["model"]"#, "", "the request body must be a JSON object"),
         ]
-        for (body, param, message) in cases {
-            let error = refusal { try self.completion(body) }
-            XCTAssertEqual(error?.status, 400, body)
-            XCTAssertEqual(error?.param ?? "", param, body)
-            XCTAssertEqual(error?.message, message, body)
-        }
+        assertRefusals(cases) { try self.completion($0) }
     }
 
     func testChatFieldsAndDefaults() throws {
@@ -115,12 +112,7 @@ final class RequestTests: XCTestCase {
             (#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": {"a": 1}}"#, "tools", "tools must be a list of tool objects"),
             (#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "functions": []}"#, "functions", "unrecognized request argument: functions"),
         ]
-        for (body, param, message) in cases {
-            let error = refusal { try self.chat(body) }
-            XCTAssertEqual(error?.status, 400, body)
-            XCTAssertEqual(error?.param ?? "", param, body)
-            XCTAssertEqual(error?.message, message, body)
-        }
+        assertRefusals(cases) { try self.chat($0) }
     }
 
     func testErrorBodiesHaveOpenAIsShape() throws {

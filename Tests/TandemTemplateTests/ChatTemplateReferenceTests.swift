@@ -1,5 +1,6 @@
 import Foundation
 import TandemTemplate
+import TandemTestSupport
 import XCTest
 
 /// Chat templates rendered by Tandem equal, byte for byte, what `jinja2` renders in transformers' configuration
@@ -7,8 +8,6 @@ import XCTest
 /// on small templates that probe one rule each (whitespace control, scoping, filters, Python semantics).
 final class ChatTemplateReferenceTests: XCTestCase {
     private static let templates = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Templates")
-    private static let referenceScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("../../tools/reference/chat_template_reference.py").standardized
 
     /// Published templates (Meta's Llama 3 and 3.1 with its tool messages, Alibaba's Qwen2.5 with tools, Mistral
     /// Instruct, ChatML), each over 150 generated conversations.
@@ -194,21 +193,9 @@ final class ChatTemplateReferenceTests: XCTestCase {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-templates-\(UUID().uuidString).json")
         try Data(try requests.jsonText().utf8).write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", referenceScript.path, file.path]
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        let errorText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0, let answers = try JSONSerialization.jsonObject(with: data) as? [[[String: Any]]] else {
-            throw NSError(domain: "chat_template_reference.py", code: Int(process.terminationStatus), userInfo: [
-                NSLocalizedDescriptionKey: "the reference failed; `make deps` installs jinja2:\n\(errorText)",
-            ])
+        let data = try ReferenceScript.run("chat_template_reference.py", [file.path])
+        guard let answers = try JSONSerialization.jsonObject(with: data) as? [[[String: Any]]] else {
+            throw ReferenceScript.Failure(description: "chat_template_reference.py answered something that is not a list of lists")
         }
         return answers
     }
