@@ -104,4 +104,33 @@ final class ServeCommandTests: XCTestCase {
         XCTAssertEqual(server.process.terminationStatus, 0)
         for worker in workers { XCTAssertNotEqual(kill(worker, 0), 0, "rank 1 (pid \(worker)) ended with the server") }
     }
+
+    /// A rank killed with kill -9: /health turns 503 within 2 s and requests get a 503 that says to retry,
+    /// in OpenAI's error shape (restarting the rank group is issue 10's next part).
+    func testAKilledRankTurnsHealthTo503() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-serve-\(UUID().uuidString)")
+        addTeardownBlock { try? FileManager.default.removeItem(at: directory) }
+        try ModelWriter.write(.tiny, dtype: .bfloat16, seed: 1, to: directory.path)
+        let server = try Server(model: directory.path, arguments: ["--tp", "2", "--threads", "1"])
+        defer { if server.process.isRunning { server.process.terminate() } }
+        let model = directory.lastPathComponent
+        let worker = try XCTUnwrap(childProcesses(of: server.process.processIdentifier).first)
+        let (before, _) = try await server.request("/health", key: nil)
+        XCTAssertEqual(before, 200)
+        kill(worker, SIGKILL)
+        let killed = Date()
+        var status = 200
+        while status == 200, Date().timeIntervalSince(killed) < 5 {
+            (status, _) = try await server.request("/health", key: nil)
+            if status == 200 { try await Task.sleep(nanoseconds: 20_000_000) }
+        }
+        XCTAssertEqual(status, 503)
+        XCTAssertLessThan(Date().timeIntervalSince(killed), 2, "/health noticed the dead rank within 2 s")
+        let (refused, body) = try await server.request("/v1/completions", body: #"{"model": "\#(model)", "prompt": "x", "max_tokens": 2}"#, key: nil)
+        XCTAssertEqual(refused, 503, body)
+        let error = try XCTUnwrap(try json(body)["error"] as? [String: Any])
+        XCTAssertEqual(error["type"] as? String, "service_unavailable")
+        XCTAssertTrue((error["message"] as? String)?.contains("rank 1") == true, body)
+        XCTAssertTrue((error["message"] as? String)?.hasSuffix("retry later") == true, body)
+    }
 }
