@@ -133,4 +133,40 @@ final class ServeCommandTests: XCTestCase {
         XCTAssertTrue((error["message"] as? String)?.contains("rank 1") == true, body)
         XCTAssertTrue((error["message"] as? String)?.hasSuffix("retry later") == true, body)
     }
+
+    /// The official `openai` package (PyPI), unchanged, reads every answer: completions and chat, streamed and
+    /// not, n = 2, stop strings, a 400 and a 401 as its own exceptions.
+    func testTheOpenAIClientWorksUnchanged() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-serve-\(UUID().uuidString)")
+        addTeardownBlock { try? FileManager.default.removeItem(at: directory) }
+        try ModelWriter.write(.tiny, dtype: .bfloat16, seed: 1, to: directory.path)
+        let template = "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+        try Data(template.utf8).write(to: directory.appendingPathComponent("chat_template.jinja"))
+        let server = try Server(model: directory.path, arguments: ["--served-model-name", "tiny", "--api-key", "test-key-of-some-length", "--threads", "1"])
+        defer { if server.process.isRunning { server.process.terminate() } }
+
+        let data = try ReferenceScript.run("openai_client_check.py", ["http://127.0.0.1:\(server.port)/v1", "test-key-of-some-length", "tiny"])
+        let read = try json(String(decoding: data, as: UTF8.self))
+        // What the server answers over plain HTTP, to compare with what the client read.
+        let (_, plain) = try await server.request("/v1/completions", body: #"{"model": "tiny", "prompt": "the model", "max_tokens": 8, "temperature": 0}"#)
+        let text = try XCTUnwrap((try json(plain)["choices"] as? [[String: Any]])?.first?["text"] as? String)
+        XCTAssertEqual(read["completion"] as? [String], [text, text])
+        XCTAssertEqual(read["completion_finish"] as? [String], ["length", "length"])
+        XCTAssertEqual((read["completion_usage"] as? [Int])?.dropFirst().first, 16)
+        XCTAssertEqual(read["completion_streamed"] as? String, text)
+        XCTAssertEqual((read["completion_streamed_usage"] as? [Int])?.last, 8)
+        let chat = #"{"model": "tiny", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello there"}], "max_tokens": 10, "temperature": 0}"#
+        let (_, chatBody) = try await server.request("/v1/chat/completions", body: chat)
+        let answer = ((try json(chatBody)["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String
+        XCTAssertEqual(read["chat"] as? String, answer)
+        XCTAssertEqual(read["chat_role"] as? String, "assistant")
+        XCTAssertEqual(read["chat_streamed"] as? String, answer)
+        let stop = String(Array(text)[2..<4])
+        XCTAssertEqual(read["stopped"] as? String, text.components(separatedBy: stop)[0], "the output ends before the stop string")
+        XCTAssertEqual(read["stopped_finish"] as? String, "stop")
+        XCTAssertEqual((read["refusal"] as? [Any])?.first as? Int, 400)
+        XCTAssertEqual((read["refusal"] as? [Any])?.last as? String, "max_tokens")
+        XCTAssertEqual(read["wrong_key"] as? Int, 401)
+        XCTAssertEqual(read["models"] as? [String], ["tiny"])
+    }
 }
