@@ -9,7 +9,8 @@ struct Info: ParsableCommand {
     func run() throws {
         print("Environment variables (value in force, or default):")
         for variable in TandemEnvironment.all {
-            let shown = variable.name == TandemEnvironment.jobToken.name && variable.value != nil ? "(set, hidden)" : (variable.value ?? variable.defaultValue)
+            let secret = [TandemEnvironment.jobToken.name, TandemEnvironment.apiKey.name].contains(variable.name)
+            let shown = secret && variable.value != nil ? "(set, hidden)" : (variable.value ?? variable.defaultValue)
             print("  \(variable.name) = \(shown)")
             print("      \(variable.summary)")
         }

@@ -169,4 +169,12 @@ final class ServeCommandTests: XCTestCase {
         XCTAssertEqual(read["wrong_key"] as? Int, 401)
         XCTAssertEqual(read["models"] as? [String], ["tiny"])
     }
+
+    /// `tandem info` lists TANDEM_API_KEY without printing the key.
+    func testInfoHidesTheAPIKey() throws {
+        let run = try BuiltProgram.run(BuiltProgram.tandem, ["info"], environment: ["TANDEM_API_KEY": "do-not-print-this-key"])
+        XCTAssertEqual(run.status, 0, run.output)
+        XCTAssertFalse(run.output.contains("do-not-print-this-key"), run.output)
+        XCTAssertTrue(run.lines(containing: "TANDEM_API_KEY").first?.contains("(set, hidden)") == true, run.output)
+    }
 }
