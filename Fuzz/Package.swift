@@ -17,6 +17,7 @@ let harnesses: [(String, [String])] = [
     ("fuzz-tokenizer", ["TandemTokenizer"]),
     ("fuzz-chat-template", ["TandemTemplate"]),
     ("fuzz-template-json", ["TandemTemplate"]),
+    ("fuzz-openai-request", ["TandemServer", "TandemTemplate"]),
 ]
 
 let package = Package(
