@@ -22,9 +22,16 @@ package enum LivenessMessage: Equatable {
             var writer = ByteWriter()
             writer.append(Self.abortType)
             writer.append(lostRank ?? -1)
-            var text = Substring(reason)
-            while text.utf8.count > Self.maximumReasonBytes { text = text.dropLast() }
-            writer.append(string: String(text))
+            // The longest run of whole characters that fits (one pass: dropping one character at a time and
+            // recounting would be quadratic in the error's length).
+            var length = 0
+            var end = reason.startIndex
+            for index in reason.indices {
+                length += reason[index].utf8.count
+                guard length <= Self.maximumReasonBytes else { break }
+                end = reason.index(after: index)
+            }
+            writer.append(string: String(reason[..<end]))
             return writer.bytes
         }
     }
