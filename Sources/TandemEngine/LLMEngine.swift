@@ -17,6 +17,8 @@ public final class LLMEngine: @unchecked Sendable {
     private let owner: LLM?
     /// The checkpoint's tokenizer, when the engine loaded the model itself.
     public var tokenizer: (any Tokenizer)? { owner?.tokenizer }
+    /// The checkpoint's config.json (its context is `maxPositions`).
+    public var modelConfig: ModelConfig { core.runner.model.config }
     /// How often an idle engine checks its group for a dead rank.
     static let idleCheckSeconds = 0.25
     private let condition = NSCondition()

@@ -100,7 +100,7 @@ public final class OpenAIServing: Sendable {
     /// vLLM's rule: the prompt and the tokens asked for must fit in the context.
     private func checkContext(_ promptTokens: Int, maxTokens: Int, param: String) throws(APIError) {
         guard promptTokens + maxTokens <= contextLength - 1 else {
-            throw .invalid(param, "This model's maximum context length is \(contextLength) tokens. However, you requested \(promptTokens + maxTokens) tokens (\(promptTokens) in the \(param == "messages" ? "messages" : "prompt"), \(maxTokens) for the completion). Please reduce the length of the \(param) or the completion.")
+            throw .invalid(param, "This model's maximum context length is \(contextLength) tokens. However, you requested \(promptTokens + maxTokens) tokens (\(promptTokens) in the \(param), \(maxTokens) for the completion). Please reduce the length of the \(param) or the completion.")
         }
     }
 

@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import TandemComm
 import TandemEngine
-import TandemModel
 import Synchronization
 import TandemServer
 
@@ -39,8 +38,6 @@ struct Serve: ParsableCommand {
         guard ProcessInfo.processInfo.environment["RANK"] == nil else {
             throw CommandFailure("tandem serve spawns its own ranks (--tp N); do not start it under tandem launch")
         }
-        let config = try ModelConfig(directory: modelOptions.model)
-        try config.checkTensorParallel(modelOptions.tp, path: modelOptions.model)
         let template: ModelTemplate
         do {
             template = try ModelTemplate(directory: modelOptions.model)
@@ -54,7 +51,7 @@ struct Serve: ParsableCommand {
         guard let tokenizer = engine.tokenizer else { throw CommandFailure("the engine has no tokenizer") }
         let serving = OpenAIServing(
             engine: engine, tokenizer: tokenizer, modelName: name, chatTemplate: template.template, specialTokens: template.specialTokens,
-            contextLength: config.maxPositions)
+            contextLength: engine.modelConfig.maxPositions)
         let options = ServerOptions(host: host, port: port, apiKey: apiKey ?? TandemEnvironment.apiKey.value)
         let host = self.host
         let application = HTTPServer.application(

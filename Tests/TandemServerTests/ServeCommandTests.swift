@@ -53,11 +53,7 @@ final class ServeCommandTests: XCTestCase {
     }
 
     func testServeAnswersLikeGenerateAndStopsOnSIGTERM() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-serve-\(UUID().uuidString)")
-        addTeardownBlock { try? FileManager.default.removeItem(at: directory) }
-        try ModelWriter.write(.tiny, dtype: .bfloat16, seed: 1, to: directory.path)
-        let template = "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-        try Data(template.utf8).write(to: directory.appendingPathComponent("chat_template.jinja"))
+        let directory = try ServerFixtures.tinyModel(self, chatTemplate: ServerFixtures.chatML)
 
         let generated = try BuiltProgram.run(BuiltProgram.tandem, ["generate", "--model", directory.path, "--tp", "2", "--prompt", "the model", "--max-tokens", "8", "--temperature", "0"])
         let line = try XCTUnwrap(generated.lines(containing: "output: ").first)
@@ -108,9 +104,7 @@ final class ServeCommandTests: XCTestCase {
     /// A rank killed with kill -9: /health turns 503 within 2 s and requests get a 503 that says to retry,
     /// in OpenAI's error shape (restarting the rank group is issue 10's next part).
     func testAKilledRankTurnsHealthTo503() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-serve-\(UUID().uuidString)")
-        addTeardownBlock { try? FileManager.default.removeItem(at: directory) }
-        try ModelWriter.write(.tiny, dtype: .bfloat16, seed: 1, to: directory.path)
+        let directory = try ServerFixtures.tinyModel(self)
         let server = try Server(model: directory.path, arguments: ["--tp", "2", "--threads", "1"])
         defer { if server.process.isRunning { server.process.terminate() } }
         let model = directory.lastPathComponent
@@ -137,11 +131,7 @@ final class ServeCommandTests: XCTestCase {
     /// The official `openai` package (PyPI), unchanged, reads every answer: completions and chat, streamed and
     /// not, n = 2, stop strings, a 400 and a 401 as its own exceptions.
     func testTheOpenAIClientWorksUnchanged() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-serve-\(UUID().uuidString)")
-        addTeardownBlock { try? FileManager.default.removeItem(at: directory) }
-        try ModelWriter.write(.tiny, dtype: .bfloat16, seed: 1, to: directory.path)
-        let template = "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-        try Data(template.utf8).write(to: directory.appendingPathComponent("chat_template.jinja"))
+        let directory = try ServerFixtures.tinyModel(self, chatTemplate: ServerFixtures.chatML)
         let server = try Server(model: directory.path, arguments: ["--served-model-name", "tiny", "--api-key", "test-key-of-some-length", "--threads", "1"])
         defer { if server.process.isRunning { server.process.terminate() } }
 

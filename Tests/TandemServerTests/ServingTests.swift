@@ -11,11 +11,6 @@ import XCTest
 /// for the same tokens, streamed deltas add up to the finished text, refusals carry OpenAI's statuses, and a
 /// stream dropped by its client frees its KV blocks.
 final class ServingTests: XCTestCase {
-    private static let chatML = """
-        {% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}{% endfor %}\
-        {% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}
-        """
-
     private struct Fixture {
         let serving: OpenAIServing
         let engine: LLMEngine
@@ -23,10 +18,8 @@ final class ServingTests: XCTestCase {
         let tokenizer: BytePairTokenizer
     }
 
-    private func fixture(template: String? = chatML) throws -> Fixture {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-serving-\(UUID().uuidString)")
-        addTeardownBlock { try? FileManager.default.removeItem(at: directory) }
-        try ModelWriter.write(.tiny, dtype: .bfloat16, seed: 1, to: directory.path)
+    private func fixture(template: String? = ServerFixtures.chatML) throws -> Fixture {
+        let directory = try ServerFixtures.tinyModel(self)
         Matmul.setBLASThreads(1)
         let model = try LlamaModel(directory: directory.path, group: .single, precision: .float32)
         let runner = try ModelRunner(model: model, cacheConfig: CacheConfig(blockSize: 16, blockCount: 64), maxNumSeqs: 8, localRanks: 1)
