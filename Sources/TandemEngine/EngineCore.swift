@@ -74,6 +74,17 @@ public struct EngineStats: Sendable, Equatable {
     }
 }
 
+/// A request that had never been scheduled when its engine failed: what it takes to add it to another engine
+/// (its client has seen nothing of it, so running it there loses and repeats nothing).
+public struct UnstartedRequest: Sendable {
+    public let id: String
+    public let prompt: String
+    public let promptTokenIDs: [Int]
+    public let params: SamplingParams
+    /// When the first engine accepted it (uptime nanoseconds), so its queue time counts from there.
+    public let arrival: UInt64
+}
+
 /// The driver's engine (vLLM's `EngineCore`): accepts requests, and each `step` schedules work, sends the plan
 /// to the workers, runs this rank's part of the forward pass, samples, and reports each request's progress.
 /// Not thread-safe: `LLMEngine` runs it on its own thread; `LLM` runs it on the caller's.
@@ -93,6 +104,8 @@ public final class EngineCore {
     private var tokensGenerated = 0
     /// Set once the engine failed or shut down; every later call throws it.
     public private(set) var deadReason: String?
+    /// The requests still waiting, never scheduled, when a step failed (in arrival order); empty otherwise.
+    public private(set) var unstartedAtFailure: [UnstartedRequest] = []
 
     /// - Parameter plans: the queue to the other ranks of the model's group (nil for one rank).
     public init(runner: ModelRunner, tokenizer: any Tokenizer, eosTokenIDs: Set<Int>, scheduler config: SchedulerConfig, prefixCaching: Bool, plans: BroadcastQueue?) {
@@ -129,10 +142,11 @@ public final class EngineCore {
     /// - Parameters:
     ///   - prompt: the prompt's text, as reported in the output.
     ///   - seed: the sampling seed when `params.seed` is nil.
+    ///   - arrival: when it was first accepted (uptime nanoseconds; now when nil), for its queue time.
     /// - Throws: `GenerationError.invalidRequest` for bad parameters or an empty prompt or a token outside the
     ///   vocabulary, `EngineError.requestTooLarge` for a request that can never fit, `duplicateRequest`,
     ///   `engineDead`.
-    public func add(id: String, prompt: String, promptTokenIDs: [Int], params: SamplingParams, seed: UInt64? = nil) throws {
+    public func add(id: String, prompt: String, promptTokenIDs: [Int], params: SamplingParams, seed: UInt64? = nil, arrival: UInt64? = nil) throws {
         if let deadReason { throw EngineError.engineDead(deadReason) }
         try check(id: id, promptTokenIDs: promptTokenIDs, params: params)
         guard requests[id] == nil else { throw EngineError.duplicateRequest(id: id) }
@@ -142,7 +156,7 @@ public final class EngineCore {
             contextLimit: config.maxPositions)
         let request = EngineRequest(
             id: id, promptTokenIDs: promptTokenIDs, params: params, seed: params.seed ?? seed ?? UInt64.random(in: 0...UInt64.max),
-            arrival: DispatchTime.now().uptimeNanoseconds, output: processor)
+            arrival: arrival ?? DispatchTime.now().uptimeNanoseconds, output: processor)
         requests[id] = request
         metrics[id] = RequestMetrics(promptTokens: promptTokenIDs.count)
         scheduler.add(request)
@@ -150,7 +164,7 @@ public final class EngineCore {
 
     /// Checks that a request can ever run here (`ModelRunner.check`); any thread may call it.
     public func check(id: String, promptTokenIDs: [Int], params: SamplingParams) throws {
-        try runner.check(id: id, promptTokenIDs: promptTokenIDs, params: params)
+        try runner.limits.check(id: id, promptTokenIDs: promptTokenIDs, params: params)
     }
 
     /// Ends a request now, freeing its blocks; its last output (finish reason `abort`), or nil for an unknown id.
@@ -164,7 +178,8 @@ public final class EngineCore {
     ///
     /// - Returns: the progress of every request that produced a token or finished.
     /// - Throws: the step's error (a `CommError` when a rank died); the engine is dead afterwards and every
-    ///   unfinished request is dropped (the caller reports the error to each).
+    ///   unfinished request is dropped (the caller reports the error to each, or adds those in
+    ///   `unstartedAtFailure` to another engine).
     public func step() throws -> [EngineOutput] {
         if let deadReason { throw EngineError.engineDead(deadReason) }
         guard scheduler.hasWork else { return [] }
@@ -172,6 +187,9 @@ public final class EngineCore {
             return try runStep()
         } catch {
             deadReason = "\(error)"
+            unstartedAtFailure = scheduler.waiting.filter { $0.cachedPromptTokens == nil }.map {
+                UnstartedRequest(id: $0.id, prompt: $0.output.prompt, promptTokenIDs: $0.promptTokenIDs, params: $0.params, arrival: $0.arrival)
+            }
             requests.removeAll()
             throw error
         }

@@ -181,7 +181,7 @@ public final class LLM {
         if spawnedRanks == nil { try checkSameRequestsOnEveryRank(prompts.map(\.ids), params) }
         guard !prompts.isEmpty else { return [] }
         // Every rank refuses the same requests before any step, so no rank is left waiting.
-        for (index, prompt) in prompts.enumerated() { try runner.check(id: "\(index)", promptTokenIDs: prompt.ids, params: params) }
+        for (index, prompt) in prompts.enumerated() { try runner.limits.check(id: "\(index)", promptTokenIDs: prompt.ids, params: params) }
         guard let engine else {
             // A worker for this call: run the driver's plans, then take its outputs.
             try WorkerLoop.run(runner, plans: plans!)

@@ -27,40 +27,11 @@ public final class ModelRunner {
         cache = try model.makeKVCache(blockCount: blocks, blockSize: cacheConfig.blockSize, dtype: dtype)
     }
 
-    /// Checks that a request can ever run here: its parameters, its tokens, its length against the context and
-    /// its blocks against the whole pool. Reads only what never changes, so any thread may call it, and every
-    /// rank of the group gives the same answer.
-    ///
-    /// - Throws: `GenerationError` for bad parameters, an empty prompt or a token outside the vocabulary;
-    ///   `EngineError.requestTooLarge` with the numbers.
-    public func check(id: String, promptTokenIDs: [Int], params: SamplingParams) throws {
-        try params.validate()
-        let config = model.config
-        guard !promptTokenIDs.isEmpty else { throw GenerationError.invalidRequest("the prompt of request \(id) encodes to no tokens") }
-        if let bad = promptTokenIDs.first(where: { !(0..<config.vocabularySize).contains($0) }) {
-            throw GenerationError.tokenOutOfVocabulary(token: bad, vocabularySize: config.vocabularySize)
-        }
-        if let bad = params.stopTokenIDs.first(where: { $0 >= config.vocabularySize }) {
-            throw GenerationError.invalidRequest(
-                "stop token id \(bad) of request \(id) is outside the vocabulary (0..<\(config.vocabularySize)); it could never be generated")
-        }
-        guard params.maxTokens < config.maxPositions else {
-            throw GenerationError.invalidRequest(
-                "max_tokens \(params.maxTokens) of request \(id) is not below the model's context of \(config.maxPositions) positions "
-                    + "(max_position_embeddings); a completion stops when prompt and output fill the context")
-        }
-        guard promptTokenIDs.count < config.maxPositions else {
-            throw EngineError.requestTooLarge(
-                id: id, "its prompt has \(promptTokenIDs.count) tokens; the model's context is \(config.maxPositions) (max_position_embeddings)")
-        }
-        let positions = min(promptTokenIDs.count + params.maxTokens, config.maxPositions)
-        let needed = cache.layout.blocks(holding: positions)
-        guard needed <= cache.blockCount else {
-            throw EngineError.requestTooLarge(
-                id: id,
-                "\(promptTokenIDs.count) prompt + up to \(params.maxTokens) new tokens need \(needed) KV blocks of \(cache.layout.blockSize) positions; "
-                    + "the pool has \(cache.blockCount) (give more --kv-cache-memory or fewer max_tokens)")
-        }
+    /// What a request must fit to run here (the vocabulary, the context, this pool); never changes.
+    public var limits: RequestLimits {
+        RequestLimits(
+            vocabularySize: model.config.vocabularySize, maxPositions: model.config.maxPositions, blockSize: cache.layout.blockSize,
+            blockCount: cache.blockCount)
     }
 
     /// Runs `batch`; logits on group rank 0, nil elsewhere.

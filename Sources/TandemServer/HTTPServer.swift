@@ -88,7 +88,10 @@ public enum HTTPServer {
                 return Response(status: .ok, headers: headers, body: ResponseBody(asyncSequence: events.map { ByteBuffer(string: $0) }))
             }
         } catch {
-            return json(HTTPResponse.Status(code: error.status), error.body())
+            var response = json(HTTPResponse.Status(code: error.status), error.body())
+            // The engine is restarting its ranks or stopped: a client may come back.
+            if error.status == 503 { response.headers[.retryAfter] = "1" }
+            return response
         }
     }
 

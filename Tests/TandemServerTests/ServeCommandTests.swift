@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TandemModel
 import TandemTestSupport
 import XCTest
@@ -8,46 +9,8 @@ import FoundationNetworking
 #endif
 
 /// `tandem serve` as users run it: a real process with a spawned second rank (--tp 2), spoken to over HTTP.
+/// (A rank that dies: `ServeRecoveryTests`.)
 final class ServeCommandTests: XCTestCase {
-    private final class Server {
-        let process = Process()
-        let port: Int
-        private let errors = Pipe()
-
-        init(model: String, arguments: [String]) throws {
-            process.executableURL = URL(fileURLWithPath: BuiltProgram.tandem)
-            process.arguments = ["serve", "--model", model, "--port", "0"] + arguments
-            process.standardError = errors
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
-            var text = ""
-            let deadline = Date(timeIntervalSinceNow: 60)
-            while !text.contains("on http://"), Date() < deadline, process.isRunning {
-                text += String(decoding: errors.fileHandleForReading.availableData, as: UTF8.self)
-            }
-            guard let range = text.range(of: #"on http://127\.0\.0\.1:(\d+)"#, options: .regularExpression),
-                let port = Int(text[range].split(separator: ":").last ?? "")
-            else {
-                process.terminate()
-                throw NSError(domain: "serve", code: 1, userInfo: [NSLocalizedDescriptionKey: "tandem serve did not start: \(text)"])
-            }
-            self.port = port
-        }
-
-        func request(_ path: String, body: String? = nil, key: String? = "test-key-of-some-length") async throws -> (Int, String) {
-            var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
-            request.timeoutInterval = 60
-            if let body {
-                request.httpMethod = "POST"
-                request.httpBody = Data(body.utf8)
-                request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-            }
-            if let key { request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization") }
-            let (data, response) = try await URLSession.shared.data(for: request)
-            return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
-        }
-    }
-
     private func json(_ text: String) throws -> [String: Any] {
         try XCTUnwrap(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], text)
     }
@@ -59,7 +22,7 @@ final class ServeCommandTests: XCTestCase {
         let line = try XCTUnwrap(generated.lines(containing: "output: ").first)
         let expected = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(("[" + line.components(separatedBy: "output: ")[1].components(separatedBy: "  [")[0] + "]").utf8)) as? [String])[0]
 
-        let server = try Server(model: directory.path, arguments: ["--tp", "2", "--served-model-name", "tiny", "--api-key", "test-key-of-some-length", "--threads", "1"])
+        let server = try ServeProcess(model: directory.path, arguments: ["--tp", "2", "--served-model-name", "tiny", "--api-key", "test-key-of-some-length", "--threads", "1"])
         defer { if server.process.isRunning { server.process.terminate() } }
         let workers = childProcesses(of: server.process.processIdentifier)
         XCTAssertEqual(workers.count, 1, "rank 1 runs in its own process")
@@ -101,38 +64,41 @@ final class ServeCommandTests: XCTestCase {
         for worker in workers { XCTAssertNotEqual(kill(worker, 0), 0, "rank 1 (pid \(worker)) ended with the server") }
     }
 
-    /// A rank killed with kill -9: /health turns 503 within 2 s and requests get a 503 that says to retry,
-    /// in OpenAI's error shape (restarting the rank group is issue 10's next part).
-    func testAKilledRankTurnsHealthTo503() async throws {
+    /// SIGTERM while a long stream runs: with a grace period it completes; with none it is aborted at once and
+    /// ends with finish reason `abort` and `[DONE]`. Either way the server exits 0 and its rank with it.
+    func testSIGTERMGivesOpenRequestsTheGracePeriod() async throws {
         let directory = try ServerFixtures.tinyModel(self)
-        let server = try Server(model: directory.path, arguments: ["--tp", "2", "--threads", "1"])
-        defer { if server.process.isRunning { server.process.terminate() } }
-        let model = directory.lastPathComponent
-        let worker = try XCTUnwrap(childProcesses(of: server.process.processIdentifier).first)
-        let (before, _) = try await server.request("/health", key: nil)
-        XCTAssertEqual(before, 200)
-        kill(worker, SIGKILL)
-        let killed = Date()
-        var status = 200
-        while status == 200, Date().timeIntervalSince(killed) < 5 {
-            (status, _) = try await server.request("/health", key: nil)
-            if status == 200 { try await Task.sleep(nanoseconds: 20_000_000) }
+        let body = #"{"model": "\#(directory.lastPathComponent)", "prompt": "the model", "max_tokens": 480, "ignore_eos": true, "temperature": 0, "stream": true}"#
+        for (grace, finish) in [("60", "length"), ("0", "abort")] {
+            let server = try ServeProcess(model: directory.path, arguments: ["--tp", "2", "--threads", "1", "--shutdown-grace", grace])
+            defer { if server.process.isRunning { server.process.terminate() } }
+            let workers = childProcesses(of: server.process.processIdentifier)
+            let running = DispatchSemaphore(value: 0)
+            let reply = Mutex<[String]?>(nil)
+            let done = DispatchSemaphore(value: 0)
+            Thread.detachNewThread {
+                reply.withLock { $0 = server.stream("/v1/completions", body: body, onFirstEvent: { running.signal() }) }
+                done.signal()
+            }
+            XCTAssertEqual(running.wait(timeout: .now() + 60), .success)
+            kill(server.process.processIdentifier, SIGTERM)
+            XCTAssertEqual(done.wait(timeout: .now() + 60), .success, "grace \(grace): the stream ended")
+            let events = try XCTUnwrap(reply.withLock { $0 }, "grace \(grace): a whole reply")
+            XCTAssertEqual(events.last, "data: [DONE]")
+            let choices = try events.dropLast().compactMap { (try json(String($0.dropFirst("data: ".count)))["choices"] as? [[String: Any]])?.first }
+            XCTAssertEqual(choices.last?["finish_reason"] as? String, finish, "grace \(grace)")
+            if finish == "abort" { XCTAssertLessThan(choices.count, 480, "aborted before its end") }
+            XCTAssertTrue(server.waitForExit(seconds: 30))
+            XCTAssertEqual(server.process.terminationStatus, 0)
+            for worker in workers { XCTAssertNotEqual(kill(worker, 0), 0, "rank 1 (pid \(worker)) ended with the server") }
         }
-        XCTAssertEqual(status, 503)
-        XCTAssertLessThan(Date().timeIntervalSince(killed), 2, "/health noticed the dead rank within 2 s")
-        let (refused, body) = try await server.request("/v1/completions", body: #"{"model": "\#(model)", "prompt": "x", "max_tokens": 2}"#, key: nil)
-        XCTAssertEqual(refused, 503, body)
-        let error = try XCTUnwrap(try json(body)["error"] as? [String: Any])
-        XCTAssertEqual(error["type"] as? String, "service_unavailable")
-        XCTAssertTrue((error["message"] as? String)?.contains("rank 1") == true, body)
-        XCTAssertTrue((error["message"] as? String)?.hasSuffix("retry later") == true, body)
     }
 
     /// The official `openai` package (PyPI), unchanged, reads every answer: completions and chat, streamed and
     /// not, n = 2, stop strings, a 400 and a 401 as its own exceptions.
     func testTheOpenAIClientWorksUnchanged() async throws {
         let directory = try ServerFixtures.tinyModel(self, chatTemplate: ServerFixtures.chatML)
-        let server = try Server(model: directory.path, arguments: ["--served-model-name", "tiny", "--api-key", "test-key-of-some-length", "--threads", "1"])
+        let server = try ServeProcess(model: directory.path, arguments: ["--served-model-name", "tiny", "--api-key", "test-key-of-some-length", "--threads", "1"])
         defer { if server.process.isRunning { server.process.terminate() } }
 
         let data = try ReferenceScript.run("openai_client_check.py", ["http://127.0.0.1:\(server.port)/v1", "test-key-of-some-length", "tiny"])
