@@ -64,6 +64,15 @@ public struct EngineStats: Sendable, Equatable {
     public var generatedTokens = 0
     public var preemptions = 0
 
+    public init(
+        running: Int = 0, waiting: Int = 0, usedBlocks: Int = 0, totalBlocks: Int = 0, prefixQueriedTokens: Int = 0, prefixHitTokens: Int = 0,
+        promptTokens: Int = 0, generatedTokens: Int = 0, preemptions: Int = 0
+    ) {
+        (self.running, self.waiting, self.usedBlocks, self.totalBlocks) = (running, waiting, usedBlocks, totalBlocks)
+        (self.prefixQueriedTokens, self.prefixHitTokens) = (prefixQueriedTokens, prefixHitTokens)
+        (self.promptTokens, self.generatedTokens, self.preemptions) = (promptTokens, generatedTokens, preemptions)
+    }
+
     /// One line in the manner of vLLM's periodic log, with throughput over `seconds` since `earlier`.
     public func line(since earlier: EngineStats, seconds: Double) -> String {
         let hitRate = prefixQueriedTokens > 0 ? Double(prefixHitTokens) / Double(prefixQueriedTokens) * 100 : 0

@@ -55,10 +55,14 @@ public final class LLMEngine: @unchecked Sendable {
     private var limits: RequestLimits
     private var currentState = State.running
     private var restartCount = 0
+    /// The counters after the last step, cumulative over every start of the ranks.
+    private var published = EngineStats()
     private var stopping = false
     private var loopDone = false
     private var stopWaiters: [CheckedContinuation<String, Never>] = []
     // Engine thread only:
+    /// The cumulative counters of the models that died.
+    private var carried = EngineStats()
     /// The model loaded at init, until the loop takes it.
     private var first: Incarnation?
     private var streams: [String: Stream.Continuation] = [:]
@@ -156,6 +160,17 @@ public final class LLMEngine: @unchecked Sendable {
         return restartCount
     }
 
+    /// The engine's counters as of its last step: running and waiting requests (those waiting for a restart
+    /// included), KV blocks, and token, prefix-cache and preemption counts since it started — carried over
+    /// restarts, so they only grow.
+    public var stats: EngineStats {
+        condition.lock()
+        defer { condition.unlock() }
+        var stats = published
+        stats.waiting += pendingAdds.count
+        return stats
+    }
+
     /// Why the engine stopped for good, or nil while it runs or restarts.
     public var stoppedReason: String? {
         guard case let .stopped(reason) = state else { return nil }
@@ -199,6 +214,10 @@ public final class LLMEngine: @unchecked Sendable {
             currentState = restartable ? .restarting(reason: "\(explained)", attempt: streak + 1) : .stopped(reason: "\(explained)")
             condition.unlock()
             let kept = keepUnstarted(of: current!.core, endingTheRestWith: explained)
+            publish(current!.core)
+            carried = stats
+            (carried.running, carried.waiting, carried.usedBlocks, carried.totalBlocks) = (0, 0, 0, 0)
+            publish(nil)
             current!.core.shutdown()
             current!.owner?.shutdown()
             current = nil
@@ -257,7 +276,26 @@ public final class LLMEngine: @unchecked Sendable {
             } catch {
                 return error
             }
+            publish(core)
         }
+    }
+
+    /// Makes `core`'s counters, plus those of the models before it, what `stats` answers.
+    private func publish(_ core: EngineCore?) {
+        var stats = carried
+        if let core {
+            let now = core.stats
+            (stats.running, stats.usedBlocks, stats.totalBlocks) = (now.running, now.usedBlocks, now.totalBlocks)
+            stats.waiting = now.waiting
+            stats.promptTokens += now.promptTokens
+            stats.generatedTokens += now.generatedTokens
+            stats.prefixQueriedTokens += now.prefixQueriedTokens
+            stats.prefixHitTokens += now.prefixHitTokens
+            stats.preemptions += now.preemptions
+        }
+        condition.lock()
+        published = stats
+        condition.unlock()
     }
 
     /// After `core` failed: ends the streams of the requests that had started with `failure`, and puts those

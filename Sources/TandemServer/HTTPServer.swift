@@ -34,6 +34,11 @@ public enum HTTPServer {
         router.get("/health") { _, _ -> Response in
             Response(status: healthy() ? .ok : .serviceUnavailable)
         }
+        router.get("/metrics") { _, _ -> Response in
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: serving.metricsText())))
+        }
         router.get("/version") { _, _ -> Response in
             json(.ok, (try? TemplateValue.dictionary([("version", .string(TandemVersion.current))]).jsonText()) ?? "{}")
         }

@@ -27,6 +27,8 @@ public final class OpenAIServing: Sendable {
     private let specialTokens: [String: String]
     /// The model's context (prompt and completion together).
     public let contextLength: Int
+    /// What `/metrics` reports.
+    public let metrics: ServerMetrics
 
     public init(engine: LLMEngine, tokenizer: any Tokenizer, modelName: String, chatTemplate: ChatTemplate?, specialTokens: [String: String], contextLength: Int) {
         self.engine = engine
@@ -35,6 +37,12 @@ public final class OpenAIServing: Sendable {
         self.chatTemplate = chatTemplate
         self.specialTokens = specialTokens
         self.contextLength = contextLength
+        metrics = ServerMetrics(modelName: modelName)
+    }
+
+    /// `GET /metrics`: the Prometheus text.
+    public func metricsText() -> String {
+        metrics.render(stats: engine.stats, restartCount: engine.restarts)
     }
 
     /// `POST /v1/completions`.
@@ -138,6 +146,7 @@ public final class OpenAIServing: Sendable {
                 for try await output in choiceStream {
                     if let failure = output.failure { throw failure }
                     if let final = output.final {
+                        metrics.observe(final.metrics, finishReason: final.output.finishReason)
                         text += final.output.text
                         reason = final.output.finishReason
                         completionTokens += final.output.tokenIDs.count
@@ -156,7 +165,7 @@ public final class OpenAIServing: Sendable {
         _ endpoint: OpenAIResponse.Endpoint, id: String, created: Int, streams: [(index: Int, prompt: Int, stream: LLMEngine.Stream)],
         prompts: [(text: String, tokens: [Int])], echo: Bool, includeUsage: Bool, promptTokens: Int
     ) -> AsyncStream<String> {
-        let model = modelName
+        let (model, metrics) = (modelName, self.metrics)
         return AsyncStream { continuation in
             let producer = Task {
                 let completionTokens = await withTaskGroup(of: Int.self) { group in
@@ -168,6 +177,7 @@ public final class OpenAIServing: Sendable {
                                 for try await output in choiceStream {
                                     if let failure = output.failure { throw failure }
                                     tokens += output.newTokenIDs.count
+                                    if let final = output.final { metrics.observe(final.metrics, finishReason: final.output.finishReason) }
                                     var text = output.textDelta
                                     if first && echo { text = prompts[promptIndex].text + text }
                                     guard !text.isEmpty || output.finishReason != nil || first else { continue }

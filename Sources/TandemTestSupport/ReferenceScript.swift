@@ -25,7 +25,7 @@ public enum ReferenceScript {
         guard process.terminationStatus == 0 else {
             throw Failure(
                 description: "python3 \(script) \(arguments.joined(separator: " ")) failed (status \(process.terminationStatus)); "
-                    + "`make deps` installs the reference packages (pip install tokenizers numpy jinja2):\n\(errorText)")
+                    + "`make deps` installs the reference packages:\n\(errorText)")
         }
         return data
     }
