@@ -19,6 +19,8 @@ public struct EngineOutput: Sendable {
     /// Set (with finish reason `abort`) when this request failed on its own while the engine runs on — its
     /// logits were not finite.
     public var failure: EngineError? = nil
+    /// For each of `newTokenIDs`, its log-probabilities, when the request asked for them (`SamplingParams.logprobs`).
+    public var logprobs: [TokenLogprobs] = []
 }
 
 /// Per-request timings and counts (vLLM's request metrics).
@@ -260,6 +262,7 @@ public final class EngineCore {
                 values.baseAddress!, count: width, temperature: request.params.temperature, topK: request.params.topK, topP: request.params.topP,
                 using: &request.generator)
             tokensGenerated += 1
+            let logprobs = request.params.logprobs.map { [TokenLogprobs(row: UnsafeBufferPointer(values), sampled: token, count: $0)] } ?? []
             request.append(token)
             request.output.accept(token)
             if let last = lastTokenTime[request.id] {
@@ -269,10 +272,14 @@ public final class EngineCore {
             }
             lastTokenTime[request.id] = now
             if request.output.finishReason != nil {
-                outputs.append(finish(request, newTokens: [token]))
+                var last = finish(request, newTokens: [token])
+                last.logprobs = logprobs
+                outputs.append(last)
             } else {
                 outputs.append(
-                    EngineOutput(requestID: request.id, textDelta: request.output.takeReadyText(), newTokenIDs: [token], finishReason: nil, final: nil))
+                    EngineOutput(
+                        requestID: request.id, textDelta: request.output.takeReadyText(), newTokenIDs: [token], finishReason: nil, final: nil,
+                        logprobs: logprobs))
             }
         }
         lastStep = StepStats(

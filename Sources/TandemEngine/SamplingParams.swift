@@ -20,11 +20,13 @@ public struct SamplingParams: Sendable, Equatable, Codable {
     public var ignoreEOS: Bool
     /// Leave special tokens out of the text.
     public var skipSpecialTokens: Bool
+    /// Report each sampled token's log-probability and those of this many most likely tokens (nil: none).
+    public var logprobs: Int?
 
     /// vLLM's defaults: temperature 1, no top-p/top-k cut, a random seed, 16 tokens, no stops.
     public init(
         temperature: Float = 1, topP: Float = 1, topK: Int = 0, seed: UInt64? = nil, maxTokens: Int = 16, stop: [String] = [],
-        stopTokenIDs: [Int] = [], ignoreEOS: Bool = false, skipSpecialTokens: Bool = true
+        stopTokenIDs: [Int] = [], ignoreEOS: Bool = false, skipSpecialTokens: Bool = true, logprobs: Int? = nil
     ) {
         self.temperature = temperature
         self.topP = topP
@@ -35,6 +37,7 @@ public struct SamplingParams: Sendable, Equatable, Codable {
         self.stopTokenIDs = stopTokenIDs
         self.ignoreEOS = ignoreEOS
         self.skipSpecialTokens = skipSpecialTokens
+        self.logprobs = logprobs
     }
 
     /// Checks every field.
@@ -47,6 +50,9 @@ public struct SamplingParams: Sendable, Equatable, Codable {
         guard maxTokens >= 1 else { throw .invalidRequest("max_tokens must be at least 1, got \(maxTokens)") }
         guard !stop.contains("") else { throw .invalidRequest("stop strings must not be empty") }
         guard stopTokenIDs.allSatisfy({ $0 >= 0 }) else { throw .invalidRequest("stop_token_ids must be ≥ 0, got \(stopTokenIDs)") }
+        if let logprobs, !(0...TokenLogprobs.maximumCount).contains(logprobs) {
+            throw .invalidRequest("logprobs must be in 0...\(TokenLogprobs.maximumCount), got \(logprobs)")
+        }
     }
 }
 

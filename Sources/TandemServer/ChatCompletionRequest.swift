@@ -52,11 +52,16 @@ public struct ChatCompletionRequest: Equatable, Sendable {
             throw .invalid("max_completion_tokens", "max_tokens (\(legacy)) and max_completion_tokens (\(current)) disagree")
         }
         maxTokens = current ?? legacy
-        sampling = try SamplingFields.read(&fields, maxTokens: maxTokens)
+        var sampling = try SamplingFields.read(&fields, maxTokens: maxTokens)
         n = try fields.integer("n", in: 1...CompletionRequest.maximumChoices) ?? 1
         (stream, includeUsage) = try SamplingFields.streaming(&fields)
-        try fields.unsupported("logprobs") { $0 == .bool(false) }
-        try fields.unsupported("top_logprobs") { $0.number == 0 }
+        let top = try fields.integer("top_logprobs", in: 0...TokenLogprobs.maximumCount)
+        if try fields.bool("logprobs") == true {
+            sampling.logprobs = top ?? 0
+        } else if top != nil {
+            throw .invalid("top_logprobs", "top_logprobs needs logprobs: true")
+        }
+        self.sampling = sampling
         try fields.unsupported("response_format") { $0 == .dictionary([("type", .string("text"))]) }
         try fields.finish()
     }

@@ -35,7 +35,7 @@ public struct CompletionRequest: Equatable, Sendable {
         guard let prompt = fields.value("prompt") else { throw .invalid("prompt", "prompt is required") }
         prompts = try Self.prompts(prompt)
         let maxTokens = try fields.integer("max_tokens", in: 1...Int(Int32.max)) ?? 16
-        sampling = try SamplingFields.read(&fields, maxTokens: maxTokens)
+        var sampling = try SamplingFields.read(&fields, maxTokens: maxTokens)
         n = try fields.integer("n", in: 1...Self.maximumChoices) ?? 1
         guard n * prompts.count <= Self.maximumChoices else {
             throw .invalid("n", "n × prompts is \(n * prompts.count) choices; at most \(Self.maximumChoices) per request")
@@ -43,7 +43,10 @@ public struct CompletionRequest: Equatable, Sendable {
         echo = try fields.bool("echo") ?? false
         (stream, includeUsage) = try SamplingFields.streaming(&fields)
         try fields.unsupported("best_of") { $0.number == Double(1) }
-        try fields.unsupported("logprobs") { _ in false }
+        // The prompt's own log-probabilities (what echo with logprobs returns) are not computed.
+        sampling.logprobs = try fields.integer("logprobs", in: 0...TokenLogprobs.maximumCount)
+        if sampling.logprobs != nil, echo { throw .invalid("echo", "echo together with logprobs (the prompt's log-probabilities) is not supported by Tandem") }
+        self.sampling = sampling
         try fields.unsupported("suffix") { _ in false }
         try fields.finish()
     }

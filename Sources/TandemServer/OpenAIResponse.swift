@@ -2,7 +2,7 @@ import TandemEngine
 import TandemTemplate
 
 /// OpenAI's response bodies and Server-Sent-Event chunks, field for field (`id`, `object`, `created`,
-/// `model`, `choices`, `usage`; `logprobs` null), so the `openai` client and others read them unchanged.
+/// `model`, `choices`, `usage`, `logprobs`), so the `openai` client and others read them unchanged.
 public enum OpenAIResponse {
     /// Tokens a request used.
     public struct Usage: Equatable, Sendable {
@@ -20,13 +20,31 @@ public enum OpenAIResponse {
         }
     }
 
+    /// A token as the response shows it: its text, its bytes (a byte-level token may be part of a character)
+    /// and its log-probability.
+    public struct TokenLogprob: Equatable, Sendable {
+        public var token: String
+        public var bytes: [UInt8]
+        public var logprob: Float
+        public init(token: String, bytes: [UInt8], logprob: Float) { (self.token, self.bytes, self.logprob) = (token, bytes, logprob) }
+    }
+
+    /// One generated token's log-probabilities: the sampled token, and the most likely ones, most likely first.
+    public struct LogprobStep: Equatable, Sendable {
+        public var sampled: TokenLogprob
+        public var top: [TokenLogprob]
+        public init(sampled: TokenLogprob, top: [TokenLogprob]) { (self.sampled, self.top) = (sampled, top) }
+    }
+
     /// One choice of a finished request.
     public struct Choice: Equatable, Sendable {
         public var index: Int
         public var text: String
         public var finishReason: FinishReason?
-        public init(index: Int, text: String, finishReason: FinishReason?) {
-            (self.index, self.text, self.finishReason) = (index, text, finishReason)
+        /// Its tokens' log-probabilities, when the request asked for them.
+        public var logprobs: [LogprobStep]?
+        public init(index: Int, text: String, finishReason: FinishReason?, logprobs: [LogprobStep]? = nil) {
+            (self.index, self.text, self.finishReason, self.logprobs) = (index, text, finishReason, logprobs)
         }
     }
 
@@ -40,11 +58,14 @@ public enum OpenAIResponse {
         let encoded: [TemplateValue] = choices.map { choice in
             switch endpoint {
             case .completions:
-                .dictionary([("index", .int(choice.index)), ("text", .string(choice.text)), ("logprobs", .none), ("finish_reason", reason(choice.finishReason))])
+                .dictionary([
+                    ("index", .int(choice.index)), ("text", .string(choice.text)), ("logprobs", logprobs(endpoint, choice.logprobs, textOffset: 0)),
+                    ("finish_reason", reason(choice.finishReason)),
+                ])
             case .chatCompletions:
                 .dictionary([
                     ("index", .int(choice.index)), ("message", .dictionary([("role", .string("assistant")), ("content", .string(choice.text))])),
-                    ("logprobs", .none), ("finish_reason", reason(choice.finishReason)),
+                    ("logprobs", logprobs(endpoint, choice.logprobs, textOffset: 0)), ("finish_reason", reason(choice.finishReason)),
                 ])
             }
         }
@@ -54,21 +75,23 @@ public enum OpenAIResponse {
         ]))
     }
 
-    /// One streamed chunk: a choice's new text (and, for chat, the role on its first chunk), and its finish
+    /// One streamed chunk: a choice's new text (and, for chat, the role on its first chunk), the log-probabilities
+    /// of its new tokens when asked (`textOffset`: where the chunk's text starts in the choice's), and its finish
     /// reason on its last. `usage` is null in every chunk when the client asked for a usage chunk, absent otherwise.
     public static func chunk(
         _ endpoint: Endpoint, id: String, created: Int, model: String, index: Int, text: String, firstOfChoice: Bool = false,
-        finishReason: FinishReason?, usageRequested: Bool
+        logprobs steps: [LogprobStep]? = nil, textOffset: Int = 0, finishReason: FinishReason?, usageRequested: Bool
     ) -> String {
         let choice: TemplateValue
+        let logprobs = logprobs(endpoint, steps, textOffset: textOffset)
         switch endpoint {
         case .completions:
-            choice = .dictionary([("index", .int(index)), ("text", .string(text)), ("logprobs", .none), ("finish_reason", reason(finishReason))])
+            choice = .dictionary([("index", .int(index)), ("text", .string(text)), ("logprobs", logprobs), ("finish_reason", reason(finishReason))])
         case .chatCompletions:
             var delta: [(String, TemplateValue)] = []
             if firstOfChoice { delta.append(("role", .string("assistant"))) }
             if !text.isEmpty || (firstOfChoice && finishReason == nil) { delta.append(("content", .string(text))) }
-            choice = .dictionary([("index", .int(index)), ("delta", .dictionary(delta)), ("logprobs", .none), ("finish_reason", reason(finishReason))])
+            choice = .dictionary([("index", .int(index)), ("delta", .dictionary(delta)), ("logprobs", logprobs), ("finish_reason", reason(finishReason))])
         }
         var fields: [(String, TemplateValue)] = [
             ("id", .string(id)), ("object", .string(chunkObject(endpoint))), ("created", .int(created)), ("model", .string(model)),
@@ -84,6 +107,42 @@ public enum OpenAIResponse {
             ("id", .string(id)), ("object", .string(chunkObject(endpoint))), ("created", .int(created)), ("model", .string(model)),
             ("choices", .list([])), ("usage", usage.value),
         ]))
+    }
+
+    /// A choice's `logprobs` object, null when not asked for. Completions: OpenAI's legacy form (`tokens`,
+    /// `token_logprobs`, `top_logprobs` — the top tokens and the sampled one, keyed by text —, `text_offset` in
+    /// characters from `textOffset`). Chat: `{"content": [{token, logprob, bytes, top_logprobs}]}`.
+    static func logprobs(_ endpoint: Endpoint, _ steps: [LogprobStep]?, textOffset: Int) -> TemplateValue {
+        guard let steps else { return .none }
+        // JSON has no -Infinity; vLLM reports a token the model rules out as -9999.
+        func number(_ logprob: Float) -> TemplateValue { .double(Double(max(logprob, -9999))) }
+        switch endpoint {
+        case .completions:
+            var offsets: [TemplateValue] = []
+            var offset = textOffset
+            for step in steps {
+                offsets.append(.int(offset))
+                offset += step.sampled.token.unicodeScalars.count
+            }
+            let tops: [TemplateValue] = steps.map { step in
+                var pairs: [(String, TemplateValue)] = []
+                for entry in step.top + [step.sampled] where !pairs.contains(where: { $0.0 == entry.token }) {
+                    pairs.append((entry.token, number(entry.logprob)))
+                }
+                return .dictionary(pairs)
+            }
+            return .dictionary([
+                ("tokens", .list(steps.map { .string($0.sampled.token) })), ("token_logprobs", .list(steps.map { number($0.sampled.logprob) })),
+                ("top_logprobs", .list(tops)), ("text_offset", .list(offsets)),
+            ])
+        case .chatCompletions:
+            func entry(_ token: TokenLogprob) -> [(String, TemplateValue)] {
+                [("token", .string(token.token)), ("logprob", number(token.logprob)), ("bytes", .list(token.bytes.map { .int(Int($0)) }))]
+            }
+            return .dictionary([
+                ("content", .list(steps.map { .dictionary(entry($0.sampled) + [("top_logprobs", .list($0.top.map { .dictionary(entry($0)) }))]) })),
+            ])
+        }
     }
 
     /// `GET /v1/models`.

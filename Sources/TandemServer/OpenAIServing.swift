@@ -135,16 +135,21 @@ public final class OpenAIServing: Sendable {
         let created = Int(Date().timeIntervalSince1970)
         let promptTokens = prompts.reduce(0) { $0 + $1.tokens.count }
         if stream {
-            return .events(events(endpoint, id: id, created: created, streams: streams, prompts: prompts, echo: echo, includeUsage: includeUsage, promptTokens: promptTokens))
+            return .events(
+                events(
+                    endpoint, id: id, created: created, streams: streams, prompts: prompts, echo: echo, logprobs: params.logprobs != nil,
+                    includeUsage: includeUsage, promptTokens: promptTokens))
         }
         var choices: [OpenAIResponse.Choice] = []
         var completionTokens = 0
         for (index, promptIndex, choiceStream) in streams {
             var text = echo ? prompts[promptIndex].text : ""
             var reason: FinishReason?
+            var steps: [OpenAIResponse.LogprobStep] = []
             do {
                 for try await output in choiceStream {
                     if let failure = output.failure { throw failure }
+                    steps += output.logprobs.map(logprobStep)
                     if let final = output.final {
                         metrics.observe(final.metrics, finishReason: final.output.finishReason)
                         text += final.output.text
@@ -156,14 +161,14 @@ public final class OpenAIServing: Sendable {
                 for (other, _, _) in streams { engine.abort("\(id)-\(other)") }
                 throw Self.apiError(error)
             }
-            choices.append(.init(index: index, text: text, finishReason: reason))
+            choices.append(.init(index: index, text: text, finishReason: reason, logprobs: params.logprobs == nil ? nil : steps))
         }
         return .body(OpenAIResponse.body(endpoint, id: id, created: created, model: modelName, choices: choices, usage: .init(promptTokens: promptTokens, completionTokens: completionTokens)))
     }
 
     private func events(
         _ endpoint: OpenAIResponse.Endpoint, id: String, created: Int, streams: [(index: Int, prompt: Int, stream: LLMEngine.Stream)],
-        prompts: [(text: String, tokens: [Int])], echo: Bool, includeUsage: Bool, promptTokens: Int
+        prompts: [(text: String, tokens: [Int])], echo: Bool, logprobs: Bool, includeUsage: Bool, promptTokens: Int
     ) -> AsyncStream<String> {
         let (model, metrics) = (modelName, self.metrics)
         return AsyncStream { continuation in
@@ -173,17 +178,24 @@ public final class OpenAIServing: Sendable {
                         group.addTask {
                             var first = true
                             var tokens = 0
+                            // Log-probabilities of tokens whose text is still held back go with the next chunk.
+                            var steps: [OpenAIResponse.LogprobStep] = []
+                            var textOffset = 0
                             do {
                                 for try await output in choiceStream {
                                     if let failure = output.failure { throw failure }
                                     tokens += output.newTokenIDs.count
+                                    steps += output.logprobs.map(self.logprobStep)
                                     if let final = output.final { metrics.observe(final.metrics, finishReason: final.output.finishReason) }
                                     var text = output.textDelta
                                     if first && echo { text = prompts[promptIndex].text + text }
                                     guard !text.isEmpty || output.finishReason != nil || first else { continue }
                                     continuation.yield(OpenAIResponse.event(OpenAIResponse.chunk(
                                         endpoint, id: id, created: created, model: model, index: index, text: text, firstOfChoice: first,
-                                        finishReason: output.finishReason, usageRequested: includeUsage)))
+                                        logprobs: logprobs ? steps : nil, textOffset: textOffset, finishReason: output.finishReason,
+                                        usageRequested: includeUsage)))
+                                    textOffset += steps.reduce(0) { $0 + $1.sampled.token.unicodeScalars.count }
+                                    steps.removeAll()
                                     first = false
                                 }
                             } catch {
@@ -203,6 +215,16 @@ public final class OpenAIServing: Sendable {
             }
             continuation.onTermination = { _ in producer.cancel() }
         }
+    }
+
+    /// An engine token's log-probabilities with the tokens' text and bytes.
+    private func logprobStep(_ logprobs: TokenLogprobs) -> OpenAIResponse.LogprobStep {
+        func entry(_ candidate: TokenLogprobs.Candidate) -> OpenAIResponse.TokenLogprob {
+            OpenAIResponse.TokenLogprob(
+                token: tokenizer.decode([candidate.tokenID], skipSpecialTokens: false), bytes: tokenizer.bytes(of: candidate.tokenID),
+                logprob: candidate.logprob)
+        }
+        return OpenAIResponse.LogprobStep(sampled: entry(logprobs.sampled), top: logprobs.top.map(entry))
     }
 
     /// The engine's refusals as the API reports them: a request it cannot run is the client's (400), a dead

@@ -67,7 +67,9 @@ final class RequestTests: XCTestCase {
             (#"{"model": "m", "prompt": "x", "stream_options": {"include_usage": true}}"#, "stream_options", "stream_options is only allowed when stream is true"),
             (#"{"model": "m", "prompt": "x", "stream": true, "stream_options": {"usage": true}}"#, "stream_options", "stream_options: unrecognized request argument: usage"),
             (#"{"model": "m", "prompt": "x", "presence_penalty": 0.5}"#, "presence_penalty", "presence_penalty is not supported by Tandem (got 0.5)"),
-            (#"{"model": "m", "prompt": "x", "logprobs": 2}"#, "logprobs", "logprobs is not supported by Tandem (got 2)"),
+            (#"{"model": "m", "prompt": "x", "logprobs": 21}"#, "logprobs", "logprobs must be in 0...20, got 21"),
+            (#"{"model": "m", "prompt": "x", "logprobs": true}"#, "logprobs", "logprobs must be an integer, got bool"),
+            (#"{"model": "m", "prompt": "x", "logprobs": 2, "echo": true}"#, "echo", "echo together with logprobs (the prompt's log-probabilities) is not supported by Tandem"),
             (#"{"model": "m", "prompt": "x", "temprature": 0.5}"#, "temprature", "unrecognized request argument: temprature"),
             (#"["model"]"#, "", "the request body must be a JSON object"),
         ]
@@ -92,6 +94,10 @@ final class RequestTests: XCTestCase {
         XCTAssertEqual(request.templateArguments, ["enable_thinking": .bool(false)])
         XCTAssertNotNil(request.tools)
         XCTAssertNil(try chat(#"{"model": "m", "messages": [{"role": "user", "content": "x"}]}"#).maxTokens, "no limit: up to the context")
+        XCTAssertNil(request.sampling.logprobs, "logprobs: false asks for none")
+        XCTAssertEqual(try chat(#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "logprobs": true}"#).sampling.logprobs, 0)
+        XCTAssertEqual(try chat(#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "logprobs": true, "top_logprobs": 3}"#).sampling.logprobs, 3)
+        XCTAssertEqual(try completion(#"{"model": "m", "prompt": "x", "logprobs": 5}"#).sampling.logprobs, 5)
     }
 
     func testBadChatFieldsAreNamed() {
@@ -108,7 +114,9 @@ final class RequestTests: XCTestCase {
              "max_tokens (3) and max_completion_tokens (4) disagree"),
             (#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "tool_choice": "required"}"#, "tool_choice",
              #"tool_choice "required" is not supported by Tandem (only "auto" and "none")"#),
-            (#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "logprobs": true}"#, "logprobs", "logprobs is not supported by Tandem (got true)"),
+            (#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "top_logprobs": 2}"#, "top_logprobs", "top_logprobs needs logprobs: true"),
+            (#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "logprobs": true, "top_logprobs": 30}"#, "top_logprobs", "top_logprobs must be in 0...20, got 30"),
+            (#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "logprobs": 2}"#, "logprobs", "logprobs must be true or false, got int"),
             (#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": {"a": 1}}"#, "tools", "tools must be a list of tool objects"),
             (#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "functions": []}"#, "functions", "unrecognized request argument: functions"),
         ]

@@ -120,6 +120,31 @@ final class ServeCommandTests: XCTestCase {
         let stop = String(Array(text)[2..<4])
         XCTAssertEqual(read["stopped"] as? String, text.components(separatedBy: stop)[0], "the output ends before the stop string")
         XCTAssertEqual(read["stopped_finish"] as? String, "stop")
+        // logprobs=3: the sampled tokens spell the text, each with its log-probability, the top 3 (and the sampled
+        // token) by text, offsets by characters; greedy, so the sampled token is the most likely one.
+        let scores = try XCTUnwrap(read["completion_logprobs"] as? [String: Any])
+        let tokens = try XCTUnwrap(scores["tokens"] as? [String])
+        XCTAssertEqual(tokens.joined(), scores["text"] as? String)
+        XCTAssertEqual(scores["text"] as? String, text)
+        XCTAssertEqual(tokens.count, 8)
+        let tokenLogprobs = try XCTUnwrap(scores["token_logprobs"] as? [Double])
+        let tops = try XCTUnwrap(scores["top_logprobs"] as? [[String: Double]])
+        XCTAssertEqual(tops.count, 8)
+        for (index, top) in tops.enumerated() {
+            XCTAssertTrue((3...4).contains(top.count), "\(top)")
+            XCTAssertTrue(tokenLogprobs[index] <= 0 && top.values.allSatisfy { $0 <= 0 })
+            XCTAssertEqual(top.values.max(), tokenLogprobs[index], "greedy: the sampled token is the most likely")
+        }
+        XCTAssertEqual(scores["text_offset"] as? [Int], tokens.indices.map { tokens[..<$0].joined().unicodeScalars.count })
+        XCTAssertEqual(read["completion_streamed_tokens"] as? [String], tokens, "streamed chunks carry the same tokens")
+        let chatScores = try XCTUnwrap(read["chat_logprobs"] as? [[String: Any]])
+        XCTAssertEqual(chatScores.compactMap { $0["token"] as? String }.joined(), read["chat_logprobs_text"] as? String)
+        for entry in chatScores {
+            let top = try XCTUnwrap(entry["top"] as? [[Any]])
+            XCTAssertEqual(top.count, 2)
+            XCTAssertEqual(top.first?.last as? Double, entry["logprob"] as? Double, "greedy: the sampled token is the most likely")
+            XCTAssertEqual((entry["bytes"] as? [Int]).map { String(decoding: $0.map(UInt8.init), as: UTF8.self) }, entry["token"] as? String)
+        }
         XCTAssertEqual((read["refusal"] as? [Any])?.first as? Int, 400)
         XCTAssertEqual((read["refusal"] as? [Any])?.last as? String, "max_tokens")
         XCTAssertEqual(read["wrong_key"] as? Int, 401)

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The official `openai` Python package against a running `tandem serve`, unchanged: completions and chat,
-streamed and not, n > 1, stop strings, the API key, and a refusal read as the package's own exception.
+streamed and not, n > 1, logprobs, stop strings, the API key, and a refusal read as the package's own exception.
 
   openai_client_check.py BASE_URL API_KEY MODEL
       prints one JSON object with what the client read (the Swift test compares it with the server's own
@@ -40,6 +40,24 @@ def main():
 
     streamed_chat = client.chat.completions.create(model=model, messages=messages, max_completion_tokens=10, temperature=0, stream=True)
     result["chat_streamed"] = "".join(chunk.choices[0].delta.content or "" for chunk in streamed_chat if chunk.choices)
+
+    scored = client.completions.create(model=model, prompt="the model", max_tokens=8, temperature=0, logprobs=3)
+    logprobs = scored.choices[0].logprobs
+    result["completion_logprobs"] = {"text": scored.choices[0].text, "tokens": logprobs.tokens, "token_logprobs": logprobs.token_logprobs,
+                                     "top_logprobs": logprobs.top_logprobs, "text_offset": logprobs.text_offset}
+    streamed_scores = client.completions.create(model=model, prompt="the model", max_tokens=8, temperature=0, logprobs=3, stream=True)
+    tokens = []
+    for chunk in streamed_scores:
+        if chunk.choices and chunk.choices[0].logprobs:
+            tokens += chunk.choices[0].logprobs.tokens
+    result["completion_streamed_tokens"] = tokens
+
+    scored_chat = client.chat.completions.create(model=model, messages=messages, max_completion_tokens=6, temperature=0, logprobs=True,
+                                                 top_logprobs=2)
+    result["chat_logprobs"] = [{"token": entry.token, "logprob": entry.logprob, "bytes": entry.bytes,
+                                "top": [[top.token, top.logprob] for top in entry.top_logprobs]}
+                               for entry in scored_chat.choices[0].logprobs.content]
+    result["chat_logprobs_text"] = scored_chat.choices[0].message.content
 
     stopped = client.completions.create(model=model, prompt="the model", max_tokens=8, temperature=0, stop=[result["completion"][0][2:4]])
     result["stopped"] = stopped.choices[0].text
