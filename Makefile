@@ -8,7 +8,7 @@ NPROC ?= 2
 MODEL ?= .build/models/small
 PRESET ?= small
 
-.PHONY: run test build build-release deps compare-deps compare fuzz soak clean
+.PHONY: run test build build-release deps compare-deps compare fuzz soak bench-serve clean
 
 # System packages the build and tests need: OpenBLAS (matrix multiply) and pkg-config to find it; the
 # multi-host test needs iproute2 (network namespaces stand in for hosts); the independent references in
@@ -69,6 +69,11 @@ fuzz: deps
 # operation (benchmarks/soak_kill.py; last results in docs/RELIABILITY.md).
 soak: build
 	benchmarks/soak_kill.py --trials 100 --mean-ops 10000
+
+# tandem serve against the engine alone on the same requests: saturation throughput, TTFT added at low load, 64
+# streams, /health under load (benchmarks/bench_serve.py; last results in docs/PERFORMANCE.md).
+bench-serve: build-release
+	benchmarks/bench_serve.py
 
 clean:
 	rm -rf .build

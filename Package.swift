@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // BLAS on Linux (Apple platforms use Accelerate).
@@ -65,6 +66,8 @@ let package = Package(
                 "TandemTensor",
                 "TandemTokenizer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                // `bench serve`'s client (streamed responses).
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         // Worker program for the multi-process tests (started through `tandem launch`); not a product.

@@ -42,8 +42,9 @@ public final class LLMEngine: @unchecked Sendable {
         let prompt: String
         let tokens: [Int]
         let params: SamplingParams
-        /// When it was first accepted, for a request kept across a restart.
-        let arrival: UInt64?
+        /// When `add` accepted it (uptime nanoseconds): its queue time and time to first token count from here,
+        /// through any wait for a step boundary or a restart.
+        let arrival: UInt64
         let continuation: Stream.Continuation
     }
 
@@ -111,7 +112,10 @@ public final class LLMEngine: @unchecked Sendable {
         if case let .stopped(reason) = currentState { throw EngineError.engineDead(reason) }
         guard !liveIDs.contains(id) else { throw EngineError.duplicateRequest(id: id) }
         liveIDs.insert(id)
-        pendingAdds.append(Pending(id: id, prompt: prompt, tokens: promptTokenIDs, params: params, arrival: nil, continuation: continuation))
+        pendingAdds.append(
+            Pending(
+                id: id, prompt: prompt, tokens: promptTokenIDs, params: params, arrival: DispatchTime.now().uptimeNanoseconds,
+                continuation: continuation))
         continuation.onTermination = { [weak self] reason in
             if case .cancelled = reason { self?.abort(id) }
         }

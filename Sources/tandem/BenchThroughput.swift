@@ -87,13 +87,10 @@ struct BenchThroughput: ParsableCommand {
 
     func run() throws {
         try modelOptions.run { llm, reports in
-            var generator = SeededGenerator(seed: seed)
-            let ordinary = llm.model.config.vocabularySize - 2
-            func randomTokens(_ count: Int) -> [Int] { (0..<count).map { _ in Int.random(in: 0..<ordinary, using: &generator) } }
-            let prefix = randomTokens(prefixLength)
-            let prompts = (0..<numPrompts).map { _ in prefix + randomTokens(inputLength - prefixLength) }
+            var random = RandomPrompts(seed: seed, vocabularySize: llm.model.config.vocabularySize)
+            let prompts = random.prompts(numPrompts, length: inputLength, prefixLength: prefixLength)
             let params = SamplingParams(temperature: 0, maxTokens: outputLength, ignoreEOS: true)
-            _ = try llm.generate(promptTokenIDs: [randomTokens(min(inputLength, 16))], SamplingParams(temperature: 0, maxTokens: 2, ignoreEOS: true))
+            _ = try llm.generate(promptTokenIDs: [random.tokens(min(inputLength, 16))], SamplingParams(temperature: 0, maxTokens: 2, ignoreEOS: true))
             let hitsBefore = llm.prefixCacheHitTokens
             let start = DispatchTime.now().uptimeNanoseconds
             var outputs: [RequestOutput] = []

@@ -151,6 +151,34 @@ final class ServeCommandTests: XCTestCase {
         XCTAssertEqual(read["models"] as? [String], ["tiny"])
     }
 
+    /// `tandem bench serve` against a real server: every request completes with its tokens, which the server's
+    /// own counter confirms; the server's TTFT comes from its /metrics; a wrong model name is a counted failure
+    /// that names the 404; a server off this host is refused.
+    func testBenchServeMeasuresAServer() async throws {
+        let directory = try ServerFixtures.tinyModel(self)
+        let server = try ServeProcess(model: directory.path, arguments: ["--threads", "1"])
+        defer { if server.process.isRunning { server.process.terminate() } }
+        let common = ["bench", "serve", "--url", "http://127.0.0.1:\(server.port)", "--model-dir", directory.path, "--input-len", "8", "--output-len", "5"]
+        let run = try BuiltProgram.run(BuiltProgram.tandem, common + ["--num-prompts", "6", "--request-rate", "50", "--json"])
+        XCTAssertEqual(run.status, 0, run.output)
+        let report = try json(try XCTUnwrap(run.lines(containing: "{").last))
+        XCTAssertEqual(report["completed"] as? Int, 6, run.output)
+        XCTAssertEqual(report["failed"] as? Int, 0)
+        XCTAssertEqual(report["output_tokens"] as? Int, 30)
+        XCTAssertGreaterThan((report["ttft_ms"] as? [String: Double])?["mean"] ?? 0, 0)
+        XCTAssertGreaterThan(report["server_ttft_mean_ms"] as? Double ?? 0, 0)
+        XCTAssertGreaterThanOrEqual(report["health_checks"] as? Int ?? 0, 1)
+        let (_, metrics) = try await server.request("/metrics", key: nil)
+        XCTAssertTrue(metrics.contains("tandem:generation_tokens_total{model_name=\"\(directory.lastPathComponent)\"} 32"), "30 tokens and the warm-up's 2")
+
+        let wrong = try BuiltProgram.run(BuiltProgram.tandem, common + ["--num-prompts", "2", "--model", "nope", "--json"])
+        XCTAssertNotEqual(wrong.status, 0, "the warm-up request fails")
+        XCTAssertTrue(wrong.output.contains("HTTP 404"), wrong.output)
+        let remote = try BuiltProgram.run(BuiltProgram.tandem, ["bench", "serve", "--url", "http://10.1.2.3:8000", "--model-dir", directory.path])
+        XCTAssertNotEqual(remote.status, 0)
+        XCTAssertTrue(remote.output.contains("loopback"), remote.output)
+    }
+
     /// `tandem info` lists TANDEM_API_KEY without printing the key.
     func testInfoHidesTheAPIKey() throws {
         let run = try BuiltProgram.run(BuiltProgram.tandem, ["info"], environment: ["TANDEM_API_KEY": "do-not-print-this-key"])
