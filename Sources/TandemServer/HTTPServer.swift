@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import NIOCore
 import TandemComm
 import TandemTemplate
 
@@ -30,7 +31,7 @@ public enum HTTPServer {
         serving: OpenAIServing, options: ServerOptions, healthy: @escaping @Sendable () -> Bool,
         onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
-        let router = Router()
+        let router = Router(context: ServerRequestContext.self)
         router.get("/health") { _, _ -> Response in
             Response(status: healthy() ? .ok : .serviceUnavailable)
         }
@@ -46,18 +47,19 @@ public enum HTTPServer {
         api.get("models") { _, _ -> Response in
             json(.ok, OpenAIResponse.models([serving.modelName], created: Int(Date().timeIntervalSince1970)))
         }
-        api.post("completions") { request, _ -> Response in
-            await respond { () async throws(APIError) -> OpenAIServing.Reply in
+        api.post("completions") { request, context -> Response in
+            await respond(until: context.channel) { () async throws(APIError) -> OpenAIServing.Reply in
                 try await serving.complete(try CompletionRequest(body: try await body(request, limit: options.maximumBodyBytes)))
             }
         }
-        api.post("chat/completions") { request, _ -> Response in
-            await respond { () async throws(APIError) -> OpenAIServing.Reply in
+        api.post("chat/completions") { request, context -> Response in
+            await respond(until: context.channel) { () async throws(APIError) -> OpenAIServing.Reply in
                 try await serving.chat(try ChatCompletionRequest(body: try await body(request, limit: options.maximumBodyBytes)))
             }
         }
         return Application(
-            router: router, configuration: .init(address: .hostname(options.host, port: options.port), serverName: "tandem"),
+            router: router, server: .http1(additionalChannelHandlers: [ClientGoneHandler()]),
+            configuration: .init(address: .hostname(options.host, port: options.port), serverName: "tandem"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? options.port) })
     }
 
@@ -81,9 +83,23 @@ public enum HTTPServer {
         }
     }
 
-    private static func respond(_ work: () async throws(APIError) -> OpenAIServing.Reply) async -> Response {
+    /// Runs `work` and answers with its reply, or its error in OpenAI's shape. A client that closes its
+    /// connection before the reply (`ClientGoneHandler` closes the channel then) cancels `work`, and so the
+    /// engine requests behind it; a stream's end is also noticed by its writer.
+    private static func respond(
+        until channel: any Channel, _ work: @escaping @Sendable () async throws(APIError) -> OpenAIServing.Reply
+    ) async -> Response {
+        let task = Task { () async -> Result<OpenAIServing.Reply, APIError> in
+            do throws(APIError) {
+                return .success(try await work())
+            } catch {
+                return .failure(error)
+            }
+        }
+        channel.closeFuture.whenComplete { _ in task.cancel() }
+        let result = await withTaskCancellationHandler { await task.value } onCancel: { task.cancel() }
         do {
-            switch try await work() {
+            switch try result.get() {
             case let .body(text):
                 return json(.ok, text)
             case let .events(events):
@@ -104,6 +120,31 @@ public enum HTTPServer {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+    }
+}
+
+/// Closes a connection whose client closed its side. Hummingbird allows half-closed connections, so a client
+/// that went away (closed its socket, was killed) would otherwise go unnoticed until the reply is written — for
+/// a plain request, after its whole generation. Closing completes the channel's `closeFuture`, which cancels the
+/// request's work (`respond(until:)`) and so aborts its engine requests. (A client that half-closes on purpose
+/// while waiting for its reply is treated as gone, as vLLM's server treats it.)
+final class ClientGoneHandler: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+    typealias InboundIn = Any
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed? = event as? ChannelEvent { context.close(promise: nil) }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
+
+/// Hummingbird's basic context and the request's connection (to notice a client that went away).
+struct ServerRequestContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    let channel: any Channel
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
     }
 }
 

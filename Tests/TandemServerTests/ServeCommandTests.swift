@@ -151,6 +151,40 @@ final class ServeCommandTests: XCTestCase {
         XCTAssertEqual(read["models"] as? [String], ["tiny"])
     }
 
+    /// A client that closes its connection while its (not streamed) request runs: the request is aborted —
+    /// generation stops far short of what it asked for and its KV blocks are freed — and the server serves on.
+    func testAClientThatGoesAwayAbortsItsRequest() async throws {
+        let directory = try ServerFixtures.tinyModel(self)
+        let model = directory.lastPathComponent
+        let server = try ServeProcess(model: directory.path, arguments: ["--threads", "1"])
+        defer { if server.process.isRunning { server.process.terminate() } }
+        let body = #"{"model": "\#(model)", "prompt": "the model", "max_tokens": 480, "n": 16, "ignore_eos": true}"#
+        do {
+            let connection = try XCTUnwrap(RawConnection(host: "127.0.0.1", port: UInt16(server.port)))
+            let head = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n"
+            XCTAssertTrue(connection.send(Array((head + body).utf8)))
+        }  // closed here, before any reply
+        func sample(_ name: String) async throws -> Double {
+            let (_, page) = try await server.request("/metrics", key: nil)
+            let line = try XCTUnwrap(page.split(separator: "\n").first { $0.hasPrefix("tandem:\(name){") }, page)
+            return try XCTUnwrap(Double(line.split(separator: " ").last ?? ""))
+        }
+        var idle = false
+        let deadline = Date(timeIntervalSinceNow: 30)
+        while !idle, Date() < deadline {
+            try await Task.sleep(nanoseconds: 50_000_000)
+            let (running, waiting) = (try await sample("num_requests_running"), try await sample("num_requests_waiting"))
+            idle = running == 0 && waiting == 0
+        }
+        XCTAssertTrue(idle, "the engine went idle")
+        let usage = try await sample("kv_cache_usage_perc")
+        XCTAssertEqual(usage, 0, "its blocks are free")
+        let generated = try await sample("generation_tokens_total")
+        XCTAssertLessThan(generated, 16 * 480, "aborted, not run to the end")
+        let (status, reply) = try await server.request("/v1/completions", body: #"{"model": "\#(model)", "prompt": "x", "max_tokens": 2}"#, key: nil)
+        XCTAssertEqual(status, 200, reply)
+    }
+
     /// `tandem bench serve` against a real server: every request completes with its tokens, which the server's
     /// own counter confirms; the server's TTFT comes from its /metrics; a wrong model name is a counted failure
     /// that names the 404; a server off this host is refused.
