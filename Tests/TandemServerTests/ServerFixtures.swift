@@ -81,11 +81,16 @@ final class ServeProcess: @unchecked Sendable {
     }
 
     func requestWithHeaders(_ path: String, body: String? = nil, key: String? = "test-key-of-some-length") async throws -> (Int, String, [AnyHashable: Any]) {
+        try await requestWithHeaders(path, bytes: body.map { Data($0.utf8) }, key: key)
+    }
+
+    /// POSTs `bytes` as they are (nil: GETs).
+    func requestWithHeaders(_ path: String, bytes: Data?, key: String? = "test-key-of-some-length") async throws -> (Int, String, [AnyHashable: Any]) {
         var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
         request.timeoutInterval = 60
-        if let body {
+        if let bytes {
             request.httpMethod = "POST"
-            request.httpBody = Data(body.utf8)
+            request.httpBody = bytes
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         }
         if let key { request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization") }
