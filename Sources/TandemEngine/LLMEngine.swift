@@ -218,10 +218,7 @@ public final class LLMEngine: @unchecked Sendable {
             currentState = restartable ? .restarting(reason: "\(explained)", attempt: streak + 1) : .stopped(reason: "\(explained)")
             condition.unlock()
             let kept = keepUnstarted(of: current!.core, endingTheRestWith: explained)
-            publish(current!.core)
-            carried = stats
-            (carried.running, carried.waiting, carried.usedBlocks, carried.totalBlocks) = (0, 0, 0, 0)
-            publish(nil)
+            carryOver(current!.core)
             current!.core.shutdown()
             current!.owner?.shutdown()
             current = nil
@@ -285,21 +282,30 @@ public final class LLMEngine: @unchecked Sendable {
     }
 
     /// Makes `core`'s counters, plus those of the models before it, what `stats` answers.
-    private func publish(_ core: EngineCore?) {
-        var stats = carried
-        if let core {
-            let now = core.stats
-            (stats.running, stats.usedBlocks, stats.totalBlocks) = (now.running, now.usedBlocks, now.totalBlocks)
-            stats.waiting = now.waiting
-            stats.promptTokens += now.promptTokens
-            stats.generatedTokens += now.generatedTokens
-            stats.prefixQueriedTokens += now.prefixQueriedTokens
-            stats.prefixHitTokens += now.prefixHitTokens
-            stats.preemptions += now.preemptions
-        }
+    private func publish(_ core: EngineCore) {
+        let now = core.stats
+        var stats = Self.totals(carried, plus: now)
+        (stats.running, stats.waiting, stats.usedBlocks, stats.totalBlocks) = (now.running, now.waiting, now.usedBlocks, now.totalBlocks)
         condition.lock()
         published = stats
         condition.unlock()
+    }
+
+    /// Adds a dead core's totals to those carried over, so they keep growing after a restart; until the next
+    /// core runs, nothing is running and no block is in use.
+    private func carryOver(_ core: EngineCore) {
+        carried = Self.totals(carried, plus: core.stats)
+        condition.lock()
+        published = carried
+        condition.unlock()
+    }
+
+    /// `base` with the counters that only grow (tokens, prefix-cache lookups, preemptions) of `more` added.
+    private static func totals(_ base: EngineStats, plus more: EngineStats) -> EngineStats {
+        EngineStats(
+            prefixQueriedTokens: base.prefixQueriedTokens + more.prefixQueriedTokens, prefixHitTokens: base.prefixHitTokens + more.prefixHitTokens,
+            promptTokens: base.promptTokens + more.promptTokens, generatedTokens: base.generatedTokens + more.generatedTokens,
+            preemptions: base.preemptions + more.preemptions)
     }
 
     /// After `core` failed: ends the streams of the requests that had started with `failure`, and puts those
