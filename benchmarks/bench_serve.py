@@ -13,8 +13,12 @@ preset with --tp 2 × 1 thread:
   3. a Poisson run at 2 requests/s for the latency table.
 
 The engine-alone runs use their own processes; the server is started once and idles (0 % CPU) while they run.
+With LLAMA_SERVER (llama.cpp's `llama-server` binary) set, the same `bench serve` runs 1 and 2 also measure it on
+the same weights (a GGUF written by benchmarks/write_gguf.py; GGUF= names it), with 2 threads and 64 slots,
+after the Tandem server has stopped.
 
     benchmarks/bench_serve.py            # after `make build-release`; prints a table and the targets
+    LLAMA_SERVER=.peers/llama.cpp/build/bin/llama-server GGUF=small.gguf benchmarks/bench_serve.py
 """
 import json
 import os
@@ -36,6 +40,19 @@ def run(*args):
     return json.loads([line for line in output.splitlines() if line.startswith("{")][-1])
 
 
+def wait_until_healthy(url, process):
+    deadline = time.time() + 300
+    while True:
+        try:
+            if urllib.request.urlopen(url + "/health", timeout=5).status == 200:
+                return
+        except OSError:
+            pass
+        if time.time() > deadline or process.poll() is not None:
+            sys.exit(f"the server at {url} did not start")
+        time.sleep(0.5)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -49,20 +66,11 @@ def main():
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([TANDEM, "serve", *engine, "--port", str(port)], stderr=subprocess.DEVNULL)
+    saturation = ["--num-prompts", "64", "--input-len", "128", "--output-len", "128", "--seed", "0"]
+    low = ["--num-prompts", "32", "--input-len", "128", "--output-len", "2", "--seed", "1"]
     try:
-        deadline = time.time() + 300
-        while True:
-            try:
-                if urllib.request.urlopen(url + "/health", timeout=5).status == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline or server.poll() is not None:
-                sys.exit("tandem serve did not start")
-            time.sleep(0.5)
+        wait_until_healthy(url, server)
         client = ["--url", url, "--model-dir", MODEL]
-        saturation = ["--num-prompts", "64", "--input-len", "128", "--output-len", "128", "--seed", "0"]
-        low = ["--num-prompts", "32", "--input-len", "128", "--output-len", "2", "--seed", "1"]
         engine_batch = run("bench", "throughput", *engine, *saturation, "--json")
         served_batch = run("bench", "serve", *client, *saturation, "--json")
         engine_single = run("bench", "throughput", *engine, *low, "--sequential", "--json")
@@ -73,6 +81,21 @@ def main():
     finally:
         server.terminate()
         server.wait(timeout=60)
+    peer = {}
+    if os.environ.get("LLAMA_SERVER"):
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        # 64 slots of 256 positions (128 in + 128 out), continuous batching, the two cores Tandem's ranks use.
+        llama = subprocess.Popen([os.environ["LLAMA_SERVER"], "-m", os.environ["GGUF"], "--port", str(port), "-t", "2", "-tb", "2",
+                                  "-np", "64", "-c", str(64 * 256), "-cb", "--no-warmup"], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        try:
+            wait_until_healthy(url, llama)
+            client = ["--url", url, "--model-dir", MODEL]
+            peer["batch"] = run("bench", "serve", *client, *saturation, "--json")
+            peer["single"] = run("bench", "serve", *client, *low, "--concurrency", "1", "--json")
+        finally:
+            llama.terminate()
+            llama.wait(timeout=60)
 
     print(f"tandem serve vs the engine alone — small preset, tp {TP} × 1 thread, bf16\n")
     print("| run | requests | failed | output tok/s | TTFT median / p99 (ms) | TPOT median (ms) | ITL p99 (ms) | E2E median (ms) | /health p99 (ms) |")
@@ -82,6 +105,11 @@ def main():
         print(f"| serve: {name} | {report['completed']} | {report['failed']} | {report['output_tokens_per_s']:.1f} | "
               f"{report['ttft_ms']['median']:.1f} / {report['ttft_ms']['p99']:.1f} | {report['tpot_ms']['median']:.1f} | "
               f"{report['itl_ms']['p99']:.1f} | {report['e2el_ms']['median']:.1f} | {report['health_ms']['p99']:.2f} |")
+    for name, report in [("64 × (128, 128) at once (64 streams)", peer.get("batch")), ("32 × (128, 2), one at a time", peer.get("single"))]:
+        if report:
+            print(f"| llama-server: {name} | {report['completed']} | {report['failed']} | {report['output_tokens_per_s']:.1f} | "
+                  f"{report['ttft_ms']['median']:.1f} / {report['ttft_ms']['p99']:.1f} | {report['tpot_ms']['median']:.1f} | "
+                  f"{report['itl_ms']['p99']:.1f} | {report['e2el_ms']['median']:.1f} | {report['health_ms']['p99']:.2f} |")
     print(f"| engine alone: 64 × (128, 128) at once | 64 | 0 | {engine_batch['output_tokens_per_s']:.1f} | | | | | |")
     print(f"| engine alone: 32 × (128, 2), one at a time | 32 | 0 | | {engine_single['ttft_rest_median_s'] * 1000:.1f} (median, requests 2–32) | | | | |")
     ratio = served_batch["output_tokens_per_s"] / engine_batch["output_tokens_per_s"]
@@ -95,6 +123,9 @@ def main():
           f"64 streams: {served_batch['failed']} errors (0); "
           f"/health p99 under that load {served_batch['health_ms']['p99']:.2f} ms over {served_batch['health_checks']} asks (< 50 ms), "
           f"{served_batch['health_failures']} not 200")
+    if peer:
+        print(f"against llama-server on the same weights: saturation output tokens/s {served_batch['output_tokens_per_s'] / peer['batch']['output_tokens_per_s']:.2f}x, "
+              f"TTFT at low load (median) {served_single['ttft_ms']['median']:.1f} vs {peer['single']['ttft_ms']['median']:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -285,6 +285,9 @@ struct BenchServe: ParsableCommand {
         var request = HTTPClientRequest(url: url)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
+        // A connection per request, as each benchmark client would open: a pooled one that the server closed
+        // meanwhile (llama-server does) fails the request with "I/O on closed channel".
+        request.headers.add(name: "Connection", value: "close")
         if let key { request.headers.add(name: "Authorization", value: "Bearer \(key)") }
         request.body = .bytes(ByteBuffer(bytes: body))
         let start = DispatchTime.now().uptimeNanoseconds
