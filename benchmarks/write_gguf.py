@@ -11,27 +11,23 @@ to the interleaved pairs llama.cpp's rope expects.
 """
 import json
 import os
-import struct
 import sys
 
 import numpy as np
 import gguf
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools", "reference"))
+from llama_reference import load_safetensors  # noqa: E402
 
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    (length,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + length])
-    data = raw[8 + length:]
+
+def read_bf16(path):
+    """The checkpoint's tensors as bf16 bit patterns (read by the numpy reference's loader, which widens them)."""
     tensors = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        start, end = info["data_offsets"]
-        if info["dtype"] != "BF16":
-            sys.exit(f"{name}: {info['dtype']}; this writer takes bf16 checkpoints")
-        tensors[name] = np.frombuffer(data[start:end], dtype=np.uint16).reshape(info["shape"])
+    for name, array in load_safetensors(path).items():
+        bits = array.astype(np.float32).view(np.uint32)
+        if np.any(bits & 0xFFFF):
+            sys.exit(f"{name} holds values bf16 cannot; this writer takes bf16 checkpoints")
+        tensors[name] = (bits >> 16).astype(np.uint16)
     return tensors
 
 
@@ -48,7 +44,7 @@ def main():
     model, out = sys.argv[1:3]
     config = json.load(open(os.path.join(model, "config.json")))
     tokenizer = json.load(open(os.path.join(model, "tokenizer.json")))
-    tensors = read_safetensors(os.path.join(model, "model.safetensors"))
+    tensors = read_bf16(os.path.join(model, "model.safetensors"))
     heads, kv_heads = config["num_attention_heads"], config["num_key_value_heads"]
     head_dim = config.get("head_dim", config["hidden_size"] // heads)
 
