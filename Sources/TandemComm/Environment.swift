@@ -76,6 +76,11 @@ public enum TandemEnvironment {
         name: "TANDEM_API_KEY", defaultValue: "(none: no key required)",
         summary: "the key tandem serve requires as `Authorization: Bearer <key>` on /v1 requests (--api-key overrides it)")
 
+    /// Decoder layers per pipeline stage, overriding the even split (vLLM's VLLM_PP_LAYER_PARTITION).
+    public static let pipelineLayerPartition = Variable(
+        name: "TANDEM_PP_LAYER_PARTITION", defaultValue: "(even: the remainder to the stages before the last)",
+        summary: "decoder layers per pipeline stage, comma-separated (e.g. 5,7 for pp 2 over 12 layers); must sum to the model's layers")
+
     /// Seed of the randomized tests (the stress test prints the one it used).
     public static let testSeed = Variable(
         name: "TANDEM_TEST_SEED", defaultValue: "(random, printed)",
@@ -84,7 +89,7 @@ public enum TandemEnvironment {
     /// All variables, in the order the README lists them.
     public static let all: [Variable] = [
         jobToken, commTimeout, backend, allReduceAlgorithm, socketInterface, spin, sharedBuffer, hostIdentity, useSplitGroup,
-        logLevel, parentPID, apiKey, testSeed,
+        logLevel, parentPID, apiKey, pipelineLayerPartition, testSeed,
     ]
 
     /// Checks every variable that is set, so a program refuses a bad value when it starts rather than when (or
@@ -96,6 +101,19 @@ public enum TandemEnvironment {
         _ = try Log.Level.fromEnvironment()
         _ = try SubgroupPath.fromEnvironment()
         _ = try parentProcess()
+        _ = try layerPartition()
+    }
+
+    /// `TANDEM_PP_LAYER_PARTITION` as layer counts, nil when unset (whether they fit a model is checked with it).
+    ///
+    /// - Throws: `ConfigError.invalidValue` when it is not a comma-separated list of positive integers.
+    public static func layerPartition() throws(ConfigError) -> [Int]? {
+        guard let text = pipelineLayerPartition.value else { return nil }
+        let counts = text.split(separator: ",", omittingEmptySubsequences: false).map { Int(String($0.filter { $0 != " " })) }
+        guard !counts.isEmpty, counts.allSatisfy({ ($0 ?? 0) >= 1 }) else {
+            throw .invalidValue(name: pipelineLayerPartition.name, value: text, expected: "positive layer counts separated by commas, one per pipeline stage")
+        }
+        return counts.map { $0! }
     }
 
     /// `TANDEM_PARENT_PID` as a process id, nil when unset.

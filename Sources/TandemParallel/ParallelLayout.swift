@@ -14,6 +14,8 @@ public enum ParallelConfigError: Error, Equatable, CustomStringConvertible {
     case productMismatch(worldSize: Int, tensor: Int, pipeline: Int, data: Int)
     /// `ParallelState.initialize` was called while a state is installed.
     case alreadyInitialized(ParallelLayout)
+    /// The model's layers cannot be split over the pipeline stages as asked.
+    case invalidPartition(String)
 
     public var description: String {
         switch self {
@@ -25,6 +27,8 @@ public enum ParallelConfigError: Error, Equatable, CustomStringConvertible {
         case let .alreadyInitialized(layout):
             "parallel state is already initialized (tp \(layout.tensorParallelSize), pp \(layout.pipelineParallelSize), "
                 + "dp \(layout.dataParallelSize)); call ParallelState.destroy() first"
+        case let .invalidPartition(message):
+            "pipeline partition: \(message)"
         }
     }
 }

@@ -181,7 +181,8 @@ final class GenerateCommandTests: XCTestCase {
     func testAnInvalidEnvironmentValueIsRefusedAtStart() throws {
         for (name, value, expected) in [
             ("TANDEM_LOG_LEVEL", "loud", "debug, info, warning or error"), ("TANDEM_BACKEND", "rdma", "auto"),
-            ("TANDEM_USE_SPLIT_GROUP", "yes", "1 (split) or 0"),
+            ("TANDEM_USE_SPLIT_GROUP", "yes", "1 (split) or 0"), ("TANDEM_PP_LAYER_PARTITION", "6,x", "positive layer counts"),
+            ("TANDEM_PP_LAYER_PARTITION", "6,0", "one per pipeline stage"),
         ] {
             let run = try BuiltProgram.run(BuiltProgram.tandem, ["info"], environment: [name: value])
             XCTAssertEqual(run.status, 2, run.output)
@@ -189,6 +190,7 @@ final class GenerateCommandTests: XCTestCase {
             XCTAssertTrue(run.output.contains(expected), run.output)
         }
         XCTAssertEqual(try BuiltProgram.run(BuiltProgram.tandem, ["info"], environment: ["TANDEM_LOG_LEVEL": "Debug"]).status, 0)
+        XCTAssertEqual(try BuiltProgram.run(BuiltProgram.tandem, ["info"], environment: ["TANDEM_PP_LAYER_PARTITION": "5, 7"]).status, 0)
     }
 
     func testMissingModelDirectoryIsExplained() throws {
