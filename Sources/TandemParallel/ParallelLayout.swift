@@ -64,6 +64,11 @@ public struct ParallelLayout: Sendable, Equatable {
         self.dataParallelSize = dataParallelSize
     }
 
+    /// Where global rank `rank` sits: its data-parallel index, pipeline stage and tensor-parallel index.
+    public func coordinates(of rank: Int) -> (data: Int, stage: Int, tensor: Int) {
+        (rank / (pipelineParallelSize * tensorParallelSize), rank / tensorParallelSize % pipelineParallelSize, rank % tensorParallelSize)
+    }
+
     /// The global rank at data-parallel index `data`, pipeline stage `stage`, tensor-parallel index `tensor`.
     public func rank(data: Int, stage: Int, tensor: Int) -> Int {
         (data * pipelineParallelSize + stage) * tensorParallelSize + tensor

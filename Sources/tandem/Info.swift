@@ -1,12 +1,47 @@
 import ArgumentParser
 import Foundation
 import TandemComm
+import TandemModel
+import TandemParallel
 
-/// `tandem info`: the settings in force.
+/// `tandem info`: the settings in force, or with `--layout` which rank holds what.
 struct Info: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show Tandem's environment variables and their values.")
+    static let configuration = CommandConfiguration(
+        abstract: "Show Tandem's environment variables and their values, or with --layout each rank's place in a parallel layout.",
+        discussion: """
+            --layout prints, for world = dp × pp × tp ranks, each rank's (dp, pp, tp) coordinates, its host (ranks fill \
+            hosts in order, --nproc-per-node at a time, as `tandem launch` places them), its tensor-parallel group and, \
+            with --model, the decoder layers its pipeline stage holds (TANDEM_PP_LAYER_PARTITION or the even split). \
+            A layout the model cannot take is refused naming the numbers.
+            """)
+
+    @Flag(help: "Print each rank's place in the --tp × --pp × --dp layout instead.")
+    var layout = false
+
+    @Option(help: "Tensor-parallel size (with --layout).")
+    var tp = 1
+
+    @Option(help: "Pipeline stages (with --layout).")
+    var pp = 1
+
+    @Option(help: "Data-parallel replicas (with --layout).")
+    var dp = 1
+
+    @Option(name: .customLong("nproc-per-node"), help: "Ranks per host (with --layout; default: all on one).")
+    var nprocPerNode: Int?
+
+    @Option(help: "A checkpoint directory, for the layers each stage holds (with --layout).")
+    var model: String?
+
+    func validate() throws {
+        if !layout, tp != 1 || pp != 1 || dp != 1 || nprocPerNode != nil || model != nil {
+            throw ValidationError("--tp, --pp, --dp, --nproc-per-node and --model go with --layout")
+        }
+        if let nprocPerNode, nprocPerNode < 1 { throw ValidationError("--nproc-per-node must be ≥ 1, got \(nprocPerNode)") }
+    }
 
     func run() throws {
+        guard !layout else { return try printLayout() }
         print("Environment variables (value in force, or default):")
         for variable in TandemEnvironment.all {
             let secret = [TandemEnvironment.jobToken.name, TandemEnvironment.apiKey.name].contains(variable.name)
@@ -33,9 +68,52 @@ struct Info: ParsableCommand {
         print("  shared memory per rank: \(2 * options.sharedBufferBytes / 1024) KiB exchange + mailboxes; /dev/shm free: \(devShmFree())")
     }
 
+    private func printLayout() throws {
+        let world = tp * pp * dp
+        let layout = try ParallelLayout(worldSize: world, tensorParallelSize: tp, pipelineParallelSize: pp, dataParallelSize: dp)
+        var partition: PipelinePartition?
+        if let model {
+            let config: ModelConfig
+            do {
+                config = try ModelConfig(directory: model)
+                try config.checkTensorParallel(tp, path: model)
+            } catch {
+                throw CommandFailure("\(error)")
+            }
+            partition = try PipelinePartition.fromEnvironment(layerCount: config.layerCount, stages: pp)
+        }
+        let perNode = nprocPerNode ?? world
+        print("world \(world) = dp \(dp) × pp \(pp) × tp \(tp), \(perNode) rank(s) per host" + (partition.map { "; layers per stage \($0)" } ?? ""))
+        print("rank  dp  pp  tp  host  tp group      layers")
+        let tensorGroups = layout.groups(.tensor)
+        for rank in 0..<world {
+            let (data, stage, tensor) = layout.coordinates(of: rank)
+            let group = tensorGroups.first { $0.contains(rank) }!.map(String.init).joined(separator: ",")
+            var layers = "-"
+            if let partition {
+                let range = partition.layers(ofStage: stage)
+                var parts = [range.count == 1 ? "layer \(range.lowerBound)" : "layers \(range.lowerBound)–\(range.upperBound - 1)"]
+                if stage == 0 { parts.insert("embedding", at: 0) }
+                if stage == pp - 1 { parts.append("norm, LM head") }
+                layers = parts.joined(separator: ", ")
+            }
+            print(
+                String(rank).padding(6) + String(data).padding(4) + String(stage).padding(4) + String(tensor).padding(4)
+                    + String(rank / perNode).padding(6) + "[\(group)]".padding(13) + layers)
+        }
+        if perNode < world, tp > perNode || perNode % tp != 0 {
+            print("note: a tensor-parallel group spans hosts (tp \(tp), \(perNode) per host); keep tp within a host")
+        }
+    }
+
     private func devShmFree() -> String {
         var info = statvfs()
         guard statvfs("/dev/shm", &info) == 0 else { return "unknown (no /dev/shm)" }
         return "\(Int(info.f_bavail) * Int(info.f_frsize) / (1 << 20)) MiB"
     }
+}
+
+extension String {
+    /// The text left-aligned in `width` columns.
+    fileprivate func padding(_ width: Int) -> String { count >= width ? self + " " : self + String(repeating: " ", count: width - count) }
 }

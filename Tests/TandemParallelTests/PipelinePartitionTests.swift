@@ -29,4 +29,18 @@ final class PipelinePartitionTests: XCTestCase {
             }
         }
     }
+
+    /// `coordinates(of:)` inverts `rank(data:stage:tensor:)` on every rank of a few layouts.
+    func testCoordinatesInvertTheRankFormula() throws {
+        for (tp, pp, dp) in [(1, 1, 1), (2, 2, 2), (4, 1, 2), (1, 3, 2), (2, 3, 1)] {
+            let layout = try ParallelLayout(worldSize: tp * pp * dp, tensorParallelSize: tp, pipelineParallelSize: pp, dataParallelSize: dp)
+            for rank in 0..<(tp * pp * dp) {
+                let (data, stage, tensor) = layout.coordinates(of: rank)
+                XCTAssertEqual(layout.rank(data: data, stage: stage, tensor: tensor), rank)
+                XCTAssertTrue(data < dp && stage < pp && tensor < tp)
+            }
+        }
+        // By hand, dp 2 × pp 2 × tp 2: rank 5 is replica 1, stage 0, tensor index 1.
+        XCTAssertTrue(try ParallelLayout(worldSize: 8, tensorParallelSize: 2, pipelineParallelSize: 2, dataParallelSize: 2).coordinates(of: 5) == (1, 0, 1))
+    }
 }
