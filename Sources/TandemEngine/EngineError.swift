@@ -16,6 +16,10 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
     case nonFiniteLogits(id: String, position: Int)
     /// Another rank of the engine's group failed (could not load, or died); the message says how.
     case rankFailed(rank: Int, String)
+    /// The ranks kept dying or could not be started again: `restarts` in a row, the last failure given.
+    case restartsGaveUp(restarts: Int, last: String)
+    /// The checkpoint on disk no longer matches the model the engine started with.
+    case checkpointChanged(String)
 
     public var description: String {
         switch self {
@@ -25,6 +29,8 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
         case let .malformedPlan(message): "malformed step plan: \(message)"
         case let .invalidCacheConfig(message): "KV cache: \(message)"
         case let .rankFailed(rank, message): "rank \(rank) failed: \(message)"
+        case let .restartsGaveUp(restarts, last): "gave up after \(restarts) restart\(restarts == 1 ? "" : "s") in a row; the last: \(last)"
+        case let .checkpointChanged(detail): "the checkpoint changed on disk since the engine started: \(detail)"
         case let .nonFiniteLogits(id, position):
             "request \(id): the logits at position \(position) are not finite (NaN or infinity) — the weights or an activation overflowed; the request is ended"
         }

@@ -231,7 +231,7 @@ public final class LLMEngine: @unchecked Sendable {
             case let .restarted(next):
                 current = next
             case let .gaveUp(reason):
-                final = EngineError.engineDead("gave up after \(policy.maxRestarts) restarts in a row; the last: \(reason)")
+                final = EngineError.restartsGaveUp(restarts: policy.maxRestarts, last: reason)
             case .stopping:
                 break
             }
@@ -360,7 +360,7 @@ public final class LLMEngine: @unchecked Sendable {
                 let llm = try reload()
                 guard llm.model.config == modelConfig else {
                     llm.shutdown()
-                    throw EngineError.engineDead("the checkpoint's config.json changed on disk since the engine started")
+                    throw EngineError.checkpointChanged("its config.json differs")
                 }
                 condition.lock()
                 limits = llm.runner.limits

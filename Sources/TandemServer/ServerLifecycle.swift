@@ -14,7 +14,7 @@ public enum ServerLifecycle {
     /// The engine stopped for good without being asked to.
     public struct EngineStopped: Error, CustomStringConvertible {
         public let reason: String
-        public var description: String { "the engine stopped: \(reason)" }
+        public var description: String { "the engine stopped for good: \(reason)" }
     }
 
     /// Runs until a signal (returns) or the engine stops by itself (throws `EngineStopped`).
