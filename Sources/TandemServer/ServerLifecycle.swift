@@ -39,12 +39,18 @@ private struct EngineService: Service {
 
     func run() async throws {
         let asked = Atomic(false)
-        let reason = await withGracefulShutdownHandler {
-            await engine.stopped()
-        } onGracefulShutdown: {
+        let engine = self.engine
+        @Sendable func stop() {
             asked.store(true, ordering: .sequentiallyConsistent)
             // `shutdown` waits for the ranks to exit; not on a cooperative thread.
             DispatchQueue.global().async { engine.shutdown() }
+        }
+        // A graceful shutdown stops the engine last; a cancelled group (another service failed, such as the
+        // HTTP server finding its port taken) stops it at once — either way `stopped()` returns.
+        let reason = await withTaskCancellationHandler {
+            await withGracefulShutdownHandler { await engine.stopped() } onGracefulShutdown: { stop() }
+        } onCancel: {
+            stop()
         }
         if !asked.load(ordering: .sequentiallyConsistent) { throw ServerLifecycle.EngineStopped(reason: reason) }
     }

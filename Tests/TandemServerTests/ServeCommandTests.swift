@@ -185,6 +185,17 @@ final class ServeCommandTests: XCTestCase {
         XCTAssertEqual(status, 200, reply)
     }
 
+    /// A port already taken: the server exits non-zero naming the address, and its rank with it (no hang).
+    func testATakenPortIsAnErrorNotAHang() throws {
+        let directory = try ServerFixtures.tinyModel(self)
+        let holder = try XCTUnwrap(RawListener())
+        let run = try BuiltProgram.run(
+            BuiltProgram.tandem, ["serve", "--model", directory.path, "--tp", "2", "--threads", "1", "--port", "\(holder.port)"], timeout: 60)
+        XCTAssertNotEqual(run.status, 0, run.output)
+        XCTAssertLessThan(run.seconds, 30, "it stops rather than hangs")
+        XCTAssertTrue(run.output.contains("Address already in use") || run.output.contains("address already in use"), run.output)
+    }
+
     /// `tandem bench serve` against a real server: every request completes with its tokens, which the server's
     /// own counter confirms; the server's TTFT comes from its /metrics; a wrong model name is a counted failure
     /// that names the 404; a server off this host is refused.
