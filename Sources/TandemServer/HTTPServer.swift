@@ -22,7 +22,8 @@ public struct ServerOptions: Sendable {
 /// The HTTP face of `OpenAIServing` on Hummingbird 2: routes, the API key, the body limit, and replies as
 /// JSON bodies or Server-Sent Events. No HTTP is parsed here; Hummingbird (SwiftNIO) does that.
 public enum HTTPServer {
-    /// The application; run it with `runService()` (it stops gracefully on SIGTERM/SIGINT).
+    /// The application; `tandem serve` runs it with `ServerLifecycle.run` beside the engine (`runService()` alone
+    /// also works, without the engine's lifecycle).
     ///
     /// - Parameters:
     ///   - healthy: whether every rank is alive and the engine steps (`/health` answers 200, else 503).
