@@ -173,7 +173,7 @@ public final class EngineCore {
         scheduler.add(request)
     }
 
-    /// Checks that a request can ever run here (`ModelRunner.check`); any thread may call it.
+    /// Checks that a request can ever run here (`RequestLimits.check`); any thread may call it.
     public func check(id: String, promptTokenIDs: [Int], params: SamplingParams) throws {
         try runner.limits.check(id: id, promptTokenIDs: promptTokenIDs, params: params)
     }

@@ -30,8 +30,7 @@ public final class ModelRunner {
     /// What a request must fit to run here (the vocabulary, the context, this pool); never changes.
     public var limits: RequestLimits {
         RequestLimits(
-            vocabularySize: model.config.vocabularySize, maxPositions: model.config.maxPositions, blockSize: cache.layout.blockSize,
-            blockCount: cache.blockCount)
+            vocabularySize: model.config.vocabularySize, maxPositions: model.config.maxPositions, layout: cache.layout, blockCount: cache.blockCount)
     }
 
     /// Runs `batch`; logits on group rank 0, nil elsewhere.

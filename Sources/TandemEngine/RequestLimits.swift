@@ -1,4 +1,5 @@
 import TandemModel
+import TandemTensor
 
 /// What a request must fit to ever run on an engine: the vocabulary, the context and the KV pool. A value, so
 /// any thread may check against it, and it outlives the model it was read from (`LLMEngine` checks new requests
@@ -7,12 +8,12 @@ public struct RequestLimits: Sendable, Equatable {
     public var vocabularySize: Int
     /// The model's context (`max_position_embeddings`).
     public var maxPositions: Int
-    /// Positions per KV block, and blocks in the pool.
-    public var blockSize: Int
+    /// The KV blocks' shape, and how many the pool has.
+    public var layout: PagedKVLayout
     public var blockCount: Int
 
-    public init(vocabularySize: Int, maxPositions: Int, blockSize: Int, blockCount: Int) {
-        (self.vocabularySize, self.maxPositions, self.blockSize, self.blockCount) = (vocabularySize, maxPositions, blockSize, blockCount)
+    public init(vocabularySize: Int, maxPositions: Int, layout: PagedKVLayout, blockCount: Int) {
+        (self.vocabularySize, self.maxPositions, self.layout, self.blockCount) = (vocabularySize, maxPositions, layout, blockCount)
     }
 
     /// Checks that a request can ever run: its parameters, its tokens, its length against the context and its
@@ -40,11 +41,11 @@ public struct RequestLimits: Sendable, Equatable {
                 id: id, "its prompt has \(promptTokenIDs.count) tokens; the model's context is \(maxPositions) (max_position_embeddings)")
         }
         let positions = min(promptTokenIDs.count + params.maxTokens, maxPositions)
-        let needed = (positions + blockSize - 1) / blockSize
+        let needed = layout.blocks(holding: positions)
         guard needed <= blockCount else {
             throw EngineError.requestTooLarge(
                 id: id,
-                "\(promptTokenIDs.count) prompt + up to \(params.maxTokens) new tokens need \(needed) KV blocks of \(blockSize) positions; "
+                "\(promptTokenIDs.count) prompt + up to \(params.maxTokens) new tokens need \(needed) KV blocks of \(layout.blockSize) positions; "
                     + "the pool has \(blockCount) (give more --kv-cache-memory or fewer max_tokens)")
         }
     }

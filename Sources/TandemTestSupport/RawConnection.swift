@@ -18,7 +18,7 @@ public final class RawConnection {
     }
 
     /// Calls `body` with `host:port` (IPv4) as a `sockaddr` and its length.
-    private static func withAddress(_ host: String, port: UInt16, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32 {
+    static func withAddress(_ host: String, port: UInt16, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32 {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
@@ -37,7 +37,10 @@ public final class RawConnection {
     }
 
     /// The connection's own port (what the other side logs as this client's address).
-    public var localPort: UInt16 {
+    public var localPort: UInt16 { Self.boundPort(descriptor) }
+
+    /// The local port `descriptor` is bound to.
+    static func boundPort(_ descriptor: Int32) -> UInt16 {
         var address = sockaddr_in()
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &address) {
@@ -54,4 +57,23 @@ public final class RawConnection {
         let received = buffer.withUnsafeMutableBytes { Glibc.recv(descriptor, $0.baseAddress, count, 0) }
         return received > 0 ? Array(buffer[0..<received]) : []
     }
+}
+
+/// A socket listening on 127.0.0.1 that accepts nothing: a port some other program holds.
+public final class RawListener {
+    public let descriptor: Int32
+    public let port: Int
+
+    /// Listens on a free port; nil when the socket cannot be bound.
+    public init?() {
+        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let descriptor = descriptor
+        guard RawConnection.withAddress("127.0.0.1", port: 0, { bind(descriptor, $0, $1) }) == 0, listen(descriptor, 4) == 0 else {
+            close(descriptor)
+            return nil
+        }
+        port = Int(RawConnection.boundPort(descriptor))
+    }
+
+    deinit { close(descriptor) }
 }
