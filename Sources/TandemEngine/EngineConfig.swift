@@ -16,10 +16,12 @@ public struct EngineConfig: Sendable, Codable, Equatable {
     public var scheduler: SchedulerConfig
     /// Ranks sharing this host's memory (for the default cache size); nil: the group's size.
     public var localRanks: Int?
+    /// Pipeline stages the layers are split over (the replica's ranks are tp × this).
+    public var pipelineParallelSize: Int
 
     public init(
         model: String, precision: ComputePrecision = .float32, threads: Int? = nil, cache: CacheConfig = CacheConfig(),
-        scheduler: SchedulerConfig = SchedulerConfig(), localRanks: Int? = nil
+        scheduler: SchedulerConfig = SchedulerConfig(), localRanks: Int? = nil, pipelineParallelSize: Int = 1
     ) {
         self.model = model
         self.precision = precision
@@ -27,5 +29,6 @@ public struct EngineConfig: Sendable, Codable, Equatable {
         self.cache = cache
         self.scheduler = scheduler
         self.localRanks = localRanks
+        self.pipelineParallelSize = pipelineParallelSize
     }
 }

@@ -98,6 +98,15 @@ public struct UnstartedRequest: Sendable {
 
 /// The driver's engine (vLLM's `EngineCore`): accepts requests, and each `step` schedules work, sends the plan
 /// to the workers, runs this rank's part of the forward pass, samples, and reports each request's progress.
+///
+/// With pipeline stages the driver keeps up to one micro-batch per stage in flight (vLLM's batch queue): a step
+/// launches batches — schedule, send the plan, run the first stage, which hands its hidden states on — until the
+/// pipeline is full or nothing more can be scheduled, then completes the oldest: it waits for that batch's logits
+/// from the last stage and samples. A request is in at most one batch in flight; its next token joins the next
+/// batch launched after its batch completes. Each micro-batch takes at most 1/pp of the requests that could run,
+/// so the batches in flight stay even. Every stage runs the plans in the order sent, so a batch always
+/// sees the cache writes of the batches before it.
+///
 /// Not thread-safe: `LLMEngine` runs it on its own thread; `LLM` runs it on the caller's.
 public final class EngineCore {
     public let runner: ModelRunner
@@ -117,6 +126,20 @@ public final class EngineCore {
     public private(set) var deadReason: String?
     /// The requests still waiting, never scheduled, when a step failed (in arrival order); empty otherwise.
     public private(set) var unstartedAtFailure: [UnstartedRequest] = []
+    /// Micro-batches launched whose logits have not been sampled, oldest first (at most one per pipeline stage).
+    private var inFlight: [LaunchedBatch] = []
+    /// Seconds the driver has waited for the last stage's logits (its share of the pipeline's bubble).
+    public private(set) var logitsWaitSeconds = 0.0
+
+    /// A micro-batch in the pipeline.
+    private struct LaunchedBatch {
+        let scheduled: [(request: EngineRequest, newTokens: Int)]
+        let sequences: [ScheduledSequence]
+        let logits: PendingLogits
+        let preempted: Int
+        let start: UInt64
+        let planSent: UInt64
+    }
 
     /// - Parameter plans: the queue to the other ranks of the model's group (nil for one rank).
     public init(runner: ModelRunner, tokenizer: any Tokenizer, eosTokenIDs: Set<Int>, scheduler config: SchedulerConfig, prefixCaching: Bool, plans: BroadcastQueue?) {
@@ -131,7 +154,7 @@ public final class EngineCore {
 
     /// Why a rank of the model's group is gone (it died, aborted or left), noticed by the liveness monitors
     /// even between steps; nil while every rank is here. Any thread may read it.
-    public var groupFailure: CommError? { runner.model.group.group?.failure ?? plans?.lostMember }
+    public var groupFailure: CommError? { runner.groups.failure ?? plans?.lostMember }
 
     /// Requests not yet finished.
     public var unfinishedCount: Int { requests.count }
@@ -185,7 +208,7 @@ public final class EngineCore {
         return finish(request, newTokens: [])
     }
 
-    /// Runs one step: nothing when no request is waiting or running.
+    /// Runs one step: nothing when no request is waiting or running and no batch is in flight.
     ///
     /// - Returns: the progress of every request that produced a token or finished.
     /// - Throws: the step's error (a `CommError` when a rank died); the engine is dead afterwards and every
@@ -193,7 +216,7 @@ public final class EngineCore {
     ///   `unstartedAtFailure` to another engine).
     public func step() throws -> [EngineOutput] {
         if let deadReason { throw EngineError.engineDead(deadReason) }
-        guard scheduler.hasWork else { return [] }
+        guard scheduler.hasWork || !inFlight.isEmpty else { return [] }
         do {
             return try runStep()
         } catch {
@@ -202,12 +225,16 @@ public final class EngineCore {
                 UnstartedRequest(id: $0.id, prompt: $0.output.prompt, promptTokenIDs: $0.promptTokenIDs, params: $0.params, arrival: $0.arrival)
             }
             requests.removeAll()
+            inFlight.removeAll()
             throw error
         }
     }
 
-    /// Tells the workers to leave their loops (`WorkerLoop.run` returns); they re-enter it for more work.
+    /// Tells the workers to leave their loops (`WorkerLoop.run` returns); they re-enter it for more work. Batches
+    /// still in flight (of aborted requests) are completed first, so no stage is left mid-transfer.
     public func releaseWorkers() throws {
+        for batch in inFlight { _ = try batch.logits.wait() }
+        inFlight.removeAll()
         try plans?.enqueue(StepPlan.shutdown.encoded())
     }
 
@@ -220,8 +247,25 @@ public final class EngineCore {
     }
 
     private func runStep() throws -> [EngineOutput] {
-        let start = DispatchTime.now().uptimeNanoseconds
-        let output = scheduler.schedule()
+        let depth = runner.groups.layout.pipelineParallelSize
+        while inFlight.count < depth {
+            let start = DispatchTime.now().uptimeNanoseconds
+            // With stages, each micro-batch takes an even share of the requests that could run.
+            let active = min(scheduler.config.maxNumSeqs, scheduler.running.count + scheduler.waiting.count)
+            let output = scheduler.schedule(requestCap: depth == 1 ? .max : max(1, (active + depth - 1) / depth))
+            guard !output.scheduled.isEmpty else { break }
+            inFlight.append(try launch(output, start: start))
+        }
+        guard !inFlight.isEmpty else { return [] }
+        let batch = inFlight.removeFirst()
+        let waitStart = DispatchTime.now().uptimeNanoseconds
+        let logits = try batch.logits.wait()
+        logitsWaitSeconds += Self.seconds(since: waitStart, to: DispatchTime.now().uptimeNanoseconds)
+        return complete(batch, logits: logits)
+    }
+
+    /// Sends the plan of `output` and runs this rank's stage of it (on one stage, the whole forward pass).
+    private func launch(_ output: SchedulerOutput, start: UInt64) throws -> LaunchedBatch {
         var tokens: [Int] = []
         tokens.reserveCapacity(output.totalTokens)
         var sequences: [ScheduledSequence] = []
@@ -232,24 +276,35 @@ public final class EngineCore {
                 ScheduledSequence(
                     tokenCount: newTokens, computedTokens: request.computedTokens, blockTable: request.blocks.map { Int32($0) },
                     wantsLogits: end == request.tokens.count))
+            request.inFlight = true
             if metrics[request.id]!.queueSeconds == 0 { metrics[request.id]!.queueSeconds = Self.seconds(since: request.arrival, to: start) }
         }
         let batch = ForwardBatch(tokens: tokens, sequences: sequences)
-        if !sequences.isEmpty { try plans?.enqueue(StepPlan.step(batch).encoded()) }
-        let scheduled = DispatchTime.now().uptimeNanoseconds
-        let logits = sequences.isEmpty ? nil : try runner.execute(batch)
+        try plans?.enqueue(StepPlan.step(batch).encoded())
+        let planSent = DispatchTime.now().uptimeNanoseconds
+        let logits = try runner.execute(batch).map { PendingLogits(values: $0, work: nil) } ?? runner.receiveLogits(of: batch)
+        return LaunchedBatch(
+            scheduled: output.scheduled, sequences: sequences, logits: logits, preempted: output.preempted.count, start: start, planSent: planSent)
+    }
+
+    /// Samples the next token of every request of `batch` that wanted logits and reports the progress.
+    private func complete(_ batch: LaunchedBatch, logits: Tensor) -> [EngineOutput] {
         var outputs: [EngineOutput] = []
         var row = 0
         let now = DispatchTime.now().uptimeNanoseconds
-        for ((request, newTokens), sequence) in zip(output.scheduled, sequences) {
+        for ((request, newTokens), sequence) in zip(batch.scheduled, batch.sequences) {
+            request.inFlight = false
+            let logitRow = sequence.wantsLogits ? row : nil
+            if sequence.wantsLogits { row += 1 }
+            // Aborted while its batch was in flight: its blocks are free already and nobody waits for it.
+            guard requests[request.id] === request else { continue }
             if request.computedTokens < request.promptTokenIDs.count {
                 promptTokensComputed += min(newTokens, request.promptTokenIDs.count - request.computedTokens)
             }
             request.computedTokens += newTokens
-            guard sequence.wantsLogits, let logits else { continue }
+            guard let logitRow else { continue }
             let width = logits.shape[1]
-            let values = logits.row(row)
-            row += 1
+            let values = logits.row(logitRow)
             // NaN or infinite logits (broken weights, an overflow) would sample token 0 as if it meant something.
             guard values.allSatisfy(\.isFinite) else {
                 request.output.abort()
@@ -283,9 +338,10 @@ public final class EngineCore {
             }
         }
         lastStep = StepStats(
-            scheduledRequests: output.scheduled.count, scheduledTokens: output.totalTokens, usedBlocks: scheduler.cache.pool.usedCount,
-            totalBlocks: scheduler.cache.pool.blockCount, preemptions: output.preempted.count,
-            scheduleSeconds: Self.seconds(since: start, to: scheduled), stepSeconds: Self.seconds(since: start, to: DispatchTime.now().uptimeNanoseconds))
+            scheduledRequests: batch.scheduled.count, scheduledTokens: batch.sequences.reduce(0) { $0 + $1.tokenCount },
+            usedBlocks: scheduler.cache.pool.usedCount, totalBlocks: scheduler.cache.pool.blockCount, preemptions: batch.preempted,
+            scheduleSeconds: Self.seconds(since: batch.start, to: batch.planSent),
+            stepSeconds: Self.seconds(since: batch.start, to: DispatchTime.now().uptimeNanoseconds))
         return outputs
     }
 

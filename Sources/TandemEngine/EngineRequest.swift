@@ -22,6 +22,8 @@ final class EngineRequest {
     var cachedPromptTokens: Int?
     /// Times it lost its blocks to a newer request's need and was sent back to the queue.
     var preemptions = 0
+    /// Whether a micro-batch holding it is still in the pipeline (its next tokens are not known yet).
+    var inFlight = false
     var generator: SeededGenerator
     let output: OutputProcessor
 

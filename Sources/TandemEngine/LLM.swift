@@ -10,11 +10,12 @@ import TandemTensor
 /// prompts. A client of the engine: `generate` submits every prompt to an `EngineCore` and steps it until all
 /// are done (continuous batching over a paged KV cache with prefix caching).
 ///
-/// Tensor parallelism comes two ways. `init(config:tensorParallelSize:)` makes this process the driver and
-/// spawns the other ranks itself (`tandem worker` processes that receive the config, report whether they loaded,
-/// and run the worker loop until this `LLM` is shut down) — as vLLM's `LLM(tensor_parallel_size=N)`. Or every
-/// rank of a group that already exists (`tandem launch`, or threads) constructs an `LLM` with
-/// `init(config:group:)` and calls `generate` with the same prompts (SPMD, as torch.distributed programs run):
+/// Tensor and pipeline parallelism come two ways. `init(config:tensorParallelSize:)` makes this process the driver
+/// and spawns the other tp × `config.pipelineParallelSize` − 1 ranks itself (`tandem worker` processes that receive
+/// the config, report whether they loaded, and run the worker loop until this `LLM` is shut down) — as vLLM's
+/// `LLM(tensor_parallel_size=T, pipeline_parallel_size=P)`. Or every rank of a group that already exists
+/// (`tandem launch`, or threads) constructs an `LLM` with `init(config:world:)` (or `init(config:group:)` for
+/// tensor parallelism alone) and calls `generate` with the same prompts (SPMD, as torch.distributed programs run):
 /// rank 0 drives and the other ranks run the worker loop for the call; every rank returns rank 0's outputs.
 public final class LLM {
     /// This rank's part of the model and its KV cache.
@@ -32,6 +33,8 @@ public final class LLM {
 
     /// Prompt tokens found in the prefix cache since loading (rank 0; 0 on the other ranks).
     public var prefixCacheHitTokens: Int { engine?.prefixCacheTokens.hits ?? 0 }
+    /// Seconds the driver has waited for the last pipeline stage's logits since loading (rank 0; 0 elsewhere).
+    public var logitsWaitSeconds: Double { engine?.logitsWaitSeconds ?? 0 }
     /// Each step of the last `generate` (rank 0; empty on the other ranks).
     public private(set) var lastSteps: [StepStats] = []
     /// End-of-sequence ids from config.json and generation_config.json.
@@ -41,36 +44,42 @@ public final class LLM {
     /// The worker processes this `LLM` spawned (nil when it spawned none).
     public let spawnedRanks: SpawnedRanks?
 
+    /// The replica's groups: every rank, this rank's tensor-parallel group and pipeline links.
+    public var groups: ReplicaGroups { runner.groups }
     /// The driver's engine (rank 0 of the group); nil on the other ranks.
     let engine: EngineCore?
     /// Each step's plan from rank 0 to the others (nil for one rank).
     let plans: BroadcastQueue?
 
-    /// Loads `config.model` split `tensorParallelSize` ways: in this process alone for 1; for more, this process
-    /// is rank 0 and spawns ranks 1..<N as `workerProgram`, which must run `LLM.runSpawnedWorker()`
-    /// (`tandem worker` does). Returns once every rank has loaded its part.
+    /// Loads `config.model` split `tensorParallelSize` ways within each of `config.pipelineParallelSize` stages:
+    /// in this process alone for one rank; for more, this process is rank 0 and spawns ranks 1..<tp·pp as
+    /// `workerProgram`, which must run `LLM.runSpawnedWorker()` (`tandem worker` does). Returns once every rank has
+    /// loaded its part.
     ///
-    /// - Throws: `LaunchError` when a worker cannot start or ends before joining, `EngineError.rankFailed` when a
+    /// - Throws: `ParallelConfigError` or `ModelLoadError` for a layout the model cannot take (before any process
+    ///   starts), `LaunchError` when a worker cannot start or ends before joining, `EngineError.rankFailed` when a
     ///   worker could not load (its error), `ModelLoadError` for the checkpoint here, `CommError`.
     public convenience init(
         config: EngineConfig, tensorParallelSize: Int, workerProgram: WorkerProgram = .tandem, progress: ((Int, Int) -> Void)? = nil
     ) throws {
-        guard tensorParallelSize > 1 else {
-            guard tensorParallelSize == 1 else { throw GenerationError.invalidRequest("tensorParallelSize must be ≥ 1, got \(tensorParallelSize)") }
-            try self.init(config: config, group: .single, spawned: nil, progress: progress)
+        guard tensorParallelSize >= 1 else { throw ParallelConfigError.nonPositive(name: "tensorParallelSize", value: tensorParallelSize) }
+        let start = DispatchTime.now().uptimeNanoseconds
+        // Refuse a layout the model cannot take before starting any process.
+        _ = try Self.partition(config, tensorParallelSize: tensorParallelSize)
+        let worldSize = tensorParallelSize * config.pipelineParallelSize
+        guard worldSize > 1 else {
+            try self.init(config: config, groups: .single, spawned: nil, progress: progress)
             return
         }
-        let start = DispatchTime.now().uptimeNanoseconds
-        // Refuse a size the model cannot split before starting any process.
-        try ModelConfig(directory: config.model).checkTensorParallel(tensorParallelSize, path: config.model)
         let ranks = try SpawnedRanks(
-            worldSize: tensorParallelSize, program: try workerProgram.resolvedPath(), arguments: workerProgram.arguments,
+            worldSize: worldSize, program: try workerProgram.resolvedPath(), arguments: workerProgram.arguments,
             options: try ProcessGroupOptions.fromEnvironment())
         do {
             var shared = config
-            shared.localRanks = shared.localRanks ?? tensorParallelSize
+            shared.localRanks = shared.localRanks ?? worldSize
             _ = try ranks.group.broadcastObject(shared, source: 0)
-            try self.init(config: shared, group: TensorParallelGroup(ranks.group), spawned: ranks, progress: progress, startedAt: start)
+            let groups = try ReplicaGroups(world: ranks.group, pipelineParallelSize: shared.pipelineParallelSize)
+            try self.init(config: shared, groups: groups, spawned: ranks, progress: progress, startedAt: start)
         } catch {
             ranks.stop()
             throw Self.explained(error, ranks)
@@ -89,7 +98,34 @@ public final class LLM {
     /// - Throws: `ModelLoadError` for the checkpoint, `EngineError.rankFailed` when another rank could not load,
     ///   `CommError` when the group fails.
     public convenience init(config: EngineConfig, group: TensorParallelGroup, progress: ((Int, Int) -> Void)? = nil) throws {
-        try self.init(config: config, group: group, spawned: nil, progress: progress)
+        try self.init(config: config, groups: ReplicaGroups(tensor: group), spawned: nil, progress: progress)
+    }
+
+    /// Loads `config.model` as this rank of `world`, laid out as `world.worldSize / config.pipelineParallelSize`
+    /// tensor-parallel ranks × `config.pipelineParallelSize` stages (vLLM's order: tp ranks consecutive); every
+    /// rank of `world` calls this together, then calls `generate` with the same prompts.
+    ///
+    /// - Throws: `ParallelConfigError` for sizes that do not fit the world or the model, `ModelLoadError` for the
+    ///   checkpoint, `EngineError.rankFailed` when another rank could not load, `CommError` when the group fails.
+    public convenience init(config: EngineConfig, world: ProcessGroup, progress: ((Int, Int) -> Void)? = nil) throws {
+        let groups = try ReplicaGroups(world: world, pipelineParallelSize: config.pipelineParallelSize)
+        do {
+            try self.init(config: config, groups: groups, spawned: nil, progress: progress)
+        } catch {
+            groups.shutdown()
+            throw error
+        }
+    }
+
+    /// The layers of each pipeline stage of `config.model` (`TANDEM_PP_LAYER_PARTITION` or vLLM's split), after
+    /// checking that `tensorParallelSize` splits its heads.
+    ///
+    /// - Throws: `ModelLoadError` for the checkpoint's config or a tp size that does not split it,
+    ///   `ParallelConfigError` for stages the layers cannot fill, `ConfigError` for a malformed partition variable.
+    static func partition(_ config: EngineConfig, tensorParallelSize: Int) throws -> PipelinePartition {
+        let model = try ModelConfig(directory: config.model)
+        try model.checkTensorParallel(tensorParallelSize, path: config.model)
+        return try PipelinePartition.fromEnvironment(layerCount: model.layerCount, stages: config.pipelineParallelSize)
     }
 
     /// `init(config:group:)` with the configuration's fields as arguments.
@@ -104,7 +140,7 @@ public final class LLM {
     }
 
     private init(
-        config: EngineConfig, group: TensorParallelGroup, spawned: SpawnedRanks?, progress: ((Int, Int) -> Void)?,
+        config: EngineConfig, groups: ReplicaGroups, spawned: SpawnedRanks?, progress: ((Int, Int) -> Void)?,
         startedAt start: UInt64 = DispatchTime.now().uptimeNanoseconds
     ) throws {
         // BLAS's count is the process's (OpenBLAS keeps one); the model's own kernels get theirs at load.
@@ -113,12 +149,14 @@ public final class LLM {
         // cannot load is named once rather than leaving the others waiting in a collective.
         let loaded = Result { () throws -> (any Tokenizer, any CausalLanguageModel, Set<Int>) in
             let tokenizer = try BytePairTokenizer(directory: config.model)
+            let partition = try Self.partition(config, tensorParallelSize: groups.layout.tensorParallelSize)
             let model = try ModelRegistry.load(
-                directory: config.model, group: group, precision: config.precision, threads: config.threads ?? 1, progress: progress)
+                directory: config.model, group: groups.tensor, part: ModelPart(stage: groups.stage, of: partition), precision: config.precision,
+                threads: config.threads ?? 1, progress: progress)
             return (tokenizer, model, Set(model.config.eosTokenIDs).union(try Self.generationEOS(config.model)))
         }
         let (tokenizer, model, eos): (any Tokenizer, any CausalLanguageModel, Set<Int>)
-        if let world = group.group {
+        if let world = groups.world {
             let reports = try world.allGatherObject(RankReady(failure: loaded.failureDescription, weightBytes: (try? loaded.get())?.1.weightBytes ?? 0))
             (tokenizer, model, eos) = try loaded.get()
             if let rank = reports.firstIndex(where: { $0.failure != nil }) { throw EngineError.rankFailed(rank: rank, "it could not load: \(reports[rank].failure!)") }
@@ -131,9 +169,10 @@ public final class LLM {
         eosTokenIDs = eos
         spawnedRanks = spawned
         runner = try ModelRunner(
-            model: model, cacheConfig: config.cache, maxNumSeqs: config.scheduler.maxNumSeqs, localRanks: config.localRanks ?? group.size)
-        plans = try group.group.map { try BroadcastQueue(world: $0, writer: 0, name: "plans") }
-        engine = group.rank == 0
+            model: model, groups: groups, cacheConfig: config.cache, maxNumSeqs: config.scheduler.maxNumSeqs,
+            localRanks: config.localRanks ?? groups.layout.worldSize)
+        plans = try groups.world.map { try BroadcastQueue(world: $0, writer: 0, name: "plans") }
+        engine = (groups.world?.rank ?? 0) == 0
             ? EngineCore(
                 runner: runner, tokenizer: tokenizer, eosTokenIDs: eosTokenIDs, scheduler: config.scheduler, prefixCaching: config.cache.prefixCaching,
                 plans: plans)
@@ -148,6 +187,7 @@ public final class LLM {
     public func shutdown() {
         if spawnedRanks != nil { engine?.shutdown() }
         plans?.shutdown()
+        runner.groups.shutdown()
         spawnedRanks?.stop()
     }
 
@@ -278,19 +318,19 @@ public final class LLM {
 
     /// Rank 0's outputs on every rank of the group.
     private func shareOutputs(_ outputs: [RequestOutput]?) throws -> [RequestOutput] {
-        guard let group = model.group.group else { return outputs! }
-        return try group.broadcastObject(outputs, source: 0)
+        guard let world = groups.world else { return outputs! }
+        return try world.broadcastObject(outputs, source: 0)
     }
 
     /// Ranks given different prompts or parameters would run collectives of different sizes; compare a digest
     /// first so the error says what is wrong.
     private func checkSameRequestsOnEveryRank(_ prompts: [[Int]], _ params: SamplingParams) throws {
-        guard let group = model.group.group else { return }
-        let digests = try group.allGatherObject(stableHash("\(prompts)|\(params)"))
+        guard let world = groups.world else { return }
+        let digests = try world.allGatherObject(stableHash("\(prompts)|\(params)"))
         if let rank = digests.firstIndex(where: { $0 != digests[0] }) {
             throw GenerationError.invalidRequest(
                 "rank \(rank) called generate with other prompts or sampling parameters than rank 0; every rank of the "
-                    + "tensor-parallel group must make the same requests")
+                    + "engine must make the same requests")
         }
     }
 

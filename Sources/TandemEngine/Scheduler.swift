@@ -24,7 +24,8 @@ struct SchedulerOutput {
 /// unfinished prompt its next chunk — then waiting ones in arrival order, all under a token budget and a cap
 /// on running requests. A long prompt is split over steps (chunked prefill), so decodes are never starved.
 /// When blocks run out, the newest running request is preempted: its blocks are freed and it is recomputed
-/// later (vLLM's recompute mode). Runs on the engine thread only.
+/// later (vLLM's recompute mode). With pipeline stages, requests in a micro-batch still in flight are neither
+/// scheduled again nor preempted until their batch completes (vLLM's batch queue). Runs on the engine thread only.
 final class Scheduler {
     let config: SchedulerConfig
     let cache: KVCacheManager
@@ -51,16 +52,23 @@ final class Scheduler {
         cache.free(request)
     }
 
-    func schedule() -> SchedulerOutput {
+    /// The next batch: at most `requestCap` requests (a pipeline's micro-batch takes its share of the running
+    /// requests, so the batches in flight are even and no stage waits on a lopsided one).
+    func schedule(requestCap: Int = .max) -> SchedulerOutput {
         var output = SchedulerOutput()
         var budget = config.maxNumBatchedTokens
         var index = 0
-        while index < running.count && budget > 0 {
+        while index < running.count && budget > 0 && output.scheduled.count < requestCap {
             let request = running[index]
+            guard !request.inFlight else {
+                index += 1
+                continue
+            }
             let newTokens = min(request.tokens.count - request.computedTokens, budget)
             var admitted = true
             while !cache.allocate(request, newTokens: newTokens) {
-                let victim = running.removeLast()
+                // The newest request not in flight (this one at worst: it comes at or after `index`).
+                let victim = running.remove(at: running.lastIndex { !$0.inFlight }!)
                 preempt(victim)
                 output.preempted.append(victim)
                 if victim === request {
@@ -75,7 +83,7 @@ final class Scheduler {
         }
         // New work only when nothing had to give way this step.
         guard output.preempted.isEmpty else { return output }
-        while let request = waiting.first, budget > 0, running.count < config.maxNumSeqs {
+        while let request = waiting.first, budget > 0, running.count < config.maxNumSeqs, output.scheduled.count < requestCap {
             let prefix = cache.cachedPrefix(request)
             let newTokens = min(request.tokens.count - prefix.count * cache.blockSize, budget)
             guard cache.allocate(request, newTokens: newTokens, prefix: prefix) else { break }

@@ -44,7 +44,7 @@ extension LLM {
         let world = try SpawnedRanks.joinAsChild()
         defer { world.shutdown() }
         let config: EngineConfig = try world.broadcastObject(nil, source: 0)
-        let llm = try LLM(config: config, group: TensorParallelGroup(world))
+        let llm = try LLM(config: config, world: world)
         try WorkerLoop.run(llm.runner, plans: llm.plans!)
     }
 }

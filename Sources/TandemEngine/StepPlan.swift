@@ -1,8 +1,8 @@
 import TandemModel
 
 /// What the driver sends every worker each step through the broadcast queue: the whole forward batch (each
-/// scheduled sequence's new token ids, cached positions, block table, whether it wants logits) or the order to
-/// stop. Workers keep no request state: a plan is all they need for a step, so a preempted or aborted request
+/// scheduled sequence's new token ids, cached positions, block table, whether it wants logits), the order to
+/// report each rank's compute time, or the order to stop. Workers keep no request state: a plan is all they need for a step, so a preempted or aborted request
 /// costs them nothing.
 ///
 /// Encoded as little-endian 32-bit words (no JSON on the step path): a magic word, the kind, then for a step the
@@ -12,6 +12,8 @@ public enum StepPlan: Equatable, Sendable {
     case step(ForwardBatch)
     /// Leave the worker loop.
     case shutdown
+    /// Join an all-gather of each rank's forward seconds (`LLM.computeSecondsPerRank`).
+    case reportComputeTime
 
     private static let magic: Int32 = 0x5444_5350  // "TDSP"
 
@@ -21,6 +23,8 @@ public enum StepPlan: Equatable, Sendable {
         switch self {
         case .shutdown:
             words.append(0)
+        case .reportComputeTime:
+            words.append(2)
         case let .step(batch):
             words.append(1)
             words.append(Int32(batch.sequences.count))
@@ -66,6 +70,9 @@ public enum StepPlan: Equatable, Sendable {
                 throw .malformedPlan("\(tokens.count) tokens for sequences that bring \(sequences.reduce(0) { $0 + $1.tokenCount })")
             }
             self = .step(ForwardBatch(tokens: tokens, sequences: sequences))
+        case 2:
+            guard words.count == 2 else { throw .malformedPlan("a compute-time report of \(words.count) words") }
+            self = .reportComputeTime
         default:
             throw .malformedPlan("unknown kind \(words[1])")
         }

@@ -1,23 +1,29 @@
 import Foundation
 import TandemTensor
 
-/// What the engine needs of a model family: one rank's part of a decoder that turns a batch of new tokens into
-/// logits over a paged KV cache. Each family (Llama and its kin today; Mixtral next) implements it in a file of
-/// its own and is listed in `ModelRegistry`.
+/// What the engine needs of a model family: one rank's part of a decoder — its tensor-parallel slices of one
+/// pipeline stage's layers — that turns a batch of new tokens (or the previous stage's hidden states) into hidden
+/// states for the next stage or logits, over a paged KV cache. Each family (Llama and its kin today; Mixtral next)
+/// implements it in a file of its own and is listed in `ModelRegistry`.
 public protocol CausalLanguageModel: AnyObject {
     /// The checkpoint's config.json.
     var config: ModelConfig { get }
     /// The ranks the weights are split over.
     var group: TensorParallelGroup { get }
+    /// The layers (and ends) this rank's pipeline stage holds.
+    var part: ModelPart { get }
     /// Bytes of the weights this rank holds.
     var weightBytes: Int { get }
     /// The dtype the checkpoint's weights are kept in (the KV cache's "auto" dtype).
     var weightDType: DType { get }
     /// The kv heads this rank stores.
     var keyValueHeadsPerRank: Int { get }
-    /// Runs the new tokens of every sequence of `batch`, storing their keys and values in `cache`; logits of the
-    /// sequences that want them on group rank `root`, nil on the other ranks.
-    func forward(_ batch: ForwardBatch, cache: PagedKVCache, logitsTo root: Int) throws -> Tensor?
+    /// Runs this part's layers over the new tokens of every sequence of `batch`, storing their keys and values in
+    /// `cache`: from the tokens on the first stage, from `hidden` (the previous stage's output) on the others.
+    ///
+    /// - Returns: the hidden states for the next stage, or on the last stage the logits of the sequences that
+    ///   want them on group rank `root` (nil on the other ranks).
+    func forward(_ batch: ForwardBatch, cache: PagedKVCache, hidden: Tensor?, logitsTo root: Int) throws -> StageOutput
 }
 
 extension CausalLanguageModel {
@@ -26,13 +32,15 @@ extension CausalLanguageModel {
     /// - Throws: `GenerationError.cacheUnavailable` when the system refuses the memory.
     public func makeKVCache(blockCount: Int, blockSize: Int, dtype: DType) throws(GenerationError) -> PagedKVCache {
         try PagedKVCache(
-            layerCount: config.layerCount, blockCount: blockCount,
+            layerCount: part.layers.count, blockCount: blockCount,
             layout: PagedKVLayout(blockSize: blockSize, keyValueHeads: keyValueHeadsPerRank, headDimension: config.headDimension, dtype: dtype))
     }
 
-    /// `forward` with the logits on group rank 0.
-    public func forward(_ batch: ForwardBatch, cache: PagedKVCache) throws -> Tensor? {
-        try forward(batch, cache: cache, logitsTo: 0)
+    /// The whole model's forward pass (a single stage): logits on group rank `root`, nil on the other ranks.
+    public func forward(_ batch: ForwardBatch, cache: PagedKVCache, logitsTo root: Int = 0) throws -> Tensor? {
+        precondition(part.isWhole, "a pipeline stage (\(part)) runs forward(_:cache:hidden:logitsTo:)")
+        guard case let .logits(logits) = try forward(batch, cache: cache, hidden: nil, logitsTo: root) else { preconditionFailure("the whole model returns logits") }
+        return logits
     }
 }
 
@@ -40,11 +48,12 @@ extension CausalLanguageModel {
 public enum ModelRegistry {
     /// Loads one rank's part of a checkpoint of this family.
     public typealias Loader = @Sendable (
-        _ directory: String, _ group: TensorParallelGroup, _ precision: ComputePrecision, _ threads: Int, _ progress: ((Int, Int) -> Void)?
+        _ directory: String, _ group: TensorParallelGroup, _ part: ModelPart?, _ precision: ComputePrecision, _ threads: Int,
+        _ progress: ((Int, Int) -> Void)?
     ) throws -> any CausalLanguageModel
 
     /// Llama and the families that share its layers (Mistral: a sliding window; Qwen2: q/k/v biases).
-    private static let llama: Loader = { try LlamaModel(directory: $0, group: $1, precision: $2, threads: $3, progress: $4) }
+    private static let llama: Loader = { try LlamaModel(directory: $0, group: $1, part: $2, precision: $3, threads: $4, progress: $5) }
     private static let families: [String: Loader] = ["llama": llama, "mistral": llama, "qwen2": llama]
 
     /// The `model_type`s Tandem runs, sorted.
@@ -53,15 +62,16 @@ public enum ModelRegistry {
     /// Loads this rank's part of the checkpoint in `directory`, choosing the family by its `model_type`.
     ///
     /// - Parameters:
+    ///   - part: the pipeline stage's layers and ends (nil: the whole model).
     ///   - precision: what the linear layers multiply in.
     ///   - threads: threads each layer's kernels run on (this rank's share of the cores).
-    ///   - progress: called after each decoder layer with (layers loaded, layer count).
+    ///   - progress: called after each decoder layer with (layers loaded, layers of the part).
     /// - Throws: `ModelLoadError` (an unsupported `model_type` names the supported ones).
     public static func load(
-        directory: String, group: TensorParallelGroup, precision: ComputePrecision = .float32, threads: Int = 1,
+        directory: String, group: TensorParallelGroup, part: ModelPart? = nil, precision: ComputePrecision = .float32, threads: Int = 1,
         progress: ((Int, Int) -> Void)? = nil
     ) throws -> any CausalLanguageModel {
         let config = try ModelConfig(directory: directory)
-        return try families[config.modelType]!(directory, group, precision, threads, progress)
+        return try families[config.modelType]!(directory, group, part, precision, threads, progress)
     }
 }

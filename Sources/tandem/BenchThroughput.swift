@@ -15,7 +15,9 @@ struct BenchThroughput: ParsableCommand {
             Prompts are random token ids (seeded), generation is greedy and ignores end-of-sequence, so every request \
             produces --output-len tokens. One untimed warm-up request runs first; with --prefix-len every prompt starts \
             with the same random prefix. The driver's share is the time rank 0 spends scheduling and sending the \
-            plan, over the steps that ran the largest batch.
+            plan, over the steps that ran the largest batch. With --pp, each stage's idle share is 1 − (seconds its \
+            ranks spent in forward passes ÷ the run's seconds), averaged over the stage's tp ranks: the pipeline \
+            bubble, plus on stage 0 the driver's own work (scheduling, sampling).
             """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -50,6 +52,7 @@ struct BenchThroughput: ParsableCommand {
 
     struct Report: Codable {
         var tensorParallelSize = 0
+        var pipelineParallelSize = 1
         var threadsPerRank = 0
         var numPrompts = 0
         var inputLength = 0
@@ -73,9 +76,13 @@ struct BenchThroughput: ParsableCommand {
         var prefixCacheHitTokens = 0
         /// A hash of every output's token ids, to compare runs (cache on and off).
         var outputDigest = ""
+        /// Each pipeline stage's share of the run not spent in forward passes.
+        var stageIdleFractions: [Double] = []
+        /// The driver's share of the run spent waiting for the last stage's logits.
+        var driverLogitsWaitShare = 0.0
 
         enum CodingKeys: String, CodingKey {
-            case tensorParallelSize = "tp", threadsPerRank = "threads_per_rank", numPrompts = "num_prompts", inputLength = "input_len"
+            case tensorParallelSize = "tp", pipelineParallelSize = "pp", stageIdleFractions = "stage_idle_fractions", driverLogitsWaitShare = "driver_logits_wait_share", threadsPerRank = "threads_per_rank", numPrompts = "num_prompts", inputLength = "input_len"
             case outputLength = "output_len", prefixLength = "prefix_len", elapsedSeconds = "elapsed_s", requestsPerSecond = "requests_per_s"
             case outputTokensPerSecond = "output_tokens_per_s", totalTokensPerSecond = "total_tokens_per_s", steps, largestBatch = "largest_batch"
             case driverShare = "driver_share", preemptions, kvCacheBytesPerRank = "kv_cache_bytes_per_rank", kvBlocks = "kv_blocks"
@@ -92,6 +99,8 @@ struct BenchThroughput: ParsableCommand {
             let params = SamplingParams(temperature: 0, maxTokens: outputLength, ignoreEOS: true)
             _ = try llm.generate(promptTokenIDs: [random.tokens(min(inputLength, 16))], SamplingParams(temperature: 0, maxTokens: 2, ignoreEOS: true))
             let hitsBefore = llm.prefixCacheHitTokens
+            let computeBefore = try llm.computeSecondsPerRank()
+            let waitBefore = llm.logitsWaitSeconds
             let start = DispatchTime.now().uptimeNanoseconds
             var outputs: [RequestOutput] = []
             var firstTokenSeconds: [Double] = []
@@ -103,12 +112,13 @@ struct BenchThroughput: ParsableCommand {
             }
             let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             let resident = try llm.residentBytesPerRank().max() ?? 0
+            let computed = zip(try llm.computeSecondsPerRank(), computeBefore).map { $0 - $1 }
             guard reports else { return }
             let generated = outputs.reduce(0) { $0 + $1.tokenIDs.count }
             let largest = steps.map(\.scheduledRequests).max() ?? 0
             let full = steps.filter { $0.scheduledRequests == largest }
             var report = Report(
-                tensorParallelSize: llm.model.group.size, threadsPerRank: modelOptions.threadsPerRank, numPrompts: numPrompts, inputLength: inputLength,
+                tensorParallelSize: llm.groups.layout.tensorParallelSize, pipelineParallelSize: llm.groups.layout.pipelineParallelSize, threadsPerRank: modelOptions.threadsPerRank, numPrompts: numPrompts, inputLength: inputLength,
                 outputLength: outputLength, prefixLength: prefixLength, elapsedSeconds: elapsed)
             report.requestsPerSecond = Double(numPrompts) / elapsed
             report.outputTokensPerSecond = Double(generated) / elapsed
@@ -122,6 +132,11 @@ struct BenchThroughput: ParsableCommand {
             report.residentBytesPerRank = resident
             report.prefixCacheHitTokens = llm.prefixCacheHitTokens - hitsBefore
             report.outputDigest = String(stableHash("\(outputs.map(\.tokenIDs))"), radix: 16)
+            report.driverLogitsWaitShare = (llm.logitsWaitSeconds - waitBefore) / elapsed
+            let tp = report.tensorParallelSize
+            report.stageIdleFractions = (0..<report.pipelineParallelSize).map { stage in
+                1 - computed[(stage * tp)..<((stage + 1) * tp)].reduce(0, +) / Double(tp) / elapsed
+            }
             if sequential {
                 let rest = firstTokenSeconds.dropFirst().sorted()
                 report.firstTimeToFirstTokenSeconds = firstTokenSeconds[0]
@@ -133,11 +148,12 @@ struct BenchThroughput: ParsableCommand {
             } else {
                 print(
                     """
-                    model \(modelOptions.model): tp \(report.tensorParallelSize), \(report.threadsPerRank) thread(s)/rank, \(numPrompts) prompts × (\(inputLength) in\(prefixLength > 0 ? ", \(prefixLength) shared" : ""), \(outputLength) out)
+                    model \(modelOptions.model): tp \(report.tensorParallelSize), pp \(report.pipelineParallelSize), \(report.threadsPerRank) thread(s)/rank, \(numPrompts) prompts × (\(inputLength) in\(prefixLength > 0 ? ", \(prefixLength) shared" : ""), \(outputLength) out)
                       throughput \(String(format: "%.2f", report.requestsPerSecond)) requests/s, \(String(format: "%.1f", report.outputTokensPerSecond)) output tokens/s, \(String(format: "%.1f", report.totalTokensPerSecond)) total tokens/s (\(String(format: "%.1f", elapsed)) s)
                       steps \(report.steps), largest batch \(largest), driver (schedule + plan) \(String(format: "%.2f", report.driverShare * 100))% of a full step, \(report.preemptions) preemptions
                       KV cache \(report.kvBlocks) blocks, \(report.kvCacheBytesPerRank / 1_000_000) MB/rank; resident \(report.residentBytesPerRank / 1_000_000) MB/rank at the end
                       prefix cache \(report.prefixCacheHitTokens) hit tokens; outputs digest \(report.outputDigest)
+                      idle share by stage (not in forward passes): \(report.stageIdleFractions.map { String(format: "%.1f%%", $0 * 100) }.joined(separator: ", "))\(report.pipelineParallelSize > 1 ? String(format: "; the driver waited for logits %.1f%%", report.driverLogitsWaitShare * 100) : "")
                     """)
                 if sequential {
                     print(String(

@@ -6,10 +6,10 @@ import TandemModel
 /// `tandem generate`: completions for prompts, like vLLM's offline `LLM.generate`.
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Generate completions for prompts from a Hugging Face checkpoint, optionally split over --tp ranks.",
+        abstract: "Generate completions for prompts from a Hugging Face checkpoint, optionally split over --tp × --pp ranks.",
         discussion: """
-            With --tp N and no launcher, Tandem starts N local ranks itself; under `tandem launch` each process is one \
-            rank and the world size must equal --tp. Every rank computes the same tokens; rank 0 prints them.
+            With --tp T --pp P and no launcher, Tandem starts T × P local ranks itself; under `tandem launch` each process \
+            is one rank and the world size must equal T × P. Every rank computes the same tokens; rank 0 prints them.
             """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -115,8 +115,8 @@ struct Generate: ParsableCommand {
                     }
                 }
                 let line = String(
-                    format: "load %.2f s, prefill %.1f tokens/s, decode %.1f tokens/s (tp %d)", llm.loadSeconds,
-                    timings.prefillTokensPerSecond, timings.decodeTokensPerSecond, modelOptions.tp)
+                    format: "load %.2f s, prefill %.1f tokens/s, decode %.1f tokens/s (tp %d, pp %d)", llm.loadSeconds,
+                    timings.prefillTokensPerSecond, timings.decodeTokensPerSecond, modelOptions.tp, modelOptions.pp)
                 // With --stream, standard output is the text alone (pipeable); the timing goes to standard error.
                 if stream { FileHandle.standardError.write(Data((line + "\n").utf8)) } else { print(line) }
             }

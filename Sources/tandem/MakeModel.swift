@@ -25,6 +25,9 @@ struct MakeModel: ParsableCommand {
     @Option(help: "Seed of the random weights.")
     var seed: UInt64 = 0
 
+    @Option(help: "Decoder layers, in place of the preset's (e.g. enough for --pp stages).")
+    var layers: Int?
+
     @Flag(help: "Write into a directory that already holds files (those of the same name are replaced).")
     var force = false
 
@@ -35,10 +38,12 @@ struct MakeModel: ParsableCommand {
         guard let type = DType(name: dtype), type.isFloatingPoint else {
             throw ValidationError("--dtype must be bfloat16, float16 or float32, got \(dtype)")
         }
+        if let layers, !(1...1024).contains(layers) { throw ValidationError("--layers must be in 1...1024, got \(layers)") }
     }
 
     func run() throws {
-        let chosen = ModelPreset.all.first { $0.name == preset }!
+        var chosen = ModelPreset.all.first { $0.name == preset }!
+        if let layers { chosen.layerCount = layers }
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: out, isDirectory: &isDirectory) {
             guard isDirectory.boolValue else { throw CommandFailure("--out \(out) is a file, not a directory") }

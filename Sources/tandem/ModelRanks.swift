@@ -11,8 +11,11 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "A Hugging Face checkpoint directory (config.json, tokenizer.json, *.safetensors).")
     var model: String
 
-    @Option(help: "Tensor-parallel size: local ranks to spawn, or the world size under `tandem launch`.")
+    @Option(help: "Tensor-parallel size: ranks each pipeline stage's layers are split over.")
     var tp: Int = 1
+
+    @Option(help: "Pipeline-parallel size: stages the layers are split over (vLLM's split; TANDEM_PP_LAYER_PARTITION=a,b,… sets it). Without a launcher Tandem spawns --tp × --pp local ranks; under `tandem launch` the world must be --tp × --pp.")
+    var pp: Int = 1
 
     @Option(help: "BLAS and kernel threads per rank (default: the cores divided among the local ranks).")
     var threads: Int?
@@ -24,6 +27,7 @@ struct ModelOptions: ParsableArguments {
 
     func validate() throws {
         guard tp >= 1 else { throw ValidationError("--tp must be ≥ 1, got \(tp)") }
+        guard pp >= 1 else { throw ValidationError("--pp must be ≥ 1, got \(pp)") }
         if let threads, threads < 1 { throw ValidationError("--threads must be ≥ 1, got \(threads)") }
         if computeDType == .bfloat16 && !ComputePrecision.bfloat16Available {
             throw ValidationError("--compute-dtype bfloat16 needs a CPU with AVX-512 BF16, which this one lacks; use float32")
@@ -34,8 +38,11 @@ struct ModelOptions: ParsableArguments {
         }
     }
 
-    /// Ranks on this host: `LOCAL_WORLD_SIZE` under the launcher, else the `--tp` ranks this process spawns.
-    var localRanks: Int { Int(ProcessInfo.processInfo.environment["LOCAL_WORLD_SIZE"] ?? "") ?? tp }
+    /// Ranks of one engine: tp × pp.
+    var worldSize: Int { tp * pp }
+
+    /// Ranks on this host: `LOCAL_WORLD_SIZE` under the launcher, else the tp × pp ranks this process spawns.
+    var localRanks: Int { Int(ProcessInfo.processInfo.environment["LOCAL_WORLD_SIZE"] ?? "") ?? worldSize }
 
     /// `--threads`, or this host's cores divided among its ranks.
     var threadsPerRank: Int { threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / localRanks) }
@@ -44,24 +51,25 @@ struct ModelOptions: ParsableArguments {
     var engineConfig: EngineConfig {
         EngineConfig(
             model: model, precision: computeDType, threads: threadsPerRank, cache: engine.cacheConfig, scheduler: engine.schedulerConfig,
-            localRanks: localRanks)
+            localRanks: localRanks, pipelineParallelSize: pp)
     }
 
-    /// Runs `body` with this rank's `LLM`. Without a launcher this process is rank 0 and, for tp > 1, spawns the
-    /// other ranks itself (`tandem worker` processes); under `tandem launch` (RANK set) every process is one rank
-    /// of the launched world and calls `body`.
+    /// Runs `body` with this rank's `LLM`. Without a launcher this process is rank 0 and, for tp × pp > 1, spawns
+    /// the other ranks itself (`tandem worker` processes); under `tandem launch` (RANK set) every process is one
+    /// rank of the launched world and calls `body`.
     ///
     /// - Parameter body: gets the model and whether this rank reports (rank 0).
     func run(_ body: (LLM, _ reports: Bool) throws -> Void) throws {
         let world = ProcessInfo.processInfo.environment["RANK"] == nil ? nil : try ProcessGroup.initialize(Rendezvous.fromEnvironment())
         defer { world?.shutdown() }
-        if let world, world.worldSize != tp {
-            throw CommandFailure("the launcher started \(world.worldSize) ranks but --tp is \(tp); Tandem's generate runs tensor parallelism only, so they must match")
+        if let world, world.worldSize != worldSize {
+            throw CommandFailure(
+                "the launcher started \(world.worldSize) ranks but --tp \(tp) × --pp \(pp) is \(worldSize); start tp × pp ranks (data parallelism is not supported yet)")
         }
         let reports = (world?.rank ?? 0) == 0
         let bar = reports && isatty(2) != 0 ? ProgressBar(title: "loading \(model)") : nil
         let progress = bar.map { bar in { bar.show($0, of: $1) } }
-        let llm = try world.map { try LLM(config: engineConfig, group: TensorParallelGroup($0), progress: progress) }
+        let llm = try world.map { try LLM(config: engineConfig, world: $0, progress: progress) }
             ?? LLM(config: engineConfig, tensorParallelSize: tp, workerProgram: WorkerProgram(path: selfExecutable(), arguments: ["worker"]), progress: progress)
         bar?.finish()
         defer { llm.shutdown() }

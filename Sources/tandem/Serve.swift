@@ -5,12 +5,12 @@ import TandemEngine
 import Synchronization
 import TandemServer
 
-/// `tandem serve`: the OpenAI-compatible HTTP server over an engine of `--tp` ranks.
+/// `tandem serve`: the OpenAI-compatible HTTP server over an engine of `--tp` × `--pp` ranks.
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve a model over OpenAI's HTTP API (/v1/completions, /v1/chat/completions, /v1/models, /health, /version).",
         discussion: """
-            Spawns the --tp ranks as `generate` does, then listens on --host:--port (127.0.0.1:8000 by default; \
+            Spawns the --tp × --pp ranks as `generate` does, then listens on --host:--port (127.0.0.1:8000 by default; \
             --host 0.0.0.0 for every interface). With --api-key (or TANDEM_API_KEY), /v1 requests must carry \
             `Authorization: Bearer <key>`. When a rank dies, the requests it was running end with a 503 (or an error \
             event), /health answers 503, and the ranks are started again (the first restart at once, then backing off \
@@ -48,7 +48,7 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         guard ProcessInfo.processInfo.environment["RANK"] == nil else {
-            throw CommandFailure("tandem serve spawns its own ranks (--tp N); do not start it under tandem launch")
+            throw CommandFailure("tandem serve spawns its own ranks (--tp T --pp P); do not start it under tandem launch")
         }
         let template: ModelTemplate
         do {
@@ -70,7 +70,7 @@ struct Serve: ParsableCommand {
         let application = HTTPServer.application(
             serving: serving, options: options, healthy: { engine.state == .running },
             onRunning: { port in
-                FileHandle.standardError.write(Data("tandem serve: \(name) on http://\(host):\(port) (tp \(modelOptions.tp)\(template.template == nil ? ", no chat template" : ""))\n".utf8))
+                FileHandle.standardError.write(Data("tandem serve: \(name) on http://\(host):\(port) (tp \(modelOptions.tp), pp \(modelOptions.pp)\(template.template == nil ? ", no chat template" : ""))\n".utf8))
             })
         let done = DispatchSemaphore(value: 0)
         let failure = Mutex<(any Error)?>(nil)

@@ -54,10 +54,12 @@ final class EngineCoreTests: XCTestCase {
     /// The mix in an engine with a 28-block pool (a request needs up to 15), a 24-token step budget and at
     /// most 5 running requests.
     private func mixed(
-        _ directory: String, _ planned: [Planned], tensorParallelSize: Int, prefixCaching: Bool, precision: ComputePrecision = .float32
+        _ directory: String, _ planned: [Planned], tensorParallelSize: Int, pipelineParallelSize: Int = 1, prefixCaching: Bool,
+        precision: ComputePrecision = .float32
     ) throws -> (outputs: [String: RequestOutput], preemptions: Int, hits: Int) {
         try EngineFixtures.withEngine(
-            directory, tensorParallelSize: tensorParallelSize, cache: CacheConfig(blockSize: 4, blockCount: 28, prefixCaching: prefixCaching),
+            directory, tensorParallelSize: tensorParallelSize, pipelineParallelSize: pipelineParallelSize,
+            cache: CacheConfig(blockSize: 4, blockCount: 28, prefixCaching: prefixCaching),
             scheduler: SchedulerConfig(maxNumBatchedTokens: 24, maxNumSeqs: 5), precision: precision
         ) { core in
             var finished: [String: RequestOutput] = [:]
@@ -83,12 +85,14 @@ final class EngineCoreTests: XCTestCase {
         }
     }
 
-    private func checkMix(tensorParallelSize: Int, precision: ComputePrecision = .float32) throws {
+    private func checkMix(tensorParallelSize: Int, pipelineParallelSize: Int = 1, precision: ComputePrecision = .float32) throws {
         let directory = try EngineFixtures.tinyModel(self)
         let seed = Self.seed()
         let planned = Self.plannedRequests(seed: seed)
         let reference = try alone(directory, planned, precision: precision)
-        let run = try mixed(directory, planned, tensorParallelSize: tensorParallelSize, prefixCaching: true, precision: precision)
+        let run = try mixed(
+            directory, planned, tensorParallelSize: tensorParallelSize, pipelineParallelSize: pipelineParallelSize, prefixCaching: true,
+            precision: precision)
         XCTAssertEqual(run.outputs.count, planned.count, "every request ends (seed \(seed))")
         let oneRank = try LlamaModel(directory: directory, group: .single, precision: precision)
         for request in planned {
@@ -105,7 +109,7 @@ final class EngineCoreTests: XCTestCase {
                 oneRank, context: request.prompt + alone[..<split], candidates: (alone[split], output.tokenIDs[split]),
                 tolerance: precision == .float32 ? 1e-4 : 1e-2, "\(request.id), seed \(seed)")
         }
-        print("tp \(tensorParallelSize): \(run.preemptions) preemptions, \(run.hits) prefix-cache hit tokens")
+        print("tp \(tensorParallelSize) pp \(pipelineParallelSize): \(run.preemptions) preemptions, \(run.hits) prefix-cache hit tokens")
     }
 
     /// Where a request's greedy tokens in the mix part from its tokens alone, the two candidates must be tied to
@@ -134,6 +138,12 @@ final class EngineCoreTests: XCTestCase {
     func testRandomMixMatchesRequestsRunAloneOnTwoRanks() throws { try checkMix(tensorParallelSize: 2) }
 
     func testRandomMixMatchesRequestsRunAloneOnFourRanks() throws { try checkMix(tensorParallelSize: 4) }
+
+    /// Two pipeline stages, two micro-batches in flight: arrivals, aborts and preemptions land between launch and
+    /// completion of a batch.
+    func testRandomMixMatchesRequestsRunAloneOverTwoPipelineStages() throws { try checkMix(tensorParallelSize: 1, pipelineParallelSize: 2) }
+
+    func testRandomMixMatchesRequestsRunAloneOverTwoStagesOfTwoRanks() throws { try checkMix(tensorParallelSize: 2, pipelineParallelSize: 2) }
 
     func testRandomMixMatchesRequestsRunAloneWithBFloat16Compute() throws {
         try XCTSkipUnless(ComputePrecision.bfloat16Available, "this CPU has no AVX-512 BF16")

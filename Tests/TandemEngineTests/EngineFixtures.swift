@@ -2,12 +2,13 @@ import Foundation
 import TandemComm
 import TandemEngine
 import TandemModel
+import TandemParallel
 import TandemTokenizer
 import TandemTensor
 import XCTest
 
-/// A tiny checkpoint and engines over it, on one rank or on tensor-parallel ranks as threads (rank 0 drives,
-/// the others run the worker loop).
+/// A tiny checkpoint and engines over it, on one rank or on tp × pp ranks as threads (rank 0 drives, the others
+/// run the worker loop).
 enum EngineFixtures {
     /// Writes the tiny preset into a fresh directory removed after the test.
     static func tinyModel(_ test: XCTestCase) throws -> String {
@@ -17,19 +18,23 @@ enum EngineFixtures {
         return directory.path
     }
 
-    /// Runs `body` with an engine over `directory` split `tensorParallelSize` ways and returns its result;
-    /// checks afterwards that every KV block is free again.
+    /// Runs `body` with an engine over `directory` split `tensorParallelSize` ways in each of
+    /// `pipelineParallelSize` stages and returns its result; checks afterwards that every KV block is free again.
     static func withEngine<Value: Sendable>(
-        _ directory: String, tensorParallelSize: Int = 1, cache: CacheConfig, scheduler: SchedulerConfig = SchedulerConfig(),
-        precision: ComputePrecision = .float32, _ body: @escaping @Sendable (EngineCore) throws -> Value
+        _ directory: String, tensorParallelSize: Int = 1, pipelineParallelSize: Int = 1, cache: CacheConfig,
+        scheduler: SchedulerConfig = SchedulerConfig(), precision: ComputePrecision = .float32,
+        _ body: @escaping @Sendable (EngineCore) throws -> Value
     ) throws -> Value {
         Matmul.setBLASThreads(1)
-        let run: @Sendable (TensorParallelGroup) throws -> Value? = { group in
-            let model = try LlamaModel(directory: directory, group: group, precision: precision)
-            let runner = try ModelRunner(model: model, cacheConfig: cache, maxNumSeqs: scheduler.maxNumSeqs, localRanks: group.size)
-            let plans = try group.group.map { try BroadcastQueue(world: $0, writer: 0, name: "plans") }
+        let run: @Sendable (ReplicaGroups) throws -> Value? = { groups in
+            let layers = try ModelConfig(directory: directory).layerCount
+            let part = ModelPart(stage: groups.stage, of: try PipelinePartition(layerCount: layers, stages: pipelineParallelSize))
+            let model = try LlamaModel(directory: directory, group: groups.tensor, part: part, precision: precision)
+            let runner = try ModelRunner(
+                model: model, groups: groups, cacheConfig: cache, maxNumSeqs: scheduler.maxNumSeqs, localRanks: groups.layout.worldSize)
+            let plans = try groups.world.map { try BroadcastQueue(world: $0, writer: 0, name: "plans") }
             defer { plans?.shutdown() }
-            guard group.rank == 0 else {
+            guard (groups.world?.rank ?? 0) == 0 else {
                 try WorkerLoop.run(runner, plans: plans!)
                 return nil
             }
@@ -42,8 +47,13 @@ enum EngineFixtures {
             XCTAssertEqual(core.blockUsage.used, 0, "every KV block is free once no request is left")
             return value
         }
-        if tensorParallelSize == 1 { return try run(.single)! }
-        let results = try ThreadLauncher.run(worldSize: tensorParallelSize) { group in try run(TensorParallelGroup(group)) }
+        let worldSize = tensorParallelSize * pipelineParallelSize
+        if worldSize == 1 { return try run(.single)! }
+        let results = try ThreadLauncher.run(worldSize: worldSize) { world in
+            let groups = try ReplicaGroups(world: world, pipelineParallelSize: pipelineParallelSize)
+            defer { groups.shutdown() }
+            return try run(groups)
+        }
         return try results[0].get()!
     }
 

@@ -35,8 +35,8 @@ final class GenerateCommandTests: XCTestCase {
         "--ignore-eos", "--json", "--threads", "1",
     ]
 
-    private func generate(_ prefix: [String] = [], tp: Int) throws -> Report {
-        let run = try BuiltProgram.run(BuiltProgram.tandem, prefix + ["generate", "--model", directory, "--tp", String(tp)] + generateArguments)
+    private func generate(_ prefix: [String] = [], tp: Int, _ options: [String] = []) throws -> Report {
+        let run = try BuiltProgram.run(BuiltProgram.tandem, prefix + ["generate", "--model", directory, "--tp", String(tp)] + options + generateArguments)
         XCTAssertEqual(run.status, 0, run.output)
         let line = try XCTUnwrap(run.output.split(separator: "\n").first { $0.hasPrefix("{") }, run.output)
         return try JSONDecoder().decode(Report.self, from: Data(line.utf8))
@@ -56,6 +56,12 @@ final class GenerateCommandTests: XCTestCase {
 
         let launched = try generate(["launch", "--nproc-per-node", "2", "--no-prefix", "--", BuiltProgram.tandem], tp: 2)
         XCTAssertEqual(launched.outputs.map(\.token_ids), single.outputs.map(\.token_ids))
+
+        // Pipeline stages: spawned, and tp 2 × pp 2 under the launcher.
+        let staged = try generate(tp: 1, ["--pp", "2"])
+        XCTAssertEqual(staged.outputs.map(\.token_ids), single.outputs.map(\.token_ids))
+        let hybrid = try generate(["launch", "--nproc-per-node", "4", "--no-prefix", "--", BuiltProgram.tandem], tp: 2, ["--pp", "2"])
+        XCTAssertEqual(hybrid.outputs.map(\.token_ids), single.outputs.map(\.token_ids))
     }
 
     /// Through processes, an engine squeezed to a 12-block pool of 4 positions, 8-token steps and 2 running
@@ -199,11 +205,11 @@ final class GenerateCommandTests: XCTestCase {
         XCTAssertTrue(run.output.contains("is not a directory"), run.output)
     }
 
-    func testLaunchedWorldThatDoesNotMatchTheTensorParallelSizeIsRefused() throws {
+    func testLaunchedWorldThatDoesNotMatchTheLayoutIsRefused() throws {
         let run = try BuiltProgram.run(
             BuiltProgram.tandem, ["launch", "--nproc-per-node", "2", "--", BuiltProgram.tandem, "generate", "--model", directory, "--prompt", "x"])
         XCTAssertNotEqual(run.status, 0)
-        XCTAssertEqual(run.lines(containing: "started 2 ranks but --tp is 1").count, 1, "printed once, by rank 0: \(run.output)")
+        XCTAssertEqual(run.lines(containing: "started 2 ranks but --tp 1 × --pp 1 is 1").count, 1, "printed once, by rank 0: \(run.output)")
         XCTAssertFalse(run.output.contains("Usage:"), run.output)
         // A request every rank refuses: also said once.
         let refused = try BuiltProgram.run(
@@ -216,27 +222,35 @@ final class GenerateCommandTests: XCTestCase {
 
     /// Starts `tandem generate --tp 2` on a long generation and, once its spawned worker runs, calls `body` with
     /// the driver's and the worker's process ids; returns the run.
-    private func longGeneration(_ body: @escaping (_ driver: Process, _ worker: pid_t) -> Void) throws -> BuiltProgram.Run {
+    /// A long greedy generation over `layout` (tp 2 by default); `body` gets the driver and its workers (in rank
+    /// order) once it is generating.
+    private func longGeneration(
+        model: String? = nil, layout: [String] = ["--tp", "2"], prompts: Int = 1,
+        _ body: @escaping (_ driver: Process, _ workers: [pid_t]) -> Void
+    ) throws -> BuiltProgram.Run {
+        let model = model ?? directory!
         // A long context so that generation is still running when a rank is killed.
-        let configURL = URL(fileURLWithPath: directory).appendingPathComponent("config.json")
+        let configURL = URL(fileURLWithPath: model).appendingPathComponent("config.json")
         var config = try JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as! [String: Any]
         config["max_position_embeddings"] = 8192
         try JSONSerialization.data(withJSONObject: config).write(to: configURL)
+        let expected = layout.enumerated().filter { $0.offset % 2 == 1 }.reduce(1) { $0 * Int($1.element)! } - 1
         return try BuiltProgram.run(
             BuiltProgram.tandem,
-            ["generate", "--model", directory, "--tp", "2", "--prompt", "x", "--max-tokens", "8000", "--ignore-eos", "--temperature", "0",
-             "--threads", "1"], timeout: 60
+            ["generate", "--model", model] + layout + (0..<prompts).flatMap { ["--prompt", "x \($0)"] }
+                + ["--max-tokens", "8000", "--ignore-eos", "--temperature", "0", "--threads", "1"], timeout: 60
         ) { driver in
             let pid = driver.processIdentifier
             var children: [pid_t] = []
             let deadline = Date(timeIntervalSinceNow: 20)
-            while children.isEmpty && Date() < deadline {
+            while children.count < expected && Date() < deadline {
                 usleep(50_000)
                 children = childProcesses(of: pid)
             }
-            guard children.count == 1 else { return XCTFail("the driver did not spawn exactly one worker: \(children)") }
+            guard children.count == expected else { return XCTFail("the driver spawned \(children) where \(expected) workers were due") }
             usleep(1_000_000)  // loading done, generating
-            body(driver, children[0])
+            // Spawned in rank order, so their pids ascend unless the pid space wrapped.
+            body(driver, children.sorted())
         }
     }
 
@@ -245,8 +259,8 @@ final class GenerateCommandTests: XCTestCase {
     func testKilledWorkerEndsTheJobPromptly() throws {
         var killedAt: Date?
         var finishedAt = Date()
-        let run = try longGeneration { driver, worker in
-            kill(worker, SIGKILL)
+        let run = try longGeneration { driver, workers in
+            kill(workers[0], SIGKILL)
             killedAt = Date()
             driver.waitUntilExit()
             finishedAt = Date()
@@ -260,10 +274,35 @@ final class GenerateCommandTests: XCTestCase {
         XCTAssertEqual(left, [], "nothing of the job is left in /dev/shm")
     }
 
+    /// `kill -9` of the middle stage of three, while four requests stream through the pipeline (micro-batches in
+    /// flight on every stage), ends the job within 2 s naming rank 1; no stage is left waiting in a receive.
+    func testKilledMiddlePipelineStageEndsTheJobPromptly() throws {
+        let model = try Reference.temporaryDirectory(self).appendingPathComponent("tiny-3").path
+        let made = try BuiltProgram.run(BuiltProgram.tandem, ["make-model", "--out", model, "--preset", "tiny", "--layers", "3", "--seed", "3"])
+        XCTAssertEqual(made.status, 0, made.output)
+        var killedAt: Date?
+        var finishedAt = Date()
+        var survivors: [pid_t] = []
+        let run = try longGeneration(model: model, layout: ["--pp", "3"], prompts: 4) { driver, workers in
+            kill(workers[0], SIGKILL)
+            killedAt = Date()
+            survivors = [workers[1]]
+            driver.waitUntilExit()
+            finishedAt = Date()
+        }
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.output.contains("rank 1") && run.output.contains("signal 9"), run.output)
+        XCTAssertLessThan(finishedAt.timeIntervalSince(try XCTUnwrap(killedAt)), 2, run.output)
+        for pid in survivors { XCTAssertNotEqual(kill(pid, 0), 0, "the last stage (pid \(pid)) exited with the job") }
+        let left = try FileManager.default.contentsOfDirectory(atPath: "/dev/shm").filter { $0.hasPrefix("tdm") }
+        XCTAssertEqual(left, [], "nothing of the job is left in /dev/shm")
+    }
+
     /// `kill -9` of the driver takes its worker down with it (parent-death signal), within 2 s.
     func testWorkerDiesWithItsDriver() throws {
         var workerGoneAfter: Double?
-        _ = try longGeneration { driver, worker in
+        _ = try longGeneration { driver, workers in
+            let worker = workers[0]
             kill(driver.processIdentifier, SIGKILL)
             let killed = Date()
             while Date().timeIntervalSince(killed) < 10 {

@@ -1,28 +1,34 @@
 import TandemComm
 import TandemTensor
 
-/// A Llama-family decoder (Llama, Mistral, Qwen2) on one tensor-parallel rank. It reads like the single-device
-/// model; the parallel layers hold this rank's slices and do the communication.
+/// A Llama-family decoder (Llama, Mistral, Qwen2) on one tensor-parallel rank of one pipeline stage. It reads
+/// like the single-device model; the parallel layers hold this rank's slices and do the communication, and a
+/// stage holds only its layers (the embedding on the first, the final norm and LM head on the last).
 public final class LlamaModel: CausalLanguageModel {
     /// The checkpoint's config.json.
     public let config: ModelConfig
     /// The ranks the weights are split over.
     public let group: TensorParallelGroup
-    private let embedding: VocabParallelEmbedding
+    /// The layers and ends this stage holds.
+    public let part: ModelPart
+    private let embedding: VocabParallelEmbedding?
     private let layers: [LlamaDecoderLayer]
-    private let norm: Tensor
-    private let lmHead: ParallelLMHead
+    private let norm: Tensor?
+    private let lmHead: ParallelLMHead?
     /// Bytes of the weights this rank holds (its slices plus the replicated norms).
     public let weightBytes: Int
+    /// The dtype the checkpoint's weights are kept in.
+    public let weightDType: DType
 
-    /// Loads this rank's slices of the checkpoint in `directory`.
+    /// Loads this rank's slices of `part` of the checkpoint in `directory`.
     ///
     /// - Parameters:
-    ///   - progress: called after each decoder layer with (layers loaded, layer count).
+    ///   - part: the pipeline stage's layers and ends (nil: the whole model).
+    ///   - progress: called after each decoder layer with (layers loaded, layers of the part).
     /// - Throws: `ModelLoadError` for a missing, unexpected or wrongly shaped tensor, a bad config, or a
     ///   tensor-parallel size that does not split the model (the error lists the sizes that do).
     public init(
-        directory: String, group: TensorParallelGroup, precision: ComputePrecision = .float32, threads: Int = 1,
+        directory: String, group: TensorParallelGroup, part: ModelPart? = nil, precision: ComputePrecision = .float32, threads: Int = 1,
         progress: ((Int, Int) -> Void)? = nil
     ) throws(ModelLoadError) {
         let config = try ModelConfig(directory: directory)
@@ -30,55 +36,93 @@ public final class LlamaModel: CausalLanguageModel {
         guard precision != .bfloat16 || ComputePrecision.bfloat16Available else {
             throw .unsupported(path: directory, detail: "compute dtype bfloat16 on this CPU: it needs AVX-512 BF16; use float32")
         }
+        let part = part ?? .whole(layerCount: config.layerCount)
+        guard part.layers.upperBound <= config.layerCount else {
+            throw .malformed(path: directory, detail: "a pipeline stage holds layers \(part.layers) but the model has \(config.layerCount)")
+        }
         let source = WeightSource(try Checkpoint(directory: directory), precision: precision, threads: threads)
         self.config = config
         self.group = group
-        embedding = try VocabParallelEmbedding(
-            source, key: "model.embed_tokens.weight", vocabularySize: config.vocabularySize, hiddenSize: config.hiddenSize, group: group)
+        self.part = part
+        let tied = config.tieWordEmbeddings
+        // The first stage looks tokens up; the last stage of a tied model multiplies by the same table.
+        let table =
+            part.embedsTokens || (tied && part.computesLogits)
+            ? try VocabParallelEmbedding(
+                source, key: "model.embed_tokens.weight", vocabularySize: config.vocabularySize, hiddenSize: config.hiddenSize, group: group)
+            : nil
+        embedding = part.embedsTokens ? table : nil
         var layers: [LlamaDecoderLayer] = []
-        for index in 0..<config.layerCount {
+        for index in part.layers {
             layers.append(try LlamaDecoderLayer(source, prefix: "model.layers.\(index)", config: config, group: group))
-            progress?(index + 1, config.layerCount)
+            progress?(layers.count, part.layers.count)
         }
         self.layers = layers
-        norm = try source.loadFloat32("model.norm.weight", shape: [config.hiddenSize])
-        // A tied head shares the embedding's table, which the lookup reads as it is: it stays on the fp32 path.
-        let headWeight =
-            config.tieWordEmbeddings
-            ? LinearWeight(embedding.weight, precision: .float32, threads: threads)
-            : source.linear(
-                try source.load("lm_head.weight", shape: [config.vocabularySize, config.hiddenSize], slice: (0, embedding.tokenRange)))
-        lmHead = ParallelLMHead(weight: headWeight, vocabularySize: config.vocabularySize, group: group)
-        let tied = config.tieWordEmbeddings
-        try source.checkAllUsed { key in key.hasSuffix("rotary_emb.inv_freq") || (tied && key == "lm_head.weight") }
-        weightBytes = embedding.weight.byteCount + (tied ? 0 : headWeight.byteCount) + norm.byteCount
-            + layers.reduce(0) { $0 + $1.weightBytes }
+        var headBytes = 0
+        if part.computesLogits {
+            norm = try source.loadFloat32("model.norm.weight", shape: [config.hiddenSize])
+            let tokenRange = group.share(of: config.vocabularySize)
+            // A tied head shares the embedding's table, which the lookup reads as it is: it stays on the fp32 path.
+            let headWeight =
+                tied
+                ? LinearWeight(table!.weight, precision: .float32, threads: threads)
+                : source.linear(try source.load("lm_head.weight", shape: [config.vocabularySize, config.hiddenSize], slice: (0, tokenRange)))
+            lmHead = ParallelLMHead(weight: headWeight, vocabularySize: config.vocabularySize, group: group)
+            headBytes = norm!.byteCount + (tied && part.embedsTokens ? 0 : headWeight.byteCount)
+        } else {
+            (norm, lmHead) = (nil, nil)
+        }
+        try source.checkAllUsed { key in
+            key.hasSuffix("rotary_emb.inv_freq") || (tied && key == "lm_head.weight") || Self.belongsToAnotherStage(key, part: part, config: config)
+        }
+        weightDType = try source.checkpoint.info("model.embed_tokens.weight").dtype
+        weightBytes = (embedding?.weight.byteCount ?? 0) + headBytes + layers.reduce(0) { $0 + $1.weightBytes }
     }
 
-    /// The dtype the checkpoint's weights are kept in.
-    public var weightDType: DType { embedding.weight.dtype }
+    /// Whether `key` is a tensor of the model that another pipeline stage loads (and checks).
+    private static func belongsToAnotherStage(_ key: String, part: ModelPart, config: ModelConfig) -> Bool {
+        if key == "model.embed_tokens.weight" { return !part.embedsTokens }
+        if key == "model.norm.weight" || key == "lm_head.weight" { return !part.computesLogits }
+        let prefix = "model.layers."
+        guard key.hasPrefix(prefix), let index = Int(key.dropFirst(prefix.count).prefix { $0 != "." }) else { return false }
+        return (0..<config.layerCount).contains(index) && !part.layers.contains(index)
+    }
 
     /// The kv heads each rank stores (the model's kv heads split over the group, or replicated when fewer).
     public var keyValueHeadsPerRank: Int { layers[0].attention.keyValueHeadsPerRank }
 
-    /// Runs the new tokens of every sequence of `batch` through the model, storing their keys and values in
-    /// `cache` at the positions their block tables give (a prompt or a chunk of it for prefill, one token for
-    /// decode; sequences may mix).
+    /// Runs the new tokens of every sequence of `batch` through this stage's layers, storing their keys and
+    /// values in `cache` at the positions their block tables give (a prompt or a chunk of it for prefill, one
+    /// token for decode; sequences may mix).
     ///
-    /// - Parameter root: the group rank that receives the logits.
-    /// - Returns: on `root`, logits `[batch.logitRows, vocabularySize]` of the last new token of each sequence
-    ///   that wants them, in order; nil on the other ranks.
-    /// - Throws: `GenerationError` for a token outside the vocabulary or a batch that does not fit the cache or
-    ///   the context, `CommError` when a collective fails.
-    public func forward(_ batch: ForwardBatch, cache: PagedKVCache, logitsTo root: Int) throws -> Tensor? {
+    /// - Parameters:
+    ///   - hidden: on stages after the first, the previous stage's output `[tokens, hiddenSize]` (updated in
+    ///     place and handed on); nil on the first stage, which embeds the tokens.
+    ///   - root: the group rank that receives the logits.
+    /// - Returns: on the last stage, logits `[batch.logitRows, vocabularySize]` of the last new token of each
+    ///   sequence that wants them, in order, on `root` (nil on the other ranks); on the others, the hidden states.
+    /// - Throws: `GenerationError` for a token outside the vocabulary, a batch that does not fit the cache or
+    ///   the context, or hidden states of the wrong shape; `CommError` when a collective fails.
+    public func forward(_ batch: ForwardBatch, cache: PagedKVCache, hidden input: Tensor?, logitsTo root: Int) throws -> StageOutput {
         let metadata = try AttentionMetadata(batch, cache: cache, maxPositions: config.maxPositions)
         let rows = batch.tokens.count
-        let hidden = Tensor(zeros: [rows, config.hiddenSize], dtype: .float32)
-        try embedding.forward(batch.tokens, into: hidden)
+        let hidden: Tensor
+        if let embedding {
+            hidden = Tensor(zeros: [rows, config.hiddenSize], dtype: .float32)
+            try embedding.forward(batch.tokens, into: hidden)
+        } else {
+            guard let input, input.shape == [rows, config.hiddenSize], input.dtype == .float32 else {
+                throw GenerationError.invalidRequest(
+                    "stage holding \(part) needs the previous stage's float32 [\(rows), \(config.hiddenSize)] hidden states, got "
+                        + (input.map { "\($0.dtype)\($0.shape)" } ?? "none"))
+            }
+            hidden = input
+        }
         let workspace = LlamaDecoderLayer.Workspace(rows: rows, layer: layers[0], config: config)
         for (index, layer) in layers.enumerated() {
             try layer.forward(hidden, metadata: metadata, cache: cache, layerIndex: index, workspace: workspace)
         }
+        guard let norm, let lmHead else { return .hidden(hidden) }
         // The last new row of each sequence that wants logits, normalised, to logits.
         let last = Tensor(zeros: [batch.logitRows, config.hiddenSize], dtype: .float32)
         var (row, wanted) = (0, 0)
@@ -89,6 +133,6 @@ public final class LlamaModel: CausalLanguageModel {
             wanted += 1
         }
         RMSNorm.apply(last, weight: norm, epsilon: Float(config.rmsNormEpsilon), into: last)
-        return try lmHead.forward(last, gatherTo: root)
+        return .logits(try lmHead.forward(last, gatherTo: root))
     }
 }

@@ -1,0 +1,164 @@
+import Dispatch
+import TandemComm
+import TandemModel
+import TandemParallel
+import TandemTensor
+
+/// The process groups one engine replica runs over — its tp × pp ranks in vLLM's layout (`ParallelLayout`, dp 1):
+/// all of them (plans, agreement, outputs), this rank's tensor-parallel group (the layers' collectives) and, with
+/// pp > 1, this rank's links to the neighbouring stages. Every rank of the replica creates it together.
+public final class ReplicaGroups: Sendable {
+    /// The replica's layout (tp × pp; dp is 1 within a replica).
+    public let layout: ParallelLayout
+    /// Every rank of the replica; nil for one rank.
+    public let world: ProcessGroup?
+    /// This rank's tensor-parallel group.
+    public let tensor: TensorParallelGroup
+    /// This rank's pipeline stage.
+    public let stage: Int
+    /// The point-to-point links of this rank's stage; nil with one stage.
+    let links: StageLinks?
+
+    /// One rank: no communication.
+    public static var single: ReplicaGroups { ReplicaGroups(tensor: .single) }
+
+    /// Tensor parallelism only: the tensor-parallel group is the whole replica.
+    public init(tensor: TensorParallelGroup) {
+        layout = try! ParallelLayout(worldSize: tensor.size, tensorParallelSize: tensor.size)
+        world = tensor.group
+        self.tensor = tensor
+        stage = 0
+        links = nil
+    }
+
+    /// Lays `world` out as `world.worldSize / pipelineParallelSize` tensor-parallel ranks × `pipelineParallelSize`
+    /// stages and creates this rank's groups (collective: every rank of `world` calls it).
+    ///
+    /// - Throws: `ParallelConfigError` when the stages do not divide the world, `CommError` when a group cannot
+    ///   be set up.
+    public init(world: ProcessGroup, pipelineParallelSize: Int) throws {
+        guard pipelineParallelSize >= 1 else { throw ParallelConfigError.nonPositive(name: "pipelineParallelSize", value: pipelineParallelSize) }
+        guard world.worldSize % pipelineParallelSize == 0 else {
+            throw ParallelConfigError.productMismatch(
+                worldSize: world.worldSize, tensor: world.worldSize / pipelineParallelSize, pipeline: pipelineParallelSize, data: 1)
+        }
+        let layout = try ParallelLayout(
+            worldSize: world.worldSize, tensorParallelSize: world.worldSize / pipelineParallelSize, pipelineParallelSize: pipelineParallelSize)
+        self.layout = layout
+        self.world = world
+        stage = layout.coordinates(of: world.rank).stage
+        guard pipelineParallelSize > 1 else {
+            tensor = TensorParallelGroup(world)
+            links = nil
+            return
+        }
+        tensor = layout.tensorParallelSize == 1 ? .single : TensorParallelGroup(try world.split(layout.groups(.tensor), name: "tp")!)
+        links = try StageLinks(world: world, layout: layout)
+    }
+
+    /// Whether this rank's stage is the first, which embeds the tokens (the driver's stage).
+    public var isFirstStage: Bool { stage == 0 }
+    /// Whether this rank's stage is the last, which computes the logits.
+    public var isLastStage: Bool { stage == layout.pipelineParallelSize - 1 }
+
+    /// Why a rank of the replica is gone, once one is; nil while all are here.
+    var failure: CommError? {
+        world?.failure ?? links?.failure
+    }
+
+    /// Closes the tensor group (when split off) and the links; not the world. Idempotent.
+    public func shutdown() {
+        links?.shutdown()
+        if layout.pipelineParallelSize > 1 { tensor.group?.shutdown() }
+    }
+}
+
+/// A pipeline stage's point-to-point links to its neighbours, each a group of two of its own (own connections and
+/// executor — `SubgroupPath.newGroup`), so a stage's send to the next runs while it computes the next batch, and the
+/// driver's receive of the logits never waits behind its send of hidden states (a shared executor would run them
+/// one after the other, and deadlock once both messages outgrow the socket buffers).
+///
+/// - `previous`: `{(stage − 1, t), (stage, t)}` — hidden states in.
+/// - `next`: `{(stage, t), (stage + 1, t)}` — hidden states out.
+/// - `logits`: `{driver, (last stage, tp 0)}`, on those two ranks only — the last stage's logits back to the driver.
+final class StageLinks: @unchecked Sendable {
+    private let previous: ProcessGroup?
+    private let next: ProcessGroup?
+    private let logits: ProcessGroup?
+    /// The last send on `next` or `logits` still in flight (sends complete in order on each link; a send waits for
+    /// the one before it, so a failure is reported by the next step, and hidden states never pile up).
+    private var pendingSend: Work?
+
+    init(world: ProcessGroup, layout: ParallelLayout) throws(CommError) {
+        let pp = layout.pipelineParallelSize
+        let stage = layout.coordinates(of: world.rank).stage
+        // Links from even stages in one split, from odd ones in another: a rank is in at most one group of each.
+        var linkGroups: [[[Int]]] = [[], []]
+        for from in 0..<(pp - 1) {
+            for t in 0..<layout.tensorParallelSize {
+                linkGroups[from % 2].append([layout.rank(data: 0, stage: from, tensor: t), layout.rank(data: 0, stage: from + 1, tensor: t)])
+            }
+        }
+        let even = try world.split(linkGroups[0], name: "pp-link-even", path: .newGroup)
+        let odd = linkGroups[1].isEmpty ? nil : try world.split(linkGroups[1], name: "pp-link-odd", path: .newGroup)
+        // Stage s receives on the link from s − 1 and sends on the link to s + 1.
+        previous = stage == 0 ? nil : (stage - 1) % 2 == 0 ? even : odd
+        next = stage == pp - 1 ? nil : stage % 2 == 0 ? even : odd
+        let lastHead = layout.rank(data: 0, stage: pp - 1, tensor: 0)
+        logits = try world.split([[0, lastHead]], name: "pp-logits", path: .newGroup)
+    }
+
+    var failure: CommError? { previous?.failure ?? next?.failure ?? logits?.failure }
+
+    /// Receives the previous stage's hidden states for a batch of `rows` tokens.
+    func receiveHidden(rows: Int, width: Int) throws(CommError) -> Tensor {
+        let hidden = Tensor(zeros: [rows, width], dtype: .float32)
+        try previous!.recv(into: hidden, from: 0)
+        return hidden
+    }
+
+    /// Starts sending hidden states to the next stage.
+    func sendHidden(_ hidden: Tensor) throws(CommError) {
+        try send(hidden, on: next!, to: 1)
+    }
+
+    /// Starts sending the last stage's logits to the driver (on the last stage's tp rank 0).
+    func sendLogits(_ values: Tensor) throws(CommError) {
+        try send(values, on: logits!, to: 0)
+    }
+
+    /// Starts receiving a batch's logits from the last stage (on the driver).
+    func receiveLogits(rows: Int, vocabularySize: Int) -> PendingLogits {
+        let values = Tensor(zeros: [rows, vocabularySize], dtype: .float32)
+        return PendingLogits(values: values, work: logits!.irecv(into: values, from: 1))
+    }
+
+    private func send(_ tensor: Tensor, on link: ProcessGroup, to peer: Int) throws(CommError) {
+        try pendingSend?.wait()
+        pendingSend = link.isend(tensor, to: peer)
+    }
+
+    /// Waits for the last send (so nothing is left half-sent when the engine stops).
+    func flush() throws(CommError) {
+        try pendingSend?.wait()
+        pendingSend = nil
+    }
+
+    func shutdown() {
+        for group in [previous, next, logits].compactMap({ $0 }) { group.shutdown() }
+    }
+}
+
+/// Logits on their way from the last pipeline stage to the driver.
+public struct PendingLogits {
+    let values: Tensor
+    let work: Work?
+
+    /// The logits `[logitRows, vocabularySize]` once they have arrived.
+    ///
+    /// - Throws: `CommError` when the last stage's rank failed.
+    public func wait() throws(CommError) -> Tensor {
+        try work?.wait()
+        return values
+    }
+}

@@ -1,0 +1,120 @@
+import Foundation
+import TandemComm
+import TandemEngine
+import TandemModel
+import TandemParallel
+import TandemTensor
+import XCTest
+
+/// The same checkpoint over pipeline stages (and tensor-parallel ranks within them), ranks on threads: each
+/// stage loads only its layers, hidden states travel stage to stage, and the logits at every prefill and decode
+/// step stay within 1e-4 of one rank; greedy generation through the engine picks the same tokens.
+final class PipelineParallelTests: XCTestCase {
+    private static let prompts = ["Hello world, this is Tandem.", "The quick brown fox", "1 2 3", "A pipeline of stages"]
+    /// The tiny preset with 4 layers, so up to 4 stages.
+    private static let fourLayers = ModelPreset.tiny.with { $0.layerCount = 4; $0.name = "tiny-4" }
+    /// Qwen2 (biases, a tied head loaded on both ends), 4 layers.
+    private static let tiedQwen2 = ModelFixtures.tiedQwen2.with { $0.layerCount = 4 }
+
+    /// Logits of the last prompt token, then of each continuation token fed alone, through runners on every
+    /// rank of a tp × pp world (blocks of 4 in a scrambled order); rank 0's rows.
+    private static func pipelineStepLogits(
+        _ directory: String, tensorParallelSize tp: Int, pipelineParallelSize pp: Int, prompt: [Int], continuation: [Int]
+    ) throws -> (rows: [[Float]], weightBytes: [Int]) {
+        Matmul.setBLASThreads(1)
+        let blocks = (prompt.count + continuation.count + 3) / 4
+        let table = (0..<blocks).reversed().map { Int32($0 + 2) }
+        let results = try ThreadLauncher.run(worldSize: tp * pp) { world in
+            let groups = try ReplicaGroups(world: world, pipelineParallelSize: pp)
+            defer { groups.shutdown() }
+            let layers = try ModelConfig(directory: directory).layerCount
+            let part = ModelPart(stage: groups.stage, of: try PipelinePartition(layerCount: layers, stages: pp))
+            let model = try LlamaModel(directory: directory, group: groups.tensor, part: part)
+            let runner = try ModelRunner(
+                model: model, groups: groups, cacheConfig: CacheConfig(blockSize: 4, blockCount: blocks + 2, dtype: .float32), maxNumSeqs: 1, localRanks: tp * pp)
+            var rows: [[Float]] = []
+            func run(_ tokens: [Int], after computed: Int) throws {
+                let batch = ForwardBatch(
+                    tokens: tokens, sequences: [ScheduledSequence(tokenCount: tokens.count, computedTokens: computed, blockTable: table, wantsLogits: true)])
+                let local = try runner.execute(batch)
+                XCTAssertNil(local, "with stages, logits come from the last stage")
+                if world.rank == 0 { rows.append(try runner.receiveLogits(of: batch).wait().toDoubles().map { Float($0) }) }
+            }
+            try run(prompt, after: 0)
+            for (index, token) in continuation.enumerated() { try run([token], after: prompt.count + index) }
+            try runner.flush()
+            return (rows, model.weightBytes)
+        }
+        let values = try results.map { try $0.get() }
+        return (values[0].0, values.map(\.1))
+    }
+
+    private func check(_ preset: ModelPreset, layouts: [(tp: Int, pp: Int)]) throws {
+        let directory = try ModelFixtures.write(preset, test: self)
+        let prompt = [5, 17, 99, 200, 3, 42]
+        let continuation = [7, 8, 9, 10]
+        let single = try ModelFixtures.onRanks(1) { group in
+            try ModelFixtures.stepLogits(LlamaModel(directory: directory, group: group), prompt: prompt, continuation: continuation)
+        }[0]
+        let wholeBytes = try LlamaModel(directory: directory, group: .single).weightBytes
+        let greedy = SamplingParams(temperature: 0, maxTokens: 24, ignoreEOS: true)
+        let singleTokens = try ModelFixtures.onRanks(1) { group in try LLM(model: directory, group: group).generate(Self.prompts, greedy).map(\.tokenIDs) }[0]
+        for (tp, pp) in layouts {
+            let label = "\(preset.name) tp \(tp) pp \(pp)"
+            let staged = try Self.pipelineStepLogits(directory, tensorParallelSize: tp, pipelineParallelSize: pp, prompt: prompt, continuation: continuation)
+            XCTAssertEqual(staged.rows.count, single.count, "\(label): the driver gets every step's logits")
+            XCTAssertLessThan(ModelFixtures.relativeError(staged.rows, single.map { $0.map(Double.init) }), 1e-4, label)
+            // Each stage holds its share: with tp 1 the stages' weights add up to the whole (a tied table twice).
+            if tp == 1 {
+                let tiedCopy = preset.tieWordEmbeddings ? preset.vocabularySize * preset.hiddenSize * 2 : 0
+                XCTAssertEqual(staged.weightBytes.reduce(0, +), wholeBytes + tiedCopy, "\(label): stage weights \(staged.weightBytes)")
+            }
+            let tokens = try ThreadLauncher.run(worldSize: tp * pp) { world in
+                let llm = try LLM(config: EngineConfig(model: directory, pipelineParallelSize: pp), world: world)
+                defer { llm.shutdown() }
+                return try llm.generate(Self.prompts, greedy).map(\.tokenIDs)
+            }
+            for (rank, ids) in tokens.enumerated() { XCTAssertEqual(try ids.get(), singleTokens, "\(label) rank \(rank)") }
+        }
+    }
+
+    func testLlamaOverPipelineStagesMatchesOneRank() throws {
+        try check(Self.fourLayers, layouts: [(1, 2), (1, 3), (1, 4), (2, 2), (2, 4)])
+    }
+
+    func testQwen2WithTiedHeadOverPipelineStagesMatchesOneRank() throws {
+        try check(Self.tiedQwen2, layouts: [(1, 2), (2, 2), (1, 4)])
+    }
+
+    /// A stage given the wrong hidden states, or none, says what it needs.
+    func testAStageWithoutHiddenStatesIsRefused() throws {
+        let directory = try ModelFixtures.write(Self.fourLayers, test: self)
+        let model = try LlamaModel(directory: directory, group: .single, part: ModelPart(stage: 1, of: try PipelinePartition(layerCount: 4, stages: 2)))
+        let cache = try model.makeKVCache(blockCount: 2, blockSize: 4, dtype: .float32)
+        let batch = ForwardBatch(tokens: [1, 2], sequences: [ScheduledSequence(tokenCount: 2, computedTokens: 0, blockTable: [0], wantsLogits: true)])
+        XCTAssertThrowsError(try model.forward(batch, cache: cache, hidden: nil, logitsTo: 0)) { error in
+            XCTAssertTrue("\(error)".contains("layers 2–3 + norm and LM head needs the previous stage's float32 [2, 64] hidden states, got none"), "\(error)")
+        }
+        XCTAssertThrowsError(try model.forward(batch, cache: cache, hidden: Tensor(zeros: [3, 64], dtype: .float32), logitsTo: 0)) { error in
+            XCTAssertTrue("\(error)".contains("got float32[3, 64]"), "\(error)")
+        }
+    }
+
+    /// Layouts the model cannot take are refused before any rank starts, naming the numbers.
+    func testBadLayoutsAreRefusedBeforeSpawning() throws {
+        let directory = try ModelFixtures.write(.tiny, test: self)
+        let program = WorkerProgram(path: "/nonexistent/tandem", arguments: ["worker"])
+        func refusal(tp: Int, pp: Int) -> String {
+            do {
+                _ = try LLM(config: EngineConfig(model: directory, pipelineParallelSize: pp), tensorParallelSize: tp, workerProgram: program)
+                return "no error"
+            } catch {
+                return "\(error)"
+            }
+        }
+        XCTAssertTrue(refusal(tp: 1, pp: 3).contains("pp 3 is more than the model's 2 layers"), refusal(tp: 1, pp: 3))
+        XCTAssertTrue(refusal(tp: 1, pp: 0).contains("pipelineParallelSize must be ≥ 1, got 0"), refusal(tp: 1, pp: 0))
+        XCTAssertTrue(refusal(tp: 3, pp: 2).contains("tensor parallel size 3 does not split 4 attention heads"), refusal(tp: 3, pp: 2))
+        XCTAssertTrue(refusal(tp: 0, pp: 2).contains("tensorParallelSize must be ≥ 1, got 0"), refusal(tp: 0, pp: 2))
+    }
+}
