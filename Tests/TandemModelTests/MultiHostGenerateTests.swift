@@ -2,18 +2,30 @@ import Foundation
 import TandemTestSupport
 import XCTest
 
-/// `tandem generate` across two hosts (`TwoHosts`: network namespaces), two ranks on each, tp 4: shared memory
-/// inside each host and TCP between them — the same greedy tokens as one rank.
+/// `tandem generate` across two hosts (`TwoHosts`: network namespaces), two ranks on each: tp 4 (shared memory
+/// inside each host and TCP between them), and tp 2 inside each host × pp 2 across them (the stage link crosses
+/// hosts) — the same greedy tokens as one rank.
 final class MultiHostGenerateTests: XCTestCase {
     func testGenerateAcrossTwoHostsMatchesOneRank() throws {
+        try check(layout: ["--tp", "4"])
+    }
+
+    func testPipelineStagesOnTwoHostsMatchOneRank() throws {
+        try check(layout: ["--tp", "2", "--pp", "2"])
+    }
+
+    private func check(layout: [String]) throws {
         let hosts = try TwoHosts(self)
         let directory = try Reference.temporaryDirectory(self).appendingPathComponent("tiny").path
         let made = try BuiltProgram.run(BuiltProgram.tandem, ["make-model", "--out", directory, "--preset", "tiny"])
         XCTAssertEqual(made.status, 0, made.output)
-        let arguments = ["--model", directory, "--prompt", "Hello across hosts", "--max-tokens", "10", "--temperature", "0", "--ignore-eos", "--json"]
+        let arguments = [
+            "--model", directory, "--prompt", "Hello across hosts", "--prompt", "Stages on two hosts", "--max-tokens", "10", "--temperature", "0",
+            "--ignore-eos", "--json",
+        ]
         let single = try BuiltProgram.run(BuiltProgram.tandem, ["generate"] + arguments)
         XCTAssertEqual(single.status, 0, single.output)
-        let runs = try hosts.launch([BuiltProgram.tandem, "generate", "--tp", "4", "--threads", "1"] + arguments, perHost: 2, token: "generate-job-token-\(getpid())")
+        let runs = try hosts.launch([BuiltProgram.tandem, "generate", "--threads", "1"] + layout + arguments, perHost: 2, token: "generate-job-token-\(getpid())")
         XCTAssertEqual(runs[0].status, 0, runs[0].output)
         XCTAssertEqual(runs[1].status, 0, runs[1].output)
         // Rank 0 (on the first host) reports; its outputs are those of one rank.
