@@ -8,7 +8,7 @@ NPROC ?= 2
 MODEL ?= .build/models/small
 PRESET ?= small
 
-.PHONY: run test build build-release deps compare-deps compare fuzz soak bench-serve clean
+.PHONY: run test build build-release deps compare-deps compare fuzz soak bench-serve bench-layouts clean
 
 # System packages the build and tests need: OpenBLAS (matrix multiply) and pkg-config to find it; the
 # multi-host test needs iproute2 (network namespaces stand in for hosts); the independent references in
@@ -74,6 +74,11 @@ soak: build
 # streams, /health under load (benchmarks/bench_serve.py; last results in docs/PERFORMANCE.md).
 bench-serve: build-release
 	benchmarks/bench_serve.py
+
+# Every tp × pp layout of 1, 2 and 4 ranks in one run: throughput at 64 prompts, single-request decode, each
+# stage's idle share (benchmarks/bench_layouts.py; last results in docs/PERFORMANCE.md).
+bench-layouts: build-release
+	benchmarks/bench_layouts.py
 
 clean:
 	rm -rf .build

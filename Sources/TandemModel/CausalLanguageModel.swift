@@ -52,9 +52,10 @@ public enum ModelRegistry {
         _ progress: ((Int, Int) -> Void)?
     ) throws -> any CausalLanguageModel
 
-    /// Llama and the families that share its layers (Mistral: a sliding window; Qwen2: q/k/v biases).
+    /// Llama and the families that share its layers (Mistral: a sliding window; Qwen2: q/k/v biases; Mixtral:
+    /// Mistral with a sparse mixture-of-experts MLP).
     private static let llama: Loader = { try LlamaModel(directory: $0, group: $1, part: $2, precision: $3, threads: $4, progress: $5) }
-    private static let families: [String: Loader] = ["llama": llama, "mistral": llama, "qwen2": llama]
+    private static let families: [String: Loader] = ["llama": llama, "mistral": llama, "qwen2": llama, "mixtral": llama]
 
     /// The `model_type`s Tandem runs, sorted.
     public static var supportedTypes: [String] { families.keys.sorted() }

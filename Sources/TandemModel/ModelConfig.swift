@@ -2,7 +2,7 @@ import Foundation
 import TandemTensor
 
 /// The architecture of a Llama-family checkpoint, from its Hugging Face `config.json` (`llama`, `mistral`,
-/// `qwen2`), with the defaults `transformers` applies to absent fields.
+/// `qwen2`, `mixtral`), with the defaults `transformers` applies to absent fields.
 public struct ModelConfig: Sendable, Equatable {
     public let modelType: String
     public let hiddenSize: Int
@@ -24,6 +24,10 @@ public struct ModelConfig: Sendable, Equatable {
     public let qkvBias: Bool
     /// Whether o_proj has a bias: Llama's `attention_bias` covers it, Qwen2 biases q, k and v only.
     public let outputProjectionBias: Bool
+    /// Mixtral's experts per MoE layer (`num_local_experts`); nil for a dense MLP.
+    public let expertCount: Int?
+    /// Experts each token is routed to (`num_experts_per_tok`); 0 for a dense MLP.
+    public let expertsPerToken: Int
     public let bosTokenID: Int?
     /// Every end-of-sequence id (`eos_token_id` may be a list).
     public let eosTokenIDs: [Int]
@@ -91,7 +95,7 @@ public struct ModelConfig: Sendable, Equatable {
                 throw .unsupported(path: path, detail: "use_sliding_window for qwen2 (sliding attention from layer max_window_layers on)")
             }
             slidingWindow = nil
-        } else if window != nil, modelType == "mistral" ? true : try fields.flag("use_sliding_window", default: false) {
+        } else if window != nil, ["mistral", "mixtral"].contains(modelType) ? true : try fields.flag("use_sliding_window", default: false) {
             slidingWindow = try fields.positive("sliding_window")
         } else {
             slidingWindow = nil
@@ -110,6 +114,17 @@ public struct ModelConfig: Sendable, Equatable {
         tieWordEmbeddings = try fields.flag("tie_word_embeddings", default: false)
         qkvBias = modelType == "qwen2" ? true : try fields.flag("attention_bias", default: false)
         outputProjectionBias = modelType == "qwen2" ? false : qkvBias
+        if modelType == "mixtral" {
+            // transformers' MixtralConfig defaults; router_jitter_noise only perturbs training.
+            let experts = try fields.positive("num_local_experts", default: 8)
+            expertsPerToken = try fields.positive("num_experts_per_tok", default: 2)
+            guard expertsPerToken <= experts else {
+                throw .malformed(path: path, detail: "num_experts_per_tok \(expertsPerToken) is more than num_local_experts \(experts)")
+            }
+            expertCount = experts
+        } else {
+            (expertCount, expertsPerToken) = (nil, 0)
+        }
         bosTokenID = try fields.tokenIDs("bos_token_id").first
         eosTokenIDs = try fields.tokenIDs("eos_token_id")
     }

@@ -16,7 +16,7 @@ struct MakeModel: ParsableCommand {
     @Option(help: "The directory to write (created if missing).")
     var out: String
 
-    @Option(help: "tiny or small.")
+    @Option(help: "tiny, small, tiny-moe or small-moe (Mixtral: 8 experts per layer, 2 per token).")
     var preset: String = "tiny"
 
     @Option(help: "bfloat16, float16 or float32.")

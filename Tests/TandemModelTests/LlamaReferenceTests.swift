@@ -54,6 +54,32 @@ final class LlamaReferenceTests: XCTestCase {
         try check(.tiny, dtype: .bfloat16, tensorParallelSize: 2, config: mistral)
     }
 
+    /// Mixtral: 8 experts per layer, 2 per token, every expert tensor-parallel at tp 2 and 4.
+    func testMixtralMatchesReference() throws {
+        try check(.tinyMoE, dtype: .bfloat16)
+        try check(.tinyMoE, dtype: .float32)
+        try check(.tinyMoE, dtype: .bfloat16, tensorParallelSize: 2)
+        try check(.tinyMoE, dtype: .float32, tensorParallelSize: 4)
+    }
+
+    /// transformers' MixtralConfig defaults apply when the expert fields are absent; a top-k above the expert
+    /// count is refused naming both.
+    func testMixtralConfigFields() throws {
+        let directory = try ModelFixtures.write(.tinyMoE, test: self)
+        let configURL = URL(fileURLWithPath: directory).appendingPathComponent("config.json")
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as! [String: Any]
+        XCTAssertEqual(try ModelConfig(json: json, path: "c").expertCount, 8)
+        json["num_local_experts"] = nil
+        json["num_experts_per_tok"] = nil
+        let defaults = try ModelConfig(json: json, path: "c")
+        XCTAssertEqual([defaults.expertCount, defaults.expertsPerToken], [8, 2])
+        json["num_experts_per_tok"] = 9
+        XCTAssertThrowsError(try ModelConfig(json: json, path: "c")) { error in
+            XCTAssertTrue("\(error)".contains("num_experts_per_tok 9 is more than num_local_experts 8"), "\(error)")
+        }
+        XCTAssertNil(try ModelConfig(directory: try ModelFixtures.write(.tiny, test: self)).expertCount, "a dense model has no experts")
+    }
+
     func testTensorParallelTwoMatchesReference() throws { try check(.tiny, dtype: .bfloat16, tensorParallelSize: 2) }
     func testTensorParallelFourWithReplicatedKVHeadsMatchesReference() throws {
         try check(ModelFixtures.tiedQwen2, dtype: .float32, tensorParallelSize: 4)

@@ -109,7 +109,7 @@ final class ModelConfigTests: XCTestCase {
                 return "\(error)"
             }
         }
-        XCTAssertTrue(failure { $0["model_type"] = "gpt2" }.contains("model_type 'gpt2'; Tandem runs llama, mistral, qwen2"))
+        XCTAssertTrue(failure { $0["model_type"] = "gpt2" }.contains("model_type 'gpt2'; Tandem runs llama, mistral, mixtral, qwen2"))
         XCTAssertTrue(failure { $0["hidden_size"] = nil }.contains("hidden_size is missing"))
         XCTAssertTrue(failure { $0["num_hidden_layers"] = -2 }.contains("num_hidden_layers must be an integer in 1...2147483647, got -2"))
         XCTAssertTrue(failure { $0["num_key_value_heads"] = 5 }.contains("not a multiple of num_key_value_heads 5"))

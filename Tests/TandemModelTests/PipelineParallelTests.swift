@@ -86,6 +86,10 @@ final class PipelineParallelTests: XCTestCase {
         try check(Self.tiedQwen2, layouts: [(1, 2), (2, 2), (1, 4)])
     }
 
+    func testMixtralOverPipelineStagesMatchesOneRank() throws {
+        try check(ModelPreset.tinyMoE.with { $0.layerCount = 4 }, layouts: [(1, 2), (2, 2)])
+    }
+
     /// A stage given the wrong hidden states, or none, says what it needs.
     func testAStageWithoutHiddenStatesIsRefused() throws {
         let directory = try ModelFixtures.write(Self.fourLayers, test: self)

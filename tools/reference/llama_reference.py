@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Independent reference for Tandem's Llama forward pass: numpy, float64, written from the Hugging Face
 transformers definition of LlamaForCausalLM (RMSNorm, rotary embeddings in the rotate-half layout with the
-default, linear or llama3 frequencies, grouped-query causal attention, SiLU-gated MLP, untied or tied head).
+default, linear or llama3 frequencies, grouped-query causal attention, SiLU-gated MLP, untied or tied head) and
+of MixtralForCausalLM's sparse mixture-of-experts block (MixtralSparseMoeBlock: softmax over the router's
+logits, the top num_experts_per_tok experts renormalised to sum to 1, each expert w2(silu(w1 x) * w3 x)).
 It shares no code with Tandem: safetensors is parsed here from the format's description.
 
   llama_reference.py --model DIR --tokens 1,2,3
@@ -85,6 +87,26 @@ def rotate_half(x):
     return np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
 
 
+def sparse_moe(h, w, p, config):
+    """MixtralSparseMoeBlock for every row of h."""
+    experts, top_k = config.get("num_local_experts", 8), config.get("num_experts_per_tok", 2)
+    logits = h @ w[p + "gate.weight"].T
+    probabilities = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    probabilities = probabilities / probabilities.sum(axis=-1, keepdims=True)
+    out = np.zeros_like(h)
+    for row in range(h.shape[0]):
+        # The k most probable experts, ties to the lower index (a stable sort of the negated probabilities).
+        chosen = np.argsort(-probabilities[row], kind="stable")[:top_k]
+        weights = probabilities[row][chosen] / probabilities[row][chosen].sum()
+        for expert, weight in zip(chosen, weights):
+            e = f"{p}experts.{expert}."
+            gate = h[row] @ w[e + "w1.weight"].T
+            up = h[row] @ w[e + "w3.weight"].T
+            out[row] += weight * ((gate / (1 + np.exp(-gate)) * up) @ w[e + "w2.weight"].T)
+    assert experts == w[p + "gate.weight"].shape[0]
+    return out
+
+
 def forward(directory, tokens):
     config = json.load(open(os.path.join(directory, "config.json")))
     w = load_weights(directory)
@@ -132,6 +154,9 @@ def forward(directory, tokens):
             out = out + w[p + "self_attn.o_proj.bias"]
         x = x + out
         h = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps)
+        if config["model_type"] == "mixtral":
+            x = x + sparse_moe(h, w, p + "block_sparse_moe.", config)
+            continue
         gate = h @ w[p + "mlp.gate_proj.weight"].T
         up = h @ w[p + "mlp.up_proj.weight"].T
         x = x + (gate / (1 + np.exp(-gate)) * up) @ w[p + "mlp.down_proj.weight"].T

@@ -2,8 +2,14 @@ import TandemComm
 import TandemTensor
 
 /// One decoder layer: `h += o_proj(attention(rope(qkv_proj(norm(h)))))`, then
-/// `h += down_proj(silu(gate) · up)` of `gate_up_proj(norm(h))`.
+/// `h += down_proj(silu(gate) · up)` of `gate_up_proj(norm(h))` — or, in a Mixtral layer, `h += moe(norm(h))`.
 final class LlamaDecoderLayer {
+    /// The MLP after attention: dense (Llama, Mistral, Qwen2) or a sparse mixture of experts (Mixtral).
+    enum FeedForward {
+        case dense(gateUp: MergedColumnParallelLinear, down: RowParallelLinear)
+        case experts(SparseMoeBlock)
+    }
+
     /// Activations of one forward pass, shared by the layers.
     final class Workspace {
         let normed, qkv, queries, keys, values, attended, projected, gateUp, activated: Tensor
@@ -19,8 +25,10 @@ final class LlamaDecoderLayer {
             values = Tensor(zeros: [rows, attention.keyValueHeadsPerRank * d], dtype: .float32)
             attended = Tensor(zeros: [rows, attention.headsPerRank * d], dtype: .float32)
             projected = Tensor(zeros: [rows, config.hiddenSize], dtype: .float32)
-            gateUp = Tensor(zeros: [rows, layer.gateUp.outputSizePerRank], dtype: .float32)
-            activated = Tensor(zeros: [rows, layer.gateUp.outputSizePerRank / 2], dtype: .float32)
+            // A MoE layer sizes its experts' buffers by the tokens routed to each.
+            let gateUpWidth = if case let .dense(gateUp, _) = layer.feedForward { gateUp.outputSizePerRank } else { 0 }
+            gateUp = Tensor(zeros: [rows, gateUpWidth], dtype: .float32)
+            activated = Tensor(zeros: [rows, gateUpWidth / 2], dtype: .float32)
             attentionScratch = PagedAttention.Scratch(
                 groupSize: attention.headsPerRank / attention.keyValueHeadsPerRank, headDimension: d)
         }
@@ -30,8 +38,7 @@ final class LlamaDecoderLayer {
     let attention: QKVParallelLinear
     let output: RowParallelLinear
     let postAttentionNorm: Tensor
-    let gateUp: MergedColumnParallelLinear
-    let down: RowParallelLinear
+    let feedForward: FeedForward
     private let rotary: RotaryEmbedding
     private let epsilon: Float
     private let headDimension: Int
@@ -49,17 +56,26 @@ final class LlamaDecoderLayer {
             source, prefix: "\(prefix).self_attn.o_proj", inputSize: attentionWidth, outputSize: hidden,
             hasBias: config.outputProjectionBias, group: group)
         postAttentionNorm = try source.loadFloat32("\(prefix).post_attention_layernorm.weight", shape: [hidden])
-        gateUp = try MergedColumnParallelLinear(
-            source, prefixes: ["\(prefix).mlp.gate_proj", "\(prefix).mlp.up_proj"], inputSize: hidden,
-            outputSizes: [config.intermediateSize, config.intermediateSize], group: group)
-        down = try RowParallelLinear(
-            source, prefix: "\(prefix).mlp.down_proj", inputSize: config.intermediateSize, outputSize: hidden, hasBias: false, group: group)
+        if config.expertCount != nil {
+            feedForward = .experts(try SparseMoeBlock(source, prefix: "\(prefix).block_sparse_moe", config: config, group: group))
+        } else {
+            feedForward = .dense(
+                gateUp: try MergedColumnParallelLinear(
+                    source, prefixes: ["\(prefix).mlp.gate_proj", "\(prefix).mlp.up_proj"], inputSize: hidden,
+                    outputSizes: [config.intermediateSize, config.intermediateSize], group: group),
+                down: try RowParallelLinear(
+                    source, prefix: "\(prefix).mlp.down_proj", inputSize: config.intermediateSize, outputSize: hidden, hasBias: false, group: group))
+        }
         rotary = RotaryEmbedding(dimension: config.headDimension, theta: config.ropeTheta, scaling: config.ropeScaling)
         epsilon = Float(config.rmsNormEpsilon)
         headDimension = config.headDimension
         slidingWindow = config.slidingWindow
-        weightBytes = inputNorm.byteCount + postAttentionNorm.byteCount + attention.weight.byteCount + output.weightBytes
-            + gateUp.weight.byteCount + down.weightBytes
+        let feedForwardBytes =
+            switch feedForward {
+            case let .dense(gateUp, down): gateUp.weight.byteCount + down.weightBytes
+            case let .experts(block): block.weightBytes
+            }
+        weightBytes = inputNorm.byteCount + postAttentionNorm.byteCount + attention.weight.byteCount + output.weightBytes + feedForwardBytes
     }
 
     /// Updates `hidden` (`[rows, hiddenSize]`) in place, storing this layer's keys and values in `cache`.
@@ -92,9 +108,14 @@ final class LlamaDecoderLayer {
         add(w.projected, to: hidden)
 
         RMSNorm.apply(hidden, weight: postAttentionNorm, epsilon: epsilon, into: w.normed)
-        gateUp.forward(w.normed, into: w.gateUp)
-        Activation.siluAndMultiply(w.gateUp, into: w.activated)
-        try down.forward(w.activated, into: w.projected)
+        switch feedForward {
+        case let .dense(gateUp, down):
+            gateUp.forward(w.normed, into: w.gateUp)
+            Activation.siluAndMultiply(w.gateUp, into: w.activated)
+            try down.forward(w.activated, into: w.projected)
+        case let .experts(block):
+            try block.forward(w.normed, into: w.projected)
+        }
         add(w.projected, to: hidden)
     }
 

@@ -5,8 +5,11 @@ import TandemTensor
 /// The shape of a checkpoint `tandem make-model` writes.
 public struct ModelPreset: Sendable, Equatable {
     public var name: String
-    /// `llama`, or `qwen2` (q, k and v biases).
+    /// `llama`, `qwen2` (q, k and v biases) or `mixtral` (a sparse mixture-of-experts MLP).
     public var modelType = "llama"
+    /// Experts per MoE layer and experts per token (`mixtral`; 0 for a dense MLP).
+    public var expertCount = 0
+    public var expertsPerToken = 0
     public var hiddenSize: Int
     public var intermediateSize: Int
     public var layerCount: Int
@@ -43,14 +46,34 @@ public struct ModelPreset: Sendable, Equatable {
         name: "small", hiddenSize: 1024, intermediateSize: 2816, layerCount: 12, headCount: 16, keyValueHeadCount: 8,
         vocabularySize: 4096, maxPositions: 2048, tieWordEmbeddings: false)
 
-    public static let all = [tiny, small]
+    /// Mixtral's shape at test size: tiny with 8 experts of the same width per layer, 2 per token.
+    public static let tinyMoE = ModelPreset(
+        name: "tiny-moe", hiddenSize: 64, intermediateSize: 128, layerCount: 2, headCount: 4, keyValueHeadCount: 2, vocabularySize: 512,
+        maxPositions: 512, tieWordEmbeddings: false)
+        .mixtral(experts: 8, perToken: 2)
+    /// Mixtral's shape for measurements: small's attention with 8 experts of a quarter of small's MLP width per
+    /// layer, 2 per token (~245 M parameters, ~70 M active per token).
+    public static let smallMoE = ModelPreset(
+        name: "small-moe", hiddenSize: 1024, intermediateSize: 704, layerCount: 12, headCount: 16, keyValueHeadCount: 8,
+        vocabularySize: 4096, maxPositions: 2048, tieWordEmbeddings: false)
+        .mixtral(experts: 8, perToken: 2)
+
+    public static let all = [tiny, small, tinyMoE, smallMoE]
+
+    /// This shape with Mixtral's MoE MLP: `experts` per layer, `perToken` of them for each token.
+    public func mixtral(experts: Int, perToken: Int) -> ModelPreset {
+        var preset = self
+        (preset.modelType, preset.expertCount, preset.expertsPerToken) = ("mixtral", experts, perToken)
+        return preset
+    }
 
     /// Parameters, counting the head separately unless tied.
     public var parameterCount: Int {
         let headDimension = hiddenSize / headCount
         let attention = hiddenSize * headCount * headDimension * 2 + hiddenSize * keyValueHeadCount * headDimension * 2
         let biases = modelType == "qwen2" ? (headCount + 2 * keyValueHeadCount) * headDimension : 0
-        let layer = attention + biases + 3 * hiddenSize * intermediateSize + 2 * hiddenSize
+        let mlp = expertCount > 0 ? expertCount * (3 * hiddenSize * intermediateSize + hiddenSize) : 3 * hiddenSize * intermediateSize
+        let layer = attention + biases + mlp + 2 * hiddenSize
         return layerCount * layer + vocabularySize * hiddenSize * (tieWordEmbeddings ? 1 : 2) + hiddenSize
     }
 }
@@ -76,15 +99,19 @@ public enum ModelWriter {
              "model_max_length": preset.maxPositions, "tokenizer_class": "PreTrainedTokenizerFast"],
             "tokenizer_config.json")
         let headDimension = preset.hiddenSize / preset.headCount
+        let architecture = ["qwen2": "Qwen2ForCausalLM", "mixtral": "MixtralForCausalLM"][preset.modelType] ?? "LlamaForCausalLM"
+        let experts: [String: Any] =
+            preset.expertCount > 0
+            ? ["num_local_experts": preset.expertCount, "num_experts_per_tok": preset.expertsPerToken, "router_jitter_noise": 0.0] : [:]
         try writeJSON(
-            [
-                "architectures": [preset.modelType == "qwen2" ? "Qwen2ForCausalLM" : "LlamaForCausalLM"], "model_type": preset.modelType, "hidden_size": preset.hiddenSize,
+            experts.merging([
+                "architectures": [architecture], "model_type": preset.modelType, "hidden_size": preset.hiddenSize,
                 "intermediate_size": preset.intermediateSize, "num_hidden_layers": preset.layerCount,
                 "num_attention_heads": preset.headCount, "num_key_value_heads": preset.keyValueHeadCount, "head_dim": headDimension,
                 "vocab_size": preset.vocabularySize, "max_position_embeddings": preset.maxPositions, "rms_norm_eps": 1e-5,
                 "rope_theta": 500_000.0, "tie_word_embeddings": preset.tieWordEmbeddings, "bos_token_id": bos, "eos_token_id": eos,
                 "hidden_act": "silu", "torch_dtype": dtype.description, "tandem_preset": preset.name,
-            ], "config.json")
+            ]) { $1 }, "config.json")
         try writeJSON(["bos_token_id": bos, "eos_token_id": eos], "generation_config.json")
 
         var entries: [(SafetensorsWriter.Entry, scale: Double, offset: Double)] = []
@@ -108,9 +135,20 @@ public enum ModelWriter {
             }
             add("\(prefix).self_attn.o_proj.weight", [h, q], scale: 1 / Double(q).squareRoot())
             add("\(prefix).post_attention_layernorm.weight", [h], scale: 0.1, offset: 1)
-            add("\(prefix).mlp.gate_proj.weight", [i, h], scale: 1 / Double(h).squareRoot())
-            add("\(prefix).mlp.up_proj.weight", [i, h], scale: 1 / Double(h).squareRoot())
-            add("\(prefix).mlp.down_proj.weight", [h, i], scale: 1 / Double(i).squareRoot())
+            if preset.expertCount > 0 {
+                // A router with a clear spread, so each token's top experts are well apart.
+                add("\(prefix).block_sparse_moe.gate.weight", [preset.expertCount, h], scale: 3 / Double(h).squareRoot())
+                for expert in 0..<preset.expertCount {
+                    let name = "\(prefix).block_sparse_moe.experts.\(expert)"
+                    add("\(name).w1.weight", [i, h], scale: 1 / Double(h).squareRoot())
+                    add("\(name).w2.weight", [h, i], scale: 1 / Double(i).squareRoot())
+                    add("\(name).w3.weight", [i, h], scale: 1 / Double(h).squareRoot())
+                }
+            } else {
+                add("\(prefix).mlp.gate_proj.weight", [i, h], scale: 1 / Double(h).squareRoot())
+                add("\(prefix).mlp.up_proj.weight", [i, h], scale: 1 / Double(h).squareRoot())
+                add("\(prefix).mlp.down_proj.weight", [h, i], scale: 1 / Double(i).squareRoot())
+            }
         }
         add("model.norm.weight", [h], scale: 0.1, offset: 1)
         // A wide spread of logits, so greedy choices are clear.
