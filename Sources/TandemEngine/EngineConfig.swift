@@ -1,3 +1,4 @@
+import TandemParallel
 import TandemTensor
 
 /// Everything a rank needs to load its part of an engine: the checkpoint, how it computes, its KV cache and the
@@ -18,10 +19,14 @@ public struct EngineConfig: Sendable, Codable, Equatable {
     public var localRanks: Int?
     /// Pipeline stages the layers are split over (the replica's ranks are tp × this).
     public var pipelineParallelSize: Int
+    /// With expert parallelism, how each MoE layer's experts are placed over a stage's ranks (each rank holds
+    /// whole experts); nil: every expert tensor-parallel.
+    public var expertPlacement: ExpertPlacement?
 
     public init(
         model: String, precision: ComputePrecision = .float32, threads: Int? = nil, cache: CacheConfig = CacheConfig(),
-        scheduler: SchedulerConfig = SchedulerConfig(), localRanks: Int? = nil, pipelineParallelSize: Int = 1
+        scheduler: SchedulerConfig = SchedulerConfig(), localRanks: Int? = nil, pipelineParallelSize: Int = 1,
+        expertPlacement: ExpertPlacement? = nil
     ) {
         self.model = model
         self.precision = precision
@@ -30,5 +35,6 @@ public struct EngineConfig: Sendable, Codable, Equatable {
         self.scheduler = scheduler
         self.localRanks = localRanks
         self.pipelineParallelSize = pipelineParallelSize
+        self.expertPlacement = expertPlacement
     }
 }

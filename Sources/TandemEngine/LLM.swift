@@ -118,13 +118,19 @@ public final class LLM {
     }
 
     /// The layers of each pipeline stage of `config.model` (`TANDEM_PP_LAYER_PARTITION` or vLLM's split), after
-    /// checking that `tensorParallelSize` splits its heads.
+    /// checking that `tensorParallelSize` splits its heads and that expert parallelism, if asked for, has experts
+    /// to place.
     ///
     /// - Throws: `ModelLoadError` for the checkpoint's config or a tp size that does not split it,
-    ///   `ParallelConfigError` for stages the layers cannot fill, `ConfigError` for a malformed partition variable.
+    ///   `ParallelConfigError` for stages the layers cannot fill or expert parallelism on a dense model,
+    ///   `ConfigError` for a malformed partition variable.
     static func partition(_ config: EngineConfig, tensorParallelSize: Int) throws -> PipelinePartition {
         let model = try ModelConfig(directory: config.model)
         try model.checkTensorParallel(tensorParallelSize, path: config.model)
+        if config.expertPlacement != nil && model.expertCount == nil {
+            throw ParallelConfigError.invalidExpertParallel(
+                "\(config.model) is a dense model (model_type \(model.modelType), no num_local_experts); drop --enable-expert-parallel")
+        }
         return try PipelinePartition.fromEnvironment(layerCount: model.layerCount, stages: config.pipelineParallelSize)
     }
 
@@ -150,9 +156,11 @@ public final class LLM {
         let loaded = Result { () throws -> (any Tokenizer, any CausalLanguageModel, Set<Int>) in
             let tokenizer = try BytePairTokenizer(directory: config.model)
             let partition = try Self.partition(config, tensorParallelSize: groups.layout.tensorParallelSize)
+            var part = ModelPart(stage: groups.stage, of: partition)
+            part.expertPlacement = config.expertPlacement
             let model = try ModelRegistry.load(
-                directory: config.model, group: groups.tensor, part: ModelPart(stage: groups.stage, of: partition), precision: config.precision,
-                threads: config.threads ?? 1, progress: progress)
+                directory: config.model, group: groups.tensor, part: part, precision: config.precision, threads: config.threads ?? 1,
+                progress: progress)
             return (tokenizer, model, Set(model.config.eosTokenIDs).union(try Self.generationEOS(config.model)))
         }
         let (tokenizer, model, eos): (any Tokenizer, any CausalLanguageModel, Set<Int>)

@@ -3,7 +3,8 @@ import TandemTensor
 
 /// The part of a decoder one pipeline stage holds: a contiguous run of its layers, the token embedding when it
 /// is the first stage, and the final norm and LM head when it is the last (a tied head: the embedding's table on
-/// the last stage too). A single-stage model holds everything.
+/// the last stage too). A single-stage model holds everything. With expert parallelism, each rank of the stage
+/// holds whole experts of every MoE layer, placed by `expertPlacement`, instead of a slice of every expert.
 public struct ModelPart: Sendable, Equatable, CustomStringConvertible {
     /// The decoder layers held, as indices into the model's layers.
     public let layers: Range<Int>
@@ -11,6 +12,8 @@ public struct ModelPart: Sendable, Equatable, CustomStringConvertible {
     public let embedsTokens: Bool
     /// Whether the logits are computed here (the last stage).
     public let computesLogits: Bool
+    /// How a MoE layer's experts are spread over the stage's ranks; nil: every expert tensor-parallel.
+    public var expertPlacement: ExpertPlacement?
 
     /// Stage `stage` (0-based) of `partition`.
     public init(stage: Int, of partition: PipelinePartition) {
@@ -36,7 +39,8 @@ public struct ModelPart: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         let ends = [embedsTokens ? "embedding" : nil, computesLogits ? "norm and LM head" : nil].compactMap { $0 }
-        return "layers \(layers.lowerBound)–\(layers.upperBound - 1)" + (ends.isEmpty ? "" : " + " + ends.joined(separator: ", "))
+        let experts = expertPlacement.map { ", experts placed \($0.rawValue)" } ?? ""
+        return "layers \(layers.lowerBound)–\(layers.upperBound - 1)" + (ends.isEmpty ? "" : " + " + ends.joined(separator: ", ")) + experts
     }
 }
 

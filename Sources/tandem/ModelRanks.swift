@@ -17,6 +17,12 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Pipeline-parallel size: stages the layers are split over (vLLM's split; TANDEM_PP_LAYER_PARTITION=a,b,… sets it). Without a launcher Tandem spawns --tp × --pp local ranks; under `tandem launch` the world must be --tp × --pp.")
     var pp: Int = 1
 
+    @Flag(name: .customLong("enable-expert-parallel"), help: "Spread each MoE layer's experts over a stage's ranks, each rank holding whole experts (vLLM's --enable-expert-parallel); without it every expert is split tensor-parallel.")
+    var enableExpertParallel = false
+
+    @Option(name: .customLong("expert-placement"), help: "With --enable-expert-parallel: linear (contiguous blocks, the first experts % ranks ranks one more) or round_robin (expert e on rank e mod ranks).")
+    var expertPlacement: ExpertPlacement = .linear
+
     @Option(help: "BLAS and kernel threads per rank (default: the cores divided among the local ranks).")
     var threads: Int?
 
@@ -51,7 +57,7 @@ struct ModelOptions: ParsableArguments {
     var engineConfig: EngineConfig {
         EngineConfig(
             model: model, precision: computeDType, threads: threadsPerRank, cache: engine.cacheConfig, scheduler: engine.schedulerConfig,
-            localRanks: localRanks, pipelineParallelSize: pp)
+            localRanks: localRanks, pipelineParallelSize: pp, expertPlacement: enableExpertParallel ? expertPlacement : nil)
     }
 
     /// Runs `body` with this rank's `LLM`. Without a launcher this process is rank 0 and, for tp × pp > 1, spawns
@@ -116,3 +122,4 @@ final class ProgressBar {
 }
 
 extension ComputePrecision: ExpressibleByArgument {}
+extension ExpertPlacement: ExpressibleByArgument {}

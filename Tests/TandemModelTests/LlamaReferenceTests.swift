@@ -1,6 +1,7 @@
 import Foundation
 import TandemEngine
 import TandemModel
+import TandemParallel
 import TandemTensor
 import XCTest
 
@@ -12,7 +13,7 @@ final class LlamaReferenceTests: XCTestCase {
 
     private func check(
         _ preset: ModelPreset, dtype: DType, tensorParallelSize: Int = 1, precision: ComputePrecision = .float32, tolerance: Double = 1e-4,
-        config edit: (inout [String: Any]) -> Void = { _ in }
+        expertPlacement: ExpertPlacement? = nil, config edit: (inout [String: Any]) -> Void = { _ in }
     ) throws {
         let directory = try ModelFixtures.write(preset, dtype: dtype, test: self)
         let configURL = URL(fileURLWithPath: directory).appendingPathComponent("config.json")
@@ -27,16 +28,20 @@ final class LlamaReferenceTests: XCTestCase {
             from: Reference.python("llama_reference.py", ["--model", directory, "--tokens", all.map(String.init).joined(separator: ",")]))
         XCTAssertEqual(reference.logits.count, all.count)
         let expected = Array(reference.logits[(prompt.count - 1)...])
-        let ranks = try ModelFixtures.onRanks(tensorParallelSize) { group in
+        var part = ModelPart.whole(layerCount: preset.layerCount)
+        part.expertPlacement = expertPlacement
+        let ranks = try ModelFixtures.onRanks(tensorParallelSize) { [part] group in
             try ModelFixtures.stepLogits(
-                LlamaModel(directory: directory, group: group, precision: precision), prompt: prompt, continuation: continuation)
+                LlamaModel(directory: directory, group: group, part: part, precision: precision), prompt: prompt, continuation: continuation)
         }
         XCTAssertTrue(ranks.dropFirst().allSatisfy(\.isEmpty), "logits are gathered to rank 0 only")
         for (rank, rows) in ranks.prefix(1).enumerated() {
             XCTAssertEqual(rows.count, expected.count)
             XCTAssertEqual(rows[0].count, preset.vocabularySize)
             let error = ModelFixtures.relativeError(rows, expected)
-            XCTAssertLessThan(error, tolerance, "\(preset.name) \(dtype) tp \(tensorParallelSize) \(precision) rank \(rank): relative error \(error)")
+            XCTAssertLessThan(
+                error, tolerance,
+                "\(preset.name) \(dtype) tp \(tensorParallelSize) \(precision) experts \(expertPlacement?.rawValue ?? "split") rank \(rank): relative error \(error)")
         }
     }
 
@@ -60,6 +65,16 @@ final class LlamaReferenceTests: XCTestCase {
         try check(.tinyMoE, dtype: .float32)
         try check(.tinyMoE, dtype: .bfloat16, tensorParallelSize: 2)
         try check(.tinyMoE, dtype: .float32, tensorParallelSize: 4)
+    }
+
+    /// Expert parallelism: whole experts per rank, placed linearly or round-robin, evenly (8 over 2 and 4) and
+    /// not (6 over 4: two ranks hold one more).
+    func testMixtralWithExpertParallelismMatchesReference() throws {
+        try check(.tinyMoE, dtype: .bfloat16, tensorParallelSize: 2, expertPlacement: .linear)
+        try check(.tinyMoE, dtype: .float32, tensorParallelSize: 4, expertPlacement: .roundRobin)
+        let sixExperts = ModelPreset.tinyMoE.mixtral(experts: 6, perToken: 2)
+        try check(sixExperts, dtype: .bfloat16, tensorParallelSize: 4, expertPlacement: .linear)
+        try check(sixExperts, dtype: .bfloat16, tensorParallelSize: 4, expertPlacement: .roundRobin)
     }
 
     /// transformers' MixtralConfig defaults apply when the expert fields are absent; a top-k above the expert

@@ -19,7 +19,8 @@ final class PipelineParallelTests: XCTestCase {
     /// Logits of the last prompt token, then of each continuation token fed alone, through runners on every
     /// rank of a tp × pp world (blocks of 4 in a scrambled order); rank 0's rows.
     private static func pipelineStepLogits(
-        _ directory: String, tensorParallelSize tp: Int, pipelineParallelSize pp: Int, prompt: [Int], continuation: [Int]
+        _ directory: String, tensorParallelSize tp: Int, pipelineParallelSize pp: Int, expertPlacement: ExpertPlacement?, prompt: [Int],
+        continuation: [Int]
     ) throws -> (rows: [[Float]], weightBytes: [Int]) {
         Matmul.setBLASThreads(1)
         let blocks = (prompt.count + continuation.count + 3) / 4
@@ -28,7 +29,8 @@ final class PipelineParallelTests: XCTestCase {
             let groups = try ReplicaGroups(world: world, pipelineParallelSize: pp)
             defer { groups.shutdown() }
             let layers = try ModelConfig(directory: directory).layerCount
-            let part = ModelPart(stage: groups.stage, of: try PipelinePartition(layerCount: layers, stages: pp))
+            var part = ModelPart(stage: groups.stage, of: try PipelinePartition(layerCount: layers, stages: pp))
+            part.expertPlacement = expertPlacement
             let model = try LlamaModel(directory: directory, group: groups.tensor, part: part)
             let runner = try ModelRunner(
                 model: model, groups: groups, cacheConfig: CacheConfig(blockSize: 4, blockCount: blocks + 2, dtype: .float32), maxNumSeqs: 1, localRanks: tp * pp)
@@ -49,7 +51,7 @@ final class PipelineParallelTests: XCTestCase {
         return (values[0].0, values.map(\.1))
     }
 
-    private func check(_ preset: ModelPreset, layouts: [(tp: Int, pp: Int)]) throws {
+    private func check(_ preset: ModelPreset, layouts: [(tp: Int, pp: Int)], expertPlacement: ExpertPlacement? = nil) throws {
         let directory = try ModelFixtures.write(preset, test: self)
         let prompt = [5, 17, 99, 200, 3, 42]
         let continuation = [7, 8, 9, 10]
@@ -60,8 +62,9 @@ final class PipelineParallelTests: XCTestCase {
         let greedy = SamplingParams(temperature: 0, maxTokens: 24, ignoreEOS: true)
         let singleTokens = try ModelFixtures.onRanks(1) { group in try LLM(model: directory, group: group).generate(Self.prompts, greedy).map(\.tokenIDs) }[0]
         for (tp, pp) in layouts {
-            let label = "\(preset.name) tp \(tp) pp \(pp)"
-            let staged = try Self.pipelineStepLogits(directory, tensorParallelSize: tp, pipelineParallelSize: pp, prompt: prompt, continuation: continuation)
+            let label = "\(preset.name) tp \(tp) pp \(pp) experts \(expertPlacement?.rawValue ?? "split")"
+            let staged = try Self.pipelineStepLogits(
+                directory, tensorParallelSize: tp, pipelineParallelSize: pp, expertPlacement: expertPlacement, prompt: prompt, continuation: continuation)
             XCTAssertEqual(staged.rows.count, single.count, "\(label): the driver gets every step's logits")
             XCTAssertLessThan(ModelFixtures.relativeError(staged.rows, single.map { $0.map(Double.init) }), 1e-4, label)
             // Each stage holds its share: with tp 1 the stages' weights add up to the whole (a tied table twice).
@@ -70,7 +73,7 @@ final class PipelineParallelTests: XCTestCase {
                 XCTAssertEqual(staged.weightBytes.reduce(0, +), wholeBytes + tiedCopy, "\(label): stage weights \(staged.weightBytes)")
             }
             let tokens = try ThreadLauncher.run(worldSize: tp * pp) { world in
-                let llm = try LLM(config: EngineConfig(model: directory, pipelineParallelSize: pp), world: world)
+                let llm = try LLM(config: EngineConfig(model: directory, pipelineParallelSize: pp, expertPlacement: expertPlacement), world: world)
                 defer { llm.shutdown() }
                 return try llm.generate(Self.prompts, greedy).map(\.tokenIDs)
             }
@@ -88,6 +91,7 @@ final class PipelineParallelTests: XCTestCase {
 
     func testMixtralOverPipelineStagesMatchesOneRank() throws {
         try check(ModelPreset.tinyMoE.with { $0.layerCount = 4 }, layouts: [(1, 2), (2, 2)])
+        try check(ModelPreset.tinyMoE.with { $0.layerCount = 4 }, layouts: [(2, 2), (4, 2)], expertPlacement: .linear)
     }
 
     /// A stage given the wrong hidden states, or none, says what it needs.
@@ -120,5 +124,11 @@ final class PipelineParallelTests: XCTestCase {
         XCTAssertTrue(refusal(tp: 1, pp: 0).contains("pipelineParallelSize must be ≥ 1, got 0"), refusal(tp: 1, pp: 0))
         XCTAssertTrue(refusal(tp: 3, pp: 2).contains("tensor parallel size 3 does not split 4 attention heads"), refusal(tp: 3, pp: 2))
         XCTAssertTrue(refusal(tp: 0, pp: 2).contains("tensorParallelSize must be ≥ 1, got 0"), refusal(tp: 0, pp: 2))
+        do {
+            _ = try LLM(config: EngineConfig(model: directory, expertPlacement: .linear), tensorParallelSize: 2, workerProgram: program)
+            XCTFail("expert parallelism on a dense model was accepted")
+        } catch {
+            XCTAssertTrue("\(error)".contains("is a dense model (model_type llama, no num_local_experts)"), "\(error)")
+        }
     }
 }

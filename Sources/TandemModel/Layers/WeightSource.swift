@@ -32,6 +32,13 @@ final class WeightSource {
         return try checkpoint.load(key, dim: slice.dim, range: slice.range)
     }
 
+    /// Checks that tensor `key` is there with `shape` and marks it read, without loading it: for a tensor another
+    /// rank holds (an expert placed elsewhere), so `checkAllUsed` does not take it for a stray.
+    func claim(_ key: String, shape: [Int]) throws(ModelLoadError) {
+        try checkpoint.require(key, shape: shape)
+        used.insert(key)
+    }
+
     /// Tensor `key` (whole) widened to fp32 once: for small replicated weights, such as norms, that a kernel
     /// reads on every step.
     func loadFloat32(_ key: String, shape: [Int]) throws(ModelLoadError) -> Tensor {

@@ -1,4 +1,5 @@
 import TandemComm
+import TandemParallel
 import TandemTensor
 
 /// One decoder layer: `h += o_proj(attention(rope(qkv_proj(norm(h)))))`, then
@@ -45,7 +46,9 @@ final class LlamaDecoderLayer {
     private let slidingWindow: Int?
     let weightBytes: Int
 
-    init(_ source: WeightSource, prefix: String, config: ModelConfig, group: TensorParallelGroup) throws(ModelLoadError) {
+    init(
+        _ source: WeightSource, prefix: String, config: ModelConfig, group: TensorParallelGroup, expertPlacement: ExpertPlacement?
+    ) throws(ModelLoadError) {
         let hidden = config.hiddenSize
         let attentionWidth = config.headCount * config.headDimension
         inputNorm = try source.loadFloat32("\(prefix).input_layernorm.weight", shape: [hidden])
@@ -57,7 +60,7 @@ final class LlamaDecoderLayer {
             hasBias: config.outputProjectionBias, group: group)
         postAttentionNorm = try source.loadFloat32("\(prefix).post_attention_layernorm.weight", shape: [hidden])
         if config.expertCount != nil {
-            feedForward = .experts(try SparseMoeBlock(source, prefix: "\(prefix).block_sparse_moe", config: config, group: group))
+            feedForward = .experts(try SparseMoeBlock(source, prefix: "\(prefix).block_sparse_moe", config: config, group: group, placement: expertPlacement))
         } else {
             feedForward = .dense(
                 gateUp: try MergedColumnParallelLinear(

@@ -40,6 +40,9 @@ public final class LlamaModel: CausalLanguageModel {
         guard part.layers.upperBound <= config.layerCount else {
             throw .malformed(path: directory, detail: "a pipeline stage holds layers \(part.layers) but the model has \(config.layerCount)")
         }
+        guard part.expertPlacement == nil || config.expertCount != nil else {
+            throw .unsupported(path: directory, detail: "expert parallelism on a dense model (model_type \(config.modelType) has no experts)")
+        }
         let source = WeightSource(try Checkpoint(directory: directory), precision: precision, threads: threads)
         self.config = config
         self.group = group
@@ -54,7 +57,8 @@ public final class LlamaModel: CausalLanguageModel {
         embedding = part.embedsTokens ? table : nil
         var layers: [LlamaDecoderLayer] = []
         for index in part.layers {
-            layers.append(try LlamaDecoderLayer(source, prefix: "model.layers.\(index)", config: config, group: group))
+            layers.append(
+                try LlamaDecoderLayer(source, prefix: "model.layers.\(index)", config: config, group: group, expertPlacement: part.expertPlacement))
             progress?(layers.count, part.layers.count)
         }
         self.layers = layers
