@@ -11,8 +11,10 @@ struct Info: ParsableCommand {
         discussion: """
             --layout prints, for world = dp × pp × tp ranks, each rank's (dp, pp, tp) coordinates, its host (ranks fill \
             hosts in order, --nproc-per-node at a time, as `tandem launch` places them), its tensor-parallel group and, \
-            with --model, the decoder layers its pipeline stage holds (TANDEM_PP_LAYER_PARTITION or the even split). \
-            A layout the model cannot take is refused naming the numbers.
+            with --model, the decoder layers its pipeline stage holds (TANDEM_PP_LAYER_PARTITION or the even split) and, \
+            for a mixture-of-experts model, its experts (a slice of every one, or with --enable-expert-parallel the \
+            whole experts --expert-placement gives it within its stage's dp × tp ranks). A layout the model cannot \
+            take is refused naming the numbers.
             """)
 
     @Flag(help: "Print each rank's place in the --tp × --pp × --dp layout instead.")
@@ -33,10 +35,17 @@ struct Info: ParsableCommand {
     @Option(help: "A checkpoint directory, for the layers each stage holds (with --layout).")
     var model: String?
 
+    @Flag(name: .customLong("enable-expert-parallel"), help: "Whole experts per rank (with --layout and a MoE --model).")
+    var enableExpertParallel = false
+
+    @Option(name: .customLong("expert-placement"), help: "linear or round_robin (with --enable-expert-parallel).")
+    var expertPlacement: ExpertPlacement = .linear
+
     func validate() throws {
-        if !layout, tp != 1 || pp != 1 || dp != 1 || nprocPerNode != nil || model != nil {
-            throw ValidationError("--tp, --pp, --dp, --nproc-per-node and --model go with --layout")
+        if !layout, tp != 1 || pp != 1 || dp != 1 || nprocPerNode != nil || model != nil || enableExpertParallel {
+            throw ValidationError("--tp, --pp, --dp, --nproc-per-node, --model and --enable-expert-parallel go with --layout")
         }
+        if enableExpertParallel && model == nil { throw ValidationError("--enable-expert-parallel needs --model (a mixture-of-experts checkpoint)") }
         if let nprocPerNode, nprocPerNode < 1 { throw ValidationError("--nproc-per-node must be ≥ 1, got \(nprocPerNode)") }
     }
 
@@ -72,6 +81,7 @@ struct Info: ParsableCommand {
         let world = tp * pp * dp
         let layout = try ParallelLayout(worldSize: world, tensorParallelSize: tp, pipelineParallelSize: pp, dataParallelSize: dp)
         var partition: PipelinePartition?
+        var experts: Int?
         if let model {
             let config: ModelConfig
             do {
@@ -81,11 +91,16 @@ struct Info: ParsableCommand {
                 throw CommandFailure("\(error)")
             }
             partition = try PipelinePartition.fromEnvironment(layerCount: config.layerCount, stages: pp)
+            experts = config.expertCount
+            if enableExpertParallel && experts == nil {
+                throw CommandFailure("--enable-expert-parallel: \(model) is a dense model (model_type \(config.modelType), no num_local_experts)")
+            }
         }
         let perNode = nprocPerNode ?? world
         print("world \(world) = dp \(dp) × pp \(pp) × tp \(tp), \(perNode) rank(s) per host" + (partition.map { "; layers per stage \($0)" } ?? ""))
-        print("rank  dp  pp  tp  host  tp group      layers")
+        print("rank  dp  pp  tp  host  tp group      layers" + (experts == nil ? "" : " | experts"))
         let tensorGroups = layout.groups(.tensor)
+        let expertGroups = layout.groups(.expert)
         for rank in 0..<world {
             let (data, stage, tensor) = layout.coordinates(of: rank)
             let group = tensorGroups.first { $0.contains(rank) }!.map(String.init).joined(separator: ",")
@@ -96,6 +111,15 @@ struct Info: ParsableCommand {
                 if stage == 0 { parts.insert("embedding", at: 0) }
                 if stage == pp - 1 { parts.append("norm, LM head") }
                 layers = parts.joined(separator: ", ")
+            }
+            if let experts {
+                if enableExpertParallel {
+                    let group = expertGroups.first { $0.contains(rank) }!
+                    let held = expertPlacement.experts(of: group.firstIndex(of: rank)!, ranks: group.count, experts: experts)
+                    layers += " | " + (held.isEmpty ? "none" : held.map(String.init).joined(separator: ",")) + " of \(experts), whole"
+                } else {
+                    layers += " | all \(experts), 1/\(tp) of each"
+                }
             }
             print(
                 String(rank).padding(6) + String(data).padding(4) + String(stage).padding(4) + String(tensor).padding(4)

@@ -37,4 +37,23 @@ final class InfoLayoutTests: XCTestCase {
         XCTAssertNotEqual(stray.status, 0)
         XCTAssertTrue(stray.output.contains("go with --layout"), stray.output)
     }
+
+    /// A MoE model: a slice of every expert per rank, or whole experts placed within each stage's dp × tp ranks
+    /// (round-robin over 8 experts and 4 ranks: rank r holds r and r + 4); refused on a dense model.
+    func testExpertsPerRank() throws {
+        let moe = try ModelFixtures.write(.tinyMoE, test: self)
+        let split = try BuiltProgram.run(BuiltProgram.tandem, ["info", "--layout", "--tp", "2", "--model", moe])
+        XCTAssertEqual(split.status, 0, split.output)
+        XCTAssertEqual(split.lines(containing: "| all 8, 1/2 of each").count, 2, split.output)
+        let placed = try BuiltProgram.run(
+            BuiltProgram.tandem,
+            ["info", "--layout", "--tp", "2", "--dp", "2", "--model", moe, "--enable-expert-parallel", "--expert-placement", "round_robin"])
+        XCTAssertEqual(placed.status, 0, placed.output)
+        let experts = placed.output.split(separator: "\n").dropFirst(2).map { $0.components(separatedBy: "| ").last! }
+        XCTAssertEqual(experts, ["0,4 of 8, whole", "1,5 of 8, whole", "2,6 of 8, whole", "3,7 of 8, whole"])
+        let dense = try BuiltProgram.run(
+            BuiltProgram.tandem, ["info", "--layout", "--tp", "2", "--model", try ModelFixtures.write(.tiny, test: self), "--enable-expert-parallel"])
+        XCTAssertNotEqual(dense.status, 0)
+        XCTAssertTrue(dense.output.contains("is a dense model (model_type llama, no num_local_experts)"), dense.output)
+    }
 }
