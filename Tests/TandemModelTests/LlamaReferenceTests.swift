@@ -77,6 +77,14 @@ final class LlamaReferenceTests: XCTestCase {
         try check(sixExperts, dtype: .bfloat16, tensorParallelSize: 4, expertPlacement: .roundRobin)
     }
 
+    /// transformers 5's fused layout (`mlp.experts.gate_up_proj`, `mlp.experts.down_proj`), split and placed.
+    func testMixtralFusedExpertLayoutMatchesReference() throws {
+        let fused = ModelPreset.tinyMoE.with { $0.fusedExperts = true }
+        try check(fused, dtype: .bfloat16)
+        try check(fused, dtype: .float32, tensorParallelSize: 2)
+        try check(fused, dtype: .bfloat16, tensorParallelSize: 4, expertPlacement: .roundRobin)
+    }
+
     /// transformers' MixtralConfig defaults apply when the expert fields are absent; a top-k above the expert
     /// count is refused naming both.
     func testMixtralConfigFields() throws {

@@ -99,10 +99,17 @@ def sparse_moe(h, w, p, config):
         chosen = np.argsort(-probabilities[row], kind="stable")[:top_k]
         weights = probabilities[row][chosen] / probabilities[row][chosen].sum()
         for expert, weight in zip(chosen, weights):
-            e = f"{p}experts.{expert}."
-            gate = h[row] @ w[e + "w1.weight"].T
-            up = h[row] @ w[e + "w3.weight"].T
-            out[row] += weight * ((gate / (1 + np.exp(-gate)) * up) @ w[e + "w2.weight"].T)
+            if p + "experts.gate_up_proj" in w:
+                # transformers 5's fused layout: [E, 2I, H] with the gate's rows first, and [E, H, I].
+                gate_up = h[row] @ w[p + "experts.gate_up_proj"][expert].T
+                gate, up = np.split(gate_up, 2)
+                down = w[p + "experts.down_proj"][expert]
+            else:
+                e = f"{p}experts.{expert}."
+                gate = h[row] @ w[e + "w1.weight"].T
+                up = h[row] @ w[e + "w3.weight"].T
+                down = w[e + "w2.weight"]
+            out[row] += weight * ((gate / (1 + np.exp(-gate)) * up) @ down.T)
     assert experts == w[p + "gate.weight"].shape[0]
     return out
 
@@ -155,7 +162,9 @@ def forward(directory, tokens):
         x = x + out
         h = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps)
         if config["model_type"] == "mixtral":
-            x = x + sparse_moe(h, w, p + "block_sparse_moe.", config)
+            # transformers 4 names the block block_sparse_moe, transformers 5 mlp.
+            block = "block_sparse_moe." if p + "block_sparse_moe.gate.weight" in w else "mlp."
+            x = x + sparse_moe(h, w, p + block, config)
             continue
         gate = h @ w[p + "mlp.gate_proj.weight"].T
         up = h @ w[p + "mlp.up_proj.weight"].T

@@ -26,13 +26,6 @@ public final class RowParallelLinear {
         self.group = group
     }
 
-    /// This rank's share of the product, `input[m, inputSizePerRank] · weightᵀ`, not yet summed over the group
-    /// and without the bias: for a caller that adds several (a MoE layer's experts) and reduces once.
-    func partial(_ input: Tensor, into output: Tensor) {
-        precondition(bias == nil, "a partial product leaves out the bias; this layer has one")
-        weight.apply(input, into: output)
-    }
-
     /// `output[m, outputSize] = Σ_ranks input[m, inputSizePerRank] · weightᵀ (+ bias)`.
     ///
     /// - Throws: `CommError` when the all-reduce fails.

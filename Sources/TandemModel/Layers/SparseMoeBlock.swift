@@ -15,50 +15,69 @@ import TandemTensor
 /// its products, weighted, and one all-reduce per layer sums them over the group: with tokens on every rank
 /// already, nothing needs dispatching (the all-to-all form pays off only where ranks hold different tokens).
 final class SparseMoeBlock {
+    /// One expert's weights on this rank: `[w1; w3]` rows and w2 columns (this rank's share, or whole).
+    private struct Expert {
+        let gateUp: LinearWeight
+        let down: LinearWeight
+    }
+
     let expertCount: Int
     let expertsPerToken: Int
     /// `[expertCount, hiddenSize]`, fp32, whole on every rank.
     private let router: Tensor
-    /// Per expert held here: `[w1; w3]` (this rank's rows, or whole with expert parallelism); nil for an expert
-    /// placed on another rank.
-    private let gateUp: [MergedColumnParallelLinear?]
-    /// Per expert held here: w2 (this rank's columns, or whole).
-    private let down: [RowParallelLinear?]
+    /// Per expert: its weights here, or nil for an expert placed on another rank.
+    private let experts: [Expert?]
     /// The experts this rank computes.
     let localExperts: [Int]
     private let group: TensorParallelGroup
     let weightBytes: Int
 
-    /// Loads `prefix`.gate.weight and `prefix`.experts.E.{w1,w3,w2}.weight: this rank's slice of every expert,
-    /// or with `placement` the whole of this rank's experts (the others' only checked for shape).
+    /// Loads the router (`prefix`.gate.weight) and the experts — transformers 4's layout
+    /// (`prefix`.experts.E.{w1,w3,w2}.weight, what the hub holds) or transformers 5's fused one
+    /// (`prefix`.experts.gate_up_proj `[E, 2·I, H]`, gate rows first, and `prefix`.experts.down_proj `[E, H, I]`),
+    /// whichever the checkpoint has: this rank's slice of every expert, or with `placement` the whole of this
+    /// rank's experts (the others' only checked for shape).
     init(_ source: WeightSource, prefix: String, config: ModelConfig, group: TensorParallelGroup, placement: ExpertPlacement?) throws(ModelLoadError) {
         let (hidden, intermediate) = (config.hiddenSize, config.intermediateSize)
         expertCount = config.expertCount!
         expertsPerToken = config.expertsPerToken
         router = try source.loadFloat32("\(prefix).gate.weight", shape: [expertCount, hidden])
         localExperts = placement?.experts(of: group.rank, ranks: group.size, experts: expertCount) ?? Array(0..<expertCount)
-        // A whole expert is an expert "split" over a group of one.
-        let expertGroup = placement == nil ? group : .single
-        var gateUp: [MergedColumnParallelLinear?] = []
-        var down: [RowParallelLinear?] = []
+        // Without expert parallelism, this rank's share of each expert's intermediate features.
+        let share = placement == nil ? try ColumnParallelLinear.evenShare(intermediate, of: "\(prefix).experts", group: group, source: source) : 0..<intermediate
+        let fused = source.checkpoint.keys.contains("\(prefix).experts.gate_up_proj")
+        let (gateUpShape, downShape) = ([expertCount, 2 * intermediate, hidden], [expertCount, hidden, intermediate])
+        var experts: [Expert?] = []
         for expert in 0..<expertCount {
             let name = "\(prefix).experts.\(expert)"
-            guard localExperts.contains(expert) else {
-                for (key, shape) in [("w1", [intermediate, hidden]), ("w3", [intermediate, hidden]), ("w2", [hidden, intermediate])] {
-                    try source.claim("\(name).\(key).weight", shape: shape)
+            let local = localExperts.contains(expert)
+            if fused {
+                guard local else {
+                    try source.claim("\(prefix).experts.gate_up_proj", shape: gateUpShape)
+                    try source.claim("\(prefix).experts.down_proj", shape: downShape)
+                    experts.append(nil)
+                    continue
                 }
-                (gateUp, down) = (gateUp + [nil], down + [nil])
-                continue
+                let gateUp = try source.expertMatrix(
+                    "\(prefix).experts.gate_up_proj", shape: gateUpShape, expert: expert, rows: [share, (intermediate + share.lowerBound)..<(intermediate + share.upperBound)],
+                    columns: 0..<hidden)
+                let down = try source.expertMatrix("\(prefix).experts.down_proj", shape: downShape, expert: expert, rows: [0..<hidden], columns: share)
+                experts.append(Expert(gateUp: source.linear(gateUp), down: source.linear(down)))
+            } else {
+                let shapes = [("w1", [intermediate, hidden]), ("w3", [intermediate, hidden]), ("w2", [hidden, intermediate])]
+                guard local else {
+                    for (key, shape) in shapes { try source.claim("\(name).\(key).weight", shape: shape) }
+                    experts.append(nil)
+                    continue
+                }
+                let gateUp = try source.stack([("\(name).w1.weight", [intermediate, hidden], share), ("\(name).w3.weight", [intermediate, hidden], share)])
+                let down = try source.load("\(name).w2.weight", shape: [hidden, intermediate], slice: (1, share))
+                experts.append(Expert(gateUp: source.linear(gateUp), down: source.linear(down)))
             }
-            gateUp.append(
-                try MergedColumnParallelLinear(
-                    source, prefixes: ["\(name).w1", "\(name).w3"], inputSize: hidden, outputSizes: [intermediate, intermediate], group: expertGroup))
-            down.append(try RowParallelLinear(source, prefix: "\(name).w2", inputSize: intermediate, outputSize: hidden, hasBias: false, group: expertGroup))
         }
-        self.gateUp = gateUp
-        self.down = down
+        self.experts = experts
         self.group = group
-        weightBytes = router.byteCount + gateUp.reduce(0) { $0 + ($1?.weight.byteCount ?? 0) } + down.reduce(0) { $0 + ($1?.weightBytes ?? 0) }
+        weightBytes = router.byteCount + experts.reduce(0) { $0 + ($1.map { $0.gateUp.byteCount + $0.down.byteCount } ?? 0) }
     }
 
     /// The routing of each of `rows` tokens: its experts and their weights, from the router's logits.
@@ -92,15 +111,16 @@ final class SparseMoeBlock {
         for index in 0..<output.count { outputFloats[index] = 0 }
         let width = input.shape[1]
         for (expert, tokens) in assigned.enumerated() where !tokens.isEmpty {
-            guard let gateUp = gateUp[expert], let down = down[expert] else { continue }
+            guard let weights = experts[expert] else { continue }
             let gathered = Tensor(zeros: [tokens.count, width], dtype: .float32)
             for (index, token) in tokens.enumerated() { gathered.row(index).copy(from: input.row(token.row)) }
-            let gateUpOutput = Tensor(zeros: [tokens.count, gateUp.outputSizePerRank], dtype: .float32)
-            gateUp.forward(gathered, into: gateUpOutput)
-            let activated = Tensor(zeros: [tokens.count, gateUp.outputSizePerRank / 2], dtype: .float32)
+            let gateUpOutput = Tensor(zeros: [tokens.count, weights.gateUp.outputSize], dtype: .float32)
+            weights.gateUp.apply(gathered, into: gateUpOutput)
+            let activated = Tensor(zeros: [tokens.count, weights.gateUp.outputSize / 2], dtype: .float32)
             Activation.siluAndMultiply(gateUpOutput, into: activated)
+            // This rank's share of the expert's output (summed over the group by the all-reduce below).
             let partial = Tensor(zeros: [tokens.count, width], dtype: .float32)
-            down.partial(activated, into: partial)
+            weights.down.apply(activated, into: partial)
             for (index, token) in tokens.enumerated() {
                 let (target, source) = (output.row(token.row), partial.row(index))
                 for column in 0..<width { target[column] += token.weight * source[column] }

@@ -32,6 +32,29 @@ final class WeightSource {
         return try checkpoint.load(key, dim: slice.dim, range: slice.range)
     }
 
+    /// Expert `expert`'s matrix of a fused `[experts, rows, columns]` tensor `key` (transformers 5's MoE layout):
+    /// its rows in `rows` (stacked in order) and, of each, the entries `columns` — this rank's slice.
+    func expertMatrix(_ key: String, shape: [Int], expert: Int, rows: [Range<Int>], columns: Range<Int>) throws(ModelLoadError) -> Tensor {
+        try checkpoint.require(key, shape: shape)
+        let info = try checkpoint.info(key)
+        guard info.dtype.isFloatingPoint else {
+            throw .unsupportedDType(key: key, path: checkpoint.directory, dtype: "\(info.dtype) (weights must be F32, F16 or BF16)")
+        }
+        used.insert(key)
+        let slab = try checkpoint.load(key, dim: 0, range: expert..<(expert + 1))
+        let element = slab.dtype.byteSize
+        let result = Tensor(zeros: [rows.reduce(0) { $0 + $1.count }, columns.count], dtype: slab.dtype)
+        var target = 0
+        for range in rows {
+            for row in range {
+                (result.baseAddress + target).copyMemory(
+                    from: slab.baseAddress + (row * shape[2] + columns.lowerBound) * element, byteCount: columns.count * element)
+                target += columns.count * element
+            }
+        }
+        return result
+    }
+
     /// Checks that tensor `key` is there with `shape` and marks it read, without loading it: for a tensor another
     /// rank holds (an expert placed elsewhere), so `checkAllUsed` does not take it for a stray.
     func claim(_ key: String, shape: [Int]) throws(ModelLoadError) {

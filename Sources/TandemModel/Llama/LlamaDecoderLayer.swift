@@ -60,7 +60,9 @@ final class LlamaDecoderLayer {
             hasBias: config.outputProjectionBias, group: group)
         postAttentionNorm = try source.loadFloat32("\(prefix).post_attention_layernorm.weight", shape: [hidden])
         if config.expertCount != nil {
-            feedForward = .experts(try SparseMoeBlock(source, prefix: "\(prefix).block_sparse_moe", config: config, group: group, placement: expertPlacement))
+            // transformers 4 names the block block_sparse_moe, transformers 5 mlp.
+            let block = source.checkpoint.keys.contains("\(prefix).block_sparse_moe.gate.weight") ? "block_sparse_moe" : "mlp"
+            feedForward = .experts(try SparseMoeBlock(source, prefix: "\(prefix).\(block)", config: config, group: group, placement: expertPlacement))
         } else {
             feedForward = .dense(
                 gateUp: try MergedColumnParallelLinear(

@@ -10,6 +10,9 @@ public struct ModelPreset: Sendable, Equatable {
     /// Experts per MoE layer and experts per token (`mixtral`; 0 for a dense MLP).
     public var expertCount = 0
     public var expertsPerToken = 0
+    /// Write the experts in transformers 5's fused layout (`mlp.gate.weight`, `mlp.experts.gate_up_proj`
+    /// `[E, 2·I, H]`, `mlp.experts.down_proj` `[E, H, I]`) instead of `block_sparse_moe.experts.E.w1/w2/w3`.
+    public var fusedExperts = false
     public var hiddenSize: Int
     public var intermediateSize: Int
     public var layerCount: Int
@@ -135,7 +138,12 @@ public enum ModelWriter {
             }
             add("\(prefix).self_attn.o_proj.weight", [h, q], scale: 1 / Double(q).squareRoot())
             add("\(prefix).post_attention_layernorm.weight", [h], scale: 0.1, offset: 1)
-            if preset.expertCount > 0 {
+            if preset.expertCount > 0 && preset.fusedExperts {
+                let e = preset.expertCount
+                add("\(prefix).mlp.gate.weight", [e, h], scale: 3 / Double(h).squareRoot())
+                add("\(prefix).mlp.experts.gate_up_proj", [e, 2 * i, h], scale: 1 / Double(h).squareRoot())
+                add("\(prefix).mlp.experts.down_proj", [e, h, i], scale: 1 / Double(i).squareRoot())
+            } else if preset.expertCount > 0 {
                 // A router with a clear spread, so each token's top experts are well apart.
                 add("\(prefix).block_sparse_moe.gate.weight", [preset.expertCount, h], scale: 3 / Double(h).squareRoot())
                 for expert in 0..<preset.expertCount {
