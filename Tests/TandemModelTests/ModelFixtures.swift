@@ -28,6 +28,15 @@ enum ModelFixtures {
         return try ThreadLauncher.run(worldSize: size) { group in try body(TensorParallelGroup(group)) }.map { try $0.get() }
     }
 
+    /// The prompt and continuation the parallel tests step through.
+    static let stepPrompt = [5, 17, 99, 200, 3, 42]
+    static let stepContinuation = [7, 8, 9, 10]
+
+    /// `stepLogits` of `stepPrompt` and `stepContinuation` on one rank: what every split must match.
+    static func oneRankStepLogits(_ directory: String) throws -> [[Float]] {
+        try onRanks(1) { group in try stepLogits(LlamaModel(directory: directory, group: group), prompt: stepPrompt, continuation: stepContinuation) }[0]
+    }
+
     /// The logits of the last prompt token (prefill), then of each of `continuation` fed one at a time
     /// (decode through the paged cache — fp32, blocks of 4 in a scrambled order): one row per step on group
     /// rank 0, none on the other ranks (logits are gathered to rank 0).

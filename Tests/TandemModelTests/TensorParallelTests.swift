@@ -13,11 +13,8 @@ final class TensorParallelTests: XCTestCase {
 
     private func check(_ preset: ModelPreset) throws {
         let directory = try ModelFixtures.write(preset, test: self)
-        let prompt = [5, 17, 99, 200, 3, 42]
-        let continuation = [7, 8, 9, 10]
-        let single = try ModelFixtures.onRanks(1) { group in
-            try ModelFixtures.stepLogits(LlamaModel(directory: directory, group: group), prompt: prompt, continuation: continuation)
-        }[0]
+        let (prompt, continuation) = (ModelFixtures.stepPrompt, ModelFixtures.stepContinuation)
+        let single = try ModelFixtures.oneRankStepLogits(directory)
         let greedy = SamplingParams(temperature: 0, maxTokens: 24, ignoreEOS: true)
         let singleTokens = try ModelFixtures.onRanks(1) { group in
             try LLM(model: directory, group: group).generate(Self.prompts, greedy).map(\.tokenIDs)
