@@ -1,6 +1,7 @@
 import Foundation
 import TandemEngine
 import TandemModel
+import TandemParallel
 import TandemTensor
 import XCTest
 
@@ -55,12 +56,12 @@ final class EngineCoreTests: XCTestCase {
     /// most 5 running requests.
     private func mixed(
         _ directory: String, _ planned: [Planned], tensorParallelSize: Int, pipelineParallelSize: Int = 1, prefixCaching: Bool,
-        precision: ComputePrecision = .float32
+        precision: ComputePrecision = .float32, expertPlacement: ExpertPlacement? = nil
     ) throws -> (outputs: [String: RequestOutput], preemptions: Int, hits: Int) {
         try EngineFixtures.withEngine(
             directory, tensorParallelSize: tensorParallelSize, pipelineParallelSize: pipelineParallelSize,
             cache: CacheConfig(blockSize: 4, blockCount: 28, prefixCaching: prefixCaching),
-            scheduler: SchedulerConfig(maxNumBatchedTokens: 24, maxNumSeqs: 5), precision: precision
+            scheduler: SchedulerConfig(maxNumBatchedTokens: 24, maxNumSeqs: 5), precision: precision, expertPlacement: expertPlacement
         ) { core in
             var finished: [String: RequestOutput] = [:]
             var preemptions = 0
@@ -85,14 +86,17 @@ final class EngineCoreTests: XCTestCase {
         }
     }
 
-    private func checkMix(tensorParallelSize: Int, pipelineParallelSize: Int = 1, precision: ComputePrecision = .float32) throws {
-        let directory = try EngineFixtures.tinyModel(self)
+    private func checkMix(
+        tensorParallelSize: Int, pipelineParallelSize: Int = 1, preset: ModelPreset = .tiny, expertPlacement: ExpertPlacement? = nil,
+        precision: ComputePrecision = .float32
+    ) throws {
+        let directory = try EngineFixtures.tinyModel(self, preset: preset)
         let seed = Self.seed()
         let planned = Self.plannedRequests(seed: seed)
         let reference = try alone(directory, planned, precision: precision)
         let run = try mixed(
             directory, planned, tensorParallelSize: tensorParallelSize, pipelineParallelSize: pipelineParallelSize, prefixCaching: true,
-            precision: precision)
+            precision: precision, expertPlacement: expertPlacement)
         XCTAssertEqual(run.outputs.count, planned.count, "every request ends (seed \(seed))")
         let oneRank = try LlamaModel(directory: directory, group: .single, precision: precision)
         for request in planned {
@@ -109,7 +113,9 @@ final class EngineCoreTests: XCTestCase {
                 oneRank, context: request.prompt + alone[..<split], candidates: (alone[split], output.tokenIDs[split]),
                 tolerance: precision == .float32 ? 1e-4 : 1e-2, "\(request.id), seed \(seed)")
         }
-        print("tp \(tensorParallelSize) pp \(pipelineParallelSize): \(run.preemptions) preemptions, \(run.hits) prefix-cache hit tokens")
+        print(
+            "\(preset.name) tp \(tensorParallelSize) pp \(pipelineParallelSize) experts \(expertPlacement?.rawValue ?? "split"): "
+                + "\(run.preemptions) preemptions, \(run.hits) prefix-cache hit tokens")
     }
 
     /// Where a request's greedy tokens in the mix part from its tokens alone, the two candidates must be tied to
@@ -144,6 +150,20 @@ final class EngineCoreTests: XCTestCase {
     func testRandomMixMatchesRequestsRunAloneOverTwoPipelineStages() throws { try checkMix(tensorParallelSize: 1, pipelineParallelSize: 2) }
 
     func testRandomMixMatchesRequestsRunAloneOverTwoStagesOfTwoRanks() throws { try checkMix(tensorParallelSize: 2, pipelineParallelSize: 2) }
+
+    /// Four stages, and eight ranks (tp 2 × pp 4), on a 4-layer model: four micro-batches in flight.
+    func testRandomMixMatchesRequestsRunAloneOverFourStages() throws {
+        var fourLayers = ModelPreset.tiny
+        fourLayers.layerCount = 4
+        try checkMix(tensorParallelSize: 1, pipelineParallelSize: 4, preset: fourLayers)
+        try checkMix(tensorParallelSize: 2, pipelineParallelSize: 4, preset: fourLayers)
+    }
+
+    /// Mixtral through the engine: experts split over tp 2, and placed whole (ep 2) over two stages.
+    func testRandomMixMatchesRequestsRunAloneForMixtral() throws {
+        try checkMix(tensorParallelSize: 2, preset: .tinyMoE)
+        try checkMix(tensorParallelSize: 2, pipelineParallelSize: 2, preset: .tinyMoE, expertPlacement: .roundRobin)
+    }
 
     func testRandomMixMatchesRequestsRunAloneWithBFloat16Compute() throws {
         try XCTSkipUnless(ComputePrecision.bfloat16Available, "this CPU has no AVX-512 BF16")

@@ -10,25 +10,27 @@ import XCTest
 /// A tiny checkpoint and engines over it, on one rank or on tp × pp ranks as threads (rank 0 drives, the others
 /// run the worker loop).
 enum EngineFixtures {
-    /// Writes the tiny preset into a fresh directory removed after the test.
-    static func tinyModel(_ test: XCTestCase) throws -> String {
+    /// Writes the tiny preset (or `preset`) into a fresh directory removed after the test.
+    static func tinyModel(_ test: XCTestCase, preset: ModelPreset = .tiny) throws -> String {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-engine-\(UUID().uuidString)")
         test.addTeardownBlock { try? FileManager.default.removeItem(at: directory) }
-        try ModelWriter.write(.tiny, dtype: .bfloat16, seed: 1, to: directory.path)
+        try ModelWriter.write(preset, dtype: .bfloat16, seed: 1, to: directory.path)
         return directory.path
     }
 
     /// Runs `body` with an engine over `directory` split `tensorParallelSize` ways in each of
-    /// `pipelineParallelSize` stages and returns its result; checks afterwards that every KV block is free again.
+    /// `pipelineParallelSize` stages (a MoE model's experts placed whole with `expertPlacement`) and returns its
+    /// result; checks afterwards that every KV block is free again.
     static func withEngine<Value: Sendable>(
         _ directory: String, tensorParallelSize: Int = 1, pipelineParallelSize: Int = 1, cache: CacheConfig,
-        scheduler: SchedulerConfig = SchedulerConfig(), precision: ComputePrecision = .float32,
+        scheduler: SchedulerConfig = SchedulerConfig(), precision: ComputePrecision = .float32, expertPlacement: ExpertPlacement? = nil,
         _ body: @escaping @Sendable (EngineCore) throws -> Value
     ) throws -> Value {
         Matmul.setBLASThreads(1)
         let run: @Sendable (ReplicaGroups) throws -> Value? = { groups in
             let layers = try ModelConfig(directory: directory).layerCount
-            let part = ModelPart(stage: groups.stage, of: try PipelinePartition(layerCount: layers, stages: pipelineParallelSize))
+            var part = ModelPart(stage: groups.stage, of: try PipelinePartition(layerCount: layers, stages: pipelineParallelSize))
+            part.expertPlacement = expertPlacement
             let model = try LlamaModel(directory: directory, group: groups.tensor, part: part, precision: precision)
             let runner = try ModelRunner(
                 model: model, groups: groups, cacheConfig: cache, maxNumSeqs: scheduler.maxNumSeqs, localRanks: groups.layout.worldSize)

@@ -64,6 +64,46 @@ final class ServeCommandTests: XCTestCase {
         for worker in workers { XCTAssertNotEqual(kill(worker, 0), 0, "rank 1 (pid \(worker)) ended with the server") }
     }
 
+    /// Over two pipeline stages: concurrent requests (micro-batches in flight on both stages) get the greedy text
+    /// one rank gives them, and SIGTERM stops the server and its stage.
+    func testServeOverPipelineStagesAnswersLikeOneRank() async throws {
+        let directory = try ServerFixtures.tinyModel(self, chatTemplate: ServerFixtures.chatML)
+        let prompts = ["the model", "a pipeline of stages", "two", "micro-batches in flight", "x y z", "stage to stage"]
+        let generated = try BuiltProgram.run(
+            BuiltProgram.tandem,
+            ["generate", "--model", directory.path, "--max-tokens", "12", "--temperature", "0", "--ignore-eos", "--json"] + prompts.flatMap { ["--prompt", $0] })
+        XCTAssertEqual(generated.status, 0, generated.output)
+        let report = try json(try XCTUnwrap(generated.output.split(separator: "\n").first { $0.hasPrefix("{") }.map(String.init)))
+        let expected = try XCTUnwrap(report["outputs"] as? [[String: Any]]).map { $0["text"] as? String }
+        XCTAssertEqual(expected.count, prompts.count)
+
+        let server = try ServeProcess(model: directory.path, arguments: ["--pp", "2", "--served-model-name", "tiny", "--threads", "1"])
+        defer { if server.process.isRunning { server.process.terminate() } }
+        let workers = childProcesses(of: server.process.processIdentifier)
+        XCTAssertEqual(workers.count, 1, "stage 1 runs in its own process")
+        let texts = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
+            for (index, prompt) in prompts.enumerated() {
+                group.addTask {
+                    let body = #"{"model": "tiny", "prompt": "\#(prompt)", "max_tokens": 12, "temperature": 0, "ignore_eos": true}"#
+                    let (status, text) = try await server.request("/v1/completions", body: body)
+                    XCTAssertEqual(status, 200, text)
+                    let choice = (try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])?["choices"] as? [[String: Any]]
+                    return (index, choice?.first?["text"] as? String)
+                }
+            }
+            var texts = [String?](repeating: nil, count: prompts.count)
+            for try await (index, text) in group { texts[index] = text }
+            return texts
+        }
+        XCTAssertEqual(texts, expected, "each request's greedy text over two stages equals one rank's")
+
+        kill(server.process.processIdentifier, SIGTERM)
+        let stopped = Date()
+        while server.process.isRunning, Date().timeIntervalSince(stopped) < 10 { usleep(20_000) }
+        XCTAssertEqual(server.process.terminationStatus, 0)
+        for worker in workers { XCTAssertNotEqual(kill(worker, 0), 0, "stage 1 (pid \(worker)) ended with the server") }
+    }
+
     /// SIGTERM while a long stream runs: with a grace period it completes; with none it is aborted at once and
     /// ends with finish reason `abort` and `[DONE]`. Either way the server exits 0 and its rank with it.
     func testSIGTERMGivesOpenRequestsTheGracePeriod() async throws {
