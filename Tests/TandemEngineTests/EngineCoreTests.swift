@@ -151,18 +151,24 @@ final class EngineCoreTests: XCTestCase {
 
     func testRandomMixMatchesRequestsRunAloneOverTwoStagesOfTwoRanks() throws { try checkMix(tensorParallelSize: 2, pipelineParallelSize: 2) }
 
-    /// Four stages, and eight ranks (tp 2 × pp 4), on a 4-layer model: four micro-batches in flight.
-    func testRandomMixMatchesRequestsRunAloneOverFourStages() throws {
-        var fourLayers = ModelPreset.tiny
-        fourLayers.layerCount = 4
-        try checkMix(tensorParallelSize: 1, pipelineParallelSize: 4, preset: fourLayers)
-        try checkMix(tensorParallelSize: 2, pipelineParallelSize: 4, preset: fourLayers)
+    /// The other layouts of up to eight ranks: four stages (four micro-batches in flight), tp 2 × pp 4, tp 4 × pp
+    /// 2, and eight stages of one layer each (tp 8 cannot split the tiny preset's 4 heads).
+    func testRandomMixMatchesRequestsRunAloneOverFourAndEightStages() throws {
+        var eightLayers = ModelPreset.tiny
+        eightLayers.layerCount = 8
+        try checkMix(tensorParallelSize: 1, pipelineParallelSize: 4, preset: eightLayers)
+        try checkMix(tensorParallelSize: 2, pipelineParallelSize: 4, preset: eightLayers)
+        try checkMix(tensorParallelSize: 4, pipelineParallelSize: 2, preset: eightLayers)
+        try checkMix(tensorParallelSize: 1, pipelineParallelSize: 8, preset: eightLayers)
     }
 
-    /// Mixtral through the engine: experts split over tp 2, and placed whole (ep 2) over two stages.
+    /// Mixtral through the engine: experts split over tp 2; placed whole over ep 2, over ep 2 × pp 2, and over
+    /// ep 4 × pp 2 (8 ranks).
     func testRandomMixMatchesRequestsRunAloneForMixtral() throws {
         try checkMix(tensorParallelSize: 2, preset: .tinyMoE)
+        try checkMix(tensorParallelSize: 2, preset: .tinyMoE, expertPlacement: .linear)
         try checkMix(tensorParallelSize: 2, pipelineParallelSize: 2, preset: .tinyMoE, expertPlacement: .roundRobin)
+        try checkMix(tensorParallelSize: 4, pipelineParallelSize: 2, preset: .tinyMoE, expertPlacement: .linear)
     }
 
     func testRandomMixMatchesRequestsRunAloneWithBFloat16Compute() throws {
