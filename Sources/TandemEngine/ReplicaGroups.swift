@@ -1,4 +1,3 @@
-import Dispatch
 import TandemComm
 import TandemModel
 import TandemParallel
@@ -58,8 +57,6 @@ public final class ReplicaGroups: Sendable {
 
     /// Whether this rank's stage is the first, which embeds the tokens (the driver's stage).
     public var isFirstStage: Bool { stage == 0 }
-    /// Whether this rank's stage is the last, which computes the logits.
-    public var isLastStage: Bool { stage == layout.pipelineParallelSize - 1 }
 
     /// Why a rank of the replica is gone, once one is; nil while all are here.
     var failure: CommError? {
