@@ -14,7 +14,8 @@ struct BenchGenerate: ParsableCommand {
         discussion: """
             Prompts are random token ids (seeded), generation ignores end-of-sequence. Decode's roofline is the \
             streaming read bandwidth measured here with as many concurrent readers as the run has threads in all \
-            ranks (tp × threads), divided by the weight bytes every rank reads per step; the one- and two-stream \
+            ranks of a stage (tp × threads), divided by the weight bytes every rank reads per step (with --pp the \
+            stages of one step read one after another, so a stage's ranks are the readers at any moment); the one- and two-stream \
             figures give the machine's own two-reader bandwidth scaling. Prefill GFLOP/s counts the linear layers' \
             2·m·n·k over all ranks, beside fp32 sgemm at the MLP's shape on one rank with its threads. Times are \
             medians over --repeats runs after one warm-up.
@@ -45,11 +46,14 @@ struct BenchGenerate: ParsableCommand {
 
     struct Report: Codable {
         var tensorParallelSize = 0
+        var pipelineParallelSize = 1
         var threadsPerRank = 0
         var batch = 0
         var promptLength = 0
         var generateLength = 0
         var weightBytesPerStep = 0
+        /// The most weight bytes any rank holds.
+        var weightBytesPerRank = 0
         /// The largest resident set of any rank after loading (VmRSS; 0 where /proc is missing).
         var residentBytesPerRank = 0
         var loadSeconds = 0.0
@@ -67,7 +71,7 @@ struct BenchGenerate: ParsableCommand {
 
         enum CodingKeys: String, CodingKey {
             case batch
-            case tensorParallelSize = "tp"
+            case tensorParallelSize = "tp", pipelineParallelSize = "pp", weightBytesPerRank = "weight_bytes_per_rank"
             case threadsPerRank = "threads_per_rank"
             case promptLength = "prompt_len"
             case generateLength = "gen_len"
@@ -93,10 +97,12 @@ struct BenchGenerate: ParsableCommand {
             let group = llm.model.group
             let threads = modelOptions.threadsPerRank
             var report = Report(
-                tensorParallelSize: group.size, threadsPerRank: threads, batch: batch, promptLength: promptLength,
+                tensorParallelSize: group.size, pipelineParallelSize: llm.groups.layout.pipelineParallelSize, threadsPerRank: threads, batch: batch,
+                promptLength: promptLength,
                 generateLength: generateLength, loadSeconds: llm.loadSeconds)
             // Weight bytes read per decode step, summed over ranks.
             report.weightBytesPerStep = llm.weightBytesPerRank.reduce(0, +)
+            report.weightBytesPerRank = llm.weightBytesPerRank.max() ?? 0
             report.residentBytesPerRank = try llm.residentBytesPerRank().max() ?? 0
 
             // The machine's limits, measured on rank 0 while the other ranks wait.
@@ -160,10 +166,10 @@ struct BenchGenerate: ParsableCommand {
 
     private func table(_ r: Report) -> String {
         """
-        model \(modelOptions.model): tp \(r.tensorParallelSize), \(r.threadsPerRank) thread(s)/rank, batch \(r.batch), prompt \(r.promptLength), generate \(r.generateLength)
+        model \(modelOptions.model): tp \(r.tensorParallelSize), pp \(r.pipelineParallelSize), \(r.threadsPerRank) thread(s)/rank, batch \(r.batch), prompt \(r.promptLength), generate \(r.generateLength)
           prefill  \(String(format: "%8.1f", r.prefillTokensPerSecond)) tokens/s  \(String(format: "%6.1f", r.prefillGFLOPs)) GFLOP/s (sgemm on one rank: \(String(format: "%.1f", r.sgemmGFLOPs)) GFLOP/s)
           decode   \(String(format: "%8.1f", r.decodeTokensPerSecond)) tokens/s  \(String(format: "%6.2f", r.decodeMillisecondsPerStep)) ms/step, \(String(format: "%.1f", r.communicationShare * 100))% in communication
-          memory   \(r.residentBytesPerRank / 1_000_000) MB resident per rank after loading (weights \(r.weightBytesPerStep / r.tensorParallelSize / 1_000_000) MB/rank)
+          memory   \(r.residentBytesPerRank / 1_000_000) MB resident per rank after loading (weights \(r.weightBytesPerRank / 1_000_000) MB on the largest rank)
           roofline \(String(format: "%8.1f", r.rooflineTokensPerSecond)) tokens/s  (\(r.weightBytesPerStep / 1_000_000) MB/step at \(String(format: "%.1f", r.bandwidthRunStreamsGBs)) GB/s) → \(String(format: "%.0f", r.rooflineFraction * 100))% of roofline
           bandwidth one stream \(String(format: "%.1f", r.bandwidthOneStreamGBs)) GB/s, two streams \(String(format: "%.1f", r.bandwidthTwoStreamsGBs)) GB/s (scaling \(String(format: "%.2f", r.bandwidthTwoStreamsGBs / r.bandwidthOneStreamGBs))×)
         """
