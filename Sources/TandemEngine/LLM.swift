@@ -98,6 +98,10 @@ public final class LLM {
     /// - Throws: `ModelLoadError` for the checkpoint, `EngineError.rankFailed` when another rank could not load,
     ///   `CommError` when the group fails.
     public convenience init(config: EngineConfig, group: TensorParallelGroup, progress: ((Int, Int) -> Void)? = nil) throws {
+        guard config.pipelineParallelSize == 1 else {
+            throw ParallelConfigError.invalidPartition(
+                "init(config:group:) runs tensor parallelism only; for pipelineParallelSize \(config.pipelineParallelSize) use init(config:world:)")
+        }
         try self.init(config: config, groups: ReplicaGroups(tensor: group), spawned: nil, progress: progress)
     }
 

@@ -121,6 +121,9 @@ final class PipelineParallelTests: XCTestCase {
         XCTAssertTrue(refusal(tp: 1, pp: 0).contains("pipelineParallelSize must be ≥ 1, got 0"), refusal(tp: 1, pp: 0))
         XCTAssertTrue(refusal(tp: 3, pp: 2).contains("tensor parallel size 3 does not split 4 attention heads"), refusal(tp: 3, pp: 2))
         XCTAssertTrue(refusal(tp: 0, pp: 2).contains("tensorParallelSize must be ≥ 1, got 0"), refusal(tp: 0, pp: 2))
+        XCTAssertThrowsError(try LLM(config: EngineConfig(model: directory, pipelineParallelSize: 2), group: .single)) { error in
+            XCTAssertTrue("\(error)".contains("for pipelineParallelSize 2 use init(config:world:)"), "\(error)")
+        }
         do {
             _ = try LLM(config: EngineConfig(model: directory, expertPlacement: .linear), tensorParallelSize: 2, workerProgram: program)
             XCTFail("expert parallelism on a dense model was accepted")
