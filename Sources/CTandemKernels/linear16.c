@@ -59,6 +59,52 @@ __attribute__((target("avx2,fma,f16c"), always_inline)) static inline void linea
     }
 }
 
+// Batches of more than four rows: blocks of 64 weight rows (≤ 128 KiB at k = 1024, so a block stays in L2 while
+// every group of four input rows passes over it, and the weights are read from memory once), each pair of weight
+// rows widened once per step and multiplied into four rows' accumulators (eight FMA chains per step).
+__attribute__((target("avx2,fma,f16c"), always_inline)) static inline void linear16_tiles(
+    const int is_bfloat16, const float *x, long m, long k, const uint16_t *w, long n, long first, long last, float *y) {
+    long vector_end = k & ~7L;
+    for (long block = first; block < last; block += 64) {
+        long block_end = block + 64 < last ? block + 64 : last;
+        for (long r0 = 0; r0 < m; r0 += 4) {
+            long rows = m - r0 < 4 ? m - r0 : 4;
+            const float *x0 = x + r0 * k;
+            const float *x1 = rows > 1 ? x0 + k : x0, *x2 = rows > 2 ? x0 + 2 * k : x0, *x3 = rows > 3 ? x0 + 3 * k : x0;
+            const float *inputs[4] = {x0, x1, x2, x3};
+            long j = block;
+            for (; j + 1 < block_end; j += 2) {
+                const uint16_t *row0 = w + j * k, *row1 = row0 + k;
+                __m256 a00 = _mm256_setzero_ps(), a01 = _mm256_setzero_ps(), a10 = _mm256_setzero_ps(), a11 = _mm256_setzero_ps();
+                __m256 a20 = _mm256_setzero_ps(), a21 = _mm256_setzero_ps(), a30 = _mm256_setzero_ps(), a31 = _mm256_setzero_ps();
+                for (long i = 0; i < vector_end; i += 8) {
+                    __m256 w0 = widen8(is_bfloat16, row0 + i), w1 = widen8(is_bfloat16, row1 + i);
+                    __m256 v0 = _mm256_loadu_ps(x0 + i), v1 = _mm256_loadu_ps(x1 + i), v2 = _mm256_loadu_ps(x2 + i), v3 = _mm256_loadu_ps(x3 + i);
+                    a00 = _mm256_fmadd_ps(w0, v0, a00);
+                    a01 = _mm256_fmadd_ps(w1, v0, a01);
+                    a10 = _mm256_fmadd_ps(w0, v1, a10);
+                    a11 = _mm256_fmadd_ps(w1, v1, a11);
+                    a20 = _mm256_fmadd_ps(w0, v2, a20);
+                    a21 = _mm256_fmadd_ps(w1, v2, a21);
+                    a30 = _mm256_fmadd_ps(w0, v3, a30);
+                    a31 = _mm256_fmadd_ps(w1, v3, a31);
+                }
+                float sums[4][2] = {{sum8(a00), sum8(a01)}, {sum8(a10), sum8(a11)}, {sum8(a20), sum8(a21)}, {sum8(a30), sum8(a31)}};
+                for (long r = 0; r < rows; r++) {
+                    for (long t = vector_end; t < k; t++) {
+                        sums[r][0] += inputs[r][t] * widen1(is_bfloat16, row0[t]);
+                        sums[r][1] += inputs[r][t] * widen1(is_bfloat16, row1[t]);
+                    }
+                    y[(r0 + r) * n + j] = sums[r][0];
+                    y[(r0 + r) * n + j + 1] = sums[r][1];
+                }
+            }
+            // An odd last weight row of the block: four rows against it alone.
+            if (j < block_end) linear16_rows(is_bfloat16, x0, rows, k, w, n, j, j + 1, y + r0 * n);
+        }
+    }
+}
+
 // Inlined into each caller with a constant is_bfloat16, so the loops carry no format test.
 __attribute__((target("avx2,fma,f16c"), always_inline)) static inline void linear16(
     const int is_bfloat16, const float *x, long m, long k, const uint16_t *w, long n, long first, long last, float *y) {
@@ -66,6 +112,10 @@ __attribute__((target("avx2,fma,f16c"), always_inline)) static inline void linea
     long wide_end = k & ~63L;
     // Several input rows (batched decode): each weight vector is widened once and multiplied into up to four
     // rows' accumulators, so the pass stays bound by reading the weights rather than by re-widening them.
+    if (m > 4) {
+        linear16_tiles(is_bfloat16, x, m, k, w, n, first, last, y);
+        return;
+    }
     if (m > 1) {
         linear16_rows(is_bfloat16, x, m, k, w, n, first, last, y);
         return;

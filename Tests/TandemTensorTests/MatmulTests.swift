@@ -17,13 +17,15 @@ final class MatmulTests: XCTestCase {
 
     func testLinearMatchesAReferenceForEveryWeightDtypeAndAwkwardSizes() {
         // n = 300 spans two blocks of widened 16-bit rows; k and m are odd; m ≤ 4 takes the fused kernel (k with
-        // and without a tail past the last 8 or 16 values, on 1 and 3 threads), larger m widens for BLAS.
+        // and without a tail past the last 8 or 16 values, on 1 and 3 threads), 4 < m ≤ 64 the tiled one (groups
+        // of four rows, a last group short; pairs of weight rows in blocks of 64, an odd one left over), larger m
+        // widens for BLAS.
         // Both decode kernels: the C one where the CPU has AVX2 (else this runs the portable one twice).
         for vectorExtensions in [true, false] {
             let previous = Matmul.useVectorExtensions(vectorExtensions)
             defer { Matmul.useVectorExtensions(previous) }
             for threads in [1, 3] {
-                checkLinear(threads: threads, sizes: [(1, 7, 3), (1, 24, 200), (1, 40, 7), (2, 40, 130), (4, 1029, 70), (3, 16, 1), (5, 33, 300), (17, 64, 257)])
+                checkLinear(threads: threads, sizes: [(1, 7, 3), (1, 24, 200), (1, 40, 7), (2, 40, 130), (4, 1029, 70), (3, 16, 1), (5, 33, 300), (17, 64, 257), (37, 41, 131), (64, 1029, 65), (6, 8, 1), (65, 24, 9)])
             }
         }
     }

@@ -11,9 +11,11 @@ public enum Matmul {
     /// keeping each call large enough for BLAS to run at speed.
     static let weightRowsPerBlock = 256
 
-    /// Up to this many input rows (decode), 16-bit weights are read once by `FusedLinear` — widened in
-    /// registers, never written out — since the pass is bound by reading the weights.
-    static let fusedRowLimit = 4
+    /// Up to this many input rows (decode, batched decode, pipeline micro-batches), 16-bit weights are read once
+    /// by `FusedLinear` — widened in registers, never written out: above four rows in 64-row weight blocks that
+    /// stay in L2 while every group of four input rows passes. Measured (small preset, 1 thread, batched decode):
+    /// 32 rows 198.5 tokens/s against 173.8 by widening for sgemm, 64 rows 208.8 against 204.4.
+    static let fusedRowLimit = 64
 
     /// `output[m, n] = input[m, k] · weight[n, k]ᵀ` — a linear layer with its weight stored as PyTorch stores
     /// it (`[out_features, in_features]`), in its checkpoint dtype.
