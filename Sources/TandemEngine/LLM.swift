@@ -126,15 +126,12 @@ public final class LLM {
     /// to place.
     ///
     /// - Throws: `ModelLoadError` for the checkpoint's config or a tp size that does not split it,
-    ///   `ParallelConfigError` for stages the layers cannot fill or expert parallelism on a dense model,
+    ///   or expert parallelism on a dense model, `ParallelConfigError` for stages the layers cannot fill,
     ///   `ConfigError` for a malformed partition variable.
     static func partition(_ config: EngineConfig, tensorParallelSize: Int) throws -> PipelinePartition {
         let model = try ModelConfig(directory: config.model)
         try model.checkTensorParallel(tensorParallelSize, path: config.model)
-        if config.expertPlacement != nil && model.expertCount == nil {
-            throw ParallelConfigError.invalidExpertParallel(
-                "\(config.model) is a dense model (model_type \(model.modelType), no num_local_experts); drop --enable-expert-parallel")
-        }
+        if config.expertPlacement != nil { try model.checkExpertParallel(path: config.model) }
         return try PipelinePartition.fromEnvironment(layerCount: model.layerCount, stages: config.pipelineParallelSize)
     }
 

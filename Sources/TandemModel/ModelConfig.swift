@@ -138,6 +138,15 @@ public struct ModelConfig: Sendable, Equatable {
         }
     }
 
+    /// Checks that this model has experts to place, for expert parallelism.
+    ///
+    /// - Throws: `ModelLoadError.unsupported` for a dense model.
+    public func checkExpertParallel(path: String) throws(ModelLoadError) {
+        guard expertCount == nil else { return }
+        throw .unsupported(
+            path: path, detail: "expert parallelism: it is a dense model (model_type \(modelType), no num_local_experts); drop --enable-expert-parallel")
+    }
+
     /// Checks that `tensorParallelSize` splits this model.
     ///
     /// - Throws: `ModelLoadError.unsupported` listing the sizes that would work.

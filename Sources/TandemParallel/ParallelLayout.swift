@@ -16,8 +16,6 @@ public enum ParallelConfigError: Error, Equatable, CustomStringConvertible {
     case alreadyInitialized(ParallelLayout)
     /// The model's layers cannot be split over the pipeline stages as asked.
     case invalidPartition(String)
-    /// Expert parallelism was asked for where it cannot work (a dense model, more ranks than experts).
-    case invalidExpertParallel(String)
 
     public var description: String {
         switch self {
@@ -31,8 +29,6 @@ public enum ParallelConfigError: Error, Equatable, CustomStringConvertible {
                 + "dp \(layout.dataParallelSize)); call ParallelState.destroy() first"
         case let .invalidPartition(message):
             "pipeline partition: \(message)"
-        case let .invalidExpertParallel(message):
-            "expert parallelism: \(message)"
         }
     }
 }

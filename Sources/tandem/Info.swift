@@ -87,14 +87,12 @@ struct Info: ParsableCommand {
             do {
                 config = try ModelConfig(directory: model)
                 try config.checkTensorParallel(tp, path: model)
+                if enableExpertParallel { try config.checkExpertParallel(path: model) }
             } catch {
                 throw CommandFailure("\(error)")
             }
             partition = try PipelinePartition.fromEnvironment(layerCount: config.layerCount, stages: pp)
             experts = config.expertCount
-            if enableExpertParallel && experts == nil {
-                throw CommandFailure("--enable-expert-parallel: \(model) is a dense model (model_type \(config.modelType), no num_local_experts)")
-            }
         }
         let perNode = nprocPerNode ?? world
         print("world \(world) = dp \(dp) × pp \(pp) × tp \(tp), \(perNode) rank(s) per host" + (partition.map { "; layers per stage \($0)" } ?? ""))

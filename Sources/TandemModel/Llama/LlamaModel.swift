@@ -40,9 +40,7 @@ public final class LlamaModel: CausalLanguageModel {
         guard part.layers.upperBound <= config.layerCount else {
             throw .malformed(path: directory, detail: "a pipeline stage holds layers \(part.layers) but the model has \(config.layerCount)")
         }
-        guard part.expertPlacement == nil || config.expertCount != nil else {
-            throw .unsupported(path: directory, detail: "expert parallelism on a dense model (model_type \(config.modelType) has no experts)")
-        }
+        if part.expertPlacement != nil { try config.checkExpertParallel(path: directory) }
         let source = WeightSource(try Checkpoint(directory: directory), precision: precision, threads: threads)
         self.config = config
         self.group = group
