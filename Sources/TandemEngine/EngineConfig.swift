@@ -5,6 +5,9 @@ import TandemTensor
 /// scheduler's caps (which size the cache). An engine that spawns its own workers sends them this value, so a
 /// worker takes no options of its own and cannot disagree with its driver.
 public struct EngineConfig: Sendable, Codable, Equatable {
+    /// Ranks of the whole engine: tp × pp × dp (tp given apart, as the spawning call's argument).
+    public func worldSize(tensorParallelSize: Int) -> Int { tensorParallelSize * pipelineParallelSize * dataParallelSize }
+
     /// A Hugging Face checkpoint directory.
     public var model: String
     /// What the linear layers multiply in (`.bfloat16` needs AVX-512 BF16).
@@ -19,6 +22,8 @@ public struct EngineConfig: Sendable, Codable, Equatable {
     public var localRanks: Int?
     /// Pipeline stages the layers are split over (the replica's ranks are tp × this).
     public var pipelineParallelSize: Int
+    /// Data-parallel replicas, each a whole tp × pp engine over ranks of its own behind one front end.
+    public var dataParallelSize: Int
     /// With expert parallelism, how each MoE layer's experts are placed over a stage's ranks (each rank holds
     /// whole experts); nil: every expert tensor-parallel.
     public var expertPlacement: ExpertPlacement?
@@ -26,8 +31,9 @@ public struct EngineConfig: Sendable, Codable, Equatable {
     public init(
         model: String, precision: ComputePrecision = .float32, threads: Int? = nil, cache: CacheConfig = CacheConfig(),
         scheduler: SchedulerConfig = SchedulerConfig(), localRanks: Int? = nil, pipelineParallelSize: Int = 1,
-        expertPlacement: ExpertPlacement? = nil
+        expertPlacement: ExpertPlacement? = nil, dataParallelSize: Int = 1
     ) {
+        self.dataParallelSize = dataParallelSize
         self.model = model
         self.precision = precision
         self.threads = threads

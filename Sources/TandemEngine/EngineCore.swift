@@ -24,7 +24,7 @@ public struct EngineOutput: Sendable {
 }
 
 /// Per-request timings and counts (vLLM's request metrics).
-public struct RequestMetrics: Sendable, Equatable {
+public struct RequestMetrics: Sendable, Equatable, Codable {
     /// Seconds from `add` to first being scheduled.
     public var queueSeconds = 0.0
     /// Seconds from `add` to the first token.
@@ -53,7 +53,7 @@ public struct StepStats: Sendable, Equatable {
 }
 
 /// The engine's counters at a moment (what `--log-stats` prints and the server will export).
-public struct EngineStats: Sendable, Equatable {
+public struct EngineStats: Sendable, Equatable, Codable {
     public var running = 0
     public var waiting = 0
     public var usedBlocks = 0
@@ -108,7 +108,7 @@ public struct UnstartedRequest: Sendable {
 /// sees the cache writes of the batches before it.
 ///
 /// Not thread-safe: `LLMEngine` runs it on its own thread; `LLM` runs it on the caller's.
-public final class EngineCore {
+public final class EngineCore: EngineClient {
     public let runner: ModelRunner
     public let tokenizer: any Tokenizer
     let scheduler: Scheduler
@@ -154,7 +154,7 @@ public final class EngineCore {
 
     /// Why a rank of the model's group is gone (it died, aborted or left), noticed by the liveness monitors
     /// even between steps; nil while every rank is here. Any thread may read it.
-    public var groupFailure: CommError? { runner.groups.failure ?? plans?.lostMember }
+    public var groupFailure: (any Error)? { runner.groups.failure ?? plans?.lostMember }
 
     /// Requests not yet finished.
     public var unfinishedCount: Int { requests.count }
@@ -170,6 +170,9 @@ public final class EngineCore {
             totalBlocks: scheduler.cache.pool.blockCount, prefixQueriedTokens: scheduler.cache.queriedTokens, prefixHitTokens: scheduler.cache.hitTokens,
             promptTokens: promptTokensComputed, generatedTokens: tokensGenerated, preemptions: scheduler.preemptionCount)
     }
+
+    /// This replica's counters (the one replica).
+    public var replicaStats: [EngineStats] { [stats] }
 
     /// Accepts a request; it joins the running batch at a coming step.
     ///
@@ -236,6 +239,14 @@ public final class EngineCore {
         for batch in inFlight { _ = try batch.logits.wait() }
         inFlight.removeAll()
         try plans?.enqueue(StepPlan.shutdown.encoded())
+    }
+
+    /// Each rank of the replica's forward seconds (`ModelRunner.computeSeconds`), by rank; the workers, in their
+    /// loops, answer a `reportComputeTime` plan.
+    public func computeSecondsPerRank() throws -> [Double] {
+        guard let world = runner.groups.world else { return [runner.computeSeconds] }
+        try plans?.enqueue(StepPlan.reportComputeTime.encoded())
+        return try world.allGatherObject(runner.computeSeconds)
     }
 
     /// Releases the workers; the engine takes no more work.

@@ -1,5 +1,5 @@
 /// Why the engine refused a request or stopped serving.
-public enum EngineError: Error, Equatable, CustomStringConvertible {
+public enum EngineError: Error, Equatable, Codable, CustomStringConvertible {
     /// The request can never run here (its prompt is longer than the context, or it needs more KV blocks than
     /// the whole pool); the message gives the numbers.
     case requestTooLarge(id: String, String)
@@ -20,6 +20,8 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
     case restartsGaveUp(restarts: Int, last: String)
     /// The checkpoint on disk no longer matches the model the engine started with.
     case checkpointChanged(String)
+    /// A data-parallel replica failed (a rank of it died, or its driver reported an error); the engine stops.
+    case replicaFailed(replica: Int, String)
 
     public var description: String {
         switch self {
@@ -30,6 +32,7 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
         case let .invalidCacheConfig(message): "KV cache: \(message)"
         case let .rankFailed(rank, message): "rank \(rank) failed: \(message)"
         case let .restartsGaveUp(restarts, last): "gave up after \(restarts) restart\(restarts == 1 ? "" : "s") in a row; the last: \(last)"
+        case let .replicaFailed(replica, message): "data-parallel replica \(replica) failed: \(message)"
         case let .checkpointChanged(detail): "the checkpoint changed on disk since the engine started: \(detail)"
         case let .nonFiniteLogits(id, position):
             "request \(id): the logits at position \(position) are not finite (NaN or infinity) — the weights or an activation overflowed; the request is ended"

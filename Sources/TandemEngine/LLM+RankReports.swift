@@ -5,16 +5,16 @@ extension LLM {
     /// group of peers (SPMD) this is a collective every rank calls.
     public func residentBytesPerRank() throws -> [Int] {
         if let spawnedRanks { return [SystemMemory.residentBytes()] + spawnedRanks.childPIDs.map { SystemMemory.residentBytes(pid: $0) } }
-        return try groups.world?.allGatherObject(SystemMemory.residentBytes()) ?? [SystemMemory.residentBytes()]
+        return try groups.all?.allGatherObject(SystemMemory.residentBytes()) ?? [SystemMemory.residentBytes()]
     }
 
-    /// Seconds each rank has spent in its forward passes since loading (`ModelRunner.computeSeconds`), by rank:
+    /// Seconds each rank has spent in its forward passes since loading (`ModelRunner.computeSeconds`), by rank of
+    /// the launched world:
     /// over a run, 1 − its growth ÷ the run's time is the rank's idle share (the pipeline bubble on stages after
     /// the first). With spawned workers the driver asks them through the plan queue; with a group of peers (SPMD)
     /// this is a collective every rank calls.
     public func computeSecondsPerRank() throws -> [Double] {
-        guard let world = groups.world else { return [runner.computeSeconds] }
-        if spawnedRanks != nil { try plans!.enqueue(StepPlan.reportComputeTime.encoded()) }
-        return try world.allGatherObject(runner.computeSeconds)
+        if spawnedRanks != nil, let engine { return try engine.computeSecondsPerRank() }
+        return try groups.all?.allGatherObject(runner.computeSeconds) ?? [runner.computeSeconds]
     }
 }

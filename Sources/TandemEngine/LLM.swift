@@ -10,13 +10,15 @@ import TandemTensor
 /// prompts. A client of the engine: `generate` submits every prompt to an `EngineCore` and steps it until all
 /// are done (continuous batching over a paged KV cache with prefix caching).
 ///
-/// Tensor and pipeline parallelism come two ways. `init(config:tensorParallelSize:)` makes this process the driver
-/// and spawns the other tp × `config.pipelineParallelSize` − 1 ranks itself (`tandem worker` processes that receive
+/// Tensor, pipeline and data parallelism come two ways. `init(config:tensorParallelSize:)` makes this process the
+/// driver and spawns the other tp × `config.pipelineParallelSize` × `config.dataParallelSize` − 1 ranks itself (`tandem worker` processes that receive
 /// the config, report whether they loaded, and run the worker loop until this `LLM` is shut down) — as vLLM's
 /// `LLM(tensor_parallel_size=T, pipeline_parallel_size=P)`. Or every rank of a group that already exists
 /// (`tandem launch`, or threads) constructs an `LLM` with `init(config:world:)` (or `init(config:group:)` for
 /// tensor parallelism alone) and calls `generate` with the same prompts (SPMD, as torch.distributed programs run):
 /// rank 0 drives and the other ranks run the worker loop for the call; every rank returns rank 0's outputs.
+/// With data parallelism rank 0 is also the front end (`DataParallelEngine`) that routes each request to a replica,
+/// and every other replica's first rank drives its replica (`ReplicaDriver`).
 public final class LLM {
     /// This rank's part of the model and its KV cache.
     public let runner: ModelRunner
@@ -46,9 +48,16 @@ public final class LLM {
 
     /// The replica's groups: every rank, this rank's tensor-parallel group and pipeline links.
     public var groups: ReplicaGroups { runner.groups }
-    /// The driver's engine (rank 0 of the group); nil on the other ranks.
-    let engine: EngineCore?
-    /// Each step's plan from rank 0 to the others (nil for one rank).
+    /// What requests go through, on global rank 0: its replica's `EngineCore`, or with data parallelism the front
+    /// end of the replicas (`DataParallelEngine`); nil on the other ranks. Driving it directly (or through
+    /// `LLMEngine(core:)`) instead of `generate`, the other ranks of an SPMD group call `runWorkerLoop()`, and
+    /// `releaseWorkers()` lets them return.
+    public let engine: (any EngineClient)?
+    /// This rank's replica's engine, on the replica's first rank; nil on the other ranks.
+    private let core: EngineCore?
+    /// On the first rank of a replica other than rank 0's: its line to the front end.
+    private let driverLink: ReplicaLink?
+    /// Each step's plan from the replica's driver to its other ranks (nil for a replica of one rank).
     let plans: BroadcastQueue?
 
     /// Loads `config.model` split `tensorParallelSize` ways within each of `config.pipelineParallelSize` stages:
@@ -66,7 +75,8 @@ public final class LLM {
         let start = DispatchTime.now().uptimeNanoseconds
         // Refuse a layout the model cannot take before starting any process.
         _ = try Self.partition(config, tensorParallelSize: tensorParallelSize)
-        let worldSize = tensorParallelSize * config.pipelineParallelSize
+        guard config.dataParallelSize >= 1 else { throw ParallelConfigError.nonPositive(name: "dataParallelSize", value: config.dataParallelSize) }
+        let worldSize = config.worldSize(tensorParallelSize: tensorParallelSize)
         guard worldSize > 1 else {
             try self.init(config: config, groups: .single, spawned: nil, progress: progress)
             return
@@ -78,7 +88,8 @@ public final class LLM {
             var shared = config
             shared.localRanks = shared.localRanks ?? worldSize
             _ = try ranks.group.broadcastObject(shared, source: 0)
-            let groups = try ReplicaGroups(world: ranks.group, pipelineParallelSize: shared.pipelineParallelSize)
+            let groups = try ReplicaGroups(
+                world: ranks.group, pipelineParallelSize: shared.pipelineParallelSize, dataParallelSize: shared.dataParallelSize)
             try self.init(config: shared, groups: groups, spawned: ranks, progress: progress, startedAt: start)
         } catch {
             ranks.stop()
@@ -98,21 +109,22 @@ public final class LLM {
     /// - Throws: `ModelLoadError` for the checkpoint, `EngineError.rankFailed` when another rank could not load,
     ///   `CommError` when the group fails.
     public convenience init(config: EngineConfig, group: TensorParallelGroup, progress: ((Int, Int) -> Void)? = nil) throws {
-        guard config.pipelineParallelSize == 1 else {
+        guard config.pipelineParallelSize == 1, config.dataParallelSize == 1 else {
             throw ParallelConfigError.invalidPartition(
-                "init(config:group:) runs tensor parallelism only; for pipelineParallelSize \(config.pipelineParallelSize) use init(config:world:)")
+                "init(config:group:) runs tensor parallelism only; for pipelineParallelSize \(config.pipelineParallelSize) and dataParallelSize \(config.dataParallelSize) use init(config:world:)")
         }
         try self.init(config: config, groups: ReplicaGroups(tensor: group), spawned: nil, progress: progress)
     }
 
-    /// Loads `config.model` as this rank of `world`, laid out as `world.worldSize / config.pipelineParallelSize`
-    /// tensor-parallel ranks × `config.pipelineParallelSize` stages (vLLM's order: tp ranks consecutive); every
-    /// rank of `world` calls this together, then calls `generate` with the same prompts.
+    /// Loads `config.model` as this rank of `world`, laid out as `config.dataParallelSize` replicas of
+    /// `config.pipelineParallelSize` stages of `world.worldSize / (pp · dp)` tensor-parallel ranks (vLLM's order:
+    /// tp ranks consecutive, then stages, then replicas); every rank of `world` calls this together, then calls
+    /// `generate` with the same prompts.
     ///
     /// - Throws: `ParallelConfigError` for sizes that do not fit the world or the model, `ModelLoadError` for the
     ///   checkpoint, `EngineError.rankFailed` when another rank could not load, `CommError` when the group fails.
     public convenience init(config: EngineConfig, world: ProcessGroup, progress: ((Int, Int) -> Void)? = nil) throws {
-        let groups = try ReplicaGroups(world: world, pipelineParallelSize: config.pipelineParallelSize)
+        let groups = try ReplicaGroups(world: world, pipelineParallelSize: config.pipelineParallelSize, dataParallelSize: config.dataParallelSize)
         do {
             try self.init(config: config, groups: groups, spawned: nil, progress: progress)
         } catch {
@@ -165,7 +177,7 @@ public final class LLM {
             return (tokenizer, model, Set(model.config.eosTokenIDs).union(try Self.generationEOS(config.model)))
         }
         let (tokenizer, model, eos): (any Tokenizer, any CausalLanguageModel, Set<Int>)
-        if let world = groups.world {
+        if let world = groups.all {
             let reports = try world.allGatherObject(RankReady(failure: loaded.failureDescription, weightBytes: (try? loaded.get())?.1.weightBytes ?? 0))
             (tokenizer, model, eos) = try loaded.get()
             if let rank = reports.firstIndex(where: { $0.failure != nil }) { throw EngineError.rankFailed(rank: rank, "it could not load: \(reports[rank].failure!)") }
@@ -179,13 +191,23 @@ public final class LLM {
         spawnedRanks = spawned
         runner = try ModelRunner(
             model: model, groups: groups, cacheConfig: config.cache, maxNumSeqs: config.scheduler.maxNumSeqs,
-            localRanks: config.localRanks ?? groups.layout.worldSize)
+            localRanks: config.localRanks ?? groups.all?.worldSize ?? 1)
         plans = try groups.world.map { try BroadcastQueue(world: $0, writer: 0, name: "plans") }
-        engine = (groups.world?.rank ?? 0) == 0
+        let links = try groups.all.map {
+            try ReplicaLink.connect(all: $0, replicaCount: groups.replicaCount, replicaSize: groups.layout.worldSize)
+        } ?? []
+        core = groups.isReplicaDriver
             ? EngineCore(
                 runner: runner, tokenizer: tokenizer, eosTokenIDs: eosTokenIDs, scheduler: config.scheduler, prefixCaching: config.cache.prefixCaching,
                 plans: plans)
             : nil
+        if groups.replica == 0 {
+            engine = groups.replicaCount == 1 ? core : core.map { DataParallelEngine(local: $0, links: links) }
+            driverLink = nil
+        } else {
+            engine = nil
+            driverLink = links.first
+        }
         loadSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     }
 
@@ -194,8 +216,10 @@ public final class LLM {
     /// Stops the engine: spawned workers leave their loop and exit (killed after a grace period if they do not);
     /// later `generate` calls throw `EngineError.engineDead`. Idempotent; `deinit` calls it.
     public func shutdown() {
-        if spawnedRanks != nil { engine?.shutdown() }
+        // A front end also closes its links to the other replicas (after an SPMD call it has released them).
+        if spawnedRanks != nil || engine is DataParallelEngine { engine?.shutdown() }
         plans?.shutdown()
+        driverLink?.shutdown()
         runner.groups.shutdown()
         spawnedRanks?.stop()
     }
@@ -232,8 +256,9 @@ public final class LLM {
         // Every rank refuses the same requests before any step, so no rank is left waiting.
         for (index, prompt) in prompts.enumerated() { try runner.limits.check(id: "\(index)", promptTokenIDs: prompt.ids, params: params) }
         guard let engine else {
-            // A worker for this call: run the driver's plans, then take its outputs.
-            try WorkerLoop.run(runner, plans: plans!)
+            // Another replica's driver for this call (the front end's requests), or a worker (its driver's plans);
+            // then rank 0's outputs.
+            try Self.serve(runner, core: core, link: driverLink, plans: plans)
             return try shareOutputs(nil)
         }
         do {
@@ -249,14 +274,42 @@ public final class LLM {
         }
     }
 
+    /// On every rank but global rank 0 of an SPMD group whose rank 0 drives `engine` itself: runs this rank's
+    /// part — its replica's driver loop (the front end's requests) or the worker loop (its driver's plans) — until
+    /// rank 0 calls `engine.releaseWorkers()`.
+    ///
+    /// - Throws: `GenerationError.invalidRequest` on rank 0 or with spawned workers (they run theirs already), the
+    ///   first error of a step, `CommError` when the group fails.
+    public func runWorkerLoop() throws {
+        guard engine == nil, spawnedRanks == nil else {
+            throw GenerationError.invalidRequest("runWorkerLoop is for the ranks of an SPMD group other than rank 0, which drives the engine")
+        }
+        try Self.serve(runner, core: core, link: driverLink, plans: plans)
+    }
+
+    /// A spawned rank's service until the engine shuts down: its replica's driver loop or the worker loop.
+    func serveSpawned() throws { try Self.serve(runner, core: core, link: driverLink, plans: plans) }
+
+    /// What a rank other than the front end runs until released: its replica's driver loop (on the replica's first
+    /// rank; a failure releases the replica's workers), or the worker loop.
+    static func serve(_ runner: ModelRunner, core: EngineCore?, link: ReplicaLink?, plans: BroadcastQueue?) throws {
+        guard let core, let link else { return try WorkerLoop.run(runner, plans: plans!) }
+        do {
+            try ReplicaDriver.run(core, link: link)
+        } catch {
+            core.shutdown()
+            throw error
+        }
+    }
+
     /// Submits every prompt and steps the engine until all are done.
     private func drive(
-        _ engine: EngineCore, _ prompts: [(text: String, ids: [Int])], _ params: SamplingParams, onDelta: ((StreamDelta) -> Void)?
+        _ engine: any EngineClient, _ prompts: [(text: String, ids: [Int])], _ params: SamplingParams, onDelta: ((StreamDelta) -> Void)?
     ) throws -> [RequestOutput] {
         // Every sequence of one call shares the seed (given or drawn), as before the engine.
         let seed = params.seed ?? UInt64.random(in: 0...UInt64.max)
         for (index, (text, ids)) in prompts.enumerated() {
-            try engine.add(id: "\(index)", prompt: text, promptTokenIDs: ids, params: params, seed: seed)
+            try engine.add(id: "\(index)", prompt: text, promptTokenIDs: ids, params: params, seed: seed, arrival: nil)
         }
         var outputs = [RequestOutput?](repeating: nil, count: prompts.count)
         var timings = GenerationTimings()
@@ -274,7 +327,8 @@ public final class LLM {
                 (lastLog, lastStats) = (now, stats)
             }
             let updates = try engine.step()
-            lastSteps.append(engine.lastStep)
+            // A front end's step that ran nothing here (it took other replicas' outputs) has no shape.
+            if engine.lastStep.scheduledRequests > 0 { lastSteps.append(engine.lastStep) }
             for update in updates {
                 let index = Int(update.requestID)!
                 if let requestFailure = update.failure {
@@ -315,7 +369,9 @@ public final class LLM {
     }
 
     private static func explained(_ error: any Error, _ ranks: SpawnedRanks) -> any Error {
-        guard error is CommError || error is QueueError, let ended = ranks.firstEnded(within: 0.5) else { return error }
+        var lost = error is CommError || error is QueueError
+        if case .replicaFailed = error as? EngineError { lost = true }
+        guard lost, let ended = ranks.firstEnded(within: 0.5) else { return error }
         return EngineError.rankFailed(rank: ended.rank, "it \(ended.ending) (\(error))")
     }
 
@@ -325,16 +381,16 @@ public final class LLM {
         var weightBytes: Int
     }
 
-    /// Rank 0's outputs on every rank of the group.
+    /// Rank 0's outputs on every rank of the launched world.
     private func shareOutputs(_ outputs: [RequestOutput]?) throws -> [RequestOutput] {
-        guard let world = groups.world else { return outputs! }
+        guard let world = groups.all else { return outputs! }
         return try world.broadcastObject(outputs, source: 0)
     }
 
     /// Ranks given different prompts or parameters would run collectives of different sizes; compare a digest
     /// first so the error says what is wrong.
     private func checkSameRequestsOnEveryRank(_ prompts: [[Int]], _ params: SamplingParams) throws {
-        guard let world = groups.world else { return }
+        guard let world = groups.all else { return }
         let digests = try world.allGatherObject(stableHash("\(prompts)|\(params)"))
         if let rank = digests.firstIndex(where: { $0 != digests[0] }) {
             throw GenerationError.invalidRequest(

@@ -70,7 +70,7 @@ public final class LLMEngine: @unchecked Sendable {
 
     /// Starts the engine loop over `core` (the driver's engine; its workers already in their loops). A rank that
     /// dies stops it for good: it has no model of its own to load again.
-    public convenience init(core: EngineCore) {
+    public convenience init(core: any EngineClient) {
         self.init(core: core, owner: nil, policy: .never, reload: nil)
     }
 
@@ -86,7 +86,7 @@ public final class LLMEngine: @unchecked Sendable {
         self.init(core: llm.engine!, owner: llm, policy: restart, reload: load)
     }
 
-    private init(core: EngineCore, owner: LLM?, policy: RestartPolicy, reload: (() throws -> LLM)?) {
+    private init(core: any EngineClient, owner: LLM?, policy: RestartPolicy, reload: (() throws -> LLM)?) {
         tokenizer = owner?.tokenizer
         modelConfig = core.runner.model.config
         limits = core.runner.limits
@@ -200,7 +200,7 @@ public final class LLMEngine: @unchecked Sendable {
 
     /// The model the engine runs on now: the driver's core, and the `LLM` that loaded it when the engine did.
     private struct Incarnation {
-        let core: EngineCore
+        let core: any EngineClient
         let owner: LLM?
         let startedAt = DispatchTime.now().uptimeNanoseconds
     }
@@ -242,7 +242,7 @@ public final class LLMEngine: @unchecked Sendable {
 
     /// Steps `core` until a shutdown (nil) or a failure (the error): a step that failed, or a rank the idle
     /// check found gone. Requests not yet handed to the core stay pending.
-    private func run(_ core: EngineCore) -> (any Error)? {
+    private func run(_ core: any EngineClient) -> (any Error)? {
         while true {
             condition.lock()
             while pendingAdds.isEmpty && pendingAborts.isEmpty && !stopping && core.unfinishedCount == 0 {
@@ -264,7 +264,7 @@ public final class LLMEngine: @unchecked Sendable {
             for request in adds {
                 do {
                     try core.add(
-                        id: request.id, prompt: request.prompt, promptTokenIDs: request.tokens, params: request.params, arrival: request.arrival)
+                        id: request.id, prompt: request.prompt, promptTokenIDs: request.tokens, params: request.params, seed: nil, arrival: request.arrival)
                     streams[request.id] = request.continuation
                 } catch {
                     request.continuation.finish(throwing: error)
@@ -282,7 +282,7 @@ public final class LLMEngine: @unchecked Sendable {
     }
 
     /// Makes `core`'s counters, plus those of the models before it, what `stats` answers.
-    private func publish(_ core: EngineCore) {
+    private func publish(_ core: any EngineClient) {
         let now = core.stats
         var stats = Self.totals(carried, plus: now)
         (stats.running, stats.waiting, stats.usedBlocks, stats.totalBlocks) = (now.running, now.waiting, now.usedBlocks, now.totalBlocks)
@@ -293,7 +293,7 @@ public final class LLMEngine: @unchecked Sendable {
 
     /// Adds a dead core's totals to those carried over, so they keep growing after a restart; until the next
     /// core runs, nothing is running and no block is in use.
-    private func carryOver(_ core: EngineCore) {
+    private func carryOver(_ core: any EngineClient) {
         carried = Self.totals(carried, plus: core.stats)
         condition.lock()
         published = carried
@@ -310,7 +310,7 @@ public final class LLMEngine: @unchecked Sendable {
 
     /// After `core` failed: ends the streams of the requests that had started with `failure`, and puts those
     /// that had not back at the head of the pending list. Returns how many were kept.
-    private func keepUnstarted(of core: EngineCore, endingTheRestWith failure: any Error) -> Int {
+    private func keepUnstarted(of core: any EngineClient, endingTheRestWith failure: any Error) -> Int {
         var kept: [Pending] = []
         for request in core.unstartedAtFailure {
             guard let continuation = streams.removeValue(forKey: request.id) else { continue }

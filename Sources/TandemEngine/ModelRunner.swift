@@ -17,8 +17,8 @@ public final class ModelRunner {
     /// wait for the previous stage's hidden states not), since loading.
     public private(set) var computeSeconds = 0.0
 
-    /// Allocates the KV cache. Every rank of the replica must call this together: the block count is the
-    /// smallest any rank can afford, agreed over the replica.
+    /// Allocates the KV cache. Every rank of every replica must call this together: the block count is the
+    /// smallest any rank can afford, agreed over them all.
     ///
     /// - Parameter groups: the replica's groups (nil: tensor parallelism over the model's group only).
     /// - Throws: `EngineError.invalidCacheConfig`, or `CommError` when the agreement fails.
@@ -31,7 +31,8 @@ public final class ModelRunner {
         let perBlock = PagedKVCache.bytesPerBlock(layerCount: model.part.layers.count, layout: layout)
         let fullBatch = maxNumSeqs * layout.blocks(holding: model.config.maxPositions)
         var blocks = try cacheConfig.blocks(bytesPerBlock: perBlock, fullBatchBlocks: fullBatch, localRanks: localRanks)
-        if let world = groups.world { blocks = try world.allGatherObject(blocks).min()! }
+        // Agreed over every replica too, so that one check of a request holds on whichever replica runs it.
+        if let world = groups.all ?? groups.world { blocks = try world.allGatherObject(blocks).min()! }
         self.model = model
         self.groups = groups
         cache = try model.makeKVCache(blockCount: blocks, blockSize: cacheConfig.blockSize, dtype: dtype)

@@ -3,20 +3,31 @@ import TandemModel
 import TandemParallel
 import TandemTensor
 
-/// The process groups one engine replica runs over — its tp × pp ranks in vLLM's layout (`ParallelLayout`, dp 1):
+/// The process groups one engine replica runs over — its tp × pp ranks in vLLM's layout (`ParallelLayout`):
 /// all of them (plans, agreement, outputs), this rank's tensor-parallel group (the layers' collectives) and, with
-/// pp > 1, this rank's links to the neighbouring stages. Every rank of the replica creates it together.
+/// pp > 1, this rank's links to the neighbouring stages. With data parallelism the launched world holds dp such
+/// replicas (replica d is ranks d·pp·tp ..< (d + 1)·pp·tp) and `all` is that whole world. Every rank of the world
+/// creates it together.
 public final class ReplicaGroups: Sendable {
     /// The replica's layout (tp × pp; dp is 1 within a replica).
     public let layout: ParallelLayout
     /// Every rank of the replica; nil for one rank.
     public let world: ProcessGroup?
+    /// Every rank of every replica (the launched world); nil for one rank. The same group as `world` with one
+    /// replica.
+    public let all: ProcessGroup?
+    /// Replicas in `all` (data-parallel size).
+    public let replicaCount: Int
+    /// This rank's replica (its data-parallel index).
+    public let replica: Int
     /// This rank's tensor-parallel group.
     public let tensor: TensorParallelGroup
     /// This rank's pipeline stage.
     public let stage: Int
     /// The point-to-point links of this rank's stage; nil with one stage.
     let links: StageLinks?
+    /// The replica's group when it was split from `all` (closed with the replica).
+    private let splitReplica: ProcessGroup?
 
     /// One rank: no communication.
     public static var single: ReplicaGroups { ReplicaGroups(tensor: .single) }
@@ -25,35 +36,57 @@ public final class ReplicaGroups: Sendable {
     public init(tensor: TensorParallelGroup) {
         layout = try! ParallelLayout(worldSize: tensor.size, tensorParallelSize: tensor.size)
         world = tensor.group
+        all = tensor.group
+        (replicaCount, replica, splitReplica) = (1, 0, nil)
         self.tensor = tensor
         stage = 0
         links = nil
     }
 
-    /// Lays `world` out as `world.worldSize / pipelineParallelSize` tensor-parallel ranks × `pipelineParallelSize`
-    /// stages and creates this rank's groups (collective: every rank of `world` calls it).
+    /// Lays `world` out as `dataParallelSize` replicas of `pipelineParallelSize` stages of
+    /// `world.worldSize / (pipelineParallelSize · dataParallelSize)` tensor-parallel ranks (vLLM's order: tp ranks
+    /// consecutive, then stages, then replicas) and creates this rank's groups (collective: every rank of `world`
+    /// calls it).
     ///
-    /// - Throws: `ParallelConfigError` when the stages do not divide the world, `CommError` when a group cannot
-    ///   be set up.
-    public init(world: ProcessGroup, pipelineParallelSize: Int) throws {
-        guard pipelineParallelSize >= 1 else { throw ParallelConfigError.nonPositive(name: "pipelineParallelSize", value: pipelineParallelSize) }
-        guard world.worldSize % pipelineParallelSize == 0 else {
-            throw ParallelConfigError.productMismatch(
-                worldSize: world.worldSize, tensor: world.worldSize / pipelineParallelSize, pipeline: pipelineParallelSize, data: 1)
+    /// - Throws: `ParallelConfigError` when stages × replicas do not divide the world, `CommError` when a group
+    ///   cannot be set up.
+    public init(world: ProcessGroup, pipelineParallelSize: Int, dataParallelSize: Int = 1) throws {
+        for (name, value) in [("pipelineParallelSize", pipelineParallelSize), ("dataParallelSize", dataParallelSize)] where value < 1 {
+            throw ParallelConfigError.nonPositive(name: name, value: value)
         }
+        let replicaSize = world.worldSize / (pipelineParallelSize * dataParallelSize)
+        guard replicaSize >= 1, world.worldSize % (pipelineParallelSize * dataParallelSize) == 0 else {
+            throw ParallelConfigError.productMismatch(
+                worldSize: world.worldSize, tensor: max(replicaSize, 1), pipeline: pipelineParallelSize, data: dataParallelSize)
+        }
+        let full = try ParallelLayout(
+            worldSize: world.worldSize, tensorParallelSize: replicaSize, pipelineParallelSize: pipelineParallelSize,
+            dataParallelSize: dataParallelSize)
+        all = world
+        replicaCount = dataParallelSize
+        replica = full.coordinates(of: world.rank).data
+        let replicaWorld = dataParallelSize == 1
+            ? world
+            : try world.split(
+                (0..<dataParallelSize).map { d in Array((d * replicaSize * pipelineParallelSize)..<((d + 1) * replicaSize * pipelineParallelSize)) },
+                name: "dp-replica")!
+        splitReplica = dataParallelSize == 1 ? nil : replicaWorld
         let layout = try ParallelLayout(
-            worldSize: world.worldSize, tensorParallelSize: world.worldSize / pipelineParallelSize, pipelineParallelSize: pipelineParallelSize)
+            worldSize: replicaWorld.worldSize, tensorParallelSize: replicaSize, pipelineParallelSize: pipelineParallelSize)
         self.layout = layout
-        self.world = world
-        stage = layout.coordinates(of: world.rank).stage
+        self.world = replicaWorld.worldSize > 1 ? replicaWorld : nil
+        stage = layout.coordinates(of: replicaWorld.rank).stage
         guard pipelineParallelSize > 1 else {
-            tensor = TensorParallelGroup(world)
+            tensor = replicaWorld.worldSize > 1 ? TensorParallelGroup(replicaWorld) : .single
             links = nil
             return
         }
-        tensor = layout.tensorParallelSize == 1 ? .single : TensorParallelGroup(try world.split(layout.groups(.tensor), name: "tp")!)
-        links = try StageLinks(world: world, layout: layout)
+        tensor = layout.tensorParallelSize == 1 ? .single : TensorParallelGroup(try replicaWorld.split(layout.groups(.tensor), name: "tp")!)
+        links = try StageLinks(world: replicaWorld, layout: layout)
     }
+
+    /// Whether this rank drives its replica (its first rank: stage 0, tp 0).
+    public var isReplicaDriver: Bool { (world?.rank ?? 0) == 0 }
 
     /// Whether this rank's stage is the first, which embeds the tokens (the driver's stage).
     public var isFirstStage: Bool { stage == 0 }
@@ -63,10 +96,12 @@ public final class ReplicaGroups: Sendable {
         world?.failure ?? links?.failure
     }
 
-    /// Closes the tensor group (when split off) and the links; not the world. Idempotent.
+    /// Closes the tensor group (when split off), the links and the replica's world (when split off); not `all`.
+    /// Idempotent.
     public func shutdown() {
         links?.shutdown()
         if layout.pipelineParallelSize > 1 { tensor.group?.shutdown() }
+        splitReplica?.shutdown()
     }
 }
 

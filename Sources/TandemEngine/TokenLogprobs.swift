@@ -2,9 +2,9 @@ import Foundation
 
 /// A sampled token's log-probability and the most likely tokens' at its position, from the model's raw logits
 /// (before temperature, top-k or top-p: vLLM's default `raw_logprobs`).
-public struct TokenLogprobs: Sendable, Equatable {
+public struct TokenLogprobs: Sendable, Equatable, Codable {
     /// A token and its log-probability.
-    public struct Candidate: Sendable, Equatable {
+    public struct Candidate: Sendable, Equatable, Codable {
         public let tokenID: Int
         public let logprob: Float
     }

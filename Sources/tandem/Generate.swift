@@ -115,8 +115,8 @@ struct Generate: ParsableCommand {
                     }
                 }
                 let line = String(
-                    format: "load %.2f s, prefill %.1f tokens/s, decode %.1f tokens/s (tp %d, pp %d)", llm.loadSeconds,
-                    timings.prefillTokensPerSecond, timings.decodeTokensPerSecond, modelOptions.tp, modelOptions.pp)
+                    format: "load %.2f s, prefill %.1f tokens/s, decode %.1f tokens/s (tp %d, pp %d, dp %d)", llm.loadSeconds,
+                    timings.prefillTokensPerSecond, timings.decodeTokensPerSecond, modelOptions.tp, modelOptions.pp, modelOptions.dp)
                 // With --stream, standard output is the text alone (pipeable); the timing goes to standard error.
                 if stream { FileHandle.standardError.write(Data((line + "\n").utf8)) } else { print(line) }
             }

@@ -17,6 +17,9 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Pipeline-parallel size: stages the layers are split over (vLLM's split; TANDEM_PP_LAYER_PARTITION=a,b,… sets it). Without a launcher Tandem spawns --tp × --pp local ranks; under `tandem launch` the world must be --tp × --pp.")
     var pp: Int = 1
 
+    @Option(help: "Data-parallel size: whole tp × pp replicas of the model behind one front end, which sends each request to the replica with the least outstanding work. Without a launcher Tandem spawns --tp × --pp × --dp local ranks; under `tandem launch` the world must be that product.")
+    var dp: Int = 1
+
     @Flag(name: .customLong("enable-expert-parallel"), help: "Spread each MoE layer's experts over a stage's ranks, each rank holding whole experts (vLLM's --enable-expert-parallel); without it every expert is split tensor-parallel.")
     var enableExpertParallel = false
 
@@ -34,6 +37,7 @@ struct ModelOptions: ParsableArguments {
     func validate() throws {
         guard tp >= 1 else { throw ValidationError("--tp must be ≥ 1, got \(tp)") }
         guard pp >= 1 else { throw ValidationError("--pp must be ≥ 1, got \(pp)") }
+        guard dp >= 1 else { throw ValidationError("--dp must be ≥ 1, got \(dp)") }
         if let threads, threads < 1 { throw ValidationError("--threads must be ≥ 1, got \(threads)") }
         if computeDType == .bfloat16 && !ComputePrecision.bfloat16Available {
             throw ValidationError("--compute-dtype bfloat16 needs a CPU with AVX-512 BF16, which this one lacks; use float32")
@@ -44,10 +48,10 @@ struct ModelOptions: ParsableArguments {
         }
     }
 
-    /// Ranks of one engine: tp × pp.
-    var worldSize: Int { tp * pp }
+    /// Ranks of the engine: tp × pp × dp.
+    var worldSize: Int { tp * pp * dp }
 
-    /// Ranks on this host: `LOCAL_WORLD_SIZE` under the launcher, else the tp × pp ranks this process spawns.
+    /// Ranks on this host: `LOCAL_WORLD_SIZE` under the launcher, else the tp × pp × dp ranks this process spawns.
     var localRanks: Int { Int(ProcessInfo.processInfo.environment["LOCAL_WORLD_SIZE"] ?? "") ?? worldSize }
 
     /// `--threads`, or this host's cores divided among its ranks.
@@ -57,10 +61,11 @@ struct ModelOptions: ParsableArguments {
     var engineConfig: EngineConfig {
         EngineConfig(
             model: model, precision: computeDType, threads: threadsPerRank, cache: engine.cacheConfig, scheduler: engine.schedulerConfig,
-            localRanks: localRanks, pipelineParallelSize: pp, expertPlacement: enableExpertParallel ? expertPlacement : nil)
+            localRanks: localRanks, pipelineParallelSize: pp, expertPlacement: enableExpertParallel ? expertPlacement : nil,
+            dataParallelSize: dp)
     }
 
-    /// Runs `body` with this rank's `LLM`. Without a launcher this process is rank 0 and, for tp × pp > 1, spawns
+    /// Runs `body` with this rank's `LLM`. Without a launcher this process is rank 0 and, for tp × pp × dp > 1, spawns
     /// the other ranks itself (`tandem worker` processes); under `tandem launch` (RANK set) every process is one
     /// rank of the launched world and calls `body`.
     ///
@@ -70,7 +75,7 @@ struct ModelOptions: ParsableArguments {
         defer { world?.shutdown() }
         if let world, world.worldSize != worldSize {
             throw CommandFailure(
-                "the launcher started \(world.worldSize) ranks but --tp \(tp) × --pp \(pp) is \(worldSize); start tp × pp ranks (data parallelism is not supported yet)")
+                "the launcher started \(world.worldSize) ranks but --tp \(tp) × --pp \(pp) × --dp \(dp) is \(worldSize); start tp × pp × dp ranks")
         }
         let reports = (world?.rank ?? 0) == 0
         let bar = reports && isatty(2) != 0 ? ProgressBar(title: "loading \(model)") : nil

@@ -48,7 +48,7 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         guard ProcessInfo.processInfo.environment["RANK"] == nil else {
-            throw CommandFailure("tandem serve spawns its own ranks (--tp T --pp P); do not start it under tandem launch")
+            throw CommandFailure("tandem serve spawns its own ranks (--tp T --pp P --dp D); do not start it under tandem launch")
         }
         let template: ModelTemplate
         do {
@@ -70,7 +70,7 @@ struct Serve: ParsableCommand {
         let application = HTTPServer.application(
             serving: serving, options: options, healthy: { engine.state == .running },
             onRunning: { port in
-                FileHandle.standardError.write(Data("tandem serve: \(name) on http://\(host):\(port) (tp \(modelOptions.tp), pp \(modelOptions.pp)\(template.template == nil ? ", no chat template" : ""))\n".utf8))
+                FileHandle.standardError.write(Data("tandem serve: \(name) on http://\(host):\(port) (tp \(modelOptions.tp), pp \(modelOptions.pp), dp \(modelOptions.dp)\(template.template == nil ? ", no chat template" : ""))\n".utf8))
             })
         let done = DispatchSemaphore(value: 0)
         let failure = Mutex<(any Error)?>(nil)

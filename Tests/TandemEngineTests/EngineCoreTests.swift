@@ -54,23 +54,24 @@ final class EngineCoreTests: XCTestCase {
 
     /// The mix in an engine with a 28-block pool (a request needs up to 15), a 24-token step budget and at
     /// most 5 running requests.
+    ///
+    /// With `dataParallelSize` > 1 every replica is such an engine, behind the front end.
     private func mixed(
-        _ directory: String, _ planned: [Planned], tensorParallelSize: Int, pipelineParallelSize: Int = 1, prefixCaching: Bool,
-        precision: ComputePrecision = .float32, expertPlacement: ExpertPlacement? = nil
+        _ directory: String, _ planned: [Planned], tensorParallelSize: Int, pipelineParallelSize: Int = 1, dataParallelSize: Int = 1,
+        prefixCaching: Bool, precision: ComputePrecision = .float32, expertPlacement: ExpertPlacement? = nil
     ) throws -> (outputs: [String: RequestOutput], preemptions: Int, hits: Int) {
-        try EngineFixtures.withEngine(
-            directory, tensorParallelSize: tensorParallelSize, pipelineParallelSize: pipelineParallelSize,
-            cache: CacheConfig(blockSize: 4, blockCount: 28, prefixCaching: prefixCaching),
-            scheduler: SchedulerConfig(maxNumBatchedTokens: 24, maxNumSeqs: 5), precision: precision, expertPlacement: expertPlacement
-        ) { core in
+        let cache = CacheConfig(blockSize: 4, blockCount: 28, prefixCaching: prefixCaching)
+        let scheduler = SchedulerConfig(maxNumBatchedTokens: 24, maxNumSeqs: 5)
+        let run: @Sendable (any EngineClient) throws -> (outputs: [String: RequestOutput], preemptions: Int, hits: Int) = { core in
             var finished: [String: RequestOutput] = [:]
             var preemptions = 0
             var step = 0
             while step <= 15 || core.unfinishedCount > 0 {
                 for request in planned where request.arrivalStep == step {
-                    try core.add(id: request.id, prompt: "", promptTokenIDs: request.prompt, params: Self.greedy(request.maxTokens))
+                    try core.add(id: request.id, prompt: "", promptTokenIDs: request.prompt, params: Self.greedy(request.maxTokens), seed: nil, arrival: nil)
                 }
                 for request in planned where request.abortStep == step {
+                    // A request on another replica ends with a later step's output.
                     if let output = core.abort(request.id) { finished[request.id] = output.final!.output }
                 }
                 for output in try core.step() {
@@ -84,10 +85,18 @@ final class EngineCoreTests: XCTestCase {
             }
             return (finished, preemptions, core.prefixCacheTokens.hits)
         }
+        guard dataParallelSize == 1 else {
+            return try EngineFixtures.withEngineClient(
+                directory, tensorParallelSize: tensorParallelSize, pipelineParallelSize: pipelineParallelSize, dataParallelSize: dataParallelSize,
+                cache: cache, scheduler: scheduler, expertPlacement: expertPlacement, run)
+        }
+        return try EngineFixtures.withEngine(
+            directory, tensorParallelSize: tensorParallelSize, pipelineParallelSize: pipelineParallelSize, cache: cache, scheduler: scheduler,
+            precision: precision, expertPlacement: expertPlacement, run)
     }
 
     private func checkMix(
-        tensorParallelSize: Int, pipelineParallelSize: Int = 1, preset: ModelPreset = .tiny, expertPlacement: ExpertPlacement? = nil,
+        tensorParallelSize: Int, pipelineParallelSize: Int = 1, dataParallelSize: Int = 1, preset: ModelPreset = .tiny, expertPlacement: ExpertPlacement? = nil,
         precision: ComputePrecision = .float32
     ) throws {
         let directory = try EngineFixtures.tinyModel(self, preset: preset)
@@ -95,7 +104,8 @@ final class EngineCoreTests: XCTestCase {
         let planned = Self.plannedRequests(seed: seed)
         let reference = try alone(directory, planned, precision: precision)
         let run = try mixed(
-            directory, planned, tensorParallelSize: tensorParallelSize, pipelineParallelSize: pipelineParallelSize, prefixCaching: true,
+            directory, planned, tensorParallelSize: tensorParallelSize, pipelineParallelSize: pipelineParallelSize,
+            dataParallelSize: dataParallelSize, prefixCaching: true,
             precision: precision, expertPlacement: expertPlacement)
         XCTAssertEqual(run.outputs.count, planned.count, "every request ends (seed \(seed))")
         let oneRank = try LlamaModel(directory: directory, group: .single, precision: precision)
@@ -114,7 +124,7 @@ final class EngineCoreTests: XCTestCase {
                 tolerance: precision == .float32 ? 1e-4 : 1e-2, "\(request.id), seed \(seed)")
         }
         print(
-            "\(preset.name) tp \(tensorParallelSize) pp \(pipelineParallelSize) experts \(expertPlacement?.rawValue ?? "split"): "
+            "\(preset.name) tp \(tensorParallelSize) pp \(pipelineParallelSize) dp \(dataParallelSize) experts \(expertPlacement?.rawValue ?? "split"): "
                 + "\(run.preemptions) preemptions, \(run.hits) prefix-cache hit tokens")
     }
 
@@ -169,6 +179,17 @@ final class EngineCoreTests: XCTestCase {
         try checkMix(tensorParallelSize: 2, preset: .tinyMoE, expertPlacement: .linear)
         try checkMix(tensorParallelSize: 2, pipelineParallelSize: 2, preset: .tinyMoE, expertPlacement: .roundRobin)
         try checkMix(tensorParallelSize: 4, pipelineParallelSize: 2, preset: .tinyMoE, expertPlacement: .linear)
+    }
+
+    /// Data parallelism: two and four replicas behind the front end (requests routed by outstanding work; aborts
+    /// of requests on other replicas end with a later step), replicas of tp 2 and of two stages, and Mixtral
+    /// replicas with experts placed whole — every request as it runs alone.
+    func testRandomMixMatchesRequestsRunAloneOverDataParallelReplicas() throws {
+        try checkMix(tensorParallelSize: 1, dataParallelSize: 2)
+        try checkMix(tensorParallelSize: 1, dataParallelSize: 4)
+        try checkMix(tensorParallelSize: 2, dataParallelSize: 2)
+        try checkMix(tensorParallelSize: 1, pipelineParallelSize: 2, dataParallelSize: 2)
+        try checkMix(tensorParallelSize: 2, dataParallelSize: 2, preset: .tinyMoE, expertPlacement: .linear)
     }
 
     func testRandomMixMatchesRequestsRunAloneWithBFloat16Compute() throws {

@@ -68,3 +68,43 @@ enum EngineFixtures {
         return finished
     }
 }
+
+extension EngineFixtures {
+    /// Runs `body` with the engine of `LLM(config:world:)` over tp × pp × dp thread ranks — with dp > 1 the front
+    /// end of the replicas — while the other ranks run their loops; checks afterwards that every replica's KV
+    /// blocks are free again.
+    static func withEngineClient<Value: Sendable>(
+        _ directory: String, tensorParallelSize: Int = 1, pipelineParallelSize: Int = 1, dataParallelSize: Int = 1, cache: CacheConfig,
+        scheduler: SchedulerConfig = SchedulerConfig(), expertPlacement: ExpertPlacement? = nil,
+        _ body: @escaping @Sendable (any EngineClient) throws -> Value
+    ) throws -> Value {
+        Matmul.setBLASThreads(1)
+        let worldSize = tensorParallelSize * pipelineParallelSize * dataParallelSize
+        let config = EngineConfig(
+            model: directory, threads: 1, cache: cache, scheduler: scheduler, localRanks: worldSize, pipelineParallelSize: pipelineParallelSize,
+            expertPlacement: expertPlacement, dataParallelSize: dataParallelSize)
+        let results = try ThreadLauncher.run(worldSize: worldSize) { world -> Value? in
+            let llm = try LLM(config: config, world: world)
+            defer { llm.shutdown() }
+            guard let engine = llm.engine else {
+                try llm.runWorkerLoop()
+                return nil
+            }
+            let value: Value
+            do {
+                value = try body(engine)
+                XCTAssertEqual(engine.replicaStats.count, dataParallelSize)
+                for (replica, stats) in engine.replicaStats.enumerated() {
+                    XCTAssertEqual(stats.usedBlocks, 0, "replica \(replica): every KV block is free once no request is left")
+                    if dataParallelSize > 1 { XCTAssertGreaterThan(stats.generatedTokens, 0, "replica \(replica) ran requests") }
+                }
+            } catch {
+                engine.shutdown()
+                throw error
+            }
+            try engine.releaseWorkers()
+            return value
+        }
+        return try results[0].get()!
+    }
+}

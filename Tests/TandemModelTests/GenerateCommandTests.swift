@@ -62,6 +62,14 @@ final class GenerateCommandTests: XCTestCase {
         XCTAssertEqual(staged.outputs.map(\.token_ids), single.outputs.map(\.token_ids))
         let hybrid = try generate(["launch", "--nproc-per-node", "4", "--no-prefix", "--", BuiltProgram.tandem], tp: 2, ["--pp", "2"])
         XCTAssertEqual(hybrid.outputs.map(\.token_ids), single.outputs.map(\.token_ids))
+
+        // Data-parallel replicas (the two prompts go to different replicas): spawned, and two replicas of two
+        // stages under the launcher.
+        let replicated = try generate(tp: 1, ["--dp", "2"])
+        XCTAssertEqual(replicated.outputs.map(\.token_ids), single.outputs.map(\.token_ids))
+        XCTAssertEqual(replicated.outputs.map(\.text), single.outputs.map(\.text))
+        let replicatedStages = try generate(["launch", "--nproc-per-node", "4", "--no-prefix", "--", BuiltProgram.tandem], tp: 1, ["--pp", "2", "--dp", "2"])
+        XCTAssertEqual(replicatedStages.outputs.map(\.token_ids), single.outputs.map(\.token_ids))
     }
 
     /// Through processes, an engine squeezed to a 12-block pool of 4 positions, 8-token steps and 2 running
@@ -209,7 +217,7 @@ final class GenerateCommandTests: XCTestCase {
         let run = try BuiltProgram.run(
             BuiltProgram.tandem, ["launch", "--nproc-per-node", "2", "--", BuiltProgram.tandem, "generate", "--model", directory, "--prompt", "x"])
         XCTAssertNotEqual(run.status, 0)
-        XCTAssertEqual(run.lines(containing: "started 2 ranks but --tp 1 × --pp 1 is 1").count, 1, "printed once, by rank 0: \(run.output)")
+        XCTAssertEqual(run.lines(containing: "started 2 ranks but --tp 1 × --pp 1 × --dp 1 is 1").count, 1, "printed once, by rank 0: \(run.output)")
         XCTAssertFalse(run.output.contains("Usage:"), run.output)
         // A request every rank refuses: also said once.
         let refused = try BuiltProgram.run(
@@ -270,6 +278,25 @@ final class GenerateCommandTests: XCTestCase {
         let killed = try XCTUnwrap(killedAt)
         XCTAssertLessThan(finishedAt.timeIntervalSince(killed), 2, run.output)
         XCTAssertFalse(run.output.contains("output: "), "no result may be printed after a rank died")
+        let left = try FileManager.default.contentsOfDirectory(atPath: "/dev/shm").filter { $0.hasPrefix("tdm") }
+        XCTAssertEqual(left, [], "nothing of the job is left in /dev/shm")
+    }
+
+    /// `kill -9` of the second data-parallel replica (its driver, rank 1) while both replicas generate ends the
+    /// job within 2 s, naming the replica, the rank and the signal; nothing is left in /dev/shm.
+    func testKilledDataParallelReplicaEndsTheJobPromptly() throws {
+        var killedAt: Date?
+        var finishedAt = Date()
+        let run = try longGeneration(layout: ["--dp", "2"], prompts: 2) { driver, workers in
+            kill(workers[0], SIGKILL)
+            killedAt = Date()
+            driver.waitUntilExit()
+            finishedAt = Date()
+        }
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.output.contains("rank 1") && run.output.contains("signal 9") && run.output.contains("replica 1"), run.output)
+        XCTAssertLessThan(finishedAt.timeIntervalSince(try XCTUnwrap(killedAt)), 2, run.output)
+        XCTAssertFalse(run.output.contains("output: "), "no result may be printed after a replica died")
         let left = try FileManager.default.contentsOfDirectory(atPath: "/dev/shm").filter { $0.hasPrefix("tdm") }
         XCTAssertEqual(left, [], "nothing of the job is left in /dev/shm")
     }

@@ -122,7 +122,13 @@ final class PipelineParallelTests: XCTestCase {
         XCTAssertTrue(refusal(tp: 3, pp: 2).contains("tensor parallel size 3 does not split 4 attention heads"), refusal(tp: 3, pp: 2))
         XCTAssertTrue(refusal(tp: 0, pp: 2).contains("tensorParallelSize must be ≥ 1, got 0"), refusal(tp: 0, pp: 2))
         XCTAssertThrowsError(try LLM(config: EngineConfig(model: directory, pipelineParallelSize: 2), group: .single)) { error in
-            XCTAssertTrue("\(error)".contains("for pipelineParallelSize 2 use init(config:world:)"), "\(error)")
+            XCTAssertTrue("\(error)".contains("for pipelineParallelSize 2 and dataParallelSize 1 use init(config:world:)"), "\(error)")
+        }
+        XCTAssertThrowsError(try LLM(config: EngineConfig(model: directory, dataParallelSize: 2), group: .single)) { error in
+            XCTAssertTrue("\(error)".contains("for pipelineParallelSize 1 and dataParallelSize 2 use init(config:world:)"), "\(error)")
+        }
+        XCTAssertThrowsError(try LLM(config: EngineConfig(model: directory, dataParallelSize: 0), tensorParallelSize: 1, workerProgram: program)) { error in
+            XCTAssertTrue("\(error)".contains("dataParallelSize must be ≥ 1, got 0"), "\(error)")
         }
         do {
             _ = try LLM(config: EngineConfig(model: directory, expertPlacement: .linear), tensorParallelSize: 2, workerProgram: program)

@@ -45,7 +45,7 @@ final class Hierarchy: Sendable {
 extension ProcessGroup {
     /// Builds the hierarchy from every rank's host identity: a local group per host (moved onto shared memory
     /// when it has several ranks) and a leaders group of each host's first rank.
-    func setUpHierarchy(hosts: [String], token: String, generation: Int64) throws(CommError) {
+    func setUpHierarchy(hosts: [String], token: String, scope: String) throws(CommError) {
         var order: [String] = []
         for host in hosts where !order.contains(host) { order.append(host) }
         let hostOfRank = hosts.map { order.firstIndex(of: $0)! }
@@ -56,7 +56,7 @@ extension ProcessGroup {
             carvedFrom: self, ranksInParent: hostRanks[mine], name: localName, listHash: 0, keepsParent: false)
         if local.worldSize > 1,
             let memory = try local.setUpSharedMemory(
-                base: ShmNaming.base(token: token, group: localName, generation: generation, worldSize: local.worldSize))
+                base: ShmNaming.base(token: token, scope: "\(scope)/host\(mine)", worldSize: local.worldSize))
         {
             local.useSharedMemory(memory)
         }

@@ -135,7 +135,7 @@ public final class ProcessGroup: @unchecked Sendable {
         } catch {
             throw .bootstrap(group: name, detail: "\(error)")
         }
-        if options.backend != .tcp { try chooseDataPlane(token: token, generation: generation) }
+        if options.backend != .tcp { try chooseDataPlane(token: token, scope: scoped.fullPrefix) }
         // The setup's own collectives are not the user's: numbering starts afresh (equal on every rank).
         sequence = 0
         Log.info("group '\(name)' rank \(rank) of \(worldSize): backend \(backend)")

@@ -31,12 +31,13 @@ extension String {
     }
 }
 
-/// Segment names: `/tdm<16 hex digits>-<rank>`, the hex being a hash of the job token, the group's name and
-/// generation and its size, so concurrent jobs and groups never collide and the name stays within the
-/// 31 characters macOS allows.
+/// Segment names: `/tdm<16 hex digits>-<rank>`, the hex being a hash of the job token, the group's store scope
+/// (its name and generation under the prefixes of the splits it came from: two groups of one name split from
+/// different parents — each data-parallel replica's "plans" — differ there) and its size, so concurrent jobs and
+/// groups never collide and the name stays within the 31 characters macOS allows.
 enum ShmNaming {
-    static func base(token: String, group: String, generation: Int64, worldSize: Int) -> String {
-        let hex = String(stableHash("\(token)\u{0}\(group)\u{0}\(generation)\u{0}\(worldSize)"), radix: 16)
+    static func base(token: String, scope: String, worldSize: Int) -> String {
+        let hex = String(stableHash("\(token)\u{0}\(scope)\u{0}\(worldSize)"), radix: 16)
         return "/tdm" + String(repeating: "0", count: 16 - hex.count) + hex
     }
 
@@ -48,9 +49,9 @@ extension ProcessGroup {
     /// all-gather (host identity, segment base name) — different names mean the ranks disagree on token or
     /// group, an error. One host → shared memory (`setUpSharedMemory`). Several hosts → the hierarchy when
     /// some host has two or more ranks (or `hier` is forced), TCP otherwise; `shm` forced is an error.
-    func chooseDataPlane(token: String, generation: Int64) throws(CommError) {
+    func chooseDataPlane(token: String, scope: String) throws(CommError) {
         let identity = options.hostIdentity ?? HostIdentity.current()
-        let base = ShmNaming.base(token: token, group: name, generation: generation, worldSize: worldSize)
+        let base = ShmNaming.base(token: token, scope: scope, worldSize: worldSize)
         let peers = try allGatherObject([identity, base])
         if let other = peers.firstIndex(where: { $0[1] != base }) {
             throw .bootstrap(group: name, detail: "rank \(other) derived shared-memory name \(peers[other][1]), this rank \(base): the ranks disagree on job token or group")
@@ -71,7 +72,7 @@ extension ProcessGroup {
                 detail: "\(TandemEnvironment.backend.name)=shm needs every rank on one host, but rank \(away) is on \(hosts[away]) and rank \(rank) on \(identity)")
         }
         let crowded = Dictionary(grouping: hosts, by: { $0 }).values.contains { $0.count > 1 }
-        if options.backend == .hier || crowded { try setUpHierarchy(hosts: hosts, token: token, generation: generation) }
+        if options.backend == .hier || crowded { try setUpHierarchy(hosts: hosts, token: token, scope: scope) }
     }
 
     /// Maps every member's segment (all members share this host):

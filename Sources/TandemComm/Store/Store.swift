@@ -90,6 +90,9 @@ public final class PrefixStore: Store {
         self.base = base
     }
 
+    /// The prefix with those of the prefix stores beneath it: the scope of its keys in the store that holds them.
+    public var fullPrefix: String { (base as? PrefixStore).map { "\($0.fullPrefix)/\(prefix)" } ?? prefix }
+
     private func scoped(_ key: String) -> String { "\(prefix)/\(key)" }
 
     public func set(_ key: String, _ value: [UInt8]) throws(StoreError) { try base.set(scoped(key), value) }
