@@ -1,16 +1,17 @@
 #!/usr/bin/env python3
-"""Every tp × pp layout of 1, 2 and 4 ranks side by side in one run (issue 11's table): `tandem bench throughput`
+"""Every tp × pp × dp layout of 1, 2 and 4 ranks side by side in one run (issue 11's table): `tandem bench throughput`
 with 64 random-token prompts × (128 in, 64 out), and a single request (1 × (128 in, 256 out), its 128-token
 prefill included), 1 thread per rank, on the `small` preset (12 layers). Prints a markdown table, each pipeline
 stage's idle share (measured by the engine over the whole run, ramp-up and ramp-down included), and the pp 2 ÷
-tp 2 ratio the issue targets (≥ 0.9). Then tp 2 and pp 2 once more at saturation — 64 × (128 in, 512 out), so
+tp 2 ratio the issue targets (≥ 0.9), and dp 2 against dp 1 × this machine's two-stream memory-bandwidth scaling
+(measured in the same run by `tandem bench generate`; target ≥ 0.9). Then tp 2 and pp 2 once more at saturation — 64 × (128 in, 512 out), so
 the ramps are a small part — for the bubble target (≤ 10 %). Last, Mixtral (`small-moe`: 8 experts of width 704
 per layer, 2 per token) at tp 2 with every expert split against ep 2 (whole experts per rank), the same runs.
 
 On a 2-core machine the 4-rank layouts run 4 ranks on 2 cores: compare them with each other, not with 2 ranks.
 
     benchmarks/bench_layouts.py            # after `make build-release` (make bench-layouts does both)
-    MODEL=DIR LAYOUTS="1x1 1x2 2x1" benchmarks/bench_layouts.py     # tp x pp pairs
+    MODEL=DIR LAYOUTS="1x1 1x2 2x1 1x1x2" benchmarks/bench_layouts.py     # tp x pp [x dp]
 """
 import json
 import os
@@ -21,11 +22,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TANDEM = os.environ.get("TANDEM", os.path.join(ROOT, ".build/release/tandem"))
 MODEL = os.environ.get("MODEL", os.path.join(ROOT, ".build/models/small"))
 MOE_MODEL = os.environ.get("MOE_MODEL", os.path.join(ROOT, ".build/models/small-moe"))
-LAYOUTS = [tuple(int(x) for x in pair.split("x")) for pair in os.environ.get("LAYOUTS", "1x1 2x1 1x2 4x1 2x2 1x4").split()]
+LAYOUTS = [tuple(int(x) for x in (item + "x1").split("x")[:3]) for item in
+           os.environ.get("LAYOUTS", "1x1 2x1 1x2 1x1x2 4x1 2x2 1x4 2x1x2 1x2x2 1x1x4").split()]
+MOE_LAYOUTS = os.environ.get("MOE_LAYOUTS", "tp2 ep2 dp2").split()
 
 
-def throughput(tp, pp, prompts, output=64, model=MODEL, extra=()):
-    args = ["bench", "throughput", "--model", model, "--tp", str(tp), "--pp", str(pp), "--threads", "1",
+def throughput(tp, pp, prompts, output=64, model=MODEL, extra=(), dp=1):
+    args = ["bench", "throughput", "--model", model, "--tp", str(tp), "--pp", str(pp), "--dp", str(dp), "--threads", "1",
             "--num-prompts", str(prompts), "--input-len", "128", "--output-len", str(output), "--json", *extra]
     print("$ tandem " + " ".join(args), file=sys.stderr, flush=True)
     output = subprocess.run([TANDEM, *args], check=True, capture_output=True, text=True).stdout
@@ -37,20 +40,31 @@ def main():
         if not os.path.isdir(path):
             subprocess.run([TANDEM, "make-model", "--out", path, "--preset", preset], check=True)
     rows = []
-    for tp, pp in LAYOUTS:
-        batch = throughput(tp, pp, 64)
-        single = throughput(tp, pp, 1, output=256)
-        rows.append((tp, pp, batch, single))
-    print("| layout | ranks | 64 prompts: output tokens/s | stage idle share | driver waits for logits | 1 request: output tokens/s |")
-    print("|---|---|---|---|---|---|")
-    for tp, pp, batch, single in rows:
+    for tp, pp, dp in LAYOUTS:
+        batch = throughput(tp, pp, 64, dp=dp)
+        single = throughput(tp, pp, 1, output=256, dp=dp)
+        rows.append((tp, pp, dp, batch, single))
+    print("| layout | ranks | 64 prompts: output tokens/s | stage idle share | driver waits for logits | tokens by replica | 1 request: output tokens/s |")
+    print("|---|---|---|---|---|---|---|")
+    for tp, pp, dp, batch, single in rows:
         idle = ", ".join(f"{x * 100:.1f} %" for x in batch["stage_idle_fractions"])
         wait = f"{batch['driver_logits_wait_share'] * 100:.1f} %" if pp > 1 else "–"
-        print(f"| tp {tp} × pp {pp} | {tp * pp} | {batch['output_tokens_per_s']:.1f} | {idle} | {wait} | {single['output_tokens_per_s']:.1f} |")
-    by_layout = {(tp, pp): batch for tp, pp, batch, _ in rows}
-    if (2, 1) in by_layout and (1, 2) in by_layout:
-        ratio = by_layout[(1, 2)]["output_tokens_per_s"] / by_layout[(2, 1)]["output_tokens_per_s"]
-        bubble = max(by_layout[(1, 2)]["stage_idle_fractions"])
+        replicas = " / ".join(str(x) for x in batch["replica_generated_tokens"]) if dp > 1 else "–"
+        print(f"| tp {tp} × pp {pp} × dp {dp} | {tp * pp * dp} | {batch['output_tokens_per_s']:.1f} | {idle} | {wait} | {replicas} | "
+              f"{single['output_tokens_per_s']:.1f} |")
+    by_layout = {(tp, pp, dp): batch for tp, pp, dp, batch, _ in rows}
+    if (1, 1, 1) in by_layout and (1, 1, 2) in by_layout:
+        args = ["bench", "generate", "--model", MODEL, "--threads", "1", "--batch", "1", "--prompt-len", "8", "--gen-len", "8",
+                "--repeats", "1", "--json"]
+        print("$ tandem " + " ".join(args), file=sys.stderr, flush=True)
+        machine = json.loads(subprocess.run([TANDEM, *args], check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+        scaling = machine["bandwidth_two_streams_gbs"] / machine["bandwidth_one_stream_gbs"]
+        dp1, dp2 = by_layout[(1, 1, 1)]["output_tokens_per_s"], by_layout[(1, 1, 2)]["output_tokens_per_s"]
+        print(f"\ndp 2 ÷ (dp 1 × two-stream bandwidth scaling {scaling:.3f} = {machine['bandwidth_two_streams_gbs']:.1f} ÷ "
+              f"{machine['bandwidth_one_stream_gbs']:.1f} GB/s) at 64 prompts: {dp2:.1f} ÷ {dp1 * scaling:.1f} = {dp2 / (dp1 * scaling):.3f} (target ≥ 0.9)")
+    if (2, 1, 1) in by_layout and (1, 2, 1) in by_layout:
+        ratio = by_layout[(1, 2, 1)]["output_tokens_per_s"] / by_layout[(2, 1, 1)]["output_tokens_per_s"]
+        bubble = max(by_layout[(1, 2, 1)]["stage_idle_fractions"])
         print(f"\npp 2 ÷ tp 2 at 64 prompts: {ratio:.3f} (target ≥ 0.9); largest stage idle share at pp 2: {bubble * 100:.1f} %")
         if os.environ.get("SATURATION", "1") == "1":
             tp2 = throughput(2, 1, 64, output=512)
@@ -61,12 +75,20 @@ def main():
                   f"driver waits for logits {pp2['driver_logits_wait_share'] * 100:.1f} %")
 
     if os.environ.get("MOE", "1") == "1":
-        print("\n| Mixtral small-moe, 2 ranks | 64 prompts: output tokens/s | 1 request: output tokens/s |")
-        print("|---|---|---|")
-        for label, extra in [("tp 2, every expert split", ()), ("ep 2, whole experts (linear)", ("--enable-expert-parallel",))]:
-            batch = throughput(2, 1, 64, model=MOE_MODEL, extra=extra)
-            single = throughput(2, 1, 1, output=256, model=MOE_MODEL, extra=extra)
-            print(f"| {label} | {batch['output_tokens_per_s']:.1f} | {single['output_tokens_per_s']:.1f} |")
+        print("\n| Mixtral small-moe | ranks | 64 prompts: output tokens/s | 1 request: output tokens/s |")
+        print("|---|---|---|---|")
+        moe = {
+            "tp2": ("tp 2, every expert split", 2, 1, ()),
+            "ep2": ("ep 2, whole experts (linear)", 2, 1, ("--enable-expert-parallel",)),
+            "dp2": ("dp 2, every expert on each replica", 1, 2, ()),
+            "tp2dp2": ("tp 2 × dp 2, every expert split", 2, 2, ()),
+            "ep2dp2": ("ep 2 × dp 2, whole experts within each replica", 2, 2, ("--enable-expert-parallel",)),
+        }
+        for key in MOE_LAYOUTS:
+            label, tp, dp, extra = moe[key]
+            batch = throughput(tp, 1, 64, model=MOE_MODEL, extra=extra, dp=dp)
+            single = throughput(tp, 1, 1, output=256, model=MOE_MODEL, extra=extra, dp=dp)
+            print(f"| {label} | {tp * dp} | {batch['output_tokens_per_s']:.1f} | {single['output_tokens_per_s']:.1f} |")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,8 @@ public final class LLM {
     public var prefixCacheHitTokens: Int { engine?.prefixCacheTokens.hits ?? 0 }
     /// Seconds the driver has waited for the last pipeline stage's logits since loading (rank 0; 0 elsewhere).
     public var logitsWaitSeconds: Double { engine?.logitsWaitSeconds ?? 0 }
+    /// Each data-parallel replica's counters (rank 0; empty on the other ranks).
+    public var replicaStats: [EngineStats] { engine?.replicaStats ?? [] }
     /// Each step of the last `generate` (rank 0; empty on the other ranks).
     public private(set) var lastSteps: [StepStats] = []
     /// End-of-sequence ids from config.json and generation_config.json.
@@ -323,7 +325,14 @@ public final class LLM {
         while engine.unfinishedCount > 0 {
             if let interval = statsInterval, Double(DispatchTime.now().uptimeNanoseconds - lastLog) / 1e9 >= interval {
                 let (now, stats) = (DispatchTime.now().uptimeNanoseconds, engine.stats)
-                FileHandle.standardError.write(Data((stats.line(since: lastStats, seconds: Double(now - lastLog) / 1e9) + "\n").utf8))
+                var lines = stats.line(since: lastStats, seconds: Double(now - lastLog) / 1e9) + "\n"
+                let replicas = engine.replicaStats
+                if replicas.count > 1 {
+                    for (index, replica) in replicas.enumerated() {
+                        lines += "  replica \(index): running \(replica.running), waiting \(replica.waiting), KV cache \(replica.usedBlocks)/\(replica.totalBlocks) blocks, generated \(replica.generatedTokens) tokens\n"
+                    }
+                }
+                FileHandle.standardError.write(Data(lines.utf8))
                 (lastLog, lastStats) = (now, stats)
             }
             let updates = try engine.step()

@@ -58,6 +58,8 @@ public final class LLMEngine: @unchecked Sendable {
     private var restartCount = 0
     /// The counters after the last step, cumulative over every start of the ranks.
     private var published = EngineStats()
+    /// Each data-parallel replica's counters after the last step (since the last start of the ranks).
+    private var publishedReplicas: [EngineStats] = []
     private var stopping = false
     private var loopDone = false
     private var stopWaiters: [CheckedContinuation<String, Never>] = []
@@ -175,6 +177,14 @@ public final class LLMEngine: @unchecked Sendable {
         return stats
     }
 
+    /// Each data-parallel replica's counters as of the last step, by replica (one entry without data
+    /// parallelism), since the ranks last started.
+    public var replicaStats: [EngineStats] {
+        condition.lock()
+        defer { condition.unlock() }
+        return publishedReplicas
+    }
+
     /// Why the engine stopped for good, or nil while it runs or restarts.
     public var stoppedReason: String? {
         guard case let .stopped(reason) = state else { return nil }
@@ -286,8 +296,10 @@ public final class LLMEngine: @unchecked Sendable {
         let now = core.stats
         var stats = Self.totals(carried, plus: now)
         (stats.running, stats.waiting, stats.usedBlocks, stats.totalBlocks) = (now.running, now.waiting, now.usedBlocks, now.totalBlocks)
+        let replicas = core.replicaStats
         condition.lock()
         published = stats
+        publishedReplicas = replicas
         condition.unlock()
     }
 

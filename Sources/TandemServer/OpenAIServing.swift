@@ -42,7 +42,7 @@ public final class OpenAIServing: Sendable {
 
     /// `GET /metrics`: the Prometheus text.
     public func metricsText() -> String {
-        metrics.render(stats: engine.stats, restartCount: engine.restarts)
+        metrics.render(stats: engine.stats, replicas: engine.replicaStats, restartCount: engine.restarts)
     }
 
     /// `POST /v1/completions`.

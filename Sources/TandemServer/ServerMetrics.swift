@@ -16,6 +16,10 @@ public final class ServerMetrics: Sendable {
     private let timeToFirstToken, interTokenLatency, endToEndLatency, queueTime, promptLength, generationLength: CoreMetrics.Recorder
     /// `tandem:request_success_total` by finish reason.
     private let finished: [FinishReason: CoreMetrics.Counter]
+    /// Per data-parallel replica (label `engine`, as vLLM's), made as replicas first appear: running and waiting
+    /// requests, KV usage, and the tokens it generated since its ranks last started.
+    private let replicaGauges = Mutex<[[CoreMetrics.Gauge]]>([])
+    private let makeReplicaGauges: @Sendable (Int) -> [CoreMetrics.Gauge]
     /// The engine's counters at the last scrape, to turn its totals into increments.
     private let lastSeen = Mutex<(stats: EngineStats, restarts: Int)>((EngineStats(), 0))
 
@@ -60,6 +64,12 @@ public final class ServerMetrics: Sendable {
                 label: "tandem:request_success_total", dimensions: labels + [("finished_reason", reason.rawValue)], factory: configured)
         }
         self.finished = finished
+        let replicaFactory = configured
+        makeReplicaGauges = { replica in
+            ["replica_num_requests_running", "replica_num_requests_waiting", "replica_kv_cache_usage_perc", "replica_generation_tokens"].map {
+                CoreMetrics.Gauge(label: "tandem:" + $0, dimensions: labels + [("engine", String(replica))], factory: replicaFactory)
+            }
+        }
     }
 
     /// Records a finished request's timings and lengths.
@@ -73,9 +83,18 @@ public final class ServerMetrics: Sendable {
         finished[finishReason]?.increment()
     }
 
-    /// The Prometheus text for the engine's counters `stats` (and its `restartCount`) now.
-    public func render(stats: EngineStats, restartCount: Int) -> String {
-        lastSeen.withLock { last in
+    /// The Prometheus text for the engine's counters `stats`, each replica's `replicas` and its `restartCount` now.
+    public func render(stats: EngineStats, replicas: [EngineStats] = [], restartCount: Int) -> String {
+        replicaGauges.withLock { gauges in
+            while gauges.count < replicas.count { gauges.append(makeReplicaGauges(gauges.count)) }
+            for (gauge, replica) in zip(gauges, replicas) {
+                gauge[0].record(replica.running)
+                gauge[1].record(replica.waiting)
+                gauge[2].record(replica.totalBlocks > 0 ? Double(replica.usedBlocks) / Double(replica.totalBlocks) : 0)
+                gauge[3].record(replica.generatedTokens)
+            }
+        }
+        return lastSeen.withLock { last in
             running.record(stats.running)
             waiting.record(stats.waiting)
             kvCacheUsage.record(stats.totalBlocks > 0 ? Double(stats.usedBlocks) / Double(stats.totalBlocks) : 0)

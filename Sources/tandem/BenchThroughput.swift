@@ -53,6 +53,9 @@ struct BenchThroughput: ParsableCommand {
     struct Report: Codable {
         var tensorParallelSize = 0
         var pipelineParallelSize = 1
+        var dataParallelSize = 1
+        /// Tokens each data-parallel replica generated in the run (how the front end balanced them).
+        var replicaGeneratedTokens: [Int] = []
         var threadsPerRank = 0
         var numPrompts = 0
         var inputLength = 0
@@ -82,7 +85,7 @@ struct BenchThroughput: ParsableCommand {
         var driverLogitsWaitShare = 0.0
 
         enum CodingKeys: String, CodingKey {
-            case tensorParallelSize = "tp", pipelineParallelSize = "pp", stageIdleFractions = "stage_idle_fractions", driverLogitsWaitShare = "driver_logits_wait_share", threadsPerRank = "threads_per_rank", numPrompts = "num_prompts", inputLength = "input_len"
+            case tensorParallelSize = "tp", pipelineParallelSize = "pp", dataParallelSize = "dp", replicaGeneratedTokens = "replica_generated_tokens", stageIdleFractions = "stage_idle_fractions", driverLogitsWaitShare = "driver_logits_wait_share", threadsPerRank = "threads_per_rank", numPrompts = "num_prompts", inputLength = "input_len"
             case outputLength = "output_len", prefixLength = "prefix_len", elapsedSeconds = "elapsed_s", requestsPerSecond = "requests_per_s"
             case outputTokensPerSecond = "output_tokens_per_s", totalTokensPerSecond = "total_tokens_per_s", steps, largestBatch = "largest_batch"
             case driverShare = "driver_share", preemptions, kvCacheBytesPerRank = "kv_cache_bytes_per_rank", kvBlocks = "kv_blocks"
@@ -101,6 +104,7 @@ struct BenchThroughput: ParsableCommand {
             let hitsBefore = llm.prefixCacheHitTokens
             let computeBefore = try llm.computeSecondsPerRank()
             let waitBefore = llm.logitsWaitSeconds
+            let replicasBefore = llm.replicaStats.map(\.generatedTokens)
             let start = DispatchTime.now().uptimeNanoseconds
             var outputs: [RequestOutput] = []
             var firstTokenSeconds: [Double] = []
@@ -133,9 +137,13 @@ struct BenchThroughput: ParsableCommand {
             report.prefixCacheHitTokens = llm.prefixCacheHitTokens - hitsBefore
             report.outputDigest = String(stableHash("\(outputs.map(\.tokenIDs))"), radix: 16)
             report.driverLogitsWaitShare = (llm.logitsWaitSeconds - waitBefore) / elapsed
-            let tp = report.tensorParallelSize
-            report.stageIdleFractions = (0..<report.pipelineParallelSize).map { stage in
-                1 - computed[(stage * tp)..<((stage + 1) * tp)].reduce(0, +) / Double(tp) / elapsed
+            let (tp, pp, dp) = (report.tensorParallelSize, report.pipelineParallelSize, modelOptions.dp)
+            report.dataParallelSize = dp
+            report.replicaGeneratedTokens = zip(llm.replicaStats.map(\.generatedTokens), replicasBefore).map { $0 - $1 }
+            // Rank d·pp·tp + s·tp + t is replica d's stage s, tp rank t: a stage's share averages its ranks of every replica.
+            report.stageIdleFractions = (0..<pp).map { stage in
+                let ranks = (0..<dp).flatMap { replica in (0..<tp).map { replica * pp * tp + stage * tp + $0 } }
+                return 1 - ranks.reduce(0) { $0 + computed[$1] } / Double(ranks.count) / elapsed
             }
             if sequential {
                 let rest = firstTokenSeconds.dropFirst().sorted()
@@ -148,11 +156,11 @@ struct BenchThroughput: ParsableCommand {
             } else {
                 print(
                     """
-                    model \(modelOptions.model): tp \(report.tensorParallelSize), pp \(report.pipelineParallelSize), \(report.threadsPerRank) thread(s)/rank, \(numPrompts) prompts × (\(inputLength) in\(prefixLength > 0 ? ", \(prefixLength) shared" : ""), \(outputLength) out)
+                    model \(modelOptions.model): tp \(report.tensorParallelSize), pp \(report.pipelineParallelSize), dp \(dp), \(report.threadsPerRank) thread(s)/rank, \(numPrompts) prompts × (\(inputLength) in\(prefixLength > 0 ? ", \(prefixLength) shared" : ""), \(outputLength) out)
                       throughput \(String(format: "%.2f", report.requestsPerSecond)) requests/s, \(String(format: "%.1f", report.outputTokensPerSecond)) output tokens/s, \(String(format: "%.1f", report.totalTokensPerSecond)) total tokens/s (\(String(format: "%.1f", elapsed)) s)
                       steps \(report.steps), largest batch \(largest), driver (schedule + plan) \(String(format: "%.2f", report.driverShare * 100))% of a full step, \(report.preemptions) preemptions
                       KV cache \(report.kvBlocks) blocks, \(report.kvCacheBytesPerRank / 1_000_000) MB/rank; resident \(report.residentBytesPerRank / 1_000_000) MB/rank at the end
-                      prefix cache \(report.prefixCacheHitTokens) hit tokens; outputs digest \(report.outputDigest)
+                      prefix cache \(report.prefixCacheHitTokens) hit tokens; outputs digest \(report.outputDigest)\(dp > 1 ? "; tokens generated by replica: \(report.replicaGeneratedTokens.map(String.init).joined(separator: ", "))" : "")
                       idle share by stage (not in forward passes): \(report.stageIdleFractions.map { String(format: "%.1f%%", $0 * 100) }.joined(separator: ", "))\(report.pipelineParallelSize > 1 ? String(format: "; the driver waited for logits %.1f%%", report.driverLogitsWaitShare * 100) : "")
                     """)
                 if sequential {
