@@ -12,7 +12,9 @@ struct BenchComm: ParsableCommand {
             Runs as one rank under `tandem launch`, or spawns --nproc local ranks itself. Every row is checked: \
             after the timed iterations one more run on fresh data is compared element by element with the \
             expected result, and #wrong counts the mismatches over all ranks. Time is the median per-iteration \
-            time, the slowest rank's.
+            time, the slowest rank's. By default each size is warmed up for --warmup-time seconds and then timed \
+            over as many iterations as fill --min-time seconds (at least 20), so small messages are timed in steady \
+            state rather than as wake-ups; --iters N (with --warmup W) forces a count instead.
             """)
 
     @Option(help: "all_reduce, all_gather, reduce_scatter, broadcast, all_to_all or send_recv.")
@@ -30,11 +32,17 @@ struct BenchComm: ParsableCommand {
     @Option(help: "float32, bfloat16 or float16.")
     var dtype: String = "float32"
 
-    @Option(help: "Timed iterations per size.")
-    var iters: Int = 20
+    @Option(help: "Timed iterations per size (default: as many as fill --min-time).")
+    var iters: Int?
 
-    @Option(help: "Untimed iterations per size before timing.")
+    @Option(help: "With --iters: untimed iterations per size before timing.")
     var warmup: Int = 5
+
+    @Option(name: .customLong("min-time"), help: "Without --iters: seconds of timed iterations per size.")
+    var minTime: Double = 0.5
+
+    @Option(name: .customLong("warmup-time"), help: "Without --iters: seconds of untimed iterations per size before timing.")
+    var warmupTime: Double = 0.2
 
     @Option(help: "Data plane: auto (shared memory on one host), shm or tcp; default: TANDEM_BACKEND, else auto.")
     var backend: BackendChoice?
@@ -68,7 +76,10 @@ struct BenchComm: ParsableCommand {
                     + "local rank(s)); this host has \(available) bytes available")
         }
         guard stepFactor >= 2 else { throw ValidationError("--step-factor must be ≥ 2") }
-        guard iters >= 1, warmup >= 0 else { throw ValidationError("--iters must be ≥ 1 and --warmup ≥ 0") }
+        guard (iters ?? 1) >= 1, warmup >= 0 else { throw ValidationError("--iters must be ≥ 1 and --warmup ≥ 0") }
+        guard minTime > 0, minTime.isFinite, warmupTime >= 0, warmupTime.isFinite else {
+            throw ValidationError("--min-time must be > 0 and --warmup-time ≥ 0 seconds, got \(minTime) and \(warmupTime)")
+        }
         if let nproc, nproc < 1 { throw ValidationError("--nproc must be ≥ 1") }
     }
 
@@ -85,7 +96,8 @@ struct BenchComm: ParsableCommand {
         let group = try ProcessGroup.initialize(Rendezvous.fromEnvironment(), options: options)
         defer { group.shutdown() }
         let benchmark = CommBenchmark(
-            group: group, operation: op, dtype: DType(name: dtype)!, iterations: iters, warmup: warmup)
+            group: group, operation: op, dtype: DType(name: dtype)!,
+            schedule: iters.map { .count(iterations: $0, warmup: warmup) } ?? .time(seconds: minTime, warmupSeconds: warmupTime))
         var rows: [CommBenchmark.Row] = []
         if group.rank == 0 && !json { print(benchmark.tableHeader()) }
         for bytes in sizes() {

@@ -49,25 +49,38 @@ struct CommBenchmark {
         let algbw_gbps: Double
         let busbw_gbps: Double
         let wrong: Int
+        /// Timed iterations.
+        let iters: Int
 
         var tableLine: String {
             String(
-                format: "%12d %12d %9@ %10@ %10.2f %8.3f %8.3f %7d", bytes, count, dtype as NSString, algorithm as NSString,
-                time_us, algbw_gbps, busbw_gbps, wrong)
+                format: "%12d %12d %9@ %10@ %10.2f %8.3f %8.3f %7d %9d", bytes, count, dtype as NSString, algorithm as NSString,
+                time_us, algbw_gbps, busbw_gbps, wrong, iters)
         }
     }
 
     let group: ProcessGroup
     let operation: Operation
     let dtype: DType
-    let iterations: Int
-    let warmup: Int
+    let schedule: Schedule
+
+    /// How many iterations a size runs.
+    enum Schedule {
+        /// `warmup` untimed, then `iterations` timed.
+        case count(iterations: Int, warmup: Int)
+        /// Untimed in doubling batches until the slowest rank has spent `warmupSeconds`, then as many timed as
+        /// the last batch's pace says fill `seconds` (at least `minimumIterations`).
+        case time(seconds: Double, warmupSeconds: Double)
+    }
+
+    static let minimumIterations = 20
+    static let maximumIterations = 10_000_000
 
     func tableHeader() -> String {
         """
         # tandem bench comm: \(operation.rawValue), \(group.worldSize) ranks, backend \(group.backend), dtype \(dtype)
         # time: median per-iteration µs (slowest rank); algbw = bytes/time; busbw per nccl-tests
-        #       size        count      type  algorithm   time(us)  algbw(GB/s) busbw(GB/s) #wrong
+        #       size        count      type  algorithm   time(us)  algbw(GB/s) busbw(GB/s) #wrong     iters
         """
     }
 
@@ -86,7 +99,7 @@ struct CommBenchmark {
         let count = elementCount(bytes: requested)
         let ranks = group.worldSize
         let buffers = makeBuffers(count: count)
-        for _ in 0..<warmup { try execute(buffers) }
+        let iterations = try warmUp(buffers)
         var times: [Double] = []
         times.reserveCapacity(iterations)
         try group.barrier()
@@ -111,7 +124,33 @@ struct CommBenchmark {
         return Row(
             op: operation.rawValue, bytes: bytes, count: count, dtype: dtype.description, ranks: ranks, backend: group.backend.rawValue,
             algorithm: group.algorithmName(operation.kind, bytes: bytes), time_us: time, algbw_gbps: algbw,
-            busbw_gbps: algbw * operation.busFactor(ranks: ranks), wrong: Int(wrong.element(0)))
+            busbw_gbps: algbw * operation.busFactor(ranks: ranks), wrong: Int(wrong.element(0)), iters: iterations)
+    }
+
+    /// Runs the untimed iterations; returns how many to time. Every rank runs the same counts: a time-based
+    /// warm-up agrees on the slowest rank's time after each batch.
+    private func warmUp(_ buffers: Buffers) throws -> Int {
+        switch schedule {
+        case let .count(iterations, warmup):
+            for _ in 0..<warmup { try execute(buffers) }
+            return iterations
+        case let .time(seconds, warmupSeconds):
+            var batch = 1
+            var spent = 0.0
+            var perIteration = 0.0
+            repeat {
+                let start = DispatchTime.now().uptimeNanoseconds
+                for _ in 0..<batch { try execute(buffers) }
+                let slowest = Tensor([Float(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)])
+                try group.allReduce(slowest, op: .max)
+                let elapsed = Double(slowest.element(0))
+                spent += elapsed
+                perIteration = elapsed / Double(batch)
+                batch *= 2
+            } while spent < warmupSeconds && batch <= Self.maximumIterations
+            let wanted = seconds / max(perIteration, 1e-9)
+            return Int(min(max(wanted, Double(Self.minimumIterations)), Double(Self.maximumIterations)))
+        }
     }
 
     // MARK: - Buffers, data and checks

@@ -13,8 +13,8 @@ struct Info: ParsableCommand {
             hosts in order, --nproc-per-node at a time, as `tandem launch` places them), its tensor-parallel group and, \
             with --model, the decoder layers its pipeline stage holds (TANDEM_PP_LAYER_PARTITION or the even split) and, \
             for a mixture-of-experts model, its experts (a slice of every one, or with --enable-expert-parallel the \
-            whole experts --expert-placement gives it within its stage's dp × tp ranks). A layout the model cannot \
-            take is refused naming the numbers.
+            whole experts --expert-placement gives it within its replica's stage — its tp group; every replica holds \
+            every expert). A layout the model cannot take is refused naming the numbers.
             """)
 
     @Flag(help: "Print each rank's place in the --tp × --pp × --dp layout instead.")
@@ -98,7 +98,6 @@ struct Info: ParsableCommand {
         print("world \(world) = dp \(dp) × pp \(pp) × tp \(tp), \(perNode) rank(s) per host" + (partition.map { "; layers per stage \($0)" } ?? ""))
         print("rank  dp  pp  tp  host  tp group      layers" + (experts == nil ? "" : " | experts"))
         let tensorGroups = layout.groups(.tensor)
-        let expertGroups = layout.groups(.expert)
         for rank in 0..<world {
             let (data, stage, tensor) = layout.coordinates(of: rank)
             let group = tensorGroups.first { $0.contains(rank) }!.map(String.init).joined(separator: ",")
@@ -112,7 +111,8 @@ struct Info: ParsableCommand {
             }
             if let experts {
                 if enableExpertParallel {
-                    let group = expertGroups.first { $0.contains(rank) }!
+                    // Experts are placed over a replica's stage (its tp group), as they run.
+                    let group = tensorGroups.first { $0.contains(rank) }!
                     let held = expertPlacement.experts(of: group.firstIndex(of: rank)!, ranks: group.count, experts: experts)
                     layers += " | " + (held.isEmpty ? "none" : held.map(String.init).joined(separator: ",")) + " of \(experts), whole"
                 } else {

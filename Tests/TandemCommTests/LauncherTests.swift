@@ -253,6 +253,29 @@ final class LauncherTests: XCTestCase {
         }
     }
 
+    /// Without --iters each size is timed over as many iterations as fill --min-time (a 4 KiB all-reduce is a few
+    /// µs, so thousands), after a time-based warm-up; the rows are still checked; a non-positive time is refused.
+    func testBenchCommTimesSteadyStateByDefault() throws {
+        let run = try BuiltProgram.run(
+            BuiltProgram.tandem,
+            ["bench", "comm", "--nproc", "2", "--min-bytes", "4K", "--max-bytes", "8K", "--min-time", "0.05", "--warmup-time", "0.02", "--json"])
+        XCTAssertEqual(run.status, 0, run.output)
+        let rows = try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [[String: Any]] ?? []
+        XCTAssertEqual(rows.count, 2, run.output)
+        for row in rows {
+            XCTAssertEqual(row["wrong"] as? Int, 0, "\(row)")
+            XCTAssertGreaterThan(row["iters"] as? Int ?? 0, 100, "0.05 s of µs-scale iterations: \(row)")
+        }
+        let forced = try BuiltProgram.run(BuiltProgram.tandem, ["bench", "comm", "--nproc", "2", "--max-bytes", "64", "--iters", "7", "--json"])
+        XCTAssertEqual(forced.status, 0, forced.output)
+        let forcedRows = try JSONSerialization.jsonObject(with: Data(forced.output.utf8)) as? [[String: Any]] ?? []
+        XCTAssertFalse(forcedRows.isEmpty, forced.output)
+        XCTAssertEqual(Set(forcedRows.map { $0["iters"] as? Int }), [7], forced.output)
+        let refused = try BuiltProgram.run(BuiltProgram.tandem, ["bench", "comm", "--nproc", "2", "--min-time", "0"])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.output.contains("--min-time must be > 0"), refused.output)
+    }
+
     /// The number of child processes of `process` (from /proc).
     private func childCount(of process: Process) -> Int {
         let pid = process.processIdentifier

@@ -38,8 +38,9 @@ final class InfoLayoutTests: XCTestCase {
         XCTAssertTrue(stray.output.contains("go with --layout"), stray.output)
     }
 
-    /// A MoE model: a slice of every expert per rank, or whole experts placed within each stage's dp × tp ranks
-    /// (round-robin over 8 experts and 4 ranks: rank r holds r and r + 4); refused on a dense model.
+    /// A MoE model: a slice of every expert per rank, or whole experts placed within each replica's stage — its
+    /// tp ranks, as the engine runs them (round-robin over 8 experts and tp 2: tp rank t holds t, t + 2, …, in
+    /// each of the two replicas); refused on a dense model.
     func testExpertsPerRank() throws {
         let moe = try ModelFixtures.write(.tinyMoE, test: self)
         let split = try BuiltProgram.run(BuiltProgram.tandem, ["info", "--layout", "--tp", "2", "--model", moe])
@@ -50,7 +51,7 @@ final class InfoLayoutTests: XCTestCase {
             ["info", "--layout", "--tp", "2", "--dp", "2", "--model", moe, "--enable-expert-parallel", "--expert-placement", "round_robin"])
         XCTAssertEqual(placed.status, 0, placed.output)
         let experts = placed.output.split(separator: "\n").dropFirst(2).map { $0.components(separatedBy: "| ").last! }
-        XCTAssertEqual(experts, ["0,4 of 8, whole", "1,5 of 8, whole", "2,6 of 8, whole", "3,7 of 8, whole"])
+        XCTAssertEqual(experts, ["0,2,4,6 of 8, whole", "1,3,5,7 of 8, whole", "0,2,4,6 of 8, whole", "1,3,5,7 of 8, whole"])
         let dense = try BuiltProgram.run(
             BuiltProgram.tandem, ["info", "--layout", "--tp", "2", "--model", try ModelFixtures.write(.tiny, test: self), "--enable-expert-parallel"])
         XCTAssertNotEqual(dense.status, 0)

@@ -67,6 +67,24 @@ final class ServeCommandTests: XCTestCase {
     /// Over two pipeline stages: concurrent requests (micro-batches in flight on both stages) get the greedy text
     /// one rank gives them, and SIGTERM stops the server and its stage.
     func testServeOverPipelineStagesAnswersLikeOneRank() async throws {
+        _ = try await checkServeAnswersLikeOneRank(["--pp", "2"], what: "stage 1")
+    }
+
+    /// Over two data-parallel replicas: concurrent requests are spread over both (each replica's generated tokens,
+    /// in /metrics, are more than zero), each gets one rank's greedy text, and SIGTERM stops both.
+    func testServeOverDataParallelReplicasAnswersLikeOneRank() async throws {
+        let metrics = try await checkServeAnswersLikeOneRank(["--dp", "2"], what: "replica 1")
+        for replica in 0..<2 {
+            let line = try XCTUnwrap(
+                metrics.split(separator: "\n").first { $0.hasPrefix("tandem:replica_generation_tokens{") && $0.contains("engine=\"\(replica)\"") },
+                metrics)
+            XCTAssertGreaterThan(Double(line.split(separator: " ").last!) ?? 0, 0, "replica \(replica) generated tokens: \(line)")
+        }
+    }
+
+    /// Six concurrent greedy completions from a server started with `layout` (one worker process) equal one
+    /// rank's `tandem generate`; SIGTERM stops the server and its worker. Returns /metrics after the requests.
+    private func checkServeAnswersLikeOneRank(_ layout: [String], what worker: String) async throws -> String {
         let directory = try ServerFixtures.tinyModel(self, chatTemplate: ServerFixtures.chatML)
         let prompts = ["the model", "a pipeline of stages", "two", "micro-batches in flight", "x y z", "stage to stage"]
         let generated = try BuiltProgram.run(
@@ -77,10 +95,10 @@ final class ServeCommandTests: XCTestCase {
         let expected = try XCTUnwrap(report["outputs"] as? [[String: Any]]).map { $0["text"] as? String }
         XCTAssertEqual(expected.count, prompts.count)
 
-        let server = try ServeProcess(model: directory.path, arguments: ["--pp", "2", "--served-model-name", "tiny", "--threads", "1"])
+        let server = try ServeProcess(model: directory.path, arguments: layout + ["--served-model-name", "tiny", "--threads", "1"])
         defer { if server.process.isRunning { server.process.terminate() } }
         let workers = childProcesses(of: server.process.processIdentifier)
-        XCTAssertEqual(workers.count, 1, "stage 1 runs in its own process")
+        XCTAssertEqual(workers.count, 1, "\(worker) runs in its own process")
         let texts = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
             for (index, prompt) in prompts.enumerated() {
                 group.addTask {
@@ -95,13 +113,15 @@ final class ServeCommandTests: XCTestCase {
             for try await (index, text) in group { texts[index] = text }
             return texts
         }
-        XCTAssertEqual(texts, expected, "each request's greedy text over two stages equals one rank's")
+        XCTAssertEqual(texts, expected, "each request's greedy text over \(layout.joined(separator: " ")) equals one rank's")
+        let (_, metrics) = try await server.request("/metrics", key: nil)
 
         kill(server.process.processIdentifier, SIGTERM)
         let stopped = Date()
         while server.process.isRunning, Date().timeIntervalSince(stopped) < 10 { usleep(20_000) }
         XCTAssertEqual(server.process.terminationStatus, 0)
-        for worker in workers { XCTAssertNotEqual(kill(worker, 0), 0, "stage 1 (pid \(worker)) ended with the server") }
+        for pid in workers { XCTAssertNotEqual(kill(pid, 0), 0, "\(worker) (pid \(pid)) ended with the server") }
+        return metrics
     }
 
     /// SIGTERM while a long stream runs: with a grace period it completes; with none it is aborted at once and
