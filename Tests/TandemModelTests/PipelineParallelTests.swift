@@ -91,6 +91,40 @@ final class PipelineParallelTests: XCTestCase {
         try check(ModelPreset.tinyMoE.with { $0.layerCount = 4 }, layouts: [(2, 2), (4, 2)], expertPlacement: .linear)
     }
 
+    /// Data-parallel replicas (SPMD over threads, every rank calling `generate`): each replica is one of the tp × pp
+    /// layouts whose logits the tests above check against one rank; here the front end routes the four prompts over
+    /// the replicas and every rank gets one rank's greedy tokens — Llama, Qwen2 with its tied head, and Mixtral
+    /// with experts split or placed whole, up to 8 ranks.
+    func testDataParallelReplicasGenerateOneRanksTokens() throws {
+        let greedy = SamplingParams(temperature: 0, maxTokens: 24, ignoreEOS: true)
+        let mixtral = ModelPreset.tinyMoE.with { $0.layerCount = 4 }
+        let cases: [(ModelPreset, [(tp: Int, pp: Int, dp: Int)], ExpertPlacement?)] = [
+            (Self.fourLayers, [(1, 1, 2), (2, 1, 2), (1, 2, 2), (1, 1, 4), (2, 2, 2), (1, 1, 8)], nil),
+            (Self.tiedQwen2, [(1, 1, 2), (2, 1, 2), (1, 2, 2)], nil),
+            (mixtral, [(2, 1, 2)], nil),
+            (mixtral, [(2, 1, 2), (2, 2, 2)], .roundRobin),
+        ]
+        for (preset, layouts, placement) in cases {
+            let directory = try ModelFixtures.write(preset, test: self)
+            let single = try ModelFixtures.onRanks(1) { group in try LLM(model: directory, group: group).generate(Self.prompts, greedy).map(\.tokenIDs) }[0]
+            for (tp, pp, dp) in layouts {
+                let config = EngineConfig(model: directory, threads: 1, pipelineParallelSize: pp, expertPlacement: placement, dataParallelSize: dp)
+                let tokens = try ThreadLauncher.run(worldSize: tp * pp * dp) { world in
+                    let llm = try LLM(config: config, world: world)
+                    defer { llm.shutdown() }
+                    // Twice: the replicas' drivers and workers are released after a call and serve the next.
+                    XCTAssertEqual(try llm.generate(Self.prompts, greedy).map(\.tokenIDs), try llm.generate(Self.prompts, greedy).map(\.tokenIDs))
+                    return (try llm.generate(Self.prompts, greedy).map(\.tokenIDs), llm.replicaStats.map(\.generatedTokens))
+                }
+                let label = "\(preset.name) tp \(tp) pp \(pp) dp \(dp) experts \(placement?.rawValue ?? "split")"
+                for (rank, result) in tokens.enumerated() { XCTAssertEqual(try result.get().0, single, "\(label) rank \(rank)") }
+                let generated = try tokens[0].get().1
+                XCTAssertEqual(generated.count, dp, label)
+                XCTAssertEqual(generated.filter { $0 > 0 }.count, min(dp, Self.prompts.count), "\(label): the prompts are spread, \(generated)")
+            }
+        }
+    }
+
     /// A stage given the wrong hidden states, or none, says what it needs.
     func testAStageWithoutHiddenStatesIsRefused() throws {
         let directory = try ModelFixtures.write(Self.fourLayers, test: self)
