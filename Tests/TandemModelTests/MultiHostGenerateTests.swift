@@ -3,8 +3,9 @@ import TandemTestSupport
 import XCTest
 
 /// `tandem generate` across two hosts (`TwoHosts`: network namespaces), two ranks on each: tp 4 (shared memory
-/// inside each host and TCP between them), and tp 2 inside each host × pp 2 across them (the stage link crosses
-/// hosts) — the same greedy tokens as one rank.
+/// inside each host and TCP between them), tp 2 inside each host × pp 2 across them (the stage link crosses
+/// hosts), and a replica per host (dp 2 of tp 2: the front end's link to replica 1 crosses hosts) — the same
+/// greedy tokens as one rank.
 final class MultiHostGenerateTests: XCTestCase {
     func testGenerateAcrossTwoHostsMatchesOneRank() throws {
         try check(layout: ["--tp", "4"])
@@ -12,6 +13,10 @@ final class MultiHostGenerateTests: XCTestCase {
 
     func testPipelineStagesOnTwoHostsMatchOneRank() throws {
         try check(layout: ["--tp", "2", "--pp", "2"])
+    }
+
+    func testDataParallelReplicaPerHostMatchesOneRank() throws {
+        try check(layout: ["--tp", "2", "--dp", "2"])
     }
 
     private func check(layout: [String]) throws {
