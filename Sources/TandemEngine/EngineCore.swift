@@ -263,7 +263,9 @@ public final class EngineCore: EngineClient {
             let start = DispatchTime.now().uptimeNanoseconds
             // With stages, each micro-batch takes an even share of the requests that could run.
             let active = min(scheduler.config.maxNumSeqs, scheduler.running.count + scheduler.waiting.count)
-            let output = scheduler.schedule(requestCap: depth == 1 ? .max : max(1, (active + depth - 1) / depth))
+            let output = scheduler.schedule(
+                requestCap: depth == 1 ? .max : max(1, (active + depth - 1) / depth),
+                tokenBudget: depth == 1 ? nil : max(1, scheduler.config.maxNumBatchedTokens / depth))
             guard !output.scheduled.isEmpty else { break }
             inFlight.append(try launch(output, start: start))
         }

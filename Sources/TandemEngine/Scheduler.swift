@@ -54,9 +54,9 @@ final class Scheduler {
 
     /// The next batch: at most `requestCap` requests (a pipeline's micro-batch takes its share of the running
     /// requests, so the batches in flight are even and no stage waits on a lopsided one).
-    func schedule(requestCap: Int = .max) -> SchedulerOutput {
+    func schedule(requestCap: Int = .max, tokenBudget: Int? = nil) -> SchedulerOutput {
         var output = SchedulerOutput()
-        var budget = config.maxNumBatchedTokens
+        var budget = min(tokenBudget ?? config.maxNumBatchedTokens, config.maxNumBatchedTokens)
         var index = 0
         while index < running.count && budget > 0 && output.scheduled.count < requestCap {
             let request = running[index]
