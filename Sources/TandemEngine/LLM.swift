@@ -142,7 +142,7 @@ public final class LLM {
     /// - Throws: `ModelLoadError` for the checkpoint's config or a tp size that does not split it,
     ///   or expert parallelism on a dense model, `ParallelConfigError` for stages the layers cannot fill,
     ///   `ConfigError` for a malformed partition variable.
-    static func partition(_ config: EngineConfig, tensorParallelSize: Int) throws -> PipelinePartition {
+    public static func partition(_ config: EngineConfig, tensorParallelSize: Int) throws -> PipelinePartition {
         let model = try ModelConfig(directory: config.model)
         try model.checkTensorParallel(tensorParallelSize, path: config.model)
         if config.expertPlacement != nil { try model.checkExpertParallel(path: config.model) }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TandemComm
+import TandemEngine
 import TandemModel
 import TandemParallel
 
@@ -83,16 +84,15 @@ struct Info: ParsableCommand {
         var partition: PipelinePartition?
         var experts: Int?
         if let model {
-            let config: ModelConfig
+            // The checks an engine makes before it spawns a rank (heads, experts, the stages' layers).
+            let engine = EngineConfig(
+                model: model, pipelineParallelSize: pp, expertPlacement: enableExpertParallel ? expertPlacement : nil, dataParallelSize: dp)
             do {
-                config = try ModelConfig(directory: model)
-                try config.checkTensorParallel(tp, path: model)
-                if enableExpertParallel { try config.checkExpertParallel(path: model) }
-            } catch {
+                partition = try LLM.partition(engine, tensorParallelSize: tp)
+                experts = try ModelConfig(directory: model).expertCount
+            } catch let error as ModelLoadError {
                 throw CommandFailure("\(error)")
             }
-            partition = try PipelinePartition.fromEnvironment(layerCount: config.layerCount, stages: pp)
-            experts = config.expertCount
         }
         let perNode = nprocPerNode ?? world
         print("world \(world) = dp \(dp) × pp \(pp) × tp \(tp), \(perNode) rank(s) per host" + (partition.map { "; layers per stage \($0)" } ?? ""))
