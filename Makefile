@@ -11,13 +11,15 @@ PRESET ?= small
 .PHONY: run test build build-release deps compare-deps compare fuzz soak bench-serve bench-layouts clean
 
 # System packages the build and tests need: OpenBLAS (matrix multiply) and pkg-config to find it; the
-# multi-host test needs iproute2 (network namespaces stand in for hosts); the independent references in
+# multi-host test needs iproute2 (network namespaces stand in for hosts), the cluster-launch test OpenMPI's
+# mpirun (openmpi-bin); the independent references in
 # tools/reference need Python 3 with the `tokenizers`, `numpy`, `jinja2`, `openai` and `prometheus_client` packages (PyPI).
 deps:
 	@command -v $(SWIFT) >/dev/null || { echo "Swift is not installed: see https://www.swift.org/install" >&2; exit 1; }
 	@missing=""; \
 	{ command -v pkg-config >/dev/null && pkg-config --exists openblas; } || missing="libopenblas-dev pkg-config"; \
 	if ! command -v ip >/dev/null && [ "$$(id -u)" = 0 ]; then missing="$$missing iproute2"; fi; \
+	command -v mpirun >/dev/null || missing="$$missing openmpi-bin"; \
 	if [ -n "$$missing" ]; then \
 	  if ! command -v apt-get >/dev/null; then echo "install OpenBLAS and pkg-config (missing:$$missing)" >&2; exit 1; \
 	  elif [ "$$(id -u)" = 0 ]; then echo "installing:$$missing"; apt-get update -qq && apt-get install -y -qq $$missing; \

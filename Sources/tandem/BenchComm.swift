@@ -66,7 +66,7 @@ struct BenchComm: ParsableCommand {
                 "--min-bytes \(minBytes.value) and --max-bytes \(maxBytes.value) must be multiples of a \(dtype) element (\(element) bytes)")
         }
         // Each rank holds its input and output plus the check's copies: about 4 × the message.
-        let ranks = nproc ?? Int(ProcessInfo.processInfo.environment["LOCAL_WORLD_SIZE"] ?? "") ?? 1
+        let ranks = nproc ?? (try? Rendezvous.isLaunched() ? Rendezvous.fromLauncher().localWorldSize : nil) ?? 1
         let (perRank, overflow) = maxBytes.value.multipliedReportingOverflow(by: 4)
         let (needed, overflowAll) = perRank.multipliedReportingOverflow(by: max(ranks, 1))
         let available = SystemMemory.availableBytes()
@@ -88,12 +88,12 @@ struct BenchComm: ParsableCommand {
             try spawnRanks(nproc)
             return
         }
-        guard ProcessInfo.processInfo.environment["RANK"] != nil else {
-            throw ValidationError("give --nproc N to spawn N local ranks, or run under `tandem launch`")
+        guard Rendezvous.isLaunched() else {
+            throw ValidationError("give --nproc N to spawn N local ranks, or run under `tandem launch` (or mpirun, srun)")
         }
         var options = try ProcessGroupOptions.fromEnvironment()
         if let backend { options.backend = backend }
-        let group = try ProcessGroup.initialize(Rendezvous.fromEnvironment(), options: options)
+        let group = try ProcessGroup.initialize(Rendezvous.fromLauncher(), options: options)
         defer { group.shutdown() }
         let benchmark = CommBenchmark(
             group: group, operation: op, dtype: DType(name: dtype)!,

@@ -44,12 +44,12 @@ struct BenchGroups: ParsableCommand {
             for size in Self.sizes(nproc)! { try spawnRanks(size) }
             return
         }
-        guard ProcessInfo.processInfo.environment["RANK"] != nil else {
-            throw ValidationError("give --nproc 2,4,8 to spawn local worlds, or run under `tandem launch`")
+        guard Rendezvous.isLaunched() else {
+            throw ValidationError("give --nproc 2,4,8 to spawn local worlds, or run under `tandem launch` (or mpirun, srun)")
         }
         var options = try ProcessGroupOptions.fromEnvironment()
         if let backend { options.backend = backend }
-        let world = try ProcessGroup.initialize(Rendezvous.fromEnvironment(), options: options)
+        let world = try ProcessGroup.initialize(Rendezvous.fromLauncher(), options: options)
         defer { world.shutdown() }
         let n = world.worldSize
         if world.rank == 0 {

@@ -51,8 +51,9 @@ struct ModelOptions: ParsableArguments {
     /// Ranks of the engine: tp × pp × dp.
     var worldSize: Int { tp * pp * dp }
 
-    /// Ranks on this host: `LOCAL_WORLD_SIZE` under the launcher, else the tp × pp × dp ranks this process spawns.
-    var localRanks: Int { Int(ProcessInfo.processInfo.environment["LOCAL_WORLD_SIZE"] ?? "") ?? worldSize }
+    /// Ranks on this host: the launcher's local world (torchrun's `LOCAL_WORLD_SIZE`, mpirun's, srun's), else the
+    /// tp × pp × dp ranks this process spawns.
+    var localRanks: Int { (try? Rendezvous.isLaunched() ? Rendezvous.fromLauncher().localWorldSize : nil) ?? worldSize }
 
     /// `--threads`, or this host's cores divided among its ranks.
     var threadsPerRank: Int { threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / localRanks) }
@@ -66,12 +67,12 @@ struct ModelOptions: ParsableArguments {
     }
 
     /// Runs `body` with this rank's `LLM`. Without a launcher this process is rank 0 and, for tp × pp × dp > 1, spawns
-    /// the other ranks itself (`tandem worker` processes); under `tandem launch` (RANK set) every process is one
-    /// rank of the launched world and calls `body`.
+    /// the other ranks itself (`tandem worker` processes); under `tandem launch`, torchrun, mpirun, mpiexec or srun
+    /// (`Rendezvous.isLaunched`) every process is one rank of the launched world and calls `body`.
     ///
     /// - Parameter body: gets the model and whether this rank reports (rank 0).
     func run(_ body: (LLM, _ reports: Bool) throws -> Void) throws {
-        let world = ProcessInfo.processInfo.environment["RANK"] == nil ? nil : try ProcessGroup.initialize(Rendezvous.fromEnvironment())
+        let world = Rendezvous.isLaunched() ? try ProcessGroup.initialize(Rendezvous.fromLauncher()) : nil
         defer { world?.shutdown() }
         if let world, world.worldSize != worldSize {
             throw CommandFailure(

@@ -47,8 +47,8 @@ struct Serve: ParsableCommand {
     }
 
     func run() throws {
-        guard ProcessInfo.processInfo.environment["RANK"] == nil else {
-            throw CommandFailure("tandem serve spawns its own ranks (--tp T --pp P --dp D); do not start it under tandem launch")
+        guard !Rendezvous.isLaunched() else {
+            throw CommandFailure("tandem serve spawns its own ranks (--tp T --pp P --dp D); start it as one process, not under tandem launch, mpirun or srun with several tasks")
         }
         let template: ModelTemplate
         do {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TandemTestSupport
 import XCTest
 
@@ -70,6 +71,40 @@ final class GenerateCommandTests: XCTestCase {
         XCTAssertEqual(replicated.outputs.map(\.text), single.outputs.map(\.text))
         let replicatedStages = try generate(["launch", "--nproc-per-node", "4", "--no-prefix", "--", BuiltProgram.tandem], tp: 1, ["--pp", "2", "--dp", "2"])
         XCTAssertEqual(replicatedStages.outputs.map(\.token_ids), single.outputs.map(\.token_ids))
+    }
+
+    /// Ranks started by OpenMPI's mpirun, and by a Slurm step (two tasks with the variables srun sets, started here
+    /// together), join with no flag and no job token — the port and token come from the job's id — and give one
+    /// rank's tokens; a second step of the job meets on its own port.
+    func testMpirunAndSrunRanksJoinWithoutFlags() throws {
+        let single = try generate(tp: 1)
+        func decode(_ status: Int32, _ output: String) throws -> Report {
+            XCTAssertEqual(status, 0, output)
+            let line = try XCTUnwrap(output.split(separator: "\n").first { $0.hasPrefix("{") }, output)
+            return try JSONDecoder().decode(Report.self, from: Data(line.utf8))
+        }
+        let arguments = ["generate", "--model", directory!, "--tp", "2"] + generateArguments
+        let mpirun = try BuiltProgram.run(
+            "/usr/bin/env", ["mpirun", "-np", "2", BuiltProgram.tandem] + arguments,
+            environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "TANDEM_JOB_TOKEN": ""])
+        XCTAssertEqual(try decode(mpirun.status, mpirun.output).outputs.map(\.token_ids), single.outputs.map(\.token_ids))
+        for step in ["0", "1"] {
+            let results = Mutex<[(status: Int32, output: String)]>([(-1, "not run"), (-1, "not run")])
+            DispatchQueue.concurrentPerform(iterations: 2) { rank in
+                let environment = [
+                    "SLURM_JOB_ID": "4242", "SLURM_STEP_ID": step, "SLURM_PROCID": String(rank), "SLURM_STEP_NUM_TASKS": "2",
+                    "SLURM_LOCALID": String(rank), "SLURM_NODEID": "0", "SLURM_STEP_TASKS_PER_NODE": "2", "SLURM_STEP_NODELIST": "localhost",
+                    "TANDEM_JOB_TOKEN": "",
+                ]
+                let run = try? BuiltProgram.run(BuiltProgram.tandem, arguments, environment: environment)
+                let result = (run?.status ?? -1, run?.output ?? "could not start")
+                results.withLock { $0[rank] = result }
+            }
+            let runs = results.withLock { $0 }
+            let report = try decode(runs[0].status, runs[0].output)
+            XCTAssertEqual(runs[1].status, 0, runs[1].output)
+            XCTAssertEqual(report.outputs.map(\.token_ids), single.outputs.map(\.token_ids), "Slurm step \(step)")
+        }
     }
 
     /// Through processes, an engine squeezed to a 12-block pool of 4 positions, 8-token steps and 2 running

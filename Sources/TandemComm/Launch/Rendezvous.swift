@@ -15,6 +15,10 @@ public struct Rendezvous: Sendable, Equatable {
     public var localRank: Int
     /// The number of ranks on this host.
     public var localWorldSize: Int
+    /// The launcher that started this process (nil when the values were given explicitly).
+    public var launcher: ClusterLauncher?
+    /// With mpirun, mpiexec or srun: a job token derived from the job's id, used when `TANDEM_JOB_TOKEN` is unset.
+    public var derivedToken: String?
 
     /// Creates a rendezvous from explicit values; see `validated()`.
     public init(masterAddress: String, masterPort: UInt16, rank: Int, worldSize: Int, localRank: Int? = nil, localWorldSize: Int? = nil) {
@@ -24,6 +28,15 @@ public struct Rendezvous: Sendable, Equatable {
         self.worldSize = worldSize
         self.localRank = localRank ?? rank
         self.localWorldSize = localWorldSize ?? worldSize
+    }
+
+    /// This rank's place from whichever launcher started it (`ClusterLauncher`, in its order): torchrun's
+    /// variables (`tandem launch`), OpenMPI's, MPICH Hydra's or a Slurm step's (`fromCluster`).
+    ///
+    /// - Throws: `ConfigError` naming the first variable that is missing or invalid.
+    public static func fromLauncher(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) -> Rendezvous {
+        guard let launcher = ClusterLauncher.detect(environment) else { return try fromEnvironment(environment) }
+        return try fromCluster(launcher, environment)
     }
 
     /// Reads torchrun's variables from `environment`.
@@ -99,8 +112,9 @@ extension ProcessGroup {
     public static func initialize(
         _ rendezvous: Rendezvous, name: String = "world", options: ProcessGroupOptions? = nil
     ) throws -> ProcessGroup {
-        let settings = try options ?? ProcessGroupOptions.fromEnvironment()
+        var settings = try options ?? ProcessGroupOptions.fromEnvironment()
         let valid = try rendezvous.validated()
+        if settings.token?.isEmpty ?? true { settings.token = valid.derivedToken }
         guard let token = settings.token, !token.isEmpty else {
             throw ConfigError.missing(
                 name: TandemEnvironment.jobToken.name,
@@ -112,8 +126,9 @@ extension ProcessGroup {
         return try ProcessGroup(store: store, rank: valid.rank, worldSize: valid.worldSize, name: name, options: settings)
     }
 
-    /// `initialize` from torchrun's environment variables and the `TANDEM_*` settings.
+    /// `initialize` from the launcher's environment variables (`Rendezvous.fromLauncher`) and the `TANDEM_*`
+    /// settings.
     public static func initializeFromEnvironment(name: String = "world") throws -> ProcessGroup {
-        try initialize(try Rendezvous.fromEnvironment(), name: name)
+        try initialize(try Rendezvous.fromLauncher(), name: name)
     }
 }
