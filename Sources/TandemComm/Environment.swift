@@ -37,6 +37,10 @@ public enum TandemEnvironment {
     public static let allReduceAlgorithm = Variable(
         name: "TANDEM_ALLREDUCE_ALGO", defaultValue: "auto",
         summary: "all-reduce algorithm: auto (by size); over TCP ring, direct or recursive_doubling; over shared memory one_shot or two_shot")
+    /// How long a peer host may stop answering before it is declared lost.
+    public static let peerTimeout = Variable(
+        name: "TANDEM_PEER_TIMEOUT_S", defaultValue: "5",
+        summary: "seconds after which a peer host that stopped answering without closing its connections (power lost, link cut) is declared lost (TCP keep-alive on each group's liveness connections); whole seconds, at least 2")
     /// Network interface whose address the data plane listens on.
     public static let socketInterface = Variable(
         name: "TANDEM_SOCKET_IFNAME", defaultValue: "(the interface that routes to MASTER_ADDR)",
@@ -88,7 +92,7 @@ public enum TandemEnvironment {
 
     /// All variables, in the order the README lists them.
     public static let all: [Variable] = [
-        jobToken, commTimeout, backend, allReduceAlgorithm, socketInterface, spin, sharedBuffer, hostIdentity, useSplitGroup,
+        jobToken, commTimeout, peerTimeout, backend, allReduceAlgorithm, socketInterface, spin, sharedBuffer, hostIdentity, useSplitGroup,
         logLevel, parentPID, apiKey, pipelineLayerPartition, testSeed,
     ]
 

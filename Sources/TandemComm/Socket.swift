@@ -151,15 +151,19 @@ final class Socket: @unchecked Sendable {
         _ = setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
     }
 
-    /// Turns on TCP keep-alive probes so that a peer host that vanishes without a FIN is noticed.
-    func enableKeepAlive(idleSeconds: Int32, intervalSeconds: Int32, probes: Int32) {
+    /// Declares the peer lost (the socket fails with ETIMEDOUT) once it has answered nothing for about
+    /// `seconds`: keep-alive probes every second after one idle second, and the same bound on data left
+    /// unacknowledged (`TCP_USER_TIMEOUT`). Only for connections whose reader always reads (a receiver that is
+    /// merely busy could otherwise be cut off once its window stays shut that long).
+    func enableDeadPeerDetection(seconds: Int32) {
         var one: Int32 = 1
         _ = setsockopt(descriptor, SOL_SOCKET, SO_KEEPALIVE, &one, socklen_t(MemoryLayout<Int32>.size))
         #if canImport(Glibc)
-        var idle = idleSeconds, interval = intervalSeconds, count = probes
+        var idle: Int32 = 1, interval: Int32 = 1, count = max(seconds - 1, 1), milliseconds = UInt32(seconds) * 1000
         _ = setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_KEEPIDLE, &idle, socklen_t(MemoryLayout<Int32>.size))
         _ = setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_KEEPINTVL, &interval, socklen_t(MemoryLayout<Int32>.size))
         _ = setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_KEEPCNT, &count, socklen_t(MemoryLayout<Int32>.size))
+        _ = setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_USER_TIMEOUT, &milliseconds, socklen_t(MemoryLayout<UInt32>.size))
         #endif
     }
 

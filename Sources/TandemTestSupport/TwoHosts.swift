@@ -4,7 +4,7 @@ import XCTest
 /// Two "hosts" on one machine for multi-host tests: network namespaces joined by a veth pair (each with its own
 /// loopback, address and interface), removed when the test ends. Each job runs one `tandem launch` per host, as
 /// a user would on two machines. Needs root and iproute2 (CI has both); otherwise the test is skipped.
-public struct TwoHosts {
+public struct TwoHosts: Sendable {
     /// The namespaces, the veth ends inside them, and their addresses (host 0 holds the store).
     public let names: [String]
     public let links: [String]
@@ -34,6 +34,12 @@ public struct TwoHosts {
         }
     }
 
+    /// Takes `host`'s link down (or up): its peers get no FIN and no reset, as when a machine loses power or
+    /// its cable.
+    public func setLink(of host: Int, up: Bool) throws {
+        try run(["netns", "exec", names[host], "ip", "link", "set", links[host], up ? "up" : "down"])
+    }
+
     private func run(_ arguments: [String]) throws {
         let result = try BuiltProgram.run(ip, arguments, timeout: 20)
         XCTAssertEqual(result.status, 0, "ip \(arguments.joined(separator: " ")): \(result.output)")
@@ -42,13 +48,16 @@ public struct TwoHosts {
     /// Runs `program` as `perHost` ranks on each host (`tandem launch --nnodes 2`), both hosts at once, and
     /// returns each host's run. Namespaces share the kernel (boot id) and /dev/shm, so each host names itself
     /// with `TANDEM_HOST_ID`, as two machines would differ; `TANDEM_SOCKET_IFNAME` names its interface.
-    public func launch(_ program: [String], perHost: Int, token: String, timeout: Double = 120) throws -> [BuiltProgram.Run] {
+    public func launch(
+        _ program: [String], perHost: Int, token: String, timeout: Double = 120, environment extra: [String: String] = [:]
+    ) throws -> [BuiltProgram.Run] {
         func arguments(_ host: Int) -> [String] {
             ["netns", "exec", names[host], BuiltProgram.tandem, "launch", "--nproc-per-node", String(perHost), "--nnodes", "2",
              "--node-rank", String(host), "--master-addr", addresses[0], "--master-port", "29500", "--"] + program
         }
         func environment(_ host: Int) -> [String: String] {
             ["TANDEM_JOB_TOKEN": token, "TANDEM_COMM_TIMEOUT_S": "30", "TANDEM_SOCKET_IFNAME": links[host], "TANDEM_HOST_ID": names[host]]
+                .merging(extra) { $1 }
         }
         let (ip, first, firstEnvironment) = (ip, arguments(0), environment(0))
         let firstRun = JoinableResult { try BuiltProgram.run(ip, first, environment: firstEnvironment, timeout: timeout) }

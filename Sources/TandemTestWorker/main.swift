@@ -44,12 +44,12 @@ func reportFailure(_ error: any Error, linger: Double) -> Never {
 
 let arguments = CommandLine.arguments.dropFirst()
 guard let scenario = arguments.first else {
-    report("usage: tandem-test-worker collectives|parallel|queue|soak [ops=N seed=S victim=R kill-at=N regroup=K stop-file=F]|kill-mid-collective VICTIM|kill-while-idle|mismatch-size|exit-code CODE|sleep")
+    report("usage: tandem-test-worker collectives|parallel|queue|soak [ops=N seed=S victim=R kill-at=N regroup=K stop-file=F]|kill-mid-collective VICTIM|kill-while-idle|mismatch-size|exit-code CODE|sleep|await-peer-loss DIR")
     exit(2)
 }
 
 // Survivors of a failure report before the launcher's SIGTERM can stop them.
-if ["kill-mid-collective", "kill-while-idle", "mismatch-size", "soak"].contains(scenario) { signal(SIGTERM, SIG_IGN) }
+if ["kill-mid-collective", "kill-while-idle", "mismatch-size", "soak", "await-peer-loss"].contains(scenario) { signal(SIGTERM, SIG_IGN) }
 
 let group: ProcessGroup
 do {
@@ -150,6 +150,20 @@ do {
     case "sleep":
         report("SLEEPING rank=\(rank)")
         sleep(60)
+    case "await-peer-loss":
+        // Ready once every rank is connected (a file in the directory given, shared by the test's hosts), then
+        // idle — no operation in flight — until the group notices a peer is gone.
+        try group.barrier()
+        let directory = arguments.dropFirst().first ?? "."
+        FileManager.default.createFile(atPath: "\(directory)/ready-\(rank)", contents: Data())
+        let deadline = Date(timeIntervalSinceNow: 60)
+        while group.failure == nil && Date() < deadline { usleep(20_000) }
+        guard let failure = group.failure else {
+            report("ERROR kind=none: no peer was declared lost within 60 s")
+            exit(1)
+        }
+        report("LOST rank=\(rank) at_ms=\(wallMilliseconds()) message=\(failure)")
+        exit(0)
     default:
         report("ERROR unknown scenario \(scenario)")
         exit(2)

@@ -17,4 +17,35 @@ final class MultiHostTests: XCTestCase {
                 output.output)
         }
     }
+
+    /// A host whose link goes down — no FIN, no reset, as when a machine loses power or its cable — is declared
+    /// lost by the other host's rank within TANDEM_PEER_TIMEOUT_S (3 s here; 1 s of slack for the monitor's
+    /// wake-up and the worker's 20 ms poll), while no operation is in flight, and the error names the rank.
+    func testAHostThatVanishesIsDeclaredLostWithinThePeerTimeout() throws {
+        let hosts = try TwoHosts(self)
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-vanish-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+        let directory = url.path
+        let token = "vanishing-host-token-\(getpid())"
+        let launches = JoinableResult {
+            try hosts.launch(
+                [BuiltProgram.worker, "await-peer-loss", directory], perHost: 1, token: token, timeout: 60,
+                environment: ["TANDEM_PEER_TIMEOUT_S": "3"])
+        }
+        let ready = Date(timeIntervalSinceNow: 30)
+        while Date() < ready && !(0..<2).allSatisfy({ FileManager.default.fileExists(atPath: "\(directory)/ready-\($0)") }) { usleep(20_000) }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(directory)/ready-1"), "both ranks connected")
+        usleep(1_500_000)  // past the keep-alive's idle second: the probes are what must notice
+        let cut = Int64(Date().timeIntervalSince1970 * 1000)
+        try hosts.setLink(of: 1, up: false)
+        let runs = try launches.value.get()
+        let line = try XCTUnwrap(runs[0].lines(containing: "LOST rank=0").first, runs[0].output)
+        XCTAssertTrue(line.contains("lost rank 1"), line)
+        let detected = try XCTUnwrap(line.components(separatedBy: "at_ms=").last?.split(separator: " ").first.flatMap { Int64($0) }, line)
+        let seconds = Double(detected - cut) / 1000
+        print("host 1's link cut; rank 0 declared it lost after \(seconds) s (TANDEM_PEER_TIMEOUT_S=3)")
+        XCTAssertGreaterThan(seconds, 1, "not before the probes could have failed: \(line)")
+        XCTAssertLessThan(seconds, 4, line)
+    }
 }

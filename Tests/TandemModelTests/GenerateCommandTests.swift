@@ -231,7 +231,8 @@ final class GenerateCommandTests: XCTestCase {
         for (name, value, expected) in [
             ("TANDEM_LOG_LEVEL", "loud", "debug, info, warning or error"), ("TANDEM_BACKEND", "rdma", "auto"),
             ("TANDEM_USE_SPLIT_GROUP", "yes", "1 (split) or 0"), ("TANDEM_PP_LAYER_PARTITION", "6,x", "positive layer counts"),
-            ("TANDEM_PP_LAYER_PARTITION", "6,0", "one per pipeline stage"),
+            ("TANDEM_PP_LAYER_PARTITION", "6,0", "one per pipeline stage"), ("TANDEM_PEER_TIMEOUT_S", "1", "whole seconds from 2 to 3600"),
+            ("TANDEM_PEER_TIMEOUT_S", "2.5", "whole seconds from 2 to 3600"), ("TANDEM_PEER_TIMEOUT_S", "soon", "a positive number of seconds"),
         ] {
             let run = try BuiltProgram.run(BuiltProgram.tandem, ["info"], environment: [name: value])
             XCTAssertEqual(run.status, 2, run.output)

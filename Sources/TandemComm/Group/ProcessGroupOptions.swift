@@ -2,6 +2,10 @@
 public struct ProcessGroupOptions: Sendable {
     /// Deadline of each operation and of the group's setup, in seconds.
     public var timeout: Double
+    /// Seconds after which a peer host that stopped answering (no FIN: power lost, link cut) is declared lost —
+    /// the keep-alive bound of the group's liveness connections (whole seconds, at least 2). A process that dies
+    /// is noticed at once regardless (its kernel closes the connections).
+    public var peerTimeout: Double = 5
     /// The job secret every connection presents; required when the world has more than one rank.
     public var token: String?
     /// The address peers connect to; nil picks `TANDEM_SOCKET_IFNAME`'s address, else the interface that
@@ -50,6 +54,11 @@ public struct ProcessGroupOptions: Sendable {
     public static func fromEnvironment() throws(ConfigError) -> ProcessGroupOptions {
         var options = ProcessGroupOptions()
         options.timeout = try TandemEnvironment.seconds(TandemEnvironment.commTimeout)
+        options.peerTimeout = try TandemEnvironment.seconds(TandemEnvironment.peerTimeout)
+        guard options.peerTimeout >= 2, options.peerTimeout <= 3600, options.peerTimeout.rounded() == options.peerTimeout else {
+            let name = TandemEnvironment.peerTimeout.name
+            throw .invalidValue(name: name, value: TandemEnvironment.peerTimeout.value ?? "", expected: "whole seconds from 2 to 3600")
+        }
         options.token = TandemEnvironment.jobToken.value
         if let interface = TandemEnvironment.socketInterface.value {
             options.listenHost = try interfaceAddress(named: interface)

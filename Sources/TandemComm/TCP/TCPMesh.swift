@@ -25,7 +25,7 @@ package struct TCPMesh {
     /// - Throws: `CommError.bootstrap` naming the peer and address when a connection cannot be made in time.
     static func connect(
         group: String, rank: Int, worldSize: Int, store: any Store, token: String, listenHost: String, deadline: Deadline,
-        abandoned: (@Sendable () -> String?)? = nil
+        peerTimeout: Double, abandoned: (@Sendable () -> String?)? = nil
     ) throws(CommError) -> TCPMesh {
         var mesh = TCPMesh(
             data: Array(repeating: nil, count: worldSize), liveness: Array(repeating: nil, count: worldSize))
@@ -87,7 +87,9 @@ package struct TCPMesh {
             }
         }
         for socket in mesh.data.compactMap({ $0 }) { socket.configureForData(bufferBytes: dataBufferBytes) }
-        for socket in mesh.liveness.compactMap({ $0 }) { socket.enableKeepAlive(idleSeconds: 5, intervalSeconds: 1, probes: 5) }
+        // The liveness connections are idle but always read (the monitor thread): the ones to watch for a host
+        // that vanished without closing them.
+        for socket in mesh.liveness.compactMap({ $0 }) { socket.enableDeadPeerDetection(seconds: Int32(peerTimeout)) }
         return mesh
     }
 
