@@ -35,10 +35,21 @@ final class ServeRecoveryTests: XCTestCase {
     /// the text the model gives before the kill. /health is 503 within 2 s, then 200; nothing is left in
     /// /dev/shm after SIGTERM.
     func testAKilledRankIsStartedAgainWhileStreamsRun() async throws {
+        try await checkKilledRankIsStartedAgain(layout: ["--tp", "2"], replicas: 1)
+    }
+
+    /// The same with two data-parallel replicas, rank 1 being the second replica's driver: the whole engine
+    /// fails and restarts (both replicas), the streams running on either end with the error, the waiting ones
+    /// complete.
+    func testAKilledDataParallelReplicaIsStartedAgainWhileStreamsRun() async throws {
+        try await checkKilledRankIsStartedAgain(layout: ["--dp", "2"], replicas: 2)
+    }
+
+    private func checkKilledRankIsStartedAgain(layout: [String], replicas: Int) async throws {
         let directory = try ServerFixtures.tinyModel(self)
         let model = directory.lastPathComponent
         let segments = sharedMemorySegments()
-        let server = try ServeProcess(model: directory.path, arguments: ["--tp", "2", "--threads", "1", "--max-num-seqs", "4"])
+        let server = try ServeProcess(model: directory.path, arguments: layout + ["--threads", "1", "--max-num-seqs", "4"])
         defer { if server.process.isRunning { server.process.terminate() } }
         let worker = try XCTUnwrap(childProcesses(of: server.process.processIdentifier).first)
         let (status, plain) = try await server.request("/v1/completions", body: completion(model, maxTokens: 480, stream: false), key: nil)
@@ -85,8 +96,8 @@ final class ServeRecoveryTests: XCTestCase {
             }
         }
         XCTAssertEqual(failed + completed, clients, "every client got a whole reply")
-        XCTAssertTrue((1...4).contains(failed), "the streams running at the kill (at most --max-num-seqs) end with an error: \(failed)")
-        XCTAssertGreaterThanOrEqual(completed, clients - 4, "the waiting streams are kept and complete")
+        XCTAssertTrue((1...(4 * replicas)).contains(failed), "the streams running at the kill (at most --max-num-seqs per replica) end with an error: \(failed)")
+        XCTAssertGreaterThanOrEqual(completed, clients - 4 * replicas, "the waiting streams are kept and complete")
         let workers = childProcesses(of: server.process.processIdentifier)
         XCTAssertEqual(workers.count, 1)
         XCTAssertNotEqual(workers.first, worker, "rank 1 runs in a new process")
