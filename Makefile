@@ -13,7 +13,7 @@ PRESET ?= small
 # System packages the build and tests need: OpenBLAS (matrix multiply) and pkg-config to find it; the
 # multi-host test needs iproute2 (network namespaces stand in for hosts), the cluster-launch test OpenMPI's
 # mpirun (openmpi-bin); the independent references in
-# tools/reference need Python 3 with the `tokenizers`, `numpy`, `jinja2`, `openai` and `prometheus_client` packages (PyPI).
+# tools/reference need Python 3 with the `tokenizers`, `numpy`, `jinja2`, `openai`, `prometheus_client` and `gguf` packages (PyPI).
 deps:
 	@command -v $(SWIFT) >/dev/null || { echo "Swift is not installed: see https://www.swift.org/install" >&2; exit 1; }
 	@missing=""; \
@@ -28,8 +28,8 @@ deps:
 	@if ! command -v python3 >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq python3 python3-pip; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq python3 python3-pip; fi; fi
-	@python3 -c "import tokenizers, numpy, jinja2, openai, prometheus_client" 2>/dev/null || { echo "installing Python packages: tokenizers numpy jinja2 openai prometheus_client"; \
-	  python3 -m pip install --quiet tokenizers numpy jinja2 openai prometheus_client 2>/dev/null || python3 -m pip install --quiet --break-system-packages tokenizers numpy jinja2 openai prometheus_client; }
+	@python3 -c "import tokenizers, numpy, jinja2, openai, prometheus_client, gguf" 2>/dev/null || { echo "installing Python packages: tokenizers numpy jinja2 openai prometheus_client gguf"; \
+	  python3 -m pip install --quiet tokenizers numpy jinja2 openai prometheus_client gguf 2>/dev/null || python3 -m pip install --quiet --break-system-packages tokenizers numpy jinja2 openai prometheus_client gguf; }
 
 build-release: deps
 	$(SWIFT) build -c release --product tandem

@@ -33,8 +33,7 @@ public final class SafetensorsFile: @unchecked Sendable {
     /// The free-form `__metadata__` entries.
     public let metadata: [String: String]
 
-    private let mapping: UnsafeMutableRawPointer?
-    private let mappedBytes: Int
+    private let file: MappedFile
     /// Start of the data section inside the mapping.
     private let dataOffset: Int
 
@@ -47,35 +46,16 @@ public final class SafetensorsFile: @unchecked Sendable {
     ///   truncated data, `.unsupportedDType` for a dtype Tandem does not compute with.
     public init(path: String) throws(ModelLoadError) {
         self.path = path
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw .missingFile(path: path, detail: String(cString: strerror(errno))) }
-        defer { close(descriptor) }
-        var status = stat()
-        guard fstat(descriptor, &status) == 0 else { throw .missingFile(path: path, detail: String(cString: strerror(errno))) }
-        let size = Int(status.st_size)
-        guard size >= 8 else { throw .malformed(path: path, detail: "\(size) bytes, shorter than the 8-byte header length") }
-        guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, descriptor, 0), base != MAP_FAILED else {
-            throw .missingFile(path: path, detail: "mmap failed: \(String(cString: strerror(errno)))")
-        }
-        mapping = base
-        mappedBytes = size
-        do {
-            (dataOffset, tensors, metadata) = try Self.layout(of: UnsafeRawBufferPointer(start: base, count: size), path: path)
-        } catch {
-            munmap(base, size)
-            throw error
-        }
-    }
-
-    deinit {
-        if let mapping { munmap(mapping, mappedBytes) }
+        file = try MappedFile(path: path)
+        guard file.bytes.count >= 8 else { throw .malformed(path: path, detail: "\(file.bytes.count) bytes, shorter than the 8-byte header length") }
+        (dataOffset, tensors, metadata) = try Self.layout(of: file.bytes, path: path)
     }
 
     /// The tensor `key`, copied into a new tensor of its own dtype and shape.
     public func load(_ key: String) throws(ModelLoadError) -> Tensor {
         let info = try self.info(key)
         let tensor = Tensor(zeros: info.shape, dtype: info.dtype)
-        tensor.baseAddress.copyMemory(from: mapping! + dataOffset + info.range.lowerBound, byteCount: info.range.count)
+        tensor.baseAddress.copyMemory(from: UnsafeRawPointer(file.bytes.baseAddress!) + dataOffset + info.range.lowerBound, byteCount: info.range.count)
         return tensor
     }
 
@@ -95,7 +75,7 @@ public final class SafetensorsFile: @unchecked Sendable {
         let outer = info.shape[..<dim].reduce(1, *)
         let inner = info.shape[(dim + 1)...].reduce(1, *)
         let rowBytes = range.count * inner * element
-        let source = mapping! + dataOffset + info.range.lowerBound
+        let source = UnsafeRawPointer(file.bytes.baseAddress!) + dataOffset + info.range.lowerBound
         for row in 0..<outer {
             let from = source + (row * info.shape[dim] + range.lowerBound) * inner * element
             (tensor.baseAddress + row * rowBytes).copyMemory(from: from, byteCount: rowBytes)

@@ -9,7 +9,7 @@ struct Tandem: ParsableCommand {
         commandName: "tandem",
         abstract: "Distributed LLM inference runtime: generation, launcher, collectives and benchmarks.",
         version: TandemVersion.current,
-        subcommands: [Generate.self, Serve.self, MakeModel.self, Launch.self, Bench.self, Info.self, Worker.self, LaunchChild.self])
+        subcommands: [Generate.self, Serve.self, MakeModel.self, Launch.self, Bench.self, Info.self, Inspect.self, Worker.self, LaunchChild.self])
 
     /// Refuses an argument that is not UTF-8 and an invalid `TANDEM_*` value before any command runs, then runs
     /// the command.
