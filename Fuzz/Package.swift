@@ -12,6 +12,7 @@ let harnesses: [(String, [String])] = [
     ("fuzz-liveness", ["TandemComm"]),
     ("fuzz-step-plan", ["TandemEngine"]),
     ("fuzz-safetensors", ["TandemModel"]),
+    ("fuzz-gguf", ["TandemModel"]),
     ("fuzz-checkpoint-index", ["TandemModel"]),
     ("fuzz-model-config", ["TandemModel"]),
     ("fuzz-tokenizer", ["TandemTokenizer"]),

@@ -2,7 +2,7 @@
 """Writes the fuzz harnesses' seed inputs into Fuzz/corpus/<harness>/seed-*.
 
 The seeds are valid messages and files written from the formats' descriptions (the `///` comments of
-WireHeader, StoreWire, PeerHello, QueueFrame, LivenessMessage, StepPlan; safetensors' published layout), not
+WireHeader, StoreWire, PeerHello, QueueFrame, LivenessMessage, StepPlan; safetensors' and GGUF's published layouts), not
 by Tandem's encoders, plus the config.json and tokenizer.json of a `tandem make-model --preset tiny`
 checkpoint when one is given: make_seeds.py [CHECKPOINT_DIR].
 """
@@ -93,6 +93,31 @@ def safetensors(tensors, metadata=None):
 write("fuzz-safetensors", "two", safetensors({"a.weight": ("F32", [2, 3], 24), "b": ("BF16", [4], 8)}, {"format": "pt"}))
 write("fuzz-safetensors", "empty-shape", safetensors({"scalar": ("F16", [], 2), "none": ("I64", [0, 5], 0)}))
 write("fuzz-safetensors", "ints", safetensors({"x": ("I8", [3, 3], 9), "y": ("I32", [1], 4), "z": ("U8", [2], 2)}))
+
+
+
+def gguf(metadata, tensors, alignment=32):
+    """GGUF v3 from its published layout: magic, version, counts, key-value pairs, tensor infos (dimensions in
+    ggml order), padding to the alignment, data."""
+    gstr = lambda text: struct.pack("<Q", len(text.encode())) + text.encode()
+    out = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(metadata))
+    for key, kind, payload in metadata:
+        out += gstr(key) + struct.pack("<I", kind) + payload
+    offset, data = 0, b""
+    for name, dims, kind, size in tensors:
+        out += gstr(name) + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", d) for d in dims) + struct.pack("<IQ", kind, offset)
+        data += bytes(range(256)) * (size // 256) + bytes(size % 256)
+        data += bytes(-len(data) % alignment)
+        offset = len(data)
+    return out + bytes(-len(out) % alignment) + data
+
+
+write("fuzz-gguf", "tensors", gguf(
+    [("general.architecture", 8, struct.pack("<Q", 5) + b"llama"), ("general.alignment", 4, struct.pack("<I", 32)),
+     ("tokenizer.ggml.tokens", 9, struct.pack("<IQ", 8, 2) + struct.pack("<Q", 1) + b"a" + struct.pack("<Q", 2) + b"bc"),
+     ("flag", 7, b"\x01"), ("ratio", 6, struct.pack("<f", 0.5))],
+    [("q8", [64, 2], 8, 136), ("f32", [4], 0, 16), ("q4k", [256], 12, 144)]))
+write("fuzz-gguf", "empty", gguf([], []))
 
 write("fuzz-checkpoint-index", "two-files", json.dumps({"metadata": {"total_size": 128}, "weight_map": {
     "model.embed_tokens.weight": "model-00001-of-00002.safetensors", "lm_head.weight": "model-00002-of-00002.safetensors"}}).encode())

@@ -91,8 +91,23 @@ public final class GGUFFile: @unchecked Sendable {
     public init(path: String) throws(ModelLoadError) {
         self.path = path
         file = try MappedFile(path: path)
-        var reader = Reader(bytes: file.bytes, path: path)
-        guard file.bytes.count >= 4, try reader.bytes(4) == Array("GGUF".utf8) else {
+        let layout = try Self.layout(of: file.bytes, path: path)
+        (version, metadata, tensors, alignment, dataOffset) = (layout.version, layout.metadata, layout.tensors, layout.alignment, layout.dataOffset)
+    }
+
+    /// What a file's header says, checked against its `bytes`.
+    struct Layout {
+        var version: UInt32
+        var metadata: [(key: String, value: GGUFValue)]
+        var tensors: [GGUFTensorInfo]
+        var alignment: Int
+        var dataOffset: Int
+    }
+
+    /// Reads and checks the header of a GGUF file whose bytes are `bytes` (`path` names it in errors).
+    static func layout(of bytes: UnsafeRawBufferPointer, path: String) throws(ModelLoadError) -> Layout {
+        var reader = Reader(bytes: bytes, path: path)
+        guard bytes.count >= 4, try reader.bytes(4) == Array("GGUF".utf8) else {
             throw .malformed(path: path, detail: "not a GGUF file (it does not start with the magic 'GGUF')")
         }
         let version: UInt32 = try reader.integer("the version")
@@ -102,7 +117,6 @@ public final class GGUFFile: @unchecked Sendable {
         guard version == 2 || version == 3 else {
             throw .unsupported(path: path, detail: "GGUF version \(version) (Tandem reads versions 2 and 3)")
         }
-        self.version = version
         let tensorCount = try reader.count("the tensor count", minimumBytesEach: 8 + 4 + 8 + 4 + 8)
         let metadataCount = try reader.count("the metadata count", minimumBytesEach: 8 + 4)
         var metadata: [(key: String, value: GGUFValue)] = []
@@ -113,7 +127,6 @@ public final class GGUFFile: @unchecked Sendable {
             let type = try reader.valueType("metadata '\(key)'")
             metadata.append((key, try reader.value(type, of: "metadata '\(key)'", depth: 0)))
         }
-        self.metadata = metadata
         var alignment = 32
         if let entry = metadata.first(where: { $0.key == "general.alignment" }) {
             guard case let .uint32(value) = entry.value, value > 0, value & (value - 1) == 0 else {
@@ -121,7 +134,6 @@ public final class GGUFFile: @unchecked Sendable {
             }
             alignment = Int(value)
         }
-        self.alignment = alignment
         var infos: [(name: String, dimensions: [Int], type: GGMLType, offset: Int)] = []
         var names = Set<String>()
         for index in 0..<tensorCount {
@@ -149,11 +161,11 @@ public final class GGUFFile: @unchecked Sendable {
         }
         let headerEnd = reader.position
         let (aligned, overflow) = headerEnd.addingReportingOverflow((alignment - headerEnd % alignment) % alignment)
-        guard !overflow, aligned <= file.bytes.count || infos.isEmpty else {
-            throw .malformed(path: path, detail: "the data section would start at byte \(aligned), past the file's \(file.bytes.count) bytes (truncated?)")
+        guard !overflow, aligned <= bytes.count || infos.isEmpty else {
+            throw .malformed(path: path, detail: "the data section would start at byte \(aligned), past the file's \(bytes.count) bytes (truncated?)")
         }
-        dataOffset = aligned
-        let dataBytes = max(file.bytes.count - aligned, 0)
+        let dataOffset = aligned
+        let dataBytes = max(bytes.count - aligned, 0)
         var tensors: [GGUFTensorInfo] = []
         for (name, dimensions, type, offset) in infos {
             let block = type.block
@@ -179,7 +191,7 @@ public final class GGUFFile: @unchecked Sendable {
         for (before, after) in zip(ordered, ordered.dropFirst()) where before.offset + before.byteCount > after.offset {
             throw .malformed(path: path, detail: "tensors '\(before.name)' and '\(after.name)' overlap in the data section")
         }
-        self.tensors = tensors
+        return Layout(version: version, metadata: metadata, tensors: tensors, alignment: alignment, dataOffset: dataOffset)
     }
 
     /// The metadata value of `key`, if present.
