@@ -149,6 +149,8 @@ final class GGUFFileTests: XCTestCase {
         cases.append((with { $0.tensors[1].offset = 128 }, 0, "tensors 'a' and 'b' overlap"))
         cases.append((with { $0.tensors[0].dimensions = [33, 2] }, 0, "tensor 'a' (Q8_0) has a first dimension of 33, not a multiple of its block of 32"))
         cases.append((with { $0.tensors[1].dimensions = [1 << 40, 1 << 40] }, 0, "more bytes than any file can hold"))
+        // Found by fuzz-gguf: a first dimension whose blocks' bytes alone overflow (9·10^18 / 32 × 34 > Int.max).
+        cases.append((with { $0.tensors[0].dimensions = [9_000_000_000_000_000_000, 1] }, 0, "tensor 'a' has dimensions [9000000000000000000, 1]: more bytes than any file can hold"))
         cases.append((with { $0.tensors[1].dimensions = [1, 1, 1, 1, 1] }, 0, "tensor 'b' has 5 dimensions (ggml allows 1 to 4)"))
         cases.append((with { $0.tensors[1].name = "a" }, 0, "tensor 'a' appears twice"))
         cases.append((with { $0.tensorCount = 1 << 60 }, 0, "the tensor count is 1152921504606846976, more than the"))
@@ -165,6 +167,10 @@ final class GGUFFileTests: XCTestCase {
         cases.append((with { $0.metadata = [] }, 214, "tensor 'b''s offset needs 8 bytes at byte 90, past the end of the file's 90 (truncated?)"))
         cases.append((with { $0.metadata = [] }, 250, "the tensor count is 2, more than the 38 bytes left could hold"))
         cases.append((with { $0.metadata = [] }, 200, "the data section would start at byte 128, past the file's 104 bytes (truncated?)"))
+        // A tensor of no bytes sits anywhere, even inside another's bytes: it holds nothing to overlap.
+        var empty = good
+        empty.tensors.append(("c", [0, 3], 0, 32))
+        XCTAssertEqual(try refusal(empty), "accepted")
         for (builder, cut, expected) in cases {
             let message = try refusal(builder, truncatedBy: cut)
             XCTAssertTrue(message.contains(expected), "expected “\(expected)”, got: \(message)")

@@ -1,6 +1,6 @@
 // A whole GGUF file as the loader maps it: it is refused with a `ModelLoadError`, or every tensor it describes
 // lies inside the data section, at an aligned offset, with the bytes its type's blocks and its dimensions need,
-// and no two tensors overlap.
+// and no two tensors holding bytes overlap.
 import FuzzSupport
 @testable import TandemModel
 
@@ -10,7 +10,7 @@ fuzzerMain { input in
     precondition(layout.tensors.isEmpty || layout.dataOffset <= input.count, "data offset \(layout.dataOffset) outside the file")
     let dataBytes = input.count - layout.dataOffset
     var previousEnd = 0
-    for tensor in layout.tensors.sorted(by: { $0.offset < $1.offset }) {
+    for tensor in layout.tensors.filter({ $0.byteCount > 0 }).sorted(by: { $0.offset < $1.offset }) {
         let block = tensor.type.block
         precondition(tensor.offset % layout.alignment == 0 && tensor.offset >= previousEnd, "tensor \(tensor.name) misplaced")
         precondition(tensor.offset + tensor.byteCount <= dataBytes, "tensor \(tensor.name) outside the data")

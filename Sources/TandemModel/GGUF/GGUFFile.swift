@@ -173,8 +173,9 @@ public final class GGUFFile: @unchecked Sendable {
                 throw .malformed(
                     path: path, detail: "tensor '\(name)' (\(type)) has a first dimension of \(dimensions[0]), not a multiple of its block of \(block.elements)")
             }
-            var bytes: Int? = dimensions[0] / block.elements * block.bytes
-            for extent in dimensions.dropFirst() {
+            // Checked: dimensions from the file may multiply past Int.max.
+            var bytes: Int? = block.bytes
+            for extent in [dimensions[0] / block.elements] + dimensions.dropFirst() {
                 bytes = bytes.flatMap { let (product, overflow) = $0.multipliedReportingOverflow(by: extent); return overflow ? nil : product }
             }
             guard let byteCount = bytes else {
@@ -187,7 +188,8 @@ public final class GGUFFile: @unchecked Sendable {
             }
             tensors.append(GGUFTensorInfo(name: name, dimensions: dimensions, type: type, offset: offset, byteCount: byteCount))
         }
-        let ordered = tensors.sorted { ($0.offset, $0.byteCount) < ($1.offset, $1.byteCount) }
+        // Tensors of no bytes (a zero dimension) hold nothing to overlap.
+        let ordered = tensors.filter { $0.byteCount > 0 }.sorted { $0.offset < $1.offset }
         for (before, after) in zip(ordered, ordered.dropFirst()) where before.offset + before.byteCount > after.offset {
             throw .malformed(path: path, detail: "tensors '\(before.name)' and '\(after.name)' overlap in the data section")
         }
