@@ -78,9 +78,6 @@ public final class DataParallelEngine: EngineClient {
         return remotes.lazy.compactMap(\.failure).first
     }
 
-    /// Unfinished requests on each replica, by replica.
-    public var requestsPerReplica: [Int] { requestCounts }
-
     public func check(id: String, promptTokenIDs: [Int], params: SamplingParams) throws {
         // Every replica's pool has the block count agreed over the whole world: one check holds for all.
         try local.check(id: id, promptTokenIDs: promptTokenIDs, params: params)
@@ -147,16 +144,14 @@ public final class DataParallelEngine: EngineClient {
     }
 
     public func computeSecondsPerRank() throws -> [Double] {
-        try sendCommands()
-        for remote in remotes { try remote.link.commands.enqueue(ReplicaWire.encode([ReplicaCommand.reportComputeTime])) }
+        try sendCommands(adding: .reportComputeTime)
         var seconds = try local.computeSecondsPerRank()
         for remote in remotes { seconds += try remote.answer(to: "its ranks' compute time") { $0.computeSeconds }! }
         return seconds
     }
 
     public func releaseWorkers() throws {
-        try sendCommands()
-        for remote in remotes { try remote.link.commands.enqueue(ReplicaWire.encode([ReplicaCommand.release])) }
+        try sendCommands(adding: .release)
         try local.releaseWorkers()
         for remote in remotes { _ = try remote.answer(to: "release") { $0.released ? true : nil } }
         released = true
@@ -172,7 +167,9 @@ public final class DataParallelEngine: EngineClient {
         for remote in remotes { remote.stop() }
     }
 
-    private func sendCommands() throws {
+    /// Sends every remote replica the commands waiting for it, and `command` after them.
+    private func sendCommands(adding command: ReplicaCommand? = nil) throws {
+        if let command { outbox = outbox.map { $0 + [command] } }
         for (remote, commands) in zip(remotes, outbox) where !commands.isEmpty {
             try remote.link.commands.enqueue(ReplicaWire.encode(commands))
         }

@@ -260,7 +260,7 @@ public final class LLM {
         guard let engine else {
             // Another replica's driver for this call (the front end's requests), or a worker (its driver's plans);
             // then rank 0's outputs.
-            try Self.serve(runner, core: core, link: driverLink, plans: plans)
+            try serve()
             return try shareOutputs(nil)
         }
         do {
@@ -286,16 +286,14 @@ public final class LLM {
         guard engine == nil, spawnedRanks == nil else {
             throw GenerationError.invalidRequest("runWorkerLoop is for the ranks of an SPMD group other than rank 0, which drives the engine")
         }
-        try Self.serve(runner, core: core, link: driverLink, plans: plans)
+        try serve()
     }
 
-    /// A spawned rank's service until the engine shuts down: its replica's driver loop or the worker loop.
-    func serveSpawned() throws { try Self.serve(runner, core: core, link: driverLink, plans: plans) }
-
-    /// What a rank other than the front end runs until released: its replica's driver loop (on the replica's first
-    /// rank; a failure releases the replica's workers), or the worker loop.
-    static func serve(_ runner: ModelRunner, core: EngineCore?, link: ReplicaLink?, plans: BroadcastQueue?) throws {
-        guard let core, let link else { return try WorkerLoop.run(runner, plans: plans!) }
+    /// What a rank other than the front end runs until released (a spawned rank: until the engine shuts down):
+    /// its replica's driver loop (on the replica's first rank; a failure releases the replica's workers), or the
+    /// worker loop.
+    func serve() throws {
+        guard let core, let link = driverLink else { return try WorkerLoop.run(runner, plans: plans!) }
         do {
             try ReplicaDriver.run(core, link: link)
         } catch {

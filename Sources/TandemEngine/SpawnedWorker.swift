@@ -45,7 +45,7 @@ extension LLM {
         defer { world.shutdown() }
         let config: EngineConfig = try world.broadcastObject(nil, source: 0)
         let llm = try LLM(config: config, world: world)
-        try llm.serveSpawned()
+        try llm.serve()
     }
 }
 

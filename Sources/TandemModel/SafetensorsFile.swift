@@ -158,9 +158,7 @@ public final class SafetensorsFile: @unchecked Sendable {
                     detail: "tensor '\(key)' has shape \(shape) and data_offsets \(offsets), outside the \(dataBytes) data bytes (truncated file?)")
             }
             // Checked: a shape from the file may multiply past Int.max.
-            var product: Int? = dtype.byteSize
-            for extent in shape { product = product.flatMap { $0.multipliedReportingOverflow(by: extent) }.flatMap { $0.overflow ? nil : $0.partialValue } }
-            guard let expected = product else {
+            guard let expected = ([dtype.byteSize] + shape).checkedProduct else {
                 throw ModelLoadError.malformed(path: path, detail: "tensor '\(key)' has shape \(shape), more bytes than any file can hold")
             }
             guard offsets[1] - offsets[0] == expected else {

@@ -66,7 +66,7 @@ struct BenchComm: ParsableCommand {
                 "--min-bytes \(minBytes.value) and --max-bytes \(maxBytes.value) must be multiples of a \(dtype) element (\(element) bytes)")
         }
         // Each rank holds its input and output plus the check's copies: about 4 × the message.
-        let ranks = nproc ?? (try? Rendezvous.isLaunched() ? Rendezvous.fromLauncher().localWorldSize : nil) ?? 1
+        let ranks = nproc ?? Rendezvous.launchedLocalWorldSize() ?? 1
         let (perRank, overflow) = maxBytes.value.multipliedReportingOverflow(by: 4)
         let (needed, overflowAll) = perRank.multipliedReportingOverflow(by: max(ranks, 1))
         let available = SystemMemory.availableBytes()

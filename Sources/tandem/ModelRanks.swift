@@ -53,7 +53,7 @@ struct ModelOptions: ParsableArguments {
 
     /// Ranks on this host: the launcher's local world (torchrun's `LOCAL_WORLD_SIZE`, mpirun's, srun's), else the
     /// tp × pp × dp ranks this process spawns.
-    var localRanks: Int { (try? Rendezvous.isLaunched() ? Rendezvous.fromLauncher().localWorldSize : nil) ?? worldSize }
+    var localRanks: Int { Rendezvous.launchedLocalWorldSize() ?? worldSize }
 
     /// `--threads`, or this host's cores divided among its ranks.
     var threadsPerRank: Int { threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / localRanks) }

@@ -51,6 +51,12 @@ extension Rendezvous {
         ClusterLauncher.detect(environment) != nil
     }
 
+    /// The ranks on this host when a launcher started this process; nil when none did, or its variables are
+    /// invalid (`fromLauncher` says how when the group is made).
+    public static func launchedLocalWorldSize(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> Int? {
+        isLaunched(environment) ? (try? fromLauncher(environment))?.localWorldSize : nil
+    }
+
     /// The rendezvous of a process started by mpirun, mpiexec or srun: rank, world and local rank from the
     /// launcher's variables; the store at `MASTER_ADDR` or else the first host of a Slurm step's node list, or
     /// this host when every rank runs here; port `MASTER_PORT` or else one derived from the job's id (20000 +
@@ -58,17 +64,7 @@ extension Rendezvous {
     /// often taken by some connection); a job token derived from the job's id when `TANDEM_JOB_TOKEN`
     /// is not set (it keeps jobs apart; it is not a secret — set the variable on a shared cluster).
     static func fromCluster(_ launcher: ClusterLauncher, _ environment: [String: String]) throws(ConfigError) -> Rendezvous {
-        func required(_ name: String) throws(ConfigError) -> String {
-            guard let value = environment[name], !value.isEmpty else {
-                throw .missing(name: name, hint: "\(launcher.rawValue) sets it for each rank it starts; is this process one of them?")
-            }
-            return value
-        }
-        func integer(_ name: String) throws(ConfigError) -> Int {
-            let text = try required(name)
-            guard let value = Int(text.trimmingCharacters(in: .whitespaces)) else { throw .invalidValue(name: name, value: text, expected: "an integer") }
-            return value
-        }
+        let variables = LaunchVariables(environment: environment) { _ in "\(launcher.rawValue) sets it for each rank it starts; is this process one of them?" }
         let rank: Int, worldSize: Int, localRank: Int, localWorldSize: Int
         var nodeList: String?
         var jobKey: String?
@@ -78,24 +74,24 @@ extension Rendezvous {
             rendezvous.launcher = .torchrun
             return rendezvous
         case .openMPI:
-            (rank, worldSize) = (try integer("OMPI_COMM_WORLD_RANK"), try integer("OMPI_COMM_WORLD_SIZE"))
-            (localRank, localWorldSize) = (try integer("OMPI_COMM_WORLD_LOCAL_RANK"), try integer("OMPI_COMM_WORLD_LOCAL_SIZE"))
+            (rank, worldSize) = (try variables.integer("OMPI_COMM_WORLD_RANK"), try variables.integer("OMPI_COMM_WORLD_SIZE"))
+            (localRank, localWorldSize) = (try variables.integer("OMPI_COMM_WORLD_LOCAL_RANK"), try variables.integer("OMPI_COMM_WORLD_LOCAL_SIZE"))
             jobKey = environment["OMPI_MCA_ess_base_jobid"] ?? environment["PMIX_NAMESPACE"]
         case .hydra:
-            (rank, worldSize) = (try integer("PMI_RANK"), try integer("PMI_SIZE"))
-            (localRank, localWorldSize) = (try integer("MPI_LOCALRANKID"), try integer("MPI_LOCALNRANKS"))
+            (rank, worldSize) = (try variables.integer("PMI_RANK"), try variables.integer("PMI_SIZE"))
+            (localRank, localWorldSize) = (try variables.integer("MPI_LOCALRANKID"), try variables.integer("MPI_LOCALNRANKS"))
         case .slurm:
-            (rank, worldSize) = (try integer("SLURM_PROCID"), try integer("SLURM_STEP_NUM_TASKS"))
-            localRank = try integer("SLURM_LOCALID")
-            let node = try integer("SLURM_NODEID")
-            let perNode = try SlurmHostlist.tasksPerNode(try required("SLURM_STEP_TASKS_PER_NODE"))
+            (rank, worldSize) = (try variables.integer("SLURM_PROCID"), try variables.integer("SLURM_STEP_NUM_TASKS"))
+            localRank = try variables.integer("SLURM_LOCALID")
+            let node = try variables.integer("SLURM_NODEID")
+            let perNode = try SlurmHostlist.tasksPerNode(try variables.required("SLURM_STEP_TASKS_PER_NODE"))
             guard (0..<perNode.count).contains(node) else {
                 throw .invalidValue(
                     name: "SLURM_NODEID", value: String(node), expected: "a node of SLURM_STEP_TASKS_PER_NODE's \(perNode.count)")
             }
             localWorldSize = perNode[node]
-            nodeList = try required("SLURM_STEP_NODELIST")
-            jobKey = "\(try required("SLURM_JOB_ID")).\(try required("SLURM_STEP_ID"))"
+            nodeList = try variables.required("SLURM_STEP_NODELIST")
+            jobKey = "\(try variables.required("SLURM_JOB_ID")).\(try variables.required("SLURM_STEP_ID"))"
         }
         let oneHost = localWorldSize == worldSize
         // Ranks of one host share the launcher's per-host daemon as their parent: a job key when none is exported.
@@ -111,8 +107,7 @@ extension Rendezvous {
             throw .missing(name: "MASTER_ADDR", hint: "\(launcher.rawValue) runs ranks on several hosts; export MASTER_ADDR (rank 0's host) to every rank")
         }
         let port: UInt16
-        if let text = environment["MASTER_PORT"], !text.isEmpty {
-            guard let given = UInt16(text), given > 0 else { throw .invalidValue(name: "MASTER_PORT", value: text, expected: "a TCP port in 1…65535") }
+        if let given = try variables.port("MASTER_PORT") {
             port = given
         } else if let jobKey {
             port = UInt16(derivedPortBase + Int(stableHash("tandem-port:\(jobKey)") % UInt64(derivedPortCount)))

@@ -43,27 +43,13 @@ public struct Rendezvous: Sendable, Equatable {
     ///
     /// - Throws: `ConfigError` naming the first variable that is missing or invalid.
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) -> Rendezvous {
-        func required(_ name: String) throws(ConfigError) -> String {
-            guard let value = environment[name], !value.isEmpty else {
-                throw .missing(name: name, hint: "start the program with `tandem launch` (or torchrun), or set \(name) yourself")
-            }
-            return value
-        }
-        func integer(_ name: String, _ text: String) throws(ConfigError) -> Int {
-            guard let value = Int(text.trimmingCharacters(in: .whitespaces)) else {
-                throw .invalidValue(name: name, value: text, expected: "an integer")
-            }
-            return value
-        }
-        let address = try required("MASTER_ADDR")
-        let portText = try required("MASTER_PORT")
-        guard let port = UInt16(portText), port > 0 else {
-            throw .invalidValue(name: "MASTER_PORT", value: portText, expected: "a TCP port in 1…65535")
-        }
-        let worldSize = try integer("WORLD_SIZE", try required("WORLD_SIZE"))
-        let rank = try integer("RANK", try required("RANK"))
-        let localRank = try environment["LOCAL_RANK"].map { (text) throws(ConfigError) in try integer("LOCAL_RANK", text) }
-        let localWorld = try environment["LOCAL_WORLD_SIZE"].map { (text) throws(ConfigError) in try integer("LOCAL_WORLD_SIZE", text) }
+        let variables = LaunchVariables(environment: environment) { "start the program with `tandem launch` (or torchrun), or set \($0) yourself" }
+        let address = try variables.required("MASTER_ADDR")
+        guard let port = try variables.port("MASTER_PORT") else { throw .missing(name: "MASTER_PORT", hint: variables.hint("MASTER_PORT")) }
+        let worldSize = try variables.integer("WORLD_SIZE")
+        let rank = try variables.integer("RANK")
+        let localRank = try variables.optionalInteger("LOCAL_RANK")
+        let localWorld = try variables.optionalInteger("LOCAL_WORLD_SIZE")
         return try Rendezvous(
             masterAddress: address, masterPort: port, rank: rank, worldSize: worldSize, localRank: localRank,
             localWorldSize: localWorld
@@ -99,6 +85,38 @@ public struct Rendezvous: Sendable, Equatable {
             throw .invalidValue(name: "LOCAL_RANK", value: String(localRank), expected: "an integer in 0..<LOCAL_WORLD_SIZE (\(localWorldSize))")
         }
         return self
+    }
+}
+
+/// A launcher's variables, read with errors that name the variable: a missing one with `hint(name)`, an invalid
+/// one with what it should be.
+struct LaunchVariables {
+    let environment: [String: String]
+    let hint: (String) -> String
+
+    func required(_ name: String) throws(ConfigError) -> String {
+        guard let value = environment[name], !value.isEmpty else { throw .missing(name: name, hint: hint(name)) }
+        return value
+    }
+
+    func integer(_ name: String) throws(ConfigError) -> Int { try parse(name, try required(name)) }
+
+    /// An integer when the variable is set; nil when it is not.
+    func optionalInteger(_ name: String) throws(ConfigError) -> Int? {
+        guard let text = environment[name] else { return nil }
+        return try parse(name, text)
+    }
+
+    private func parse(_ name: String, _ text: String) throws(ConfigError) -> Int {
+        guard let value = Int(text.trimmingCharacters(in: .whitespaces)) else { throw .invalidValue(name: name, value: text, expected: "an integer") }
+        return value
+    }
+
+    /// A TCP port when the variable is set; nil when it is not (or empty).
+    func port(_ name: String) throws(ConfigError) -> UInt16? {
+        guard let text = environment[name], !text.isEmpty else { return nil }
+        guard let port = UInt16(text), port > 0 else { throw .invalidValue(name: name, value: text, expected: "a TCP port in 1…65535") }
+        return port
     }
 }
 

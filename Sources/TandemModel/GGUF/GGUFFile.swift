@@ -173,12 +173,7 @@ public final class GGUFFile: @unchecked Sendable {
                 throw .malformed(
                     path: path, detail: "tensor '\(name)' (\(type)) has a first dimension of \(dimensions[0]), not a multiple of its block of \(block.elements)")
             }
-            // Checked: dimensions from the file may multiply past Int.max.
-            var bytes: Int? = block.bytes
-            for extent in [dimensions[0] / block.elements] + dimensions.dropFirst() {
-                bytes = bytes.flatMap { let (product, overflow) = $0.multipliedReportingOverflow(by: extent); return overflow ? nil : product }
-            }
-            guard let byteCount = bytes else {
+            guard let byteCount = ([block.bytes, dimensions[0] / block.elements] + dimensions.dropFirst()).checkedProduct else {
                 throw .malformed(path: path, detail: "tensor '\(name)' has dimensions \(dimensions): more bytes than any file can hold")
             }
             guard offset <= dataBytes, byteCount <= dataBytes - offset else {
