@@ -9,6 +9,11 @@ import TandemComm
 /// in its own processes under its driver (`ReplicaDriver`), reached through a `ReplicaLink`: commands are sent once
 /// per step, reports are drained by a thread per replica so that no driver ever waits for this one.
 ///
+/// With expert parallelism across the replicas their MoE layers' collectives span them all, so they step
+/// together (`together`): while any request is unfinished, every front-end step sends each remote replica a
+/// `.step` command and steps replica 0 with `EngineCore.stepTogether`, so every replica launches one micro-batch —
+/// empty when it has nothing to run — per step, as vLLM's replicas run dummy batches.
+///
 /// A replica that fails (a rank of it died, its driver reported an error or vanished) fails the whole engine, as
 /// one dead rank does without data parallelism: every unfinished request ends with the error, and those that had
 /// produced nothing yet are in `unstartedAtFailure` for a restart. Not thread-safe, as `EngineCore`.
@@ -26,6 +31,7 @@ public final class DataParallelEngine: EngineClient {
     private var outbox: [[ReplicaCommand]]
     private var deadReason: String?
     private var ranLocalStep = false
+    private let together: Bool
     /// Whether the replicas' drivers and workers have left their loops (`releaseWorkers`) and not been given work
     /// since.
     private var released = false
@@ -40,8 +46,10 @@ public final class DataParallelEngine: EngineClient {
     /// - Parameters:
     ///   - local: replica 0's engine (this rank drives it).
     ///   - links: one per other replica, in replica order.
-    init(local: EngineCore, links: [ReplicaLink]) {
+    ///   - together: whether the replicas step together.
+    init(local: EngineCore, links: [ReplicaLink], together: Bool) {
         self.local = local
+        self.together = together
         let condition = NSCondition()
         self.condition = condition
         remotes = links.map { RemoteReplica(link: $0, condition: condition) }
@@ -121,6 +129,18 @@ public final class DataParallelEngine: EngineClient {
         if let deadReason { throw EngineError.engineDead(deadReason) }
         ranLocalStep = false
         do {
+            if together {
+                guard unfinishedCount > 0 else {
+                    try sendCommands()
+                    return []
+                }
+                try sendCommands(adding: .step)
+                var outputs = try local.stepTogether()
+                ranLocalStep = true
+                outputs += try takeReports()
+                account(outputs)
+                return outputs
+            }
             try sendCommands()
             var outputs = try takeReports()
             if local.unfinishedCount > 0 {

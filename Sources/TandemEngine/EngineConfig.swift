@@ -27,12 +27,19 @@ public struct EngineConfig: Sendable, Codable, Equatable {
     /// With expert parallelism, how each MoE layer's experts are placed over a stage's ranks (each rank holds
     /// whole experts); nil: every expert tensor-parallel.
     public var expertPlacement: ExpertPlacement?
+    /// With expert parallelism over several replicas, how a MoE layer moves tokens to their experts' ranks.
+    public var expertDispatch: ExpertDispatch
+
+    /// Whether the replicas must step together: their MoE layers' collectives span them all (expert parallelism
+    /// with dp > 1).
+    public var stepsReplicasTogether: Bool { expertPlacement != nil && dataParallelSize > 1 }
 
     public init(
         model: String, precision: ComputePrecision = .float32, threads: Int? = nil, cache: CacheConfig = CacheConfig(),
         scheduler: SchedulerConfig = SchedulerConfig(), localRanks: Int? = nil, pipelineParallelSize: Int = 1,
-        expertPlacement: ExpertPlacement? = nil, dataParallelSize: Int = 1
+        expertPlacement: ExpertPlacement? = nil, dataParallelSize: Int = 1, expertDispatch: ExpertDispatch = .allToAll
     ) {
+        self.expertDispatch = expertDispatch
         self.dataParallelSize = dataParallelSize
         self.model = model
         self.precision = precision

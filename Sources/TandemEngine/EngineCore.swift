@@ -220,8 +220,38 @@ public final class EngineCore: EngineClient {
     public func step() throws -> [EngineOutput] {
         if let deadReason { throw EngineError.engineDead(deadReason) }
         guard scheduler.hasWork || !inFlight.isEmpty else { return [] }
+        return try failing(runStep)
+    }
+
+    /// One step in lockstep with the other replicas, whose MoE layers' collectives span them all (expert
+    /// parallelism across replicas; every replica takes this step at once): launches exactly one micro-batch — an
+    /// empty one when nothing can be scheduled, so that this replica's ranks still join every collective — then
+    /// completes the oldest batch in flight once the pipeline is full or nothing was launched. Each replica's
+    /// stages thus run the same number of batches in the same order.
+    ///
+    /// - Returns and throws: as `step`.
+    public func stepTogether() throws -> [EngineOutput] {
+        if let deadReason { throw EngineError.engineDead(deadReason) }
+        return try failing { () throws -> [EngineOutput] in
+            let start = DispatchTime.now().uptimeNanoseconds
+            let output = scheduleMicroBatch()
+            if output.scheduled.isEmpty {
+                let batch = ForwardBatch(tokens: [], sequences: [])
+                try plans?.enqueue(StepPlan.step(batch).encoded())
+                _ = try runner.execute(batch)
+            } else {
+                inFlight.append(try launch(output, start: start))
+            }
+            guard !inFlight.isEmpty, inFlight.count == runner.groups.layout.pipelineParallelSize || output.scheduled.isEmpty else { return [] }
+            return try completeOldest()
+        }
+    }
+
+    /// Runs `body`; when it throws, the engine is dead and its requests are dropped (those never scheduled kept in
+    /// `unstartedAtFailure`).
+    private func failing(_ body: () throws -> [EngineOutput]) throws -> [EngineOutput] {
         do {
-            return try runStep()
+            return try body()
         } catch {
             deadReason = "\(error)"
             unstartedAtFailure = scheduler.waiting.filter { $0.cachedPromptTokens == nil }.map {
@@ -258,18 +288,27 @@ public final class EngineCore: EngineClient {
     }
 
     private func runStep() throws -> [EngineOutput] {
-        let depth = runner.groups.layout.pipelineParallelSize
-        while inFlight.count < depth {
+        while inFlight.count < runner.groups.layout.pipelineParallelSize {
             let start = DispatchTime.now().uptimeNanoseconds
-            // With stages, each micro-batch takes an even share of the requests that could run.
-            let active = min(scheduler.config.maxNumSeqs, scheduler.running.count + scheduler.waiting.count)
-            let output = scheduler.schedule(
-                requestCap: depth == 1 ? .max : max(1, (active + depth - 1) / depth),
-                tokenBudget: depth == 1 ? nil : max(1, scheduler.config.maxNumBatchedTokens / depth))
+            let output = scheduleMicroBatch()
             guard !output.scheduled.isEmpty else { break }
             inFlight.append(try launch(output, start: start))
         }
         guard !inFlight.isEmpty else { return [] }
+        return try completeOldest()
+    }
+
+    /// The next micro-batch: with stages, an even share of the requests that could run and of the token budget.
+    private func scheduleMicroBatch() -> SchedulerOutput {
+        let depth = runner.groups.layout.pipelineParallelSize
+        let active = min(scheduler.config.maxNumSeqs, scheduler.running.count + scheduler.waiting.count)
+        return scheduler.schedule(
+            requestCap: depth == 1 ? .max : max(1, (active + depth - 1) / depth),
+            tokenBudget: depth == 1 ? nil : max(1, scheduler.config.maxNumBatchedTokens / depth))
+    }
+
+    /// Waits for the oldest batch in flight's logits and samples.
+    private func completeOldest() throws -> [EngineOutput] {
         let batch = inFlight.removeFirst()
         let waitStart = DispatchTime.now().uptimeNanoseconds
         let logits = try batch.logits.wait()

@@ -57,6 +57,8 @@ public final class LLM {
     public let engine: (any EngineClient)?
     /// This rank's replica's engine, on the replica's first rank; nil on the other ranks.
     private let core: EngineCore?
+    /// Whether the replicas step together (expert parallelism across them).
+    private let stepsReplicasTogether: Bool
     /// On the first rank of a replica other than rank 0's: its line to the front end.
     private let driverLink: ReplicaLink?
     /// Each step's plan from the replica's driver to its other ranks (nil for a replica of one rank).
@@ -91,7 +93,8 @@ public final class LLM {
             shared.localRanks = shared.localRanks ?? worldSize
             _ = try ranks.group.broadcastObject(shared, source: 0)
             let groups = try ReplicaGroups(
-                world: ranks.group, pipelineParallelSize: shared.pipelineParallelSize, dataParallelSize: shared.dataParallelSize)
+                world: ranks.group, pipelineParallelSize: shared.pipelineParallelSize, dataParallelSize: shared.dataParallelSize,
+                expertDispatch: shared.expertPlacement.map { _ in shared.expertDispatch })
             try self.init(config: shared, groups: groups, spawned: ranks, progress: progress, startedAt: start)
         } catch {
             ranks.stop()
@@ -126,7 +129,9 @@ public final class LLM {
     /// - Throws: `ParallelConfigError` for sizes that do not fit the world or the model, `ModelLoadError` for the
     ///   checkpoint, `EngineError.rankFailed` when another rank could not load, `CommError` when the group fails.
     public convenience init(config: EngineConfig, world: ProcessGroup, progress: ((Int, Int) -> Void)? = nil) throws {
-        let groups = try ReplicaGroups(world: world, pipelineParallelSize: config.pipelineParallelSize, dataParallelSize: config.dataParallelSize)
+        let groups = try ReplicaGroups(
+            world: world, pipelineParallelSize: config.pipelineParallelSize, dataParallelSize: config.dataParallelSize,
+            expertDispatch: config.expertPlacement.map { _ in config.expertDispatch })
         do {
             try self.init(config: config, groups: groups, spawned: nil, progress: progress)
         } catch {
@@ -174,7 +179,7 @@ public final class LLM {
             var part = ModelPart(stage: groups.stage, of: partition)
             part.expertPlacement = config.expertPlacement
             let model = try ModelRegistry.load(
-                directory: config.model, group: groups.tensor, part: part, precision: config.precision, threads: config.threads ?? 1,
+                directory: config.model, group: groups.tensor, part: part, experts: groups.experts, precision: config.precision, threads: config.threads ?? 1,
                 progress: progress)
             return (tokenizer, model, Set(model.config.eosTokenIDs).union(try Self.generationEOS(config.model)))
         }
@@ -198,13 +203,14 @@ public final class LLM {
         let links = try groups.all.map {
             try ReplicaLink.connect(all: $0, replicaCount: groups.replicaCount, replicaSize: groups.layout.worldSize)
         } ?? []
+        stepsReplicasTogether = config.stepsReplicasTogether
         core = groups.isReplicaDriver
             ? EngineCore(
                 runner: runner, tokenizer: tokenizer, eosTokenIDs: eosTokenIDs, scheduler: config.scheduler, prefixCaching: config.cache.prefixCaching,
                 plans: plans)
             : nil
         if groups.replica == 0 {
-            engine = groups.replicaCount == 1 ? core : core.map { DataParallelEngine(local: $0, links: links) }
+            engine = groups.replicaCount == 1 ? core : core.map { DataParallelEngine(local: $0, links: links, together: config.stepsReplicasTogether) }
             driverLink = nil
         } else {
             engine = nil
@@ -295,7 +301,7 @@ public final class LLM {
     func serve() throws {
         guard let core, let link = driverLink else { return try WorkerLoop.run(runner, plans: plans!) }
         do {
-            try ReplicaDriver.run(core, link: link)
+            try ReplicaDriver.run(core, link: link, together: stepsReplicasTogether)
         } catch {
             core.shutdown()
             throw error

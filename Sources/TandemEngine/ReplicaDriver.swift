@@ -6,14 +6,18 @@ import TandemComm
 /// `EngineCore` and sends back every step's outputs with the replica's counters. It runs until the front end
 /// releases it (the end of an SPMD call, or shutdown); a failed step, or a rank of its replica lost while idle, is
 /// reported to the front end and thrown.
+///
+/// When the replicas step together (`together`: expert parallelism across them), the driver never steps on its
+/// own: it takes exactly one `EngineCore.stepTogether` per `.step` command, which the front end sends every replica
+/// each time it steps its own.
 enum ReplicaDriver {
     /// How long an idle driver waits for a command before checking its replica's ranks again.
     static let idleWaitSeconds = 0.25
 
-    static func run(_ core: EngineCore, link: ReplicaLink) throws {
+    static func run(_ core: EngineCore, link: ReplicaLink, together: Bool) throws {
         while true {
             var release = false
-            for command in try commands(from: link, wait: core.unfinishedCount == 0) {
+            for command in try commands(from: link, wait: together || core.unfinishedCount == 0) {
                 var report = ReplicaReport()
                 switch command {
                 case let .add(request):
@@ -35,6 +39,13 @@ enum ReplicaDriver {
                 case .release:
                     release = true
                     continue
+                case .step:
+                    do {
+                        report.outputs = try core.stepTogether()
+                    } catch {
+                        try fail(link, "\(error)")
+                    }
+                    guard !report.outputs.isEmpty else { continue }
                 }
                 report.stats = core.stats
                 try link.reports.enqueue(ReplicaWire.encode(report))
@@ -44,7 +55,7 @@ enum ReplicaDriver {
                 try link.reports.enqueue(ReplicaWire.encode(ReplicaReport(stats: core.stats, released: true)))
                 return
             }
-            if core.unfinishedCount == 0 {
+            if together || core.unfinishedCount == 0 {
                 if let failure = core.groupFailure { try fail(link, "\(failure)") }
                 continue
             }

@@ -24,6 +24,8 @@ public final class ReplicaGroups: Sendable {
     public let tensor: TensorParallelGroup
     /// This rank's pipeline stage.
     public let stage: Int
+    /// With expert parallelism across replicas: the stage's dp × tp ranks and this tp index's replicas.
+    public let experts: ExpertGroups?
     /// The point-to-point links of this rank's stage; nil with one stage.
     let links: StageLinks?
     /// The replica's group when it was split from `all` (closed with the replica).
@@ -41,6 +43,7 @@ public final class ReplicaGroups: Sendable {
         self.tensor = tensor
         stage = 0
         links = nil
+        experts = nil
     }
 
     /// Lays `world` out as `dataParallelSize` replicas of `pipelineParallelSize` stages of
@@ -48,9 +51,11 @@ public final class ReplicaGroups: Sendable {
     /// consecutive, then stages, then replicas) and creates this rank's groups (collective: every rank of `world`
     /// calls it).
     ///
+    /// - Parameter expertDispatch: set when expert parallelism spans the replicas (dp > 1): the MoE layers' groups
+    ///   are made, over the stage's dp × tp ranks.
     /// - Throws: `ParallelConfigError` when stages × replicas do not divide the world, `CommError` when a group
     ///   cannot be set up.
-    public init(world: ProcessGroup, pipelineParallelSize: Int, dataParallelSize: Int = 1) throws {
+    public init(world: ProcessGroup, pipelineParallelSize: Int, dataParallelSize: Int = 1, expertDispatch: ExpertDispatch? = nil) throws {
         for (name, value) in [("pipelineParallelSize", pipelineParallelSize), ("dataParallelSize", dataParallelSize)] where value < 1 {
             throw ParallelConfigError.nonPositive(name: name, value: value)
         }
@@ -63,6 +68,13 @@ public final class ReplicaGroups: Sendable {
             worldSize: world.worldSize, tensorParallelSize: replicaSize, pipelineParallelSize: pipelineParallelSize,
             dataParallelSize: dataParallelSize)
         all = world
+        if let expertDispatch, dataParallelSize > 1 {
+            experts = ExpertGroups(
+                expert: try world.split(full.groups(.expert), name: "ep")!, replicas: try world.split(full.groups(.data), name: "ep-replicas")!,
+                dispatch: expertDispatch)
+        } else {
+            experts = nil
+        }
         replicaCount = dataParallelSize
         replica = full.coordinates(of: world.rank).data
         let replicaWorld = dataParallelSize == 1
@@ -96,10 +108,11 @@ public final class ReplicaGroups: Sendable {
         world?.failure ?? links?.failure
     }
 
-    /// Closes the tensor group (when split off), the links and the replica's world (when split off); not `all`.
-    /// Idempotent.
+    /// Closes the tensor group (when split off), the links, the expert groups and the replica's world (when split
+    /// off); not `all`. Idempotent.
     public func shutdown() {
         links?.shutdown()
+        experts?.shutdown()
         if layout.pipelineParallelSize > 1 { tensor.group?.shutdown() }
         splitReplica?.shutdown()
     }

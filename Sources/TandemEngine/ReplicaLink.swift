@@ -57,6 +57,8 @@ enum ReplicaCommand: Codable {
     case reportComputeTime
     /// Release the replica's workers and leave the driver loop (the end of an SPMD call, or shutdown).
     case release
+    /// Take one step in lockstep with the other replicas (`EngineCore.stepTogether`).
+    case step
 }
 
 /// A request as it travels to a replica.

@@ -18,6 +18,8 @@ public protocol CausalLanguageModel: AnyObject {
     var weightDType: DType { get }
     /// The kv heads this rank stores.
     var keyValueHeadsPerRank: Int { get }
+    /// What this rank's MoE layers moved over expert-parallel groups spanning replicas (zero otherwise).
+    var expertTraffic: ExpertTraffic { get }
     /// Runs this part's layers over the new tokens of every sequence of `batch`, storing their keys and values in
     /// `cache`: from the tokens on the first stage, from `hidden` (the previous stage's output) on the others.
     ///
@@ -48,13 +50,13 @@ extension CausalLanguageModel {
 public enum ModelRegistry {
     /// Loads one rank's part of a checkpoint of this family.
     public typealias Loader = @Sendable (
-        _ directory: String, _ group: TensorParallelGroup, _ part: ModelPart?, _ precision: ComputePrecision, _ threads: Int,
-        _ progress: ((Int, Int) -> Void)?
+        _ directory: String, _ group: TensorParallelGroup, _ part: ModelPart?, _ experts: ExpertGroups?, _ precision: ComputePrecision,
+        _ threads: Int, _ progress: ((Int, Int) -> Void)?
     ) throws -> any CausalLanguageModel
 
     /// Llama and the families that share its layers (Mistral: a sliding window; Qwen2: q/k/v biases; Mixtral:
     /// Mistral with a sparse mixture-of-experts MLP).
-    private static let llama: Loader = { try LlamaModel(directory: $0, group: $1, part: $2, precision: $3, threads: $4, progress: $5) }
+    private static let llama: Loader = { try LlamaModel(directory: $0, group: $1, part: $2, experts: $3, precision: $4, threads: $5, progress: $6) }
     private static let families: [String: Loader] = ["llama": llama, "mistral": llama, "qwen2": llama, "mixtral": llama]
 
     /// The `model_type`s Tandem runs, sorted.
@@ -64,15 +66,16 @@ public enum ModelRegistry {
     ///
     /// - Parameters:
     ///   - part: the pipeline stage's layers and ends (nil: the whole model).
+    ///   - experts: the groups when expert parallelism spans data-parallel replicas (`part.expertPlacement` set).
     ///   - precision: what the linear layers multiply in.
     ///   - threads: threads each layer's kernels run on (this rank's share of the cores).
     ///   - progress: called after each decoder layer with (layers loaded, layers of the part).
     /// - Throws: `ModelLoadError` (an unsupported `model_type` names the supported ones).
     public static func load(
-        directory: String, group: TensorParallelGroup, part: ModelPart? = nil, precision: ComputePrecision = .float32, threads: Int = 1,
-        progress: ((Int, Int) -> Void)? = nil
+        directory: String, group: TensorParallelGroup, part: ModelPart? = nil, experts: ExpertGroups? = nil, precision: ComputePrecision = .float32,
+        threads: Int = 1, progress: ((Int, Int) -> Void)? = nil
     ) throws -> any CausalLanguageModel {
         let config = try ModelConfig(directory: directory)
-        return try families[config.modelType]!(directory, group, part, precision, threads, progress)
+        return try families[config.modelType]!(directory, group, part, experts, precision, threads, progress)
     }
 }

@@ -14,8 +14,8 @@ struct Info: ParsableCommand {
             hosts in order, --nproc-per-node at a time, as `tandem launch` places them), its tensor-parallel group and, \
             with --model, the decoder layers its pipeline stage holds (TANDEM_PP_LAYER_PARTITION or the even split) and, \
             for a mixture-of-experts model, its experts (a slice of every one, or with --enable-expert-parallel the \
-            whole experts --expert-placement gives it within its replica's stage — its tp group; every replica holds \
-            every expert). A layout the model cannot take is refused naming the numbers.
+            whole experts --expert-placement gives it over its stage's tp group, or with --dp > 1 over the stage's \
+            dp × tp ranks across the replicas, as vLLM places them). A layout the model cannot take is refused naming the numbers.
             """)
 
     @Flag(help: "Print each rank's place in the --tp × --pp × --dp layout instead.")
@@ -111,8 +111,8 @@ struct Info: ParsableCommand {
             }
             if let experts {
                 if enableExpertParallel {
-                    // Experts are placed over a replica's stage (its tp group), as they run.
-                    let group = tensorGroups.first { $0.contains(rank) }!
+                    // Experts are placed over the stage's tp group, or with dp > 1 its dp × tp ranks, as they run.
+                    let group = layout.groups(dp > 1 ? .expert : .tensor).first { $0.contains(rank) }!
                     let held = expertPlacement.experts(of: group.firstIndex(of: rank)!, ranks: group.count, experts: experts)
                     layers += " | " + (held.isEmpty ? "none" : held.map(String.init).joined(separator: ",")) + " of \(experts), whole"
                 } else {

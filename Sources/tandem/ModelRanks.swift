@@ -20,11 +20,14 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Data-parallel size: whole tp × pp replicas of the model behind one front end, which sends each request to the replica with the least outstanding work. Without a launcher Tandem spawns --tp × --pp × --dp local ranks; under `tandem launch` the world must be that product.")
     var dp: Int = 1
 
-    @Flag(name: .customLong("enable-expert-parallel"), help: "Spread each MoE layer's experts over a stage's ranks, each rank holding whole experts (vLLM's --enable-expert-parallel); without it every expert is split tensor-parallel.")
+    @Flag(name: .customLong("enable-expert-parallel"), help: "Spread each MoE layer's experts over a stage's ranks — its tp ranks, or with --dp > 1 the stage's dp × tp ranks across the replicas, which then step together — each rank holding whole experts (vLLM's --enable-expert-parallel); without it every expert is split tensor-parallel.")
     var enableExpertParallel = false
 
     @Option(name: .customLong("expert-placement"), help: "With --enable-expert-parallel: linear (contiguous blocks, the first experts % ranks ranks one more) or round_robin (expert e on rank e mod ranks).")
     var expertPlacement: ExpertPlacement = .linear
+
+    @Option(name: .customLong("expert-dispatch"), help: "With --enable-expert-parallel and --dp > 1, how a MoE layer moves tokens to their experts' ranks: all_to_all (only each token's routed pairs travel) or all_gather (every replica's tokens to every rank, then a reduce-scatter).")
+    var expertDispatch: ExpertDispatch = .allToAll
 
     @Option(help: "BLAS and kernel threads per rank (default: the cores divided among the local ranks).")
     var threads: Int?
@@ -63,7 +66,7 @@ struct ModelOptions: ParsableArguments {
         EngineConfig(
             model: model, precision: computeDType, threads: threadsPerRank, cache: engine.cacheConfig, scheduler: engine.schedulerConfig,
             localRanks: localRanks, pipelineParallelSize: pp, expertPlacement: enableExpertParallel ? expertPlacement : nil,
-            dataParallelSize: dp)
+            dataParallelSize: dp, expertDispatch: expertDispatch)
     }
 
     /// Runs `body` with this rank's `LLM`. Without a launcher this process is rank 0 and, for tp × pp × dp > 1, spawns
@@ -129,3 +132,4 @@ final class ProgressBar {
 
 extension ComputePrecision: ExpressibleByArgument {}
 extension ExpertPlacement: ExpressibleByArgument {}
+extension ExpertDispatch: ExpressibleByArgument {}

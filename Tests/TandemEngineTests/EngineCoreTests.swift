@@ -41,8 +41,15 @@ final class EngineCoreTests: XCTestCase {
     private static func greedy(_ maxTokens: Int) -> SamplingParams { SamplingParams(temperature: 0, maxTokens: maxTokens, ignoreEOS: true) }
 
     /// Each request alone in a roomy engine.
+    /// The KV cache's dtype for a run in `precision`: fp32 with fp32 compute, so that the mix's other summation
+    /// orders move the logits by fp32 rounding only (a bf16 cache rounds a key or value that moved in its last fp32
+    /// bit to the neighbouring bf16 value now and then, a 2⁻⁸ change that reaches the logits at ~1e-4 — seed
+    /// 5787476011127458607 at tp 2 parted two tokens 1.5e-4 apart); the checkpoint's bf16 with bf16 compute.
+    private static func cacheDType(_ precision: ComputePrecision) -> DType? { precision == .float32 ? .float32 : nil }
+
     private func alone(_ directory: String, _ planned: [Planned], precision: ComputePrecision = .float32) throws -> [String: [Int]] {
-        try EngineFixtures.withEngine(directory, cache: CacheConfig(blockSize: 4, blockCount: 64, prefixCaching: false), precision: precision) { core in
+        let cache = CacheConfig(blockSize: 4, blockCount: 64, dtype: Self.cacheDType(precision), prefixCaching: false)
+        return try EngineFixtures.withEngine(directory, cache: cache, precision: precision) { core in
             var tokens: [String: [Int]] = [:]
             for request in planned {
                 try core.add(id: request.id, prompt: "", promptTokenIDs: request.prompt, params: Self.greedy(request.maxTokens))
@@ -58,9 +65,9 @@ final class EngineCoreTests: XCTestCase {
     /// With `dataParallelSize` > 1 every replica is such an engine, behind the front end.
     private func mixed(
         _ directory: String, _ planned: [Planned], tensorParallelSize: Int, pipelineParallelSize: Int = 1, dataParallelSize: Int = 1,
-        prefixCaching: Bool, precision: ComputePrecision = .float32, expertPlacement: ExpertPlacement? = nil
+        prefixCaching: Bool, precision: ComputePrecision = .float32, expertPlacement: ExpertPlacement? = nil, expertDispatch: ExpertDispatch = .allToAll
     ) throws -> (outputs: [String: RequestOutput], preemptions: Int, hits: Int) {
-        let cache = CacheConfig(blockSize: 4, blockCount: 28, prefixCaching: prefixCaching)
+        let cache = CacheConfig(blockSize: 4, blockCount: 28, dtype: Self.cacheDType(precision), prefixCaching: prefixCaching)
         let scheduler = SchedulerConfig(maxNumBatchedTokens: 24, maxNumSeqs: 5)
         let run: @Sendable (any EngineClient) throws -> (outputs: [String: RequestOutput], preemptions: Int, hits: Int) = { core in
             var finished: [String: RequestOutput] = [:]
@@ -88,7 +95,7 @@ final class EngineCoreTests: XCTestCase {
         guard dataParallelSize == 1 else {
             return try EngineFixtures.withEngineClient(
                 directory, tensorParallelSize: tensorParallelSize, pipelineParallelSize: pipelineParallelSize, dataParallelSize: dataParallelSize,
-                cache: cache, scheduler: scheduler, expertPlacement: expertPlacement, run)
+                cache: cache, scheduler: scheduler, expertPlacement: expertPlacement, expertDispatch: expertDispatch, run)
         }
         return try EngineFixtures.withEngine(
             directory, tensorParallelSize: tensorParallelSize, pipelineParallelSize: pipelineParallelSize, cache: cache, scheduler: scheduler,
@@ -97,7 +104,7 @@ final class EngineCoreTests: XCTestCase {
 
     private func checkMix(
         tensorParallelSize: Int, pipelineParallelSize: Int = 1, dataParallelSize: Int = 1, preset: ModelPreset = .tiny, expertPlacement: ExpertPlacement? = nil,
-        precision: ComputePrecision = .float32
+        expertDispatch: ExpertDispatch = .allToAll, precision: ComputePrecision = .float32
     ) throws {
         let directory = try EngineFixtures.tinyModel(self, preset: preset)
         let seed = Self.seed()
@@ -106,7 +113,7 @@ final class EngineCoreTests: XCTestCase {
         let run = try mixed(
             directory, planned, tensorParallelSize: tensorParallelSize, pipelineParallelSize: pipelineParallelSize,
             dataParallelSize: dataParallelSize, prefixCaching: true,
-            precision: precision, expertPlacement: expertPlacement)
+            precision: precision, expertPlacement: expertPlacement, expertDispatch: expertDispatch)
         XCTAssertEqual(run.outputs.count, planned.count, "every request ends (seed \(seed))")
         let oneRank = try LlamaModel(directory: directory, group: .single, precision: precision)
         for request in planned {
@@ -121,7 +128,7 @@ final class EngineCoreTests: XCTestCase {
             guard let split = zip(output.tokenIDs, alone).enumerated().first(where: { $0.element.0 != $0.element.1 })?.offset else { continue }
             try checkNearTie(
                 oneRank, context: request.prompt + alone[..<split], candidates: (alone[split], output.tokenIDs[split]),
-                tolerance: precision == .float32 ? 1e-4 : 1e-2, "\(request.id), seed \(seed)")
+                precision: precision, tolerance: precision == .float32 ? 1e-4 : 1e-2, "\(request.id), seed \(seed)")
         }
         print(
             "\(preset.name) tp \(tensorParallelSize) pp \(pipelineParallelSize) dp \(dataParallelSize) experts \(expertPlacement?.rawValue ?? "split"): "
@@ -135,10 +142,10 @@ final class EngineCoreTests: XCTestCase {
     /// can round an activation the other way — and can flip a near-tie, as in vLLM; a scheduling or cache fault
     /// moves them by far more.
     private func checkNearTie(
-        _ model: LlamaModel, context: [Int], candidates: (alone: Int, mixed: Int), tolerance: Double, _ label: String
+        _ model: LlamaModel, context: [Int], candidates: (alone: Int, mixed: Int), precision: ComputePrecision, tolerance: Double, _ label: String
     ) throws {
         let blocks = (context.count + 3) / 4
-        let cache = try model.makeKVCache(blockCount: blocks, blockSize: 4, dtype: model.weightDType)
+        let cache = try model.makeKVCache(blockCount: blocks, blockSize: 4, dtype: Self.cacheDType(precision) ?? model.weightDType)
         let batch = ForwardBatch(
             tokens: context, sequences: [ScheduledSequence(tokenCount: context.count, computedTokens: 0, blockTable: (0..<blocks).map { Int32($0) }, wantsLogits: true)])
         let logits = try XCTUnwrap(try model.forward(batch, cache: cache)).toDoubles()
@@ -183,13 +190,25 @@ final class EngineCoreTests: XCTestCase {
 
     /// Data parallelism: two and four replicas behind the front end (requests routed by outstanding work; aborts
     /// of requests on other replicas end with a later step), replicas of tp 2 and of two stages, and Mixtral
-    /// replicas with experts placed whole — every request as it runs alone.
+    /// replicas with experts split — every request as it runs alone.
     func testRandomMixMatchesRequestsRunAloneOverDataParallelReplicas() throws {
         try checkMix(tensorParallelSize: 1, dataParallelSize: 2)
         try checkMix(tensorParallelSize: 1, dataParallelSize: 4)
         try checkMix(tensorParallelSize: 2, dataParallelSize: 2)
         try checkMix(tensorParallelSize: 1, pipelineParallelSize: 2, dataParallelSize: 2)
-        try checkMix(tensorParallelSize: 2, dataParallelSize: 2, preset: .tinyMoE, expertPlacement: .linear)
+        try checkMix(tensorParallelSize: 2, dataParallelSize: 2, preset: .tinyMoE)
+    }
+
+    /// Expert parallelism across replicas: Mixtral's experts placed whole over the stage's dp × tp ranks, the
+    /// replicas stepping together (a replica with nothing to run runs empty batches, often: the mix's requests
+    /// arrive, end and are aborted at different steps on different replicas), by both dispatch forms, with tp
+    /// and pipeline stages — every request as it runs alone.
+    func testRandomMixMatchesRequestsRunAloneWithExpertsAcrossReplicas() throws {
+        try checkMix(tensorParallelSize: 1, dataParallelSize: 2, preset: .tinyMoE, expertPlacement: .linear)
+        try checkMix(tensorParallelSize: 2, dataParallelSize: 2, preset: .tinyMoE, expertPlacement: .roundRobin)
+        try checkMix(tensorParallelSize: 1, pipelineParallelSize: 2, dataParallelSize: 2, preset: .tinyMoE, expertPlacement: .linear)
+        try checkMix(tensorParallelSize: 1, dataParallelSize: 4, preset: .tinyMoE, expertPlacement: .linear, expertDispatch: .allGather)
+        try checkMix(tensorParallelSize: 2, pipelineParallelSize: 2, dataParallelSize: 2, preset: .tinyMoE, expertPlacement: .roundRobin, expertDispatch: .allGather)
     }
 
     func testRandomMixMatchesRequestsRunAloneWithBFloat16Compute() throws {

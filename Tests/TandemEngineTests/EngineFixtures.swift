@@ -75,14 +75,14 @@ extension EngineFixtures {
     /// blocks are free again.
     static func withEngineClient<Value: Sendable>(
         _ directory: String, tensorParallelSize: Int = 1, pipelineParallelSize: Int = 1, dataParallelSize: Int = 1, cache: CacheConfig,
-        scheduler: SchedulerConfig = SchedulerConfig(), expertPlacement: ExpertPlacement? = nil,
+        scheduler: SchedulerConfig = SchedulerConfig(), expertPlacement: ExpertPlacement? = nil, expertDispatch: ExpertDispatch = .allToAll,
         _ body: @escaping @Sendable (any EngineClient) throws -> Value
     ) throws -> Value {
         Matmul.setBLASThreads(1)
         let worldSize = tensorParallelSize * pipelineParallelSize * dataParallelSize
         let config = EngineConfig(
             model: directory, threads: 1, cache: cache, scheduler: scheduler, localRanks: worldSize, pipelineParallelSize: pipelineParallelSize,
-            expertPlacement: expertPlacement, dataParallelSize: dataParallelSize)
+            expertPlacement: expertPlacement, dataParallelSize: dataParallelSize, expertDispatch: expertDispatch)
         let results = try ThreadLauncher.run(worldSize: worldSize) { world -> Value? in
             let llm = try LLM(config: config, world: world)
             defer { llm.shutdown() }

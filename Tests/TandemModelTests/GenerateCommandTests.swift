@@ -36,8 +36,8 @@ final class GenerateCommandTests: XCTestCase {
         "--ignore-eos", "--json", "--threads", "1",
     ]
 
-    private func generate(_ prefix: [String] = [], tp: Int, _ options: [String] = []) throws -> Report {
-        let run = try BuiltProgram.run(BuiltProgram.tandem, prefix + ["generate", "--model", directory, "--tp", String(tp)] + options + generateArguments)
+    private func generate(_ prefix: [String] = [], model: String? = nil, tp: Int, _ options: [String] = []) throws -> Report {
+        let run = try BuiltProgram.run(BuiltProgram.tandem, prefix + ["generate", "--model", model ?? directory, "--tp", String(tp)] + options + generateArguments)
         XCTAssertEqual(run.status, 0, run.output)
         let line = try XCTUnwrap(run.output.split(separator: "\n").first { $0.hasPrefix("{") }, run.output)
         return try JSONDecoder().decode(Report.self, from: Data(line.utf8))
@@ -71,6 +71,22 @@ final class GenerateCommandTests: XCTestCase {
         XCTAssertEqual(replicated.outputs.map(\.text), single.outputs.map(\.text))
         let replicatedStages = try generate(["launch", "--nproc-per-node", "4", "--no-prefix", "--", BuiltProgram.tandem], tp: 1, ["--pp", "2", "--dp", "2"])
         XCTAssertEqual(replicatedStages.outputs.map(\.token_ids), single.outputs.map(\.token_ids))
+    }
+
+    /// Mixtral with its experts spread over the replicas (the replicas step together; the two prompts go to
+    /// different replicas, and each MoE layer sends tokens between them): spawned with all-to-all dispatch, and
+    /// tp 2 × dp 2 under the launcher with all-gather dispatch — one rank's tokens.
+    func testMixtralWithExpertsAcrossReplicasGivesOneRanksTokens() throws {
+        let moe = try Reference.temporaryDirectory(self).appendingPathComponent("tiny-moe").path
+        let made = try BuiltProgram.run(BuiltProgram.tandem, ["make-model", "--out", moe, "--preset", "tiny-moe", "--seed", "3"])
+        XCTAssertEqual(made.status, 0, made.output)
+        let single = try generate(model: moe, tp: 1)
+        let spawned = try generate(model: moe, tp: 1, ["--dp", "2", "--enable-expert-parallel"])
+        XCTAssertEqual(spawned.outputs.map(\.token_ids), single.outputs.map(\.token_ids))
+        let launched = try generate(
+            ["launch", "--nproc-per-node", "4", "--no-prefix", "--", BuiltProgram.tandem], model: moe, tp: 2,
+            ["--dp", "2", "--enable-expert-parallel", "--expert-placement", "round_robin", "--expert-dispatch", "all_gather"])
+        XCTAssertEqual(launched.outputs.map(\.token_ids), single.outputs.map(\.token_ids))
     }
 
     /// Ranks started by OpenMPI's mpirun, and by a Slurm step (two tasks with the variables srun sets, started here
@@ -269,7 +285,7 @@ final class GenerateCommandTests: XCTestCase {
     /// A long greedy generation over `layout` (tp 2 by default); `body` gets the driver and its workers (in rank
     /// order) once it is generating.
     private func longGeneration(
-        model: String? = nil, layout: [String] = ["--tp", "2"], prompts: Int = 1,
+        model: String? = nil, layout: [String] = ["--tp", "2"], flags: [String] = [], prompts: Int = 1,
         _ body: @escaping (_ driver: Process, _ workers: [pid_t]) -> Void
     ) throws -> BuiltProgram.Run {
         let model = model ?? directory!
@@ -281,7 +297,7 @@ final class GenerateCommandTests: XCTestCase {
         let expected = layout.enumerated().filter { $0.offset % 2 == 1 }.reduce(1) { $0 * Int($1.element)! } - 1
         return try BuiltProgram.run(
             BuiltProgram.tandem,
-            ["generate", "--model", model] + layout + (0..<prompts).flatMap { ["--prompt", "x \($0)"] }
+            ["generate", "--model", model] + layout + flags + (0..<prompts).flatMap { ["--prompt", "x \($0)"] }
                 + ["--max-tokens", "8000", "--ignore-eos", "--temperature", "0", "--threads", "1"], timeout: 60
         ) { driver in
             let pid = driver.processIdentifier
@@ -331,6 +347,28 @@ final class GenerateCommandTests: XCTestCase {
         }
         XCTAssertNotEqual(run.status, 0)
         XCTAssertTrue(run.output.contains("rank 1") && run.output.contains("signal 9") && run.output.contains("replica 1"), run.output)
+        XCTAssertLessThan(finishedAt.timeIntervalSince(try XCTUnwrap(killedAt)), 2, run.output)
+        XCTAssertFalse(run.output.contains("output: "), "no result may be printed after a replica died")
+        let left = try FileManager.default.contentsOfDirectory(atPath: "/dev/shm").filter { $0.hasPrefix("tdm") }
+        XCTAssertEqual(left, [], "nothing of the job is left in /dev/shm")
+    }
+
+    /// `kill -9` of the second replica while Mixtral's experts span both replicas (rank 0 waits on it inside every
+    /// MoE layer's all-to-all) ends the job within 2 s, naming the rank and the signal; nothing is left in /dev/shm.
+    func testKilledReplicaWithExpertsAcrossReplicasEndsTheJobPromptly() throws {
+        let model = try Reference.temporaryDirectory(self).appendingPathComponent("tiny-moe").path
+        let made = try BuiltProgram.run(BuiltProgram.tandem, ["make-model", "--out", model, "--preset", "tiny-moe", "--seed", "3"])
+        XCTAssertEqual(made.status, 0, made.output)
+        var killedAt: Date?
+        var finishedAt = Date()
+        let run = try longGeneration(model: model, layout: ["--dp", "2"], flags: ["--enable-expert-parallel"], prompts: 2) { driver, workers in
+            kill(workers[0], SIGKILL)
+            killedAt = Date()
+            driver.waitUntilExit()
+            finishedAt = Date()
+        }
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.output.contains("rank 1") && run.output.contains("signal 9"), run.output)
         XCTAssertLessThan(finishedAt.timeIntervalSince(try XCTUnwrap(killedAt)), 2, run.output)
         XCTAssertFalse(run.output.contains("output: "), "no result may be printed after a replica died")
         let left = try FileManager.default.contentsOfDirectory(atPath: "/dev/shm").filter { $0.hasPrefix("tdm") }

@@ -38,20 +38,25 @@ final class InfoLayoutTests: XCTestCase {
         XCTAssertTrue(stray.output.contains("go with --layout"), stray.output)
     }
 
-    /// A MoE model: a slice of every expert per rank, or whole experts placed within each replica's stage — its
-    /// tp ranks, as the engine runs them (round-robin over 8 experts and tp 2: tp rank t holds t, t + 2, …, in
-    /// each of the two replicas); refused on a dense model.
+    /// A MoE model: a slice of every expert per rank, or whole experts placed over the stage's tp ranks
+    /// (round-robin over 8 experts and tp 2: tp rank t holds t, t + 2, …) — with dp > 1 over its dp × tp ranks
+    /// across the replicas, as the engine runs them (replica d's tp rank t is expert rank 2d + t); refused on a
+    /// dense model.
     func testExpertsPerRank() throws {
         let moe = try ModelFixtures.write(.tinyMoE, test: self)
         let split = try BuiltProgram.run(BuiltProgram.tandem, ["info", "--layout", "--tp", "2", "--model", moe])
         XCTAssertEqual(split.status, 0, split.output)
         XCTAssertEqual(split.lines(containing: "| all 8, 1/2 of each").count, 2, split.output)
-        let placed = try BuiltProgram.run(
-            BuiltProgram.tandem,
-            ["info", "--layout", "--tp", "2", "--dp", "2", "--model", moe, "--enable-expert-parallel", "--expert-placement", "round_robin"])
-        XCTAssertEqual(placed.status, 0, placed.output)
-        let experts = placed.output.split(separator: "\n").dropFirst(2).map { $0.components(separatedBy: "| ").last! }
-        XCTAssertEqual(experts, ["0,2,4,6 of 8, whole", "1,3,5,7 of 8, whole", "0,2,4,6 of 8, whole", "1,3,5,7 of 8, whole"])
+        func experts(_ layout: [String]) throws -> [String] {
+            let placed = try BuiltProgram.run(
+                BuiltProgram.tandem, ["info", "--layout", "--model", moe, "--enable-expert-parallel", "--expert-placement", "round_robin"] + layout)
+            XCTAssertEqual(placed.status, 0, placed.output)
+            return placed.output.split(separator: "\n").dropFirst(2).map { $0.components(separatedBy: "| ").last! }
+        }
+        XCTAssertEqual(try experts(["--tp", "2"]), ["0,2,4,6 of 8, whole", "1,3,5,7 of 8, whole"])
+        XCTAssertEqual(try experts(["--tp", "2", "--dp", "2"]), ["0,4 of 8, whole", "1,5 of 8, whole", "2,6 of 8, whole", "3,7 of 8, whole"])
+        XCTAssertEqual(
+            try experts(["--pp", "2", "--dp", "2"]), ["0,2,4,6 of 8, whole", "0,2,4,6 of 8, whole", "1,3,5,7 of 8, whole", "1,3,5,7 of 8, whole"])
         let dense = try BuiltProgram.run(
             BuiltProgram.tandem, ["info", "--layout", "--tp", "2", "--model", try ModelFixtures.write(.tiny, test: self), "--enable-expert-parallel"])
         XCTAssertNotEqual(dense.status, 0)

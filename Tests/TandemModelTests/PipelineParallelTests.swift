@@ -98,17 +98,21 @@ final class PipelineParallelTests: XCTestCase {
     func testDataParallelReplicasGenerateOneRanksTokens() throws {
         let greedy = SamplingParams(temperature: 0, maxTokens: 24, ignoreEOS: true)
         let mixtral = ModelPreset.tinyMoE.with { $0.layerCount = 4 }
-        let cases: [(ModelPreset, [(tp: Int, pp: Int, dp: Int)], ExpertPlacement?)] = [
-            (Self.fourLayers, [(1, 1, 2), (2, 1, 2), (1, 2, 2), (1, 1, 4), (2, 2, 2), (1, 1, 8)], nil),
-            (Self.tiedQwen2, [(1, 1, 2), (2, 1, 2), (1, 2, 2)], nil),
-            (mixtral, [(2, 1, 2)], nil),
-            (mixtral, [(2, 1, 2), (2, 2, 2)], .roundRobin),
+        // With experts placed whole and dp > 1 they span the replicas (each rank holds 8 / (dp · tp) experts, or
+        // none with 16 ranks' worth), which step together.
+        let cases: [(ModelPreset, [(tp: Int, pp: Int, dp: Int)], ExpertPlacement?, ExpertDispatch)] = [
+            (Self.fourLayers, [(1, 1, 2), (2, 1, 2), (1, 2, 2), (1, 1, 4), (2, 2, 2), (1, 1, 8)], nil, .allToAll),
+            (Self.tiedQwen2, [(1, 1, 2), (2, 1, 2), (1, 2, 2)], nil, .allToAll),
+            (mixtral, [(2, 1, 2)], nil, .allToAll),
+            (mixtral, [(1, 1, 2), (2, 1, 2), (1, 2, 2), (2, 2, 2), (1, 1, 4)], .roundRobin, .allToAll),
+            (mixtral, [(1, 1, 2), (2, 1, 2), (1, 2, 2), (2, 1, 4)], .linear, .allGather),
         ]
-        for (preset, layouts, placement) in cases {
+        for (preset, layouts, placement, dispatch) in cases {
             let directory = try ModelFixtures.write(preset, test: self)
             let single = try ModelFixtures.onRanks(1) { group in try LLM(model: directory, group: group).generate(Self.prompts, greedy).map(\.tokenIDs) }[0]
             for (tp, pp, dp) in layouts {
-                let config = EngineConfig(model: directory, threads: 1, pipelineParallelSize: pp, expertPlacement: placement, dataParallelSize: dp)
+                let config = EngineConfig(
+                    model: directory, threads: 1, pipelineParallelSize: pp, expertPlacement: placement, dataParallelSize: dp, expertDispatch: dispatch)
                 let tokens = try ThreadLauncher.run(worldSize: tp * pp * dp) { world in
                     let llm = try LLM(config: config, world: world)
                     defer { llm.shutdown() }
@@ -116,7 +120,7 @@ final class PipelineParallelTests: XCTestCase {
                     XCTAssertEqual(try llm.generate(Self.prompts, greedy).map(\.tokenIDs), try llm.generate(Self.prompts, greedy).map(\.tokenIDs))
                     return (try llm.generate(Self.prompts, greedy).map(\.tokenIDs), llm.replicaStats.map(\.generatedTokens))
                 }
-                let label = "\(preset.name) tp \(tp) pp \(pp) dp \(dp) experts \(placement?.rawValue ?? "split")"
+                let label = "\(preset.name) tp \(tp) pp \(pp) dp \(dp) experts \(placement.map { "\($0.rawValue), \(dispatch.rawValue)" } ?? "split")"
                 for (rank, result) in tokens.enumerated() { XCTAssertEqual(try result.get().0, single, "\(label) rank \(rank)") }
                 let generated = try tokens[0].get().1
                 XCTAssertEqual(generated.count, dp, label)

@@ -47,7 +47,8 @@ final class LlamaDecoderLayer {
     let weightBytes: Int
 
     init(
-        _ source: WeightSource, prefix: String, config: ModelConfig, group: TensorParallelGroup, expertPlacement: ExpertPlacement?
+        _ source: WeightSource, prefix: String, config: ModelConfig, group: TensorParallelGroup, expertPlacement: ExpertPlacement?,
+        wide: ExpertGroups?
     ) throws(ModelLoadError) {
         let hidden = config.hiddenSize
         let attentionWidth = config.headCount * config.headDimension
@@ -62,7 +63,7 @@ final class LlamaDecoderLayer {
         if config.expertCount != nil {
             // transformers 4 names the block block_sparse_moe, transformers 5 mlp.
             let block = source.checkpoint.keys.contains("\(prefix).block_sparse_moe.gate.weight") ? "block_sparse_moe" : "mlp"
-            feedForward = .experts(try SparseMoeBlock(source, prefix: "\(prefix).\(block)", config: config, group: group, placement: expertPlacement))
+            feedForward = .experts(try SparseMoeBlock(source, prefix: "\(prefix).\(block)", config: config, group: group, placement: expertPlacement, wide: wide))
         } else {
             feedForward = .dense(
                 gateUp: try MergedColumnParallelLinear(

@@ -24,12 +24,13 @@ public final class LlamaModel: CausalLanguageModel {
     ///
     /// - Parameters:
     ///   - part: the pipeline stage's layers and ends (nil: the whole model).
+    ///   - experts: the groups when expert parallelism spans data-parallel replicas (`part.expertPlacement` set).
     ///   - progress: called after each decoder layer with (layers loaded, layers of the part).
     /// - Throws: `ModelLoadError` for a missing, unexpected or wrongly shaped tensor, a bad config, or a
     ///   tensor-parallel size that does not split the model (the error lists the sizes that do).
     public init(
-        directory: String, group: TensorParallelGroup, part: ModelPart? = nil, precision: ComputePrecision = .float32, threads: Int = 1,
-        progress: ((Int, Int) -> Void)? = nil
+        directory: String, group: TensorParallelGroup, part: ModelPart? = nil, experts: ExpertGroups? = nil, precision: ComputePrecision = .float32,
+        threads: Int = 1, progress: ((Int, Int) -> Void)? = nil
     ) throws(ModelLoadError) {
         let config = try ModelConfig(directory: directory)
         try config.checkTensorParallel(group.size, path: directory)
@@ -56,7 +57,7 @@ public final class LlamaModel: CausalLanguageModel {
         var layers: [LlamaDecoderLayer] = []
         for index in part.layers {
             layers.append(
-                try LlamaDecoderLayer(source, prefix: "model.layers.\(index)", config: config, group: group, expertPlacement: part.expertPlacement))
+                try LlamaDecoderLayer(source, prefix: "model.layers.\(index)", config: config, group: group, expertPlacement: part.expertPlacement, wide: experts))
             progress?(layers.count, part.layers.count)
         }
         self.layers = layers
@@ -88,6 +89,13 @@ public final class LlamaModel: CausalLanguageModel {
         let prefix = "model.layers."
         guard key.hasPrefix(prefix), let index = Int(key.dropFirst(prefix.count).prefix { $0 != "." }) else { return false }
         return (0..<config.layerCount).contains(index) && !part.layers.contains(index)
+    }
+
+    public var expertTraffic: ExpertTraffic {
+        layers.reduce(ExpertTraffic()) { sum, layer in
+            guard case let .experts(block) = layer.feedForward else { return sum }
+            return sum + block.traffic
+        }
     }
 
     /// The kv heads each rank stores (the model's kv heads split over the group, or replicated when fewer).
