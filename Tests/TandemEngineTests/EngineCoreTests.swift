@@ -38,24 +38,33 @@ final class EngineCoreTests: XCTestCase {
         }
     }
 
-    private static func greedy(_ maxTokens: Int) -> SamplingParams { SamplingParams(temperature: 0, maxTokens: maxTokens, ignoreEOS: true) }
+    /// Greedy, with the log-probabilities of each sampled token and of the five most likely.
+    private static func greedy(_ maxTokens: Int) -> SamplingParams { SamplingParams(temperature: 0, maxTokens: maxTokens, ignoreEOS: true, logprobs: 5) }
 
-    /// Each request alone in a roomy engine.
     /// The KV cache's dtype for a run in `precision`: fp32 with fp32 compute, so that the mix's other summation
     /// orders move the logits by fp32 rounding only (a bf16 cache rounds a key or value that moved in its last fp32
     /// bit to the neighbouring bf16 value now and then, a 2⁻⁸ change that reaches the logits at ~1e-4 — seed
     /// 5787476011127458607 at tp 2 parted two tokens 1.5e-4 apart); the checkpoint's bf16 with bf16 compute.
     private static func cacheDType(_ precision: ComputePrecision) -> DType? { precision == .float32 ? .float32 : nil }
 
-    private func alone(_ directory: String, _ planned: [Planned], precision: ComputePrecision = .float32) throws -> [String: [Int]] {
+    /// Each request alone in a roomy engine: its tokens and their log-probabilities.
+    private func alone(
+        _ directory: String, _ planned: [Planned], precision: ComputePrecision = .float32
+    ) throws -> [String: (tokens: [Int], logprobs: [TokenLogprobs])] {
         let cache = CacheConfig(blockSize: 4, blockCount: 64, dtype: Self.cacheDType(precision), prefixCaching: false)
         return try EngineFixtures.withEngine(directory, cache: cache, precision: precision) { core in
-            var tokens: [String: [Int]] = [:]
+            var results: [String: (tokens: [Int], logprobs: [TokenLogprobs])] = [:]
             for request in planned {
                 try core.add(id: request.id, prompt: "", promptTokenIDs: request.prompt, params: Self.greedy(request.maxTokens))
-                tokens[request.id] = try EngineFixtures.drain(core)[request.id]!.tokenIDs
+                var logprobs: [TokenLogprobs] = []
+                while core.unfinishedCount > 0 {
+                    for output in try core.step() {
+                        logprobs += output.logprobs
+                        if let final = output.final { results[request.id] = (final.output.tokenIDs, logprobs) }
+                    }
+                }
             }
-            return tokens
+            return results
         }
     }
 
@@ -63,14 +72,24 @@ final class EngineCoreTests: XCTestCase {
     /// most 5 running requests.
     ///
     /// With `dataParallelSize` > 1 every replica is such an engine, behind the front end.
+    /// How a mix ended: each request's output and its tokens' log-probabilities, the preemptions, the prefix-cache
+    /// hits.
+    private struct Mix {
+        var outputs: [String: RequestOutput]
+        var logprobs: [String: [TokenLogprobs]]
+        var preemptions: Int
+        var hits: Int
+    }
+
     private func mixed(
         _ directory: String, _ planned: [Planned], tensorParallelSize: Int, pipelineParallelSize: Int = 1, dataParallelSize: Int = 1,
         prefixCaching: Bool, precision: ComputePrecision = .float32, expertPlacement: ExpertPlacement? = nil, expertDispatch: ExpertDispatch = .allToAll
-    ) throws -> (outputs: [String: RequestOutput], preemptions: Int, hits: Int) {
+    ) throws -> Mix {
         let cache = CacheConfig(blockSize: 4, blockCount: 28, dtype: Self.cacheDType(precision), prefixCaching: prefixCaching)
         let scheduler = SchedulerConfig(maxNumBatchedTokens: 24, maxNumSeqs: 5)
-        let run: @Sendable (any EngineClient) throws -> (outputs: [String: RequestOutput], preemptions: Int, hits: Int) = { core in
+        let run: @Sendable (any EngineClient) throws -> Mix = { core in
             var finished: [String: RequestOutput] = [:]
+            var logprobs: [String: [TokenLogprobs]] = [:]
             var preemptions = 0
             var step = 0
             while step <= 15 || core.unfinishedCount > 0 {
@@ -82,6 +101,7 @@ final class EngineCoreTests: XCTestCase {
                     if let output = core.abort(request.id) { finished[request.id] = output.final!.output }
                 }
                 for output in try core.step() {
+                    logprobs[output.requestID, default: []] += output.logprobs
                     if let final = output.final {
                         finished[output.requestID] = final.output
                         preemptions += final.metrics.preemptions
@@ -90,7 +110,7 @@ final class EngineCoreTests: XCTestCase {
                 step += 1
                 XCTAssertLessThan(step, 2000, "the mix must finish")
             }
-            return (finished, preemptions, core.prefixCacheTokens.hits)
+            return Mix(outputs: finished, logprobs: logprobs, preemptions: preemptions, hits: core.prefixCacheTokens.hits)
         }
         guard dataParallelSize == 1 else {
             return try EngineFixtures.withEngineClient(
@@ -118,7 +138,20 @@ final class EngineCoreTests: XCTestCase {
         let oneRank = try LlamaModel(directory: directory, group: .single, precision: precision)
         for request in planned {
             let output = try XCTUnwrap(run.outputs[request.id], "seed \(seed)")
-            let alone = reference[request.id]!
+            let (alone, aloneLogprobs) = reference[request.id]!
+            let mixLogprobs = run.logprobs[request.id] ?? []
+            XCTAssertEqual(mixLogprobs.map(\.sampled.tokenID), output.tokenIDs, "\(request.id): a log-probability per token, seed \(seed)")
+            // Up to where the tokens part, each position's log-probabilities (the sampled token's and the five most
+            // likely) are those of the request alone: the layout, batch and dispatch move the logits by rounding only.
+            let tolerance: Float = precision == .float32 ? 1e-4 : 1e-2
+            for (position, (mine, theirs)) in zip(mixLogprobs, aloneLogprobs).enumerated() {
+                guard mine.sampled.tokenID == theirs.sampled.tokenID else { break }
+                XCTAssertEqual(mine.sampled.logprob, theirs.sampled.logprob, accuracy: tolerance, "\(request.id) token \(position), seed \(seed)")
+                for candidate in theirs.top {
+                    guard let match = mine.top.first(where: { $0.tokenID == candidate.tokenID }) else { continue }
+                    XCTAssertEqual(match.logprob, candidate.logprob, accuracy: tolerance, "\(request.id) token \(position) candidate \(candidate.tokenID), seed \(seed)")
+                }
+            }
             if output.finishReason == .abort {
                 XCTAssertNotNil(request.abortStep)
             } else {
