@@ -6,7 +6,10 @@ stage's idle share (measured by the engine over the whole run, ramp-up and ramp-
 tp 2 ratio the issue targets (≥ 0.9), and dp 2 against dp 1 × this machine's two-stream memory-bandwidth scaling
 (measured in the same run by `tandem bench generate`; target ≥ 0.9). Then tp 2 and pp 2 once more at saturation — 64 × (128 in, 512 out), so
 the ramps are a small part — for the bubble target (≤ 10 %). Last, Mixtral (`small-moe`: 8 experts of width 704
-per layer, 2 per token) at tp 2 with every expert split against ep 2 (whole experts per rank), the same runs.
+per layer, 2 per token) at tp 2 with every expert split against ep 2 (whole experts per rank) and dp 2 with the
+experts on each replica against dp 2 with the experts spread over both replicas (all-to-all and all-gather
+dispatch, with the bytes the dispatch moved per token and MoE layer beside the all-to-all analytic count), the
+same runs.
 
 On a 2-core machine the 4-rank layouts run 4 ranks on 2 cores: compare them with each other, not with 2 ranks.
 
@@ -24,7 +27,7 @@ MODEL = os.environ.get("MODEL", os.path.join(ROOT, ".build/models/small"))
 MOE_MODEL = os.environ.get("MOE_MODEL", os.path.join(ROOT, ".build/models/small-moe"))
 LAYOUTS = [tuple(int(x) for x in (item + "x1").split("x")[:3]) for item in
            os.environ.get("LAYOUTS", "1x1 2x1 1x2 1x1x2 4x1 2x2 1x4 2x1x2 1x2x2 1x1x4").split()]
-MOE_LAYOUTS = os.environ.get("MOE_LAYOUTS", "tp2 ep2 dp2").split()
+MOE_LAYOUTS = os.environ.get("MOE_LAYOUTS", "tp2 ep2 dp2 epdp2 epdp2ag").split()
 
 
 def throughput(tp, pp, prompts, output=64, model=MODEL, extra=(), dp=1):
@@ -75,20 +78,26 @@ def main():
                   f"driver waits for logits {pp2['driver_logits_wait_share'] * 100:.1f} %")
 
     if os.environ.get("MOE", "1") == "1":
-        print("\n| Mixtral small-moe | ranks | 64 prompts: output tokens/s | 1 request: output tokens/s |")
-        print("|---|---|---|---|")
+        print("\n| Mixtral small-moe | ranks | 64 prompts: output tokens/s | 1 request: output tokens/s | pairs off-rank | bytes moved per token and layer (all-to-all analytic) |")
+        print("|---|---|---|---|---|---|")
         moe = {
             "tp2": ("tp 2, every expert split", 2, 1, ()),
             "ep2": ("ep 2, whole experts (linear)", 2, 1, ("--enable-expert-parallel",)),
             "dp2": ("dp 2, every expert on each replica", 1, 2, ()),
             "tp2dp2": ("tp 2 × dp 2, every expert split", 2, 2, ()),
-            "ep2dp2": ("ep 2 × dp 2, whole experts within each replica", 2, 2, ("--enable-expert-parallel",)),
+            "epdp2": ("dp 2, experts spread over both replicas, all-to-all", 1, 2, ("--enable-expert-parallel",)),
+            "epdp2ag": ("dp 2, experts spread over both replicas, all-gather", 1, 2, ("--enable-expert-parallel", "--expert-dispatch", "all_gather")),
+            "ep2dp2": ("tp 2 × dp 2, experts spread over all 4 ranks, all-to-all", 2, 2, ("--enable-expert-parallel",)),
         }
         for key in MOE_LAYOUTS:
             label, tp, dp, extra = moe[key]
             batch = throughput(tp, 1, 64, model=MOE_MODEL, extra=extra, dp=dp)
             single = throughput(tp, 1, 1, output=256, model=MOE_MODEL, extra=extra, dp=dp)
-            print(f"| {label} | {tp * dp} | {batch['output_tokens_per_s']:.1f} | {single['output_tokens_per_s']:.1f} |")
+            traffic = "– | –"
+            if batch.get("expert_dispatch"):
+                traffic = (f"{batch['expert_off_rank_share'] * 100:.1f} % | {batch['expert_hidden_bytes_per_token']:.0f} "
+                           f"({batch['expert_analytic_bytes_per_token']:.0f}) + {batch['expert_metadata_bytes_per_token']:.1f} other")
+            print(f"| {label} | {tp * dp} | {batch['output_tokens_per_s']:.1f} | {single['output_tokens_per_s']:.1f} | {traffic} |")
 
 
 if __name__ == "__main__":

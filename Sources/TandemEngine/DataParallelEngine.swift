@@ -163,11 +163,11 @@ public final class DataParallelEngine: EngineClient {
         }
     }
 
-    public func computeSecondsPerRank() throws -> [Double] {
-        try sendCommands(adding: .reportComputeTime)
-        var seconds = try local.computeSecondsPerRank()
-        for remote in remotes { seconds += try remote.answer(to: "its ranks' compute time") { $0.computeSeconds }! }
-        return seconds
+    public func countersPerRank() throws -> [RankCounters] {
+        try sendCommands(adding: .reportCounters)
+        var counters = try local.countersPerRank()
+        for remote in remotes { counters += try remote.answer(to: "its ranks' counters") { $0.counters }! }
+        return counters
     }
 
     public func releaseWorkers() throws {
@@ -262,7 +262,7 @@ final class RemoteReplica: @unchecked Sendable {
         defer { condition.unlock() }
         var outputs: [EngineOutput] = []
         reports.removeAll { report in
-            guard report.computeSeconds == nil && !report.released else { return false }
+            guard report.counters == nil && !report.released else { return false }
             outputs += report.outputs
             return true
         }

@@ -30,9 +30,9 @@ public protocol EngineClient: AnyObject {
     func abort(_ id: String) -> EngineOutput?
     /// Runs a step; the progress of every request that produced a token or finished.
     func step() throws -> [EngineOutput]
-    /// Each rank's forward seconds since loading, by rank of the launched world (replica after replica); the
-    /// workers must be in their loops (spawned ranks).
-    func computeSecondsPerRank() throws -> [Double]
+    /// Each rank's counters (forward seconds, expert traffic) since loading, by rank of the launched world
+    /// (replica after replica); the workers must be in their loops (spawned ranks).
+    func countersPerRank() throws -> [RankCounters]
     /// Every rank leaves the worker loop it runs for this call (batches in flight completed first).
     func releaseWorkers() throws
     /// Releases the workers; takes no more work.

@@ -271,12 +271,12 @@ public final class EngineCore: EngineClient {
         try plans?.enqueue(StepPlan.shutdown.encoded())
     }
 
-    /// Each rank of the replica's forward seconds (`ModelRunner.computeSeconds`), by rank; the workers, in their
-    /// loops, answer a `reportComputeTime` plan.
-    public func computeSecondsPerRank() throws -> [Double] {
-        guard let world = runner.groups.world else { return [runner.computeSeconds] }
-        try plans?.enqueue(StepPlan.reportComputeTime.encoded())
-        return try world.allGatherObject(runner.computeSeconds)
+    /// Each rank of the replica's counters (`ModelRunner.counters`), by rank; the workers, in their loops, answer
+    /// a `reportCounters` plan.
+    public func countersPerRank() throws -> [RankCounters] {
+        guard let world = runner.groups.world else { return [runner.counters] }
+        try plans?.enqueue(StepPlan.reportCounters.encoded())
+        return try world.allGatherObject(runner.counters)
     }
 
     /// Releases the workers; the engine takes no more work.

@@ -1,4 +1,5 @@
 import TandemComm
+import TandemModel
 
 extension LLM {
     /// Resident bytes of each rank's process, by rank. With spawned workers rank 0 reads them alone; with a
@@ -8,13 +9,20 @@ extension LLM {
         return try groups.all?.allGatherObject(SystemMemory.residentBytes()) ?? [SystemMemory.residentBytes()]
     }
 
-    /// Seconds each rank has spent in its forward passes since loading (`ModelRunner.computeSeconds`), by rank of
-    /// the launched world:
-    /// over a run, 1 − its growth ÷ the run's time is the rank's idle share (the pipeline bubble on stages after
-    /// the first). With spawned workers the driver asks them through the plan queue; with a group of peers (SPMD)
-    /// this is a collective every rank calls.
-    public func computeSecondsPerRank() throws -> [Double] {
-        if spawnedRanks != nil, let engine { return try engine.computeSecondsPerRank() }
-        return try groups.all?.allGatherObject(runner.computeSeconds) ?? [runner.computeSeconds]
+    /// Each rank's counters since loading (`ModelRunner.counters`), by rank of the launched world. With spawned
+    /// workers the driver asks them through the plan queue; with a group of peers (SPMD) this is a collective every
+    /// rank calls.
+    public func countersPerRank() throws -> [RankCounters] {
+        if spawnedRanks != nil, let engine { return try engine.countersPerRank() }
+        return try groups.all?.allGatherObject(runner.counters) ?? [runner.counters]
     }
+}
+
+/// What a rank has counted since loading.
+public struct RankCounters: Sendable, Codable, Equatable {
+    /// Seconds in this rank's forward passes (`ModelRunner.computeSeconds`): over a run, 1 − its growth ÷ the run's
+    /// time is the rank's idle share (the pipeline bubble on stages after the first).
+    public var computeSeconds: Double
+    /// What its MoE layers moved over expert-parallel groups spanning replicas.
+    public var expertTraffic: ExpertTraffic
 }

@@ -17,6 +17,9 @@ public final class ModelRunner {
     /// wait for the previous stage's hidden states not), since loading.
     public private(set) var computeSeconds = 0.0
 
+    /// This rank's counters now.
+    public var counters: RankCounters { RankCounters(computeSeconds: computeSeconds, expertTraffic: model.expertTraffic) }
+
     /// Allocates the KV cache. Every rank of every replica must call this together: the block count is the
     /// smallest any rank can afford, agreed over them all.
     ///
@@ -95,7 +98,7 @@ public enum WorkerLoop {
         while true {
             switch try StepPlan(decoding: plans.dequeue()) {
             case .shutdown: return try runner.flush()
-            case .reportComputeTime: _ = try runner.groups.world!.allGatherObject(runner.computeSeconds)
+            case .reportCounters: _ = try runner.groups.world!.allGatherObject(runner.counters)
             case let .step(batch): _ = try runner.execute(batch)
             }
         }

@@ -34,8 +34,8 @@ enum ReplicaDriver {
                 case let .abort(id):
                     guard let output = core.abort(id) else { continue }
                     report.outputs = [output]
-                case .reportComputeTime:
-                    report.computeSeconds = try core.computeSecondsPerRank()
+                case .reportCounters:
+                    report.counters = try core.countersPerRank()
                 case .release:
                     release = true
                     continue

@@ -53,8 +53,8 @@ enum ReplicaCommand: Codable {
     case add(ReplicaRequest)
     /// End this request (its last output comes back in a report; an unknown id is ignored).
     case abort(id: String)
-    /// Report each rank's forward seconds (`LLM.computeSecondsPerRank`).
-    case reportComputeTime
+    /// Report each rank's counters (`LLM.countersPerRank`).
+    case reportCounters
     /// Release the replica's workers and leave the driver loop (the end of an SPMD call, or shutdown).
     case release
     /// Take one step in lockstep with the other replicas (`EngineCore.stepTogether`).
@@ -78,8 +78,8 @@ struct ReplicaReport: Codable {
     var outputs: [EngineOutput] = []
     /// The replica's counters after the step.
     var stats = EngineStats()
-    /// The answer to `reportComputeTime`: each of the replica's ranks' forward seconds.
-    var computeSeconds: [Double]?
+    /// The answer to `reportCounters`: each of the replica's ranks' counters.
+    var counters: [RankCounters]?
     /// The replica stopped: why (the driver leaves its loop after sending it).
     var failure: String?
     /// The answer to `release`: the workers left their loop.

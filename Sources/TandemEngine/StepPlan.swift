@@ -12,8 +12,8 @@ public enum StepPlan: Equatable, Sendable {
     case step(ForwardBatch)
     /// Leave the worker loop.
     case shutdown
-    /// Join an all-gather of each rank's forward seconds (`LLM.computeSecondsPerRank`).
-    case reportComputeTime
+    /// Join an all-gather of each rank's counters (`LLM.countersPerRank`).
+    case reportCounters
 
     private static let magic: Int32 = 0x5444_5350  // "TDSP"
 
@@ -23,7 +23,7 @@ public enum StepPlan: Equatable, Sendable {
         switch self {
         case .shutdown:
             words.append(0)
-        case .reportComputeTime:
+        case .reportCounters:
             words.append(2)
         case let .step(batch):
             words.append(1)
@@ -71,8 +71,8 @@ public enum StepPlan: Equatable, Sendable {
             }
             self = .step(ForwardBatch(tokens: tokens, sequences: sequences))
         case 2:
-            guard words.count == 2 else { throw .malformedPlan("a compute-time report of \(words.count) words") }
-            self = .reportComputeTime
+            guard words.count == 2 else { throw .malformedPlan("a counters report of \(words.count) words") }
+            self = .reportCounters
         default:
             throw .malformedPlan("unknown kind \(words[1])")
         }

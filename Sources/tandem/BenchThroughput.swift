@@ -17,7 +17,10 @@ struct BenchThroughput: ParsableCommand {
             with the same random prefix. The driver's share is the time rank 0 spends scheduling and sending the \
             plan, over the steps that ran the largest batch. With --pp, each stage's idle share is 1 − (seconds its \
             ranks spent in forward passes ÷ the run's seconds), averaged over the stage's tp ranks: the pipeline \
-            bubble, plus on stage 0 the driver's own work (scheduling, sampling).
+            bubble, plus on stage 0 the driver's own work (scheduling, sampling). With experts spread over the \
+            replicas (--dp > 1 --enable-expert-parallel) it prints the bytes the MoE layers' dispatch moved per token \
+            and layer, summed over the ranks and counted from the messages' sizes, beside the analytic count for \
+            all-to-all: top-k × hidden × 4 bytes × 2 directions × the share of (token, expert) pairs routed off-rank.
             """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -83,6 +86,14 @@ struct BenchThroughput: ParsableCommand {
         var stageIdleFractions: [Double] = []
         /// The driver's share of the run spent waiting for the last stage's logits.
         var driverLogitsWaitShare = 0.0
+        /// With experts spread over the replicas: the dispatch, the share of routed (token, expert) pairs whose expert
+        /// is on another rank, and per token and MoE layer the hidden-state bytes moved (all ranks' sends), the
+        /// all-to-all analytic count, and the other bytes (expert ids, counts).
+        var expertDispatch: String?
+        var expertOffRankShare: Double?
+        var expertHiddenBytesPerToken: Double?
+        var expertAnalyticBytesPerToken: Double?
+        var expertMetadataBytesPerToken: Double?
 
         enum CodingKeys: String, CodingKey {
             case tensorParallelSize = "tp", pipelineParallelSize = "pp", dataParallelSize = "dp", replicaGeneratedTokens = "replica_generated_tokens", stageIdleFractions = "stage_idle_fractions", driverLogitsWaitShare = "driver_logits_wait_share", threadsPerRank = "threads_per_rank", numPrompts = "num_prompts", inputLength = "input_len"
@@ -92,6 +103,8 @@ struct BenchThroughput: ParsableCommand {
             case residentBytesPerRank = "resident_bytes_per_rank", firstTimeToFirstTokenSeconds = "ttft_first_s"
             case restTimeToFirstTokenMedianSeconds = "ttft_rest_median_s", restTimeToFirstTokenMaxSeconds = "ttft_rest_max_s"
             case prefixCacheHitTokens = "prefix_cache_hit_tokens", outputDigest = "output_digest"
+            case expertDispatch = "expert_dispatch", expertOffRankShare = "expert_off_rank_share", expertHiddenBytesPerToken = "expert_hidden_bytes_per_token"
+            case expertAnalyticBytesPerToken = "expert_analytic_bytes_per_token", expertMetadataBytesPerToken = "expert_metadata_bytes_per_token"
         }
     }
 
@@ -102,7 +115,7 @@ struct BenchThroughput: ParsableCommand {
             let params = SamplingParams(temperature: 0, maxTokens: outputLength, ignoreEOS: true)
             _ = try llm.generate(promptTokenIDs: [random.tokens(min(inputLength, 16))], SamplingParams(temperature: 0, maxTokens: 2, ignoreEOS: true))
             let hitsBefore = llm.prefixCacheHitTokens
-            let computeBefore = try llm.computeSecondsPerRank()
+            let countersBefore = try llm.countersPerRank()
             let waitBefore = llm.logitsWaitSeconds
             let replicasBefore = llm.replicaStats.map(\.generatedTokens)
             let start = DispatchTime.now().uptimeNanoseconds
@@ -116,7 +129,9 @@ struct BenchThroughput: ParsableCommand {
             }
             let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             let resident = try llm.residentBytesPerRank().max() ?? 0
-            let computed = zip(try llm.computeSecondsPerRank(), computeBefore).map { $0 - $1 }
+            let counters = try llm.countersPerRank()
+            let computed = zip(counters, countersBefore).map { $0.computeSeconds - $1.computeSeconds }
+            let traffic = zip(counters, countersBefore).reduce(ExpertTraffic()) { $0 + $1.0.expertTraffic - $1.1.expertTraffic }
             guard reports else { return }
             let generated = outputs.reduce(0) { $0 + $1.tokenIDs.count }
             let largest = steps.map(\.scheduledRequests).max() ?? 0
@@ -145,6 +160,15 @@ struct BenchThroughput: ParsableCommand {
                 let ranks = (0..<dp).flatMap { replica in (0..<tp).map { replica * pp * tp + stage * tp + $0 } }
                 return 1 - ranks.reduce(0) { $0 + computed[$1] } / Double(ranks.count) / elapsed
             }
+            if traffic.routedTokens > 0 {
+                let config = llm.model.config
+                let tokens = Double(traffic.routedTokens)
+                report.expertDispatch = modelOptions.expertDispatch.rawValue
+                report.expertOffRankShare = Double(traffic.offRankPairs) / Double(max(traffic.routedPairs, 1))
+                report.expertHiddenBytesPerToken = Double(traffic.hiddenBytes) / tokens
+                report.expertAnalyticBytesPerToken = Double(config.expertsPerToken * config.hiddenSize * 4 * 2) * report.expertOffRankShare!
+                report.expertMetadataBytesPerToken = Double(traffic.metadataBytes) / tokens
+            }
             if sequential {
                 let rest = firstTokenSeconds.dropFirst().sorted()
                 report.firstTimeToFirstTokenSeconds = firstTokenSeconds[0]
@@ -163,6 +187,12 @@ struct BenchThroughput: ParsableCommand {
                       prefix cache \(report.prefixCacheHitTokens) hit tokens; outputs digest \(report.outputDigest)\(dp > 1 ? "; tokens generated by replica: \(report.replicaGeneratedTokens.map(String.init).joined(separator: ", "))" : "")
                       idle share by stage (not in forward passes): \(report.stageIdleFractions.map { String(format: "%.1f%%", $0 * 100) }.joined(separator: ", "))\(report.pipelineParallelSize > 1 ? String(format: "; the driver waited for logits %.1f%%", report.driverLogitsWaitShare * 100) : "")
                     """)
+                if let dispatch = report.expertDispatch {
+                    print("  experts across replicas (\(dispatch)): " + String(
+                        format: "%.1f%% of routed pairs off-rank; per token and MoE layer %.0f hidden-state bytes moved (all-to-all analytic: %.0f), %.1f other bytes",
+                        report.expertOffRankShare! * 100, report.expertHiddenBytesPerToken!, report.expertAnalyticBytesPerToken!,
+                        report.expertMetadataBytesPerToken!))
+                }
                 if sequential {
                     print(String(
                         format: "  time to first token: request 1 %.3f s; requests 2–%d median %.3f s, max %.3f s (%.1f%% of request 1)", report.firstTimeToFirstTokenSeconds,

@@ -50,4 +50,15 @@ public struct ExpertTraffic: Sendable, Equatable, Codable {
         sum.metadataBytes += right.metadataBytes
         return sum
     }
+
+    /// What `left` counted beyond `right` (a later reading less an earlier one).
+    public static func - (left: ExpertTraffic, right: ExpertTraffic) -> ExpertTraffic {
+        var difference = left
+        difference.routedTokens -= right.routedTokens
+        difference.routedPairs -= right.routedPairs
+        difference.offRankPairs -= right.offRankPairs
+        difference.hiddenBytes -= right.hiddenBytes
+        difference.metadataBytes -= right.metadataBytes
+        return difference
+    }
 }
