@@ -88,10 +88,16 @@ let package = Package(
             ]),
         .testTarget(
             name: "TandemEngineTests",
-            dependencies: ["TandemEngine", "TandemModel", "TandemTokenizer", "TandemTensor", "TandemComm", "TandemParallel", "TandemTestSupport", "tandem"]),
+            dependencies: [
+                "TandemEngine", "TandemModel", "TandemTokenizer", "TandemTensor", "TandemComm", "TandemParallel", "TandemTestSupport", "tandem",
+                "CTandemKernels",
+            ]),
         .testTarget(
             name: "TandemModelTests",
-            dependencies: ["TandemEngine", "TandemModel", "TandemTokenizer", "TandemTensor", "TandemComm", "TandemParallel", "TandemTestSupport", "tandem"]),
+            dependencies: [
+                "TandemEngine", "TandemModel", "TandemTokenizer", "TandemTensor", "TandemComm", "TandemParallel", "TandemTestSupport", "tandem",
+                "CTandemKernels",
+            ]),
         .testTarget(name: "TandemParallelTests", dependencies: ["TandemParallel", "TandemComm", "TandemTensor"]),
         .testTarget(
             name: "TandemCommTests", dependencies: ["TandemComm", "TandemTensor", "TandemTestSupport", "tandem", "tandem-test-worker"]),

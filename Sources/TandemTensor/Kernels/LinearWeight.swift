@@ -15,7 +15,8 @@ public enum ComputePrecision: String, Sendable, CaseIterable, Codable {
 }
 
 /// A linear layer's weight `[out_features, in_features]` in the form its precision multiplies: the checkpoint
-/// tensor (fp32 compute), or bfloat16 packed for the BF16 kernel — made once at load, and the only copy kept.
+/// tensor (fp32 compute), bfloat16 packed for the BF16 kernel, or ggml's quantized blocks — made once at load,
+/// and the only copy kept.
 public final class LinearWeight: @unchecked Sendable {
     /// Output features (rows of the weight).
     public let outputSize: Int
@@ -27,6 +28,10 @@ public final class LinearWeight: @unchecked Sendable {
     public let threads: Int
     private let dense: Tensor?
     private let packed: UnsafeMutablePointer<UInt16>?
+    /// With quantization: the format and `outputSize` rows of `inputSize / 32` blocks.
+    private let quantized: (format: WeightQuantization, blocks: UnsafeMutableRawPointer)?
+    /// The quantization the weight is stored in; nil: unquantized.
+    public var quantization: WeightQuantization? { quantized?.format }
 
     /// `weight` for `precision`, multiplied on `threads` threads; `.bfloat16` rounds fp32/fp16 weights to
     /// bfloat16 and packs them.
@@ -36,6 +41,7 @@ public final class LinearWeight: @unchecked Sendable {
         precondition(weight.rank == 2 && weight.dtype.isFloatingPoint, "a linear weight is a 2-D float tensor")
         self.threads = max(threads, 1)
         (outputSize, inputSize) = (weight.shape[0], weight.shape[1])
+        quantized = nil
         switch precision {
         case .float32:
             dense = weight
@@ -53,7 +59,32 @@ public final class LinearWeight: @unchecked Sendable {
         }
     }
 
-    deinit { packed?.deallocate() }
+    /// `weight` quantized to `quantization`'s blocks (fp32 activations), multiplied on `threads` threads.
+    ///
+    /// - Precondition: `in_features` is a multiple of 32 (the caller refuses other widths with their names).
+    public init(_ weight: Tensor, quantization: WeightQuantization, threads: Int = 1) {
+        precondition(weight.rank == 2 && weight.dtype.isFloatingPoint, "a linear weight is a 2-D float tensor")
+        (outputSize, inputSize) = (weight.shape[0], weight.shape[1])
+        precondition(inputSize % WeightQuantization.blockSize == 0, "\(quantization.rawValue) needs rows of whole 32-value blocks, got \(inputSize) columns")
+        self.threads = max(threads, 1)
+        let rowBytes = quantization.rowBytes(columns: inputSize)
+        let blocks = UnsafeMutableRawPointer.allocate(byteCount: max(outputSize * rowBytes, 1), alignment: 64)
+        let (rows, columns) = (outputSize, inputSize)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: max(columns, 1)) { row in
+            for index in 0..<rows {
+                weight.copyFloats(from: index * columns, count: columns, into: row.baseAddress!)
+                tandem_quantize_row(quantization.format, row.baseAddress!, columns, blocks + index * rowBytes)
+            }
+        }
+        (dense, packed) = (nil, nil)
+        quantized = (quantization, blocks)
+        byteCount = outputSize * rowBytes
+    }
+
+    deinit {
+        packed?.deallocate()
+        quantized?.blocks.deallocate()
+    }
 
     /// An fp32 or fp16 weight as bfloat16, a row at a time (widened as kernels read it, rounded to nearest even).
     private static func rounded(_ weight: Tensor) -> Tensor {
@@ -71,6 +102,7 @@ public final class LinearWeight: @unchecked Sendable {
 
     /// `output[m, outputSize] = input[m, inputSize] · weightᵀ` (fp32 input and output), on `threads` threads.
     public func apply(_ input: Tensor, into output: Tensor) {
+        if let quantized { return applyQuantized(input, into: output, format: quantized.format, blocks: quantized.blocks) }
         guard let packed else { return Matmul.linear(input, weight: dense!, into: output, threads: threads) }
         precondition(input.dtype == .float32 && output.dtype == .float32, "linear computes on float32 activations")
         let m = input.shape[0]
@@ -89,4 +121,43 @@ public final class LinearWeight: @unchecked Sendable {
             }
         }
     }
+
+    /// Quantized weights: up to `Matmul.fusedRowLimit` input rows quantized to q8_0 and multiplied in integers;
+    /// more (prefill) by sgemm over 256-row blocks of the weight dequantized to fp32.
+    private func applyQuantized(_ input: Tensor, into output: Tensor, format: WeightQuantization, blocks: UnsafeMutableRawPointer) {
+        precondition(input.dtype == .float32 && output.dtype == .float32, "linear computes on float32 activations")
+        let m = input.shape[0]
+        precondition(input.shape == [m, inputSize] && output.shape == [m, outputSize], "shapes \(input.shape) · [\(outputSize), \(inputSize)]ᵀ → \(output.shape) do not fit")
+        if m == 0 || outputSize == 0 { return }
+        let (n, k) = (outputSize, inputSize)
+        let x = input.baseAddress.assumingMemoryBound(to: Float.self)
+        let y = output.baseAddress.assumingMemoryBound(to: Float.self)
+        let rowBytes = format.rowBytes(columns: k)
+        guard m <= Matmul.fusedRowLimit else {
+            let rows = min(Matmul.weightRowsPerBlock, n)
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: rows * k)
+            defer { scratch.deallocate() }
+            var first = 0
+            while first < n {
+                let count = min(rows, n - first)
+                tandem_dequantize_rows(format.format, blocks + first * rowBytes, count, k, scratch)
+                Matmul.gemm(m: m, n: count, k: k, a: x, lda: k, b: scratch, ldb: k, transposeB: true, c: y + first, ldc: n)
+                first += count
+            }
+            return
+        }
+        let inputRowBytes = WeightQuantization.q8_0.rowBytes(columns: k)
+        withUnsafeTemporaryAllocation(byteCount: m * inputRowBytes, alignment: 64) { buffer in
+            for row in 0..<m { tandem_quantize_row(TANDEM_Q8_0, x + row * k, k, buffer.baseAddress! + row * inputRowBytes) }
+            let parts = min(threads, max(n / 64, 1))
+            let (activations, weights, results) = (UncheckedSendable(UnsafeRawPointer(buffer.baseAddress!)), UncheckedSendable(UnsafeRawPointer(blocks)), UncheckedSendable(y))
+            let avx2: Int32 = Self.hasAVX2 ? 1 : 0
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                tandem_linear_quant(format.format, avx2, activations.value, m, k, weights.value, n, n * part / parts, n * (part + 1) / parts, results.value)
+            }
+        }
+    }
+
+    /// Whether the quantized kernel takes its AVX2 path.
+    private static let hasAVX2 = tandem_has_avx2() != 0
 }

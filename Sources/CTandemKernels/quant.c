@@ -1,0 +1,214 @@
+// ggml's 8- and 4-bit block formats (Q8_0, Q4_0) and the products of their weights with activations quantized
+// per block to 8 bits, as llama.cpp's vec_dot_q8_0_q8_0 and vec_dot_q4_0_q8_0 compute them.
+#include "tandem_kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct {
+    uint16_t d;      // scale, fp16
+    int8_t qs[32];   // values = qs · d
+} block_q8_0;
+
+typedef struct {
+    uint16_t d;      // scale, fp16
+    uint8_t qs[16];  // value j: (qs[j] & 15) − 8 for j < 16, (qs[j − 16] >> 4) − 8 after, times d
+} block_q4_0;
+
+_Static_assert(sizeof(block_q8_0) == 34, "block_q8_0 is 34 bytes, as ggml's");
+_Static_assert(sizeof(block_q4_0) == 18, "block_q4_0 is 18 bytes, as ggml's");
+
+// IEEE half <-> single, round to nearest even (what F16C's _cvtss_sh with rounding mode 0 gives).
+static inline uint16_t half_from_float(float value) {
+    uint32_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    uint32_t sign = (bits >> 16) & 0x8000u;
+    uint32_t magnitude = bits & 0x7fffffffu;
+    if (magnitude >= 0x7f800000u) return (uint16_t)(sign | (magnitude > 0x7f800000u ? 0x7e00u : 0x7c00u));
+    if (magnitude >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);  // rounds to ≥ 65520: infinity
+    if (magnitude < 0x38800000u) {
+        // Subnormal half (or zero): shift the 24-bit significand down, rounding to nearest even.
+        if (magnitude < 0x33000000u) return (uint16_t)sign;
+        uint32_t exponent = magnitude >> 23;
+        uint32_t significand = (magnitude & 0x7fffffu) | 0x800000u;
+        uint32_t shift = 126 - exponent;  // 14 + (112 − exponent)
+        uint32_t half = significand >> shift;
+        uint32_t rest = significand & ((1u << shift) - 1);
+        uint32_t midpoint = 1u << (shift - 1);
+        if (rest > midpoint || (rest == midpoint && (half & 1))) half += 1;
+        return (uint16_t)(sign | half);
+    }
+    uint32_t rebased = magnitude - 0x38000000u;  // exponent − 112
+    uint32_t half = rebased >> 13;
+    uint32_t rest = rebased & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (half & 1))) half += 1;
+    return (uint16_t)(sign | half);
+}
+
+static inline float half_to_float(uint16_t half) {
+    uint32_t sign = (uint32_t)(half & 0x8000u) << 16;
+    uint32_t exponent = (half >> 10) & 0x1f;
+    uint32_t significand = half & 0x3ffu;
+    uint32_t bits;
+    if (exponent == 0) {
+        if (significand == 0) {
+            bits = sign;
+        } else {
+            // Subnormal: normalise.
+            exponent = 113;
+            while (!(significand & 0x400u)) {
+                significand <<= 1;
+                exponent -= 1;
+            }
+            bits = sign | (exponent << 23) | ((significand & 0x3ffu) << 13);
+        }
+    } else if (exponent == 31) {
+        bits = sign | 0x7f800000u | (significand << 13);
+    } else {
+        bits = sign | ((exponent + 112) << 23) | (significand << 13);
+    }
+    float value;
+    memcpy(&value, &bits, sizeof value);
+    return value;
+}
+
+long tandem_quant_block_bytes(int format) { return format == TANDEM_Q8_0 ? (long)sizeof(block_q8_0) : (long)sizeof(block_q4_0); }
+
+void tandem_quantize_row(int format, const float *x, long k, void *out) {
+    for (long b = 0; b < k / 32; b++) {
+        const float *values = x + b * 32;
+        if (format == TANDEM_Q8_0) {
+            block_q8_0 *block = (block_q8_0 *)out + b;
+            float amax = 0;
+            for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(values[j]));
+            const float d = amax / 127;
+            const float id = d != 0 ? 1.0f / d : 0.0f;
+            block->d = half_from_float(d);
+            for (int j = 0; j < 32; j++) block->qs[j] = (int8_t)roundf(values[j] * id);
+        } else {
+            block_q4_0 *block = (block_q4_0 *)out + b;
+            // The value of largest magnitude, sign kept, maps to −8.
+            float amax = 0, max = 0;
+            for (int j = 0; j < 32; j++) {
+                if (amax < fabsf(values[j])) {
+                    amax = fabsf(values[j]);
+                    max = values[j];
+                }
+            }
+            const float d = max / -8;
+            const float id = d != 0 ? 1.0f / d : 0.0f;
+            block->d = half_from_float(d);
+            for (int j = 0; j < 16; j++) {
+                int8_t low = (int8_t)(values[j] * id + 8.5f), high = (int8_t)(values[16 + j] * id + 8.5f);
+                low = low < 15 ? low : 15;
+                high = high < 15 ? high : 15;
+                block->qs[j] = (uint8_t)low | (uint8_t)(high << 4);
+            }
+        }
+    }
+}
+
+void tandem_dequantize_rows(int format, const void *w, long rows, long k, float *out) {
+    const long blocks = rows * (k / 32);
+    for (long b = 0; b < blocks; b++) {
+        float *values = out + b * 32;
+        if (format == TANDEM_Q8_0) {
+            const block_q8_0 *block = (const block_q8_0 *)w + b;
+            const float d = half_to_float(block->d);
+            for (int j = 0; j < 32; j++) values[j] = block->qs[j] * d;
+        } else {
+            const block_q4_0 *block = (const block_q4_0 *)w + b;
+            const float d = half_to_float(block->d);
+            for (int j = 0; j < 16; j++) {
+                values[j] = ((block->qs[j] & 15) - 8) * d;
+                values[16 + j] = ((block->qs[j] >> 4) - 8) * d;
+            }
+        }
+    }
+}
+
+// One weight row (k / 32 blocks of `format`) · one activation row quantized to Q8_0: Σ_b d_w · d_x · Σ q_w · q_x.
+static float dot_portable(int format, const void *w, const block_q8_0 *x, long blocks) {
+    float sum = 0;
+    for (long b = 0; b < blocks; b++) {
+        int products = 0;
+        float scale;
+        if (format == TANDEM_Q8_0) {
+            const block_q8_0 *block = (const block_q8_0 *)w + b;
+            for (int j = 0; j < 32; j++) products += block->qs[j] * x[b].qs[j];
+            scale = half_to_float(block->d);
+        } else {
+            const block_q4_0 *block = (const block_q4_0 *)w + b;
+            for (int j = 0; j < 16; j++) {
+                products += ((block->qs[j] & 15) - 8) * x[b].qs[j] + ((block->qs[j] >> 4) - 8) * x[b].qs[16 + j];
+            }
+            scale = half_to_float(block->d);
+        }
+        sum += scale * half_to_float(x[b].d) * (float)products;
+    }
+    return sum;
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+// Σ of the eight 32-bit lanes of x · y over signed bytes (|values| ≤ 127 in y's place: maddubs takes x unsigned),
+// as floats.
+__attribute__((target("avx2,fma,f16c"))) static inline __m256 products8(__m256i x, __m256i y) {
+    const __m256i absolute = _mm256_sign_epi8(x, x);
+    const __m256i signed_y = _mm256_sign_epi8(y, x);
+    const __m256i pairs = _mm256_maddubs_epi16(absolute, signed_y);
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+}
+
+__attribute__((target("avx2,fma,f16c"))) static inline float sum8_ps(__m256 v) {
+    __m128 half = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    half = _mm_add_ps(half, _mm_movehl_ps(half, half));
+    half = _mm_add_ss(half, _mm_movehdup_ps(half));
+    return _mm_cvtss_f32(half);
+}
+
+__attribute__((target("avx2,fma,f16c"))) static float dot_avx2(int format, const void *w, const block_q8_0 *x, long blocks) {
+    __m256 accumulator = _mm256_setzero_ps();
+    if (format == TANDEM_Q8_0) {
+        const block_q8_0 *row = (const block_q8_0 *)w;
+        for (long b = 0; b < blocks; b++) {
+            const __m256 scale = _mm256_set1_ps(_cvtsh_ss(row[b].d) * _cvtsh_ss(x[b].d));
+            const __m256i weights = _mm256_loadu_si256((const __m256i *)row[b].qs);
+            const __m256i inputs = _mm256_loadu_si256((const __m256i *)x[b].qs);
+            accumulator = _mm256_fmadd_ps(scale, products8(weights, inputs), accumulator);
+        }
+    } else {
+        const block_q4_0 *row = (const block_q4_0 *)w;
+        const __m256i low_mask = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+        for (long b = 0; b < blocks; b++) {
+            const __m256 scale = _mm256_set1_ps(_cvtsh_ss(row[b].d) * _cvtsh_ss(x[b].d));
+            // The 16 bytes' low nibbles are values 0–15, their high nibbles 16–31.
+            const __m128i packed = _mm_loadu_si128((const __m128i *)row[b].qs);
+            const __m256i both = _mm256_insertf128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1);
+            const __m256i weights = _mm256_sub_epi8(_mm256_and_si256(both, low_mask), eight);
+            const __m256i inputs = _mm256_loadu_si256((const __m256i *)x[b].qs);
+            accumulator = _mm256_fmadd_ps(scale, products8(weights, inputs), accumulator);
+        }
+    }
+    return sum8_ps(accumulator);
+}
+#endif
+
+void tandem_linear_quant(int format, int use_avx2, const void *xq, long m, long k, const void *w, long n, long first, long last, float *y) {
+    const long blocks = k / 32;
+    const long row_bytes = blocks * tandem_quant_block_bytes(format);
+    const block_q8_0 *inputs = (const block_q8_0 *)xq;
+    for (long j = first; j < last; j++) {
+        const char *row = (const char *)w + j * row_bytes;
+        for (long r = 0; r < m; r++) {
+#if defined(__x86_64__)
+            if (use_avx2) {
+                y[r * n + j] = dot_avx2(format, row, inputs + r * blocks, blocks);
+                continue;
+            }
+#endif
+            y[r * n + j] = dot_portable(format, row, inputs + r * blocks, blocks);
+        }
+    }
+}

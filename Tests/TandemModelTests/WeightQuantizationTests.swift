@@ -1,0 +1,119 @@
+import CTandemKernels
+import Foundation
+import TandemTensor
+import XCTest
+
+/// ggml's Q8_0 and Q4_0 blocks as Tandem writes and multiplies them, against llama.cpp's own Python library (the
+/// `gguf` package, whose quantizers give the bytes of ggml's reference C ones): the same bytes, the same values,
+/// and products that match a float64 product of the dequantized values.
+final class WeightQuantizationTests: XCTestCase {
+    /// Rows that exercise the quantizers' corners: random normals; a zero block; one value far above the rest; the
+    /// largest magnitude negative (Q4_0 keeps its sign); scales in fp16's subnormal range and below it; values on
+    /// the rounding boundaries of both formats; and a block of equal values.
+    private static func weights(rows: Int, columns: Int, seed: UInt64) -> [Float] {
+        var generator = SeededGenerator(seed: seed)
+        var values = (0..<(rows * columns)).map { _ in Self.gaussian(&generator) }
+        let specials: [[Float]] = [
+            [Float](repeating: 0, count: 32),
+            (0..<32).map { $0 == 5 ? 900 : Float($0) * 0.01 },
+            (0..<32).map { $0 == 17 ? -3.5 : Float($0 % 7) * 0.25 - 0.75 },
+            (0..<32).map { Float($0 + 1) * 1e-9 },
+            (0..<32).map { Float($0 + 1) * 3e-6 },
+            (0..<32).map { Float($0) - 15.5 },  // q4_0 scale −16/−8: halves land on x.5 + 8.5
+            (0..<32).map { Float($0 % 9) * 127 / 8 - 63.5 },
+            [Float](repeating: -2.25, count: 32),
+        ]
+        for (index, special) in specials.enumerated() where (index + 1) * 32 <= values.count {
+            values.replaceSubrange((index * 32)..<((index + 1) * 32), with: special)
+        }
+        return values
+    }
+
+    /// A standard normal value (Box–Muller).
+    private static func gaussian(_ generator: inout SeededGenerator) -> Float {
+        let u = Double.random(in: Double.ulpOfOne..<1, using: &generator), v = Double.random(in: 0..<1, using: &generator)
+        return Float((-2 * log(u)).squareRoot() * cos(2 * .pi * v))
+    }
+
+    private struct Expected: Decodable {
+        let bytes: String
+        let values: [Double]
+        let product_quantized_inputs: [Double]?
+        let product: [Double]?
+    }
+
+    private func reference(_ format: WeightQuantization, weights: [Float], rows: Int, columns: Int, inputs: [Float]? = nil) throws -> Expected {
+        let directory = try Reference.temporaryDirectory(self)
+        let weightsFile = directory.appendingPathComponent("weights.f32")
+        try weights.withUnsafeBytes { try Data($0).write(to: weightsFile) }
+        var arguments = [format.rawValue, weightsFile.path, String(rows), String(columns)]
+        if let inputs {
+            let inputsFile = directory.appendingPathComponent("inputs.f32")
+            try inputs.withUnsafeBytes { try Data($0).write(to: inputsFile) }
+            arguments += [inputsFile.path, String(inputs.count / columns)]
+        }
+        return try JSONDecoder().decode(Expected.self, from: Reference.python("quant_reference.py", arguments))
+    }
+
+    private static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+
+    func testBlocksAreGGMLsBytesAndValues() throws {
+        let (rows, columns) = (12, 96)
+        let weights = Self.weights(rows: rows, columns: columns, seed: 7)
+        for format in WeightQuantization.allCases {
+            let expected = try reference(format, weights: weights, rows: rows, columns: columns)
+            let bytes = weights.withUnsafeBufferPointer { format.quantize($0.baseAddress!, rows: rows, columns: columns) }
+            XCTAssertEqual(bytes.count, rows * columns / 32 * (format == .q8_0 ? 34 : 18), "\(format)")
+            // Block by block, so a mismatch names the block.
+            let blockHex = format.blockBytes * 2
+            let (mine, theirs) = (Array(Self.hex(bytes)), Array(expected.bytes))
+            XCTAssertEqual(mine.count, theirs.count, "\(format)")
+            for block in 0..<(rows * columns / 32) where mine.count == theirs.count {
+                let range = (block * blockHex)..<((block + 1) * blockHex)
+                XCTAssertEqual(String(mine[range]), String(theirs[range]), "\(format) block \(block)")
+            }
+            let values = format.dequantize(bytes, rows: rows, columns: columns)
+            XCTAssertEqual(values.map(Double.init), expected.values, "\(format): dequantized")
+        }
+    }
+
+    /// The integer kernel (AVX2 and portable: the same integer products per block) against the float64 product of
+    /// the dequantized weights and the inputs quantized to Q8_0; `LinearWeight` through it for up to 64 rows, and
+    /// through dequantize-then-sgemm above, against the product with the inputs as they are.
+    func testProductsMatchTheDequantizedValues() throws {
+        let (n, k) = (70, 128)
+        let weights = Self.weights(rows: n, columns: k, seed: 11)
+        var generator = SeededGenerator(seed: 12)
+        for format in WeightQuantization.allCases {
+            for m in [1, 3, 64, 65, 130] {
+                let inputs = (0..<(m * k)).map { _ in Self.gaussian(&generator) }
+                let expected = try reference(format, weights: weights, rows: n, columns: k, inputs: inputs)
+                let scale = expected.product!.map(abs).max()!
+                let blocks = weights.withUnsafeBufferPointer { format.quantize($0.baseAddress!, rows: n, columns: k) }
+                if m <= 64 {
+                    let quantizedInputs = inputs.withUnsafeBufferPointer { WeightQuantization.q8_0.quantize($0.baseAddress!, rows: m, columns: k) }
+                    for avx2: Int32 in tandem_has_avx2() != 0 ? [0, 1] : [0] {
+                        var output = [Float](repeating: .nan, count: m * n)
+                        quantizedInputs.withUnsafeBytes { x in
+                            blocks.withUnsafeBytes { w in
+                                output.withUnsafeMutableBufferPointer { y in
+                                    let code: Int32 = format == .q8_0 ? TANDEM_Q8_0 : TANDEM_Q4_0
+                                    tandem_linear_quant(code, avx2, x.baseAddress!, m, k, w.baseAddress!, n, 0, n, y.baseAddress!)
+                                }
+                            }
+                        }
+                        let worst = zip(output, expected.product_quantized_inputs!).map { abs(Double($0) - $1) }.max()!
+                        XCTAssertLessThan(worst, 1e-5 * scale, "\(format) m \(m) avx2 \(avx2)")
+                    }
+                }
+                let weight = LinearWeight(Tensor(weights, shape: [n, k]), quantization: format, threads: 2)
+                XCTAssertEqual(weight.byteCount, blocks.count)
+                let output = Tensor(zeros: [m, n], dtype: .float32)
+                weight.apply(Tensor(inputs, shape: [m, k]), into: output)
+                let reference = m <= 64 ? expected.product_quantized_inputs! : expected.product!
+                let worst = (0..<(m * n)).map { abs(Double(output.floats[$0]) - reference[$0]) }.max()!
+                XCTAssertLessThan(worst, 1e-5 * scale, "\(format) m \(m) through LinearWeight")
+            }
+        }
+    }
+}
