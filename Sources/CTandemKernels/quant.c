@@ -168,30 +168,51 @@ __attribute__((target("avx2,fma,f16c"))) static inline float sum8_ps(__m256 v) {
     return _mm_cvtss_f32(half);
 }
 
-__attribute__((target("avx2,fma,f16c"))) static float dot_avx2(int format, const void *w, const block_q8_0 *x, long blocks) {
-    __m256 accumulator = _mm256_setzero_ps();
-    if (format == TANDEM_Q8_0) {
-        const block_q8_0 *row = (const block_q8_0 *)w;
-        for (long b = 0; b < blocks; b++) {
-            const __m256 scale = _mm256_set1_ps(_cvtsh_ss(row[b].d) * _cvtsh_ss(x[b].d));
-            const __m256i weights = _mm256_loadu_si256((const __m256i *)row[b].qs);
-            const __m256i inputs = _mm256_loadu_si256((const __m256i *)x[b].qs);
-            accumulator = _mm256_fmadd_ps(scale, products8(weights, inputs), accumulator);
-        }
-    } else {
-        const block_q4_0 *row = (const block_q4_0 *)w;
-        const __m256i low_mask = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
-        for (long b = 0; b < blocks; b++) {
-            const __m256 scale = _mm256_set1_ps(_cvtsh_ss(row[b].d) * _cvtsh_ss(x[b].d));
-            // The 16 bytes' low nibbles are values 0–15, their high nibbles 16–31.
-            const __m128i packed = _mm_loadu_si128((const __m128i *)row[b].qs);
-            const __m256i both = _mm256_insertf128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1);
-            const __m256i weights = _mm256_sub_epi8(_mm256_and_si256(both, low_mask), eight);
-            const __m256i inputs = _mm256_loadu_si256((const __m256i *)x[b].qs);
-            accumulator = _mm256_fmadd_ps(scale, products8(weights, inputs), accumulator);
-        }
+// A block's 32 weights as signed bytes.
+__attribute__((target("avx2,fma,f16c"), always_inline)) static inline __m256i block_weights(const int format, const char *row, long b) {
+    if (format == TANDEM_Q8_0) return _mm256_loadu_si256((const __m256i *)((const block_q8_0 *)row)[b].qs);
+    // Q4_0: the 16 bytes' low nibbles are values 0–15, their high nibbles 16–31.
+    const __m128i packed = _mm_loadu_si128((const __m128i *)((const block_q4_0 *)row)[b].qs);
+    const __m256i both = _mm256_insertf128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1);
+    return _mm256_sub_epi8(_mm256_and_si256(both, _mm256_set1_epi8(15)), _mm256_set1_epi8(8));
+}
+
+// A block's weight scale times the input block's.
+__attribute__((target("avx2,fma,f16c"), always_inline)) static inline __m256 block_scale(const int format, const char *row, long b, float input_scale) {
+    const uint16_t d = format == TANDEM_Q8_0 ? ((const block_q8_0 *)row)[b].d : ((const block_q4_0 *)row)[b].d;
+    return _mm256_set1_ps(_cvtsh_ss(d) * input_scale);
+}
+
+// One weight row against one input row, two blocks a step on two multiply-add chains (one chain waits on each
+// block's scale). `scales` holds the input's block scales as floats.
+__attribute__((target("avx2,fma,f16c"), always_inline)) static inline float one_row(
+    const int format, const char *row, const block_q8_0 *x, const float *scales, long blocks) {
+    __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps();
+    long b = 0;
+    for (; b + 2 <= blocks; b += 2) {
+        even = _mm256_fmadd_ps(block_scale(format, row, b, scales[b]), products8(block_weights(format, row, b), _mm256_loadu_si256((const __m256i *)x[b].qs)), even);
+        odd = _mm256_fmadd_ps(
+            block_scale(format, row, b + 1, scales[b + 1]), products8(block_weights(format, row, b + 1), _mm256_loadu_si256((const __m256i *)x[b + 1].qs)), odd);
     }
-    return sum8_ps(accumulator);
+    if (b < blocks) {
+        even = _mm256_fmadd_ps(block_scale(format, row, b, scales[b]), products8(block_weights(format, row, b), _mm256_loadu_si256((const __m256i *)x[b].qs)), even);
+    }
+    return sum8_ps(_mm256_add_ps(even, odd));
+}
+
+// Weight rows first ..< last against one input row, into y[first ..< last].
+__attribute__((target("avx2,fma,f16c"), always_inline)) static inline void rows_of(
+    const int format, const char *w, long row_bytes, long first, long last, const block_q8_0 *x, const float *scales, long blocks, float *y) {
+    for (long j = first; j < last; j++) y[j] = one_row(format, w + j * row_bytes, x, scales, blocks);
+}
+
+__attribute__((target("avx2,fma,f16c"))) static void rows_avx2(
+    int format, const char *w, long row_bytes, long first, long last, const block_q8_0 *x, const float *scales, long blocks, float *y) {
+    if (format == TANDEM_Q8_0) {
+        rows_of(TANDEM_Q8_0, w, row_bytes, first, last, x, scales, blocks, y);
+    } else {
+        rows_of(TANDEM_Q4_0, w, row_bytes, first, last, x, scales, blocks, y);
+    }
 }
 #endif
 
@@ -199,16 +220,18 @@ void tandem_linear_quant(int format, int use_avx2, const void *xq, long m, long 
     const long blocks = k / 32;
     const long row_bytes = blocks * tandem_quant_block_bytes(format);
     const block_q8_0 *inputs = (const block_q8_0 *)xq;
+#if defined(__x86_64__)
+    if (use_avx2) {
+        float scales[blocks > 0 ? blocks : 1];
+        for (long r = 0; r < m; r++) {
+            for (long b = 0; b < blocks; b++) scales[b] = half_to_float(inputs[r * blocks + b].d);
+            rows_avx2(format, (const char *)w, row_bytes, first, last, inputs + r * blocks, scales, blocks, y + r * n);
+        }
+        return;
+    }
+#endif
     for (long j = first; j < last; j++) {
         const char *row = (const char *)w + j * row_bytes;
-        for (long r = 0; r < m; r++) {
-#if defined(__x86_64__)
-            if (use_avx2) {
-                y[r * n + j] = dot_avx2(format, row, inputs + r * blocks, blocks);
-                continue;
-            }
-#endif
-            y[r * n + j] = dot_portable(format, row, inputs + r * blocks, blocks);
-        }
+        for (long r = 0; r < m; r++) y[r * n + j] = dot_portable(format, row, inputs + r * blocks, blocks);
     }
 }

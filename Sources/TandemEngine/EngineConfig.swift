@@ -12,6 +12,8 @@ public struct EngineConfig: Sendable, Codable, Equatable {
     public var model: String
     /// What the linear layers multiply in (`.bfloat16` needs AVX-512 BF16).
     public var precision: ComputePrecision
+    /// The blocks every linear layer's weight is quantized to as it loads (llama.cpp's Q8_0/Q4_0); nil: as stored.
+    public var quantization: WeightQuantization?
     /// Threads per rank for BLAS and the kernels; nil leaves BLAS's own choice and runs the kernels on one.
     public var threads: Int?
     /// The KV cache's size, dtype and prefix caching.
@@ -37,8 +39,10 @@ public struct EngineConfig: Sendable, Codable, Equatable {
     public init(
         model: String, precision: ComputePrecision = .float32, threads: Int? = nil, cache: CacheConfig = CacheConfig(),
         scheduler: SchedulerConfig = SchedulerConfig(), localRanks: Int? = nil, pipelineParallelSize: Int = 1,
-        expertPlacement: ExpertPlacement? = nil, dataParallelSize: Int = 1, expertDispatch: ExpertDispatch = .allToAll
+        expertPlacement: ExpertPlacement? = nil, dataParallelSize: Int = 1, expertDispatch: ExpertDispatch = .allToAll,
+        quantization: WeightQuantization? = nil
     ) {
+        self.quantization = quantization
         self.expertDispatch = expertDispatch
         self.dataParallelSize = dataParallelSize
         self.model = model

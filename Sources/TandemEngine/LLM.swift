@@ -179,7 +179,7 @@ public final class LLM {
             var part = ModelPart(stage: groups.stage, of: partition)
             part.expertPlacement = config.expertPlacement
             let model = try ModelRegistry.load(
-                directory: config.model, group: groups.tensor, part: part, experts: groups.experts, precision: config.precision, threads: config.threads ?? 1,
+                directory: config.model, group: groups.tensor, part: part, experts: groups.experts, precision: config.precision, quantization: config.quantization, threads: config.threads ?? 1,
                 progress: progress)
             return (tokenizer, model, Set(model.config.eosTokenIDs).union(try Self.generationEOS(config.model)))
         }

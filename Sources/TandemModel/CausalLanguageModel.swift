@@ -51,12 +51,12 @@ public enum ModelRegistry {
     /// Loads one rank's part of a checkpoint of this family.
     public typealias Loader = @Sendable (
         _ directory: String, _ group: TensorParallelGroup, _ part: ModelPart?, _ experts: ExpertGroups?, _ precision: ComputePrecision,
-        _ threads: Int, _ progress: ((Int, Int) -> Void)?
+        _ quantization: WeightQuantization?, _ threads: Int, _ progress: ((Int, Int) -> Void)?
     ) throws -> any CausalLanguageModel
 
     /// Llama and the families that share its layers (Mistral: a sliding window; Qwen2: q/k/v biases; Mixtral:
     /// Mistral with a sparse mixture-of-experts MLP).
-    private static let llama: Loader = { try LlamaModel(directory: $0, group: $1, part: $2, experts: $3, precision: $4, threads: $5, progress: $6) }
+    private static let llama: Loader = { try LlamaModel(directory: $0, group: $1, part: $2, experts: $3, precision: $4, quantization: $5, threads: $6, progress: $7) }
     private static let families: [String: Loader] = ["llama": llama, "mistral": llama, "qwen2": llama, "mixtral": llama]
 
     /// The `model_type`s Tandem runs, sorted.
@@ -68,14 +68,15 @@ public enum ModelRegistry {
     ///   - part: the pipeline stage's layers and ends (nil: the whole model).
     ///   - experts: the groups when expert parallelism spans data-parallel replicas (`part.expertPlacement` set).
     ///   - precision: what the linear layers multiply in.
+    ///   - quantization: the blocks the linear layers' weights are quantized to as they load (nil: as stored).
     ///   - threads: threads each layer's kernels run on (this rank's share of the cores).
     ///   - progress: called after each decoder layer with (layers loaded, layers of the part).
     /// - Throws: `ModelLoadError` (an unsupported `model_type` names the supported ones).
     public static func load(
         directory: String, group: TensorParallelGroup, part: ModelPart? = nil, experts: ExpertGroups? = nil, precision: ComputePrecision = .float32,
-        threads: Int = 1, progress: ((Int, Int) -> Void)? = nil
+        quantization: WeightQuantization? = nil, threads: Int = 1, progress: ((Int, Int) -> Void)? = nil
     ) throws -> any CausalLanguageModel {
         let config = try ModelConfig(directory: directory)
-        return try families[config.modelType]!(directory, group, part, experts, precision, threads, progress)
+        return try families[config.modelType]!(directory, group, part, experts, precision, quantization, threads, progress)
     }
 }

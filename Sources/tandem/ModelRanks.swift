@@ -35,6 +35,9 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .customLong("compute-dtype"), help: "What the linear layers multiply in: float32 (exact), or bfloat16 (2–3× faster matrix products on CPUs with AVX-512 BF16; logits within ~3e-3 of float32).")
     var computeDType: ComputePrecision = .float32
 
+    @Option(help: "Quantize every linear layer's weight as it loads, in llama.cpp's block formats: q8_0 (8.5 bits a weight) or q4_0 (4.5 bits); decode multiplies the blocks in integers. Each rank quantizes only its slices.")
+    var quantization: WeightQuantization?
+
     @OptionGroup var engine: EngineOptions
 
     func validate() throws {
@@ -44,6 +47,9 @@ struct ModelOptions: ParsableArguments {
         if let threads, threads < 1 { throw ValidationError("--threads must be ≥ 1, got \(threads)") }
         if computeDType == .bfloat16 && !ComputePrecision.bfloat16Available {
             throw ValidationError("--compute-dtype bfloat16 needs a CPU with AVX-512 BF16, which this one lacks; use float32")
+        }
+        if let quantization, computeDType != .float32 {
+            throw ValidationError("--quantization \(quantization.rawValue) multiplies in its own integer kernel; leave --compute-dtype at float32")
         }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -66,7 +72,7 @@ struct ModelOptions: ParsableArguments {
         EngineConfig(
             model: model, precision: computeDType, threads: threadsPerRank, cache: engine.cacheConfig, scheduler: engine.schedulerConfig,
             localRanks: localRanks, pipelineParallelSize: pp, expertPlacement: enableExpertParallel ? expertPlacement : nil,
-            dataParallelSize: dp, expertDispatch: expertDispatch)
+            dataParallelSize: dp, expertDispatch: expertDispatch, quantization: quantization)
     }
 
     /// Runs `body` with this rank's `LLM`. Without a launcher this process is rank 0 and, for tp × pp × dp > 1, spawns
@@ -133,3 +139,4 @@ final class ProgressBar {
 extension ComputePrecision: ExpressibleByArgument {}
 extension ExpertPlacement: ExpressibleByArgument {}
 extension ExpertDispatch: ExpressibleByArgument {}
+extension WeightQuantization: ExpressibleByArgument {}

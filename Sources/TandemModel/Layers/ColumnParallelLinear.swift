@@ -19,7 +19,8 @@ public class ColumnParallelLinear {
         _ source: WeightSource, parts: [(prefix: String, outputSize: Int, rows: Range<Int>)], inputSize: Int, hasBias: Bool
     ) throws(ModelLoadError) {
         self.inputSize = inputSize
-        weight = source.linear(try source.stack(parts.map { ("\($0.prefix).weight", [$0.outputSize, inputSize], $0.rows) }))
+        weight = try source.linear(
+            try source.stack(parts.map { ("\($0.prefix).weight", [$0.outputSize, inputSize], $0.rows) }), name: parts.map { "\($0.prefix).weight" }.joined(separator: " + "))
         outputSizePerRank = weight.outputSize
         if hasBias {
             let stacked = try source.stack(parts.map { ("\($0.prefix).bias", [$0.outputSize], $0.rows) })

@@ -87,7 +87,10 @@ final class SparseMoeBlock {
                     "\(prefix).experts.gate_up_proj", shape: gateUpShape, expert: expert, rows: [share, (intermediate + share.lowerBound)..<(intermediate + share.upperBound)],
                     columns: 0..<hidden)
                 let down = try source.expertMatrix("\(prefix).experts.down_proj", shape: downShape, expert: expert, rows: [0..<hidden], columns: share)
-                experts.append(Expert(gateUp: source.linear(gateUp), down: source.linear(down)))
+                experts.append(
+                    Expert(
+                        gateUp: try source.linear(gateUp, name: "\(prefix).experts.gate_up_proj[\(expert)]"),
+                        down: try source.linear(down, name: "\(prefix).experts.down_proj[\(expert)]")))
             } else {
                 let shapes = [("w1", [intermediate, hidden]), ("w3", [intermediate, hidden]), ("w2", [hidden, intermediate])]
                 guard local else {
@@ -97,7 +100,8 @@ final class SparseMoeBlock {
                 }
                 let gateUp = try source.stack([("\(name).w1.weight", [intermediate, hidden], share), ("\(name).w3.weight", [intermediate, hidden], share)])
                 let down = try source.load("\(name).w2.weight", shape: [hidden, intermediate], slice: (1, share))
-                experts.append(Expert(gateUp: source.linear(gateUp), down: source.linear(down)))
+                experts.append(
+                    Expert(gateUp: try source.linear(gateUp, name: "\(name).w1/w3.weight"), down: try source.linear(down, name: "\(name).w2.weight")))
             }
         }
         self.experts = experts

@@ -8,16 +8,30 @@ final class WeightSource {
     let precision: ComputePrecision
     /// Threads each linear layer runs on.
     let threads: Int
+    /// The blocks the linear layers' weights are quantized to as they load; nil: kept as they are.
+    let quantization: WeightQuantization?
     private(set) var used: Set<String> = []
 
-    init(_ checkpoint: Checkpoint, precision: ComputePrecision, threads: Int) {
+    init(_ checkpoint: Checkpoint, precision: ComputePrecision, quantization: WeightQuantization? = nil, threads: Int) {
         self.checkpoint = checkpoint
         self.precision = precision
+        self.quantization = quantization
         self.threads = threads
     }
 
-    /// A linear layer's weight in the form `precision` multiplies, on `threads` threads.
-    func linear(_ weight: Tensor) -> LinearWeight { LinearWeight(weight, precision: precision, threads: threads) }
+    /// A linear layer's weight `name` (this rank's slice) in the form `precision` multiplies, or quantized, on
+    /// `threads` threads.
+    ///
+    /// - Throws: `ModelLoadError.unsupported` when quantizing a slice whose rows are not whole 32-value blocks.
+    func linear(_ weight: Tensor, name: String) throws(ModelLoadError) -> LinearWeight {
+        guard let quantization else { return LinearWeight(weight, precision: precision, threads: threads) }
+        guard weight.shape[1] % WeightQuantization.blockSize == 0 else {
+            throw .unsupported(
+                path: checkpoint.directory,
+                detail: "\(name): \(quantization.rawValue) stores rows in blocks of \(WeightQuantization.blockSize) values, but this rank's rows have \(weight.shape[1]) (after the tensor-parallel split); choose a tensor-parallel size that leaves whole blocks")
+        }
+        return LinearWeight(weight, quantization: quantization, threads: threads)
+    }
 
     /// Tensor `key`, which must have `shape` and a float dtype; with `slice`, only entries `slice.range` of
     /// dimension `slice.dim`.

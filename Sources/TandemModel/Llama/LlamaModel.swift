@@ -25,24 +25,28 @@ public final class LlamaModel: CausalLanguageModel {
     /// - Parameters:
     ///   - part: the pipeline stage's layers and ends (nil: the whole model).
     ///   - experts: the groups when expert parallelism spans data-parallel replicas (`part.expertPlacement` set).
+    ///   - quantization: the blocks every linear layer's weight is quantized to as it loads (nil: as stored).
     ///   - progress: called after each decoder layer with (layers loaded, layers of the part).
     /// - Throws: `ModelLoadError` for a missing, unexpected or wrongly shaped tensor, a bad config, or a
     ///   tensor-parallel size that does not split the model (the error lists the sizes that do).
     public init(
         directory: String, group: TensorParallelGroup, part: ModelPart? = nil, experts: ExpertGroups? = nil, precision: ComputePrecision = .float32,
-        threads: Int = 1, progress: ((Int, Int) -> Void)? = nil
+        quantization: WeightQuantization? = nil, threads: Int = 1, progress: ((Int, Int) -> Void)? = nil
     ) throws(ModelLoadError) {
         let config = try ModelConfig(directory: directory)
         try config.checkTensorParallel(group.size, path: directory)
         guard precision != .bfloat16 || ComputePrecision.bfloat16Available else {
             throw .unsupported(path: directory, detail: "compute dtype bfloat16 on this CPU: it needs AVX-512 BF16; use float32")
         }
+        if let quantization, precision != .float32 {
+            throw .unsupported(path: directory, detail: "\(quantization.rawValue) weights multiply in their own integer kernel; compute dtype \(precision.rawValue) does not apply to them")
+        }
         let part = part ?? .whole(layerCount: config.layerCount)
         guard part.layers.upperBound <= config.layerCount else {
             throw .malformed(path: directory, detail: "a pipeline stage holds layers \(part.layers) but the model has \(config.layerCount)")
         }
         if part.expertPlacement != nil { try config.checkExpertParallel(path: directory) }
-        let source = WeightSource(try Checkpoint(directory: directory), precision: precision, threads: threads)
+        let source = WeightSource(try Checkpoint(directory: directory), precision: precision, quantization: quantization, threads: threads)
         self.config = config
         self.group = group
         self.part = part
@@ -69,7 +73,7 @@ public final class LlamaModel: CausalLanguageModel {
             let headWeight =
                 tied
                 ? LinearWeight(table!.weight, precision: .float32, threads: threads)
-                : source.linear(try source.load("lm_head.weight", shape: [config.vocabularySize, config.hiddenSize], slice: (0, tokenRange)))
+                : try source.linear(try source.load("lm_head.weight", shape: [config.vocabularySize, config.hiddenSize], slice: (0, tokenRange)), name: "lm_head.weight")
             lmHead = ParallelLMHead(weight: headWeight, vocabularySize: config.vocabularySize, group: group)
             headBytes = norm!.byteCount + (tied && part.embedsTokens ? 0 : headWeight.byteCount)
         } else {
