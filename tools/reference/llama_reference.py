@@ -6,8 +6,11 @@ of MixtralForCausalLM's sparse mixture-of-experts block (MixtralSparseMoeBlock: 
 logits, the top num_experts_per_tok experts renormalised to sum to 1, each expert w2(silu(w1 x) * w3 x)).
 It shares no code with Tandem: safetensors is parsed here from the format's description.
 
-  llama_reference.py --model DIR --tokens 1,2,3
-      prints {"logits": [[...] per position]} as JSON.
+  llama_reference.py --model DIR --tokens 1,2,3 [--quantization q8_0|q4_0]
+      prints {"logits": [[...] per position]} as JSON. With --quantization, every linear layer (attention, MLP,
+      experts, an untied LM head; not the embedding, the router or a tied head) multiplies as llama.cpp does with
+      quantized weights: its weight quantized to the format and its input rows to Q8_0, by the `gguf` package
+      (llama.cpp's Python library), both dequantized and multiplied in float64.
 """
 import argparse
 import json
@@ -18,6 +21,27 @@ import struct
 import numpy as np
 
 DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64}
+QUANTIZATION = None  # (gguf's type for the weights, its Q8_0 type), set by --quantization
+_quantized_weights = {}
+
+
+def linear(h, w, key, expert=None, rows=None):
+    """h @ W.T for weight `key` (one expert's slice of a fused tensor with `expert`, `rows` of it), quantized
+    as llama.cpp multiplies when --quantization is given."""
+    weight = w[key] if expert is None else w[key][expert]
+    if rows is not None:
+        weight = weight[rows]
+    if QUANTIZATION is None:
+        return h @ weight.T
+    from gguf import quants
+    kind, q8 = QUANTIZATION
+    cache_key = (key, expert, None if rows is None else (rows.start, rows.stop))
+    if cache_key not in _quantized_weights:
+        values = weight.astype(np.float32)
+        _quantized_weights[cache_key] = quants.dequantize(quants.quantize(values, kind), kind).reshape(values.shape).astype(np.float64)
+    inputs = h.astype(np.float32)
+    inputs = quants.dequantize(quants.quantize(inputs, q8), q8).reshape(inputs.shape).astype(np.float64)
+    return inputs @ _quantized_weights[cache_key].T
 
 
 def load_safetensors(path):
@@ -101,15 +125,14 @@ def sparse_moe(h, w, p, config):
         for expert, weight in zip(chosen, weights):
             if p + "experts.gate_up_proj" in w:
                 # transformers 5's fused layout: [E, 2I, H] with the gate's rows first, and [E, H, I].
-                gate_up = h[row] @ w[p + "experts.gate_up_proj"][expert].T
+                gate_up = linear(h[row], w, p + "experts.gate_up_proj", expert=expert)
                 gate, up = np.split(gate_up, 2)
-                down = w[p + "experts.down_proj"][expert]
+                out[row] += weight * linear(gate / (1 + np.exp(-gate)) * up, w, p + "experts.down_proj", expert=expert)
             else:
                 e = f"{p}experts.{expert}."
-                gate = h[row] @ w[e + "w1.weight"].T
-                up = h[row] @ w[e + "w3.weight"].T
-                down = w[e + "w2.weight"]
-            out[row] += weight * ((gate / (1 + np.exp(-gate)) * up) @ down.T)
+                gate = linear(h[row], w, e + "w1.weight")
+                up = linear(h[row], w, e + "w3.weight")
+                out[row] += weight * linear(gate / (1 + np.exp(-gate)) * up, w, e + "w2.weight")
     assert experts == w[p + "gate.weight"].shape[0]
     return out
 
@@ -139,9 +162,9 @@ def forward(directory, tokens):
     for layer in range(config["num_hidden_layers"]):
         p = f"model.layers.{layer}."
         h = rms_norm(x, w[p + "input_layernorm.weight"], eps)
-        q = h @ w[p + "self_attn.q_proj.weight"].T
-        k = h @ w[p + "self_attn.k_proj.weight"].T
-        v = h @ w[p + "self_attn.v_proj.weight"].T
+        q = linear(h, w, p + "self_attn.q_proj.weight")
+        k = linear(h, w, p + "self_attn.k_proj.weight")
+        v = linear(h, w, p + "self_attn.v_proj.weight")
         if qkv_bias:
             q, k, v = q + w[p + "self_attn.q_proj.bias"], k + w[p + "self_attn.k_proj.bias"], v + w[p + "self_attn.v_proj.bias"]
         q = q.reshape(len(tokens), heads, head_dim)
@@ -156,7 +179,7 @@ def forward(directory, tokens):
         scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
         scores = scores / scores.sum(axis=-1, keepdims=True)
         attended = np.einsum("hqk,khd->qhd", scores, v).reshape(len(tokens), heads * head_dim)
-        out = attended @ w[p + "self_attn.o_proj.weight"].T
+        out = linear(attended, w, p + "self_attn.o_proj.weight")
         if o_bias:
             out = out + w[p + "self_attn.o_proj.bias"]
         x = x + out
@@ -166,19 +189,25 @@ def forward(directory, tokens):
             block = "block_sparse_moe." if p + "block_sparse_moe.gate.weight" in w else "mlp."
             x = x + sparse_moe(h, w, p + block, config)
             continue
-        gate = h @ w[p + "mlp.gate_proj.weight"].T
-        up = h @ w[p + "mlp.up_proj.weight"].T
-        x = x + (gate / (1 + np.exp(-gate)) * up) @ w[p + "mlp.down_proj.weight"].T
+        gate = linear(h, w, p + "mlp.gate_proj.weight")
+        up = linear(h, w, p + "mlp.up_proj.weight")
+        x = x + linear(gate / (1 + np.exp(-gate)) * up, w, p + "mlp.down_proj.weight")
     x = rms_norm(x, w["model.norm.weight"], eps)
-    head = w["model.embed_tokens.weight"] if config.get("tie_word_embeddings", False) else w["lm_head.weight"]
-    return x @ head.T
+    if config.get("tie_word_embeddings", False):
+        return x @ w["model.embed_tokens.weight"].T
+    return linear(x, w, "lm_head.weight")
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", required=True)
     parser.add_argument("--tokens", required=True, help="comma-separated token ids")
+    parser.add_argument("--quantization", choices=["q8_0", "q4_0"])
     args = parser.parse_args()
+    if args.quantization:
+        from gguf import GGMLQuantizationType
+        global QUANTIZATION
+        QUANTIZATION = ({"q8_0": GGMLQuantizationType.Q8_0, "q4_0": GGMLQuantizationType.Q4_0}[args.quantization], GGMLQuantizationType.Q8_0)
     tokens = [int(t) for t in args.tokens.split(",")]
     print(json.dumps({"logits": forward(args.model, tokens).tolist()}))
 

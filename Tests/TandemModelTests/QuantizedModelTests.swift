@@ -1,0 +1,73 @@
+import Foundation
+import TandemComm
+import TandemEngine
+import TandemModel
+import TandemParallel
+import TandemTensor
+import XCTest
+
+/// Quantized weights (`EngineConfig.quantization`) through the engine under every kind of layout, ranks on
+/// threads: each rank quantizes its own slices, and a layout changes only the order of fp32 sums, so greedy
+/// tokens are one rank's; a split that would cut a row's blocks is refused naming the layer.
+final class QuantizedModelTests: XCTestCase {
+    private static let prompts = ["Hello world, this is Tandem.", "The quick brown fox", "1 2 3", "A pipeline of stages"]
+    /// Wide enough that tp 4 leaves whole 32-value blocks in every row-parallel slice (o_proj 128 / 4, down 256 / 4),
+    /// with 4 layers for pp 2 and 4.
+    private static let wide = ModelPreset.tiny.with {
+        $0.hiddenSize = 128
+        $0.intermediateSize = 256
+        $0.layerCount = 4
+        $0.name = "tiny-wide"
+    }
+
+    func testEveryLayoutGivesOneRanksTokens() throws {
+        let greedy = SamplingParams(temperature: 0, maxTokens: 16, ignoreEOS: true)
+        let directory = try ModelFixtures.write(Self.wide, test: self)
+        let moe = try ModelFixtures.write(ModelPreset.tinyMoE.with { $0.layerCount = 4 }, test: self)
+        let cases: [(String, [(tp: Int, pp: Int, dp: Int)], ExpertPlacement?)] = [
+            (directory, [(2, 1, 1), (4, 1, 1), (1, 2, 1), (2, 2, 1), (1, 4, 1), (1, 1, 2)], nil),
+            (moe, [(2, 1, 1), (1, 2, 1), (1, 1, 2)], .linear),
+        ]
+        for quantization in WeightQuantization.allCases {
+            for (model, layouts, placement) in cases {
+                let base = EngineConfig(model: model, threads: 1, quantization: quantization)
+                let single = try ThreadLauncher.run(worldSize: 1) { world in try LLM(config: base, world: world).generate(Self.prompts, greedy).map(\.tokenIDs) }[0].get()
+                for (tp, pp, dp) in layouts {
+                    var config = base
+                    config.pipelineParallelSize = pp
+                    config.dataParallelSize = dp
+                    config.expertPlacement = placement
+                    let tokens = try ThreadLauncher.run(worldSize: tp * pp * dp) { [config] world in
+                        let llm = try LLM(config: config, world: world)
+                        defer { llm.shutdown() }
+                        return try llm.generate(Self.prompts, greedy).map(\.tokenIDs)
+                    }
+                    for (rank, result) in tokens.enumerated() {
+                        XCTAssertEqual(try result.get(), single, "\(quantization) \(model == moe ? "mixtral" : "llama") tp \(tp) pp \(pp) dp \(dp) rank \(rank)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// tp 4 of the tiny preset gives o_proj 16 input columns per rank — half a block: refused before generating,
+    /// naming the layer, the width and what to change; and quantization with bfloat16 compute is refused.
+    func testSplitsThatCutBlocksAreRefused() throws {
+        let directory = try ModelFixtures.write(.tiny, test: self)
+        let config = EngineConfig(model: directory, threads: 1, quantization: .q8_0)
+        let outcomes = try ThreadLauncher.run(worldSize: 4) { world in _ = try LLM(config: config, world: world) }
+        let errors = outcomes.map { outcome -> String in
+            guard case let .failure(error) = outcome else { return "loaded" }
+            return "\(error)"
+        }
+        XCTAssertTrue(
+            errors.allSatisfy {
+                $0.contains("model.layers.0.self_attn.o_proj.weight: q8_0 stores rows in blocks of 32 values, but this rank's rows have 16")
+                    && $0.contains("choose a tensor-parallel size that leaves whole blocks")
+            }, "\(errors)")
+        XCTAssertThrowsError(try LlamaModel(directory: directory, group: .single, precision: .bfloat16, quantization: .q4_0)) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("q4_0 weights multiply in their own integer kernel") || text.contains("needs AVX-512 BF16"), text)
+        }
+    }
+}
