@@ -168,50 +168,58 @@ __attribute__((target("avx2,fma,f16c"))) static inline float sum8_ps(__m256 v) {
     return _mm_cvtss_f32(half);
 }
 
-// A block's 32 weights as signed bytes.
-__attribute__((target("avx2,fma,f16c"), always_inline)) static inline __m256i block_weights(const int format, const char *row, long b) {
-    if (format == TANDEM_Q8_0) return _mm256_loadu_si256((const __m256i *)((const block_q8_0 *)row)[b].qs);
-    // Q4_0: the 16 bytes' low nibbles are values 0–15, their high nibbles 16–31.
-    const __m128i packed = _mm_loadu_si128((const __m128i *)((const block_q4_0 *)row)[b].qs);
-    const __m256i both = _mm256_insertf128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1);
-    return _mm256_sub_epi8(_mm256_and_si256(both, _mm256_set1_epi8(15)), _mm256_set1_epi8(8));
+// A Q8_0 weight block times an input block: the 32 products summed in pairs, as eight float lanes.
+__attribute__((target("avx2,fma,f16c"), always_inline)) static inline __m256 q8_products(const char *row, long b, const block_q8_0 *x) {
+    return products8(_mm256_loadu_si256((const __m256i *)((const block_q8_0 *)row)[b].qs), _mm256_loadu_si256((const __m256i *)x[b].qs));
 }
 
-// A block's weight scale times the input block's.
-__attribute__((target("avx2,fma,f16c"), always_inline)) static inline __m256 block_scale(const int format, const char *row, long b, float input_scale) {
-    const uint16_t d = format == TANDEM_Q8_0 ? ((const block_q8_0 *)row)[b].d : ((const block_q4_0 *)row)[b].d;
-    return _mm256_set1_ps(_cvtsh_ss(d) * input_scale);
+// A Q4_0 weight block's nibbles (0–15, not yet less 8) times an input block, as eight float lanes: the nibbles are
+// unsigned, so maddubs takes them as they are; the − 8 is added per block from the input's sum (`offsets`).
+__attribute__((target("avx2,fma,f16c"), always_inline)) static inline __m256 q4_products(const char *row, long b, const block_q8_0 *x) {
+    // The 16 bytes' low nibbles are values 0–15, their high nibbles 16–31.
+    const __m128i packed = _mm_loadu_si128((const __m128i *)((const block_q4_0 *)row)[b].qs);
+    const __m256i nibbles = _mm256_and_si256(_mm256_insertf128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1), _mm256_set1_epi8(15));
+    const __m256i pairs = _mm256_maddubs_epi16(nibbles, _mm256_loadu_si256((const __m256i *)x[b].qs));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
 }
 
 // One weight row against one input row, two blocks a step on two multiply-add chains (one chain waits on each
-// block's scale). `scales` holds the input's block scales as floats.
-__attribute__((target("avx2,fma,f16c"), always_inline)) static inline float one_row(
-    const int format, const char *row, const block_q8_0 *x, const float *scales, long blocks) {
-    __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps();
-    long b = 0;
-    for (; b + 2 <= blocks; b += 2) {
-        even = _mm256_fmadd_ps(block_scale(format, row, b, scales[b]), products8(block_weights(format, row, b), _mm256_loadu_si256((const __m256i *)x[b].qs)), even);
-        odd = _mm256_fmadd_ps(
-            block_scale(format, row, b + 1, scales[b + 1]), products8(block_weights(format, row, b + 1), _mm256_loadu_si256((const __m256i *)x[b + 1].qs)), odd);
-    }
-    if (b < blocks) {
-        even = _mm256_fmadd_ps(block_scale(format, row, b, scales[b]), products8(block_weights(format, row, b), _mm256_loadu_si256((const __m256i *)x[b].qs)), even);
-    }
-    return sum8_ps(_mm256_add_ps(even, odd));
+// block's scale). `scales` holds the input's block scales as floats; for Q4_0 `offsets` holds each input block's
+// −8 · scale · Σ q (the nibbles' offset of 8, taken out of the integer products).
+__attribute__((target("avx2,fma,f16c"), always_inline)) static inline float weight_scale(const int format, const char *row, long b) {
+    return _cvtsh_ss(format == TANDEM_Q8_0 ? ((const block_q8_0 *)row)[b].d : ((const block_q4_0 *)row)[b].d);
 }
 
-// Weight rows first ..< last against one input row, into y[first ..< last].
-__attribute__((target("avx2,fma,f16c"), always_inline)) static inline void rows_of(
-    const int format, const char *w, long row_bytes, long first, long last, const block_q8_0 *x, const float *scales, long blocks, float *y) {
-    for (long j = first; j < last; j++) y[j] = one_row(format, w + j * row_bytes, x, scales, blocks);
+// Block b of one weight row against the input: its products scaled into `accumulator`, its Q4_0 offset into
+// `offset`.
+__attribute__((target("avx2,fma,f16c"), always_inline)) static inline void add_block(
+    const int format, const char *row, long b, const block_q8_0 *x, const float *scales, const float *offsets, __m256 *accumulator, float *offset) {
+    const float d = weight_scale(format, row, b);
+    const __m256 products = format == TANDEM_Q8_0 ? q8_products(row, b, x) : q4_products(row, b, x);
+    *accumulator = _mm256_fmadd_ps(_mm256_set1_ps(d * scales[b]), products, *accumulator);
+    if (format == TANDEM_Q4_0) *offset += d * offsets[b];
+}
+
+__attribute__((target("avx2,fma,f16c"), always_inline)) static inline float one_row(
+    const int format, const char *row, const block_q8_0 *x, const float *scales, const float *offsets, long blocks) {
+    __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps();
+    float even_offset = 0, odd_offset = 0;
+    long b = 0;
+    for (; b + 2 <= blocks; b += 2) {
+        add_block(format, row, b, x, scales, offsets, &even, &even_offset);
+        add_block(format, row, b + 1, x, scales, offsets, &odd, &odd_offset);
+    }
+    if (b < blocks) add_block(format, row, b, x, scales, offsets, &even, &even_offset);
+    return sum8_ps(_mm256_add_ps(even, odd)) + even_offset + odd_offset;
 }
 
 __attribute__((target("avx2,fma,f16c"))) static void rows_avx2(
-    int format, const char *w, long row_bytes, long first, long last, const block_q8_0 *x, const float *scales, long blocks, float *y) {
+    int format, const char *w, long row_bytes, long first, long last, const block_q8_0 *x, const float *scales, const float *offsets, long blocks,
+    float *y) {
     if (format == TANDEM_Q8_0) {
-        rows_of(TANDEM_Q8_0, w, row_bytes, first, last, x, scales, blocks, y);
+        for (long j = first; j < last; j++) y[j] = one_row(TANDEM_Q8_0, w + j * row_bytes, x, scales, offsets, blocks);
     } else {
-        rows_of(TANDEM_Q4_0, w, row_bytes, first, last, x, scales, blocks, y);
+        for (long j = first; j < last; j++) y[j] = one_row(TANDEM_Q4_0, w + j * row_bytes, x, scales, offsets, blocks);
     }
 }
 #endif
@@ -222,10 +230,16 @@ void tandem_linear_quant(int format, int use_avx2, const void *xq, long m, long 
     const block_q8_0 *inputs = (const block_q8_0 *)xq;
 #if defined(__x86_64__)
     if (use_avx2) {
-        float scales[blocks > 0 ? blocks : 1];
+        float scales[blocks > 0 ? blocks : 1], offsets[blocks > 0 ? blocks : 1];
         for (long r = 0; r < m; r++) {
-            for (long b = 0; b < blocks; b++) scales[b] = half_to_float(inputs[r * blocks + b].d);
-            rows_avx2(format, (const char *)w, row_bytes, first, last, inputs + r * blocks, scales, blocks, y + r * n);
+            const block_q8_0 *row = inputs + r * blocks;
+            for (long b = 0; b < blocks; b++) {
+                scales[b] = half_to_float(row[b].d);
+                int sum = 0;
+                for (int i = 0; i < 32; i++) sum += row[b].qs[i];
+                offsets[b] = -8.0f * scales[b] * (float)sum;
+            }
+            rows_avx2(format, (const char *)w, row_bytes, first, last, row, scales, offsets, blocks, y + r * n);
         }
         return;
     }
