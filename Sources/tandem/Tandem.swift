@@ -42,5 +42,5 @@ struct CommandFailure: Error, CustomStringConvertible {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks (nccl-tests conventions).",
-        subcommands: [BenchComm.self, BenchGroups.self, BenchGenerate.self, BenchThroughput.self, BenchServe.self])
+        subcommands: [BenchComm.self, BenchGroups.self, BenchGenerate.self, BenchThroughput.self, BenchServe.self, BenchAccuracy.self])
 }

@@ -242,6 +242,31 @@ final class GenerateCommandTests: XCTestCase {
         XCTAssertFalse(keys.contains { $0.contains(where: \.isUppercase) }, "\(keys.sorted())")
     }
 
+    /// `tandem bench accuracy` compares q8_0 and q4_0 with the checkpoint's weights over windows of text: every
+    /// position counted, divergences ordered and non-negative, q4_0 further than q8_0 (4 bits round each weight
+    /// 16 times more coarsely), and the quantized weights smaller.
+    func testBenchAccuracyComparesQuantizedWithStoredWeights() throws {
+        var reports: [String: [String: Any]] = [:]
+        for format in ["q8_0", "q4_0"] {
+            let run = try BuiltProgram.run(
+                BuiltProgram.tandem, ["bench", "accuracy", "--model", directory, "--quantization", format, "--sequences", "4", "--length", "12", "--json"])
+            XCTAssertEqual(run.status, 0, run.output)
+            let line = try XCTUnwrap(run.output.split(separator: "\n").first { $0.hasPrefix("{") }, run.output)
+            reports[format] = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        }
+        for (format, report) in reports {
+            XCTAssertEqual(report["positions"] as? Int, 48, format)
+            let (median, mean, p99, largest) = (report["median_kl"] as! Double, report["mean_kl"] as! Double, report["p99_kl"] as! Double, report["max_kl"] as! Double)
+            XCTAssertTrue(0 <= median && median <= p99 && p99 <= largest && mean <= largest && mean > 0, "\(format): \(report)")
+            XCTAssertTrue((0...1).contains(report["same_top_rate"] as! Double), "\(format): \(report)")
+            XCTAssertLessThan(report["weight_bytes_quantized"] as! Int, report["weight_bytes_reference"] as! Int, format)
+        }
+        XCTAssertLessThan(reports["q8_0"]!["mean_kl"] as! Double, reports["q4_0"]!["mean_kl"] as! Double)
+        let refused = try BuiltProgram.run(BuiltProgram.tandem, ["bench", "accuracy", "--model", directory, "--quantization", "q8_0", "--sequences", "65"])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.output.contains("--sequences must be in 1...64, got 65"), refused.output)
+    }
+
     /// Every `TANDEM_*` value is checked when the program starts, whatever the command.
     func testAnInvalidEnvironmentValueIsRefusedAtStart() throws {
         for (name, value, expected) in [

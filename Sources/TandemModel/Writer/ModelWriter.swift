@@ -85,6 +85,10 @@ public struct ModelPreset: Sendable, Equatable {
 /// generation_config.json, tokenizer.json (a byte-level BPE vocabulary trained on `TrainingCorpus`),
 /// tokenizer_config.json and model.safetensors. The same preset, dtype and seed give the same bytes.
 public enum ModelWriter {
+    /// English prose and code from the text make-model's tokenizers are trained on (for benchmarks that need
+    /// text every such tokenizer encodes well).
+    public static var sampleText: String { TrainingCorpus.sample }
+
     /// - Throws: file-system errors, naming the path.
     public static func write(_ preset: ModelPreset, dtype: DType, seed: UInt64, to directory: String) throws {
         precondition(dtype.isFloatingPoint, "checkpoint weights are floating point")

@@ -26,6 +26,9 @@ enum TrainingCorpus {
         "let config = try ModelConfig(directory: path)\nprint(config.hiddenSize, config.layerCount)\n",
     ]
 
+    /// The prose and code paragraphs, joined: English text and code every make-model tokenizer knows.
+    static var sample: String { (prose + code).joined(separator: "\n\n") }
+
     /// `prose` and `code` repeated, and `inventedWords` words in sentences of 6–14.
     static func texts(inventedWords: Int, seed: UInt64 = 0x5EED) -> [String] {
         var texts = Array(repeating: prose + code, count: 8).flatMap { $0 }
