@@ -8,7 +8,7 @@ NPROC ?= 2
 MODEL ?= .build/models/small
 PRESET ?= small
 
-.PHONY: run test build build-release deps compare-deps compare fuzz soak bench-serve bench-layouts clean
+.PHONY: run test build build-release deps compare-deps compare fuzz soak bench-serve bench-layouts bench-quantized clean
 
 # System packages the build and tests need: OpenBLAS (matrix multiply) and pkg-config to find it; the
 # multi-host test needs iproute2 (network namespaces stand in for hosts), the cluster-launch test OpenMPI's
@@ -81,6 +81,11 @@ bench-serve: build-release
 # stage's idle share (benchmarks/bench_layouts.py; last results in docs/PERFORMANCE.md).
 bench-layouts: build-release
 	benchmarks/bench_layouts.py
+
+# Quantized weights against bf16 and llama.cpp on the same blocks: decode at 1 and 2 cores, throughput, KL divergence
+# (benchmarks/bench_quantized.py; last results in docs/PERFORMANCE.md).
+bench-quantized: build-release
+	benchmarks/bench_quantized.py
 
 clean:
 	rm -rf .build

@@ -3,6 +3,7 @@
 #include "tandem_kernels.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -213,13 +214,18 @@ __attribute__((target("avx2,fma,f16c"), always_inline)) static inline float one_
     return sum8_ps(_mm256_add_ps(even, odd)) + even_offset + odd_offset;
 }
 
+// Weight rows first ..< last against m input rows: each weight row is read once (it stays in L1 while the input
+// rows, in L2, pass it). `scales` and `offsets` hold each input row's `blocks` entries, row after row.
 __attribute__((target("avx2,fma,f16c"))) static void rows_avx2(
-    int format, const char *w, long row_bytes, long first, long last, const block_q8_0 *x, const float *scales, const float *offsets, long blocks,
-    float *y) {
-    if (format == TANDEM_Q8_0) {
-        for (long j = first; j < last; j++) y[j] = one_row(TANDEM_Q8_0, w + j * row_bytes, x, scales, offsets, blocks);
-    } else {
-        for (long j = first; j < last; j++) y[j] = one_row(TANDEM_Q4_0, w + j * row_bytes, x, scales, offsets, blocks);
+    int format, const char *w, long row_bytes, long first, long last, const block_q8_0 *x, long m, long n, const float *scales,
+    const float *offsets, long blocks, float *y) {
+    for (long j = first; j < last; j++) {
+        const char *row = w + j * row_bytes;
+        for (long r = 0; r < m; r++) {
+            const long at = r * blocks;
+            y[r * n + j] = format == TANDEM_Q8_0 ? one_row(TANDEM_Q8_0, row, x + at, scales + at, offsets + at, blocks)
+                                                 : one_row(TANDEM_Q4_0, row, x + at, scales + at, offsets + at, blocks);
+        }
     }
 }
 #endif
@@ -230,17 +236,17 @@ void tandem_linear_quant(int format, int use_avx2, const void *xq, long m, long 
     const block_q8_0 *inputs = (const block_q8_0 *)xq;
 #if defined(__x86_64__)
     if (use_avx2) {
-        float scales[blocks > 0 ? blocks : 1], offsets[blocks > 0 ? blocks : 1];
-        for (long r = 0; r < m; r++) {
-            const block_q8_0 *row = inputs + r * blocks;
-            for (long b = 0; b < blocks; b++) {
-                scales[b] = half_to_float(row[b].d);
-                int sum = 0;
-                for (int i = 0; i < 32; i++) sum += row[b].qs[i];
-                offsets[b] = -8.0f * scales[b] * (float)sum;
-            }
-            rows_avx2(format, (const char *)w, row_bytes, first, last, row, scales, offsets, blocks, y + r * n);
+        // Each input block's scale as a float, and its −8 · scale · Σ q for Q4_0's offset.
+        float *scales = malloc(sizeof(float) * (size_t)(2 * m * blocks + 1));
+        float *offsets = scales + m * blocks;
+        for (long b = 0; b < m * blocks; b++) {
+            scales[b] = half_to_float(inputs[b].d);
+            int sum = 0;
+            for (int i = 0; i < 32; i++) sum += inputs[b].qs[i];
+            offsets[b] = -8.0f * scales[b] * (float)sum;
         }
+        rows_avx2(format, (const char *)w, row_bytes, first, last, inputs, m, n, scales, offsets, blocks, y);
+        free(scales);
         return;
     }
 #endif

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Quantized weights (issue 14) side by side in one run, on the `small` preset, one thread per rank:
+
+- single-request decode (128-token random prompt, 128 greedy tokens, `tandem bench generate`): the checkpoint's
+  bf16 weights, --quantization q8_0 and q4_0, each against the memory-bandwidth roofline for its bytes; q4_0 at
+  tp 2 as well; and, when llama-cpp-python is installed in .peers/llama (benchmarks/compare_decode.sh installs it),
+  llama.cpp on the same weights: the bf16 GGUF its converter wrote (.peers/small.gguf) quantized by llama.cpp
+  itself to Q8_0 and Q4_0 with every tensor in the one type (`pure`, so both engines read the same blocks —
+  Tandem's quantizer writes ggml's bytes), at 1 and 2 threads;
+- batched throughput, 64 prompts × (128 in, 64 out) (`tandem bench throughput`): bf16 against q8_0 and q4_0;
+- accuracy (`tandem bench accuracy`, 64 windows × 64 tokens of text): KL divergence against the bf16 weights.
+
+    benchmarks/bench_quantized.py        # after `make build-release` (make bench-quantized does both)
+"""
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TANDEM = os.environ.get("TANDEM", os.path.join(ROOT, ".build/release/tandem"))
+MODEL = os.environ.get("MODEL", os.path.join(ROOT, ".build/models/small"))
+PEERS = os.path.join(ROOT, ".peers")
+LLAMA_PYTHON = os.path.join(PEERS, "llama/bin/python")
+BF16_GGUF = os.environ.get("GGUF", os.path.join(PEERS, "small.gguf"))
+
+
+def tandem(*args):
+    print("$ tandem " + " ".join(args), file=sys.stderr, flush=True)
+    output = subprocess.run([TANDEM, *args], check=True, capture_output=True, text=True).stdout
+    return json.loads([line for line in output.splitlines() if line.startswith("{")][-1])
+
+
+def llama_cpp_available():
+    return os.path.exists(LLAMA_PYTHON) and subprocess.run([LLAMA_PYTHON, "-c", "import llama_cpp"], capture_output=True).returncode == 0
+
+
+def quantized_gguf(kind):
+    """.peers/small-KIND.gguf, quantized from the bf16 GGUF by llama.cpp (every tensor KIND)."""
+    path = os.path.join(PEERS, f"small-{kind}.gguf")
+    if not os.path.exists(path):
+        script = f"""
+import llama_cpp
+params = llama_cpp.llama_model_quantize_default_params()
+params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_{kind.upper()}
+params.pure = True
+params.nthread = 2
+assert llama_cpp.llama_model_quantize({BF16_GGUF!r}.encode(), {path!r}.encode(), params) == 0
+"""
+        subprocess.run([LLAMA_PYTHON, "-c", script], check=True)
+    return path
+
+
+def llama_decode(gguf, threads):
+    args = [LLAMA_PYTHON, os.path.join(ROOT, "benchmarks/compare_llamacpp.py"), "--gguf", gguf, "--threads", str(threads), "--prompt-len", "128", "--gen-len", "128"]
+    print("$ " + " ".join(args), file=sys.stderr, flush=True)
+    return json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+
+
+def main():
+    if not os.path.isdir(MODEL):
+        subprocess.run([TANDEM, "make-model", "--out", MODEL, "--preset", "small"], check=True)
+    formats = [("bf16", []), ("q8_0", ["--quantization", "q8_0"]), ("q4_0", ["--quantization", "q4_0"])]
+    llama = llama_cpp_available() and os.path.exists(BF16_GGUF)
+    print("| weights | Tandem tp 1: decode tok/s (roofline share) | llama.cpp 1 thread | Tandem ÷ llama.cpp | Tandem tp 2 | llama.cpp 2 threads | Tandem ÷ llama.cpp | weight MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    decode = {}
+    for name, flags in formats:
+        one = tandem("bench", "generate", "--model", MODEL, "--threads", "1", "--batch", "1", "--prompt-len", "128", "--gen-len", "128", "--json", *flags)
+        two = tandem("bench", "generate", "--model", MODEL, "--tp", "2", "--threads", "1", "--batch", "1", "--prompt-len", "128", "--gen-len", "128", "--json", *flags)
+        decode[name] = one["decode_tokens_per_s"]
+        peer1 = peer2 = None
+        if llama:
+            gguf = BF16_GGUF if name == "bf16" else quantized_gguf(name)
+            peer1, peer2 = llama_decode(gguf, 1), llama_decode(gguf, 2)
+        def cell(run):
+            return f"{run['decode_tokens_per_s']:.1f}" if run else "–"
+        def ratio(mine, theirs):
+            return f"{mine['decode_tokens_per_s'] / theirs['decode_tokens_per_s']:.2f}×" if theirs else "–"
+        roofline = one["decode_tokens_per_s"] / one["roofline_tokens_per_s"]
+        print(f"| {name} | {one['decode_tokens_per_s']:.1f} ({roofline * 100:.0f} %) | {cell(peer1)} | {ratio(one, peer1)} | "
+              f"{two['decode_tokens_per_s']:.1f} | {cell(peer2)} | {ratio(two, peer2)} | {one['weight_bytes_per_rank'] / 1e6:.0f} |")
+    print(f"\nbf16 → q8_0 decode speed-up {decode['q8_0'] / decode['bf16']:.2f}×, bf16 → q4_0 {decode['q4_0'] / decode['bf16']:.2f}×")
+    print("\n| weights | 64 prompts × (128 in, 64 out): output tokens/s | ÷ bf16 |")
+    print("|---|---|---|")
+    base = None
+    for name, flags in formats:
+        run = tandem("bench", "throughput", "--model", MODEL, "--threads", "1", "--num-prompts", "64", "--input-len", "128", "--output-len", "64", "--json", *flags)
+        base = base or run["output_tokens_per_s"]
+        print(f"| {name} | {run['output_tokens_per_s']:.1f} | {run['output_tokens_per_s'] / base:.2f} |")
+    print("\n| weights | mean KL (nats) | median | 99th percentile | same top token | perplexity ratio |")
+    print("|---|---|---|---|---|---|")
+    for name in ["q8_0", "q4_0"]:
+        run = tandem("bench", "accuracy", "--model", MODEL, "--quantization", name, "--json")
+        print(f"| {name} | {run['mean_kl']:.6f} | {run['median_kl']:.6f} | {run['p99_kl']:.6f} | {run['same_top_rate'] * 100:.2f} % | "
+              f"{run['perplexity_quantized'] / run['perplexity_reference']:.5f} |")
+
+
+if __name__ == "__main__":
+    main()
