@@ -7,8 +7,7 @@ quantizers are written to give the bytes of ggml's reference C quantizers.
       `bytes` (hex) — the rows quantized by gguf.quants.quantize; `values` — those bytes dequantized by
       gguf.quants.dequantize. With INPUTS.f32 (M × COLUMNS float32): `product_quantized_inputs` — each input row
       quantized to Q8_0 and dequantized, times the dequantized weights transposed, in float64 (what llama.cpp's
-      vec_dot computes, up to the order of the sums); `product` — the inputs as they are times the dequantized
-      weights transposed, in float64 (what a dequantize-then-sgemm path computes).
+      vec_dot computes, up to the order of the sums).
 """
 import json
 import sys
@@ -31,7 +30,6 @@ def main(arguments):
         inputs = np.fromfile(arguments[4], dtype="<f4").reshape(m, columns)
         quantized_inputs = quants.dequantize(quants.quantize(inputs, GGMLQuantizationType.Q8_0), GGMLQuantizationType.Q8_0).reshape(m, columns)
         result["product_quantized_inputs"] = (quantized_inputs.astype(np.float64) @ values.astype(np.float64).T).reshape(-1).tolist()
-        result["product"] = (inputs.astype(np.float64) @ values.astype(np.float64).T).reshape(-1).tolist()
     print(json.dumps(result))
 
 
