@@ -47,7 +47,7 @@ params.pure = True
 params.nthread = 2
 assert llama_cpp.llama_model_quantize({BF16_GGUF!r}.encode(), {path!r}.encode(), params) == 0
 """
-        subprocess.run([LLAMA_PYTHON, "-c", script], check=True)
+        subprocess.run([LLAMA_PYTHON, "-c", script], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return path
 
 

@@ -75,7 +75,52 @@ static inline float half_to_float(uint16_t half) {
 
 long tandem_quant_block_bytes(int format) { return format == TANDEM_Q8_0 ? (long)sizeof(block_q8_0) : (long)sizeof(block_q4_0); }
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+// round(p) with C's roundf rule (halves away from zero), exactly: the truncation, plus one toward p's sign when the
+// part cut off is at least a half (that part is exact in floating point).
+__attribute__((target("avx2,fma,f16c"), always_inline)) static inline __m256i round_away(__m256 p) {
+    const __m256 truncated = _mm256_round_ps(p, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 sign = _mm256_and_ps(p, _mm256_set1_ps(-0.0f));
+    const __m256 cut = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(p, truncated));
+    const __m256 step = _mm256_and_ps(_mm256_cmp_ps(cut, _mm256_set1_ps(0.5f), _CMP_GE_OQ), _mm256_or_ps(sign, _mm256_set1_ps(1.0f)));
+    return _mm256_cvttps_epi32(_mm256_add_ps(truncated, step));
+}
+
+// Q8_0 blocks of a row, the reference's bytes (the same products x · (1 / d), the same rounding), eight lanes at a time.
+__attribute__((target("avx2,fma,f16c"))) static void quantize_q8_0_avx2(const float *x, long blocks, block_q8_0 *out) {
+    const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    for (long b = 0; b < blocks; b++) {
+        const float *values = x + b * 32;
+        __m256 v[4];
+        __m256 largest = _mm256_setzero_ps();
+        for (int i = 0; i < 4; i++) {
+            v[i] = _mm256_loadu_ps(values + 8 * i);
+            largest = _mm256_max_ps(largest, _mm256_and_ps(v[i], magnitude));
+        }
+        __m128 half = _mm_max_ps(_mm256_castps256_ps128(largest), _mm256_extractf128_ps(largest, 1));
+        half = _mm_max_ps(half, _mm_movehl_ps(half, half));
+        half = _mm_max_ss(half, _mm_movehdup_ps(half));
+        const float amax = _mm_cvtss_f32(half);
+        const float d = amax / 127;
+        const float id = d != 0 ? 1.0f / d : 0.0f;
+        out[b].d = half_from_float(d);
+        const __m256 scale = _mm256_set1_ps(id);
+        __m256i q[4];
+        for (int i = 0; i < 4; i++) q[i] = round_away(_mm256_mul_ps(v[i], scale));
+        // int32 → int16 → int8; the packs interleave 128-bit lanes, the permutation restores the order.
+        const __m256i words = _mm256_packs_epi32(q[0], q[1]), words2 = _mm256_packs_epi32(q[2], q[3]);
+        const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(words, words2), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)out[b].qs, bytes);
+    }
+}
+#endif
+
 void tandem_quantize_row(int format, const float *x, long k, void *out) {
+#if defined(__x86_64__)
+    if (format == TANDEM_Q8_0 && tandem_has_avx2()) return quantize_q8_0_avx2(x, k / 32, (block_q8_0 *)out);
+#endif
     for (long b = 0; b < k / 32; b++) {
         const float *values = x + b * 32;
         if (format == TANDEM_Q8_0) {
@@ -109,8 +154,44 @@ void tandem_quantize_row(int format, const float *x, long k, void *out) {
     }
 }
 
+#if defined(__x86_64__)
+
+// Eight values of a block: signed bytes to floats, times the scale.
+__attribute__((target("avx2,fma,f16c"), always_inline)) static inline void store8(__m128i bytes, __m256 scale, float *out) {
+    _mm256_storeu_ps(out, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes)), scale));
+}
+
+__attribute__((target("avx2,fma,f16c"))) static void dequantize_avx2(int format, const void *w, long blocks, float *out) {
+    for (long b = 0; b < blocks; b++) {
+        float *values = out + b * 32;
+        if (format == TANDEM_Q8_0) {
+            const block_q8_0 *block = (const block_q8_0 *)w + b;
+            const __m256 d = _mm256_set1_ps(_cvtsh_ss(block->d));
+            const __m128i low = _mm_loadu_si128((const __m128i *)block->qs), high = _mm_loadu_si128((const __m128i *)(block->qs + 16));
+            store8(low, d, values);
+            store8(_mm_srli_si128(low, 8), d, values + 8);
+            store8(high, d, values + 16);
+            store8(_mm_srli_si128(high, 8), d, values + 24);
+        } else {
+            const block_q4_0 *block = (const block_q4_0 *)w + b;
+            const __m256 d = _mm256_set1_ps(_cvtsh_ss(block->d));
+            const __m128i packed = _mm_loadu_si128((const __m128i *)block->qs), eight = _mm_set1_epi8(8), mask = _mm_set1_epi8(15);
+            const __m128i low = _mm_sub_epi8(_mm_and_si128(packed, mask), eight);
+            const __m128i high = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(packed, 4), mask), eight);
+            store8(low, d, values);
+            store8(_mm_srli_si128(low, 8), d, values + 8);
+            store8(high, d, values + 16);
+            store8(_mm_srli_si128(high, 8), d, values + 24);
+        }
+    }
+}
+#endif
+
 void tandem_dequantize_rows(int format, const void *w, long rows, long k, float *out) {
     const long blocks = rows * (k / 32);
+#if defined(__x86_64__)
+    if (tandem_has_avx2()) return dequantize_avx2(format, w, blocks, out);
+#endif
     for (long b = 0; b < blocks; b++) {
         float *values = out + b * 32;
         if (format == TANDEM_Q8_0) {
@@ -151,7 +232,6 @@ static float dot_portable(int format, const void *w, const block_q8_0 *x, long b
 }
 
 #if defined(__x86_64__)
-#include <immintrin.h>
 
 // Σ of the eight 32-bit lanes of x · y over signed bytes (|values| ≤ 127 in y's place: maddubs takes x unsigned),
 // as floats.

@@ -339,43 +339,41 @@ final class GenerateCommandTests: XCTestCase {
         }
     }
 
-    /// `kill -9` of the spawned worker mid-generation ends the job within 2 s, with an error naming the rank and
-    /// signal, and leaves nothing in /dev/shm.
-    func testKilledWorkerEndsTheJobPromptly() throws {
+    /// Kills rank 1 (the first spawned worker) mid-generation and checks that the job ends within 2 s with an
+    /// error containing each of `names`, prints no result, the other workers exit with it, and nothing is left in
+    /// /dev/shm.
+    private func checkKillingRankOneEndsTheJob(
+        model: String? = nil, layout: [String] = ["--tp", "2"], flags: [String] = [], prompts: Int = 1, naming names: [String]
+    ) throws {
         var killedAt: Date?
         var finishedAt = Date()
-        let run = try longGeneration { driver, workers in
+        var survivors: [pid_t] = []
+        let run = try longGeneration(model: model, layout: layout, flags: flags, prompts: prompts) { driver, workers in
             kill(workers[0], SIGKILL)
             killedAt = Date()
+            survivors = Array(workers.dropFirst())
             driver.waitUntilExit()
             finishedAt = Date()
         }
         XCTAssertNotEqual(run.status, 0)
-        XCTAssertTrue(run.output.contains("rank 1") && run.output.contains("signal 9"), run.output)
-        let killed = try XCTUnwrap(killedAt)
-        XCTAssertLessThan(finishedAt.timeIntervalSince(killed), 2, run.output)
+        for name in names { XCTAssertTrue(run.output.contains(name), "\(name): \(run.output)") }
+        XCTAssertLessThan(finishedAt.timeIntervalSince(try XCTUnwrap(killedAt)), 2, run.output)
         XCTAssertFalse(run.output.contains("output: "), "no result may be printed after a rank died")
+        for pid in survivors { XCTAssertNotEqual(kill(pid, 0), 0, "worker pid \(pid) exited with the job") }
         let left = try FileManager.default.contentsOfDirectory(atPath: "/dev/shm").filter { $0.hasPrefix("tdm") }
         XCTAssertEqual(left, [], "nothing of the job is left in /dev/shm")
+    }
+
+    /// `kill -9` of the spawned worker mid-generation ends the job within 2 s, with an error naming the rank and
+    /// signal, and leaves nothing in /dev/shm.
+    func testKilledWorkerEndsTheJobPromptly() throws {
+        try checkKillingRankOneEndsTheJob(naming: ["rank 1", "signal 9"])
     }
 
     /// `kill -9` of the second data-parallel replica (its driver, rank 1) while both replicas generate ends the
     /// job within 2 s, naming the replica, the rank and the signal; nothing is left in /dev/shm.
     func testKilledDataParallelReplicaEndsTheJobPromptly() throws {
-        var killedAt: Date?
-        var finishedAt = Date()
-        let run = try longGeneration(layout: ["--dp", "2"], prompts: 2) { driver, workers in
-            kill(workers[0], SIGKILL)
-            killedAt = Date()
-            driver.waitUntilExit()
-            finishedAt = Date()
-        }
-        XCTAssertNotEqual(run.status, 0)
-        XCTAssertTrue(run.output.contains("rank 1") && run.output.contains("signal 9") && run.output.contains("replica 1"), run.output)
-        XCTAssertLessThan(finishedAt.timeIntervalSince(try XCTUnwrap(killedAt)), 2, run.output)
-        XCTAssertFalse(run.output.contains("output: "), "no result may be printed after a replica died")
-        let left = try FileManager.default.contentsOfDirectory(atPath: "/dev/shm").filter { $0.hasPrefix("tdm") }
-        XCTAssertEqual(left, [], "nothing of the job is left in /dev/shm")
+        try checkKillingRankOneEndsTheJob(layout: ["--dp", "2"], prompts: 2, naming: ["rank 1", "signal 9", "replica 1"])
     }
 
     /// `kill -9` of the second replica while Mixtral's experts span both replicas (rank 0 waits on it inside every
@@ -384,20 +382,7 @@ final class GenerateCommandTests: XCTestCase {
         let model = try Reference.temporaryDirectory(self).appendingPathComponent("tiny-moe").path
         let made = try BuiltProgram.run(BuiltProgram.tandem, ["make-model", "--out", model, "--preset", "tiny-moe", "--seed", "3"])
         XCTAssertEqual(made.status, 0, made.output)
-        var killedAt: Date?
-        var finishedAt = Date()
-        let run = try longGeneration(model: model, layout: ["--dp", "2"], flags: ["--enable-expert-parallel"], prompts: 2) { driver, workers in
-            kill(workers[0], SIGKILL)
-            killedAt = Date()
-            driver.waitUntilExit()
-            finishedAt = Date()
-        }
-        XCTAssertNotEqual(run.status, 0)
-        XCTAssertTrue(run.output.contains("rank 1") && run.output.contains("signal 9"), run.output)
-        XCTAssertLessThan(finishedAt.timeIntervalSince(try XCTUnwrap(killedAt)), 2, run.output)
-        XCTAssertFalse(run.output.contains("output: "), "no result may be printed after a replica died")
-        let left = try FileManager.default.contentsOfDirectory(atPath: "/dev/shm").filter { $0.hasPrefix("tdm") }
-        XCTAssertEqual(left, [], "nothing of the job is left in /dev/shm")
+        try checkKillingRankOneEndsTheJob(model: model, layout: ["--dp", "2"], flags: ["--enable-expert-parallel"], prompts: 2, naming: ["rank 1", "signal 9"])
     }
 
     /// `kill -9` of the middle stage of three, while four requests stream through the pipeline (micro-batches in
@@ -406,22 +391,7 @@ final class GenerateCommandTests: XCTestCase {
         let model = try Reference.temporaryDirectory(self).appendingPathComponent("tiny-3").path
         let made = try BuiltProgram.run(BuiltProgram.tandem, ["make-model", "--out", model, "--preset", "tiny", "--layers", "3", "--seed", "3"])
         XCTAssertEqual(made.status, 0, made.output)
-        var killedAt: Date?
-        var finishedAt = Date()
-        var survivors: [pid_t] = []
-        let run = try longGeneration(model: model, layout: ["--pp", "3"], prompts: 4) { driver, workers in
-            kill(workers[0], SIGKILL)
-            killedAt = Date()
-            survivors = [workers[1]]
-            driver.waitUntilExit()
-            finishedAt = Date()
-        }
-        XCTAssertNotEqual(run.status, 0)
-        XCTAssertTrue(run.output.contains("rank 1") && run.output.contains("signal 9"), run.output)
-        XCTAssertLessThan(finishedAt.timeIntervalSince(try XCTUnwrap(killedAt)), 2, run.output)
-        for pid in survivors { XCTAssertNotEqual(kill(pid, 0), 0, "the last stage (pid \(pid)) exited with the job") }
-        let left = try FileManager.default.contentsOfDirectory(atPath: "/dev/shm").filter { $0.hasPrefix("tdm") }
-        XCTAssertEqual(left, [], "nothing of the job is left in /dev/shm")
+        try checkKillingRankOneEndsTheJob(model: model, layout: ["--pp", "3"], prompts: 4, naming: ["rank 1", "signal 9"])
     }
 
     /// `kill -9` of the driver takes its worker down with it (parent-death signal), within 2 s.

@@ -9,7 +9,14 @@ import XCTest
 final class WeightQuantizationTests: XCTestCase {
     /// Rows that exercise the quantizers' corners: random normals; a zero block; one value far above the rest; the
     /// largest magnitude negative (Q4_0 keeps its sign); scales in fp16's subnormal range and below it; values on
-    /// the rounding boundaries of both formats; and a block of equal values.
+    /// the rounding boundaries of both formats; a block of equal values; and exact halves at scale 1.
+    /// 127, then ±0.5, ±1.5, … ±3.5: the scale is exactly 1.
+    private static let exactHalves: [Float] = (0..<32).map { (index: Int) -> Float in
+        guard index > 0 else { return 127 }
+        let half = Float(index % 8) - 3.5
+        return index % 2 == 0 ? half : -half
+    }
+
     private static func weights(rows: Int, columns: Int, seed: UInt64) -> [Float] {
         var generator = SeededGenerator(seed: seed)
         var values = (0..<(rows * columns)).map { _ in Self.gaussian(&generator) }
@@ -22,6 +29,8 @@ final class WeightQuantizationTests: XCTestCase {
             (0..<32).map { Float($0) - 15.5 },  // q4_0 scale −16/−8: halves land on x.5 + 8.5
             (0..<32).map { Float($0 % 9) * 127 / 8 - 63.5 },
             [Float](repeating: -2.25, count: 32),
+            // Scale exactly 1: exact halves, where rounding half away from zero (ggml's roundf) and to even differ.
+            Self.exactHalves,
         ]
         for (index, special) in specials.enumerated() where (index + 1) * 32 <= values.count {
             values.replaceSubrange((index * 32)..<((index + 1) * 32), with: special)
@@ -57,7 +66,7 @@ final class WeightQuantizationTests: XCTestCase {
     private static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
 
     func testBlocksAreGGMLsBytesAndValues() throws {
-        let (rows, columns) = (12, 96)
+        let (rows, columns) = (12, 96)  // 36 blocks: the 9 special ones first
         let weights = Self.weights(rows: rows, columns: columns, seed: 7)
         for format in WeightQuantization.allCases {
             let expected = try reference(format, weights: weights, rows: rows, columns: columns)
