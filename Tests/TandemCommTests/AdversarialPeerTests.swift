@@ -34,12 +34,16 @@ final class AdversarialPeerTests: XCTestCase {
             environment: ["TANDEM_BACKEND": "tcp"], timeout: 120
         ) { launcher in
             var ranks: [pid_t] = []
-            for _ in 0..<500 where ranks.count < 3 {
+            var port: UInt16?
+            // Until three ranks run with the store's port in their environment (a child just forked, not yet
+            // exec'd, still shows the launcher's environment).
+            for _ in 0..<500 where ranks.count < 3 || port == nil {
                 usleep(10_000)
                 ranks = childProcesses(of: launcher.processIdentifier)
+                port = ranks.first.flatMap(Self.masterPort(of:))
             }
             let started = ranks
-            guard started.count == 3, let storePort = Self.masterPort(of: started[0]) else {
+            guard started.count == 3, let storePort = port else {
                 try? Data().write(to: URL(fileURLWithPath: stopFile))
                 return XCTFail("the job did not start three ranks with a store port")
             }
