@@ -1,4 +1,5 @@
 #include "tandem_kernels.h"
+#include "avx2_common.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -24,13 +25,6 @@ __attribute__((target("avx2,fma,f16c"))) static inline float widen1(int is_bfloa
     return _cvtsh_ss(bits);
 }
 
-__attribute__((target("avx2,fma,f16c"))) static inline float sum8(__m256 v) {
-    __m128 half = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    half = _mm_add_ps(half, _mm_movehl_ps(half, half));
-    half = _mm_add_ss(half, _mm_movehdup_ps(half));
-    return _mm_cvtss_f32(half);
-}
-
 // Up to four input rows per pass over a weight row, one accumulator each (four independent FMA chains).
 __attribute__((target("avx2,fma,f16c"), always_inline)) static inline void linear16_rows(
     const int is_bfloat16, const float *x, long m, long k, const uint16_t *w, long n, long first, long last, float *y) {
@@ -49,7 +43,7 @@ __attribute__((target("avx2,fma,f16c"), always_inline)) static inline void linea
                 a2 = _mm256_fmadd_ps(weights, _mm256_loadu_ps(x2 + i), a2);
                 a3 = _mm256_fmadd_ps(weights, _mm256_loadu_ps(x3 + i), a3);
             }
-            float sums[4] = {sum8(a0), sum8(a1), sum8(a2), sum8(a3)};
+            float sums[4] = {tandem_sum8(a0), tandem_sum8(a1), tandem_sum8(a2), tandem_sum8(a3)};
             const float *inputs[4] = {x0, x1, x2, x3};
             for (long r = 0; r < rows; r++) {
                 for (long t = vector_end; t < k; t++) sums[r] += inputs[r][t] * widen1(is_bfloat16, row[t]);
@@ -89,7 +83,7 @@ __attribute__((target("avx2,fma,f16c"), always_inline)) static inline void linea
                     a30 = _mm256_fmadd_ps(w0, v3, a30);
                     a31 = _mm256_fmadd_ps(w1, v3, a31);
                 }
-                float sums[4][2] = {{sum8(a00), sum8(a01)}, {sum8(a10), sum8(a11)}, {sum8(a20), sum8(a21)}, {sum8(a30), sum8(a31)}};
+                float sums[4][2] = {{tandem_sum8(a00), tandem_sum8(a01)}, {tandem_sum8(a10), tandem_sum8(a11)}, {tandem_sum8(a20), tandem_sum8(a21)}, {tandem_sum8(a30), tandem_sum8(a31)}};
                 for (long r = 0; r < rows; r++) {
                     for (long t = vector_end; t < k; t++) {
                         sums[r][0] += inputs[r][t] * widen1(is_bfloat16, row0[t]);
@@ -142,7 +136,7 @@ __attribute__((target("avx2,fma,f16c"), always_inline)) static inline void linea
             a2 = _mm256_fmadd_ps(widen8(is_bfloat16, row + i + 16), _mm256_loadu_ps(x + i + 16), a2);
             a3 = _mm256_fmadd_ps(widen8(is_bfloat16, row + i + 24), _mm256_loadu_ps(x + i + 24), a3);
         }
-        float sum = sum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+        float sum = tandem_sum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
         for (long t = vector_end; t < k; t++) sum += x[t] * widen1(is_bfloat16, row[t]);
         y[j] = sum;
     }

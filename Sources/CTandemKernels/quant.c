@@ -1,6 +1,7 @@
 // ggml's 8- and 4-bit block formats (Q8_0, Q4_0) and the products of their weights with activations quantized
 // per block to 8 bits, as llama.cpp's vec_dot_q8_0_q8_0 and vec_dot_q4_0_q8_0 compute them.
 #include "tandem_kernels.h"
+#include "avx2_common.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -73,6 +74,13 @@ static inline float half_to_float(uint16_t half) {
     return value;
 }
 
+// Whether this CPU runs the AVX2 paths, asked once (the quantizers run per row, on the decode path).
+static int has_avx2(void) {
+    static int cached = -1;
+    if (cached < 0) cached = tandem_has_avx2();
+    return cached;
+}
+
 long tandem_quant_block_bytes(int format) { return format == TANDEM_Q8_0 ? (long)sizeof(block_q8_0) : (long)sizeof(block_q4_0); }
 
 #if defined(__x86_64__)
@@ -119,7 +127,7 @@ __attribute__((target("avx2,fma,f16c"))) static void quantize_q8_0_avx2(const fl
 
 void tandem_quantize_row(int format, const float *x, long k, void *out) {
 #if defined(__x86_64__)
-    if (format == TANDEM_Q8_0 && tandem_has_avx2()) return quantize_q8_0_avx2(x, k / 32, (block_q8_0 *)out);
+    if (format == TANDEM_Q8_0 && has_avx2()) return quantize_q8_0_avx2(x, k / 32, (block_q8_0 *)out);
 #endif
     for (long b = 0; b < k / 32; b++) {
         const float *values = x + b * 32;
@@ -190,7 +198,7 @@ __attribute__((target("avx2,fma,f16c"))) static void dequantize_avx2(int format,
 void tandem_dequantize_rows(int format, const void *w, long rows, long k, float *out) {
     const long blocks = rows * (k / 32);
 #if defined(__x86_64__)
-    if (tandem_has_avx2()) return dequantize_avx2(format, w, blocks, out);
+    if (has_avx2()) return dequantize_avx2(format, w, blocks, out);
 #endif
     for (long b = 0; b < blocks; b++) {
         float *values = out + b * 32;
@@ -242,13 +250,6 @@ __attribute__((target("avx2,fma,f16c"))) static inline __m256 products8(__m256i 
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
 }
 
-__attribute__((target("avx2,fma,f16c"))) static inline float sum8_ps(__m256 v) {
-    __m128 half = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    half = _mm_add_ps(half, _mm_movehl_ps(half, half));
-    half = _mm_add_ss(half, _mm_movehdup_ps(half));
-    return _mm_cvtss_f32(half);
-}
-
 // A Q8_0 weight block times an input block: the 32 products summed in pairs, as eight float lanes.
 __attribute__((target("avx2,fma,f16c"), always_inline)) static inline __m256 q8_products(const char *row, long b, const block_q8_0 *x) {
     return products8(_mm256_loadu_si256((const __m256i *)((const block_q8_0 *)row)[b].qs), _mm256_loadu_si256((const __m256i *)x[b].qs));
@@ -264,9 +265,7 @@ __attribute__((target("avx2,fma,f16c"), always_inline)) static inline __m256 q4_
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
 }
 
-// One weight row against one input row, two blocks a step on two multiply-add chains (one chain waits on each
-// block's scale). `scales` holds the input's block scales as floats; for Q4_0 `offsets` holds each input block's
-// −8 · scale · Σ q (the nibbles' offset of 8, taken out of the integer products).
+// Block b's weight scale.
 __attribute__((target("avx2,fma,f16c"), always_inline)) static inline float weight_scale(const int format, const char *row, long b) {
     return _cvtsh_ss(format == TANDEM_Q8_0 ? ((const block_q8_0 *)row)[b].d : ((const block_q4_0 *)row)[b].d);
 }
@@ -281,6 +280,9 @@ __attribute__((target("avx2,fma,f16c"), always_inline)) static inline void add_b
     if (format == TANDEM_Q4_0) *offset += d * offsets[b];
 }
 
+// One weight row against one input row, two blocks a step on two multiply-add chains (one chain waits on each
+// block's scale). `scales` holds the input's block scales as floats; for Q4_0 `offsets` holds each input block's
+// −8 · scale · Σ q (the nibbles' offset of 8, taken out of the integer products).
 __attribute__((target("avx2,fma,f16c"), always_inline)) static inline float one_row(
     const int format, const char *row, const block_q8_0 *x, const float *scales, const float *offsets, long blocks) {
     __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps();
@@ -291,7 +293,7 @@ __attribute__((target("avx2,fma,f16c"), always_inline)) static inline float one_
         add_block(format, row, b + 1, x, scales, offsets, &odd, &odd_offset);
     }
     if (b < blocks) add_block(format, row, b, x, scales, offsets, &even, &even_offset);
-    return sum8_ps(_mm256_add_ps(even, odd)) + even_offset + odd_offset;
+    return tandem_sum8(_mm256_add_ps(even, odd)) + even_offset + odd_offset;
 }
 
 // Weight rows first ..< last against m input rows: each weight row is read once (it stays in L1 while the input

@@ -235,13 +235,9 @@ public final class EngineCore: EngineClient {
         return try failing { () throws -> [EngineOutput] in
             let start = DispatchTime.now().uptimeNanoseconds
             let output = scheduleMicroBatch()
-            if output.scheduled.isEmpty {
-                let batch = ForwardBatch(tokens: [], sequences: [])
-                try plans?.enqueue(StepPlan.step(batch).encoded())
-                _ = try runner.execute(batch)
-            } else {
-                inFlight.append(try launch(output, start: start))
-            }
+            // An empty launch still runs every stage, with no logits to wait for: nothing to complete later.
+            let launched = try launch(output, start: start)
+            if !output.scheduled.isEmpty { inFlight.append(launched) }
             guard !inFlight.isEmpty, inFlight.count == runner.groups.layout.pipelineParallelSize || output.scheduled.isEmpty else { return [] }
             return try completeOldest()
         }

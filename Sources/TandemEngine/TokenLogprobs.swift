@@ -1,4 +1,5 @@
 import Foundation
+import TandemTensor
 
 /// A sampled token's log-probability and the most likely tokens' at its position, from the model's raw logits
 /// (before temperature, top-k or top-p: vLLM's default `raw_logprobs`).
@@ -20,11 +21,7 @@ public struct TokenLogprobs: Sendable, Equatable, Codable {
     /// Log-softmax of `row` at `sampled` and at its `count` largest entries: O(vocabulary · (1 + count)) at
     /// worst, one pass in practice, no sort of the vocabulary.
     init(row: UnsafeBufferPointer<Float>, sampled: Int, count: Int) {
-        var largest = -Float.infinity
-        for value in row where value > largest { largest = value }
-        var sum = 0.0
-        for value in row { sum += exp(Double(value - largest)) }
-        let logNormalizer = Double(largest) + log(sum)
+        let logNormalizer = Activation.logSumExp(row)
         func logprob(_ id: Int) -> Float { Float(Double(row[id]) - logNormalizer) }
         // The best `count` so far, best first; a new entry goes in by insertion.
         var best: [Int] = []

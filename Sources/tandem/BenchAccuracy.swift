@@ -138,9 +138,7 @@ struct BenchAccuracy: ParsableCommand {
 
     /// log-softmax of a row of logits, in float64.
     private static func logSoftmax(_ row: UnsafeMutableBufferPointer<Float>) -> [Double] {
-        let largest = Double(row.max()!)
-        let total = row.reduce(0.0) { $0 + exp(Double($1) - largest) }
-        let normalizer = largest + log(total)
+        let normalizer = Activation.logSumExp(UnsafeBufferPointer(row))
         return row.map { Double($0) - normalizer }
     }
 }

@@ -41,24 +41,19 @@ public struct ExpertTraffic: Sendable, Equatable, Codable {
     public init() {}
 
     /// The sum of two ranks' or layers' traffic.
-    public static func + (left: ExpertTraffic, right: ExpertTraffic) -> ExpertTraffic {
-        var sum = left
-        sum.routedTokens += right.routedTokens
-        sum.routedPairs += right.routedPairs
-        sum.offRankPairs += right.offRankPairs
-        sum.hiddenBytes += right.hiddenBytes
-        sum.metadataBytes += right.metadataBytes
-        return sum
-    }
+    public static func + (left: ExpertTraffic, right: ExpertTraffic) -> ExpertTraffic { left.combined(with: right, by: +) }
 
     /// What `left` counted beyond `right` (a later reading less an earlier one).
-    public static func - (left: ExpertTraffic, right: ExpertTraffic) -> ExpertTraffic {
-        var difference = left
-        difference.routedTokens -= right.routedTokens
-        difference.routedPairs -= right.routedPairs
-        difference.offRankPairs -= right.offRankPairs
-        difference.hiddenBytes -= right.hiddenBytes
-        difference.metadataBytes -= right.metadataBytes
-        return difference
+    public static func - (left: ExpertTraffic, right: ExpertTraffic) -> ExpertTraffic { left.combined(with: right, by: -) }
+
+    /// Every count of `self` and `other` put through `operation`.
+    private func combined(with other: ExpertTraffic, by operation: (Int, Int) -> Int) -> ExpertTraffic {
+        var result = ExpertTraffic()
+        result.routedTokens = operation(routedTokens, other.routedTokens)
+        result.routedPairs = operation(routedPairs, other.routedPairs)
+        result.offRankPairs = operation(offRankPairs, other.offRankPairs)
+        result.hiddenBytes = operation(hiddenBytes, other.hiddenBytes)
+        result.metadataBytes = operation(metadataBytes, other.metadataBytes)
+        return result
     }
 }

@@ -29,6 +29,16 @@ public enum Activation {
         }
     }
 
+    /// log Σ exp(row) in float64, the maximum taken out first so no exponent overflows: `row[i]` minus it is
+    /// log-softmax at i.
+    public static func logSumExp(_ row: UnsafeBufferPointer<Float>) -> Double {
+        var largest = -Float.infinity
+        for value in row where value > largest { largest = value }
+        var sum = 0.0
+        for value in row { sum += exp(Double(value - largest)) }
+        return Double(largest) + log(sum)
+    }
+
     /// Softmax of `count` values in place, subtracting the maximum first so no exponent overflows.
     public static func softmax(_ values: UnsafeMutablePointer<Float>, count: Int) {
         guard count > 0 else { return }
