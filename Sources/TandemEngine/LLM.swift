@@ -141,16 +141,20 @@ public final class LLM {
     }
 
     /// The layers of each pipeline stage of `config.model` (`TANDEM_PP_LAYER_PARTITION` or vLLM's split), after
-    /// checking that `tensorParallelSize` splits its heads and that expert parallelism, if asked for, has experts
-    /// to place.
+    /// checking that `tensorParallelSize` splits its heads, that expert parallelism, if asked for, has experts
+    /// to place, and that quantization, if asked for, keeps every rank's rows whole blocks.
     ///
-    /// - Throws: `ModelLoadError` for the checkpoint's config or a tp size that does not split it,
+    /// - Throws: `ModelLoadError` for the checkpoint's config or a tp size that does not split it (or its blocks),
     ///   or expert parallelism on a dense model, `ParallelConfigError` for stages the layers cannot fill,
     ///   `ConfigError` for a malformed partition variable.
     public static func partition(_ config: EngineConfig, tensorParallelSize: Int) throws -> PipelinePartition {
         let model = try ModelConfig(directory: config.model)
         try model.checkTensorParallel(tensorParallelSize, path: config.model)
         if config.expertPlacement != nil { try model.checkExpertParallel(path: config.model) }
+        if let quantization = config.quantization {
+            try model.checkQuantization(
+                quantization, tensorParallelSize: tensorParallelSize, expertsWhole: config.expertPlacement != nil, path: config.model)
+        }
         return try PipelinePartition.fromEnvironment(layerCount: model.layerCount, stages: config.pipelineParallelSize)
     }
 

@@ -147,6 +147,24 @@ public struct ModelConfig: Sendable, Equatable {
             path: path, detail: "expert parallelism: it is a dense model (model_type \(modelType), no num_local_experts); drop --enable-expert-parallel")
     }
 
+    /// Checks, before any rank loads, that every linear layer's rows stay whole `quantization` blocks on each of
+    /// `tensorParallelSize` ranks (the loader checks each slice too): the hidden width the column-parallel layers
+    /// read, o_proj's and the MLP's row-parallel shares, and the experts' down projections unless `expertsWhole`.
+    ///
+    /// - Throws: `ModelLoadError.unsupported` naming the first layer that would cut a block (of layer 0; every
+    ///   layer has its shapes).
+    public func checkQuantization(_ quantization: WeightQuantization, tensorParallelSize: Int, expertsWhole: Bool, path: String) throws(ModelLoadError) {
+        let down = expertCount == nil ? "mlp.down_proj.weight" : "block_sparse_moe.experts.0.w2.weight"
+        let inputs = [
+            ("model.layers.0.self_attn.q_proj.weight", hiddenSize),
+            ("model.layers.0.self_attn.o_proj.weight", headCount * headDimension / tensorParallelSize),
+            ("model.layers.0.\(down)", expertCount != nil && expertsWhole ? intermediateSize : intermediateSize / tensorParallelSize),
+        ]
+        for (name, columns) in inputs where columns % WeightQuantization.blockSize != 0 {
+            throw .cutBlocks(name, quantization: quantization, columns: columns, path: path)
+        }
+    }
+
     /// Checks that `tensorParallelSize` splits this model.
     ///
     /// - Throws: `ModelLoadError.unsupported` listing the sizes that would work.

@@ -1,3 +1,5 @@
+import TandemTensor
+
 /// Why a checkpoint could not be loaded; every case names the file and, where there is one, the tensor key.
 public enum ModelLoadError: Error, Equatable, CustomStringConvertible {
     /// A file the checkpoint needs is not there (or cannot be opened).
@@ -14,6 +16,13 @@ public enum ModelLoadError: Error, Equatable, CustomStringConvertible {
     case unsupportedDType(key: String, path: String, dtype: String)
     /// The checkpoint asks for something Tandem does not run (a model type, a RoPE scaling, a split).
     case unsupported(path: String, detail: String)
+
+    /// A quantized linear layer whose rows (`columns` wide on this rank) are not whole blocks.
+    static func cutBlocks(_ name: String, quantization: WeightQuantization, columns: Int, path: String) -> ModelLoadError {
+        .unsupported(
+            path: path,
+            detail: "\(name): \(quantization.rawValue) stores rows in blocks of \(WeightQuantization.blockSize) values, but this rank's rows have \(columns) (after the tensor-parallel split); choose a tensor-parallel size that leaves whole blocks")
+    }
 
     public var description: String {
         switch self {

@@ -69,7 +69,12 @@ struct BenchAccuracy: ParsableCommand {
     func run() throws {
         Matmul.setBLASThreads(threads)
         let tokenizer = try BytePairTokenizer(directory: model)
-        let source = try text.map { try String(contentsOfFile: $0, encoding: .utf8) } ?? ModelWriter.sampleText
+        let source: String
+        do {
+            source = try text.map { try String(contentsOfFile: $0, encoding: .utf8) } ?? ModelWriter.sampleText
+        } catch {
+            throw CommandFailure("--text \(text!): cannot read it as UTF-8 text (\(error.localizedDescription))")
+        }
         let ids = try tokenizer.encode(source, addSpecialTokens: false)
         guard ids.count >= 2 else { throw CommandFailure("the text encodes to \(ids.count) token(s); it needs at least 2") }
         // Consecutive windows of length + 1 tokens (the last one is only predicted), the text repeated as needed.

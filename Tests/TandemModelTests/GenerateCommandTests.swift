@@ -265,6 +265,9 @@ final class GenerateCommandTests: XCTestCase {
         let refused = try BuiltProgram.run(BuiltProgram.tandem, ["bench", "accuracy", "--model", directory, "--quantization", "q8_0", "--sequences", "65"])
         XCTAssertNotEqual(refused.status, 0)
         XCTAssertTrue(refused.output.contains("--sequences must be in 1...64, got 65"), refused.output)
+        let unreadable = try BuiltProgram.run(BuiltProgram.tandem, ["bench", "accuracy", "--model", directory, "--quantization", "q8_0", "--text", "/nonexistent/text"])
+        XCTAssertNotEqual(unreadable.status, 0)
+        XCTAssertEqual(unreadable.lines(containing: "--text /nonexistent/text: cannot read it as UTF-8 text").count, 1, unreadable.output)
     }
 
     /// Every `TANDEM_*` value is checked when the program starts, whatever the command.

@@ -4,6 +4,7 @@ import TandemEngine
 import TandemModel
 import TandemParallel
 import TandemTensor
+import TandemTestSupport
 import XCTest
 
 /// Quantized weights (`EngineConfig.quantization`) through the engine under every kind of layout, ranks on
@@ -51,7 +52,8 @@ final class QuantizedModelTests: XCTestCase {
     }
 
     /// tp 4 of the tiny preset gives o_proj 16 input columns per rank — half a block: refused before generating,
-    /// naming the layer, the width and what to change; and quantization with bfloat16 compute is refused.
+    /// naming the layer, the width and what to change (by `tandem generate` once, before it spawns a rank); and
+    /// quantization with bfloat16 compute is refused.
     func testSplitsThatCutBlocksAreRefused() throws {
         let directory = try ModelFixtures.write(.tiny, test: self)
         let config = EngineConfig(model: directory, threads: 1, quantization: .q8_0)
@@ -65,6 +67,10 @@ final class QuantizedModelTests: XCTestCase {
                 $0.contains("model.layers.0.self_attn.o_proj.weight: q8_0 stores rows in blocks of 32 values, but this rank's rows have 16")
                     && $0.contains("choose a tensor-parallel size that leaves whole blocks")
             }, "\(errors)")
+        let run = try BuiltProgram.run(
+            BuiltProgram.tandem, ["generate", "--model", directory, "--tp", "4", "--quantization", "q8_0", "--prompt", "hi", "--max-tokens", "2"])
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertEqual(run.lines(containing: "o_proj.weight: q8_0 stores rows in blocks of 32 values, but this rank's rows have 16").count, 1, run.output)
         XCTAssertThrowsError(try LlamaModel(directory: directory, group: .single, precision: .bfloat16, quantization: .q4_0)) { error in
             let text = "\(error)"
             XCTAssertTrue(text.contains("q4_0 weights multiply in their own integer kernel") || text.contains("needs AVX-512 BF16"), text)

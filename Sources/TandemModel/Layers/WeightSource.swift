@@ -26,9 +26,7 @@ final class WeightSource {
     func linear(_ weight: Tensor, name: String) throws(ModelLoadError) -> LinearWeight {
         guard let quantization else { return LinearWeight(weight, precision: precision, threads: threads) }
         guard weight.shape[1] % WeightQuantization.blockSize == 0 else {
-            throw .unsupported(
-                path: checkpoint.directory,
-                detail: "\(name): \(quantization.rawValue) stores rows in blocks of \(WeightQuantization.blockSize) values, but this rank's rows have \(weight.shape[1]) (after the tensor-parallel split); choose a tensor-parallel size that leaves whole blocks")
+            throw .cutBlocks(name, quantization: quantization, columns: weight.shape[1], path: checkpoint.directory)
         }
         return LinearWeight(weight, quantization: quantization, threads: threads)
     }
