@@ -142,16 +142,16 @@ public final class LLM {
 
     /// The layers of each pipeline stage of `config.model` (`TANDEM_PP_LAYER_PARTITION` or vLLM's split), after
     /// checking that `tensorParallelSize` splits its heads, that expert parallelism, if asked for, has experts
-    /// to place, and that quantization, if asked for, keeps every rank's rows whole blocks.
+    /// to place, and that quantization, asked for or stored (GGUF blocks), keeps every rank's rows whole blocks.
     ///
     /// - Throws: `ModelLoadError` for the checkpoint's config or a tp size that does not split it (or its blocks),
     ///   or expert parallelism on a dense model, `ParallelConfigError` for stages the layers cannot fill,
     ///   `ConfigError` for a malformed partition variable.
     public static func partition(_ config: EngineConfig, tensorParallelSize: Int) throws -> PipelinePartition {
-        let model = try ModelConfig(directory: config.model)
+        let model = try ModelFiles.config(config.model)
         try model.checkTensorParallel(tensorParallelSize, path: config.model)
         if config.expertPlacement != nil { try model.checkExpertParallel(path: config.model) }
-        if let quantization = config.quantization {
+        if let quantization = try config.quantization ?? ModelFiles.storedBlocks(config.model) {
             try model.checkQuantization(
                 quantization, tensorParallelSize: tensorParallelSize, expertsWhole: config.expertPlacement != nil, path: config.model)
         }
@@ -178,14 +178,14 @@ public final class LLM {
         // Each rank loads, then every rank learns whether all did (the workers' ready report), so a rank that
         // cannot load is named once rather than leaving the others waiting in a collective.
         let loaded = Result { () throws -> (any Tokenizer, any CausalLanguageModel, Set<Int>) in
-            let tokenizer = try BytePairTokenizer(directory: config.model)
+            let tokenizer = try ModelFiles.tokenizer(config.model)
             let partition = try Self.partition(config, tensorParallelSize: groups.layout.tensorParallelSize)
             var part = ModelPart(stage: groups.stage, of: partition)
             part.expertPlacement = config.expertPlacement
             let model = try ModelRegistry.load(
-                directory: config.model, group: groups.tensor, part: part, experts: groups.experts, precision: config.precision, quantization: config.quantization, threads: config.threads ?? 1,
+                model: config.model, group: groups.tensor, part: part, experts: groups.experts, precision: config.precision, quantization: config.quantization, threads: config.threads ?? 1,
                 progress: progress)
-            return (tokenizer, model, Set(model.config.eosTokenIDs).union(try Self.generationEOS(config.model)))
+            return (tokenizer, model, Set(model.config.eosTokenIDs).union(try ModelFiles.generationEOS(config.model)))
         }
         let (tokenizer, model, eos): (any Tokenizer, any CausalLanguageModel, Set<Int>)
         if let world = groups.all {
@@ -414,19 +414,5 @@ public final class LLM {
                 "rank \(rank) called generate with other prompts or sampling parameters than rank 0; every rank of the "
                     + "engine must make the same requests")
         }
-    }
-
-    /// `eos_token_id` of generation_config.json (an id or a list), if the file is there.
-    private static func generationEOS(_ directory: String) throws(ModelLoadError) -> [Int] {
-        let path = (directory as NSString).appendingPathComponent("generation_config.json")
-        guard let data = FileManager.default.contents(atPath: path) else { return [] }
-        guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw .malformed(path: path, detail: "not a JSON object")
-        }
-        let value = json["eos_token_id"]
-        if value == nil || value is NSNull { return [] }
-        if let id = value as? Int { return [id] }
-        if let ids = value as? [Int] { return ids }
-        throw .malformed(path: path, detail: "eos_token_id must be a token id or a list of them")
     }
 }

@@ -14,7 +14,7 @@ public protocol CausalLanguageModel: AnyObject {
     var part: ModelPart { get }
     /// Bytes of the weights this rank holds.
     var weightBytes: Int { get }
-    /// The dtype the checkpoint's weights are kept in (the KV cache's "auto" dtype).
+    /// The dtype the checkpoint's weights are kept in (the KV cache's "auto" dtype; bfloat16 for ggml blocks).
     var weightDType: DType { get }
     /// The kv heads this rank stores.
     var keyValueHeadsPerRank: Int { get }
@@ -50,19 +50,20 @@ extension CausalLanguageModel {
 public enum ModelRegistry {
     /// Loads one rank's part of a checkpoint of this family.
     public typealias Loader = @Sendable (
-        _ directory: String, _ group: TensorParallelGroup, _ part: ModelPart?, _ experts: ExpertGroups?, _ precision: ComputePrecision,
+        _ model: String, _ group: TensorParallelGroup, _ part: ModelPart?, _ experts: ExpertGroups?, _ precision: ComputePrecision,
         _ quantization: WeightQuantization?, _ threads: Int, _ progress: ((Int, Int) -> Void)?
     ) throws -> any CausalLanguageModel
 
     /// Llama and the families that share its layers (Mistral: a sliding window; Qwen2: q/k/v biases; Mixtral:
     /// Mistral with a sparse mixture-of-experts MLP).
-    private static let llama: Loader = { try LlamaModel(directory: $0, group: $1, part: $2, experts: $3, precision: $4, quantization: $5, threads: $6, progress: $7) }
+    private static let llama: Loader = { try LlamaModel(model: $0, group: $1, part: $2, experts: $3, precision: $4, quantization: $5, threads: $6, progress: $7) }
     private static let families: [String: Loader] = ["llama": llama, "mistral": llama, "qwen2": llama, "mixtral": llama]
 
     /// The `model_type`s Tandem runs, sorted.
     public static var supportedTypes: [String] { families.keys.sorted() }
 
-    /// Loads this rank's part of the checkpoint in `directory`, choosing the family by its `model_type`.
+    /// Loads this rank's part of `model` (a checkpoint directory or a GGUF file), choosing the family by its
+    /// `model_type`.
     ///
     /// - Parameters:
     ///   - part: the pipeline stage's layers and ends (nil: the whole model).
@@ -73,10 +74,10 @@ public enum ModelRegistry {
     ///   - progress: called after each decoder layer with (layers loaded, layers of the part).
     /// - Throws: `ModelLoadError` (an unsupported `model_type` names the supported ones).
     public static func load(
-        directory: String, group: TensorParallelGroup, part: ModelPart? = nil, experts: ExpertGroups? = nil, precision: ComputePrecision = .float32,
+        model: String, group: TensorParallelGroup, part: ModelPart? = nil, experts: ExpertGroups? = nil, precision: ComputePrecision = .float32,
         quantization: WeightQuantization? = nil, threads: Int = 1, progress: ((Int, Int) -> Void)? = nil
     ) throws -> any CausalLanguageModel {
-        let config = try ModelConfig(directory: directory)
-        return try families[config.modelType]!(directory, group, part, experts, precision, quantization, threads, progress)
+        let config = try ModelFiles.config(model)
+        return try families[config.modelType]!(model, group, part, experts, precision, quantization, threads, progress)
     }
 }

@@ -6,7 +6,7 @@ import TandemTensor
 ///
 /// With an index the match is strict both ways: every key of the index must be in the file it names, and every
 /// tensor of a shard must be in the index, pointing at that shard.
-public final class Checkpoint: Sendable {
+public final class Checkpoint: WeightStore {
     /// The directory.
     public let directory: String
     /// Open shards by file name.
@@ -53,6 +53,22 @@ public final class Checkpoint: Sendable {
     /// Every tensor name, sorted.
     public var keys: [String] { location.keys.sorted() }
 
+    public var path: String { directory }
+
+    public func shape(of key: String) throws(ModelLoadError) -> [Int] { try info(key).shape }
+
+    public func format(of key: String) throws(ModelLoadError) -> StoredFormat { .dense(try info(key).dtype) }
+
+    public func load(_ key: String, slice: (dim: Int, range: Range<Int>)?) throws(ModelLoadError) -> Tensor {
+        guard let slice else { return try load(key) }
+        return try load(key, dim: slice.dim, range: slice.range)
+    }
+
+    /// Safetensors holds no ggml blocks: always throws.
+    public func blocks(_ key: String, rows: Range<Int>, columns: Range<Int>) throws(ModelLoadError) -> [UInt8] {
+        throw .unsupportedDType(key: key, path: try file(for: key).path, dtype: "\(try info(key).dtype) (not ggml blocks)")
+    }
+
     /// The dtype and shape of `key`.
     public func info(_ key: String) throws(ModelLoadError) -> TensorInfo {
         try file(for: key).info(key)
@@ -68,9 +84,7 @@ public final class Checkpoint: Sendable {
         try file(for: key).load(key, dim: dim, range: range)
     }
 
-    /// Checks that `key` has `shape`.
-    ///
-    /// - Throws: `.missingTensor`, or `.wrongShape` naming both shapes.
+    /// Checks that `key` has `shape`, naming the shard that holds it.
     public func require(_ key: String, shape: [Int]) throws(ModelLoadError) {
         let file = try file(for: key)
         let info = try file.info(key)

@@ -1,10 +1,12 @@
 import Foundation
+import TandemModel
 import TandemTemplate
 
 /// A checkpoint's chat template and the special tokens its template refers to, read as transformers reads
 /// them: `chat_template.jinja` if present, else `tokenizer_config.json`'s `chat_template` (a string, or a list
 /// of named templates of which `default` is used); `bos_token`, `eos_token`, `pad_token`, `unk_token` as strings
-/// or `{"content": …}` objects.
+/// or `{"content": …}` objects. A GGUF file's are its `tokenizer.chat_template` and the tokens its
+/// `tokenizer.ggml.*_token_id` keys name.
 public struct ModelTemplate: Sendable {
     /// Nil when the checkpoint has none (only `/v1/completions` can serve it).
     public let template: ChatTemplate?
@@ -48,5 +50,22 @@ public struct ModelTemplate: Sendable {
             }
         }
         template = try source.map { (text) throws(TemplateError) in try ChatTemplate(text) }
+    }
+
+    /// The template of `model`, a checkpoint directory or a GGUF file (`ModelFiles`).
+    ///
+    /// - Throws: `TemplateError`, or `ModelLoadError` for a GGUF file whose keys cannot be read.
+    public init(model: String) throws {
+        guard ModelFiles.isGGUF(model) else {
+            try self.init(directory: model)
+            return
+        }
+        let file = try GGUFFile(path: model)
+        self.init(template: try file.chatTemplate.map { (text) throws(TemplateError) in try ChatTemplate(text) }, specialTokens: try file.specialTokens)
+    }
+
+    private init(template: ChatTemplate?, specialTokens: [String: String]) {
+        self.template = template
+        self.specialTokens = specialTokens
     }
 }

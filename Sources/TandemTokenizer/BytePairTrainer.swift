@@ -10,7 +10,7 @@ public enum BytePairTrainer {
     public static let beginOfText = "<|begin_of_text|>"
     /// The end-of-text special token the trained tokenizer has.
     public static let endOfText = "<|end_of_text|>"
-    static let llama3Pattern =
+    public static let llama3Pattern =
         #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
 
     /// A tokenizer.json object with `size` ids: 256 bytes, `size − 258` merges, then the two special tokens.

@@ -68,7 +68,7 @@ struct BenchAccuracy: ParsableCommand {
 
     func run() throws {
         Matmul.setBLASThreads(threads)
-        let tokenizer = try BytePairTokenizer(directory: model)
+        let tokenizer = try ModelFiles.tokenizer(model)
         let source: String
         do {
             source = try text.map { try String(contentsOfFile: $0, encoding: .utf8) } ?? ModelWriter.sampleText
@@ -79,8 +79,8 @@ struct BenchAccuracy: ParsableCommand {
         guard ids.count >= 2 else { throw CommandFailure("the text encodes to \(ids.count) token(s); it needs at least 2") }
         // Consecutive windows of length + 1 tokens (the last one is only predicted), the text repeated as needed.
         let windows = (0..<sequences).map { window in (0...length).map { ids[(window * length + $0) % ids.count] } }
-        let reference = try ModelRegistry.load(directory: model, group: .single, threads: threads)
-        let quantized = try ModelRegistry.load(directory: model, group: .single, quantization: quantization, threads: threads)
+        let reference = try ModelRegistry.load(model: model, group: .single, threads: threads)
+        let quantized = try ModelRegistry.load(model: model, group: .single, quantization: quantization, threads: threads)
         let (referenceCache, quantizedCache) = (try cache(for: reference), try cache(for: quantized))
         let vocabulary = reference.config.vocabularySize
         var divergences: [Double] = []

@@ -147,7 +147,7 @@ struct BenchServe: ParsableCommand {
     func run() throws {
         let config: ModelConfig
         do {
-            config = try ModelConfig(directory: modelDirectory)
+            config = try ModelFiles.config(modelDirectory)
         } catch {
             throw CommandFailure("\(modelDirectory): \(error)")
         }

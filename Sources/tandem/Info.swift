@@ -89,7 +89,7 @@ struct Info: ParsableCommand {
                 model: model, pipelineParallelSize: pp, expertPlacement: enableExpertParallel ? expertPlacement : nil, dataParallelSize: dp)
             do {
                 partition = try LLM.partition(engine, tensorParallelSize: tp)
-                experts = try ModelConfig(directory: model).expertCount
+                experts = try ModelFiles.config(model).expertCount
             } catch let error as ModelLoadError {
                 throw CommandFailure("\(error)")
             }

@@ -8,7 +8,7 @@ import TandemTensor
 
 /// Options shared by the commands that run a model: which checkpoint, how it is split, threads per rank.
 struct ModelOptions: ParsableArguments {
-    @Option(help: "A Hugging Face checkpoint directory (config.json, tokenizer.json, *.safetensors).")
+    @Option(help: "A Hugging Face checkpoint directory (config.json, tokenizer.json, *.safetensors) or a GGUF file (llama, qwen2; F32, F16, BF16, Q8_0, Q4_0 tensors).")
     var model: String
 
     @Option(help: "Tensor-parallel size: ranks each pipeline stage's layers are split over.")
@@ -51,9 +51,8 @@ struct ModelOptions: ParsableArguments {
         if let quantization, computeDType != .float32 {
             throw ValidationError("--quantization \(quantization.rawValue) multiplies in its own integer kernel; leave --compute-dtype at float32")
         }
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw ValidationError("--model \(model) is not a directory (a Hugging Face checkpoint directory; `tandem make-model --out DIR` writes one)")
+        guard FileManager.default.fileExists(atPath: model) else {
+            throw ValidationError("--model \(model) does not exist (a Hugging Face checkpoint directory, which `tandem make-model --out DIR` writes, or a GGUF file)")
         }
     }
 

@@ -52,7 +52,7 @@ struct Serve: ParsableCommand {
         }
         let template: ModelTemplate
         do {
-            template = try ModelTemplate(directory: modelOptions.model)
+            template = try ModelTemplate(model: modelOptions.model)
         } catch {
             throw CommandFailure("\(modelOptions.model): \(error)")
         }

@@ -135,7 +135,7 @@ final class EngineCoreTests: XCTestCase {
             dataParallelSize: dataParallelSize, prefixCaching: true,
             precision: precision, expertPlacement: expertPlacement, expertDispatch: expertDispatch)
         XCTAssertEqual(run.outputs.count, planned.count, "every request ends (seed \(seed))")
-        let oneRank = try LlamaModel(directory: directory, group: .single, precision: precision)
+        let oneRank = try LlamaModel(model: directory, group: .single, precision: precision)
         for request in planned {
             let output = try XCTUnwrap(run.outputs[request.id], "seed \(seed)")
             let (alone, aloneLogprobs) = reference[request.id]!

@@ -31,7 +31,7 @@ enum EngineFixtures {
             let layers = try ModelConfig(directory: directory).layerCount
             var part = ModelPart(stage: groups.stage, of: try PipelinePartition(layerCount: layers, stages: pipelineParallelSize))
             part.expertPlacement = expertPlacement
-            let model = try LlamaModel(directory: directory, group: groups.tensor, part: part, precision: precision)
+            let model = try LlamaModel(model: directory, group: groups.tensor, part: part, precision: precision)
             let runner = try ModelRunner(
                 model: model, groups: groups, cacheConfig: cache, maxNumSeqs: scheduler.maxNumSeqs, localRanks: groups.layout.worldSize)
             let plans = try groups.world.map { try BroadcastQueue(world: $0, writer: 0, name: "plans") }

@@ -105,7 +105,7 @@ final class EngineFailureTests: XCTestCase {
         let directory = try EngineFixtures.tinyModel(self)
         Matmul.setBLASThreads(1)
         let results = try ThreadLauncher.run(worldSize: 2) { world -> String? in
-            let model = try LlamaModel(directory: directory, group: TensorParallelGroup(world))
+            let model = try LlamaModel(model: directory, group: TensorParallelGroup(world))
             let runner = try ModelRunner(model: model, cacheConfig: CacheConfig(blockSize: 4, blockCount: 300), maxNumSeqs: 8, localRanks: 2)
             let plans = try BroadcastQueue(world: world, writer: 0, name: "plans")
             defer { plans.shutdown() }

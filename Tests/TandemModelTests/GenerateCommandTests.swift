@@ -290,7 +290,7 @@ final class GenerateCommandTests: XCTestCase {
     func testMissingModelDirectoryIsExplained() throws {
         let run = try BuiltProgram.run(BuiltProgram.tandem, ["generate", "--model", directory + "-missing", "--prompt", "x"])
         XCTAssertNotEqual(run.status, 0)
-        XCTAssertTrue(run.output.contains("is not a directory"), run.output)
+        XCTAssertTrue(run.output.contains("-missing does not exist (a Hugging Face checkpoint directory"), run.output)
     }
 
     func testLaunchedWorldThatDoesNotMatchTheLayoutIsRefused() throws {

@@ -34,7 +34,7 @@ enum ModelFixtures {
 
     /// `stepLogits` of `stepPrompt` and `stepContinuation` on one rank: what every split must match.
     static func oneRankStepLogits(_ directory: String) throws -> [[Float]] {
-        try onRanks(1) { group in try stepLogits(LlamaModel(directory: directory, group: group), prompt: stepPrompt, continuation: stepContinuation) }[0]
+        try onRanks(1) { group in try stepLogits(LlamaModel(model: directory, group: group), prompt: stepPrompt, continuation: stepContinuation) }[0]
     }
 
     /// The logits of the last prompt token (prefill), then of each of `continuation` fed one at a time

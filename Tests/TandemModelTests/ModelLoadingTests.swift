@@ -10,7 +10,7 @@ final class ModelLoadingTests: XCTestCase {
         directory = URL(fileURLWithPath: try ModelFixtures.write(.tiny, test: self))
     }
 
-    private func load() throws { _ = try LlamaModel(directory: directory.path, group: .single) }
+    private func load() throws { _ = try LlamaModel(model: directory.path, group: .single) }
 
     private func editConfig(_ change: (inout [String: Any]) -> Void) throws {
         let url = directory.appendingPathComponent("config.json")

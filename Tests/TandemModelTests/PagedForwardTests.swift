@@ -19,7 +19,7 @@ final class PagedForwardTests: XCTestCase {
 
     private func check(kvDType: DType) throws {
         let directory = try ModelFixtures.write(.tiny, test: self)
-        let model = try LlamaModel(directory: directory, group: .single)
+        let model = try LlamaModel(model: directory, group: .single)
         let first = Array(10..<31)  // 21 tokens: chunk of 13, then 8
         let second = Array(40..<49)  // 9 tokens, then one decode token
         let third = Array(60..<66)  // a new prompt
@@ -46,7 +46,7 @@ final class PagedForwardTests: XCTestCase {
 
     func testBatchesThatDoNotFitAreRefusedWithTheNumbers() throws {
         let directory = try ModelFixtures.write(.tiny, test: self)
-        let model = try LlamaModel(directory: directory, group: .single)
+        let model = try LlamaModel(model: directory, group: .single)
         let cache = try model.makeKVCache(blockCount: 4, blockSize: 4, dtype: .float32)
         func refusal(_ batch: ForwardBatch) -> String {
             do {

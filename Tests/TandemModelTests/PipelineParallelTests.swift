@@ -31,7 +31,7 @@ final class PipelineParallelTests: XCTestCase {
             let layers = try ModelConfig(directory: directory).layerCount
             var part = ModelPart(stage: groups.stage, of: try PipelinePartition(layerCount: layers, stages: pp))
             part.expertPlacement = expertPlacement
-            let model = try LlamaModel(directory: directory, group: groups.tensor, part: part)
+            let model = try LlamaModel(model: directory, group: groups.tensor, part: part)
             let runner = try ModelRunner(
                 model: model, groups: groups, cacheConfig: CacheConfig(blockSize: 4, blockCount: blocks + 2, dtype: .float32), maxNumSeqs: 1, localRanks: tp * pp)
             var rows: [[Float]] = []
@@ -55,7 +55,7 @@ final class PipelineParallelTests: XCTestCase {
         let directory = try ModelFixtures.write(preset, test: self)
         let (prompt, continuation) = (ModelFixtures.stepPrompt, ModelFixtures.stepContinuation)
         let single = try ModelFixtures.oneRankStepLogits(directory)
-        let wholeBytes = try LlamaModel(directory: directory, group: .single).weightBytes
+        let wholeBytes = try LlamaModel(model: directory, group: .single).weightBytes
         let greedy = SamplingParams(temperature: 0, maxTokens: 24, ignoreEOS: true)
         let singleTokens = try ModelFixtures.onRanks(1) { group in try LLM(model: directory, group: group).generate(Self.prompts, greedy).map(\.tokenIDs) }[0]
         for (tp, pp) in layouts {
@@ -132,7 +132,7 @@ final class PipelineParallelTests: XCTestCase {
     /// A stage given the wrong hidden states, or none, says what it needs.
     func testAStageWithoutHiddenStatesIsRefused() throws {
         let directory = try ModelFixtures.write(Self.fourLayers, test: self)
-        let model = try LlamaModel(directory: directory, group: .single, part: ModelPart(stage: 1, of: try PipelinePartition(layerCount: 4, stages: 2)))
+        let model = try LlamaModel(model: directory, group: .single, part: ModelPart(stage: 1, of: try PipelinePartition(layerCount: 4, stages: 2)))
         let cache = try model.makeKVCache(blockCount: 2, blockSize: 4, dtype: .float32)
         let batch = ForwardBatch(tokens: [1, 2], sequences: [ScheduledSequence(tokenCount: 2, computedTokens: 0, blockTable: [0], wantsLogits: true)])
         XCTAssertThrowsError(try model.forward(batch, cache: cache, hidden: nil, logitsTo: 0)) { error in

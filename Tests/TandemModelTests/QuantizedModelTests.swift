@@ -51,6 +51,39 @@ final class QuantizedModelTests: XCTestCase {
         }
     }
 
+    /// GGUF files (written by llama.cpp's library from the checkpoints) through the engine: each rank takes its
+    /// rows of the stored blocks, so every layout gives one rank's tokens.
+    func testGGUFFilesGiveOneRanksTokensInEveryLayout() throws {
+        let greedy = SamplingParams(temperature: 0, maxTokens: 16, ignoreEOS: true)
+        let directory = try ModelFixtures.write(Self.wide, test: self)
+        let moe = try ModelFixtures.write(ModelPreset.tinyMoE.with { $0.layerCount = 4 }, test: self)
+        let cases: [(String, String, [(tp: Int, pp: Int, dp: Int)], ExpertPlacement?)] = [
+            (directory, "q4_0", [(2, 1, 1), (4, 1, 1), (1, 2, 1), (2, 2, 1), (1, 1, 2)], nil),
+            (directory, "q8_0", [(4, 1, 1), (1, 4, 1)], nil),
+            (moe, "q8_0", [(2, 1, 1), (1, 2, 1), (1, 1, 2)], .linear),
+        ]
+        for (checkpoint, type, layouts, placement) in cases {
+            let file = checkpoint + "/\(type).gguf"
+            _ = try Reference.python("convert_to_gguf.py", ["--model", checkpoint, "--out", file, "--type", type])
+            let base = EngineConfig(model: file, threads: 1)
+            let single = try ThreadLauncher.run(worldSize: 1) { world in try LLM(config: base, world: world).generate(Self.prompts, greedy).map(\.tokenIDs) }[0].get()
+            for (tp, pp, dp) in layouts {
+                var config = base
+                config.pipelineParallelSize = pp
+                config.dataParallelSize = dp
+                config.expertPlacement = placement
+                let tokens = try ThreadLauncher.run(worldSize: tp * pp * dp) { [config] world in
+                    let llm = try LLM(config: config, world: world)
+                    defer { llm.shutdown() }
+                    return try llm.generate(Self.prompts, greedy).map(\.tokenIDs)
+                }
+                for (rank, result) in tokens.enumerated() {
+                    XCTAssertEqual(try result.get(), single, "\(type) \(checkpoint == moe ? "mixtral" : "llama") tp \(tp) pp \(pp) dp \(dp) rank \(rank)")
+                }
+            }
+        }
+    }
+
     /// tp 4 of the tiny preset gives o_proj 16 input columns per rank — half a block: refused before generating,
     /// naming the layer, the width and what to change (by `tandem generate` once, before it spawns a rank); and
     /// quantization with bfloat16 compute is refused.
@@ -71,7 +104,16 @@ final class QuantizedModelTests: XCTestCase {
             BuiltProgram.tandem, ["generate", "--model", directory, "--tp", "4", "--quantization", "q8_0", "--prompt", "hi", "--max-tokens", "2"])
         XCTAssertNotEqual(run.status, 0)
         XCTAssertEqual(run.lines(containing: "o_proj.weight: q8_0 stores rows in blocks of 32 values, but this rank's rows have 16").count, 1, run.output)
-        XCTAssertThrowsError(try LlamaModel(directory: directory, group: .single, precision: .bfloat16, quantization: .q4_0)) { error in
+        // The same split of a GGUF file's stored blocks, refused the same way; asking to quantize them again too.
+        let file = directory + "/model.gguf"
+        _ = try Reference.python("convert_to_gguf.py", ["--model", directory, "--out", file, "--type", "q4_0"])
+        let stored = try BuiltProgram.run(BuiltProgram.tandem, ["generate", "--model", file, "--tp", "4", "--prompt", "hi", "--max-tokens", "2"])
+        XCTAssertNotEqual(stored.status, 0)
+        XCTAssertEqual(stored.lines(containing: "o_proj.weight: q4_0 stores rows in blocks of 32 values, but this rank's rows have 16").count, 1, stored.output)
+        XCTAssertThrowsError(try LlamaModel(model: file, group: .single, quantization: .q8_0)) { error in
+            XCTAssertTrue("\(error)".contains("is stored as Q4_0 blocks; --quantization q8_0 would quantize them again"), "\(error)")
+        }
+        XCTAssertThrowsError(try LlamaModel(model: directory, group: .single, precision: .bfloat16, quantization: .q4_0)) { error in
             let text = "\(error)"
             XCTAssertTrue(text.contains("q4_0 weights multiply in their own integer kernel") || text.contains("needs AVX-512 BF16"), text)
         }

@@ -22,7 +22,7 @@ final class TensorParallelTests: XCTestCase {
         XCTAssertEqual(singleTokens.map(\.count), [24, 24, 24])
         for size in [2, 4] {
             let ranks = try ModelFixtures.onRanks(size) { group in
-                try ModelFixtures.stepLogits(LlamaModel(directory: directory, group: group), prompt: prompt, continuation: continuation)
+                try ModelFixtures.stepLogits(LlamaModel(model: directory, group: group), prompt: prompt, continuation: continuation)
             }
             XCTAssertEqual(ranks[0].count, single.count, "rank 0 receives the logits")
             XCTAssertTrue(ranks.dropFirst().allSatisfy(\.isEmpty), "logits are gathered to rank 0 only")
@@ -73,7 +73,7 @@ final class TensorParallelTests: XCTestCase {
     /// A size that does not split the heads is refused with the sizes that would work.
     func testSizeThatDoesNotSplitHeadsListsValidSizes() throws {
         let directory = try ModelFixtures.write(.tiny, test: self)
-        let outcomes = try ThreadLauncher.run(worldSize: 3) { group in _ = try LlamaModel(directory: directory, group: TensorParallelGroup(group)) }
+        let outcomes = try ThreadLauncher.run(worldSize: 3) { group in _ = try LlamaModel(model: directory, group: TensorParallelGroup(group)) }
         for outcome in outcomes {
             XCTAssertThrowsError(try outcome.get()) { error in
                 guard case let ModelLoadError.unsupported(_, detail) = error else { return XCTFail("\(error)") }

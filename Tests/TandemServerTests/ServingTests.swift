@@ -21,7 +21,7 @@ final class ServingTests: XCTestCase {
     private func fixture(template: String? = ServerFixtures.chatML) throws -> Fixture {
         let directory = try ServerFixtures.tinyModel(self)
         Matmul.setBLASThreads(1)
-        let model = try LlamaModel(directory: directory.path, group: .single, precision: .float32)
+        let model = try LlamaModel(model: directory.path, group: .single, precision: .float32)
         let runner = try ModelRunner(model: model, cacheConfig: CacheConfig(blockSize: 16, blockCount: 64), maxNumSeqs: 8, localRanks: 1)
         let tokenizer = try BytePairTokenizer(directory: directory.path)
         let core = EngineCore(runner: runner, tokenizer: tokenizer, eosTokenIDs: [], scheduler: SchedulerConfig(), prefixCaching: true, plans: nil)

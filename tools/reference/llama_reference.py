@@ -11,6 +11,12 @@ It shares no code with Tandem: safetensors is parsed here from the format's desc
       experts, an untied LM head; not the embedding, the router or a tied head) multiplies as llama.cpp does with
       quantized weights: its weight quantized to the format and its input rows to Q8_0, by the `gguf` package
       (llama.cpp's Python library), both dequantized and multiplied in float64.
+  llama_reference.py --model DIR --gguf FILE --tokens 1,2,3
+      the same model (DIR's config.json) with the weights of a GGUF file, read by the `gguf` package's
+      GGUFReader and dequantized by gguf.quants: llama.cpp's tensor names mapped back to transformers', the
+      query and key rows of the `llama` architecture put back in rotate-half order, Mixtral's merged expert
+      tensors cut per expert. A linear layer (tied head included) whose GGUF tensor is Q8_0 or Q4_0 has its
+      input rows quantized to Q8_0 too, as llama.cpp multiplies it.
 """
 import argparse
 import json
@@ -23,6 +29,54 @@ import numpy as np
 DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64}
 QUANTIZATION = None  # (gguf's type for the weights, its Q8_0 type), set by --quantization
 _quantized_weights = {}
+GGUF_FILE = None  # set by --gguf
+GGUF_BLOCKS = set()  # the transformers names of linear weights stored as Q8_0 or Q4_0 blocks in GGUF_FILE
+
+
+def quantized_inputs(h):
+    from gguf import GGMLQuantizationType, quants
+    inputs = h.astype(np.float32)
+    q8 = GGMLQuantizationType.Q8_0
+    return quants.dequantize(quants.quantize(inputs, q8), q8).reshape(inputs.shape).astype(np.float64)
+
+
+def load_gguf(path, config):
+    """The GGUF file's tensors under transformers' names, as float64."""
+    from gguf import GGMLQuantizationType, GGUFReader, quants
+    heads = config["num_attention_heads"]
+    kv_heads = config.get("num_key_value_heads") or heads
+    permuted = GGUFReader(path).fields["general.architecture"].contents() == "llama"
+    names = {"attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm", "attn_q": "self_attn.q_proj",
+             "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj", "attn_output": "self_attn.o_proj",
+             "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj",
+             "ffn_gate_inp": "block_sparse_moe.gate"}
+    experts = {"ffn_gate_exps": "w1", "ffn_up_exps": "w3", "ffn_down_exps": "w2"}
+    weights = {}
+    for tensor in GGUFReader(path).tensors:
+        kind = GGMLQuantizationType(tensor.tensor_type)
+        shape = [int(d) for d in reversed(tensor.shape.tolist())]
+        values = quants.dequantize(tensor.data, kind).reshape(shape).astype(np.float64)
+        blocks = kind in (GGMLQuantizationType.Q8_0, GGMLQuantizationType.Q4_0)
+        top = {"token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight", "output.weight": "lm_head.weight"}
+        if tensor.name in top:
+            names_out = [(top[tensor.name], values)]
+        else:
+            _, layer, rest = tensor.name.split(".", 2)
+            base, suffix = rest.rsplit(".", 1)
+            p = f"model.layers.{layer}."
+            if base in experts:
+                names_out = [(f"{p}block_sparse_moe.experts.{e}.{experts[base]}.{suffix}", values[e]) for e in range(values.shape[0])]
+            else:
+                if permuted and base in ("attn_q", "attn_k"):
+                    n = heads if base == "attn_q" else kv_heads
+                    # Undo convert_hf_to_gguf's interleaving: per head, (pair, half) back to (half, pair).
+                    values = values.reshape(n, values.shape[0] // n // 2, 2, *values.shape[1:]).swapaxes(1, 2).reshape(values.shape)
+                names_out = [(p + names[base] + "." + suffix, values)]
+        for name, value in names_out:
+            weights[name] = value
+            if blocks:
+                GGUF_BLOCKS.add(name)
+    return weights
 
 
 def linear(h, w, key, expert=None, rows=None):
@@ -31,6 +85,8 @@ def linear(h, w, key, expert=None, rows=None):
     weight = w[key] if expert is None else w[key][expert]
     if rows is not None:
         weight = weight[rows]
+    if key in GGUF_BLOCKS:
+        return quantized_inputs(h) @ weight.T
     if QUANTIZATION is None:
         return h @ weight.T
     from gguf import quants
@@ -39,9 +95,7 @@ def linear(h, w, key, expert=None, rows=None):
     if cache_key not in _quantized_weights:
         values = weight.astype(np.float32)
         _quantized_weights[cache_key] = quants.dequantize(quants.quantize(values, kind), kind).reshape(values.shape).astype(np.float64)
-    inputs = h.astype(np.float32)
-    inputs = quants.dequantize(quants.quantize(inputs, q8), q8).reshape(inputs.shape).astype(np.float64)
-    return inputs @ _quantized_weights[cache_key].T
+    return quantized_inputs(h) @ _quantized_weights[cache_key].T
 
 
 def load_safetensors(path):
@@ -139,7 +193,7 @@ def sparse_moe(h, w, p, config):
 
 def forward(directory, tokens):
     config = json.load(open(os.path.join(directory, "config.json")))
-    w = load_weights(directory)
+    w = load_gguf(GGUF_FILE, config) if GGUF_FILE else load_weights(directory)
     hidden = config["hidden_size"]
     heads = config["num_attention_heads"]
     kv_heads = config.get("num_key_value_heads") or heads
@@ -194,7 +248,7 @@ def forward(directory, tokens):
         x = x + linear(gate / (1 + np.exp(-gate)) * up, w, p + "mlp.down_proj.weight")
     x = rms_norm(x, w["model.norm.weight"], eps)
     if config.get("tie_word_embeddings", False):
-        return x @ w["model.embed_tokens.weight"].T
+        return linear(x, w, "model.embed_tokens.weight") if GGUF_FILE else x @ w["model.embed_tokens.weight"].T
     return linear(x, w, "lm_head.weight")
 
 
@@ -203,7 +257,10 @@ def main():
     parser.add_argument("--model", required=True)
     parser.add_argument("--tokens", required=True, help="comma-separated token ids")
     parser.add_argument("--quantization", choices=["q8_0", "q4_0"])
+    parser.add_argument("--gguf")
     args = parser.parse_args()
+    global GGUF_FILE
+    GGUF_FILE = args.gguf
     if args.quantization:
         from gguf import GGMLQuantizationType
         global QUANTIZATION

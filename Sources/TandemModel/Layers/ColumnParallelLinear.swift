@@ -20,7 +20,8 @@ public class ColumnParallelLinear {
     ) throws(ModelLoadError) {
         self.inputSize = inputSize
         weight = try source.linear(
-            try source.stack(parts.map { ("\($0.prefix).weight", [$0.outputSize, inputSize], $0.rows) }), name: parts.map { "\($0.prefix).weight" }.joined(separator: " + "))
+            parts.map { ("\($0.prefix).weight", [$0.outputSize, inputSize], $0.rows) }, columns: 0..<inputSize,
+            name: parts.map { "\($0.prefix).weight" }.joined(separator: " + "))
         outputSizePerRank = weight.outputSize
         if hasBias {
             let stacked = try source.stack(parts.map { ("\($0.prefix).bias", [$0.outputSize], $0.rows) })
@@ -39,7 +40,7 @@ public class ColumnParallelLinear {
     /// This rank's block of `size` rows split evenly over the group.
     static func evenShare(_ size: Int, of name: String, group: TensorParallelGroup, source: WeightSource) throws(ModelLoadError) -> Range<Int> {
         guard size % group.size == 0 else {
-            throw .unsupported(path: source.checkpoint.directory, detail: "\(name): \(size) features do not split over tensor parallel size \(group.size)")
+            throw .unsupported(path: source.store.path, detail: "\(name): \(size) features do not split over tensor parallel size \(group.size)")
         }
         return group.share(of: size)
     }
@@ -76,7 +77,7 @@ public final class QKVParallelLinear: ColumnParallelLinear {
         let tp = group.size
         guard heads % tp == 0, keyValueHeads % tp == 0 || tp % keyValueHeads == 0 else {
             throw .unsupported(
-                path: source.checkpoint.directory,
+                path: source.store.path,
                 detail: "\(heads) attention heads and \(keyValueHeads) kv heads do not split over tensor parallel size \(tp)")
         }
         headsPerRank = heads / tp

@@ -19,7 +19,7 @@ public final class RowParallelLinear {
 
     init(_ source: WeightSource, prefix: String, inputSize: Int, outputSize: Int, hasBias: Bool, group: TensorParallelGroup) throws(ModelLoadError) {
         let columns = try ColumnParallelLinear.evenShare(inputSize, of: prefix, group: group, source: source)
-        weight = try source.linear(try source.load("\(prefix).weight", shape: [outputSize, inputSize], slice: (1, columns)), name: "\(prefix).weight")
+        weight = try source.linear([("\(prefix).weight", [outputSize, inputSize], 0..<outputSize)], columns: columns, name: "\(prefix).weight")
         bias = hasBias ? try source.load("\(prefix).bias", shape: [outputSize]).toDoubles().map { Float($0) } : nil
         inputSizePerRank = columns.count
         self.outputSize = outputSize

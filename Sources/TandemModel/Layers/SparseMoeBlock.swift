@@ -70,7 +70,7 @@ final class SparseMoeBlock {
         self.wide = wide
         // Without expert parallelism, this rank's share of each expert's intermediate features.
         let share = placement == nil ? try ColumnParallelLinear.evenShare(intermediate, of: "\(prefix).experts", group: group, source: source) : 0..<intermediate
-        let fused = source.checkpoint.keys.contains("\(prefix).experts.gate_up_proj")
+        let fused = source.has("\(prefix).experts.gate_up_proj")
         let (gateUpShape, downShape) = ([expertCount, 2 * intermediate, hidden], [expertCount, hidden, intermediate])
         var experts: [Expert?] = []
         for expert in 0..<expertCount {
@@ -98,10 +98,11 @@ final class SparseMoeBlock {
                     experts.append(nil)
                     continue
                 }
-                let gateUp = try source.stack([("\(name).w1.weight", [intermediate, hidden], share), ("\(name).w3.weight", [intermediate, hidden], share)])
-                let down = try source.load("\(name).w2.weight", shape: [hidden, intermediate], slice: (1, share))
-                experts.append(
-                    Expert(gateUp: try source.linear(gateUp, name: "\(name).w1/w3.weight"), down: try source.linear(down, name: "\(name).w2.weight")))
+                let gateUp = try source.linear(
+                    [("\(name).w1.weight", [intermediate, hidden], share), ("\(name).w3.weight", [intermediate, hidden], share)], columns: 0..<hidden,
+                    name: "\(name).w1/w3.weight")
+                let down = try source.linear([("\(name).w2.weight", [hidden, intermediate], 0..<hidden)], columns: share, name: "\(name).w2.weight")
+                experts.append(Expert(gateUp: gateUp, down: down))
             }
         }
         self.experts = experts

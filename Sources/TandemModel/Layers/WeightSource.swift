@@ -1,59 +1,96 @@
 import TandemTensor
 
-/// A checkpoint as the layers read it: each weight checked against its full shape, then this rank's slice
+/// A model's weights as the layers read them: each weight checked against its full shape, then this rank's slice
 /// loaded; every key read is recorded so the model can reject tensors it did not use.
 final class WeightSource {
-    let checkpoint: Checkpoint
+    let store: any WeightStore
     /// What the linear layers multiply in (their weights are prepared for it at load).
     let precision: ComputePrecision
     /// Threads each linear layer runs on.
     let threads: Int
-    /// The blocks the linear layers' weights are quantized to as they load; nil: kept as they are.
+    /// The blocks the linear layers' float weights are quantized to as they load; nil: kept as they are.
     let quantization: WeightQuantization?
     private(set) var used: Set<String> = []
+    private let names: Set<String>
 
-    init(_ checkpoint: Checkpoint, precision: ComputePrecision, quantization: WeightQuantization? = nil, threads: Int) {
-        self.checkpoint = checkpoint
+    init(_ store: any WeightStore, precision: ComputePrecision, quantization: WeightQuantization? = nil, threads: Int) {
+        self.store = store
         self.precision = precision
         self.quantization = quantization
         self.threads = threads
+        names = Set(store.keys)
     }
 
-    /// A linear layer's weight `name` (this rank's slice) in the form `precision` multiplies, or quantized, on
-    /// `threads` threads.
+    /// Whether the store has a tensor `key`.
+    func has(_ key: String) -> Bool { names.contains(key) }
+
+    /// A linear layer's weight on this rank: the rows `rows` of each part (stacked in order), of each row the
+    /// values of `columns`, in the form `precision` multiplies. Parts stored as ggml blocks of one format stay
+    /// those blocks; float parts are quantized when `quantization` is set.
+    ///
+    /// - Throws: `ModelLoadError.unsupported` when a block-stored weight would be requantized to another format,
+    ///   or when `columns` cuts a block.
+    func linear(_ parts: [(key: String, shape: [Int], rows: Range<Int>)], columns: Range<Int>, name: String) throws(ModelLoadError) -> LinearWeight {
+        var formats: [StoredFormat] = []
+        for part in parts {
+            try store.require(part.key, shape: part.shape)
+            formats.append(try store.format(of: part.key))
+        }
+        if case let .blocks(format) = formats[0], formats.allSatisfy({ $0 == formats[0] }) {
+            if let quantization, quantization != format {
+                throw .unsupported(
+                    path: store.path,
+                    detail: "\(name) is stored as \(formats[0]) blocks; --quantization \(quantization.rawValue) would quantize them again (leave it out to multiply the stored blocks)")
+            }
+            guard columns.lowerBound % WeightQuantization.blockSize == 0, columns.count % WeightQuantization.blockSize == 0 else {
+                throw .cutBlocks(name, quantization: format, columns: columns.count, path: store.path)
+            }
+            var bytes: [UInt8] = []
+            for part in parts {
+                bytes += try store.blocks(part.key, rows: part.rows, columns: columns)
+                used.insert(part.key)
+            }
+            return LinearWeight(blocks: bytes, quantization: format, outputSize: parts.reduce(0) { $0 + $1.rows.count }, inputSize: columns.count, threads: threads)
+        }
+        // Float parts (or blocks of different formats, widened to their exact fp32 values) stacked.
+        var loaded: [Tensor] = []
+        for part in parts {
+            let (allRows, allColumns) = (part.rows == 0..<part.shape[0], columns == 0..<part.shape[1])
+            if allRows || allColumns {
+                loaded.append(try load(part.key, shape: part.shape, slice: allRows ? (allColumns ? nil : (1, columns)) : (0, part.rows)))
+            } else {
+                loaded.append(Self.columns(columns, of: try load(part.key, shape: part.shape, slice: (0, part.rows))))
+            }
+        }
+        return try linear(Self.stacked(loaded, keys: parts.map(\.key), path: store.path), name: name)
+    }
+
+    /// A linear layer's weight already loaded (float), in the form `precision` multiplies, or quantized.
     ///
     /// - Throws: `ModelLoadError.unsupported` when quantizing a slice whose rows are not whole 32-value blocks.
     func linear(_ weight: Tensor, name: String) throws(ModelLoadError) -> LinearWeight {
         guard let quantization else { return LinearWeight(weight, precision: precision, threads: threads) }
         guard weight.shape[1] % WeightQuantization.blockSize == 0 else {
-            throw .cutBlocks(name, quantization: quantization, columns: weight.shape[1], path: checkpoint.directory)
+            throw .cutBlocks(name, quantization: quantization, columns: weight.shape[1], path: store.path)
         }
         return LinearWeight(weight, quantization: quantization, threads: threads)
     }
 
-    /// Tensor `key`, which must have `shape` and a float dtype; with `slice`, only entries `slice.range` of
-    /// dimension `slice.dim`.
+    /// Tensor `key`, which must have `shape` and hold numbers (float, or blocks widened to fp32); with `slice`,
+    /// only entries `slice.range` of dimension `slice.dim`.
     func load(_ key: String, shape: [Int], slice: (dim: Int, range: Range<Int>)? = nil) throws(ModelLoadError) -> Tensor {
-        try checkpoint.require(key, shape: shape)
-        let info = try checkpoint.info(key)
-        guard info.dtype.isFloatingPoint else {
-            throw .unsupportedDType(key: key, path: checkpoint.directory, dtype: "\(info.dtype) (weights must be F32, F16 or BF16)")
+        try store.require(key, shape: shape)
+        if case let .dense(dtype) = try store.format(of: key), !dtype.isFloatingPoint {
+            throw .unsupportedDType(key: key, path: store.path, dtype: "\(dtype) (weights must be F32, F16 or BF16)")
         }
         used.insert(key)
-        guard let slice else { return try checkpoint.load(key) }
-        return try checkpoint.load(key, dim: slice.dim, range: slice.range)
+        return try store.load(key, slice: slice)
     }
 
     /// Expert `expert`'s matrix of a fused `[experts, rows, columns]` tensor `key` (transformers 5's MoE layout):
     /// its rows in `rows` (stacked in order) and, of each, the entries `columns` — this rank's slice.
     func expertMatrix(_ key: String, shape: [Int], expert: Int, rows: [Range<Int>], columns: Range<Int>) throws(ModelLoadError) -> Tensor {
-        try checkpoint.require(key, shape: shape)
-        let info = try checkpoint.info(key)
-        guard info.dtype.isFloatingPoint else {
-            throw .unsupportedDType(key: key, path: checkpoint.directory, dtype: "\(info.dtype) (weights must be F32, F16 or BF16)")
-        }
-        used.insert(key)
-        let slab = try checkpoint.load(key, dim: 0, range: expert..<(expert + 1))
+        let slab = try load(key, shape: shape, slice: (0, expert..<(expert + 1)))
         let element = slab.dtype.byteSize
         let result = Tensor(zeros: [rows.reduce(0) { $0 + $1.count }, columns.count], dtype: slab.dtype)
         var target = 0
@@ -70,7 +107,7 @@ final class WeightSource {
     /// Checks that tensor `key` is there with `shape` and marks it read, without loading it: for a tensor another
     /// rank holds (an expert placed elsewhere), so `checkAllUsed` does not take it for a stray.
     func claim(_ key: String, shape: [Int]) throws(ModelLoadError) {
-        try checkpoint.require(key, shape: shape)
+        try store.require(key, shape: shape)
         used.insert(key)
     }
 
@@ -84,13 +121,30 @@ final class WeightSource {
         return widened
     }
 
-    /// Several tensors' slices along dimension 0 stacked into one (q/k/v, gate/up), in the dtype they share.
+    /// Several tensors' slices along dimension 0 stacked into one (q/k/v biases), in the dtype they share.
     func stack(_ parts: [(key: String, shape: [Int], rows: Range<Int>)]) throws(ModelLoadError) -> Tensor {
         var loaded: [Tensor] = []
         for part in parts { loaded.append(try load(part.key, shape: part.shape, slice: (0, part.rows))) }
+        return try Self.stacked(loaded, keys: parts.map(\.key), path: store.path)
+    }
+
+    /// Columns `columns` of a 2-D tensor, as a new tensor.
+    private static func columns(_ columns: Range<Int>, of tensor: Tensor) -> Tensor {
+        let (rows, width, element) = (tensor.shape[0], tensor.shape[1], tensor.dtype.byteSize)
+        let result = Tensor(zeros: [rows, columns.count], dtype: tensor.dtype)
+        for row in 0..<rows {
+            (result.baseAddress + row * columns.count * element).copyMemory(
+                from: tensor.baseAddress + (row * width + columns.lowerBound) * element, byteCount: columns.count * element)
+        }
+        return result
+    }
+
+    /// Tensors of one dtype and the same trailing shape, one after another along dimension 0.
+    private static func stacked(_ loaded: [Tensor], keys: [String], path: String) throws(ModelLoadError) -> Tensor {
+        guard loaded.count > 1 else { return loaded[0] }
         let dtype = loaded[0].dtype
-        for (part, tensor) in zip(parts, loaded) where tensor.dtype != dtype {
-            throw .wrongShape(key: part.key, path: checkpoint.directory, expected: "dtype \(dtype) like \(parts[0].key)", actual: "\(tensor.dtype)")
+        for (key, tensor) in zip(keys, loaded) where tensor.dtype != dtype {
+            throw .wrongShape(key: key, path: path, expected: "dtype \(dtype) like \(keys[0])", actual: "\(tensor.dtype)")
         }
         let columns = loaded[0].rank == 2 ? loaded[0].shape[1] : 1
         let rows = loaded.reduce(0) { $0 + $1.shape[0] }
@@ -106,8 +160,8 @@ final class WeightSource {
     /// Rejects checkpoint tensors the model did not read (`ignoring` those a checkpoint may carry unused, such
     /// as rotary inverse frequencies).
     func checkAllUsed(ignoring ignorable: (String) -> Bool) throws(ModelLoadError) {
-        for key in checkpoint.keys where !used.contains(key) && !ignorable(key) {
-            throw .unexpectedTensor(key: key, path: checkpoint.directory)
+        for key in store.keys where !used.contains(key) && !ignorable(key) {
+            throw .unexpectedTensor(key: key, path: store.path)
         }
     }
 }

@@ -62,7 +62,7 @@ final class LlamaDecoderLayer {
         postAttentionNorm = try source.loadFloat32("\(prefix).post_attention_layernorm.weight", shape: [hidden])
         if config.expertCount != nil {
             // transformers 4 names the block block_sparse_moe, transformers 5 mlp.
-            let block = source.checkpoint.keys.contains("\(prefix).block_sparse_moe.gate.weight") ? "block_sparse_moe" : "mlp"
+            let block = source.has("\(prefix).block_sparse_moe.gate.weight") ? "block_sparse_moe" : "mlp"
             feedForward = .experts(try SparseMoeBlock(source, prefix: "\(prefix).\(block)", config: config, group: group, placement: expertPlacement, wide: wide))
         } else {
             feedForward = .dense(

@@ -20,7 +20,7 @@ public final class LlamaModel: CausalLanguageModel {
     /// The dtype the checkpoint's weights are kept in.
     public let weightDType: DType
 
-    /// Loads this rank's slices of `part` of the checkpoint in `directory`.
+    /// Loads this rank's slices of `part` of `model`: a checkpoint directory or a GGUF file (`ModelFiles`).
     ///
     /// - Parameters:
     ///   - part: the pipeline stage's layers and ends (nil: the whole model).
@@ -30,10 +30,11 @@ public final class LlamaModel: CausalLanguageModel {
     /// - Throws: `ModelLoadError` for a missing, unexpected or wrongly shaped tensor, a bad config, or a
     ///   tensor-parallel size that does not split the model (the error lists the sizes that do).
     public init(
-        directory: String, group: TensorParallelGroup, part: ModelPart? = nil, experts: ExpertGroups? = nil, precision: ComputePrecision = .float32,
+        model directory: String, group: TensorParallelGroup, part: ModelPart? = nil, experts: ExpertGroups? = nil, precision: ComputePrecision = .float32,
         quantization: WeightQuantization? = nil, threads: Int = 1, progress: ((Int, Int) -> Void)? = nil
     ) throws(ModelLoadError) {
-        let config = try ModelConfig(directory: directory)
+        let store = try ModelFiles.weights(directory)
+        let config = if let gguf = store as? GGUFCheckpoint { gguf.config } else { try ModelConfig(directory: directory) }
         try config.checkTensorParallel(group.size, path: directory)
         guard precision != .bfloat16 || ComputePrecision.bfloat16Available else {
             throw .unsupported(path: directory, detail: "compute dtype bfloat16 on this CPU: it needs AVX-512 BF16; use float32")
@@ -46,14 +47,17 @@ public final class LlamaModel: CausalLanguageModel {
             throw .malformed(path: directory, detail: "a pipeline stage holds layers \(part.layers) but the model has \(config.layerCount)")
         }
         if part.expertPlacement != nil { try config.checkExpertParallel(path: directory) }
-        let source = WeightSource(try Checkpoint(directory: directory), precision: precision, quantization: quantization, threads: threads)
+        let source = WeightSource(store, precision: precision, quantization: quantization, threads: threads)
         self.config = config
         self.group = group
         self.part = part
         let tied = config.tieWordEmbeddings
+        let embeddingFormat = try store.format(of: "model.embed_tokens.weight")
+        // A table stored as blocks (GGUF) is widened for the lookup, but a tied head multiplies the blocks.
+        let headFromBlocks = if case .blocks = embeddingFormat { tied } else { false }
         // The first stage looks tokens up; the last stage of a tied model multiplies by the same table.
         let table =
-            part.embedsTokens || (tied && part.computesLogits)
+            part.embedsTokens || (tied && part.computesLogits && !headFromBlocks)
             ? try VocabParallelEmbedding(
                 source, key: "model.embed_tokens.weight", vocabularySize: config.vocabularySize, hiddenSize: config.hiddenSize, group: group)
             : nil
@@ -69,20 +73,25 @@ public final class LlamaModel: CausalLanguageModel {
         if part.computesLogits {
             norm = try source.loadFloat32("model.norm.weight", shape: [config.hiddenSize])
             let tokenRange = group.share(of: config.vocabularySize)
-            // A tied head shares the embedding's table, which the lookup reads as it is: it stays on the fp32 path.
+            // A tied head shares the embedding's float table, which the lookup reads as it is: it stays on the fp32
+            // path. Its blocks, or an untied head, load as any linear layer.
             let headWeight =
-                tied
+                tied && !headFromBlocks
                 ? LinearWeight(table!.weight, precision: .float32, threads: threads)
-                : try source.linear(try source.load("lm_head.weight", shape: [config.vocabularySize, config.hiddenSize], slice: (0, tokenRange)), name: "lm_head.weight")
+                : try source.linear(
+                    [(tied ? "model.embed_tokens.weight" : "lm_head.weight", [config.vocabularySize, config.hiddenSize], tokenRange)], columns: 0..<config.hiddenSize,
+                    name: tied ? "model.embed_tokens.weight (tied head)" : "lm_head.weight")
             lmHead = ParallelLMHead(weight: headWeight, vocabularySize: config.vocabularySize, group: group)
-            headBytes = norm!.byteCount + (tied && part.embedsTokens ? 0 : headWeight.byteCount)
+            headBytes = norm!.byteCount + (tied && part.embedsTokens && !headFromBlocks ? 0 : headWeight.byteCount)
         } else {
             (norm, lmHead) = (nil, nil)
         }
         try source.checkAllUsed { key in
             key.hasSuffix("rotary_emb.inv_freq") || (tied && key == "lm_head.weight") || Self.belongsToAnotherStage(key, part: part, config: config)
         }
-        weightDType = try source.checkpoint.info("model.embed_tokens.weight").dtype
+        // Blocks have no dtype; their KV cache is kept in bfloat16, which attention widens fastest here (llama.cpp
+        // keeps f16: --kv-cache-dtype float16 asks for that).
+        weightDType = if case let .dense(dtype) = embeddingFormat { dtype } else { .bfloat16 }
         weightBytes = (embedding?.weight.byteCount ?? 0) + headBytes + layers.reduce(0) { $0 + $1.weightBytes }
     }
 

@@ -81,6 +81,22 @@ public final class LinearWeight: @unchecked Sendable {
         byteCount = outputSize * rowBytes
     }
 
+    /// A weight already in `quantization`'s blocks (`outputSize` rows of `inputSize` values, ggml's bytes row
+    /// after row, as a GGUF file stores them), multiplied on `threads` threads.
+    ///
+    /// - Precondition: `inputSize` is a multiple of 32 and `blocks` holds exactly the rows' bytes.
+    public init(blocks: [UInt8], quantization: WeightQuantization, outputSize: Int, inputSize: Int, threads: Int = 1) {
+        precondition(inputSize % WeightQuantization.blockSize == 0, "\(quantization.rawValue) needs rows of whole 32-value blocks, got \(inputSize) columns")
+        precondition(blocks.count == outputSize * quantization.rowBytes(columns: inputSize), "\(blocks.count) bytes for \(outputSize) rows of \(inputSize) \(quantization.rawValue) values")
+        (self.outputSize, self.inputSize) = (outputSize, inputSize)
+        self.threads = max(threads, 1)
+        let storage = UnsafeMutableRawPointer.allocate(byteCount: max(blocks.count, 1), alignment: 64)
+        blocks.withUnsafeBytes { if let base = $0.baseAddress { storage.copyMemory(from: base, byteCount: $0.count) } }
+        (dense, packed) = (nil, nil)
+        quantized = (quantization, storage)
+        byteCount = blocks.count
+    }
+
     deinit {
         packed?.deallocate()
         quantized?.blocks.deallocate()

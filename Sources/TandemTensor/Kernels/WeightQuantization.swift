@@ -41,9 +41,15 @@ public enum WeightQuantization: String, Sendable, Codable, CaseIterable {
     public func dequantize(_ bytes: [UInt8], rows: Int, columns: Int) -> [Float] {
         precondition(bytes.count == rows * rowBytes(columns: columns), "\(bytes.count) bytes for \(rows) rows of \(columns) \(rawValue) values")
         var values = [Float](repeating: 0, count: rows * columns)
+        guard !values.isEmpty else { return values }
         bytes.withUnsafeBytes { source in
-            values.withUnsafeMutableBufferPointer { tandem_dequantize_rows(format, source.baseAddress!, rows, columns, $0.baseAddress!) }
+            values.withUnsafeMutableBufferPointer { dequantize(source.baseAddress!, rows: rows, columns: columns, into: $0.baseAddress!) }
         }
         return values
+    }
+
+    /// The values of `rows` rows of blocks at `source` (`rows · rowBytes(columns:)` bytes) written to `target`.
+    public func dequantize(_ source: UnsafeRawPointer, rows: Int, columns: Int, into target: UnsafeMutablePointer<Float>) {
+        tandem_dequantize_rows(format, source, rows, columns, target)
     }
 }
