@@ -8,7 +8,7 @@ NPROC ?= 2
 MODEL ?= .build/models/small
 PRESET ?= small
 
-.PHONY: run test build build-release deps compare-deps compare fuzz soak bench-serve bench-layouts bench-quantized clean
+.PHONY: run test build build-release deps compare-deps compare fuzz soak bench-serve bench-layouts bench-quantized compare-gguf clean
 
 # System packages the build and tests need: OpenBLAS (matrix multiply) and pkg-config to find it; the
 # multi-host test needs iproute2 (network namespaces stand in for hosts), the cluster-launch test OpenMPI's
@@ -86,6 +86,12 @@ bench-layouts: build-release
 # (benchmarks/bench_quantized.py; last results in docs/PERFORMANCE.md).
 bench-quantized: build-release
 	benchmarks/bench_quantized.py
+
+# Tandem against llama.cpp on the same GGUF files (the converter's BF16, llama.cpp's Q8_0 and Q4_0): tokenization and
+# greedy tokens, with both engines' and the numpy reference's top tokens where they part (benchmarks/compare_gguf.py;
+# needs llama-cpp-python in .peers/llama and the files bench-quantized makes; last results in docs/PERFORMANCE.md).
+compare-gguf: build-release
+	.peers/llama/bin/python benchmarks/compare_gguf.py
 
 clean:
 	rm -rf .build

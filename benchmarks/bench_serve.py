@@ -14,7 +14,7 @@ preset with --tp 2 × 1 thread:
 
 The engine-alone runs use their own processes; the server is started once and idles (0 % CPU) while they run.
 With LLAMA_SERVER (llama.cpp's `llama-server` binary) set, the same `bench serve` runs 1 and 2 also measure it on
-the same weights (a GGUF written by benchmarks/write_gguf.py; GGUF= names it), with 2 threads and 64 slots,
+the same weights (a bf16 GGUF written by `tandem make-model --gguf bf16` or tools/reference/convert_to_gguf.py; GGUF= names it), with 2 threads and 64 slots,
 after the Tandem server has stopped.
 
     benchmarks/bench_serve.py            # after `make build-release`; prints a table and the targets

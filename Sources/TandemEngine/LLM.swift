@@ -322,6 +322,7 @@ public final class LLM {
             try engine.add(id: "\(index)", prompt: text, promptTokenIDs: ids, params: params, seed: seed, arrival: nil)
         }
         var outputs = [RequestOutput?](repeating: nil, count: prompts.count)
+        var logprobs = [[TokenLogprobs]](repeating: [], count: prompts.count)
         var timings = GenerationTimings()
         timings.promptTokens = prompts.reduce(0) { $0 + $1.ids.count }
         var started = Set<Int>()
@@ -357,7 +358,11 @@ public final class LLM {
                 if let onDelta, let token = update.newTokenIDs.last {
                     onDelta(StreamDelta(index: index, text: update.textDelta, tokenID: token, finishReason: update.finishReason))
                 }
-                if let final = update.final { outputs[index] = final.output }
+                logprobs[index] += update.logprobs
+                if let final = update.final {
+                    outputs[index] = final.output
+                    if params.logprobs != nil { outputs[index]!.logprobs = logprobs[index] }
+                }
             }
             if prefillEnd == nil, started.count == prompts.count {
                 prefillEnd = DispatchTime.now().uptimeNanoseconds

@@ -78,9 +78,11 @@ public struct RequestOutput: Sendable, Equatable, Codable {
     public let text: String
     /// Why the sequence ended.
     public let finishReason: FinishReason
+    /// Each generated token's log-probabilities, when `SamplingParams.logprobs` asked for them.
+    public var logprobs: [TokenLogprobs]?
 
     enum CodingKeys: String, CodingKey {
-        case prompt, promptTokenIDs = "prompt_token_ids", tokenIDs = "token_ids", text, finishReason = "finish_reason"
+        case prompt, promptTokenIDs = "prompt_token_ids", tokenIDs = "token_ids", text, finishReason = "finish_reason", logprobs
     }
 }
 

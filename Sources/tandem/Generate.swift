@@ -41,6 +41,9 @@ struct Generate: ParsableCommand {
     @Flag(name: .customLong("ignore-eos"), help: "Keep generating past end-of-sequence tokens.")
     var ignoreEOS = false
 
+    @Option(help: "With --json: each generated token's log-probability and those of the N most likely tokens (0…20).")
+    var logprobs: Int?
+
     @Flag(help: "Print {\"outputs\": [...], \"timings\": {...}} as JSON.")
     var json = false
 
@@ -51,12 +54,13 @@ struct Generate: ParsableCommand {
         get throws {
             SamplingParams(
                 temperature: temperature, topP: topP, topK: topK, seed: seed, maxTokens: maxTokens, stop: try stop.map(Self.unescaped),
-                stopTokenIDs: stopTokenID, ignoreEOS: ignoreEOS)
+                stopTokenIDs: stopTokenID, ignoreEOS: ignoreEOS, logprobs: logprobs)
         }
     }
 
     func validate() throws {
         guard !prompt.isEmpty else { throw ValidationError("give at least one --prompt") }
+        if logprobs != nil && !json { throw ValidationError("--logprobs adds the log-probabilities to --json's outputs: give --json too") }
         if stream && (prompt.count > 1 || json) { throw ValidationError("--stream prints one prompt's text as it comes: give one --prompt and no --json") }
         do { try samplingParams.validate() } catch { throw ValidationError("\(error)") }
     }

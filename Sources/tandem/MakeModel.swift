@@ -28,6 +28,9 @@ struct MakeModel: ParsableCommand {
     @Option(help: "Decoder layers, in place of the preset's (e.g. enough for --pp stages).")
     var layers: Int?
 
+    @Option(help: "Also write the checkpoint as DIR/model-TYPE.gguf, its weights in TYPE (f32, f16, bf16, q8_0, q4_0), as llama.cpp's converter would.")
+    var gguf: String?
+
     @Flag(help: "Write into a directory that already holds files (those of the same name are replaced).")
     var force = false
 
@@ -39,6 +42,9 @@ struct MakeModel: ParsableCommand {
             throw ValidationError("--dtype must be bfloat16, float16 or float32, got \(dtype)")
         }
         if let layers, !(1...1024).contains(layers) { throw ValidationError("--layers must be in 1...1024, got \(layers)") }
+        if let gguf, ggufType == nil {
+            throw ValidationError("--gguf must be one of \(GGUFExport.types.map { $0.description.lowercased() }.joined(separator: ", ")), got \(gguf)")
+        }
     }
 
     func run() throws {
@@ -67,7 +73,20 @@ struct MakeModel: ParsableCommand {
             throw CommandFailure("cannot write the checkpoint to \(error.filePath ?? out): \(reason)")
         }
         print("wrote \(out): preset \(chosen.name), \(chosen.parameterCount) parameters, \(dtype)")
+        if let type = ggufType {
+            let file = (out as NSString).appendingPathComponent("model-\(type.description.lowercased()).gguf")
+            do {
+                try GGUFExport.write(checkpoint: out, type: type, to: file)
+            } catch let error as ModelLoadError {
+                throw CommandFailure("\(error)")
+            } catch {
+                throw CommandFailure("cannot write \(file): \(error.localizedDescription)")
+            }
+            print("wrote \(file): \(type)")
+        }
     }
+
+    private var ggufType: GGMLType? { gguf.flatMap { name in GGUFExport.types.first { $0.description.lowercased() == name.lowercased() } } }
 
     /// What a Foundation file error code means, in the words `strerror` would use.
     private static func reason(_ code: CocoaError.Code) -> String {

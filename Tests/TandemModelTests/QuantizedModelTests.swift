@@ -22,7 +22,6 @@ final class QuantizedModelTests: XCTestCase {
     }
 
     func testEveryLayoutGivesOneRanksTokens() throws {
-        let greedy = SamplingParams(temperature: 0, maxTokens: 16, ignoreEOS: true)
         let directory = try ModelFixtures.write(Self.wide, test: self)
         let moe = try ModelFixtures.write(ModelPreset.tinyMoE.with { $0.layerCount = 4 }, test: self)
         let cases: [(String, [(tp: Int, pp: Int, dp: Int)], ExpertPlacement?)] = [
@@ -31,22 +30,9 @@ final class QuantizedModelTests: XCTestCase {
         ]
         for quantization in WeightQuantization.allCases {
             for (model, layouts, placement) in cases {
-                let base = EngineConfig(model: model, threads: 1, quantization: quantization)
-                let single = try ThreadLauncher.run(worldSize: 1) { world in try LLM(config: base, world: world).generate(Self.prompts, greedy).map(\.tokenIDs) }[0].get()
-                for (tp, pp, dp) in layouts {
-                    var config = base
-                    config.pipelineParallelSize = pp
-                    config.dataParallelSize = dp
-                    config.expertPlacement = placement
-                    let tokens = try ThreadLauncher.run(worldSize: tp * pp * dp) { [config] world in
-                        let llm = try LLM(config: config, world: world)
-                        defer { llm.shutdown() }
-                        return try llm.generate(Self.prompts, greedy).map(\.tokenIDs)
-                    }
-                    for (rank, result) in tokens.enumerated() {
-                        XCTAssertEqual(try result.get(), single, "\(quantization) \(model == moe ? "mixtral" : "llama") tp \(tp) pp \(pp) dp \(dp) rank \(rank)")
-                    }
-                }
+                try Self.checkLayouts(
+                    EngineConfig(model: model, threads: 1, quantization: quantization), layouts, placement: placement,
+                    label: "\(quantization) \(model == moe ? "mixtral" : "llama")")
             }
         }
     }
@@ -54,7 +40,6 @@ final class QuantizedModelTests: XCTestCase {
     /// GGUF files (written by llama.cpp's library from the checkpoints) through the engine: each rank takes its
     /// rows of the stored blocks, so every layout gives one rank's tokens.
     func testGGUFFilesGiveOneRanksTokensInEveryLayout() throws {
-        let greedy = SamplingParams(temperature: 0, maxTokens: 16, ignoreEOS: true)
         let directory = try ModelFixtures.write(Self.wide, test: self)
         let moe = try ModelFixtures.write(ModelPreset.tinyMoE.with { $0.layerCount = 4 }, test: self)
         let cases: [(String, String, [(tp: Int, pp: Int, dp: Int)], ExpertPlacement?)] = [
@@ -65,21 +50,27 @@ final class QuantizedModelTests: XCTestCase {
         for (checkpoint, type, layouts, placement) in cases {
             let file = checkpoint + "/\(type).gguf"
             _ = try Reference.python("convert_to_gguf.py", ["--model", checkpoint, "--out", file, "--type", type])
-            let base = EngineConfig(model: file, threads: 1)
-            let single = try ThreadLauncher.run(worldSize: 1) { world in try LLM(config: base, world: world).generate(Self.prompts, greedy).map(\.tokenIDs) }[0].get()
-            for (tp, pp, dp) in layouts {
-                var config = base
-                config.pipelineParallelSize = pp
-                config.dataParallelSize = dp
-                config.expertPlacement = placement
-                let tokens = try ThreadLauncher.run(worldSize: tp * pp * dp) { [config] world in
-                    let llm = try LLM(config: config, world: world)
-                    defer { llm.shutdown() }
-                    return try llm.generate(Self.prompts, greedy).map(\.tokenIDs)
-                }
-                for (rank, result) in tokens.enumerated() {
-                    XCTAssertEqual(try result.get(), single, "\(type) \(checkpoint == moe ? "mixtral" : "llama") tp \(tp) pp \(pp) dp \(dp) rank \(rank)")
-                }
+            try Self.checkLayouts(
+                EngineConfig(model: file, threads: 1), layouts, placement: placement, label: "GGUF \(type) \(checkpoint == moe ? "mixtral" : "llama")")
+        }
+    }
+
+    /// Greedy tokens of `prompts` under each of `layouts` equal those of one rank.
+    private static func checkLayouts(_ base: EngineConfig, _ layouts: [(tp: Int, pp: Int, dp: Int)], placement: ExpertPlacement?, label: String) throws {
+        let greedy = SamplingParams(temperature: 0, maxTokens: 16, ignoreEOS: true)
+        let single = try ThreadLauncher.run(worldSize: 1) { world in try LLM(config: base, world: world).generate(prompts, greedy).map(\.tokenIDs) }[0].get()
+        for (tp, pp, dp) in layouts {
+            var config = base
+            config.pipelineParallelSize = pp
+            config.dataParallelSize = dp
+            config.expertPlacement = placement
+            let tokens = try ThreadLauncher.run(worldSize: tp * pp * dp) { [config] world in
+                let llm = try LLM(config: config, world: world)
+                defer { llm.shutdown() }
+                return try llm.generate(prompts, greedy).map(\.tokenIDs)
+            }
+            for (rank, result) in tokens.enumerated() {
+                XCTAssertEqual(try result.get(), single, "\(label) tp \(tp) pp \(pp) dp \(dp) rank \(rank)")
             }
         }
     }

@@ -24,19 +24,41 @@ final class TokenizerTests: XCTestCase {
         try Self.checkAgainstReference(directory: directory.path)
     }
 
-    /// Compares `BytePairTokenizer` with the reference package on the tokenizer.json in `directory`.
-    static func checkAgainstReference(directory: String) throws {
+    /// Compares `BytePairTokenizer` with the reference package on the tokenizer.json in `directory` (or, given,
+    /// `tokenizer`, which must tokenize as that file does) over the corpus entries `including` keeps.
+    static func checkAgainstReference(
+        directory: String, tokenizer given: BytePairTokenizer? = nil, including: (String) -> Bool = { _ in true }
+    ) throws {
         let tokenizerPath = (directory as NSString).appendingPathComponent("tokenizer.json")
         let expected = try JSONDecoder().decode(
-            [Expected].self, from: Reference.python("tokenizer_reference.py", ["encode", "--tokenizer", tokenizerPath]))
+            [Expected].self, from: Reference.python("tokenizer_reference.py", ["encode", "--tokenizer", tokenizerPath])
+        ).filter { including($0.text) }
         XCTAssertGreaterThan(expected.count, 30)
-        let tokenizer = try BytePairTokenizer(directory: directory)
+        let tokenizer = try given ?? BytePairTokenizer(directory: directory)
         for entry in expected {
             let label = entry.text.debugDescription.prefix(80)
             XCTAssertEqual(try tokenizer.encode(entry.text, addSpecialTokens: true), entry.ids, "encode \(label)")
             XCTAssertEqual(try tokenizer.encode(entry.text, addSpecialTokens: false), entry.ids_plain, "encode without specials \(label)")
             XCTAssertEqual(tokenizer.decode(entry.ids, skipSpecialTokens: true), entry.decoded, "decode \(label)")
             XCTAssertEqual(tokenizer.decode(entry.ids, skipSpecialTokens: false), entry.decoded_with_specials, "decode with specials \(label)")
+        }
+    }
+
+    /// A GGUF file's tokenizer (its `tokenizer.ggml.*` keys, written by llama.cpp's library from the
+    /// tokenizer.json as convert_hf_to_gguf.py writes them) tokenizes as the tokenizer.json did. GGUF keeps no
+    /// normalizer, no lstrip/rstrip of added tokens and no add_prefix_space (llama.cpp applies none of them), so
+    /// the texts those change are left out: Qwen2's texts that NFC changes, Llama 3's with the chat markers
+    /// that strip whitespace; and the GPT-2 layout (a prefix space) is not compared.
+    func testGGUFTokenizerMatchesTokenizersPackage() throws {
+        for (style, pre) in [("llama3", "llama-bpe"), ("qwen2", "qwen2")] {
+            let directory = try Reference.temporaryDirectory(self)
+            _ = try Reference.python("tokenizer_reference.py", ["train", "--style", style, "--out", directory.path])
+            let file = directory.appendingPathComponent("tokenizer.gguf").path
+            _ = try Reference.python(
+                "convert_to_gguf.py", ["--tokenizer", directory.appendingPathComponent("tokenizer.json").path, "--out", file, "--pre", pre])
+            try Self.checkAgainstReference(directory: directory.path, tokenizer: try GGUFFile(path: file).tokenizer()) { text in
+                style == "llama3" ? !text.contains("<|im_") : text.precomposedStringWithCanonicalMapping.unicodeScalars.elementsEqual(text.unicodeScalars)
+            }
         }
     }
 

@@ -167,46 +167,43 @@ public final class GGUFCheckpoint: WeightStore {
             guard shape.count <= 2 else { throw .wrongShape(key: tensor.name, path: path, expected: "1 or 2 dimensions", actual: "\(tensor.type)\(shape)") }
             return [(name, Entry(tensor: tensor, shape: shape, firstRow: 0, permutedHead: permutedHead))]
         }
-        switch tensor.name {
-        case "token_embd.weight": return try whole("model.embed_tokens.weight")
-        case "output_norm.weight": return try whole("model.norm.weight")
-        case "output.weight": return try whole("lm_head.weight")
-        default: break
-        }
+        if let name = topNames.first(where: { $0.gguf == tensor.name })?.hf { return try whole(name) }
         let parts = tensor.name.split(separator: ".", maxSplits: 2).map(String.init)
         guard parts.count == 3, parts[0] == "blk", let layer = Int(parts[1]), (0..<config.layerCount).contains(layer) else {
             throw .unexpectedTensor(key: tensor.name, path: path)
         }
         let prefix = "model.layers.\(layer)"
-        let head = config.headDimension
-        switch parts[2] {
-        case "attn_norm.weight": return try whole("\(prefix).input_layernorm.weight")
-        case "ffn_norm.weight": return try whole("\(prefix).post_attention_layernorm.weight")
-        case "attn_q.weight": return try whole("\(prefix).self_attn.q_proj.weight", permutedHead: permuted ? head : nil)
-        case "attn_q.bias": return try whole("\(prefix).self_attn.q_proj.bias", permutedHead: permuted ? head : nil)
-        case "attn_k.weight": return try whole("\(prefix).self_attn.k_proj.weight", permutedHead: permuted ? head : nil)
-        case "attn_k.bias": return try whole("\(prefix).self_attn.k_proj.bias", permutedHead: permuted ? head : nil)
-        case "attn_v.weight": return try whole("\(prefix).self_attn.v_proj.weight")
-        case "attn_v.bias": return try whole("\(prefix).self_attn.v_proj.bias")
-        case "attn_output.weight": return try whole("\(prefix).self_attn.o_proj.weight")
-        case "attn_output.bias": return try whole("\(prefix).self_attn.o_proj.bias")
-        case "ffn_gate.weight": return try whole("\(prefix).mlp.gate_proj.weight")
-        case "ffn_up.weight": return try whole("\(prefix).mlp.up_proj.weight")
-        case "ffn_down.weight": return try whole("\(prefix).mlp.down_proj.weight")
-        case "ffn_gate_inp.weight": return try whole("\(prefix).block_sparse_moe.gate.weight")
-        case "ffn_gate_exps.weight", "ffn_up_exps.weight", "ffn_down_exps.weight":
-            // [experts, rows, columns]: expert e's matrix is rows e·rows ..< (e + 1)·rows of the flattened tensor.
-            guard shape.count == 3, shape[0] == config.expertCount ?? 0 else {
-                throw .wrongShape(key: tensor.name, path: path, expected: "[\(config.expertCount ?? 0), rows, columns]", actual: "\(tensor.type)\(shape)")
-            }
-            let matrix = ["ffn_gate_exps.weight": "w1", "ffn_up_exps.weight": "w3", "ffn_down_exps.weight": "w2"][parts[2]]!
-            return (0..<shape[0]).map { expert in
-                ("\(prefix).block_sparse_moe.experts.\(expert).\(matrix).weight", Entry(tensor: tensor, shape: [shape[1], shape[2]], firstRow: expert * shape[1], permutedHead: nil))
-            }
-        default:
-            throw .unexpectedTensor(key: tensor.name, path: path)
+        if let name = layerNames.first(where: { $0.gguf == parts[2] })?.hf {
+            return try whole("\(prefix).\(name)", permutedHead: permuted && permutedNames.contains(name) ? config.headDimension : nil)
+        }
+        guard let matrix = expertNames.first(where: { $0.gguf == parts[2] })?.hf else { throw .unexpectedTensor(key: tensor.name, path: path) }
+        // [experts, rows, columns]: expert e's matrix is rows e·rows ..< (e + 1)·rows of the flattened tensor.
+        guard shape.count == 3, shape[0] == config.expertCount ?? 0 else {
+            throw .wrongShape(key: tensor.name, path: path, expected: "[\(config.expertCount ?? 0), rows, columns]", actual: "\(tensor.type)\(shape)")
+        }
+        return (0..<shape[0]).map { expert in
+            ("\(prefix).block_sparse_moe.experts.\(expert).\(matrix).weight", Entry(tensor: tensor, shape: [shape[1], shape[2]], firstRow: expert * shape[1], permutedHead: nil))
         }
     }
+
+    /// llama.cpp's names of the tensors outside the layers, and transformers'.
+    static let topNames: [(gguf: String, hf: String)] = [
+        ("token_embd.weight", "model.embed_tokens.weight"), ("output_norm.weight", "model.norm.weight"), ("output.weight", "lm_head.weight"),
+    ]
+    /// llama.cpp's names of a layer's tensors (after `blk.N.`), and transformers' (after `model.layers.N.`).
+    static let layerNames: [(gguf: String, hf: String)] = [
+        ("attn_norm.weight", "input_layernorm.weight"), ("ffn_norm.weight", "post_attention_layernorm.weight"),
+        ("attn_q.weight", "self_attn.q_proj.weight"), ("attn_q.bias", "self_attn.q_proj.bias"),
+        ("attn_k.weight", "self_attn.k_proj.weight"), ("attn_k.bias", "self_attn.k_proj.bias"),
+        ("attn_v.weight", "self_attn.v_proj.weight"), ("attn_v.bias", "self_attn.v_proj.bias"),
+        ("attn_output.weight", "self_attn.o_proj.weight"), ("attn_output.bias", "self_attn.o_proj.bias"),
+        ("ffn_gate.weight", "mlp.gate_proj.weight"), ("ffn_up.weight", "mlp.up_proj.weight"), ("ffn_down.weight", "mlp.down_proj.weight"),
+        ("ffn_gate_inp.weight", "block_sparse_moe.gate.weight"),
+    ]
+    /// The layer tensors the converter permutes for the `llama` architecture (transformers' names).
+    static let permutedNames: Set<String> = ["self_attn.q_proj.weight", "self_attn.q_proj.bias", "self_attn.k_proj.weight", "self_attn.k_proj.bias"]
+    /// llama.cpp's merged expert tensors, and the matrix each holds of every Mixtral expert.
+    static let expertNames: [(gguf: String, hf: String)] = [("ffn_gate_exps.weight", "w1"), ("ffn_up_exps.weight", "w3"), ("ffn_down_exps.weight", "w2")]
 
     /// The `config.json` the converter read, rebuilt from the architecture's keys.
     private static func config(_ metadata: Metadata, architecture: String, tensors: [String: GGUFTensorInfo]) throws(ModelLoadError) -> ModelConfig {
@@ -234,6 +231,9 @@ public final class GGUFCheckpoint: WeightStore {
         let valueLength = try metadata.positive(key("attention.value_length"), default: headDimension)
         guard valueLength == headDimension else {
             throw .unsupported(path: metadata.path, detail: "\(key("attention.value_length")) \(valueLength) differs from the key length \(headDimension)")
+        }
+        guard architecture != "llama" || headDimension % 2 == 0 else {
+            throw .unsupported(path: metadata.path, detail: "an odd head dimension \(headDimension) (rotary pairs of the llama architecture)")
         }
         let rotary = try metadata.positive(key("rope.dimension_count"), default: headDimension)
         guard rotary == headDimension else {
