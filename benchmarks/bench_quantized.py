@@ -7,10 +7,14 @@
   llama.cpp on the same weights: the bf16 GGUF its converter wrote (.peers/small.gguf) quantized by llama.cpp
   itself to Q8_0 and Q4_0 with every tensor in the one type (`pure`, so both engines read the same blocks —
   Tandem's quantizer writes ggml's bytes), at 1 and 2 threads;
+- the same single-request decode with Tandem reading llama.cpp's own Q8_0 and Q4_0 files (`--model FILE.gguf`), so
+  both engines read one file;
 - batched throughput, 64 prompts × (128 in, 64 out) (`tandem bench throughput`): bf16 against q8_0 and q4_0;
 - accuracy (`tandem bench accuracy`, 64 windows × 64 tokens of text): KL divergence against the bf16 weights.
 
     benchmarks/bench_quantized.py        # after `make build-release` (make bench-quantized does both)
+    MODEL=DIR GGUF=DIR/model-bf16.gguf GEN=64 DECODE_ONLY=1 benchmarks/bench_quantized.py   # another model (make-model
+                                         # --gguf bf16 writes its GGUF), decode only
 """
 import json
 import os
@@ -23,6 +27,7 @@ MODEL = os.environ.get("MODEL", os.path.join(ROOT, ".build/models/small"))
 PEERS = os.path.join(ROOT, ".peers")
 LLAMA_PYTHON = os.path.join(PEERS, "llama/bin/python")
 BF16_GGUF = os.environ.get("GGUF", os.path.join(PEERS, "small.gguf"))
+GEN = os.environ.get("GEN", "128")
 
 
 def tandem(*args):
@@ -36,8 +41,8 @@ def llama_cpp_available():
 
 
 def quantized_gguf(kind):
-    """.peers/small-KIND.gguf, quantized from the bf16 GGUF by llama.cpp (every tensor KIND)."""
-    path = os.path.join(PEERS, f"small-{kind}.gguf")
+    """The bf16 GGUF's name with -KIND (.peers/small-KIND.gguf), quantized from it by llama.cpp (every tensor KIND)."""
+    path = os.path.splitext(BF16_GGUF)[0] + f"-{kind}.gguf"
     if not os.path.exists(path):
         script = f"""
 import llama_cpp
@@ -52,22 +57,22 @@ assert llama_cpp.llama_model_quantize({BF16_GGUF!r}.encode(), {path!r}.encode(),
 
 
 def llama_decode(gguf, threads):
-    args = [LLAMA_PYTHON, os.path.join(ROOT, "benchmarks/compare_llamacpp.py"), "--gguf", gguf, "--threads", str(threads), "--prompt-len", "128", "--gen-len", "128"]
+    args = [LLAMA_PYTHON, os.path.join(ROOT, "benchmarks/compare_llamacpp.py"), "--gguf", gguf, "--threads", str(threads), "--prompt-len", "128", "--gen-len", GEN]
     print("$ " + " ".join(args), file=sys.stderr, flush=True)
     return json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
 
 
 def main():
     if not os.path.isdir(MODEL):
-        subprocess.run([TANDEM, "make-model", "--out", MODEL, "--preset", "small"], check=True)
+        subprocess.run([TANDEM, "make-model", "--out", MODEL, "--preset", os.environ.get("PRESET", "small"), "--gguf", "bf16"], check=True)
     formats = [("bf16", []), ("q8_0", ["--quantization", "q8_0"]), ("q4_0", ["--quantization", "q4_0"])]
     llama = llama_cpp_available() and os.path.exists(BF16_GGUF)
     print("| weights | Tandem tp 1: decode tok/s (roofline share) | llama.cpp 1 thread | Tandem ÷ llama.cpp | Tandem tp 2 | llama.cpp 2 threads | Tandem ÷ llama.cpp | weight MB |")
     print("|---|---|---|---|---|---|---|---|")
     decode = {}
     for name, flags in formats:
-        one = tandem("bench", "generate", "--model", MODEL, "--threads", "1", "--batch", "1", "--prompt-len", "128", "--gen-len", "128", "--json", *flags)
-        two = tandem("bench", "generate", "--model", MODEL, "--tp", "2", "--threads", "1", "--batch", "1", "--prompt-len", "128", "--gen-len", "128", "--json", *flags)
+        one = tandem("bench", "generate", "--model", MODEL, "--threads", "1", "--batch", "1", "--prompt-len", "128", "--gen-len", GEN, "--json", *flags)
+        two = tandem("bench", "generate", "--model", MODEL, "--tp", "2", "--threads", "1", "--batch", "1", "--prompt-len", "128", "--gen-len", GEN, "--json", *flags)
         decode[name] = one["decode_tokens_per_s"]
         peer1 = peer2 = None
         if llama:
@@ -81,6 +86,19 @@ def main():
         print(f"| {name} | {one['decode_tokens_per_s']:.1f} ({roofline * 100:.0f} %) | {cell(peer1)} | {ratio(one, peer1)} | "
               f"{two['decode_tokens_per_s']:.1f} | {cell(peer2)} | {ratio(two, peer2)} | {one['weight_bytes_per_rank'] / 1e6:.0f} |")
     print(f"\nbf16 → q8_0 decode speed-up {decode['q8_0'] / decode['bf16']:.2f}×, bf16 → q4_0 {decode['q4_0'] / decode['bf16']:.2f}×")
+    if llama:
+        print("\n| llama.cpp's file | Tandem tp 1 on the file | llama.cpp 1 thread | ratio | Tandem tp 2 | llama.cpp 2 threads | ratio |")
+        print("|---|---|---|---|---|---|---|")
+        for name in ["q8_0", "q4_0"]:
+            gguf = quantized_gguf(name)
+            one = tandem("bench", "generate", "--model", gguf, "--threads", "1", "--batch", "1", "--prompt-len", "128", "--gen-len", GEN, "--json")
+            two = tandem("bench", "generate", "--model", gguf, "--tp", "2", "--threads", "1", "--batch", "1", "--prompt-len", "128", "--gen-len", GEN, "--json")
+            peer1, peer2 = llama_decode(gguf, 1), llama_decode(gguf, 2)
+            print(f"| {os.path.basename(gguf)} | {one['decode_tokens_per_s']:.1f} | {peer1['decode_tokens_per_s']:.1f} | "
+                  f"{one['decode_tokens_per_s'] / peer1['decode_tokens_per_s']:.2f}× | {two['decode_tokens_per_s']:.1f} | "
+                  f"{peer2['decode_tokens_per_s']:.1f} | {two['decode_tokens_per_s'] / peer2['decode_tokens_per_s']:.2f}× |")
+    if os.environ.get("DECODE_ONLY"):
+        return
     print("\n| weights | 64 prompts × (128 in, 64 out): output tokens/s | ÷ bf16 |")
     print("|---|---|---|")
     base = None

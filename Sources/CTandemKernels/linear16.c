@@ -25,6 +25,27 @@ __attribute__((target("avx2,fma,f16c"))) static inline float widen1(int is_bfloa
     return _cvtsh_ss(bits);
 }
 
+__attribute__((target("avx2,fma,f16c"))) long tandem_widen16_avx2(int is_bfloat16, const uint16_t *source, long n, float *dst) {
+    long i = 0;
+    if (is_bfloat16) {
+        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, widen8(1, source + i));
+        return i;
+    }
+    const __m256i magnitude = _mm256_set1_epi32(0x7FFF), infinity = _mm256_set1_epi32(0x7C00);
+    for (; i + 8 <= n; i += 8) {
+        __m128i bits = _mm_loadu_si128((const __m128i *)(source + i));
+        __m256 widened = _mm256_cvtph_ps(bits);
+        // F16C quiets a signalling NaN; keep the payload as it is, as the scalar conversion does.
+        __m256i h = _mm256_cvtepu16_epi32(bits);
+        __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(h, magnitude), infinity);
+        __m256i exact = _mm256_or_si256(
+            _mm256_or_si256(_mm256_slli_epi32(_mm256_and_si256(h, _mm256_set1_epi32(0x8000)), 16), _mm256_set1_epi32(0x7F800000)),
+            _mm256_slli_epi32(_mm256_and_si256(h, _mm256_set1_epi32(0x03FF)), 13));
+        _mm256_storeu_ps(dst + i, _mm256_blendv_ps(widened, _mm256_castsi256_ps(exact), _mm256_castsi256_ps(nan)));
+    }
+    return i;
+}
+
 // Up to four input rows per pass over a weight row, one accumulator each (four independent FMA chains).
 __attribute__((target("avx2,fma,f16c"), always_inline)) static inline void linear16_rows(
     const int is_bfloat16, const float *x, long m, long k, const uint16_t *w, long n, long first, long last, float *y) {
@@ -154,6 +175,11 @@ __attribute__((target("avx2,fma,f16c"))) void tandem_linear16_avx2(
 #else
 
 int tandem_has_avx2(void) { return 0; }
+
+long tandem_widen16_avx2(int is_bfloat16, const uint16_t *source, long n, float *dst) {
+    (void)is_bfloat16; (void)source; (void)n; (void)dst;
+    __builtin_trap();
+}
 
 void tandem_linear16_avx2(
     int is_bfloat16, const float *x, long m, long k, const uint16_t *w, long n, long first, long last, float *y) {

@@ -14,7 +14,7 @@ public protocol CausalLanguageModel: AnyObject {
     var part: ModelPart { get }
     /// Bytes of the weights this rank holds.
     var weightBytes: Int { get }
-    /// The dtype the checkpoint's weights are kept in (the KV cache's "auto" dtype; bfloat16 for ggml blocks).
+    /// The dtype the checkpoint's weights are kept in (the KV cache's "auto" dtype; float16 for ggml blocks).
     var weightDType: DType { get }
     /// The kv heads this rank stores.
     var keyValueHeadsPerRank: Int { get }

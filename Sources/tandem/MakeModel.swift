@@ -10,13 +10,14 @@ struct MakeModel: ParsableCommand {
         abstract: "Write a deterministic random Llama checkpoint in the Hugging Face layout (for tests and benchmarks).",
         discussion: """
             tiny: 2 layers, width 64, a vocabulary of 512 (tests). small: 12 layers, width 1024, a vocabulary of 4,096, \
-            ~148 M parameters (decode-speed measurements). The tokenizer is a byte-level BPE trained on a built-in corpus.
+            ~148 M parameters (decode-speed measurements). 1b: Llama 3.2 1B's layer shape, 17 layers, ~1.05 B parameters. \
+            tiny-moe, small-moe: Mixtral's shape. The tokenizer is a byte-level BPE trained on a built-in corpus.
             """)
 
     @Option(help: "The directory to write (created if missing).")
     var out: String
 
-    @Option(help: "tiny, small, tiny-moe or small-moe (Mixtral: 8 experts per layer, 2 per token).")
+    @Option(help: "tiny, small, 1b, tiny-moe or small-moe (Mixtral: 8 experts per layer, 2 per token).")
     var preset: String = "tiny"
 
     @Option(help: "bfloat16, float16 or float32.")

@@ -58,20 +58,25 @@ final class HalfConversionTests: XCTestCase {
 
 /// The vectorised widening against the scalar conversions, on every 16-bit pattern.
 final class WidenTests: XCTestCase {
+    /// Both kernels: the F16C one (where the CPU has AVX2) and the portable Swift one.
     func testVectorWideningMatchesScalarConversionOnEveryPattern() {
         let patterns = (0...UInt16.max).map { $0 }
         for dtype in [DType.bfloat16, .float16] {
-            var widened = [Float](repeating: 0, count: patterns.count)
-            patterns.withUnsafeBufferPointer { source in
-                widened.withUnsafeMutableBufferPointer { Widen.copy(dtype, from: source.baseAddress!, count: patterns.count - 3, into: $0.baseAddress!) }
+            for portable in [false, true] {
+                var widened = [Float](repeating: 0, count: patterns.count)
+                patterns.withUnsafeBufferPointer { source in
+                    widened.withUnsafeMutableBufferPointer {
+                        Widen.copy(dtype, from: source.baseAddress!, count: patterns.count - 3, into: $0.baseAddress!, portable: portable)
+                    }
+                }
+                let scalar = HalfConversion.widening(dtype)
+                // All but the last 3 patterns: 65,533 values end in a scalar tail.
+                var mismatches = 0
+                for (index, bits) in patterns.enumerated().dropLast(3) where widened[index].bitPattern != scalar(bits).bitPattern {
+                    mismatches += 1
+                }
+                XCTAssertEqual(mismatches, 0, "\(dtype) portable \(portable)")
             }
-            let scalar = HalfConversion.widening(dtype)
-            // All but the last 3 patterns: 65,533 values end in a scalar tail of 5.
-            var mismatches = 0
-            for (index, bits) in patterns.enumerated().dropLast(3) where widened[index].bitPattern != scalar(bits).bitPattern {
-                mismatches += 1
-            }
-            XCTAssertEqual(mismatches, 0, "\(dtype)")
         }
     }
 }

@@ -13,6 +13,11 @@ int tandem_has_avx2(void);
 void tandem_linear16_avx2(
     int is_bfloat16, const float *x, long m, long k, const uint16_t *w, long n, long first, long last, float *y);
 
+/// dst[i] = source[i] widened to fp32 for i < n rounded down to a multiple of 8, bfloat16 (is_bfloat16 = 1) or
+/// float16 bits; bit-exact with HalfConversion (a NaN keeps its payload unquieted, as the scalar conversion
+/// does). Returns how many values it widened. Requires tandem_has_avx2().
+long tandem_widen16_avx2(int is_bfloat16, const uint16_t *source, long n, float *dst);
+
 /// out[r * n + i] = silu(g) · u with g = gate_up[r * 2n + i], u = gate_up[r * 2n + n + i] (Llama's gated MLP),
 /// e^x by polynomial. Requires tandem_has_avx2().
 void tandem_silu_mul_avx2(const float *gate_up, long rows, long n, float *out);

@@ -89,9 +89,8 @@ public final class LlamaModel: CausalLanguageModel {
         try source.checkAllUsed { key in
             key.hasSuffix("rotary_emb.inv_freq") || (tied && key == "lm_head.weight") || Self.belongsToAnotherStage(key, part: part, config: config)
         }
-        // Blocks have no dtype; their KV cache is kept in bfloat16, which attention widens fastest here (llama.cpp
-        // keeps f16: --kv-cache-dtype float16 asks for that).
-        weightDType = if case let .dense(dtype) = embeddingFormat { dtype } else { .bfloat16 }
+        // Blocks have no dtype; their KV cache is kept in float16, as llama.cpp keeps it.
+        weightDType = if case let .dense(dtype) = embeddingFormat { dtype } else { .float16 }
         weightBytes = (embedding?.weight.byteCount ?? 0) + headBytes + layers.reduce(0) { $0 + $1.weightBytes }
     }
 

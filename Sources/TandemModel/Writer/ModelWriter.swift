@@ -61,7 +61,14 @@ public struct ModelPreset: Sendable, Equatable {
         vocabularySize: 4096, maxPositions: 2048, tieWordEmbeddings: false)
         .mixtral(experts: 8, perToken: 2)
 
-    public static let all = [tiny, small, tinyMoE, smallMoE]
+    /// For measurements at a size people run: Llama 3.2 1B's layer shape (width 2048, 32 query heads over 8 kv
+    /// heads, MLP 8192) with 17 layers, so that with the 4,096-token vocabulary it holds ~1.05 B parameters
+    /// (~2.1 GB in bf16).
+    public static let oneB = ModelPreset(
+        name: "1b", hiddenSize: 2048, intermediateSize: 8192, layerCount: 17, headCount: 32, keyValueHeadCount: 8,
+        vocabularySize: 4096, maxPositions: 4096, tieWordEmbeddings: false)
+
+    public static let all = [tiny, small, tinyMoE, smallMoE, oneB]
 
     /// This shape with Mixtral's MoE MLP: `experts` per layer, `perToken` of them for each token.
     public func mixtral(experts: Int, perToken: Int) -> ModelPreset {

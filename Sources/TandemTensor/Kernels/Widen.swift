@@ -1,3 +1,5 @@
+import CTandemKernels
+
 /// Vectorised widening of 16-bit floats to fp32, bit-exact with `HalfConversion` (checked on every pattern).
 ///
 /// The kernels load sixteen 16-bit values as eight 32-bit lanes and widen the low halves (the even elements)
@@ -35,8 +37,20 @@ public enum Widen {
         return unsafeBitCast(widened | ((bits & 0x8000) &<< 16), to: SIMD8<Float>.self)
     }
 
-    /// Widens `count` values of `dtype` (bfloat16 or float16) from `source` into `destination`.
-    public static func copy(_ dtype: DType, from source: UnsafePointer<UInt16>, count: Int, into destination: UnsafeMutablePointer<Float>) {
+    private static let hasAVX2 = tandem_has_avx2() != 0
+
+    /// Widens `count` values of `dtype` (bfloat16 or float16) from `source` into `destination`: with F16C eight
+    /// at a time where the CPU has AVX2 (a C kernel), else — or with `portable` — the Swift kernel.
+    public static func copy(
+        _ dtype: DType, from source: UnsafePointer<UInt16>, count: Int, into destination: UnsafeMutablePointer<Float>, portable: Bool = false
+    ) {
+        if hasAVX2 && !portable {
+            // F16C widens eight at a time; the Swift loop below stores its even and odd lanes one by one.
+            let done = tandem_widen16_avx2(dtype == .bfloat16 ? 1 : 0, source, count, destination)
+            let widen = HalfConversion.widening(dtype)
+            for index in done..<count { destination[index] = widen(source[index]) }
+            return
+        }
         let vectorEnd = count & ~15
         let raw = UnsafeRawPointer(source)
         let bfloat = dtype == .bfloat16
