@@ -12,7 +12,11 @@ Q8_0 and Q4_0 quantizations of it — benchmarks/bench_quantized.py makes them):
   reading the same file, with REFERENCE_MODEL's config.json; default .build/models/small), to show whether it
   is a near tie and which engine the reference sides with;
 - the spread behind such ties: at each prompt's first generated token, the mean |Δ log p| over the reference's
-  five most likely tokens between each pair of Tandem, llama.cpp and the reference.
+  five most likely tokens between each pair of Tandem, llama.cpp and the reference;
+- accuracy as llama.cpp's perplexity tool measures it (`--kl-divergence`): each quantized file against the first
+  (unquantized) one over the same 64 windows × 64 tokens of text, each engine against its own run of the
+  unquantized file — mean KL, same top token, perplexity ratio (`tandem bench accuracy --reference`, and llama.cpp
+  through llama-cpp-python on the windows Tandem reports).
 
 Run with the Python that has llama-cpp-python (benchmarks/compare_decode.sh installs it in .peers/llama):
 
@@ -128,10 +132,50 @@ def compare(path):
         print(f"| {name} | {np.mean(values):.4f} | {np.max(values):.4f} |")
 
 
+def llama_accuracy(base_path, quantized_path, windows):
+    """KL(base ‖ quantized) at every position of `windows` (each fed whole; position i predicts token i + 1), as
+    llama-perplexity --kl-divergence computes it, with the same-top rate and both perplexities."""
+    base = Llama(model_path=base_path, n_ctx=256, n_threads=1, n_threads_batch=1, logits_all=True, verbose=False)
+    quantized = Llama(model_path=quantized_path, n_ctx=256, n_threads=1, n_threads_batch=1, logits_all=True, verbose=False)
+    divergences, same, nll_base, nll_quantized = [], 0, 0.0, 0.0
+    for window in windows:
+        fed = window[:-1]
+        rows = []
+        for llm in (base, quantized):
+            llm.reset()
+            llm.eval(fed)
+            rows.append([log_softmax(llm.scores[i]) for i in range(len(fed))])
+        for position, (p, q) in enumerate(zip(*rows)):
+            divergences.append(max(float(np.sum(np.exp(p) * (p - q))), 0.0))
+            same += int(np.argmax(p) == np.argmax(q))
+            nll_base -= p[window[position + 1]]
+            nll_quantized -= q[window[position + 1]]
+    count = len(divergences)
+    return {"mean_kl": float(np.mean(divergences)), "median_kl": float(np.median(divergences)), "same_top_rate": same / count,
+            "perplexity_ratio": float(np.exp((nll_quantized - nll_base) / count))}
+
+
+def accuracy(base_path, quantized_path):
+    args = [TANDEM, "bench", "accuracy", "--model", quantized_path, "--reference", base_path, "--json"]
+    output = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    ours = json.loads([line for line in output.splitlines() if line.startswith("{")][-1])
+    theirs = llama_accuracy(base_path, quantized_path, ours["windows"])
+    name = os.path.basename(quantized_path)
+    print(f"| {name} | Tandem | {ours['mean_kl']:.6f} | {ours['median_kl']:.6f} | {ours['same_top_rate'] * 100:.2f} % | "
+          f"{ours['perplexity_quantized'] / ours['perplexity_reference']:.5f} |")
+    print(f"| {name} | llama.cpp | {theirs['mean_kl']:.6f} | {theirs['median_kl']:.6f} | {theirs['same_top_rate'] * 100:.2f} % | "
+          f"{theirs['perplexity_ratio']:.5f} |")
+
+
 def main():
     files = sys.argv[1:] or [os.path.join(ROOT, ".peers", name) for name in ("small.gguf", "small-q8_0.gguf", "small-q4_0.gguf")]
     for path in files:
         compare(path)
+    print(f"\n## Accuracy against {os.path.basename(files[0])} (64 windows × 64 tokens)\n")
+    print("| file | engine | mean KL (nats) | median | same top token | perplexity ratio |")
+    print("|---|---|---|---|---|---|")
+    for path in files[1:]:
+        accuracy(files[0], path)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 // per block to 8 bits, as llama.cpp's vec_dot_q8_0_q8_0 and vec_dot_q4_0_q8_0 compute them.
 #include "tandem_kernels.h"
 #include "avx2_common.h"
+#include "half.h"
+#include "quant_k.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -20,60 +22,6 @@ typedef struct {
 _Static_assert(sizeof(block_q8_0) == 34, "block_q8_0 is 34 bytes, as ggml's");
 _Static_assert(sizeof(block_q4_0) == 18, "block_q4_0 is 18 bytes, as ggml's");
 
-// IEEE half <-> single, round to nearest even (what F16C's _cvtss_sh with rounding mode 0 gives).
-static inline uint16_t half_from_float(float value) {
-    uint32_t bits;
-    memcpy(&bits, &value, sizeof bits);
-    uint32_t sign = (bits >> 16) & 0x8000u;
-    uint32_t magnitude = bits & 0x7fffffffu;
-    if (magnitude >= 0x7f800000u) return (uint16_t)(sign | (magnitude > 0x7f800000u ? 0x7e00u : 0x7c00u));
-    if (magnitude >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);  // rounds to ≥ 65520: infinity
-    if (magnitude < 0x38800000u) {
-        // Subnormal half (or zero): shift the 24-bit significand down, rounding to nearest even.
-        if (magnitude < 0x33000000u) return (uint16_t)sign;
-        uint32_t exponent = magnitude >> 23;
-        uint32_t significand = (magnitude & 0x7fffffu) | 0x800000u;
-        uint32_t shift = 126 - exponent;  // 14 + (112 − exponent)
-        uint32_t half = significand >> shift;
-        uint32_t rest = significand & ((1u << shift) - 1);
-        uint32_t midpoint = 1u << (shift - 1);
-        if (rest > midpoint || (rest == midpoint && (half & 1))) half += 1;
-        return (uint16_t)(sign | half);
-    }
-    uint32_t rebased = magnitude - 0x38000000u;  // exponent − 112
-    uint32_t half = rebased >> 13;
-    uint32_t rest = rebased & 0x1fffu;
-    if (rest > 0x1000u || (rest == 0x1000u && (half & 1))) half += 1;
-    return (uint16_t)(sign | half);
-}
-
-static inline float half_to_float(uint16_t half) {
-    uint32_t sign = (uint32_t)(half & 0x8000u) << 16;
-    uint32_t exponent = (half >> 10) & 0x1f;
-    uint32_t significand = half & 0x3ffu;
-    uint32_t bits;
-    if (exponent == 0) {
-        if (significand == 0) {
-            bits = sign;
-        } else {
-            // Subnormal: normalise.
-            exponent = 113;
-            while (!(significand & 0x400u)) {
-                significand <<= 1;
-                exponent -= 1;
-            }
-            bits = sign | (exponent << 23) | ((significand & 0x3ffu) << 13);
-        }
-    } else if (exponent == 31) {
-        bits = sign | 0x7f800000u | (significand << 13);
-    } else {
-        bits = sign | ((exponent + 112) << 23) | (significand << 13);
-    }
-    float value;
-    memcpy(&value, &bits, sizeof value);
-    return value;
-}
-
 // Whether this CPU runs the AVX2 paths, asked once (the quantizers run per row, on the decode path).
 static int has_avx2(void) {
     static int cached = -1;
@@ -81,7 +29,21 @@ static int has_avx2(void) {
     return cached;
 }
 
-long tandem_quant_block_bytes(int format) { return format == TANDEM_Q8_0 ? (long)sizeof(block_q8_0) : (long)sizeof(block_q4_0); }
+long tandem_quant_block_bytes(int format) {
+    switch (format) {
+    case TANDEM_Q8_0: return (long)sizeof(block_q8_0);
+    case TANDEM_Q4_0: return (long)sizeof(block_q4_0);
+    case TANDEM_Q4_K: return (long)sizeof(block_q4_K);
+    case TANDEM_Q6_K: return (long)sizeof(block_q6_K);
+    default: return (long)sizeof(block_q8_K);
+    }
+}
+
+static int is_k_quant(int format) { return format == TANDEM_Q4_K || format == TANDEM_Q6_K || format == TANDEM_Q8_K; }
+
+long tandem_quant_block_elements(int format) { return is_k_quant(format) ? 256 : 32; }
+
+int tandem_quant_input_format(int format) { return is_k_quant(format) ? TANDEM_Q8_K : TANDEM_Q8_0; }
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -126,6 +88,7 @@ __attribute__((target("avx2,fma,f16c"))) static void quantize_q8_0_avx2(const fl
 #endif
 
 void tandem_quantize_row(int format, const float *x, long k, void *out) {
+    if (format == TANDEM_Q8_K) return tandem_quantize_row_q8_K(x, k, out);
 #if defined(__x86_64__)
     if (format == TANDEM_Q8_0 && has_avx2()) return quantize_q8_0_avx2(x, k / 32, (block_q8_0 *)out);
 #endif
@@ -196,6 +159,7 @@ __attribute__((target("avx2,fma,f16c"))) static void dequantize_avx2(int format,
 #endif
 
 void tandem_dequantize_rows(int format, const void *w, long rows, long k, float *out) {
+    if (is_k_quant(format)) return tandem_dequantize_k(format, w, rows * (k / 256), out);
     const long blocks = rows * (k / 32);
 #if defined(__x86_64__)
     if (has_avx2()) return dequantize_avx2(format, w, blocks, out);
@@ -313,6 +277,7 @@ __attribute__((target("avx2,fma,f16c"))) static void rows_avx2(
 #endif
 
 void tandem_linear_quant(int format, int use_avx2, const void *xq, long m, long k, const void *w, long n, long first, long last, float *y) {
+    if (is_k_quant(format)) return tandem_linear_quant_k(format, use_avx2, xq, m, k, w, n, first, last, y);
     const long blocks = k / 32;
     const long row_bytes = blocks * tandem_quant_block_bytes(format);
     const block_q8_0 *inputs = (const block_q8_0 *)xq;

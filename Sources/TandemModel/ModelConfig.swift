@@ -160,7 +160,7 @@ public struct ModelConfig: Sendable, Equatable {
             ("model.layers.0.self_attn.o_proj.weight", headCount * headDimension / tensorParallelSize),
             ("model.layers.0.\(down)", expertCount != nil && expertsWhole ? intermediateSize : intermediateSize / tensorParallelSize),
         ]
-        for (name, columns) in inputs where columns % WeightQuantization.blockSize != 0 {
+        for (name, columns) in inputs where columns % quantization.blockElements != 0 {
             throw .cutBlocks(name, quantization: quantization, columns: columns, path: path)
         }
     }

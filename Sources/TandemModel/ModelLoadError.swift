@@ -21,7 +21,7 @@ public enum ModelLoadError: Error, Equatable, CustomStringConvertible {
     static func cutBlocks(_ name: String, quantization: WeightQuantization, columns: Int, path: String) -> ModelLoadError {
         .unsupported(
             path: path,
-            detail: "\(name): \(quantization.rawValue) stores rows in blocks of \(WeightQuantization.blockSize) values, but this rank's rows have \(columns) (after the tensor-parallel split); choose a tensor-parallel size that leaves whole blocks")
+            detail: "\(name): \(quantization.rawValue) stores rows in blocks of \(quantization.blockElements) values, but this rank's rows have \(columns) (after the tensor-parallel split); choose a tensor-parallel size that leaves whole blocks")
     }
 
     public var description: String {

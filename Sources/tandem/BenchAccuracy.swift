@@ -16,14 +16,18 @@ struct BenchAccuracy: ParsableCommand {
             compute, and with --quantization — feeding the text token by token (all windows as one batch, so the \
             quantized model multiplies as it decodes), and compares each position's next-token distribution: \
             KL(unquantized ‖ quantized) in nats (mean, median, 99th percentile, largest), how often the most likely \
-            token is the same, and each model's perplexity of the text's next tokens.
+            token is the same, and each model's perplexity of the text's next tokens. With --reference, --model is \
+            measured as stored (a quantized GGUF file) against --reference (the same model unquantized).
             """)
 
-    @Option(help: "A Hugging Face checkpoint directory.")
+    @Option(help: "A Hugging Face checkpoint directory or a GGUF file.")
     var model: String
 
-    @Option(help: "The quantization to measure: q8_0 or q4_0.")
-    var quantization: WeightQuantization
+    @Option(help: "The quantization to measure: q8_0 or q4_0 (the checkpoint quantized as it loads).")
+    var quantization: WeightQuantization?
+
+    @Option(help: "The unquantized model to measure --model against (a checkpoint directory or GGUF file), instead of --quantization.")
+    var reference: String?
 
     @Option(help: "Text to read (default: make-model's training prose and code).")
     var text: String?
@@ -44,6 +48,12 @@ struct BenchAccuracy: ParsableCommand {
         guard (1...64).contains(sequences) else { throw ValidationError("--sequences must be in 1...64, got \(sequences)") }
         guard length >= 2 else { throw ValidationError("--length must be ≥ 2, got \(length)") }
         guard threads >= 1 else { throw ValidationError("--threads must be ≥ 1, got \(threads)") }
+        if let quantization, !quantization.quantizesOnLoad {
+            throw ValidationError("--quantization \(quantization.rawValue): Tandem quantizes to q8_0 and q4_0; measure a \(quantization.rawValue) GGUF file with --reference")
+        }
+        guard (quantization == nil) != (reference == nil) else {
+            throw ValidationError("give --quantization (the checkpoint quantized as it loads) or --reference (an unquantized model to measure --model against), not both")
+        }
     }
 
     struct Report: Codable {
@@ -58,11 +68,13 @@ struct BenchAccuracy: ParsableCommand {
         var perplexityQuantized = 0.0
         var weightBytesReference = 0
         var weightBytesQuantized = 0
+        /// The token ids of each window, so that another engine can run the same positions.
+        var windows: [[Int]] = []
 
         enum CodingKeys: String, CodingKey {
             case quantization, positions, meanKL = "mean_kl", medianKL = "median_kl", p99KL = "p99_kl", maxKL = "max_kl", sameTopRate = "same_top_rate"
             case perplexityReference = "perplexity_reference", perplexityQuantized = "perplexity_quantized"
-            case weightBytesReference = "weight_bytes_reference", weightBytesQuantized = "weight_bytes_quantized"
+            case weightBytesReference = "weight_bytes_reference", weightBytesQuantized = "weight_bytes_quantized", windows
         }
     }
 
@@ -79,8 +91,11 @@ struct BenchAccuracy: ParsableCommand {
         guard ids.count >= 2 else { throw CommandFailure("the text encodes to \(ids.count) token(s); it needs at least 2") }
         // Consecutive windows of length + 1 tokens (the last one is only predicted), the text repeated as needed.
         let windows = (0..<sequences).map { window in (0...length).map { ids[(window * length + $0) % ids.count] } }
-        let reference = try ModelRegistry.load(model: model, group: .single, threads: threads)
+        let reference = try ModelRegistry.load(model: self.reference ?? model, group: .single, threads: threads)
         let quantized = try ModelRegistry.load(model: model, group: .single, quantization: quantization, threads: threads)
+        guard reference.config.vocabularySize == quantized.config.vocabularySize else {
+            throw CommandFailure("--reference \(self.reference!) has \(reference.config.vocabularySize) tokens, --model \(model) \(quantized.config.vocabularySize)")
+        }
         let (referenceCache, quantizedCache) = (try cache(for: reference), try cache(for: quantized))
         let vocabulary = reference.config.vocabularySize
         var divergences: [Double] = []
@@ -108,7 +123,8 @@ struct BenchAccuracy: ParsableCommand {
         let sorted = divergences.sorted()
         let count = Double(divergences.count)
         var report = Report()
-        report.quantization = quantization.rawValue
+        report.quantization = quantization?.rawValue ?? "stored"
+        report.windows = windows
         report.positions = divergences.count
         report.meanKL = divergences.reduce(0, +) / count
         report.medianKL = sorted[sorted.count / 2]
@@ -124,7 +140,7 @@ struct BenchAccuracy: ParsableCommand {
         } else {
             print(
                 """
-                model \(model): \(quantization.rawValue) against the checkpoint's weights (float32 compute), \(report.positions) positions (\(sequences) windows × \(length) tokens)
+                model \(model): \(quantization.map { "\($0.rawValue) against the checkpoint's weights" } ?? "as stored against \(self.reference!)") (float32 compute), \(report.positions) positions (\(sequences) windows × \(length) tokens)
                   KL divergence (nats): mean \(String(format: "%.6f", report.meanKL)), median \(String(format: "%.6f", report.medianKL)), 99th percentile \(String(format: "%.6f", report.p99KL)), largest \(String(format: "%.6f", report.maxKL))
                   same top token \(String(format: "%.2f", report.sameTopRate * 100))%; perplexity \(String(format: "%.4f", report.perplexityQuantized)) against \(String(format: "%.4f", report.perplexityReference)) (ratio \(String(format: "%.5f", report.perplexityQuantized / report.perplexityReference)))
                   weights \(report.weightBytesQuantized / 1_000_000) MB against \(report.weightBytesReference / 1_000_000) MB

@@ -8,7 +8,7 @@ import TandemTensor
 
 /// Options shared by the commands that run a model: which checkpoint, how it is split, threads per rank.
 struct ModelOptions: ParsableArguments {
-    @Option(help: "A Hugging Face checkpoint directory (config.json, tokenizer.json, *.safetensors) or a GGUF file (llama, qwen2; F32, F16, BF16, Q8_0, Q4_0 tensors).")
+    @Option(help: "A Hugging Face checkpoint directory (config.json, tokenizer.json, *.safetensors) or a GGUF file (llama, qwen2; F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K tensors).")
     var model: String
 
     @Option(help: "Tensor-parallel size: ranks each pipeline stage's layers are split over.")
@@ -45,6 +45,9 @@ struct ModelOptions: ParsableArguments {
         guard pp >= 1 else { throw ValidationError("--pp must be ≥ 1, got \(pp)") }
         guard dp >= 1 else { throw ValidationError("--dp must be ≥ 1, got \(dp)") }
         if let threads, threads < 1 { throw ValidationError("--threads must be ≥ 1, got \(threads)") }
+        if let quantization, !quantization.quantizesOnLoad {
+            throw ValidationError("--quantization \(quantization.rawValue): Tandem quantizes to q8_0 and q4_0; \(quantization.rawValue) weights load from a GGUF file (--model FILE.gguf)")
+        }
         if computeDType == .bfloat16 && !ComputePrecision.bfloat16Available {
             throw ValidationError("--compute-dtype bfloat16 needs a CPU with AVX-512 BF16, which this one lacks; use float32")
         }

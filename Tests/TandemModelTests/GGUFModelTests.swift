@@ -83,7 +83,7 @@ final class GGUFModelTests: XCTestCase {
             (
                 "tensor type",
                 tensor("blk.0.attn_q.weight") { $0.type = .q4_1; $0.bytes = [UInt8](repeating: 0, count: $0.shape[0] * $0.shape[1] / 32 * 20) },
-                "tensor 'blk.0.attn_q.weight' in \(directory)/edited.gguf has dtype Q4_1 (Tandem reads GGUF tensors in BF16, F16, F32, Q4_0, Q8_0)"
+                "tensor 'blk.0.attn_q.weight' in \(directory)/edited.gguf has dtype Q4_1 (Tandem reads GGUF tensors in BF16, F16, F32, Q4_0, Q4_K, Q6_K, Q8_0)"
             ),
             ("unknown tensor", { $0.tensors.append(GGUFWriter.Tensor(name: "blk.0.attn_sinks.weight", type: .f32, shape: [4], bytes: [UInt8](repeating: 0, count: 16))) },
              "has a tensor 'blk.0.attn_sinks.weight' that the checkpoint does not account for"),

@@ -13,6 +13,15 @@ enum ModelFixtures {
         vocabularySize: 300, maxPositions: 64, tieWordEmbeddings: true)
         .with { $0.modelType = "qwen2" }
 
+    /// Wide enough for k-quant rows (256-value super-blocks) whole at tp 2: width 512, MLP 1024, 8 heads of 64.
+    static let kQuantWide = ModelPreset.tiny.with {
+        $0.hiddenSize = 512
+        $0.intermediateSize = 1024
+        $0.headCount = 8
+        $0.keyValueHeadCount = 4
+        $0.name = "tiny-k"
+    }
+
     /// Writes `preset` into a fresh directory removed after the test.
     static func write(_ preset: ModelPreset, dtype: DType = .bfloat16, seed: UInt64 = 1, test: XCTestCase) throws -> String {
         let directory = try Reference.temporaryDirectory(test)

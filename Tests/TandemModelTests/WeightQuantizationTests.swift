@@ -5,7 +5,8 @@ import XCTest
 
 /// ggml's Q8_0 and Q4_0 blocks as Tandem writes and multiplies them, against llama.cpp's own Python library (the
 /// `gguf` package, whose quantizers give the bytes of ggml's reference C ones): the same bytes, the same values,
-/// and products that match a float64 product of the dequantized values.
+/// and products that match a float64 product of the dequantized values; and the k-quants (Q4_K, Q6_K) Tandem
+/// reads from GGUF files, as that package dequantizes them.
 final class WeightQuantizationTests: XCTestCase {
     /// Rows that exercise the quantizers' corners: random normals; a zero block; one value far above the rest; the
     /// largest magnitude negative (Q4_0 keeps its sign); scales in fp16's subnormal range and below it; values on
@@ -68,7 +69,7 @@ final class WeightQuantizationTests: XCTestCase {
     func testBlocksAreGGMLsBytesAndValues() throws {
         let (rows, columns) = (12, 96)  // 36 blocks: the 9 special ones first
         let weights = Self.weights(rows: rows, columns: columns, seed: 7)
-        for format in WeightQuantization.allCases {
+        for format in WeightQuantization.allCases where format.quantizesOnLoad {
             let expected = try reference(format, weights: weights, rows: rows, columns: columns)
             let bytes = weights.withUnsafeBufferPointer { format.quantize($0.baseAddress!, rows: rows, columns: columns) }
             XCTAssertEqual(bytes.count, rows * columns / 32 * (format == .q8_0 ? 34 : 18), "\(format)")
@@ -92,7 +93,7 @@ final class WeightQuantizationTests: XCTestCase {
         let (n, k) = (70, 128)
         let weights = Self.weights(rows: n, columns: k, seed: 11)
         var generator = SeededGenerator(seed: 12)
-        for format in WeightQuantization.allCases {
+        for format in WeightQuantization.allCases where format.quantizesOnLoad {
             for m in [1, 3, 8, 9, 64, 130] {
                 let inputs = (0..<(m * k)).map { _ in Self.gaussian(&generator) }
                 let expected = try reference(format, weights: weights, rows: n, columns: k, inputs: inputs)
@@ -120,6 +121,71 @@ final class WeightQuantizationTests: XCTestCase {
                 weight.apply(Tensor(inputs, shape: [m, k]), into: output)
                 let reference = expected.product_quantized_inputs!
                 let worst = (0..<(m * n)).map { abs(Double(output.floats[$0]) - reference[$0]) }.max()!
+                XCTAssertLessThan(worst, 1e-5 * scale, "\(format) m \(m) through LinearWeight")
+            }
+        }
+    }
+
+    private struct ExpectedK: Decodable {
+        let values: [Double]
+        let input_blocks: String
+        let product_quantized_inputs: [Double]
+    }
+
+    /// Random k-quant super-blocks (any bytes are a block; the fp16 scales set to moderate values, one super-block
+    /// all zero): dequantized as the gguf package does, inputs quantized to Q8_K byte for byte as ggml's reference
+    /// writes them (written in numpy from its description), and products within 1e-5 of the float64 product, for
+    /// the integer kernel's rows and the sgemm path's.
+    func testKQuantsMatchTheGGUFPackage() throws {
+        let (n, k) = (12, 512)
+        var generator = SeededGenerator(seed: 21)
+        for format in [WeightQuantization.q4_K, .q6_K] {
+            var blocks = (0..<(n * format.rowBytes(columns: k))).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let perBlock = format.blockBytes
+            for block in 0..<(blocks.count / perBlock) {
+                let base = block * perBlock
+                let scales = format == .q4_K ? [base, base + 2] : [base + perBlock - 2]
+                for offset in scales {
+                    let half = HalfConversion.float16Bits(from: Float.random(in: 1e-3...2e-2, using: &generator))
+                    (blocks[offset], blocks[offset + 1]) = (UInt8(half & 0xFF), UInt8(half >> 8))
+                }
+            }
+            for index in 0..<perBlock { blocks[perBlock + index] = 0 }  // row 0's second super-block: all zero
+            for m in [1, 3, 8, 9, 64] {
+                var inputs = (0..<(m * k)).map { _ in Self.gaussian(&generator) }
+                for index in 0..<256 { inputs[index] = 0 }  // an all-zero input block
+                let directory = try Reference.temporaryDirectory(self)
+                let (blocksFile, inputsFile) = (directory.appendingPathComponent("blocks.bin"), directory.appendingPathComponent("inputs.f32"))
+                try Data(blocks).write(to: blocksFile)
+                try inputs.withUnsafeBytes { try Data($0).write(to: inputsFile) }
+                let expected = try JSONDecoder().decode(
+                    ExpectedK.self,
+                    from: Reference.python("quant_reference.py", ["blocks", format.rawValue, blocksFile.path, String(n), String(k), inputsFile.path, String(m)]))
+                XCTAssertEqual(format.dequantize(blocks, rows: n, columns: k).map(Double.init), expected.values, "\(format): dequantized")
+                var quantizedInputs = [UInt8](repeating: 0, count: m * k / 256 * 292)
+                inputs.withUnsafeBufferPointer { x in
+                    quantizedInputs.withUnsafeMutableBytes { out in
+                        for row in 0..<m { tandem_quantize_row(TANDEM_Q8_K, x.baseAddress! + row * k, k, out.baseAddress! + row * k / 256 * 292) }
+                    }
+                }
+                XCTAssertEqual(Self.hex(quantizedInputs), expected.input_blocks, "\(format) m \(m): Q8_K inputs")
+                let scale = expected.product_quantized_inputs.map(abs).max()!
+                for avx2: Int32 in tandem_has_avx2() != 0 ? [0, 1] : [0] {
+                    var output = [Float](repeating: .nan, count: m * n)
+                    quantizedInputs.withUnsafeBytes { x in
+                        blocks.withUnsafeBytes { w in
+                            output.withUnsafeMutableBufferPointer { y in
+                                tandem_linear_quant(format == .q4_K ? TANDEM_Q4_K : TANDEM_Q6_K, avx2, x.baseAddress!, m, k, w.baseAddress!, n, 0, n, y.baseAddress!)
+                            }
+                        }
+                    }
+                    let worst = zip(output, expected.product_quantized_inputs).map { abs(Double($0) - $1) }.max()!
+                    XCTAssertLessThan(worst, 1e-5 * scale, "\(format) m \(m) avx2 \(avx2)")
+                }
+                let weight = LinearWeight(blocks: blocks, quantization: format, outputSize: n, inputSize: k, threads: 2)
+                let output = Tensor(zeros: [m, n], dtype: .float32)
+                weight.apply(Tensor(inputs, shape: [m, k]), into: output)
+                let worst = (0..<(m * n)).map { abs(Double(output.floats[$0]) - expected.product_quantized_inputs[$0]) }.max()!
                 XCTAssertLessThan(worst, 1e-5 * scale, "\(format) m \(m) through LinearWeight")
             }
         }

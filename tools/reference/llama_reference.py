@@ -16,7 +16,11 @@ It shares no code with Tandem: safetensors is parsed here from the format's desc
       GGUFReader and dequantized by gguf.quants: llama.cpp's tensor names mapped back to transformers', the
       query and key rows of the `llama` architecture put back in rotate-half order, Mixtral's merged expert
       tensors cut per expert. A linear layer (tied head included) whose GGUF tensor is Q8_0 or Q4_0 has its
-      input rows quantized to Q8_0 too, as llama.cpp multiplies it.
+      input rows quantized to Q8_0 too, as llama.cpp multiplies it; Q4_K or Q6_K, to Q8_K.
+  ... --perturb EPS
+      with quantized inputs (either mode above), each input value is first multiplied by 1 ± EPS (random signs,
+      seeded): how far an fp32-size change of the inputs moves the logits through the quantization steps — the
+      sensitivity a comparison with another implementation has to allow.
 """
 import argparse
 import json
@@ -30,12 +34,20 @@ DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64}
 QUANTIZATION = None  # (gguf's type for the weights, its Q8_0 type), set by --quantization
 _quantized_weights = {}
 GGUF_FILE = None  # set by --gguf
-GGUF_BLOCKS = set()  # the transformers names of linear weights stored as Q8_0 or Q4_0 blocks in GGUF_FILE
+PERTURB = None  # set by --perturb
+_perturbation = np.random.default_rng(0)
+GGUF_BLOCKS = {}  # transformers name → "q8_0" or "q8_k": linear weights stored as blocks in GGUF_FILE, and their input format
 
 
-def quantized_inputs(h):
+def quantized_inputs(h, kind="q8_0"):
+    """`h`'s rows quantized as llama.cpp quantizes a layer's input (Q8_0, or Q8_K for k-quant weights) and back."""
     from gguf import GGMLQuantizationType, quants
+    if PERTURB:
+        h = h * (1 + PERTURB * _perturbation.choice([-1.0, 1.0], size=h.shape))
     inputs = h.astype(np.float32)
+    if kind == "q8_k":
+        from quant_reference import q8_K
+        return q8_K(inputs.reshape(-1, inputs.shape[-1]))[1].reshape(inputs.shape)
     q8 = GGMLQuantizationType.Q8_0
     return quants.dequantize(quants.quantize(inputs, q8), q8).reshape(inputs.shape).astype(np.float64)
 
@@ -56,7 +68,8 @@ def load_gguf(path, config):
         kind = GGMLQuantizationType(tensor.tensor_type)
         shape = [int(d) for d in reversed(tensor.shape.tolist())]
         values = quants.dequantize(tensor.data, kind).reshape(shape).astype(np.float64)
-        blocks = kind in (GGMLQuantizationType.Q8_0, GGMLQuantizationType.Q4_0)
+        blocks = {GGMLQuantizationType.Q8_0: "q8_0", GGMLQuantizationType.Q4_0: "q8_0",
+                  GGMLQuantizationType.Q4_K: "q8_k", GGMLQuantizationType.Q6_K: "q8_k"}.get(kind)
         top = {"token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight", "output.weight": "lm_head.weight"}
         if tensor.name in top:
             names_out = [(top[tensor.name], values)]
@@ -75,7 +88,7 @@ def load_gguf(path, config):
         for name, value in names_out:
             weights[name] = value
             if blocks:
-                GGUF_BLOCKS.add(name)
+                GGUF_BLOCKS[name] = blocks
     return weights
 
 
@@ -86,7 +99,7 @@ def linear(h, w, key, expert=None, rows=None):
     if rows is not None:
         weight = weight[rows]
     if key in GGUF_BLOCKS:
-        return quantized_inputs(h) @ weight.T
+        return quantized_inputs(h, GGUF_BLOCKS[key]) @ weight.T
     if QUANTIZATION is None:
         return h @ weight.T
     from gguf import quants
@@ -258,9 +271,10 @@ def main():
     parser.add_argument("--tokens", required=True, help="comma-separated token ids")
     parser.add_argument("--quantization", choices=["q8_0", "q4_0"])
     parser.add_argument("--gguf")
+    parser.add_argument("--perturb", type=float)
     args = parser.parse_args()
-    global GGUF_FILE
-    GGUF_FILE = args.gguf
+    global GGUF_FILE, PERTURB
+    GGUF_FILE, PERTURB = args.gguf, args.perturb
     if args.quantization:
         from gguf import GGMLQuantizationType
         global QUANTIZATION

@@ -42,24 +42,35 @@ void tandem_round_bf16(const float *x, long rows, long k, long ldx, uint16_t *ou
 void tandem_gemm_packed_bf16(
     const uint16_t *x, long ldx, long m, long k, const uint16_t *packed, long n, long first_block, long last_block, float *y);
 
-/// ggml's block formats: 32 values per block, an fp16 scale and 8-bit (Q8_0, 34 bytes) or 4-bit (Q4_0, 18 bytes)
-/// values.
+/// ggml's block formats (its type numbers): 32 values per block, an fp16 scale and 8-bit (Q8_0, 34 bytes) or
+/// 4-bit (Q4_0, 18 bytes) values; the k-quants, 256 values per super-block of sub-blocks with their own integer
+/// scales (Q4_K, 144 bytes; Q6_K, 210 bytes); and Q8_K (292 bytes), what the k-quants' inputs are quantized to.
 #define TANDEM_Q8_0 8
 #define TANDEM_Q4_0 2
+#define TANDEM_Q4_K 12
+#define TANDEM_Q6_K 14
+#define TANDEM_Q8_K 15
 
 /// Bytes of one block of `format`.
 long tandem_quant_block_bytes(int format);
 
-/// Quantizes a row of k floats (k a multiple of 32) into k / 32 blocks of `format`, as ggml's reference
-/// quantize_row_q8_0 / quantize_row_q4_0 do (same scales, same rounding, same bytes).
+/// Values in one block of `format` (32, or 256 for the k-quants).
+long tandem_quant_block_elements(int format);
+
+/// The format a layer's inputs are quantized to for weights of `format`: Q8_0, or Q8_K for the k-quants.
+int tandem_quant_input_format(int format);
+
+/// Quantizes a row of k floats (k a multiple of the block) into blocks of `format` — Q8_0, Q4_0 or Q8_K — as
+/// ggml's reference quantize_row_q8_0 / q4_0 / q8_K do (same scales, same rounding, same bytes).
 void tandem_quantize_row(int format, const float *x, long k, void *out);
 
-/// out[rows · k] = the values of rows · k / 32 blocks of `format`.
+/// out[rows · k] = the values of rows of k values in blocks of `format` (any format above).
 void tandem_dequantize_rows(int format, const void *w, long rows, long k, float *out);
 
-/// y[r * n + j] = Σ_b d_w · d_x · Σ_i q_w · q_x — weight row j (k / 32 blocks of `format`, rows of w in order)
-/// times input row r quantized to Q8_0 (`xq`: m rows of k / 32 blocks) — for r < m and first ≤ j < last; the
-/// AVX2 path (use_avx2 = 1, needs tandem_has_avx2()) and the portable one add the same integer products.
+/// y[r * n + j] = weight row j (k values in blocks of `format`, rows of w in order) times input row r quantized to
+/// tandem_quant_input_format(format) (`xq`: m rows), for r < m and first ≤ j < last: integer products per block,
+/// scaled as ggml's vec_dot does. The AVX2 path (use_avx2 = 1, needs tandem_has_avx2()) and the portable one
+/// add the same integer products.
 void tandem_linear_quant(int format, int use_avx2, const void *xq, long m, long k, const void *w, long n, long first, long last, float *y);
 
 #endif

@@ -4,8 +4,8 @@ import TandemTensor
 /// metadata as a `config.json` (`ModelConfig`), its `tokenizer.ggml.*` keys as a `tokenizer.json`, and its
 /// tensors under their Hugging Face names — the converter's renaming and, for the `llama` architecture, its
 /// permutation of the query and key rows (llama.cpp rotates interleaved pairs, transformers the two halves of a
-/// head) undone. Q8_0 and Q4_0 tensors stay ggml blocks, which the quantized kernels multiply as they are;
-/// F32, F16 and BF16 are numbers. Architectures `llama` (Llama, Mistral, Mixtral with merged expert tensors)
+/// head) undone. Q8_0, Q4_0, Q4_K and Q6_K tensors stay ggml blocks, which the quantized kernels multiply as
+/// they are; F32, F16 and BF16 are numbers. Architectures `llama` (Llama, Mistral, Mixtral with merged expert tensors)
 /// and `qwen2`.
 public final class GGUFCheckpoint: WeightStore {
     public let file: GGUFFile
@@ -32,6 +32,7 @@ public final class GGUFCheckpoint: WeightStore {
     /// The tensor types Tandem reads.
     static let types: [GGMLType: StoredFormat] = [
         .f32: .dense(.float32), .f16: .dense(.float16), .bf16: .dense(.bfloat16), .q8_0: .blocks(.q8_0), .q4_0: .blocks(.q4_0),
+        .q4_K: .blocks(.q4_K), .q6_K: .blocks(.q6_K),
     ]
 
     public var path: String { file.path }
@@ -120,7 +121,7 @@ public final class GGUFCheckpoint: WeightStore {
         guard entry.shape.count == 2, case let .blocks(format) = Self.types[entry.tensor.type]! else {
             throw .unsupportedDType(key: key, path: path, dtype: "\(entry.tensor.type) (not 2-D ggml blocks)")
         }
-        let size = WeightQuantization.blockSize
+        let size = format.blockElements
         guard columns.lowerBound % size == 0, columns.count % size == 0 else {
             throw .cutBlocks(key, quantization: format, columns: columns.count, path: path)
         }

@@ -25,8 +25,8 @@ final class WeightSource {
     func has(_ key: String) -> Bool { names.contains(key) }
 
     /// A linear layer's weight on this rank: the rows `rows` of each part (stacked in order), of each row the
-    /// values of `columns`, in the form `precision` multiplies. Parts stored as ggml blocks of one format stay
-    /// those blocks; float parts are quantized when `quantization` is set.
+    /// values of `columns`, in the form `precision` multiplies. Parts stored as ggml blocks stay those blocks (parts
+    /// of different formats as a stack of weights); float parts are quantized when `quantization` is set.
     ///
     /// - Throws: `ModelLoadError.unsupported` when a block-stored weight would be requantized to another format,
     ///   or when `columns` cuts a block.
@@ -36,23 +36,35 @@ final class WeightSource {
             try store.require(part.key, shape: part.shape)
             formats.append(try store.format(of: part.key))
         }
-        if case let .blocks(format) = formats[0], formats.allSatisfy({ $0 == formats[0] }) {
-            if let quantization, quantization != format {
-                throw .unsupported(
-                    path: store.path,
-                    detail: "\(name) is stored as \(formats[0]) blocks; --quantization \(quantization.rawValue) would quantize them again (leave it out to multiply the stored blocks)")
+        let blockFormats = formats.compactMap { if case let .blocks(format) = $0 { format } else { nil } }
+        if blockFormats.count == parts.count {
+            // Consecutive parts of one format share a weight; a change of format starts the next segment.
+            var segments: [LinearWeight] = []
+            var start = 0
+            while start < parts.count {
+                let format = blockFormats[start]
+                var end = start
+                while end < parts.count && blockFormats[end] == format { end += 1 }
+                if let quantization, quantization != format {
+                    throw .unsupported(
+                        path: store.path,
+                        detail: "\(name) is stored as \(formats[start]) blocks; --quantization \(quantization.rawValue) would quantize them again (leave it out to multiply the stored blocks)")
+                }
+                guard columns.lowerBound % format.blockElements == 0, columns.count % format.blockElements == 0 else {
+                    throw .cutBlocks(name, quantization: format, columns: columns.count, path: store.path)
+                }
+                var bytes: [UInt8] = []
+                for part in parts[start..<end] {
+                    bytes += try store.blocks(part.key, rows: part.rows, columns: columns)
+                    used.insert(part.key)
+                }
+                segments.append(
+                    LinearWeight(blocks: bytes, quantization: format, outputSize: parts[start..<end].reduce(0) { $0 + $1.rows.count }, inputSize: columns.count, threads: threads))
+                start = end
             }
-            guard columns.lowerBound % WeightQuantization.blockSize == 0, columns.count % WeightQuantization.blockSize == 0 else {
-                throw .cutBlocks(name, quantization: format, columns: columns.count, path: store.path)
-            }
-            var bytes: [UInt8] = []
-            for part in parts {
-                bytes += try store.blocks(part.key, rows: part.rows, columns: columns)
-                used.insert(part.key)
-            }
-            return LinearWeight(blocks: bytes, quantization: format, outputSize: parts.reduce(0) { $0 + $1.rows.count }, inputSize: columns.count, threads: threads)
+            return segments.count == 1 ? segments[0] : LinearWeight(stacking: segments)
         }
-        // Float parts (or blocks of different formats, widened to their exact fp32 values) stacked.
+        // Float parts (or blocks mixed with floats, widened to their exact fp32 values) stacked.
         var loaded: [Tensor] = []
         for part in parts {
             let (allRows, allColumns) = (part.rows == 0..<part.shape[0], columns == 0..<part.shape[1])
@@ -70,7 +82,10 @@ final class WeightSource {
     /// - Throws: `ModelLoadError.unsupported` when quantizing a slice whose rows are not whole 32-value blocks.
     func linear(_ weight: Tensor, name: String) throws(ModelLoadError) -> LinearWeight {
         guard let quantization else { return LinearWeight(weight, precision: precision, threads: threads) }
-        guard weight.shape[1] % WeightQuantization.blockSize == 0 else {
+        guard quantization.quantizesOnLoad else {
+            throw .unsupported(path: store.path, detail: "\(name): quantizing float weights to \(quantization.rawValue) (Tandem reads \(quantization.rawValue) from GGUF files; it quantizes to q8_0 and q4_0)")
+        }
+        guard weight.shape[1] % quantization.blockElements == 0 else {
             throw .cutBlocks(name, quantization: quantization, columns: weight.shape[1], path: store.path)
         }
         return LinearWeight(weight, quantization: quantization, threads: threads)

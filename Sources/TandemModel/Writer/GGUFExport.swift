@@ -99,8 +99,8 @@ public enum GGUFExport {
         default:
             let format: WeightQuantization = type == .q8_0 ? .q8_0 : .q4_0
             let columns = values.shape.last!
-            guard columns % WeightQuantization.blockSize == 0 else {
-                throw .unsupported(path: path, detail: "\(name): rows of \(columns) values are not whole \(WeightQuantization.blockSize)-value \(type) blocks")
+            guard columns % format.blockElements == 0 else {
+                throw .unsupported(path: path, detail: "\(name): rows of \(columns) values are not whole \(format.blockElements)-value \(type) blocks")
             }
             bytes = floats.withUnsafeBufferPointer { format.quantize($0.baseAddress!, rows: count / columns, columns: columns) }
         }

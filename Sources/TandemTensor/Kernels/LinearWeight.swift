@@ -30,7 +30,9 @@ public final class LinearWeight: @unchecked Sendable {
     private let packed: UnsafeMutablePointer<UInt16>?
     /// With quantization: the format and `outputSize` rows of `inputSize / 32` blocks.
     private let quantized: (format: WeightQuantization, blocks: UnsafeMutableRawPointer)?
-    /// The quantization the weight is stored in; nil: unquantized.
+    /// Weights of several formats stacked by output rows (a GGUF file's q and v projections may differ).
+    private let segments: [LinearWeight]?
+    /// The quantization the weight is stored in; nil: unquantized (or segments of several).
     public var quantization: WeightQuantization? { quantized?.format }
 
     /// `weight` for `precision`, multiplied on `threads` threads; `.bfloat16` rounds fp32/fp16 weights to
@@ -41,7 +43,7 @@ public final class LinearWeight: @unchecked Sendable {
         precondition(weight.rank == 2 && weight.dtype.isFloatingPoint, "a linear weight is a 2-D float tensor")
         self.threads = max(threads, 1)
         (outputSize, inputSize) = (weight.shape[0], weight.shape[1])
-        quantized = nil
+        (quantized, segments) = (nil, nil)
         switch precision {
         case .float32:
             dense = weight
@@ -65,7 +67,8 @@ public final class LinearWeight: @unchecked Sendable {
     public init(_ weight: Tensor, quantization: WeightQuantization, threads: Int = 1) {
         precondition(weight.rank == 2 && weight.dtype.isFloatingPoint, "a linear weight is a 2-D float tensor")
         (outputSize, inputSize) = (weight.shape[0], weight.shape[1])
-        precondition(inputSize % WeightQuantization.blockSize == 0, "\(quantization.rawValue) needs rows of whole 32-value blocks, got \(inputSize) columns")
+        precondition(quantization.quantizesOnLoad, "Tandem does not quantize to \(quantization.rawValue)")
+        precondition(inputSize % quantization.blockElements == 0, "\(quantization.rawValue) needs rows of whole blocks, got \(inputSize) columns")
         self.threads = max(threads, 1)
         let rowBytes = quantization.rowBytes(columns: inputSize)
         let blocks = UnsafeMutableRawPointer.allocate(byteCount: max(outputSize * rowBytes, 1), alignment: 64)
@@ -76,7 +79,7 @@ public final class LinearWeight: @unchecked Sendable {
                 tandem_quantize_row(quantization.format, row.baseAddress!, columns, blocks + index * rowBytes)
             }
         }
-        (dense, packed) = (nil, nil)
+        (dense, packed, segments) = (nil, nil, nil)
         quantized = (quantization, blocks)
         byteCount = outputSize * rowBytes
     }
@@ -86,15 +89,28 @@ public final class LinearWeight: @unchecked Sendable {
     ///
     /// - Precondition: `inputSize` is a multiple of 32 and `blocks` holds exactly the rows' bytes.
     public init(blocks: [UInt8], quantization: WeightQuantization, outputSize: Int, inputSize: Int, threads: Int = 1) {
-        precondition(inputSize % WeightQuantization.blockSize == 0, "\(quantization.rawValue) needs rows of whole 32-value blocks, got \(inputSize) columns")
+        precondition(inputSize % quantization.blockElements == 0, "\(quantization.rawValue) needs rows of whole blocks, got \(inputSize) columns")
         precondition(blocks.count == outputSize * quantization.rowBytes(columns: inputSize), "\(blocks.count) bytes for \(outputSize) rows of \(inputSize) \(quantization.rawValue) values")
         (self.outputSize, self.inputSize) = (outputSize, inputSize)
         self.threads = max(threads, 1)
         let storage = UnsafeMutableRawPointer.allocate(byteCount: max(blocks.count, 1), alignment: 64)
         blocks.withUnsafeBytes { if let base = $0.baseAddress { storage.copyMemory(from: base, byteCount: $0.count) } }
-        (dense, packed) = (nil, nil)
+        (dense, packed, segments) = (nil, nil, nil)
         quantized = (quantization, storage)
         byteCount = blocks.count
+    }
+
+    /// `parts` stacked by output rows: the first's outputs, then the next's (weights of different formats that one
+    /// layer multiplies together, such as a GGUF file's Q4_K query and Q6_K value projections).
+    ///
+    /// - Precondition: the parts share their input size.
+    public init(stacking parts: [LinearWeight]) {
+        precondition(!parts.isEmpty && parts.allSatisfy { $0.inputSize == parts[0].inputSize }, "stacked weights share their input size")
+        (outputSize, inputSize) = (parts.reduce(0) { $0 + $1.outputSize }, parts[0].inputSize)
+        threads = parts[0].threads
+        byteCount = parts.reduce(0) { $0 + $1.byteCount }
+        (dense, packed, quantized) = (nil, nil, nil)
+        segments = parts
     }
 
     deinit {
@@ -118,6 +134,7 @@ public final class LinearWeight: @unchecked Sendable {
 
     /// `output[m, outputSize] = input[m, inputSize] · weightᵀ` (fp32 input and output), on `threads` threads.
     public func apply(_ input: Tensor, into output: Tensor) {
+        if let segments { return applySegments(segments, input, into: output) }
         if let quantized { return applyQuantized(input, into: output, format: quantized.format, blocks: quantized.blocks) }
         guard let packed else { return Matmul.linear(input, weight: dense!, into: output, threads: threads) }
         precondition(input.dtype == .float32 && output.dtype == .float32, "linear computes on float32 activations")
@@ -138,7 +155,7 @@ public final class LinearWeight: @unchecked Sendable {
         }
     }
 
-    /// Quantized weights: the input rows quantized to q8_0 per block, then up to `quantizedRowLimit` rows
+    /// Quantized weights: the input rows quantized per block (to q8_0; q8_K for the k-quants), then up to `quantizedRowLimit` rows
     /// multiplied in integers, more (batched decode, prefill) by sgemm over the dequantized inputs and 256-row
     /// blocks of the weight dequantized to fp32 — the same products either way, so a row's result does not depend
     /// on the batch around it.
@@ -151,17 +168,17 @@ public final class LinearWeight: @unchecked Sendable {
         let x = input.baseAddress.assumingMemoryBound(to: Float.self)
         let y = output.baseAddress.assumingMemoryBound(to: Float.self)
         let rowBytes = format.rowBytes(columns: k)
-        // The inputs quantized to q8_0 per block, whichever path multiplies: a row's result never depends on the
-        // batch around it.
-        let inputRowBytes = WeightQuantization.q8_0.rowBytes(columns: k)
+        // The inputs quantized per block, whichever path multiplies: a row's result never depends on the batch
+        // around it.
+        let inputRowBytes = format.inputRowBytes(columns: k)
         let quantizedInputs = UnsafeMutableRawPointer.allocate(byteCount: m * inputRowBytes, alignment: 64)
         defer { quantizedInputs.deallocate() }
-        for row in 0..<m { tandem_quantize_row(TANDEM_Q8_0, x + row * k, k, quantizedInputs + row * inputRowBytes) }
+        for row in 0..<m { tandem_quantize_row(format.inputFormat, x + row * k, k, quantizedInputs + row * inputRowBytes) }
         guard m <= Self.quantizedRowLimit else {
             // sgemm on both sides dequantized: the same products as the integer kernel's, summed in fp32.
             let inputs = UnsafeMutablePointer<Float>.allocate(capacity: m * k)
             defer { inputs.deallocate() }
-            tandem_dequantize_rows(TANDEM_Q8_0, quantizedInputs, m, k, inputs)
+            tandem_dequantize_rows(format.inputFormat, quantizedInputs, m, k, inputs)
             let rows = min(Matmul.weightRowsPerBlock, n)
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: rows * k)
             defer { scratch.deallocate() }
@@ -179,6 +196,19 @@ public final class LinearWeight: @unchecked Sendable {
         let avx2: Int32 = Self.hasAVX2 ? 1 : 0
         DispatchQueue.concurrentPerform(iterations: parts) { part in
             tandem_linear_quant(format.format, avx2, activations.value, m, k, weights.value, n, n * part / parts, n * (part + 1) / parts, results.value)
+        }
+    }
+
+    /// Each segment's outputs into its columns of `output`.
+    private func applySegments(_ segments: [LinearWeight], _ input: Tensor, into output: Tensor) {
+        let m = input.shape[0]
+        precondition(output.shape == [m, outputSize], "shapes \(input.shape) · [\(outputSize), \(inputSize)]ᵀ → \(output.shape) do not fit")
+        var first = 0
+        for segment in segments {
+            let part = Tensor(zeros: [m, segment.outputSize], dtype: .float32)
+            segment.apply(input, into: part)
+            for row in 0..<m { output.row(row, columns: first..<(first + segment.outputSize)).update(fromContentsOf: part.row(row)) }
+            first += segment.outputSize
         }
     }
 

@@ -1,33 +1,51 @@
 import CTandemKernels
 
 /// How a linear layer's weight is quantized: llama.cpp's block formats, so files and results are interchangeable
-/// with ggml's — every row cut into blocks of 32 values, each block an fp16 scale and the values as 8-bit
-/// (`q8_0`: 34 bytes a block, 8.5 bits a weight) or 4-bit integers (`q4_0`: 18 bytes, 4.5 bits a weight).
+/// with ggml's — every row cut into blocks, each block its scales and small integers: `q8_0` (32 values, an fp16
+/// scale and 8-bit integers: 34 bytes, 8.5 bits a weight), `q4_0` (32 values, 4-bit: 18 bytes, 4.5 bits), and
+/// the k-quants, super-blocks of 256 values in sub-blocks with their own 6- or 8-bit scales: `q4_K` (4-bit values
+/// with minimums, 144 bytes, 4.5 bits) and `q6_K` (6-bit, 210 bytes, 6.56 bits) — read from GGUF files; Tandem
+/// quantizes float weights to q8_0 and q4_0 only.
 public enum WeightQuantization: String, Sendable, Codable, CaseIterable {
     case q8_0
     case q4_0
+    case q4_K = "q4_k"
+    case q6_K = "q6_k"
 
-    /// Values per block.
-    public static let blockSize = 32
+    /// Values per block (32; 256 for the k-quants).
+    public var blockElements: Int { Int(tandem_quant_block_elements(format)) }
 
     /// Bytes of one block.
     public var blockBytes: Int { Int(tandem_quant_block_bytes(format)) }
 
-    /// Bytes of a row of `columns` values (`columns` a multiple of `blockSize`).
-    public func rowBytes(columns: Int) -> Int { columns / Self.blockSize * blockBytes }
+    /// Bytes of a row of `columns` values (`columns` a multiple of `blockElements`).
+    public func rowBytes(columns: Int) -> Int { columns / blockElements * blockBytes }
+
+    /// Whether Tandem quantizes float weights to this format as they load (`--quantization`): q8_0 and q4_0.
+    public var quantizesOnLoad: Bool { self == .q8_0 || self == .q4_0 }
 
     /// The C kernels' code for this format.
     var format: Int32 {
         switch self {
         case .q8_0: TANDEM_Q8_0
         case .q4_0: TANDEM_Q4_0
+        case .q4_K: TANDEM_Q4_K
+        case .q6_K: TANDEM_Q6_K
         }
     }
+
+    /// The C kernels' code for what a layer's inputs are quantized to before multiplying this format (Q8_0; Q8_K
+    /// for the k-quants), as llama.cpp's vec_dot_type.
+    var inputFormat: Int32 { tandem_quant_input_format(format) }
+
+    /// Bytes of an input row of `columns` values quantized to `inputFormat`.
+    func inputRowBytes(columns: Int) -> Int { columns / blockElements * Int(tandem_quant_block_bytes(inputFormat)) }
 
     /// `rows` rows of `values` (`[rows, columns]` fp32, `columns` a multiple of 32) as blocks, row after row —
     /// the bytes ggml's reference quantizer writes.
     public func quantize(_ values: UnsafePointer<Float>, rows: Int, columns: Int) -> [UInt8] {
-        precondition(columns % Self.blockSize == 0, "\(rawValue) quantizes rows of whole 32-value blocks, got \(columns) columns")
+        precondition(quantizesOnLoad, "Tandem does not quantize to \(rawValue)")
+        precondition(columns % blockElements == 0, "\(rawValue) quantizes rows of whole \(blockElements)-value blocks, got \(columns) columns")
         var bytes = [UInt8](repeating: 0, count: rows * rowBytes(columns: columns))
         bytes.withUnsafeMutableBytes { buffer in
             for row in 0..<rows {

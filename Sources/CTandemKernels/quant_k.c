@@ -1,0 +1,241 @@
+// ggml's k-quant block formats (Q4_K, Q6_K: 256 values a super-block) and the products of their weights with
+// activations quantized to Q8_K, as llama.cpp's vec_dot_q4_K_q8_K and vec_dot_q6_K_q8_K compute them: integer
+// products per sub-block, scaled by the sub-block's integer scale, then by the two super-block scales.
+#include "tandem_kernels.h"
+#include "avx2_common.h"
+#include "half.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "quant_k.h"
+
+_Static_assert(sizeof(block_q4_K) == 144, "block_q4_K is 144 bytes, as ggml's");
+_Static_assert(sizeof(block_q6_K) == 210, "block_q6_K is 210 bytes, as ggml's");
+_Static_assert(sizeof(block_q8_K) == 292, "block_q8_K is 292 bytes, as ggml's");
+
+// Sub-block j's 6-bit scale and 6-bit minimum of a Q4_K super-block: j < 4 in the low six bits of bytes j and
+// j + 4; j ≥ 4 split between the low (scale) or high (minimum) nibble of byte j + 4 and the top two bits of
+// bytes j − 4 (scale) and j (minimum).
+static inline void q4_K_scale_min(int j, const uint8_t *packed, int *scale, int *minimum) {
+    if (j < 4) {
+        *scale = packed[j] & 63;
+        *minimum = packed[j + 4] & 63;
+    } else {
+        *scale = (packed[j + 4] & 15) | ((packed[j - 4] >> 6) << 4);
+        *minimum = (packed[j + 4] >> 4) | ((packed[j] >> 6) << 4);
+    }
+}
+
+// Q4_K value i of a super-block (0–15, before scale and minimum): 64-value groups, each 32 bytes whose low
+// nibbles are the group's first 32 values and high nibbles the next 32.
+static inline int q4_K_nibble(const block_q4_K *block, int i) {
+    const int group = i / 64, within = i % 64;
+    const uint8_t byte = block->qs[group * 32 + within % 32];
+    return within < 32 ? byte & 15 : byte >> 4;
+}
+
+// Q6_K value i of a super-block (−32 … 31): 128-value halves; within one, value l + 32·q (l < 32, q < 4) has its low
+// four bits in ql (byte l or l + 32, low or high nibble) and its high two in qh[l] (bits 2q, 2q + 1).
+static inline int q6_K_value(const block_q6_K *block, int i) {
+    const int half = i / 128, within = i % 128, l = within % 32, quarter = within / 32;
+    const uint8_t *ql = block->ql + half * 64, *qh = block->qh + half * 32;
+    const int low = (quarter & 1 ? ql[l + 32] : ql[l]);
+    const int nibble = quarter < 2 ? low & 15 : low >> 4;
+    return (nibble | (((qh[l] >> (2 * quarter)) & 3) << 4)) - 32;
+}
+
+// Q6_K value i's sub-block (16 values a sub-block, scales in value order).
+static inline int q6_K_scale(const block_q6_K *block, int i) { return block->scales[i / 16]; }
+
+void tandem_quantize_row_q8_K(const float *x, long k, void *out) {
+    for (long b = 0; b < k / 256; b++) {
+        const float *values = x + b * 256;
+        block_q8_K *block = (block_q8_K *)out + b;
+        // The value of largest magnitude, sign kept, maps to −127; values round to nearest, ties to even.
+        float amax = 0, max = 0;
+        for (int j = 0; j < 256; j++) {
+            if (fabsf(values[j]) > amax) {
+                amax = fabsf(values[j]);
+                max = values[j];
+            }
+        }
+        if (amax == 0) {
+            memset(block, 0, sizeof *block);
+            continue;
+        }
+        const float iscale = -127.0f / max;
+        for (int j = 0; j < 256; j++) {
+            const int v = (int)nearbyintf(iscale * values[j]);
+            block->qs[j] = (int8_t)(v < 127 ? v : 127);
+        }
+        for (int j = 0; j < 16; j++) {
+            int sum = 0;
+            for (int i = 0; i < 16; i++) sum += block->qs[j * 16 + i];
+            block->bsums[j] = (int16_t)sum;
+        }
+        block->d = 1 / iscale;
+    }
+}
+
+void tandem_dequantize_k(int format, const void *w, long blocks, float *out) {
+    for (long b = 0; b < blocks; b++) {
+        float *values = out + b * 256;
+        if (format == TANDEM_Q4_K) {
+            const block_q4_K *block = (const block_q4_K *)w + b;
+            const float d = half_to_float(block->d), dmin = half_to_float(block->dmin);
+            for (int j = 0; j < 8; j++) {
+                int scale, minimum;
+                q4_K_scale_min(j, block->scales, &scale, &minimum);
+                const float step = d * (float)scale, offset = dmin * (float)minimum;
+                for (int i = j * 32; i < j * 32 + 32; i++) values[i] = step * (float)q4_K_nibble(block, i) - offset;
+            }
+        } else if (format == TANDEM_Q6_K) {
+            const block_q6_K *block = (const block_q6_K *)w + b;
+            const float d = half_to_float(block->d);
+            for (int i = 0; i < 256; i++) values[i] = d * (float)q6_K_scale(block, i) * (float)q6_K_value(block, i);
+        } else {
+            const block_q8_K *block = (const block_q8_K *)w + b;
+            for (int i = 0; i < 256; i++) values[i] = block->d * (float)block->qs[i];
+        }
+    }
+}
+
+// One weight row (k / 256 super-blocks) against one Q8_K input row: per super-block, the integer products of each
+// sub-block times its scale, then d_w · d_x (and for Q4_K, less dmin_w · d_x · Σ minimum · the input's sums).
+static float dot_k_portable(int format, const void *w, const block_q8_K *x, long blocks) {
+    float sum = 0;
+    for (long b = 0; b < blocks; b++) {
+        if (format == TANDEM_Q4_K) {
+            const block_q4_K *block = (const block_q4_K *)w + b;
+            int scaled = 0, minimums = 0;
+            for (int j = 0; j < 8; j++) {
+                int scale, minimum, products = 0;
+                q4_K_scale_min(j, block->scales, &scale, &minimum);
+                for (int i = j * 32; i < j * 32 + 32; i++) products += q4_K_nibble(block, i) * x[b].qs[i];
+                scaled += scale * products;
+                minimums += minimum * (x[b].bsums[2 * j] + x[b].bsums[2 * j + 1]);
+            }
+            sum += half_to_float(block->d) * x[b].d * (float)scaled - half_to_float(block->dmin) * x[b].d * (float)minimums;
+        } else {
+            const block_q6_K *block = (const block_q6_K *)w + b;
+            int scaled = 0;
+            for (int s = 0; s < 16; s++) {
+                int products = 0;
+                for (int i = s * 16; i < s * 16 + 16; i++) products += q6_K_value(block, i) * x[b].qs[i];
+                scaled += block->scales[s] * products;
+            }
+            sum += half_to_float(block->d) * x[b].d * (float)scaled;
+        }
+    }
+    return sum;
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+// Sub-block scales (bytes 0–7) and minimums (bytes 8–15) of a Q4_K super-block.
+static inline void q4_K_scales_mins(const uint8_t *packed, uint8_t unpacked[16]) {
+    for (int j = 0; j < 8; j++) {
+        int scale, minimum;
+        q4_K_scale_min(j, packed, &scale, &minimum);
+        unpacked[j] = (uint8_t)scale;
+        unpacked[8 + j] = (uint8_t)minimum;
+    }
+}
+
+// One Q4_K row against one Q8_K input row: each 64-value group's low and high nibbles (unsigned) times the input
+// bytes (maddubs, pairs summed in 16 bits), times the two sub-block scales (madd), in 32-bit lanes; the minimums
+// against the input's 16-value sums.
+__attribute__((target("avx2,fma,f16c"))) static float dot_q4_K_avx2(const block_q4_K *w, const block_q8_K *x, long blocks) {
+    __m256 sum = _mm256_setzero_ps();
+    float minimums = 0;
+    const __m256i low_mask = _mm256_set1_epi8(15);
+    for (long b = 0; b < blocks; b++) {
+        uint8_t unpacked[16];
+        q4_K_scales_mins(w[b].scales, unpacked);
+        const __m128i minimums8 = _mm_loadl_epi64((const __m128i *)(unpacked + 8));
+        // Σ_j minimum_j · (bsums[2j] + bsums[2j + 1]): the minimums repeated in pairs against the 16 sums.
+        const __m256i sums16 = _mm256_loadu_si256((const __m256i *)x[b].bsums);
+        const __m256i mins_pairs = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(minimums8, minimums8));
+        const __m256i min_products = _mm256_madd_epi16(sums16, mins_pairs);
+        __m256i accumulator = _mm256_setzero_si256();
+        for (int g = 0; g < 4; g++) {
+            const __m256i packed = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * g));
+            const __m256i low = _mm256_and_si256(packed, low_mask), high = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_mask);
+            const __m256i q8_low = _mm256_loadu_si256((const __m256i *)(x[b].qs + 64 * g));
+            const __m256i q8_high = _mm256_loadu_si256((const __m256i *)(x[b].qs + 64 * g + 32));
+            const __m256i scale_low = _mm256_set1_epi16((short)unpacked[2 * g]);
+            const __m256i scale_high = _mm256_set1_epi16((short)unpacked[2 * g + 1]);
+            accumulator = _mm256_add_epi32(accumulator, _mm256_madd_epi16(_mm256_maddubs_epi16(low, q8_low), scale_low));
+            accumulator = _mm256_add_epi32(accumulator, _mm256_madd_epi16(_mm256_maddubs_epi16(high, q8_high), scale_high));
+        }
+        const float d = half_to_float(w[b].d) * x[b].d;
+        sum = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(accumulator), sum);
+        const __m128i halves = _mm_add_epi32(_mm256_castsi256_si128(min_products), _mm256_extracti128_si256(min_products, 1));
+        const __m128i pairs = _mm_add_epi32(halves, _mm_shuffle_epi32(halves, 0x4E));
+        const int min_sum = _mm_cvtsi128_si32(_mm_add_epi32(pairs, _mm_shuffle_epi32(pairs, 0xB1)));
+        minimums += half_to_float(w[b].dmin) * x[b].d * (float)min_sum;
+    }
+    return tandem_sum8(sum) - minimums;
+}
+
+// One Q6_K row against one Q8_K input row: the 6-bit values rebuilt unsigned (0–63) 32 at a time, times the input
+// bytes (maddubs), times the two 16-value sub-blocks' scales (madd); the −32 offset taken out per sub-block with
+// the input's sums.
+__attribute__((target("avx2,fma,f16c"))) static float dot_q6_K_avx2(const block_q6_K *w, const block_q8_K *x, long blocks) {
+    __m256 sum = _mm256_setzero_ps();
+    const __m256i low_mask = _mm256_set1_epi8(15), two_bits = _mm256_set1_epi8(3);
+    for (long b = 0; b < blocks; b++) {
+        const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w[b].scales));
+        // 32 · Σ_s scale_s · bsums[s], the offset of the −32 in every value.
+        const __m256i offsets = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)x[b].bsums), scales16);
+        __m256i accumulator = _mm256_setzero_si256();
+        for (int half = 0; half < 2; half++) {
+            const uint8_t *ql = w[b].ql + 64 * half, *qh = w[b].qh + 32 * half;
+            const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            const __m256i h = _mm256_loadu_si256((const __m256i *)qh);
+            const __m256i values[4] = {
+                _mm256_or_si256(_mm256_and_si256(l0, low_mask), _mm256_slli_epi16(_mm256_and_si256(h, two_bits), 4)),
+                _mm256_or_si256(_mm256_and_si256(l1, low_mask), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), two_bits), 4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low_mask), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), two_bits), 4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low_mask), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), two_bits), 4)),
+            };
+            for (int quarter = 0; quarter < 4; quarter++) {
+                const int sub = 8 * half + 2 * quarter;  // this quarter's two 16-value sub-blocks
+                const __m256i q8 = _mm256_loadu_si256((const __m256i *)(x[b].qs + 128 * half + 32 * quarter));
+                const __m256i scale = _mm256_setr_epi16(
+                    w[b].scales[sub], w[b].scales[sub], w[b].scales[sub], w[b].scales[sub], w[b].scales[sub], w[b].scales[sub], w[b].scales[sub],
+                    w[b].scales[sub], w[b].scales[sub + 1], w[b].scales[sub + 1], w[b].scales[sub + 1], w[b].scales[sub + 1], w[b].scales[sub + 1],
+                    w[b].scales[sub + 1], w[b].scales[sub + 1], w[b].scales[sub + 1]);
+                accumulator = _mm256_add_epi32(accumulator, _mm256_madd_epi16(_mm256_maddubs_epi16(values[quarter], q8), scale));
+            }
+        }
+        accumulator = _mm256_sub_epi32(accumulator, _mm256_slli_epi32(offsets, 5));
+        sum = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(w[b].d) * x[b].d), _mm256_cvtepi32_ps(accumulator), sum);
+    }
+    return tandem_sum8(sum);
+}
+#endif
+
+void tandem_linear_quant_k(int format, int use_avx2, const void *xq, long m, long k, const void *w, long n, long first, long last, float *y) {
+    const long blocks = k / 256;
+    const long row_bytes = blocks * tandem_quant_block_bytes(format);
+    const block_q8_K *inputs = (const block_q8_K *)xq;
+#if defined(__x86_64__)
+    if (use_avx2) {
+        for (long j = first; j < last; j++) {
+            const char *row = (const char *)w + j * row_bytes;
+            for (long r = 0; r < m; r++) {
+                y[r * n + j] = format == TANDEM_Q4_K ? dot_q4_K_avx2((const block_q4_K *)row, inputs + r * blocks, blocks)
+                                                     : dot_q6_K_avx2((const block_q6_K *)row, inputs + r * blocks, blocks);
+            }
+        }
+        return;
+    }
+#endif
+    for (long j = first; j < last; j++) {
+        const char *row = (const char *)w + j * row_bytes;
+        for (long r = 0; r < m; r++) y[r * n + j] = dot_k_portable(format, row, inputs + r * blocks, blocks);
+    }
+}

@@ -1,0 +1,36 @@
+// ggml's k-quant blocks and the entry points quant.c hands them to (internal to CTandemKernels).
+#ifndef TANDEM_QUANT_K_H
+#define TANDEM_QUANT_K_H
+
+#include <stdint.h>
+
+typedef struct {
+    uint16_t d;           // super-block scale of the sub-block scales, fp16
+    uint16_t dmin;        // super-block scale of the sub-block minimums, fp16
+    uint8_t scales[12];   // eight 6-bit scales and eight 6-bit minimums, packed
+    uint8_t qs[128];      // 256 4-bit values
+} block_q4_K;
+
+typedef struct {
+    uint8_t ql[128];      // low four bits of 256 values
+    uint8_t qh[64];       // high two bits
+    int8_t scales[16];    // one per 16 values
+    uint16_t d;           // super-block scale, fp16
+} block_q6_K;
+
+typedef struct {
+    float d;              // scale
+    int8_t qs[256];       // values
+    int16_t bsums[16];    // sums of each 16 values
+} block_q8_K;
+
+/// A row of k floats (k a multiple of 256) as Q8_K blocks, as ggml's quantize_row_q8_K_ref writes them.
+void tandem_quantize_row_q8_K(const float *x, long k, void *out);
+
+/// The values of `blocks` super-blocks of Q4_K, Q6_K or Q8_K.
+void tandem_dequantize_k(int format, const void *w, long blocks, float *out);
+
+/// tandem_linear_quant for Q4_K and Q6_K weights, the inputs Q8_K.
+void tandem_linear_quant_k(int format, int use_avx2, const void *xq, long m, long k, const void *w, long n, long first, long last, float *y);
+
+#endif
