@@ -2,7 +2,7 @@
 """Tandem against llama.cpp on the same GGUF files (issue 14): tokenization and greedy tokens.
 
 For each file (default: the small preset as llama.cpp's converter wrote it in BF16, and llama.cpp's own pure
-Q8_0 and Q4_0 quantizations of it — benchmarks/bench_quantized.py makes them):
+Q8_0 and Q4_0 quantizations of it and its Q4_K_M mix — benchmarks/bench_quantized.py makes them):
 - tokenization: every text of tools/reference/tokenizer_corpus.json that a command line can carry (no NUL, not
   empty), tokenized by `tandem generate --model FILE` (its prompt_token_ids) and by llama.cpp
   (llama_tokenize with the file's special-token rules, special tokens parsed);
@@ -168,7 +168,8 @@ def accuracy(base_path, quantized_path):
 
 
 def main():
-    files = sys.argv[1:] or [os.path.join(ROOT, ".peers", name) for name in ("small.gguf", "small-q8_0.gguf", "small-q4_0.gguf")]
+    names = ("small.gguf", "small-q8_0.gguf", "small-q4_0.gguf", "small-q4_k_m.gguf")
+    files = sys.argv[1:] or [os.path.join(ROOT, ".peers", name) for name in names]
     for path in files:
         compare(path)
     print(f"\n## Accuracy against {os.path.basename(files[0])} (64 windows × 64 tokens)\n")

@@ -67,12 +67,12 @@ public final class GGUFCheckpoint: WeightStore {
         keys = entries.keys.sorted()
     }
 
-    /// The block format of the decoder layers' weights stored as blocks, if any (the first such tensor's).
+    /// The block format of the decoder layers' weights stored as blocks with the largest block (the one whose
+    /// rows a tensor-parallel split must keep whole), if any.
     public var layerBlocks: WeightQuantization? {
-        for tensor in file.tensors where tensor.name.hasPrefix("blk.") {
-            if case let .blocks(format) = Self.types[tensor.type]! { return format }
-        }
-        return nil
+        file.tensors.filter { $0.name.hasPrefix("blk.") }
+            .compactMap { if case let .blocks(format) = Self.types[$0.type]! { format } else { nil } }
+            .max { $0.blockElements < $1.blockElements }
     }
 
     public func shape(of key: String) throws(ModelLoadError) -> [Int] { try entry(key).shape }

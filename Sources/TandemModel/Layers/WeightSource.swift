@@ -79,7 +79,8 @@ final class WeightSource {
 
     /// A linear layer's weight already loaded (float), in the form `precision` multiplies, or quantized.
     ///
-    /// - Throws: `ModelLoadError.unsupported` when quantizing a slice whose rows are not whole 32-value blocks.
+    /// - Throws: `ModelLoadError.unsupported` when quantizing to a format Tandem does not write, or a slice whose
+    ///   rows are not whole blocks.
     func linear(_ weight: Tensor, name: String) throws(ModelLoadError) -> LinearWeight {
         guard let quantization else { return LinearWeight(weight, precision: precision, threads: threads) }
         guard quantization.quantizesOnLoad else {
