@@ -134,14 +134,20 @@ static float dot_k_portable(int format, const void *w, const block_q8_K *x, long
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-// Sub-block scales (bytes 0–7) and minimums (bytes 8–15) of a Q4_K super-block.
+// Sub-block scales (bytes 0–7) and minimums (bytes 8–15) of a Q4_K super-block, four at a time in 32-bit words:
+// the layout of q4_K_scale_min, with the 12 bytes as words a, b, c.
 static inline void q4_K_scales_mins(const uint8_t *packed, uint8_t unpacked[16]) {
-    for (int j = 0; j < 8; j++) {
-        int scale, minimum;
-        q4_K_scale_min(j, packed, &scale, &minimum);
-        unpacked[j] = (uint8_t)scale;
-        unpacked[8 + j] = (uint8_t)minimum;
-    }
+    uint32_t a, b, c;
+    memcpy(&a, packed, 4);
+    memcpy(&b, packed + 4, 4);
+    memcpy(&c, packed + 8, 4);
+    const uint32_t words[4] = {
+        a & 0x3f3f3f3fu,                                               // scales 0–3
+        (c & 0x0f0f0f0fu) | (((a >> 6) & 0x03030303u) << 4),           // scales 4–7
+        b & 0x3f3f3f3fu,                                               // minimums 0–3
+        ((c >> 4) & 0x0f0f0f0fu) | (((b >> 6) & 0x03030303u) << 4),    // minimums 4–7
+    };
+    memcpy(unpacked, words, 16);
 }
 
 // One Q4_K row against one Q8_K input row: each 64-value group's low and high nibbles (unsigned) times the input
@@ -204,10 +210,7 @@ __attribute__((target("avx2,fma,f16c"))) static float dot_q6_K_avx2(const block_
             for (int quarter = 0; quarter < 4; quarter++) {
                 const int sub = 8 * half + 2 * quarter;  // this quarter's two 16-value sub-blocks
                 const __m256i q8 = _mm256_loadu_si256((const __m256i *)(x[b].qs + 128 * half + 32 * quarter));
-                const __m256i scale = _mm256_setr_epi16(
-                    w[b].scales[sub], w[b].scales[sub], w[b].scales[sub], w[b].scales[sub], w[b].scales[sub], w[b].scales[sub], w[b].scales[sub],
-                    w[b].scales[sub], w[b].scales[sub + 1], w[b].scales[sub + 1], w[b].scales[sub + 1], w[b].scales[sub + 1], w[b].scales[sub + 1],
-                    w[b].scales[sub + 1], w[b].scales[sub + 1], w[b].scales[sub + 1]);
+                const __m256i scale = _mm256_set_m128i(_mm_set1_epi16(w[b].scales[sub + 1]), _mm_set1_epi16(w[b].scales[sub]));
                 accumulator = _mm256_add_epi32(accumulator, _mm256_madd_epi16(_mm256_maddubs_epi16(values[quarter], q8), scale));
             }
         }
