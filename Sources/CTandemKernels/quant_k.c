@@ -78,29 +78,6 @@ void tandem_quantize_row_q8_K(const float *x, long k, void *out) {
     }
 }
 
-void tandem_dequantize_k(int format, const void *w, long blocks, float *out) {
-    for (long b = 0; b < blocks; b++) {
-        float *values = out + b * 256;
-        if (format == TANDEM_Q4_K) {
-            const block_q4_K *block = (const block_q4_K *)w + b;
-            const float d = half_to_float(block->d), dmin = half_to_float(block->dmin);
-            for (int j = 0; j < 8; j++) {
-                int scale, minimum;
-                q4_K_scale_min(j, block->scales, &scale, &minimum);
-                const float step = d * (float)scale, offset = dmin * (float)minimum;
-                for (int i = j * 32; i < j * 32 + 32; i++) values[i] = step * (float)q4_K_nibble(block, i) - offset;
-            }
-        } else if (format == TANDEM_Q6_K) {
-            const block_q6_K *block = (const block_q6_K *)w + b;
-            const float d = half_to_float(block->d);
-            for (int i = 0; i < 256; i++) values[i] = d * (float)q6_K_scale(block, i) * (float)q6_K_value(block, i);
-        } else {
-            const block_q8_K *block = (const block_q8_K *)w + b;
-            for (int i = 0; i < 256; i++) values[i] = block->d * (float)block->qs[i];
-        }
-    }
-}
-
 // One weight row (k / 256 super-blocks) against one Q8_K input row: per super-block, the integer products of each
 // sub-block times its scale, then d_w · d_x (and for Q4_K, less dmin_w · d_x · Σ minimum · the input's sums).
 static float dot_k_portable(int format, const void *w, const block_q8_K *x, long blocks) {
@@ -219,7 +196,102 @@ __attribute__((target("avx2,fma,f16c"))) static float dot_q6_K_avx2(const block_
     }
     return tandem_sum8(sum);
 }
+// Eight unsigned bytes as floats.
+__attribute__((target("avx2,fma,f16c"), always_inline)) static inline __m256 bytes8(__m128i bytes) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes));
+}
+
+// The values of `blocks` super-blocks, as dequantize_k_portable computes them (a product, then a difference: no
+// fused multiply-add, so the values are the same bits).
+__attribute__((target("avx2,fma,f16c"))) static void dequantize_k_avx2(int format, const void *w, long blocks, float *out) {
+    const __m256i low_mask = _mm256_set1_epi8(15), two_bits = _mm256_set1_epi8(3);
+    for (long b = 0; b < blocks; b++) {
+        float *values = out + b * 256;
+        if (format == TANDEM_Q4_K) {
+            const block_q4_K *block = (const block_q4_K *)w + b;
+            uint8_t unpacked[16];
+            q4_K_scales_mins(block->scales, unpacked);
+            const float d = half_to_float(block->d), dmin = half_to_float(block->dmin);
+            for (int g = 0; g < 4; g++) {
+                const __m256i packed = _mm256_loadu_si256((const __m256i *)(block->qs + 32 * g));
+                const __m256i halves[2] = {_mm256_and_si256(packed, low_mask), _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_mask)};
+                for (int h = 0; h < 2; h++) {
+                    const int j = 2 * g + h;
+                    const __m256 step = _mm256_set1_ps(d * (float)unpacked[j]), offset = _mm256_set1_ps(dmin * (float)unpacked[8 + j]);
+                    uint8_t q[32];
+                    _mm256_storeu_si256((__m256i *)q, halves[h]);
+                    for (int i = 0; i < 32; i += 8) {
+                        const __m256 v = bytes8(_mm_loadl_epi64((const __m128i *)(q + i)));
+                        _mm256_storeu_ps(values + 32 * j + i, _mm256_sub_ps(_mm256_mul_ps(step, v), offset));
+                    }
+                }
+            }
+        } else if (format == TANDEM_Q6_K) {
+            const block_q6_K *block = (const block_q6_K *)w + b;
+            const float d = half_to_float(block->d);
+            for (int half = 0; half < 2; half++) {
+                const uint8_t *ql = block->ql + 64 * half, *qh = block->qh + 32 * half;
+                const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+                const __m256i h = _mm256_loadu_si256((const __m256i *)qh);
+                const __m256i quarters[4] = {
+                    _mm256_or_si256(_mm256_and_si256(l0, low_mask), _mm256_slli_epi16(_mm256_and_si256(h, two_bits), 4)),
+                    _mm256_or_si256(_mm256_and_si256(l1, low_mask), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), two_bits), 4)),
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low_mask), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), two_bits), 4)),
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low_mask), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), two_bits), 4)),
+                };
+                for (int quarter = 0; quarter < 4; quarter++) {
+                    uint8_t q[32];
+                    _mm256_storeu_si256((__m256i *)q, quarters[quarter]);
+                    float *target = values + 128 * half + 32 * quarter;
+                    for (int i = 0; i < 32; i += 8) {
+                        const __m256 scale = _mm256_set1_ps(d * (float)block->scales[8 * half + 2 * quarter + i / 16]);
+                        const __m256 v = _mm256_sub_ps(bytes8(_mm_loadl_epi64((const __m128i *)(q + i))), _mm256_set1_ps(32));
+                        _mm256_storeu_ps(target + i, _mm256_mul_ps(scale, v));
+                    }
+                }
+            }
+        } else {
+            const block_q8_K *block = (const block_q8_K *)w + b;
+            const __m256 d = _mm256_set1_ps(block->d);
+            for (int i = 0; i < 256; i += 8) {
+                _mm256_storeu_ps(values + i, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(block->qs + i))))));
+            }
+        }
+    }
+}
 #endif
+
+static void dequantize_k_portable(int format, const void *w, long blocks, float *out) {
+    for (long b = 0; b < blocks; b++) {
+        float *values = out + b * 256;
+        if (format == TANDEM_Q4_K) {
+            const block_q4_K *block = (const block_q4_K *)w + b;
+            const float d = half_to_float(block->d), dmin = half_to_float(block->dmin);
+            for (int j = 0; j < 8; j++) {
+                int scale, minimum;
+                q4_K_scale_min(j, block->scales, &scale, &minimum);
+                const float step = d * (float)scale, offset = dmin * (float)minimum;
+                for (int i = j * 32; i < j * 32 + 32; i++) values[i] = step * (float)q4_K_nibble(block, i) - offset;
+            }
+        } else if (format == TANDEM_Q6_K) {
+            const block_q6_K *block = (const block_q6_K *)w + b;
+            const float d = half_to_float(block->d);
+            for (int i = 0; i < 256; i++) values[i] = d * (float)q6_K_scale(block, i) * (float)q6_K_value(block, i);
+        } else {
+            const block_q8_K *block = (const block_q8_K *)w + b;
+            for (int i = 0; i < 256; i++) values[i] = block->d * (float)block->qs[i];
+        }
+    }
+}
+
+void tandem_dequantize_k(int format, const void *w, long blocks, float *out) {
+#if defined(__x86_64__)
+    static int avx2 = -1;  // asked once: prefill dequantizes every layer's weights
+    if (avx2 < 0) avx2 = tandem_has_avx2();
+    if (avx2) return dequantize_k_avx2(format, w, blocks, out);
+#endif
+    dequantize_k_portable(format, w, blocks, out);
+}
 
 void tandem_linear_quant_k(int format, int use_avx2, const void *xq, long m, long k, const void *w, long n, long first, long last, float *y) {
     const long blocks = k / 256;

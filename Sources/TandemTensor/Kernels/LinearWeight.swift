@@ -207,7 +207,7 @@ public final class LinearWeight: @unchecked Sendable {
         for segment in segments {
             let part = Tensor(zeros: [m, segment.outputSize], dtype: .float32)
             segment.apply(input, into: part)
-            for row in 0..<m { output.row(row, columns: first..<(first + segment.outputSize)).update(fromContentsOf: part.row(row)) }
+            for row in 0..<m { _ = output.row(row, columns: first..<(first + segment.outputSize)).update(fromContentsOf: part.row(row)) }
             first += segment.outputSize
         }
     }
