@@ -169,6 +169,50 @@ final class GenerateCommandTests: XCTestCase {
 
     /// `--stop ")\n and"` as a shell passes it (backslash, n) stops at a newline, as the README's `--stop "\n\n"`
     /// means; an unknown escape is refused naming it. (Greedy "Hello world" on this checkpoint writes ")\n and".)
+    private struct LogprobsReport: Decodable {
+        struct Candidate: Decodable {
+            let tokenID: Int
+            let logprob: Double
+        }
+        struct Step: Decodable {
+            let sampled: Candidate
+            let top: [Candidate]
+        }
+        struct Output: Decodable {
+            let token_ids: [Int]
+            let logprobs: [Step]
+        }
+        let outputs: [Output]
+    }
+
+    /// `--logprobs N` adds each generated token's log-probability and the N likeliest to --json's outputs (the
+    /// engine's values, checked against the numpy reference in LogprobsReferenceTests): one step per token, the
+    /// sampled one the token, greedy's the likeliest, the same on spawned ranks; without --json it is refused.
+    func testLogprobsAreReportedForEachToken() throws {
+        func run(tp: Int) throws -> LogprobsReport {
+            let run = try BuiltProgram.run(BuiltProgram.tandem, ["generate", "--model", directory, "--tp", String(tp), "--logprobs", "3"] + generateArguments)
+            XCTAssertEqual(run.status, 0, run.output)
+            let line = try XCTUnwrap(run.output.split(separator: "\n").first { $0.hasPrefix("{") }, run.output)
+            return try JSONDecoder().decode(LogprobsReport.self, from: Data(line.utf8))
+        }
+        let (one, two) = (try run(tp: 1), try run(tp: 2))
+        for (output, spawned) in zip(one.outputs, two.outputs) {
+            XCTAssertEqual(output.logprobs.count, output.token_ids.count)
+            XCTAssertEqual(output.logprobs.map(\.sampled.tokenID), output.token_ids)
+            for step in output.logprobs {
+                XCTAssertEqual(step.top.count, 3)
+                XCTAssertEqual(step.top[0].tokenID, step.sampled.tokenID, "greedy samples the likeliest token")
+                XCTAssertEqual(step.top.map(\.logprob), step.top.map(\.logprob).sorted(by: >))
+                XCTAssertLessThan(step.top[0].logprob, 0)
+            }
+            XCTAssertEqual(spawned.token_ids, output.token_ids)
+            for (a, b) in zip(spawned.logprobs, output.logprobs) { XCTAssertEqual(a.sampled.logprob, b.sampled.logprob, accuracy: 1e-4) }
+        }
+        let refused = try BuiltProgram.run(BuiltProgram.tandem, ["generate", "--model", directory, "--prompt", "x", "--logprobs", "3"])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.output.contains("--logprobs adds the log-probabilities to --json's outputs: give --json too"), refused.output)
+    }
+
     func testStopStringsReadBackslashEscapes() throws {
         let base: [String] = ["generate", "--model", directory, "--prompt", "Hello world", "--max-tokens", "64", "--temperature", "0", "--ignore-eos", "--json",
                     "--threads", "1"]
