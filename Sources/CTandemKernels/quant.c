@@ -159,7 +159,7 @@ __attribute__((target("avx2,fma,f16c"))) static void dequantize_avx2(int format,
 #endif
 
 void tandem_dequantize_rows(int format, const void *w, long rows, long k, float *out) {
-    if (is_k_quant(format)) return tandem_dequantize_k(format, w, rows * (k / 256), out);
+    if (is_k_quant(format)) return tandem_dequantize_k(format, has_avx2(), w, rows * (k / 256), out);
     const long blocks = rows * (k / 32);
 #if defined(__x86_64__)
     if (has_avx2()) return dequantize_avx2(format, w, blocks, out);

@@ -127,13 +127,32 @@ static inline void q4_K_scales_mins(const uint8_t *packed, uint8_t unpacked[16])
     memcpy(unpacked, words, 16);
 }
 
+// Group g (64 values) of a Q4_K super-block's 128 bytes: its first 32 values (the low nibbles) and its next 32
+// (the high nibbles), unsigned.
+__attribute__((target("avx2,fma,f16c"), always_inline)) static inline void q4_K_group(const uint8_t *qs, int g, __m256i nibbles[2]) {
+    const __m256i packed = _mm256_loadu_si256((const __m256i *)(qs + 32 * g)), low_mask = _mm256_set1_epi8(15);
+    nibbles[0] = _mm256_and_si256(packed, low_mask);
+    nibbles[1] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_mask);
+}
+
+// A Q6_K half super-block (ql: 64 bytes, qh: 32) as its four quarters of 32 values, unsigned (0–63: the stored
+// value + 32), in the layout of q6_K_value.
+__attribute__((target("avx2,fma,f16c"), always_inline)) static inline void q6_K_quarters(const uint8_t *ql, const uint8_t *qh, __m256i quarters[4]) {
+    const __m256i low_mask = _mm256_set1_epi8(15), two_bits = _mm256_set1_epi8(3);
+    const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+    const __m256i h = _mm256_loadu_si256((const __m256i *)qh);
+    quarters[0] = _mm256_or_si256(_mm256_and_si256(l0, low_mask), _mm256_slli_epi16(_mm256_and_si256(h, two_bits), 4));
+    quarters[1] = _mm256_or_si256(_mm256_and_si256(l1, low_mask), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), two_bits), 4));
+    quarters[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low_mask), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), two_bits), 4));
+    quarters[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low_mask), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), two_bits), 4));
+}
+
 // One Q4_K row against one Q8_K input row: each 64-value group's low and high nibbles (unsigned) times the input
 // bytes (maddubs, pairs summed in 16 bits), times the two sub-block scales (madd), in 32-bit lanes; the minimums
 // against the input's 16-value sums.
 __attribute__((target("avx2,fma,f16c"))) static float dot_q4_K_avx2(const block_q4_K *w, const block_q8_K *x, long blocks) {
     __m256 sum = _mm256_setzero_ps();
     float minimums = 0;
-    const __m256i low_mask = _mm256_set1_epi8(15);
     for (long b = 0; b < blocks; b++) {
         uint8_t unpacked[16];
         q4_K_scales_mins(w[b].scales, unpacked);
@@ -144,14 +163,14 @@ __attribute__((target("avx2,fma,f16c"))) static float dot_q4_K_avx2(const block_
         const __m256i min_products = _mm256_madd_epi16(sums16, mins_pairs);
         __m256i accumulator = _mm256_setzero_si256();
         for (int g = 0; g < 4; g++) {
-            const __m256i packed = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * g));
-            const __m256i low = _mm256_and_si256(packed, low_mask), high = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_mask);
+            __m256i nibbles[2];
+            q4_K_group(w[b].qs, g, nibbles);
             const __m256i q8_low = _mm256_loadu_si256((const __m256i *)(x[b].qs + 64 * g));
             const __m256i q8_high = _mm256_loadu_si256((const __m256i *)(x[b].qs + 64 * g + 32));
             const __m256i scale_low = _mm256_set1_epi16((short)unpacked[2 * g]);
             const __m256i scale_high = _mm256_set1_epi16((short)unpacked[2 * g + 1]);
-            accumulator = _mm256_add_epi32(accumulator, _mm256_madd_epi16(_mm256_maddubs_epi16(low, q8_low), scale_low));
-            accumulator = _mm256_add_epi32(accumulator, _mm256_madd_epi16(_mm256_maddubs_epi16(high, q8_high), scale_high));
+            accumulator = _mm256_add_epi32(accumulator, _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles[0], q8_low), scale_low));
+            accumulator = _mm256_add_epi32(accumulator, _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles[1], q8_high), scale_high));
         }
         const float d = half_to_float(w[b].d) * x[b].d;
         sum = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(accumulator), sum);
@@ -168,7 +187,6 @@ __attribute__((target("avx2,fma,f16c"))) static float dot_q4_K_avx2(const block_
 // the input's sums.
 __attribute__((target("avx2,fma,f16c"))) static float dot_q6_K_avx2(const block_q6_K *w, const block_q8_K *x, long blocks) {
     __m256 sum = _mm256_setzero_ps();
-    const __m256i low_mask = _mm256_set1_epi8(15), two_bits = _mm256_set1_epi8(3);
     for (long b = 0; b < blocks; b++) {
         const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w[b].scales));
         // 32 · Σ_s scale_s · bsums[s], the offset of the −32 in every value.
@@ -176,14 +194,8 @@ __attribute__((target("avx2,fma,f16c"))) static float dot_q6_K_avx2(const block_
         __m256i accumulator = _mm256_setzero_si256();
         for (int half = 0; half < 2; half++) {
             const uint8_t *ql = w[b].ql + 64 * half, *qh = w[b].qh + 32 * half;
-            const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            const __m256i h = _mm256_loadu_si256((const __m256i *)qh);
-            const __m256i values[4] = {
-                _mm256_or_si256(_mm256_and_si256(l0, low_mask), _mm256_slli_epi16(_mm256_and_si256(h, two_bits), 4)),
-                _mm256_or_si256(_mm256_and_si256(l1, low_mask), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), two_bits), 4)),
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low_mask), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), two_bits), 4)),
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low_mask), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), two_bits), 4)),
-            };
+            __m256i values[4];
+            q6_K_quarters(ql, qh, values);
             for (int quarter = 0; quarter < 4; quarter++) {
                 const int sub = 8 * half + 2 * quarter;  // this quarter's two 16-value sub-blocks
                 const __m256i q8 = _mm256_loadu_si256((const __m256i *)(x[b].qs + 128 * half + 32 * quarter));
@@ -196,6 +208,7 @@ __attribute__((target("avx2,fma,f16c"))) static float dot_q6_K_avx2(const block_
     }
     return tandem_sum8(sum);
 }
+
 // Eight unsigned bytes as floats.
 __attribute__((target("avx2,fma,f16c"), always_inline)) static inline __m256 bytes8(__m128i bytes) {
     return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes));
@@ -204,7 +217,6 @@ __attribute__((target("avx2,fma,f16c"), always_inline)) static inline __m256 byt
 // The values of `blocks` super-blocks, as dequantize_k_portable computes them (a product, then a difference: no
 // fused multiply-add, so the values are the same bits).
 __attribute__((target("avx2,fma,f16c"))) static void dequantize_k_avx2(int format, const void *w, long blocks, float *out) {
-    const __m256i low_mask = _mm256_set1_epi8(15), two_bits = _mm256_set1_epi8(3);
     for (long b = 0; b < blocks; b++) {
         float *values = out + b * 256;
         if (format == TANDEM_Q4_K) {
@@ -213,8 +225,8 @@ __attribute__((target("avx2,fma,f16c"))) static void dequantize_k_avx2(int forma
             q4_K_scales_mins(block->scales, unpacked);
             const float d = half_to_float(block->d), dmin = half_to_float(block->dmin);
             for (int g = 0; g < 4; g++) {
-                const __m256i packed = _mm256_loadu_si256((const __m256i *)(block->qs + 32 * g));
-                const __m256i halves[2] = {_mm256_and_si256(packed, low_mask), _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_mask)};
+                __m256i halves[2];
+                q4_K_group(block->qs, g, halves);
                 for (int h = 0; h < 2; h++) {
                     const int j = 2 * g + h;
                     const __m256 step = _mm256_set1_ps(d * (float)unpacked[j]), offset = _mm256_set1_ps(dmin * (float)unpacked[8 + j]);
@@ -231,14 +243,8 @@ __attribute__((target("avx2,fma,f16c"))) static void dequantize_k_avx2(int forma
             const float d = half_to_float(block->d);
             for (int half = 0; half < 2; half++) {
                 const uint8_t *ql = block->ql + 64 * half, *qh = block->qh + 32 * half;
-                const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-                const __m256i h = _mm256_loadu_si256((const __m256i *)qh);
-                const __m256i quarters[4] = {
-                    _mm256_or_si256(_mm256_and_si256(l0, low_mask), _mm256_slli_epi16(_mm256_and_si256(h, two_bits), 4)),
-                    _mm256_or_si256(_mm256_and_si256(l1, low_mask), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), two_bits), 4)),
-                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low_mask), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), two_bits), 4)),
-                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low_mask), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), two_bits), 4)),
-                };
+                __m256i quarters[4];
+                q6_K_quarters(ql, qh, quarters);
                 for (int quarter = 0; quarter < 4; quarter++) {
                     uint8_t q[32];
                     _mm256_storeu_si256((__m256i *)q, quarters[quarter]);
@@ -284,11 +290,11 @@ static void dequantize_k_portable(int format, const void *w, long blocks, float 
     }
 }
 
-void tandem_dequantize_k(int format, const void *w, long blocks, float *out) {
+void tandem_dequantize_k(int format, int use_avx2, const void *w, long blocks, float *out) {
 #if defined(__x86_64__)
-    static int avx2 = -1;  // asked once: prefill dequantizes every layer's weights
-    if (avx2 < 0) avx2 = tandem_has_avx2();
-    if (avx2) return dequantize_k_avx2(format, w, blocks, out);
+    if (use_avx2) return dequantize_k_avx2(format, w, blocks, out);
+#else
+    (void)use_avx2;
 #endif
     dequantize_k_portable(format, w, blocks, out);
 }

@@ -27,8 +27,8 @@ typedef struct {
 /// A row of k floats (k a multiple of 256) as Q8_K blocks, as ggml's quantize_row_q8_K_ref writes them.
 void tandem_quantize_row_q8_K(const float *x, long k, void *out);
 
-/// The values of `blocks` super-blocks of Q4_K, Q6_K or Q8_K.
-void tandem_dequantize_k(int format, const void *w, long blocks, float *out);
+/// The values of `blocks` super-blocks of Q4_K, Q6_K or Q8_K (the AVX2 path with use_avx2 = 1).
+void tandem_dequantize_k(int format, int use_avx2, const void *w, long blocks, float *out);
 
 /// tandem_linear_quant for Q4_K and Q6_K weights, the inputs Q8_K.
 void tandem_linear_quant_k(int format, int use_avx2, const void *xq, long m, long k, const void *w, long n, long first, long last, float *y);

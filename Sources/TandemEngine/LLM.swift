@@ -148,10 +148,10 @@ public final class LLM {
     ///   or expert parallelism on a dense model, `ParallelConfigError` for stages the layers cannot fill,
     ///   `ConfigError` for a malformed partition variable.
     public static func partition(_ config: EngineConfig, tensorParallelSize: Int) throws -> PipelinePartition {
-        let model = try ModelFiles.config(config.model)
+        let (model, storedBlocks) = try ModelFiles.configAndStoredBlocks(config.model)
         try model.checkTensorParallel(tensorParallelSize, path: config.model)
         if config.expertPlacement != nil { try model.checkExpertParallel(path: config.model) }
-        if let quantization = try config.quantization ?? ModelFiles.storedBlocks(config.model) {
+        if let quantization = config.quantization ?? storedBlocks {
             try model.checkQuantization(
                 quantization, tensorParallelSize: tensorParallelSize, expertsWhole: config.expertPlacement != nil, path: config.model)
         }

@@ -17,10 +17,12 @@ public enum ModelFiles {
         isGGUF(model) ? try GGUFCheckpoint(path: model).config : try ModelConfig(directory: model)
     }
 
-    /// The blocks `model`'s layers are stored in: a GGUF file's Q8_0 or Q4_0 layers; nil for a directory or float
-    /// tensors.
-    public static func storedBlocks(_ model: String) throws(ModelLoadError) -> WeightQuantization? {
-        isGGUF(model) ? try GGUFCheckpoint(path: model).layerBlocks : nil
+    /// The model's architecture, and the blocks its layers are stored in (a GGUF file's quantized layers, the
+    /// largest block of them; nil for a directory or float tensors), from one reading of the file.
+    public static func configAndStoredBlocks(_ model: String) throws(ModelLoadError) -> (config: ModelConfig, storedBlocks: WeightQuantization?) {
+        guard isGGUF(model) else { return (try ModelConfig(directory: model), nil) }
+        let file = try GGUFCheckpoint(path: model)
+        return (file.config, file.layerBlocks)
     }
 
     /// The model's tensors by Hugging Face name.

@@ -20,10 +20,11 @@ llama.cpp's own Python library (the `gguf` package) — an independent writer fo
 import argparse
 import json
 import os
-import struct
 
 import numpy as np
 import gguf
+
+from llama_reference import load_weights  # the checkpoint's tensors (float64, exact for F32/F16/BF16)
 
 TYPES = {
     "f32": None,
@@ -90,28 +91,6 @@ def k_type(kind, name):
     return kind
 
 
-def load_safetensors(directory):
-    index = os.path.join(directory, "model.safetensors.index.json")
-    files = sorted(set(json.load(open(index))["weight_map"].values())) if os.path.exists(index) else ["model.safetensors"]
-    tensors = {}
-    for name in files:
-        raw = open(os.path.join(directory, name), "rb").read()
-        (length,) = struct.unpack("<Q", raw[:8])
-        header = json.loads(raw[8:8 + length])
-        data = raw[8 + length:]
-        for key, info in header.items():
-            if key == "__metadata__":
-                continue
-            start, end = info["data_offsets"]
-            chunk = data[start:end]
-            if info["dtype"] == "BF16":
-                array = (np.frombuffer(chunk, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
-            else:
-                array = np.frombuffer(chunk, dtype={"F32": np.float32, "F16": np.float16}[info["dtype"]]).astype(np.float32)
-            tensors[key] = array.reshape(info["shape"])
-    return tensors
-
-
 def permute(weights, heads):
     # convert_hf_to_gguf's LlamaModel.permute: each head's two rotate-half halves interleaved.
     return weights.reshape(heads, 2, weights.shape[0] // heads // 2, *weights.shape[1:]).swapaxes(1, 2).reshape(weights.shape)
@@ -165,7 +144,7 @@ def convert(model, out, kind, pre):
     config = json.load(open(os.path.join(model, "config.json")))
     family = config["model_type"]
     arch = "qwen2" if family == "qwen2" else "llama"
-    weights = load_safetensors(model)
+    weights = load_weights(model)
     writer = gguf.GGUFWriter(out, arch)
     heads = config["num_attention_heads"]
     kv_heads = config.get("num_key_value_heads", heads)

@@ -48,19 +48,20 @@ public enum GGUFExport {
         metadata += try tokenizerMetadata(directory)
 
         var tensors: [GGUFWriter.Tensor] = []
-        func add(_ name: String, _ hfName: String, values: Tensor, vector: Bool = false) throws {
+        func add(_ name: String, values: Tensor, vector: Bool = false) throws {
             tensors.append(try encode(name, values, as: vector || values.rank == 1 ? .f32 : type, path: directory))
         }
-        for (gguf, hf) in GGUFCheckpoint.topNames where checkpoint.keys.contains(hf) && !(hf == "lm_head.weight" && config.tieWordEmbeddings) {
-            try add(gguf, hf, values: try checkpoint.load(hf))
+        let keys = Set(checkpoint.keys)
+        for (gguf, hf) in GGUFCheckpoint.topNames where keys.contains(hf) && !(hf == "lm_head.weight" && config.tieWordEmbeddings) {
+            try add(gguf, values: try checkpoint.load(hf))
         }
         for layer in 0..<config.layerCount {
             for (gguf, hf) in GGUFCheckpoint.layerNames {
                 let name = "model.layers.\(layer).\(hf)"
-                guard checkpoint.keys.contains(name) else { continue }
+                guard keys.contains(name) else { continue }
                 var values = try checkpoint.load(name)
                 if architecture == "llama" && GGUFCheckpoint.permutedNames.contains(hf) { values = permuted(values, head: config.headDimension) }
-                try add("blk.\(layer).\(gguf)", name, values: values, vector: gguf == "ffn_gate_inp.weight")
+                try add("blk.\(layer).\(gguf)", values: values, vector: gguf == "ffn_gate_inp.weight")
             }
             guard let experts = config.expertCount else { continue }
             for (gguf, matrix) in GGUFCheckpoint.expertNames {
@@ -162,13 +163,15 @@ public enum GGUFExport {
 
     /// llama.cpp's name for the pre-tokenizer of a tokenizer.json.
     private static func preTokenizerName(_ json: [String: Any]?, path: String) throws(ModelLoadError) -> String {
-        let parts = (json?["pretokenizers"] as? [[String: Any]]) ?? (json.map { [$0] } ?? [])
-        let pattern = parts.lazy.compactMap { ($0["pattern"] as? [String: Any])?["Regex"] as? String }.first
+        // What tells pre-tokenizers apart: the types of their steps and the split pattern.
+        func signature(_ json: [String: Any]?) -> (types: [String?], pattern: String?) {
+            let parts = (json?["pretokenizers"] as? [[String: Any]]) ?? (json.map { [$0] } ?? [])
+            return (parts.map { $0["type"] as? String }, parts.lazy.compactMap { ($0["pattern"] as? [String: Any])?["Regex"] as? String }.first)
+        }
+        let given = signature(json)
         for name in GGUFFile.preTokenizerNames {
-            guard let known = GGUFFile.preTokenizer(name) else { continue }
-            let knownParts = (known.json["pretokenizers"] as? [[String: Any]]) ?? [known.json]
-            let knownPattern = knownParts.lazy.compactMap { ($0["pattern"] as? [String: Any])?["Regex"] as? String }.first
-            if pattern == knownPattern && parts.map({ $0["type"] as? String }) == knownParts.map({ $0["type"] as? String }) { return name }
+            let known = signature(GGUFFile.preTokenizer(name)?.json)
+            if given.types == known.types && given.pattern == known.pattern { return name }
         }
         throw .unsupported(path: path, detail: "a pre-tokenizer llama.cpp has no name for (GGUF names gpt-2, llama-bpe and qwen2)")
     }
