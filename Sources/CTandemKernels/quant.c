@@ -89,6 +89,8 @@ __attribute__((target("avx2,fma,f16c"))) static void quantize_q8_0_avx2(const fl
 
 void tandem_quantize_row(int format, const float *x, long k, void *out) {
     if (format == TANDEM_Q8_K) return tandem_quantize_row_q8_K(x, k, out);
+    if (format == TANDEM_Q4_K) return tandem_quantize_row_q4_K(x, k, out);
+    if (format == TANDEM_Q6_K) return tandem_quantize_row_q6_K(x, k, out);
 #if defined(__x86_64__)
     if (format == TANDEM_Q8_0 && has_avx2()) return quantize_q8_0_avx2(x, k / 32, (block_q8_0 *)out);
 #endif

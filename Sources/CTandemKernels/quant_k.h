@@ -27,6 +27,11 @@ typedef struct {
 /// A row of k floats (k a multiple of 256) as Q8_K blocks, as ggml's quantize_row_q8_K_ref writes them.
 void tandem_quantize_row_q8_K(const float *x, long k, void *out);
 
+/// A row of k floats (k a multiple of 256) as Q4_K or Q6_K super-blocks, as ggml's quantize_row_q4_K_ref and
+/// quantize_row_q6_K_ref write them (quantize_k.c).
+void tandem_quantize_row_q4_K(const float *x, long k, void *out);
+void tandem_quantize_row_q6_K(const float *x, long k, void *out);
+
 /// The values of `blocks` super-blocks of Q4_K, Q6_K or Q8_K (the AVX2 path with use_avx2 = 1).
 void tandem_dequantize_k(int format, int use_avx2, const void *w, long blocks, float *out);
 

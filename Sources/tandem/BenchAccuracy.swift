@@ -23,7 +23,7 @@ struct BenchAccuracy: ParsableCommand {
     @Option(help: "A Hugging Face checkpoint directory or a GGUF file.")
     var model: String
 
-    @Option(help: "The quantization to measure: q8_0 or q4_0 (the checkpoint quantized as it loads).")
+    @Option(help: "The quantization to measure: q8_0, q4_0, q4_k or q6_k (the checkpoint quantized as it loads).")
     var quantization: WeightQuantization?
 
     @Option(help: "The unquantized model to measure --model against (a checkpoint directory or GGUF file), instead of --quantization.")
@@ -48,9 +48,6 @@ struct BenchAccuracy: ParsableCommand {
         guard (1...64).contains(sequences) else { throw ValidationError("--sequences must be in 1...64, got \(sequences)") }
         guard length >= 2 else { throw ValidationError("--length must be ≥ 2, got \(length)") }
         guard threads >= 1 else { throw ValidationError("--threads must be ≥ 1, got \(threads)") }
-        if let quantization, !quantization.quantizesOnLoad {
-            throw ValidationError("--quantization \(quantization.rawValue): Tandem quantizes to q8_0 and q4_0; measure a \(quantization.rawValue) GGUF file with --reference")
-        }
         guard (quantization == nil) != (reference == nil) else {
             throw ValidationError("give --quantization (the checkpoint quantized as it loads) or --reference (an unquantized model to measure --model against), not both")
         }

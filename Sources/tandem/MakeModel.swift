@@ -29,7 +29,7 @@ struct MakeModel: ParsableCommand {
     @Option(help: "Decoder layers, in place of the preset's (e.g. enough for --pp stages).")
     var layers: Int?
 
-    @Option(help: "Also write the checkpoint as DIR/model-TYPE.gguf, its weights in TYPE (f32, f16, bf16, q8_0, q4_0), as llama.cpp's converter would.")
+    @Option(help: "Also write the checkpoint as DIR/model-TYPE.gguf, its weights in TYPE (f32, f16, bf16, q8_0, q4_0, q4_k, q6_k), as llama.cpp's converter and llama-quantize (--pure) would.")
     var gguf: String?
 
     @Flag(help: "Write into a directory that already holds files (those of the same name are replaced).")

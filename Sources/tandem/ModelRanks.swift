@@ -35,7 +35,7 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .customLong("compute-dtype"), help: "What the linear layers multiply in: float32 (exact), or bfloat16 (2–3× faster matrix products on CPUs with AVX-512 BF16; logits within ~3e-3 of float32).")
     var computeDType: ComputePrecision = .float32
 
-    @Option(help: "Quantize every linear layer's weight as it loads, in llama.cpp's block formats: q8_0 (8.5 bits a weight) or q4_0 (4.5 bits); decode multiplies the blocks in integers. Each rank quantizes only its slices.")
+    @Option(help: "Quantize every linear layer's weight as it loads, in llama.cpp's block formats, byte for byte as its quantizer writes them: q8_0 (8.5 bits a weight), q4_0 (4.5 bits), q4_k (4.5 bits in 256-value super-blocks, finer scales than q4_0) or q6_k (6.56 bits); decode multiplies the blocks in integers. Each rank quantizes only its slices.")
     var quantization: WeightQuantization?
 
     @OptionGroup var engine: EngineOptions
@@ -45,9 +45,6 @@ struct ModelOptions: ParsableArguments {
         guard pp >= 1 else { throw ValidationError("--pp must be ≥ 1, got \(pp)") }
         guard dp >= 1 else { throw ValidationError("--dp must be ≥ 1, got \(dp)") }
         if let threads, threads < 1 { throw ValidationError("--threads must be ≥ 1, got \(threads)") }
-        if let quantization, !quantization.quantizesOnLoad {
-            throw ValidationError("--quantization \(quantization.rawValue): Tandem quantizes to q8_0 and q4_0; \(quantization.rawValue) weights load from a GGUF file (--model FILE.gguf)")
-        }
         if computeDType == .bfloat16 && !ComputePrecision.bfloat16Available {
             throw ValidationError("--compute-dtype bfloat16 needs a CPU with AVX-512 BF16, which this one lacks; use float32")
         }

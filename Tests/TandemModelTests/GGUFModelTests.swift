@@ -10,10 +10,12 @@ import XCTest
 /// model cannot be read from, each naming the key, tensor or type at fault. (The numbers a GGUF model computes
 /// are checked against the numpy reference in LlamaReferenceTests, its tokenizer in TokenizerTests.)
 final class GGUFModelTests: XCTestCase {
-    /// Every tensor (name, type, shape, bytes) and every metadata entry of the two files is the same.
+    /// Every tensor (name, type, shape, bytes) and every metadata entry of the two files is the same — for the
+    /// k-quants, the reference writes the bytes of ggml's quantizer as its numpy port computes them.
     func testExportWritesWhatTheGGUFPackageWrites() throws {
         let cases: [(ModelPreset, String)] = [
             (.tiny, "q8_0"), (.tiny, "q4_0"), (.tiny, "f16"), (.tiny, "bf16"), (.tiny, "f32"), (ModelFixtures.tiedQwen2, "q8_0"), (.tinyMoE, "q4_0"),
+            (ModelFixtures.kQuantWide, "q4_k"), (ModelFixtures.kQuantWide, "q6_k"),
         ]
         for (preset, type) in cases {
             let directory = try ModelFixtures.write(preset, test: self)
@@ -51,7 +53,7 @@ final class GGUFModelTests: XCTestCase {
         XCTAssertEqual((output["token_ids"] as? [Int])?.count, 4)
         let refused = try BuiltProgram.run(BuiltProgram.tandem, ["make-model", "--out", directory + "2", "--gguf", "q5_k"])
         XCTAssertNotEqual(refused.status, 0)
-        XCTAssertTrue(refused.output.contains("--gguf must be one of f32, f16, bf16, q8_0, q4_0, got q5_k"), refused.output)
+        XCTAssertTrue(refused.output.contains("--gguf must be one of f32, f16, bf16, q8_0, q4_0, q4_k, q6_k, got q5_k"), refused.output)
     }
 
     /// A file rewritten from a valid one with one thing changed, and what loading it must say.

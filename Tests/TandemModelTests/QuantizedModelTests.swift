@@ -28,7 +28,7 @@ final class QuantizedModelTests: XCTestCase {
             (directory, [(2, 1, 1), (4, 1, 1), (1, 2, 1), (2, 2, 1), (1, 4, 1), (1, 1, 2)], nil),
             (moe, [(2, 1, 1), (1, 2, 1), (1, 1, 2)], .linear),
         ]
-        for quantization in WeightQuantization.allCases where quantization.quantizesOnLoad {
+        for quantization in WeightQuantization.allCases {
             for (model, layouts, placement) in cases {
                 try Self.checkLayouts(
                     EngineConfig(model: model, threads: 1, quantization: quantization), layouts, placement: placement,

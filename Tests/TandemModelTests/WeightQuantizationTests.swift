@@ -5,8 +5,9 @@ import XCTest
 
 /// ggml's Q8_0 and Q4_0 blocks as Tandem writes and multiplies them, against llama.cpp's own Python library (the
 /// `gguf` package, whose quantizers give the bytes of ggml's reference C ones): the same bytes, the same values,
-/// and products that match a float64 product of the dequantized values; and the k-quants (Q4_K, Q6_K) Tandem
-/// reads from GGUF files, as that package dequantizes them.
+/// and products that match a float64 product of the dequantized values; and the k-quants (Q4_K, Q6_K): their
+/// blocks as that package dequantizes them, and float rows quantized to the bytes of ggml's reference quantizers
+/// (which the package lacks; written in numpy from ggml's algorithm).
 final class WeightQuantizationTests: XCTestCase {
     /// Rows that exercise the quantizers' corners: random normals; a zero block; one value far above the rest; the
     /// largest magnitude negative (Q4_0 keeps its sign); scales in fp16's subnormal range and below it; values on
@@ -69,7 +70,7 @@ final class WeightQuantizationTests: XCTestCase {
     func testBlocksAreGGMLsBytesAndValues() throws {
         let (rows, columns) = (12, 96)  // 36 blocks: the 9 special ones first
         let weights = Self.weights(rows: rows, columns: columns, seed: 7)
-        for format in WeightQuantization.allCases where format.quantizesOnLoad {
+        for format in [WeightQuantization.q8_0, .q4_0] {
             let expected = try reference(format, weights: weights, rows: rows, columns: columns)
             let bytes = weights.withUnsafeBufferPointer { format.quantize($0.baseAddress!, rows: rows, columns: columns) }
             XCTAssertEqual(bytes.count, rows * columns / 32 * (format == .q8_0 ? 34 : 18), "\(format)")
@@ -93,7 +94,7 @@ final class WeightQuantizationTests: XCTestCase {
         let (n, k) = (70, 128)
         let weights = Self.weights(rows: n, columns: k, seed: 11)
         var generator = SeededGenerator(seed: 12)
-        for format in WeightQuantization.allCases where format.quantizesOnLoad {
+        for format in [WeightQuantization.q8_0, .q4_0] {
             for m in [1, 3, 8, 9, 64, 130] {
                 let inputs = (0..<(m * k)).map { _ in Self.gaussian(&generator) }
                 let expected = try reference(format, weights: weights, rows: n, columns: k, inputs: inputs)
@@ -187,6 +188,49 @@ final class WeightQuantizationTests: XCTestCase {
                 weight.apply(Tensor(inputs, shape: [m, k]), into: output)
                 let worst = (0..<(m * n)).map { abs(Double(output.floats[$0]) - expected.product_quantized_inputs[$0]) }.max()!
                 XCTAssertLessThan(worst, 1e-5 * scale, "\(format) m \(m) through LinearWeight")
+            }
+        }
+    }
+
+    /// Rows quantized to Q4_K and Q6_K hold the bytes ggml's quantize_row_q4_K_ref / quantize_row_q6_K_ref choose
+    /// (the numpy reference's), block by block, and dequantize to the gguf package's values. Besides random
+    /// normals: the specials above (a zero sub-block, an outlier, a negative peak, fp16-subnormal and tiny scales,
+    /// constant and rounding-boundary blocks), a sub-block with no negative value (the fitted minimum 0), one
+    /// all negative, a whole super-block of zeros, and rows whose scale varies a thousandfold between sub-blocks.
+    func testKQuantizersWriteGGMLsBytes() throws {
+        let (rows, columns) = (6, 768)  // 18 super-blocks
+        var values = Self.weights(rows: rows, columns: columns, seed: 31)
+        let start = 9 * 32
+        values.replaceSubrange(start..<(start + 32), with: (0..<32).map { Float($0 % 5) * 0.3 + 0.1 })
+        values.replaceSubrange((start + 32)..<(start + 64), with: (0..<32).map { -Float($0 % 6) * 0.2 - 0.05 })
+        values.replaceSubrange(768..<1024, with: [Float](repeating: 0, count: 256))
+        for index in (2 * columns)..<(3 * columns) { values[index] *= Float(pow(10.0, Double(index / 32 % 4) - 2)) }
+        for format in [WeightQuantization.q4_K, .q6_K] {
+            let directory = try Reference.temporaryDirectory(self)
+            let weightsFile = directory.appendingPathComponent("weights.f32")
+            try values.withUnsafeBytes { try Data($0).write(to: weightsFile) }
+            let expected = try JSONDecoder().decode(
+                Expected.self, from: Reference.python("quant_reference.py", ["quantize", format.rawValue, weightsFile.path, String(rows), String(columns)]))
+            let bytes = values.withUnsafeBufferPointer { format.quantize($0.baseAddress!, rows: rows, columns: columns) }
+            XCTAssertEqual(bytes.count, rows * format.rowBytes(columns: columns), "\(format)")
+            let blockHex = format.blockBytes * 2
+            let (mine, theirs) = (Array(Self.hex(bytes)), Array(expected.bytes))
+            XCTAssertEqual(mine.count, theirs.count, "\(format)")
+            var differing: [Int] = []
+            for block in 0..<(rows * columns / 256) where mine.count == theirs.count {
+                let range = (block * blockHex)..<((block + 1) * blockHex)
+                if mine[range] != theirs[range] { differing.append(block) }
+            }
+            XCTAssertEqual(differing, [], "\(format): super-blocks whose bytes differ from ggml's")
+            XCTAssertEqual(format.dequantize(bytes, rows: rows, columns: columns).map(Double.init), expected.values, "\(format): dequantized")
+            // The blocks are a close fit: every value within its sub-block's step (Q4_K: range / 15 plus rounding of
+            // the 6-bit scales; checked loosely as a quarter of the row's largest magnitude).
+            let decoded = format.dequantize(bytes, rows: rows, columns: columns)
+            for row in 0..<rows {
+                let slice = (row * columns)..<((row + 1) * columns)
+                let peak = values[slice].map(abs).max()!
+                let worst = slice.map { abs(decoded[$0] - values[$0]) }.max()!
+                XCTAssertLessThan(worst, 0.25 * peak, "\(format) row \(row)")
             }
         }
     }

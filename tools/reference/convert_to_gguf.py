@@ -10,9 +10,9 @@ llama.cpp's own Python library (the `gguf` package) — an independent writer fo
       vocabulary, merges and added tokens; added special tokens CONTROL, other added tokens USER_DEFINED) goes in
       tokenizer.ggml.* with pre-tokenizer name --pre (default llama-bpe), add_bos_token as the tokenizer's
       post-processor adds it, and tokenizer_config.json's chat template. The k-quant types (gguf has no quantizer
-      for them) are quantized by a simple quantizer of this script's own — only the format is ggml's, not its
-      quantizer's choices: q4_k and q6_k every such weight, q4_k_m as llama.cpp's Q4_K_M mixes them (attn_v,
-      ffn_down and the output in Q6_K, the rest in Q4_K).
+      for them) are quantized by quant_reference.py's numpy port of ggml's reference quantizers: q4_k and q6_k
+      every such weight, q4_k_m mixing them as a simplified Q4_K_M (attn_v, ffn_down and the output in Q6_K,
+      the rest in Q4_K).
 
   convert_to_gguf.py --tokenizer FILE.json --out FILE.gguf --pre NAME
       writes only the tokenizer keys (architecture llama, no tensors): for tokenizer tests.
@@ -25,6 +25,7 @@ import numpy as np
 import gguf
 
 from llama_reference import load_weights  # the checkpoint's tensors (float64, exact for F32/F16/BF16)
+from quant_reference import quantize_q4_K, quantize_q6_K  # ggml's reference k-quantizers, in numpy
 
 TYPES = {
     "f32": None,
@@ -35,53 +36,6 @@ TYPES = {
 }
 FILE_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q8_0": 7, "bf16": 32, "q4_k": 15, "q6_k": 18, "q4_k_m": 15}
 K_TYPES = {"q4_k": gguf.GGMLQuantizationType.Q4_K, "q6_k": gguf.GGMLQuantizationType.Q6_K}
-
-
-def quantize_q4_K(w):
-    """Rows of `w` (a multiple of 256 wide) as Q4_K super-blocks: per 32 values a 6-bit scale and minimum relative to
-    the super-block's fp16 d and dmin, values 0–15 (value = d·sc·q − dmin·m)."""
-    x = w.astype(np.float32).reshape(-1, 8, 32)
-    low = np.minimum(x.min(axis=2), 0)
-    step = (x.max(axis=2) - low) / 15
-    d = (step.max(axis=1) / 63).astype(np.float16)
-    dmin = ((-low).max(axis=1) / 63).astype(np.float16)
-    safe = lambda v: np.where(v == 0, 1, v)
-    sc = np.clip(np.rint(step / safe(d.astype(np.float32))[:, None]), 0, 63).astype(np.uint8)
-    m = np.clip(np.rint(-low / safe(dmin.astype(np.float32))[:, None]), 0, 63).astype(np.uint8)
-    scale = d.astype(np.float32)[:, None] * sc
-    offset = dmin.astype(np.float32)[:, None] * m
-    q = np.clip(np.rint((x + offset[:, :, None]) / safe(scale)[:, :, None]), 0, 15).astype(np.uint8)
-    packed = np.zeros((x.shape[0], 12), dtype=np.uint8)
-    for j in range(4):
-        packed[:, j] = sc[:, j] | ((sc[:, j + 4] >> 4) << 6)
-        packed[:, j + 4] = m[:, j] | ((m[:, j + 4] >> 4) << 6)
-        packed[:, j + 8] = (sc[:, j + 4] & 15) | ((m[:, j + 4] & 15) << 4)
-    qs = np.zeros((x.shape[0], 128), dtype=np.uint8)
-    for g in range(4):
-        qs[:, g * 32:(g + 1) * 32] = q[:, 2 * g] | (q[:, 2 * g + 1] << 4)
-    blocks = np.concatenate([d.view(np.uint8).reshape(-1, 2), dmin.view(np.uint8).reshape(-1, 2), packed, qs], axis=1)
-    return blocks.reshape(w.shape[0], -1)
-
-
-def quantize_q6_K(w):
-    """Rows of `w` as Q6_K super-blocks: per 16 values an int8 scale relative to the fp16 d, values −32…31."""
-    x = w.astype(np.float32).reshape(-1, 16, 16)
-    step = np.abs(x).max(axis=2) / 31
-    d = (step.max(axis=1) / 127).astype(np.float16)
-    safe = lambda v: np.where(v == 0, 1, v)
-    sc = np.clip(np.rint(step / safe(d.astype(np.float32))[:, None]), -128, 127).astype(np.int8)
-    scale = d.astype(np.float32)[:, None] * sc
-    q = (np.clip(np.rint(x / safe(scale)[:, :, None]), -32, 31) + 32).astype(np.uint8).reshape(-1, 256)
-    ql = np.zeros((x.shape[0], 128), dtype=np.uint8)
-    qh = np.zeros((x.shape[0], 64), dtype=np.uint8)
-    for half in range(2):
-        part = q[:, half * 128:(half + 1) * 128]
-        q1, q2, q3, q4 = part[:, 0:32], part[:, 32:64], part[:, 64:96], part[:, 96:128]
-        ql[:, half * 64:half * 64 + 32] = (q1 & 15) | ((q3 & 15) << 4)
-        ql[:, half * 64 + 32:half * 64 + 64] = (q2 & 15) | ((q4 & 15) << 4)
-        qh[:, half * 32:(half + 1) * 32] = (q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6)
-    blocks = np.concatenate([ql, qh, sc.view(np.uint8), d.view(np.uint8).reshape(-1, 2)], axis=1)
-    return blocks.reshape(w.shape[0], -1)
 
 
 def k_type(kind, name):

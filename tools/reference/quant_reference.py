@@ -8,6 +8,11 @@ quantizers are written to give the bytes of ggml's reference C quantizers.
       gguf.quants.dequantize. With INPUTS.f32 (M × COLUMNS float32): `product_quantized_inputs` — each input row
       quantized to Q8_0 and dequantized, times the dequantized weights transposed, in float64 (what llama.cpp's
       vec_dot computes, up to the order of the sums).
+  quant_reference.py quantize FORMAT WEIGHTS.f32 ROWS COLUMNS
+      FORMAT is q4_k or q6_k (gguf has no quantizer for them): `bytes` (hex) — the rows quantized as ggml's
+      quantize_row_q4_K_ref / quantize_row_q6_K_ref choose their scales, written here in numpy from that
+      algorithm (float32 throughout, sums in ggml's order, no fused multiply-adds); `values` — those bytes
+      dequantized by gguf.quants.dequantize.
   quant_reference.py blocks FORMAT BLOCKS.bin ROWS COLUMNS INPUTS.f32 M
       FORMAT is q4_k or q6_k; BLOCKS.bin holds ROWS rows of COLUMNS values in that format's blocks (gguf has no
       quantizer for them). Prints `values` (gguf.quants.dequantize), `input_blocks` (hex: each input row quantized to
@@ -22,6 +27,160 @@ import numpy as np
 from gguf import quants, GGMLQuantizationType
 
 FORMATS = {"q8_0": GGMLQuantizationType.Q8_0, "q4_0": GGMLQuantizationType.Q4_0}
+K_FORMATS = {"q4_k": GGMLQuantizationType.Q4_K, "q6_k": GGMLQuantizationType.Q6_K}
+F = np.float32
+
+
+def nearest(values):
+    """ggml's nearest_int: round to nearest, ties to even (exact for |v| < 2^22)."""
+    return np.rint(values).astype(np.int64)
+
+
+def fit_scale_min(x, w, nmax):
+    """ggml's make_qkx2_quants (rmin −1, rdelta 0.1, 20 steps, squared error) on each row of `x` [S, n] with
+    weights `w`: (levels [S, n] in 0…nmax, scale [S], minimum [S] ≥ 0). Sums run element by element, as in C."""
+    count, n = x.shape
+    low, high, sum_w, sum_x = x[:, 0].copy(), x[:, 0].copy(), w[:, 0].copy(), w[:, 0] * x[:, 0]
+    for i in range(1, n):
+        low, high = np.minimum(low, x[:, i]), np.maximum(high, x[:, i])
+        sum_w, sum_x = sum_w + w[:, i], sum_x + w[:, i] * x[:, i]
+    low = np.where(low > 0, F(0), low)
+    flat = high == low
+    span = np.where(flat, F(1), high - low)
+    iscale = F(nmax) / span
+    scale = F(1) / iscale
+    levels = np.clip(nearest(iscale[:, None] * (x - low[:, None])), 0, nmax)
+    best = np.zeros(count, dtype=F)
+    for i in range(n):
+        diff = scale * levels[:, i].astype(F) + low - x[:, i]
+        best = best + w[:, i] * (diff * diff)
+    for step in range(21):
+        span = np.where(flat, F(1), high - low)  # the grid follows the minimum as better fits replace it
+        iscale = (F(-1) + F(0.1) * F(step) + F(nmax)) / span
+        trial = np.clip(nearest(iscale[:, None] * (x - low[:, None])), 0, nmax)
+        sum_l, sum_l2, sum_xl = (np.zeros(count, dtype=F) for _ in range(3))
+        for i in range(n):
+            l = trial[:, i].astype(F)
+            sum_l, sum_l2, sum_xl = sum_l + w[:, i] * l, sum_l2 + w[:, i] * l * l, sum_xl + w[:, i] * l * x[:, i]
+        det = sum_w * sum_l2 - sum_l * sum_l
+        fits = det > 0
+        safe = np.where(fits, det, F(1))
+        this_scale = (sum_w * sum_xl - sum_x * sum_l) / safe
+        this_min = (sum_l2 * sum_x - sum_l * sum_xl) / safe
+        positive = this_min > 0
+        this_scale = np.where(positive, sum_xl / np.where(sum_l2 == 0, F(1), sum_l2), this_scale)
+        this_min = np.where(positive, F(0), this_min)
+        error = np.zeros(count, dtype=F)
+        for i in range(n):
+            diff = this_scale * trial[:, i].astype(F) + this_min - x[:, i]
+            error = error + w[:, i] * (diff * diff)
+        better = fits & (error < best) & ~flat
+        levels = np.where(better[:, None], trial, levels)
+        best, scale, low = np.where(better, error, best), np.where(better, this_scale, scale), np.where(better, this_min, low)
+    levels[flat], scale = 0, np.where(flat, F(0), scale)
+    return levels, scale, -low
+
+
+def fit_scale(x, nmax):
+    """ggml's make_qx_quants with rmse_type 1 (weights x²) on each row of `x` [S, n]: (levels [S, n] offset by nmax,
+    scale [S])."""
+    count, n = x.shape
+    index = np.argmax(np.abs(x), axis=1)  # the first of the largest magnitudes, as ggml's strict > keeps
+    peak = x[np.arange(count), index]
+    zero = np.abs(peak) < F(1e-15)
+    peak = np.where(zero, F(1), peak)
+
+    def fit(iscale):
+        l = np.clip(nearest(iscale[:, None] * x), -nmax, nmax - 1)
+        sum_lx, sum_l2 = np.zeros(count, dtype=F), np.zeros(count, dtype=F)
+        for i in range(n):
+            w, li = x[:, i] * x[:, i], l[:, i].astype(F)
+            sum_lx, sum_l2 = sum_lx + w * x[:, i] * li, sum_l2 + w * li * li
+        return l + nmax, sum_lx, sum_l2
+
+    levels, sum_lx, sum_l2 = fit(F(-nmax) / peak)
+    scale = np.where(sum_l2 != 0, sum_lx / np.where(sum_l2 == 0, F(1), sum_l2), F(0))
+    best = scale * sum_lx
+    for step in range(-9, 10):
+        if step == 0:
+            continue
+        trial, sum_lx, sum_l2 = fit(-(F(nmax) + F(0.1) * F(step)) / peak)
+        better = (sum_l2 > 0) & (sum_lx * sum_lx > best * sum_l2)
+        levels = np.where(better[:, None], trial, levels)
+        scale = np.where(better, sum_lx / np.where(sum_l2 == 0, F(1), sum_l2), scale)
+        best = np.where(better, scale * sum_lx, best)
+    levels[zero], scale = 0, np.where(zero, F(0), scale)
+    return levels, scale
+
+
+def quantize_q4_K(weights):
+    """Rows of `weights` (a multiple of 256 wide) as ggml's quantize_row_q4_K_ref writes them: [rows, bytes]."""
+    x = weights.astype(F).reshape(-1, 8, 32)
+    blocks = x.shape[0]
+    sub = x.reshape(-1, 32)
+    sum_x2 = np.zeros(sub.shape[0], dtype=F)
+    for i in range(32):
+        sum_x2 = sum_x2 + sub[:, i] * sub[:, i]
+    w = np.sqrt(sum_x2 / F(32))[:, None] + np.abs(sub)
+    levels, scales, minimums = fit_scale_min(sub, w, 15)
+    levels, scales, minimums = levels.reshape(blocks, 8, 32), scales.reshape(blocks, 8), minimums.reshape(blocks, 8)
+    max_scale = np.maximum(scales.max(axis=1), F(0))
+    max_min = np.maximum(minimums.max(axis=1), F(0))
+    inverse_scale = np.where(max_scale > 0, F(63) / np.where(max_scale > 0, max_scale, F(1)), F(0))
+    inverse_min = np.where(max_min > 0, F(63) / np.where(max_min > 0, max_min, F(1)), F(0))
+    sc = np.minimum(nearest(inverse_scale[:, None] * scales) & 0xFF, 63).astype(np.uint8)  # a byte, then capped
+    m = np.minimum(nearest(inverse_min[:, None] * minimums) & 0xFF, 63).astype(np.uint8)
+    d, dmin = (max_scale / F(63)).astype(np.float16), (max_min / F(63)).astype(np.float16)
+    step = d.astype(F)[:, None] * sc.astype(F)
+    offset = dmin.astype(F)[:, None] * m.astype(F)
+    safe = np.where(step == 0, F(1), step)
+    requantized = np.clip(nearest((x + offset[:, :, None]) / safe[:, :, None]), 0, 15)
+    levels = np.where((step == 0)[:, :, None], levels, requantized).astype(np.uint8)  # a zero scale keeps the fit
+    packed = np.zeros((blocks, 12), dtype=np.uint8)
+    for j in range(4):
+        packed[:, j] = sc[:, j] | ((sc[:, j + 4] >> 4) << 6)
+        packed[:, j + 4] = m[:, j] | ((m[:, j + 4] >> 4) << 6)
+        packed[:, j + 8] = (sc[:, j + 4] & 15) | ((m[:, j + 4] & 15) << 4)
+    qs = np.concatenate([levels[:, 2 * g] | (levels[:, 2 * g + 1] << 4) for g in range(4)], axis=1)
+    out = np.concatenate([d.view(np.uint8).reshape(-1, 2), dmin.view(np.uint8).reshape(-1, 2), packed, qs], axis=1)
+    return out.reshape(weights.shape[0], -1)
+
+
+def quantize_q6_K(weights):
+    """Rows of `weights` (a multiple of 256 wide) as ggml's quantize_row_q6_K_ref writes them: [rows, bytes]."""
+    x = weights.astype(F).reshape(-1, 16, 16)
+    blocks = x.shape[0]
+    levels, scales = fit_scale(x.reshape(-1, 16), 32)
+    levels, scales = levels.reshape(blocks, 256), scales.reshape(blocks, 16)
+    index = np.argmax(np.abs(scales), axis=1)
+    max_scale = scales[np.arange(blocks), index]
+    empty = np.abs(max_scale) < F(1e-15)
+    iscale = F(-128) / np.where(empty, F(1), max_scale)
+    d = (F(1) / iscale).astype(np.float16)
+    sc = np.minimum(nearest(iscale[:, None] * scales), 127).astype(np.int8)
+    step = d.astype(F)[:, None] * sc.astype(F)
+    safe = np.where(step == 0, F(1), step)
+    requantized = np.clip(nearest(x / safe[:, :, None]), -32, 31) + 32
+    levels = np.where((step == 0)[:, :, None], levels.reshape(blocks, 16, 16), requantized).reshape(blocks, 256).astype(np.uint8)
+    ql, qh = np.zeros((blocks, 128), dtype=np.uint8), np.zeros((blocks, 64), dtype=np.uint8)
+    for half in range(2):
+        q1, q2, q3, q4 = (levels[:, half * 128 + 32 * i:half * 128 + 32 * (i + 1)] for i in range(4))
+        ql[:, half * 64:half * 64 + 32] = (q1 & 15) | ((q3 & 15) << 4)
+        ql[:, half * 64 + 32:half * 64 + 64] = (q2 & 15) | ((q4 & 15) << 4)
+        qh[:, half * 32:(half + 1) * 32] = (q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6)
+    out = np.concatenate([ql, qh, sc.view(np.uint8), d.view(np.uint8).reshape(-1, 2)], axis=1)
+    out[empty] = 0
+    return out.reshape(weights.shape[0], -1)
+
+
+def quantize_k(arguments):
+    kind = arguments[0]
+    rows, columns = int(arguments[2]), int(arguments[3])
+    weights = np.fromfile(arguments[1], dtype="<f4").reshape(rows, columns)
+    with np.errstate(all="ignore"):
+        packed = (quantize_q4_K if kind == "q4_k" else quantize_q6_K)(weights)
+    values = quants.dequantize(packed, K_FORMATS[kind]).reshape(rows, columns)
+    print(json.dumps({"bytes": packed.tobytes().hex(), "values": [float(v) for v in values.reshape(-1)]}))
 
 
 def q8_K(inputs):
@@ -44,7 +203,7 @@ def q8_K(inputs):
 
 
 def blocks(arguments):
-    kind = {"q4_k": GGMLQuantizationType.Q4_K, "q6_k": GGMLQuantizationType.Q6_K}[arguments[0]]
+    kind = K_FORMATS[arguments[0]]
     rows, columns = int(arguments[2]), int(arguments[3])
     packed = np.fromfile(arguments[1], dtype=np.uint8).reshape(rows, -1)
     values = quants.dequantize(packed, kind).reshape(rows, columns)
@@ -58,6 +217,8 @@ def blocks(arguments):
 def main(arguments):
     if arguments[0] == "blocks":
         return blocks(arguments[1:])
+    if arguments[0] == "quantize":
+        return quantize_k(arguments[1:])
     kind = FORMATS[arguments[0]]
     rows, columns = int(arguments[2]), int(arguments[3])
     weights = np.fromfile(arguments[1], dtype="<f4").reshape(rows, columns)

@@ -60,8 +60,8 @@ long tandem_quant_block_elements(int format);
 /// The format a layer's inputs are quantized to for weights of `format`: Q8_0, or Q8_K for the k-quants.
 int tandem_quant_input_format(int format);
 
-/// Quantizes a row of k floats (k a multiple of the block) into blocks of `format` — Q8_0, Q4_0 or Q8_K — as
-/// ggml's reference quantize_row_q8_0 / q4_0 / q8_K do (same scales, same rounding, same bytes).
+/// Quantizes a row of k floats (k a multiple of the block) into blocks of `format` — any format above — as
+/// ggml's reference quantize_row_*_ref functions do (same scales, same rounding, same bytes).
 void tandem_quantize_row(int format, const float *x, long k, void *out);
 
 /// out[rows · k] = the values of rows of k values in blocks of `format` (any format above).

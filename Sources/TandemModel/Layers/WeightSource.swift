@@ -79,13 +79,9 @@ final class WeightSource {
 
     /// A linear layer's weight already loaded (float), in the form `precision` multiplies, or quantized.
     ///
-    /// - Throws: `ModelLoadError.unsupported` when quantizing to a format Tandem does not write, or a slice whose
-    ///   rows are not whole blocks.
+    /// - Throws: `ModelLoadError.cutBlocks` for a slice whose rows are not whole blocks of `quantization`.
     func linear(_ weight: Tensor, name: String) throws(ModelLoadError) -> LinearWeight {
         guard let quantization else { return LinearWeight(weight, precision: precision, threads: threads) }
-        guard quantization.quantizesOnLoad else {
-            throw .unsupported(path: store.path, detail: "\(name): quantizing float weights to \(quantization.rawValue) (Tandem reads \(quantization.rawValue) from GGUF files; it quantizes to q8_0 and q4_0)")
-        }
         guard weight.shape[1] % quantization.blockElements == 0 else {
             throw .cutBlocks(name, quantization: quantization, columns: weight.shape[1], path: store.path)
         }

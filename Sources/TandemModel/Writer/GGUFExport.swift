@@ -8,7 +8,7 @@ import TandemTokenizer
 /// every 2-D weight but the router in `type` and vectors in F32. `GGUFCheckpoint` reads it back.
 public enum GGUFExport {
     /// The tensor types a file can be written in.
-    public static let types: [GGMLType] = [.f32, .f16, .bf16, .q8_0, .q4_0]
+    public static let types: [GGMLType] = [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_K, .q6_K]
 
     /// Writes the checkpoint in `directory` to `path` with its weights in `type`.
     ///
@@ -83,6 +83,8 @@ public enum GGUFExport {
         case .f16: 1
         case .q4_0: 2
         case .q8_0: 7
+        case .q4_K: 15  // llama.cpp names its Q4_K files' type by the Q4_K_M mix
+        case .q6_K: 18
         default: 32  // bf16
         }
     }
@@ -98,7 +100,7 @@ public enum GGUFExport {
         case .f16: bytes = floats.map(HalfConversion.float16Bits).withUnsafeBytes { Array($0) }
         case .bf16: bytes = floats.map(HalfConversion.bfloat16Bits).withUnsafeBytes { Array($0) }
         default:
-            let format: WeightQuantization = type == .q8_0 ? .q8_0 : .q4_0
+            guard case let .blocks(format) = GGUFCheckpoint.types[type] else { preconditionFailure("GGUF export writes no \(type) tensors") }
             let columns = values.shape.last!
             guard columns % format.blockElements == 0 else {
                 throw .unsupported(path: path, detail: "\(name): rows of \(columns) values are not whole \(format.blockElements)-value \(type) blocks")

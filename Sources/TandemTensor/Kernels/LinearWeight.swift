@@ -67,7 +67,6 @@ public final class LinearWeight: @unchecked Sendable {
     public init(_ weight: Tensor, quantization: WeightQuantization, threads: Int = 1) {
         precondition(weight.rank == 2 && weight.dtype.isFloatingPoint, "a linear weight is a 2-D float tensor")
         (outputSize, inputSize) = (weight.shape[0], weight.shape[1])
-        precondition(quantization.quantizesOnLoad, "Tandem does not quantize to \(quantization.rawValue)")
         precondition(inputSize % quantization.blockElements == 0, "\(quantization.rawValue) needs rows of whole blocks, got \(inputSize) columns")
         self.threads = max(threads, 1)
         let rowBytes = quantization.rowBytes(columns: inputSize)

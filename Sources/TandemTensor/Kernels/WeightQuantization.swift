@@ -4,8 +4,8 @@ import CTandemKernels
 /// with ggml's — every row cut into blocks, each block its scales and small integers: `q8_0` (32 values, an fp16
 /// scale and 8-bit integers: 34 bytes, 8.5 bits a weight), `q4_0` (32 values, 4-bit: 18 bytes, 4.5 bits), and
 /// the k-quants, super-blocks of 256 values in sub-blocks with their own 6- or 8-bit scales: `q4_K` (4-bit values
-/// with minimums, 144 bytes, 4.5 bits) and `q6_K` (6-bit, 210 bytes, 6.56 bits) — read from GGUF files; Tandem
-/// quantizes float weights to q8_0 and q4_0 only.
+/// with minimums, 144 bytes, 4.5 bits) and `q6_K` (6-bit, 210 bytes, 6.56 bits). Float weights quantize to any of
+/// them as ggml's reference quantizers write them; GGUF files bring them ready-made.
 public enum WeightQuantization: String, Sendable, Codable, CaseIterable {
     case q8_0
     case q4_0
@@ -20,9 +20,6 @@ public enum WeightQuantization: String, Sendable, Codable, CaseIterable {
 
     /// Bytes of a row of `columns` values (`columns` a multiple of `blockElements`).
     public func rowBytes(columns: Int) -> Int { columns / blockElements * blockBytes }
-
-    /// Whether Tandem quantizes float weights to this format as they load (`--quantization`): q8_0 and q4_0.
-    public var quantizesOnLoad: Bool { self == .q8_0 || self == .q4_0 }
 
     /// The C kernels' code for this format.
     var format: Int32 {
@@ -41,10 +38,9 @@ public enum WeightQuantization: String, Sendable, Codable, CaseIterable {
     /// Bytes of an input row of `columns` values quantized to `inputFormat`.
     func inputRowBytes(columns: Int) -> Int { columns / blockElements * Int(tandem_quant_block_bytes(inputFormat)) }
 
-    /// `rows` rows of `values` (`[rows, columns]` fp32, `columns` a multiple of 32) as blocks, row after row —
+    /// `rows` rows of `values` (`[rows, columns]` fp32, `columns` a multiple of `blockElements`) as blocks, row after row —
     /// the bytes ggml's reference quantizer writes.
     public func quantize(_ values: UnsafePointer<Float>, rows: Int, columns: Int) -> [UInt8] {
-        precondition(quantizesOnLoad, "Tandem does not quantize to \(rawValue)")
         precondition(columns % blockElements == 0, "\(rawValue) quantizes rows of whole \(blockElements)-value blocks, got \(columns) columns")
         var bytes = [UInt8](repeating: 0, count: rows * rowBytes(columns: columns))
         bytes.withUnsafeMutableBytes { buffer in
