@@ -21,7 +21,7 @@ public enum ModelLoadError: Error, Equatable, CustomStringConvertible {
     static func cutBlocks(_ name: String, quantization: WeightQuantization, columns: Int, path: String) -> ModelLoadError {
         .unsupported(
             path: path,
-            detail: "\(name): \(quantization.rawValue) stores rows in blocks of \(quantization.blockElements) values, but this rank's rows have \(columns) (after the tensor-parallel split); choose a tensor-parallel size that leaves whole blocks")
+            detail: "\(name): \(quantization.rawValue) stores rows in blocks of \(quantization.blockElements) values, but this rank's rows have \(columns) (after any tensor-parallel split); choose a tensor-parallel size that leaves whole blocks\(quantization.blockElements > 32 ? ", or a format of 32-value blocks (q8_0, q4_0)" : "")")
     }
 
     public var description: String {

@@ -111,6 +111,16 @@ final class LlamaReferenceTests: XCTestCase {
         try check(ModelFixtures.kQuantWide, dtype: .bfloat16, gguf: "q4_k_m")
     }
 
+    /// Quantized to k-quants as the checkpoint loads (ggml's quantizers; inputs to Q8_K), each rank quantizing its
+    /// own slices: Q4_K at tp 1, 2 and 4 (the fixture's row-parallel widths 512 / 4 are not whole 256-value
+    /// super-blocks, so tp 4 runs a wider fixture), Q6_K at tp 2.
+    func testKQuantsQuantizedOnLoadMatchReference() throws {
+        try check(ModelFixtures.kQuantWide, dtype: .bfloat16, quantization: .q4_K)
+        try check(ModelFixtures.kQuantWide, dtype: .bfloat16, tensorParallelSize: 2, quantization: .q4_K)
+        try check(ModelFixtures.kQuantWide.with { $0.hiddenSize = 1024; $0.intermediateSize = 1024 }, dtype: .bfloat16, tensorParallelSize: 4, quantization: .q4_K)
+        try check(ModelFixtures.kQuantWide, dtype: .bfloat16, tensorParallelSize: 2, quantization: .q6_K)
+    }
+
     func testTinyFloat32MatchesReference() throws { try check(.tiny, dtype: .float32) }
     func testTinyFloat16MatchesReference() throws { try check(.tiny, dtype: .float16) }
     func testQwen2WithBiasesAndTiedHeadMatchesReference() throws { try check(ModelFixtures.tiedQwen2, dtype: .bfloat16) }

@@ -6,11 +6,12 @@ of MixtralForCausalLM's sparse mixture-of-experts block (MixtralSparseMoeBlock: 
 logits, the top num_experts_per_tok experts renormalised to sum to 1, each expert w2(silu(w1 x) * w3 x)).
 It shares no code with Tandem: safetensors is parsed here from the format's description.
 
-  llama_reference.py --model DIR --tokens 1,2,3 [--quantization q8_0|q4_0]
+  llama_reference.py --model DIR --tokens 1,2,3 [--quantization q8_0|q4_0|q4_k|q6_k]
       prints {"logits": [[...] per position]} as JSON. With --quantization, every linear layer (attention, MLP,
       experts, an untied LM head; not the embedding, the router or a tied head) multiplies as llama.cpp does with
-      quantized weights: its weight quantized to the format and its input rows to Q8_0, by the `gguf` package
-      (llama.cpp's Python library), both dequantized and multiplied in float64.
+      quantized weights: its weight quantized to the format (by the `gguf` package, llama.cpp's Python library;
+      the k-quants by quant_reference.py's numpy port of ggml's quantizers) and its input rows to Q8_0 (Q8_K for
+      the k-quants), both dequantized and multiplied in float64.
   llama_reference.py --model DIR --gguf FILE --tokens 1,2,3
       the same model (DIR's config.json) with the weights of a GGUF file, read by the `gguf` package's
       GGUFReader and dequantized by gguf.quants: llama.cpp's tensor names mapped back to transformers', the
@@ -31,7 +32,7 @@ import struct
 import numpy as np
 
 DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64}
-QUANTIZATION = None  # (gguf's type for the weights, its Q8_0 type), set by --quantization
+QUANTIZATION = None  # the weights' format name (q8_0, q4_0, q4_k, q6_k), set by --quantization
 _quantized_weights = {}
 GGUF_FILE = None  # set by --gguf
 PERTURB = None  # set by --perturb
@@ -102,13 +103,17 @@ def linear(h, w, key, expert=None, rows=None):
         return quantized_inputs(h, GGUF_BLOCKS[key]) @ weight.T
     if QUANTIZATION is None:
         return h @ weight.T
-    from gguf import quants
-    kind, q8 = QUANTIZATION
+    from gguf import GGMLQuantizationType, quants
+    from quant_reference import quantize_q4_K, quantize_q6_K
+    kind = GGMLQuantizationType[QUANTIZATION.upper()]
     cache_key = (key, expert, None if rows is None else (rows.start, rows.stop))
     if cache_key not in _quantized_weights:
         values = weight.astype(np.float32)
-        _quantized_weights[cache_key] = quants.dequantize(quants.quantize(values, kind), kind).reshape(values.shape).astype(np.float64)
-    return quantized_inputs(h) @ _quantized_weights[cache_key].T
+        quantize = {"q4_k": quantize_q4_K, "q6_k": quantize_q6_K}.get(QUANTIZATION, lambda v: quants.quantize(v, kind))
+        with np.errstate(all="ignore"):
+            blocks = quantize(values)
+        _quantized_weights[cache_key] = quants.dequantize(blocks, kind).reshape(values.shape).astype(np.float64)
+    return quantized_inputs(h, "q8_k" if QUANTIZATION in ("q4_k", "q6_k") else "q8_0") @ _quantized_weights[cache_key].T
 
 
 def load_safetensors(path):
@@ -269,16 +274,12 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", required=True)
     parser.add_argument("--tokens", required=True, help="comma-separated token ids")
-    parser.add_argument("--quantization", choices=["q8_0", "q4_0"])
+    parser.add_argument("--quantization", choices=["q8_0", "q4_0", "q4_k", "q6_k"])
     parser.add_argument("--gguf")
     parser.add_argument("--perturb", type=float)
     args = parser.parse_args()
-    global GGUF_FILE, PERTURB
-    GGUF_FILE, PERTURB = args.gguf, args.perturb
-    if args.quantization:
-        from gguf import GGMLQuantizationType
-        global QUANTIZATION
-        QUANTIZATION = ({"q8_0": GGMLQuantizationType.Q8_0, "q4_0": GGMLQuantizationType.Q4_0}[args.quantization], GGMLQuantizationType.Q8_0)
+    global GGUF_FILE, PERTURB, QUANTIZATION
+    GGUF_FILE, PERTURB, QUANTIZATION = args.gguf, args.perturb, args.quantization
     tokens = [int(t) for t in args.tokens.split(",")]
     print(json.dumps({"logits": forward(args.model, tokens).tolist()}))
 
