@@ -2,14 +2,14 @@
 """Quantized weights (issue 14) side by side in one run, on the `small` preset, one thread per rank:
 
 - single-request decode (128-token random prompt, 128 greedy tokens, `tandem bench generate`): the checkpoint's
-  bf16 weights, --quantization q8_0 and q4_0, each against the memory-bandwidth roofline for its bytes; q4_0 at
+  bf16 weights, --quantization q8_0, q4_0 and q4_k, each against the memory-bandwidth roofline for its bytes; q4_0 at
   tp 2 as well; and, when llama-cpp-python is installed in .peers/llama (benchmarks/compare_decode.sh installs it),
   llama.cpp on the same weights: the bf16 GGUF its converter wrote (.peers/small.gguf) quantized by llama.cpp
-  itself to Q8_0 and Q4_0 with every tensor in the one type (`pure`, so both engines read the same blocks —
-  Tandem's quantizer writes ggml's bytes), at 1 and 2 threads;
+  itself to Q8_0, Q4_0 and Q4_K with every tensor in the one type (`pure`, so both engines read the same blocks —
+  Tandem's quantizer writes ggml's bytes, benchmarks/compare_quantizer.py checks it), at 1 and 2 threads;
 - the same single-request decode with Tandem reading llama.cpp's own Q8_0, Q4_0 and Q4_K_M files (`--model
   FILE.gguf`), so both engines read one file;
-- batched throughput, 64 prompts × (128 in, 64 out) (`tandem bench throughput`): bf16 against q8_0 and q4_0;
+- batched throughput, 64 prompts × (128 in, 64 out) (`tandem bench throughput`): bf16 against each format;
 - accuracy (`tandem bench accuracy`, 64 windows × 64 tokens of text): KL divergence against the bf16 weights.
 
     benchmarks/bench_quantized.py        # after `make build-release` (make bench-quantized does both)
@@ -42,13 +42,14 @@ def llama_cpp_available():
 
 def quantized_gguf(kind):
     """The bf16 GGUF's name with -KIND (.peers/small-KIND.gguf), quantized from it by llama.cpp: every tensor KIND
-    (`pure`), or for a mix such as q4_k_m llama.cpp's own choice per tensor."""
+    (`pure`; q4_k as llama.cpp's Q4_K_M type made pure), or for a mix such as q4_k_m llama.cpp's own choice per
+    tensor."""
     path = os.path.splitext(BF16_GGUF)[0] + f"-{kind}.gguf"
     if not os.path.exists(path):
         script = f"""
 import llama_cpp
 params = llama_cpp.llama_model_quantize_default_params()
-params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_{kind.upper()}
+params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_{"Q4_K_M" if kind == "q4_k" else kind.upper()}
 params.pure = {not kind.endswith("_m")}
 params.nthread = 2
 assert llama_cpp.llama_model_quantize({BF16_GGUF!r}.encode(), {path!r}.encode(), params) == 0
@@ -66,14 +67,17 @@ def llama_decode(gguf, threads):
 def main():
     if not os.path.isdir(MODEL):
         subprocess.run([TANDEM, "make-model", "--out", MODEL, "--preset", os.environ.get("PRESET", "small"), "--gguf", "bf16"], check=True)
-    formats = [("bf16", []), ("q8_0", ["--quantization", "q8_0"]), ("q4_0", ["--quantization", "q4_0"])]
+    formats = [("bf16", []), ("q8_0", ["--quantization", "q8_0"]), ("q4_0", ["--quantization", "q4_0"]), ("q4_k", ["--quantization", "q4_k"])]
     llama = llama_cpp_available() and os.path.exists(BF16_GGUF)
     print("| weights | Tandem tp 1: decode tok/s (roofline share) | llama.cpp 1 thread | Tandem ÷ llama.cpp | Tandem tp 2 | llama.cpp 2 threads | Tandem ÷ llama.cpp | weight MB |")
     print("|---|---|---|---|---|---|---|---|")
     decode = {}
     for name, flags in formats:
         one = tandem("bench", "generate", "--model", MODEL, "--threads", "1", "--batch", "1", "--prompt-len", "128", "--gen-len", GEN, "--json", *flags)
-        two = tandem("bench", "generate", "--model", MODEL, "--tp", "2", "--threads", "1", "--batch", "1", "--prompt-len", "128", "--gen-len", GEN, "--json", *flags)
+        try:
+            two = tandem("bench", "generate", "--model", MODEL, "--tp", "2", "--threads", "1", "--batch", "1", "--prompt-len", "128", "--gen-len", GEN, "--json", *flags)
+        except subprocess.CalledProcessError:  # a split that would cut super-blocks is refused (named on stderr)
+            two = None
         decode[name] = one["decode_tokens_per_s"]
         peer1 = peer2 = None
         if llama:
@@ -82,11 +86,12 @@ def main():
         def cell(run):
             return f"{run['decode_tokens_per_s']:.1f}" if run else "–"
         def ratio(mine, theirs):
-            return f"{mine['decode_tokens_per_s'] / theirs['decode_tokens_per_s']:.2f}×" if theirs else "–"
+            return f"{mine['decode_tokens_per_s'] / theirs['decode_tokens_per_s']:.2f}×" if mine and theirs else "–"
         roofline = one["decode_tokens_per_s"] / one["roofline_tokens_per_s"]
         print(f"| {name} | {one['decode_tokens_per_s']:.1f} ({roofline * 100:.0f} %) | {cell(peer1)} | {ratio(one, peer1)} | "
-              f"{two['decode_tokens_per_s']:.1f} | {cell(peer2)} | {ratio(two, peer2)} | {one['weight_bytes_per_rank'] / 1e6:.0f} |")
-    print(f"\nbf16 → q8_0 decode speed-up {decode['q8_0'] / decode['bf16']:.2f}×, bf16 → q4_0 {decode['q4_0'] / decode['bf16']:.2f}×")
+              f"{cell(two) if two else 'refused'} | {cell(peer2)} | {ratio(two, peer2)} | {one['weight_bytes_per_rank'] / 1e6:.0f} |")
+    print(f"\nbf16 → q8_0 decode speed-up {decode['q8_0'] / decode['bf16']:.2f}×, bf16 → q4_0 {decode['q4_0'] / decode['bf16']:.2f}×, "
+          f"bf16 → q4_k {decode['q4_k'] / decode['bf16']:.2f}×")
     if llama:
         print("\n| llama.cpp's file | Tandem tp 1 on the file | llama.cpp 1 thread | ratio | Tandem tp 2 | llama.cpp 2 threads | ratio |")
         print("|---|---|---|---|---|---|---|")
@@ -112,7 +117,7 @@ def main():
         print(f"| {name} | {run['output_tokens_per_s']:.1f} | {run['output_tokens_per_s'] / base:.2f} |")
     print("\n| weights | mean KL (nats) | median | 99th percentile | same top token | perplexity ratio |")
     print("|---|---|---|---|---|---|")
-    for name in ["q8_0", "q4_0"]:
+    for name in ["q8_0", "q4_0", "q4_k"]:
         run = tandem("bench", "accuracy", "--model", MODEL, "--quantization", name, "--json")
         print(f"| {name} | {run['mean_kl']:.6f} | {run['median_kl']:.6f} | {run['p99_kl']:.6f} | {run['same_top_rate'] * 100:.2f} % | "
               f"{run['perplexity_quantized'] / run['perplexity_reference']:.5f} |")

@@ -19,12 +19,15 @@
 
 #include "quant_k.h"
 
-// Round to nearest, ties to even (ggml's nearest_int, whose magic-number trick is exact below 2^22).
+// Round to nearest, ties to even, as ggml's nearest_int: adding 1.5 · 2^23 leaves the rounded integer in the low
+// mantissa bits (exact for |value| < 2^22; larger values and NaN are clamped first). Inline, unlike nearbyintf.
 static inline int nearest(float value) {
-    if (value != value) return 0;
+    if (!(value > -4194303.0f)) value = -4194303.0f;  // NaN too
     if (value > 4194303.0f) value = 4194303.0f;
-    if (value < -4194303.0f) value = -4194303.0f;
-    return (int)nearbyintf(value);
+    const float shifted = value + 12582912.0f;
+    int32_t bits;
+    memcpy(&bits, &shifted, sizeof bits);
+    return (bits & 0x007fffff) - 0x00400000;
 }
 
 static inline int clamp(int value, int low, int high) { return value < low ? low : (value > high ? high : value); }

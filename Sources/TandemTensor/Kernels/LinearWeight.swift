@@ -61,9 +61,10 @@ public final class LinearWeight: @unchecked Sendable {
         }
     }
 
-    /// `weight` quantized to `quantization`'s blocks (fp32 activations), multiplied on `threads` threads.
+    /// `weight` quantized to `quantization`'s blocks (fp32 activations), multiplied on `threads` threads (and
+    /// quantized on them: the k-quants' scale search costs ~20 passes over each sub-block).
     ///
-    /// - Precondition: `in_features` is a multiple of 32 (the caller refuses other widths with their names).
+    /// - Precondition: `in_features` is a multiple of the block (the caller refuses other widths with their names).
     public init(_ weight: Tensor, quantization: WeightQuantization, threads: Int = 1) {
         precondition(weight.rank == 2 && weight.dtype.isFloatingPoint, "a linear weight is a 2-D float tensor")
         (outputSize, inputSize) = (weight.shape[0], weight.shape[1])
@@ -71,12 +72,9 @@ public final class LinearWeight: @unchecked Sendable {
         self.threads = max(threads, 1)
         let rowBytes = quantization.rowBytes(columns: inputSize)
         let blocks = UnsafeMutableRawPointer.allocate(byteCount: max(outputSize * rowBytes, 1), alignment: 64)
-        let (rows, columns) = (outputSize, inputSize)
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: max(columns, 1)) { row in
-            for index in 0..<rows {
-                weight.copyFloats(from: index * columns, count: columns, into: row.baseAddress!)
-                tandem_quantize_row(quantization.format, row.baseAddress!, columns, blocks + index * rowBytes)
-            }
+        let columns = inputSize
+        quantization.quantize(rows: outputSize, columns: columns, threads: self.threads, into: blocks) { index, row in
+            weight.copyFloats(from: index * columns, count: columns, into: row)
         }
         (dense, packed, segments) = (nil, nil, nil)
         quantized = (quantization, blocks)

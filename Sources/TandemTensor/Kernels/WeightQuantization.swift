@@ -1,4 +1,5 @@
 import CTandemKernels
+import Dispatch
 
 /// How a linear layer's weight is quantized: llama.cpp's block formats, so files and results are interchangeable
 /// with ggml's — every row cut into blocks, each block its scales and small integers: `q8_0` (32 values, an fp16
@@ -39,16 +40,34 @@ public enum WeightQuantization: String, Sendable, Codable, CaseIterable {
     func inputRowBytes(columns: Int) -> Int { columns / blockElements * Int(tandem_quant_block_bytes(inputFormat)) }
 
     /// `rows` rows of `values` (`[rows, columns]` fp32, `columns` a multiple of `blockElements`) as blocks, row after row —
-    /// the bytes ggml's reference quantizer writes.
-    public func quantize(_ values: UnsafePointer<Float>, rows: Int, columns: Int) -> [UInt8] {
-        precondition(columns % blockElements == 0, "\(rawValue) quantizes rows of whole \(blockElements)-value blocks, got \(columns) columns")
+    /// the bytes ggml's reference quantizer writes — quantized on `threads` threads.
+    public func quantize(_ values: UnsafePointer<Float>, rows: Int, columns: Int, threads: Int = 1) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: rows * rowBytes(columns: columns))
+        let source = UncheckedSendable(values)
         bytes.withUnsafeMutableBytes { buffer in
-            for row in 0..<rows {
-                tandem_quantize_row(format, values + row * columns, columns, buffer.baseAddress! + row * rowBytes(columns: columns))
+            quantize(rows: rows, columns: columns, threads: threads, into: buffer.baseAddress!) { row, target in
+                target.update(from: source.value + row * columns, count: columns)
             }
         }
         return bytes
+    }
+
+    /// `rows` rows of `columns` values as blocks into `blocks` (`rows · rowBytes(columns:)` bytes), on `threads`
+    /// threads, each row's fp32 values first written by `row(index, buffer)` — so a caller widens one row at a
+    /// time and the memory peak stays the blocks plus a row per thread.
+    public func quantize(
+        rows: Int, columns: Int, threads: Int, into blocks: UnsafeMutableRawPointer, row: @Sendable (Int, UnsafeMutablePointer<Float>) -> Void
+    ) {
+        precondition(columns % blockElements == 0, "\(rawValue) quantizes rows of whole \(blockElements)-value blocks, got \(columns) columns")
+        let (parts, rowBytes, target) = (min(max(threads, 1), max(rows, 1)), rowBytes(columns: columns), UncheckedSendable(blocks))
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: max(columns, 1)) { buffer in
+                for index in (rows * part / parts)..<(rows * (part + 1) / parts) {
+                    row(index, buffer.baseAddress!)
+                    tandem_quantize_row(format, buffer.baseAddress!, columns, target.value + index * rowBytes)
+                }
+            }
+        }
     }
 
     /// The values of `rows` rows of blocks.
