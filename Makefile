@@ -8,7 +8,7 @@ NPROC ?= 2
 MODEL ?= .build/models/small
 PRESET ?= small
 
-.PHONY: run test build build-release deps compare-deps compare fuzz soak bench-serve bench-layouts bench-quantized compare-gguf clean
+.PHONY: run test build build-release deps compare-deps compare fuzz soak bench-serve bench-layouts bench-quantized compare-gguf compare-quantizer clean
 
 # System packages the build and tests need: OpenBLAS (matrix multiply) and pkg-config to find it; the
 # multi-host test needs iproute2 (network namespaces stand in for hosts), the cluster-launch test OpenMPI's
@@ -92,6 +92,11 @@ bench-quantized: build-release
 # needs llama-cpp-python in .peers/llama and the files bench-quantized makes; last results in docs/PERFORMANCE.md).
 compare-gguf: build-release
 	.peers/llama/bin/python benchmarks/compare_gguf.py
+
+# Tandem's quantizers (q8_0, q4_0, q4_k, q6_k) against llama.cpp's llama-quantize on the small preset, block for block
+# (benchmarks/compare_quantizer.py; needs llama-cpp-python in .peers/llama; last results in docs/PERFORMANCE.md).
+compare-quantizer: build-release
+	benchmarks/compare_quantizer.py
 
 clean:
 	rm -rf .build

@@ -151,8 +151,8 @@ __attribute__((target("avx2,fma,f16c"), always_inline)) static inline void q6_K_
 // bytes (maddubs, pairs summed in 16 bits), times the two sub-block scales (madd), in 32-bit lanes; the minimums
 // against the input's 16-value sums.
 __attribute__((target("avx2,fma,f16c"))) static float dot_q4_K_avx2(const block_q4_K *w, const block_q8_K *x, long blocks) {
-    __m256 sum = _mm256_setzero_ps();
-    float minimums = 0;
+    // The minimums' products accumulate in their own vector, reduced once at the end (not a scalar chain per block).
+    __m256 sum = _mm256_setzero_ps(), minimums = _mm256_setzero_ps();
     for (long b = 0; b < blocks; b++) {
         uint8_t unpacked[16];
         q4_K_scales_mins(w[b].scales, unpacked);
@@ -172,14 +172,10 @@ __attribute__((target("avx2,fma,f16c"))) static float dot_q4_K_avx2(const block_
             accumulator = _mm256_add_epi32(accumulator, _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles[0], q8_low), scale_low));
             accumulator = _mm256_add_epi32(accumulator, _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles[1], q8_high), scale_high));
         }
-        const float d = half_to_float(w[b].d) * x[b].d;
-        sum = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(accumulator), sum);
-        const __m128i halves = _mm_add_epi32(_mm256_castsi256_si128(min_products), _mm256_extracti128_si256(min_products, 1));
-        const __m128i pairs = _mm_add_epi32(halves, _mm_shuffle_epi32(halves, 0x4E));
-        const int min_sum = _mm_cvtsi128_si32(_mm_add_epi32(pairs, _mm_shuffle_epi32(pairs, 0xB1)));
-        minimums += half_to_float(w[b].dmin) * x[b].d * (float)min_sum;
+        sum = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d) * x[b].d), _mm256_cvtepi32_ps(accumulator), sum);
+        minimums = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].dmin) * x[b].d), _mm256_cvtepi32_ps(min_products), minimums);
     }
-    return tandem_sum8(sum) - minimums;
+    return tandem_sum8(sum) - tandem_sum8(minimums);
 }
 
 // One Q6_K row against one Q8_K input row: the 6-bit values rebuilt unsigned (0–63) 32 at a time, times the input
@@ -204,7 +200,7 @@ __attribute__((target("avx2,fma,f16c"))) static float dot_q6_K_avx2(const block_
             }
         }
         accumulator = _mm256_sub_epi32(accumulator, _mm256_slli_epi32(offsets, 5));
-        sum = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(w[b].d) * x[b].d), _mm256_cvtepi32_ps(accumulator), sum);
+        sum = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d) * x[b].d), _mm256_cvtepi32_ps(accumulator), sum);
     }
     return tandem_sum8(sum);
 }

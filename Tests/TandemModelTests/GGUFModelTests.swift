@@ -56,6 +56,31 @@ final class GGUFModelTests: XCTestCase {
         XCTAssertTrue(refused.output.contains("--gguf must be one of f32, f16, bf16, q8_0, q4_0, q4_k, q6_k, got q5_k"), refused.output)
     }
 
+    /// A GGUF model holds its file's tensors as they are stored — blocks stay blocks, the token embeddings too (a
+    /// lookup dequantizes its row), and a tied head shares them: one rank's weights are exactly the file's tensor
+    /// bytes, and two ranks' vocabulary shards and slices add up to the same (Qwen2's biases included).
+    func testAGGUFModelHoldsItsFilesBytes() throws {
+        // Whole 32-value blocks on each of 2 ranks, and a key/value head for each (one would be held by both).
+        let qwen2 = ModelFixtures.tiedQwen2.with {
+            $0.intermediateSize = 128
+            $0.keyValueHeadCount = 2
+        }
+        for (preset, type) in [(ModelPreset.tiny, "q4_0"), (qwen2, "q8_0"), (ModelFixtures.kQuantWide, "q4_k_m")] {
+            let directory = try ModelFixtures.write(preset, test: self)
+            let path = directory + "/model.gguf"
+            _ = try Reference.python("convert_to_gguf.py", ["--model", directory, "--out", path, "--type", type])
+            let file = try GGUFFile(path: path)
+            let fileBytes = file.tensors.reduce(0) { $0 + file.data(of: $1).count }
+            let embedding = file.tensors.first { $0.name == "token_embd.weight" }!
+            XCTAssertNotEqual(embedding.type, .f32, "\(preset.name) \(type): the fixture's embedding is stored as blocks")
+            XCTAssertEqual(try LlamaModel(model: path, group: .single).weightBytes, fileBytes, "\(preset.name) \(type)")
+            let ranks = try ModelFixtures.onRanks(2) { group in try LlamaModel(model: path, group: group).weightBytes }
+            // Every rank holds the norms whole; the rest (embeddings, head, layers, Qwen2's q/k/v biases) is split.
+            let replicated = file.tensors.filter { $0.shape.count == 1 && !$0.name.hasSuffix(".bias") }.reduce(0) { $0 + file.data(of: $1).count }
+            XCTAssertEqual(ranks.reduce(0, +), fileBytes + replicated, "\(preset.name) \(type) over 2 ranks")
+        }
+    }
+
     /// A file rewritten from a valid one with one thing changed, and what loading it must say.
     func testFilesAModelCannotBeReadFromAreRefusedNamingTheProblem() throws {
         let directory = try ModelFixtures.write(.tiny, test: self)

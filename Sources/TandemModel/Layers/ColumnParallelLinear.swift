@@ -13,6 +13,8 @@ public class ColumnParallelLinear {
     let weight: LinearWeight
     /// `[outputSizePerRank]`, fp32.
     let bias: [Float]?
+    /// Bytes of this rank's weight rows and bias.
+    var weightBytes: Int { weight.byteCount + (bias?.count ?? 0) * MemoryLayout<Float>.size }
 
     /// One weight (and bias) per part, each with its rows for this rank, stacked in order.
     init(

@@ -14,8 +14,8 @@ public final class RowParallelLinear {
     /// `[outputSize]`, fp32, added once after the sum.
     private let bias: [Float]?
     private let group: TensorParallelGroup
-    /// Bytes of this rank's weight slice.
-    var weightBytes: Int { weight.byteCount }
+    /// Bytes of this rank's weight slice and the bias (whole on every rank).
+    var weightBytes: Int { weight.byteCount + (bias?.count ?? 0) * MemoryLayout<Float>.size }
 
     init(_ source: WeightSource, prefix: String, inputSize: Int, outputSize: Int, hasBias: Bool, group: TensorParallelGroup) throws(ModelLoadError) {
         let columns = try ColumnParallelLinear.evenShare(inputSize, of: prefix, group: group, source: source)

@@ -11,23 +11,60 @@ public final class VocabParallelEmbedding {
     public let hiddenSize: Int
     /// This rank's block of token ids.
     public let tokenRange: Range<Int>
-    /// `[tokenRange.count, hiddenSize]` in the checkpoint dtype (shared with a tied `ParallelLMHead`).
-    let weight: Tensor
+    /// `[tokenRange.count, hiddenSize]` as stored: the checkpoint's numbers (in its dtype), or a GGUF file's
+    /// blocks, never widened (a 128k-token Q4_K table is 0.28 GB, 2.1 GB in fp32) — a lookup dequantizes its row.
+    private let table: Table
     private let group: TensorParallelGroup
+
+    private enum Table {
+        case dense(Tensor)
+        case blocks(LinearWeight)
+    }
 
     init(_ source: WeightSource, key: String, vocabularySize: Int, hiddenSize: Int, group: TensorParallelGroup) throws(ModelLoadError) {
         tokenRange = group.share(of: vocabularySize)
-        weight = try source.load(key, shape: [vocabularySize, hiddenSize], slice: (0, tokenRange))
+        let shape = [vocabularySize, hiddenSize]
+        if case .blocks = try source.store.format(of: key) {
+            table = .blocks(try source.linear([(key, shape, tokenRange)], columns: 0..<hiddenSize, name: key))
+        } else {
+            table = .dense(try source.load(key, shape: shape, slice: (0, tokenRange)))
+        }
         self.vocabularySize = vocabularySize
         self.hiddenSize = hiddenSize
         self.group = group
+    }
+
+    /// Bytes of this rank's table.
+    var byteCount: Int {
+        switch table {
+        case let .dense(weight): weight.byteCount
+        case let .blocks(weight): weight.byteCount
+        }
+    }
+
+    /// The table as a tied head multiplies it, sharing its storage: the blocks themselves, or the float table on
+    /// the fp32 path (the lookup reads it as it is, so it is not repacked or quantized).
+    func tiedHead(threads: Int) -> LinearWeight {
+        switch table {
+        case let .dense(weight): LinearWeight(weight, precision: .float32, threads: threads)
+        case let .blocks(weight): weight
+        }
     }
 
     /// Writes the embedding of each token into a row of `output` (`[tokens.count, hiddenSize]`, fp32).
     ///
     /// - Throws: `GenerationError.tokenOutOfVocabulary`, or `CommError` when the all-reduce fails.
     public func forward(_ tokens: [Int], into output: Tensor) throws {
-        guard Embedding.lookup(tokens, weight: weight, firstToken: tokenRange.lowerBound, vocabularySize: vocabularySize, into: output) else {
+        let found =
+            switch table {
+            case let .dense(weight):
+                Embedding.lookup(tokens, weight: weight, firstToken: tokenRange.lowerBound, vocabularySize: vocabularySize, into: output)
+            case let .blocks(weight):
+                Embedding.lookup(tokens, rows: weight.outputSize, firstToken: tokenRange.lowerBound, vocabularySize: vocabularySize, into: output) {
+                    weight.dequantizeRow($0, into: $1)
+                }
+            }
+        guard found else {
             let bad = tokens.first { !(0..<vocabularySize).contains($0) }!
             throw GenerationError.tokenOutOfVocabulary(token: bad, vocabularySize: vocabularySize)
         }

@@ -78,10 +78,10 @@ final class LlamaDecoderLayer {
         slidingWindow = config.slidingWindow
         let feedForwardBytes =
             switch feedForward {
-            case let .dense(gateUp, down): gateUp.weight.byteCount + down.weightBytes
+            case let .dense(gateUp, down): gateUp.weightBytes + down.weightBytes
             case let .experts(block): block.weightBytes
             }
-        weightBytes = inputNorm.byteCount + postAttentionNorm.byteCount + attention.weight.byteCount + output.weightBytes + feedForwardBytes
+        weightBytes = inputNorm.byteCount + postAttentionNorm.byteCount + attention.weightBytes + output.weightBytes + feedForwardBytes
     }
 
     /// Updates `hidden` (`[rows, hiddenSize]`) in place, storing this layer's keys and values in `cache`.

@@ -53,11 +53,9 @@ public final class LlamaModel: CausalLanguageModel {
         self.part = part
         let tied = config.tieWordEmbeddings
         let embeddingFormat = try store.format(of: "model.embed_tokens.weight")
-        // A table stored as blocks (GGUF) is widened for the lookup, but a tied head multiplies the blocks.
-        let headFromBlocks = if case .blocks = embeddingFormat { tied } else { false }
         // The first stage looks tokens up; the last stage of a tied model multiplies by the same table.
         let table =
-            part.embedsTokens || (tied && part.computesLogits && !headFromBlocks)
+            part.embedsTokens || (tied && part.computesLogits)
             ? try VocabParallelEmbedding(
                 source, key: "model.embed_tokens.weight", vocabularySize: config.vocabularySize, hiddenSize: config.hiddenSize, group: group)
             : nil
@@ -73,16 +71,14 @@ public final class LlamaModel: CausalLanguageModel {
         if part.computesLogits {
             norm = try source.loadFloat32("model.norm.weight", shape: [config.hiddenSize])
             let tokenRange = group.share(of: config.vocabularySize)
-            // A tied head shares the embedding's float table, which the lookup reads as it is: it stays on the fp32
-            // path. Its blocks, or an untied head, load as any linear layer.
+            // A tied head shares the embedding's table (float, or a GGUF file's blocks); an untied head loads as any
+            // linear layer.
             let headWeight =
-                tied && !headFromBlocks
-                ? LinearWeight(table!.weight, precision: .float32, threads: threads)
-                : try source.linear(
-                    [(tied ? "model.embed_tokens.weight" : "lm_head.weight", [config.vocabularySize, config.hiddenSize], tokenRange)], columns: 0..<config.hiddenSize,
-                    name: tied ? "model.embed_tokens.weight (tied head)" : "lm_head.weight")
+                tied
+                ? table!.tiedHead(threads: threads)
+                : try source.linear([("lm_head.weight", [config.vocabularySize, config.hiddenSize], tokenRange)], columns: 0..<config.hiddenSize, name: "lm_head.weight")
             lmHead = ParallelLMHead(weight: headWeight, vocabularySize: config.vocabularySize, group: group)
-            headBytes = norm!.byteCount + (tied && part.embedsTokens && !headFromBlocks ? 0 : headWeight.byteCount)
+            headBytes = norm!.byteCount + (tied && part.embedsTokens ? 0 : headWeight.byteCount)
         } else {
             (norm, lmHead) = (nil, nil)
         }
@@ -91,7 +87,7 @@ public final class LlamaModel: CausalLanguageModel {
         }
         // Blocks have no dtype; their KV cache is kept in float16, as llama.cpp keeps it.
         weightDType = if case let .dense(dtype) = embeddingFormat { dtype } else { .float16 }
-        weightBytes = (embedding?.weight.byteCount ?? 0) + headBytes + layers.reduce(0) { $0 + $1.weightBytes }
+        weightBytes = (embedding?.byteCount ?? 0) + headBytes + layers.reduce(0) { $0 + $1.weightBytes }
     }
 
     /// Whether `key` is a tensor of the model that another pipeline stage loads (and checks).

@@ -10,9 +10,20 @@ public enum Embedding {
     public static func lookup(
         _ tokens: [Int], weight: Tensor, firstToken: Int = 0, vocabularySize: Int, into output: Tensor
     ) -> Bool {
-        precondition(weight.rank == 2 && output.dtype == .float32, "lookup takes a [rows, hidden] weight into float32 rows")
-        let (rows, hidden) = (weight.shape[0], weight.shape[1])
-        precondition(output.shape == [tokens.count, hidden], "output \(output.shape) must be [\(tokens.count), \(hidden)]")
+        precondition(weight.rank == 2, "lookup takes a [rows, hidden] weight")
+        let hidden = weight.shape[1]
+        return lookup(tokens, rows: weight.shape[0], firstToken: firstToken, vocabularySize: vocabularySize, into: output) { local, row in
+            weight.copyFloats(from: local * hidden, count: hidden, into: row)
+        }
+    }
+
+    /// `lookup` over a table of `rows` entries that `copyRow(local, target)` writes as fp32 (a quantized table
+    /// dequantizes the one row).
+    public static func lookup(
+        _ tokens: [Int], rows: Int, firstToken: Int = 0, vocabularySize: Int, into output: Tensor, copyRow: (Int, UnsafeMutablePointer<Float>) -> Void
+    ) -> Bool {
+        precondition(output.rank == 2 && output.dtype == .float32 && output.shape[0] == tokens.count, "output \(output.shape) must be [\(tokens.count), hidden] float32")
+        let hidden = output.shape[1]
         let target = output.baseAddress.assumingMemoryBound(to: Float.self)
         var valid = true
         for (index, token) in tokens.enumerated() {
@@ -27,7 +38,7 @@ public enum Embedding {
                 row.update(repeating: 0, count: hidden)
                 continue
             }
-            weight.copyFloats(from: local * hidden, count: hidden, into: row)
+            copyRow(local, row)
         }
         return valid
     }

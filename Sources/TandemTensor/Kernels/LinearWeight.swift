@@ -129,6 +129,17 @@ public final class LinearWeight: @unchecked Sendable {
         return result
     }
 
+    /// Row `index`'s values as fp32 into `target` (`inputSize` values): a weight of blocks read as a table, such as
+    /// a GGUF file's token embeddings.
+    ///
+    /// - Precondition: the weight is stored as blocks of one format.
+    public func dequantizeRow(_ index: Int, into target: UnsafeMutablePointer<Float>) {
+        guard let quantized else { preconditionFailure("dequantizeRow reads a weight stored as blocks") }
+        precondition((0..<outputSize).contains(index), "row \(index) of \(outputSize)")
+        let rowBytes = quantized.format.rowBytes(columns: inputSize)
+        quantized.format.dequantize(quantized.blocks + index * rowBytes, rows: 1, columns: inputSize, into: target)
+    }
+
     /// `output[m, outputSize] = input[m, inputSize] · weightᵀ` (fp32 input and output), on `threads` threads.
     public func apply(_ input: Tensor, into output: Tensor) {
         if let segments { return applySegments(segments, input, into: output) }
