@@ -31,6 +31,8 @@ public struct EngineConfig: Sendable, Codable, Equatable {
     public var expertPlacement: ExpertPlacement?
     /// With expert parallelism over several replicas, how a MoE layer moves tokens to their experts' ranks.
     public var expertDispatch: ExpertDispatch
+    /// How activations travel between ranks: tensor-parallel all-reduces and pipeline sends (`TANDEM_ACTIVATION_SYNC`).
+    public var activationSync: ActivationSync
 
     /// Whether the replicas must step together: their MoE layers' collectives span them all (expert parallelism
     /// with dp > 1).
@@ -40,9 +42,10 @@ public struct EngineConfig: Sendable, Codable, Equatable {
         model: String, precision: ComputePrecision = .float32, threads: Int? = nil, cache: CacheConfig = CacheConfig(),
         scheduler: SchedulerConfig = SchedulerConfig(), localRanks: Int? = nil, pipelineParallelSize: Int = 1,
         expertPlacement: ExpertPlacement? = nil, dataParallelSize: Int = 1, expertDispatch: ExpertDispatch = .allToAll,
-        quantization: WeightQuantization? = nil
+        quantization: WeightQuantization? = nil, activationSync: ActivationSync = .float32
     ) {
         self.quantization = quantization
+        self.activationSync = activationSync
         self.expertDispatch = expertDispatch
         self.dataParallelSize = dataParallelSize
         self.model = model

@@ -94,7 +94,7 @@ public final class LLM {
             _ = try ranks.group.broadcastObject(shared, source: 0)
             let groups = try ReplicaGroups(
                 world: ranks.group, pipelineParallelSize: shared.pipelineParallelSize, dataParallelSize: shared.dataParallelSize,
-                expertDispatch: shared.expertPlacement.map { _ in shared.expertDispatch })
+                expertDispatch: shared.expertPlacement.map { _ in shared.expertDispatch }, activationSync: shared.activationSync)
             try self.init(config: shared, groups: groups, spawned: ranks, progress: progress, startedAt: start)
         } catch {
             ranks.stop()
@@ -118,7 +118,9 @@ public final class LLM {
             throw ParallelConfigError.invalidPartition(
                 "init(config:group:) runs tensor parallelism only; for pipelineParallelSize \(config.pipelineParallelSize) and dataParallelSize \(config.dataParallelSize) use init(config:world:)")
         }
-        try self.init(config: config, groups: ReplicaGroups(tensor: group), spawned: nil, progress: progress)
+        // The group all-reduces as the config says.
+        let synced = group.group.map { TensorParallelGroup($0, activationSync: config.activationSync) } ?? group
+        try self.init(config: config, groups: ReplicaGroups(tensor: synced), spawned: nil, progress: progress)
     }
 
     /// Loads `config.model` as this rank of `world`, laid out as `config.dataParallelSize` replicas of
@@ -131,7 +133,7 @@ public final class LLM {
     public convenience init(config: EngineConfig, world: ProcessGroup, progress: ((Int, Int) -> Void)? = nil) throws {
         let groups = try ReplicaGroups(
             world: world, pipelineParallelSize: config.pipelineParallelSize, dataParallelSize: config.dataParallelSize,
-            expertDispatch: config.expertPlacement.map { _ in config.expertDispatch })
+            expertDispatch: config.expertPlacement.map { _ in config.expertDispatch }, activationSync: config.activationSync)
         do {
             try self.init(config: config, groups: groups, spawned: nil, progress: progress)
         } catch {

@@ -55,7 +55,11 @@ public final class ReplicaGroups: Sendable {
     ///   are made, over the stage's dp × tp ranks.
     /// - Throws: `ParallelConfigError` when stages × replicas do not divide the world, `CommError` when a group
     ///   cannot be set up.
-    public init(world: ProcessGroup, pipelineParallelSize: Int, dataParallelSize: Int = 1, expertDispatch: ExpertDispatch? = nil) throws {
+    /// - Parameter activationSync: how the tensor-parallel all-reduces and the stages' hidden states carry values.
+    public init(
+        world: ProcessGroup, pipelineParallelSize: Int, dataParallelSize: Int = 1, expertDispatch: ExpertDispatch? = nil,
+        activationSync: ActivationSync = .float32
+    ) throws {
         for (name, value) in [("pipelineParallelSize", pipelineParallelSize), ("dataParallelSize", dataParallelSize)] where value < 1 {
             throw ParallelConfigError.nonPositive(name: name, value: value)
         }
@@ -89,12 +93,14 @@ public final class ReplicaGroups: Sendable {
         self.world = replicaWorld.worldSize > 1 ? replicaWorld : nil
         stage = layout.coordinates(of: replicaWorld.rank).stage
         guard pipelineParallelSize > 1 else {
-            tensor = replicaWorld.worldSize > 1 ? TensorParallelGroup(replicaWorld) : .single
+            tensor = replicaWorld.worldSize > 1 ? TensorParallelGroup(replicaWorld, activationSync: activationSync) : .single
             links = nil
             return
         }
-        tensor = layout.tensorParallelSize == 1 ? .single : TensorParallelGroup(try replicaWorld.split(layout.groups(.tensor), name: "tp")!)
-        links = try StageLinks(world: replicaWorld, layout: layout)
+        tensor =
+            layout.tensorParallelSize == 1
+            ? .single : TensorParallelGroup(try replicaWorld.split(layout.groups(.tensor), name: "tp")!, activationSync: activationSync)
+        links = try StageLinks(world: replicaWorld, layout: layout, activationSync: activationSync)
     }
 
     /// Whether this rank drives its replica (its first rank: stage 0, tp 0).
@@ -133,8 +139,11 @@ final class StageLinks: @unchecked Sendable {
     /// The last send on `next` or `logits` still in flight (sends complete in order on each link; a send waits for
     /// the one before it, so a failure is reported by the next step, and hidden states never pile up).
     private var pendingSend: Work?
+    /// How hidden states travel (logits always in float32).
+    private let activationSync: ActivationSync
 
-    init(world: ProcessGroup, layout: ParallelLayout) throws(CommError) {
+    init(world: ProcessGroup, layout: ParallelLayout, activationSync: ActivationSync) throws(CommError) {
+        self.activationSync = activationSync
         let pp = layout.pipelineParallelSize
         let stage = layout.coordinates(of: world.rank).stage
         // Links from even stages in one split, from odd ones in another: a rank is in at most one group of each.
@@ -158,14 +167,27 @@ final class StageLinks: @unchecked Sendable {
     /// Receives the previous stage's hidden states for a batch of `rows` tokens.
     func receiveHidden(rows: Int, width: Int) throws(CommError) -> Tensor {
         let hidden = Tensor(zeros: [rows, width], dtype: .float32)
-        try previous!.recv(into: hidden, from: 0)
+        guard activationSync != .float32 else {
+            try previous!.recv(into: hidden, from: 0)
+            return hidden
+        }
+        let encoded = Tensor(zeros: [activationSync.encodedBytes(blocks: Self.blocks(hidden.count))], dtype: .int8)
+        try previous!.recv(into: encoded, from: 0)
+        activationSync.decode(encoded.baseAddress, count: hidden.count, into: hidden.baseAddress.assumingMemoryBound(to: Float.self))
         return hidden
     }
 
-    /// Starts sending hidden states to the next stage.
+    /// Starts sending hidden states to the next stage (encoded as `activationSync` says).
     func sendHidden(_ hidden: Tensor) throws(CommError) {
-        try send(hidden, on: next!, to: 1)
+        guard activationSync != .float32 else { return try send(hidden, on: next!, to: 1) }
+        let blocks = Self.blocks(hidden.count)
+        let encoded = Tensor(zeros: [activationSync.encodedBytes(blocks: blocks)], dtype: .int8)
+        activationSync.encode(hidden.baseAddress.assumingMemoryBound(to: Float.self), count: hidden.count, blocks: blocks, into: encoded.baseAddress)
+        try send(encoded, on: next!, to: 1)
     }
+
+    /// Blocks of 32 values holding `count` values.
+    private static func blocks(_ count: Int) -> Int { (count + ActivationSync.blockValues - 1) / ActivationSync.blockValues }
 
     /// Starts sending the last stage's logits to the driver (on the last stage's tp rank 0).
     func sendLogits(_ values: Tensor) throws(CommError) {

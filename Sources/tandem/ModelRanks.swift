@@ -66,12 +66,13 @@ struct ModelOptions: ParsableArguments {
     /// `--threads`, or this host's cores divided among its ranks.
     var threadsPerRank: Int { threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / localRanks) }
 
-    /// The engine's configuration from these options.
+    /// The engine's configuration from these options (and `TANDEM_ACTIVATION_SYNC`, checked when the program starts).
     var engineConfig: EngineConfig {
         EngineConfig(
             model: model, precision: computeDType, threads: threadsPerRank, cache: engine.cacheConfig, scheduler: engine.schedulerConfig,
             localRanks: localRanks, pipelineParallelSize: pp, expertPlacement: enableExpertParallel ? expertPlacement : nil,
-            dataParallelSize: dp, expertDispatch: expertDispatch, quantization: quantization)
+            dataParallelSize: dp, expertDispatch: expertDispatch, quantization: quantization,
+            activationSync: (try? TandemEnvironment.activationSyncMode()) ?? .float32)
     }
 
     /// Runs `body` with this rank's `LLM`. Without a launcher this process is rank 0 and, for tp × pp × dp > 1, spawns

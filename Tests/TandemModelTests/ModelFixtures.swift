@@ -2,6 +2,7 @@ import Foundation
 import TandemComm
 import TandemEngine
 import TandemModel
+import TandemParallel
 import TandemTensor
 import XCTest
 
@@ -62,6 +63,42 @@ enum ModelFixtures {
         var rows = [try run(prompt, after: 0)]
         for (index, token) in continuation.enumerated() { rows.append(try run([token], after: prompt.count + index)) }
         return rows.compactMap { $0 }
+    }
+
+    /// Logits of the last prompt token, then of each continuation token fed alone, through runners on every
+    /// rank of a tp × pp world (blocks of 4 in a scrambled order), activations carried as `activationSync` says; rank 0's
+    /// rows.
+    static func pipelineStepLogits(
+        _ directory: String, tensorParallelSize tp: Int, pipelineParallelSize pp: Int, expertPlacement: ExpertPlacement? = nil, prompt: [Int],
+        continuation: [Int], activationSync: ActivationSync = .float32
+    ) throws -> (rows: [[Float]], weightBytes: [Int]) {
+        Matmul.setBLASThreads(1)
+        let blocks = (prompt.count + continuation.count + 3) / 4
+        let table = (0..<blocks).reversed().map { Int32($0 + 2) }
+        let results = try ThreadLauncher.run(worldSize: tp * pp) { world in
+            let groups = try ReplicaGroups(world: world, pipelineParallelSize: pp, activationSync: activationSync)
+            defer { groups.shutdown() }
+            let layers = try ModelConfig(directory: directory).layerCount
+            var part = ModelPart(stage: groups.stage, of: try PipelinePartition(layerCount: layers, stages: pp))
+            part.expertPlacement = expertPlacement
+            let model = try LlamaModel(model: directory, group: groups.tensor, part: part)
+            let runner = try ModelRunner(
+                model: model, groups: groups, cacheConfig: CacheConfig(blockSize: 4, blockCount: blocks + 2, dtype: .float32), maxNumSeqs: 1, localRanks: tp * pp)
+            var rows: [[Float]] = []
+            func run(_ tokens: [Int], after computed: Int) throws {
+                let batch = ForwardBatch(
+                    tokens: tokens, sequences: [ScheduledSequence(tokenCount: tokens.count, computedTokens: computed, blockTable: table, wantsLogits: true)])
+                let local = try runner.execute(batch)
+                XCTAssertNil(local, "with stages, logits come from the last stage")
+                if world.rank == 0 { rows.append(try runner.receiveLogits(of: batch).wait().toDoubles().map { Float($0) }) }
+            }
+            try run(prompt, after: 0)
+            for (index, token) in continuation.enumerated() { try run([token], after: prompt.count + index) }
+            try runner.flush()
+            return (rows, model.weightBytes)
+        }
+        let values = try results.map { try $0.get() }
+        return (values[0].0, values.map(\.1))
     }
 
     /// max |a − b| / max |b| over all rows.

@@ -16,41 +16,6 @@ final class PipelineParallelTests: XCTestCase {
     /// Qwen2 (biases, a tied head loaded on both ends), 4 layers.
     private static let tiedQwen2 = ModelFixtures.tiedQwen2.with { $0.layerCount = 4 }
 
-    /// Logits of the last prompt token, then of each continuation token fed alone, through runners on every
-    /// rank of a tp × pp world (blocks of 4 in a scrambled order); rank 0's rows.
-    private static func pipelineStepLogits(
-        _ directory: String, tensorParallelSize tp: Int, pipelineParallelSize pp: Int, expertPlacement: ExpertPlacement?, prompt: [Int],
-        continuation: [Int]
-    ) throws -> (rows: [[Float]], weightBytes: [Int]) {
-        Matmul.setBLASThreads(1)
-        let blocks = (prompt.count + continuation.count + 3) / 4
-        let table = (0..<blocks).reversed().map { Int32($0 + 2) }
-        let results = try ThreadLauncher.run(worldSize: tp * pp) { world in
-            let groups = try ReplicaGroups(world: world, pipelineParallelSize: pp)
-            defer { groups.shutdown() }
-            let layers = try ModelConfig(directory: directory).layerCount
-            var part = ModelPart(stage: groups.stage, of: try PipelinePartition(layerCount: layers, stages: pp))
-            part.expertPlacement = expertPlacement
-            let model = try LlamaModel(model: directory, group: groups.tensor, part: part)
-            let runner = try ModelRunner(
-                model: model, groups: groups, cacheConfig: CacheConfig(blockSize: 4, blockCount: blocks + 2, dtype: .float32), maxNumSeqs: 1, localRanks: tp * pp)
-            var rows: [[Float]] = []
-            func run(_ tokens: [Int], after computed: Int) throws {
-                let batch = ForwardBatch(
-                    tokens: tokens, sequences: [ScheduledSequence(tokenCount: tokens.count, computedTokens: computed, blockTable: table, wantsLogits: true)])
-                let local = try runner.execute(batch)
-                XCTAssertNil(local, "with stages, logits come from the last stage")
-                if world.rank == 0 { rows.append(try runner.receiveLogits(of: batch).wait().toDoubles().map { Float($0) }) }
-            }
-            try run(prompt, after: 0)
-            for (index, token) in continuation.enumerated() { try run([token], after: prompt.count + index) }
-            try runner.flush()
-            return (rows, model.weightBytes)
-        }
-        let values = try results.map { try $0.get() }
-        return (values[0].0, values.map(\.1))
-    }
-
     private func check(_ preset: ModelPreset, layouts: [(tp: Int, pp: Int)], expertPlacement: ExpertPlacement? = nil) throws {
         let directory = try ModelFixtures.write(preset, test: self)
         let (prompt, continuation) = (ModelFixtures.stepPrompt, ModelFixtures.stepContinuation)
@@ -60,7 +25,7 @@ final class PipelineParallelTests: XCTestCase {
         let singleTokens = try ModelFixtures.onRanks(1) { group in try LLM(model: directory, group: group).generate(Self.prompts, greedy).map(\.tokenIDs) }[0]
         for (tp, pp) in layouts {
             let label = "\(preset.name) tp \(tp) pp \(pp) experts \(expertPlacement?.rawValue ?? "split")"
-            let staged = try Self.pipelineStepLogits(
+            let staged = try ModelFixtures.pipelineStepLogits(
                 directory, tensorParallelSize: tp, pipelineParallelSize: pp, expertPlacement: expertPlacement, prompt: prompt, continuation: continuation)
             XCTAssertEqual(staged.rows.count, single.count, "\(label): the driver gets every step's logits")
             XCTAssertLessThan(ModelFixtures.relativeError(staged.rows, single.map { $0.map(Double.init) }), 1e-4, label)

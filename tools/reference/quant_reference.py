@@ -3,7 +3,7 @@
 quantizers are written to give the bytes of ggml's reference C quantizers.
 
   quant_reference.py FORMAT WEIGHTS.f32 ROWS COLUMNS [INPUTS.f32 M]
-      FORMAT is q8_0 or q4_0; WEIGHTS.f32 holds ROWS × COLUMNS little-endian float32 values, row-major. Prints JSON:
+      FORMAT is q8_0, q4_0 or bf16; WEIGHTS.f32 holds ROWS × COLUMNS little-endian float32 values, row-major. Prints JSON:
       `bytes` (hex) — the rows quantized by gguf.quants.quantize; `values` — those bytes dequantized by
       gguf.quants.dequantize. With INPUTS.f32 (M × COLUMNS float32): `product_quantized_inputs` — each input row
       quantized to Q8_0 and dequantized, times the dequantized weights transposed, in float64 (what llama.cpp's
@@ -13,6 +13,11 @@ quantizers are written to give the bytes of ggml's reference C quantizers.
       quantize_row_q4_K_ref / quantize_row_q6_K_ref choose their scales, written here in numpy from that
       algorithm (float32 throughout, sums in ggml's order, no fused multiply-adds); `values` — those bytes
       dequantized by gguf.quants.dequantize.
+  quant_reference.py allreduce FORMAT RANKS COUNT INPUTS.f32
+      FORMAT is int8 or bfloat16 (Tandem's TANDEM_ACTIVATION_SYNC); INPUTS.f32 holds RANKS rows of COUNT float32
+      values. Each rank's values, padded with zeros to whole 32-value blocks, go through FORMAT (gguf's Q8_0 or
+      BF16 quantize, then dequantize), are summed in float32 in rank order, and the sum goes through FORMAT again:
+      `values` (COUNT) — what an all-reduce that carries encoded values gives every rank.
   quant_reference.py blocks FORMAT BLOCKS.bin ROWS COLUMNS INPUTS.f32 M
       FORMAT is q4_k or q6_k; BLOCKS.bin holds ROWS rows of COLUMNS values in that format's blocks (gguf has no
       quantizer for them). Prints `values` (gguf.quants.dequantize), `input_blocks` (hex: each input row quantized to
@@ -26,7 +31,7 @@ import sys
 import numpy as np
 from gguf import quants, GGMLQuantizationType
 
-FORMATS = {"q8_0": GGMLQuantizationType.Q8_0, "q4_0": GGMLQuantizationType.Q4_0}
+FORMATS = {"q8_0": GGMLQuantizationType.Q8_0, "q4_0": GGMLQuantizationType.Q4_0, "bf16": GGMLQuantizationType.BF16}
 K_FORMATS = {"q4_k": GGMLQuantizationType.Q4_K, "q6_k": GGMLQuantizationType.Q6_K}
 F = np.float32
 
@@ -214,11 +219,30 @@ def blocks(arguments):
                       "product_quantized_inputs": (quantized_inputs @ values.astype(np.float64).T).reshape(-1).tolist()}))
 
 
+def allreduce(arguments):
+    kind = {"int8": GGMLQuantizationType.Q8_0, "bfloat16": GGMLQuantizationType.BF16}[arguments[0]]
+    ranks, count = int(arguments[1]), int(arguments[2])
+    inputs = np.fromfile(arguments[3], dtype="<f4").reshape(ranks, count)
+    padded = (count + 31) // 32 * 32
+
+    def through(values):
+        row = np.zeros((1, padded), dtype=np.float32)
+        row[0, :count] = values
+        return quants.dequantize(quants.quantize(row, kind), kind).reshape(-1)[:count].astype(np.float32)
+
+    total = np.zeros(count, dtype=np.float32)
+    for rank in range(ranks):
+        total = total + through(inputs[rank])
+    print(json.dumps({"values": [float(v) for v in through(total)]}))
+
+
 def main(arguments):
     if arguments[0] == "blocks":
         return blocks(arguments[1:])
     if arguments[0] == "quantize":
         return quantize_k(arguments[1:])
+    if arguments[0] == "allreduce":
+        return allreduce(arguments[1:])
     kind = FORMATS[arguments[0]]
     rows, columns = int(arguments[2]), int(arguments[3])
     weights = np.fromfile(arguments[1], dtype="<f4").reshape(rows, columns)

@@ -3,9 +3,14 @@ import TandemComm
 import TandemTensor
 
 /// Seconds a rank has spent in the tensor-parallel collectives (for `tandem bench generate`'s communication
-/// share). Each rank's model runs on one thread, so no lock.
+/// share), and the bytes it sent in the all-reduces of activations. Each rank's model runs on one thread, so no lock.
 public final class CommunicationTime: @unchecked Sendable {
     public private(set) var seconds: Double = 0
+    /// Bytes this rank sent in activation all-reduces, as their schedules send them: 2 (n − 1) / n of the tensor
+    /// for a float32 ring all-reduce, the encoded chunks for a compressed one (`ActivationSync`).
+    public private(set) var allReduceBytes = 0
+
+    func count(bytes: Int) { allReduceBytes += bytes }
 
     func measure<T>(_ body: () throws(CommError) -> T) throws(CommError) -> T {
         let start = DispatchTime.now().uptimeNanoseconds
@@ -14,7 +19,7 @@ public final class CommunicationTime: @unchecked Sendable {
     }
 
     /// Starts counting from zero.
-    public func reset() { seconds = 0 }
+    public func reset() { (seconds, allReduceBytes) = (0, 0) }
 }
 
 /// The tensor-parallel group a layer splits over: this rank's place in it and the collectives the layers
@@ -28,19 +33,23 @@ public struct TensorParallelGroup: Sendable {
     public let group: ProcessGroup?
     /// Time spent in this group's collectives.
     public let communication = CommunicationTime()
+    /// How the all-reduced activations travel.
+    public let activationSync: ActivationSync
 
     /// One rank, no communication.
-    public static let single = TensorParallelGroup(rank: 0, size: 1, group: nil)
+    public static let single = TensorParallelGroup(rank: 0, size: 1, group: nil, activationSync: .float32)
 
-    /// The tensor-parallel group `group` (every member holds one slice of each split weight).
-    public init(_ group: ProcessGroup) {
-        self.init(rank: group.rank, size: group.worldSize, group: group)
+    /// The tensor-parallel group `group` (every member holds one slice of each split weight), its activations
+    /// all-reduced as `activationSync` encodes them.
+    public init(_ group: ProcessGroup, activationSync: ActivationSync = .float32) {
+        self.init(rank: group.rank, size: group.worldSize, group: group, activationSync: activationSync)
     }
 
-    private init(rank: Int, size: Int, group: ProcessGroup?) {
+    private init(rank: Int, size: Int, group: ProcessGroup?, activationSync: ActivationSync) {
         self.rank = rank
         self.size = size
         self.group = group
+        self.activationSync = activationSync
     }
 
     /// This rank's share of `count` items split into `size` contiguous parts, the first `count % size` parts
@@ -57,10 +66,50 @@ public struct TensorParallelGroup: Sendable {
         (0..<size).map { $0 < count % size ? count / size + 1 : count / size }
     }
 
-    /// Sums `tensor` over the group in place.
-    func allReduce(_ tensor: Tensor) throws(CommError) {
+    /// Sums `tensor` (fp32) over the group in place, its values travelling as `activationSync` encodes them.
+    ///
+    /// - Throws: `CommError` when the group fails.
+    public func allReduce(_ tensor: Tensor) throws(CommError) {
         guard let group else { return }
-        try communication.measure { () throws(CommError) in try group.allReduce(tensor) }
+        guard activationSync != .float32 else {
+            communication.count(bytes: 2 * (size - 1) * tensor.byteCount / size)
+            return try communication.measure { () throws(CommError) in try group.allReduce(tensor) }
+        }
+        try communication.measure { () throws(CommError) in try encodedAllReduce(tensor, group: group) }
+    }
+
+    /// The all-reduce of `tensor` with encoded values: each rank encodes its values in blocks cut into one chunk per
+    /// rank, the chunks are exchanged (all-to-all), each rank decodes its chunk from every rank and sums them in fp32
+    /// in rank order, encodes that sum, and the sums are gathered (all-gather) and decoded. Each rank sends
+    /// 2 (n − 1) / n of the encoded bytes — what a ring all-reduce sends of the floats — and every rank ends with the
+    /// same values (all decode the same bytes).
+    private func encodedAllReduce(_ tensor: Tensor, group: ProcessGroup) throws(CommError) {
+        precondition(tensor.dtype == .float32, "activations are all-reduced in float32")
+        let (count, codec) = (tensor.count, activationSync)
+        let chunkBlocks = max(1, (count + ActivationSync.blockValues * size - 1) / (ActivationSync.blockValues * size))
+        let (chunkValues, chunkBytes) = (chunkBlocks * ActivationSync.blockValues, codec.encodedBytes(blocks: chunkBlocks))
+        let values = tensor.baseAddress.assumingMemoryBound(to: Float.self)
+        func range(_ chunk: Int) -> Range<Int> { min(chunk * chunkValues, count)..<min((chunk + 1) * chunkValues, count) }
+        let outgoing = Tensor(zeros: [size * chunkBytes], dtype: .int8)
+        for chunk in 0..<size {
+            codec.encode(values + range(chunk).lowerBound, count: range(chunk).count, blocks: chunkBlocks, into: outgoing.baseAddress + chunk * chunkBytes)
+        }
+        let incoming = Tensor(zeros: [size * chunkBytes], dtype: .int8)
+        try group.allToAll(outgoing, into: incoming)
+        let sum = Tensor(zeros: [chunkValues], dtype: .float32), part = Tensor(zeros: [chunkValues], dtype: .float32)
+        let (total, addend) = (sum.baseAddress.assumingMemoryBound(to: Float.self), part.baseAddress.assumingMemoryBound(to: Float.self))
+        for source in 0..<size {
+            codec.decode(incoming.baseAddress + source * chunkBytes, count: chunkValues, into: addend)
+            for index in 0..<chunkValues { total[index] += addend[index] }
+        }
+        let mine = Tensor(zeros: [chunkBytes], dtype: .int8)
+        codec.encode(total, count: chunkValues, blocks: chunkBlocks, into: mine.baseAddress)
+        let gathered = Tensor(zeros: [size * chunkBytes], dtype: .int8)
+        try group.allGather(mine, into: gathered)
+        for chunk in 0..<size where !range(chunk).isEmpty {
+            codec.decode(gathered.baseAddress + chunk * chunkBytes, count: range(chunk).count, into: values + range(chunk).lowerBound)
+        }
+        communication.count(bytes: 2 * (size - 1) * chunkBytes)
     }
 
     /// Every rank's `[rows, share]` slice side by side, `[rows, total]`, on rank `root` only (nil elsewhere).
