@@ -8,7 +8,7 @@ NPROC ?= 2
 MODEL ?= .build/models/small
 PRESET ?= small
 
-.PHONY: run test build build-release deps compare-deps compare fuzz soak bench-serve bench-layouts bench-quantized compare-gguf compare-quantizer clean
+.PHONY: run test build build-release deps compare-deps compare fuzz soak bench-serve bench-layouts bench-quantized compare-gguf compare-quantizer bench-sync clean
 
 # System packages the build and tests need: OpenBLAS (matrix multiply) and pkg-config to find it; the
 # multi-host test needs iproute2 (network namespaces stand in for hosts), the cluster-launch test OpenMPI's
@@ -92,6 +92,11 @@ bench-quantized: build-release
 # needs llama-cpp-python in .peers/llama and the files bench-quantized makes; last results in docs/PERFORMANCE.md).
 compare-gguf: build-release
 	.peers/llama/bin/python benchmarks/compare_gguf.py
+
+# Activation sync (TANDEM_ACTIVATION_SYNC float32/bfloat16/int8) at tp 2 and pp 2 on small and small-moe: bytes per step,
+# decode speed and greedy agreement (benchmarks/bench_sync.py; last results in docs/PERFORMANCE.md).
+bench-sync: build-release
+	benchmarks/bench_sync.py
 
 # Tandem's quantizers (q8_0, q4_0, q4_k, q6_k) against llama.cpp's llama-quantize on the small preset, block for block
 # (benchmarks/compare_quantizer.py; needs llama-cpp-python in .peers/llama; last results in docs/PERFORMANCE.md).

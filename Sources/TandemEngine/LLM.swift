@@ -381,6 +381,7 @@ public final class LLM {
         if timings.decodeSteps > 0 {
             timings.decodeSeconds = Double(end - (prefillEnd ?? end)) / 1e9
             timings.decodeCommunicationSeconds = model.group.communication.seconds
+            timings.decodeAllReduceBytes = model.group.communication.allReduceBytes
         }
         lastTimings = timings
         return outputs.map { $0! }

@@ -111,6 +111,8 @@ public struct GenerationTimings: Sendable, Equatable, Codable {
     public var decodeSteps = 0
     /// Seconds of the decode steps spent in tensor-parallel collectives (this rank).
     public var decodeCommunicationSeconds = 0.0
+    /// Bytes this rank sent in the decode steps' tensor-parallel all-reduces (`CommunicationTime.allReduceBytes`).
+    public var decodeAllReduceBytes = 0
 
     /// Prompt tokens per second of the prefill pass.
     public var prefillTokensPerSecond: Double { prefillSeconds > 0 ? Double(promptTokens) / prefillSeconds : 0 }

@@ -63,6 +63,9 @@ struct BenchGenerate: ParsableCommand {
         var decodeTokensPerSecond = 0.0
         var decodeMillisecondsPerStep = 0.0
         var communicationShare = 0.0
+        /// Bytes rank 0 sent per decode step in its tensor-parallel all-reduces (`TANDEM_ACTIVATION_SYNC` sets their encoding).
+        var allReduceBytesPerStep = 0
+        var activationSync = ""
         var bandwidthOneStreamGBs = 0.0
         var bandwidthTwoStreamsGBs = 0.0
         var bandwidthRunStreamsGBs = 0.0
@@ -84,6 +87,8 @@ struct BenchGenerate: ParsableCommand {
             case decodeTokensPerSecond = "decode_tokens_per_s"
             case decodeMillisecondsPerStep = "decode_ms_per_step"
             case communicationShare = "communication_share"
+            case allReduceBytesPerStep = "allreduce_bytes_per_step"
+            case activationSync = "activation_sync"
             case bandwidthOneStreamGBs = "bandwidth_one_stream_gbs"
             case bandwidthTwoStreamsGBs = "bandwidth_two_streams_gbs"
             case bandwidthRunStreamsGBs = "bandwidth_run_streams_gbs"
@@ -132,6 +137,8 @@ struct BenchGenerate: ParsableCommand {
             report.decodeTokensPerSecond = median(runs.map(\.decodeTokensPerSecond))
             report.decodeMillisecondsPerStep = median(runs.map { $0.decodeSeconds / Double($0.decodeSteps) * 1000 })
             report.communicationShare = median(runs.map { $0.decodeCommunicationSeconds / $0.decodeSeconds })
+            report.allReduceBytesPerStep = runs[0].decodeAllReduceBytes / max(runs[0].decodeSteps, 1)
+            report.activationSync = group.activationSync.rawValue
             report.prefillGFLOPs = report.prefillTokensPerSecond * Double(2 * linearParameters(llm.model.config)) / 1e9
             guard reports else { return }
             report.rooflineTokensPerSecond = report.bandwidthRunStreamsGBs * 1e9 / Double(report.weightBytesPerStep) * Double(batch)
@@ -168,7 +175,7 @@ struct BenchGenerate: ParsableCommand {
         """
         model \(modelOptions.model): tp \(r.tensorParallelSize), pp \(r.pipelineParallelSize), \(r.threadsPerRank) thread(s)/rank, batch \(r.batch), prompt \(r.promptLength), generate \(r.generateLength)
           prefill  \(String(format: "%8.1f", r.prefillTokensPerSecond)) tokens/s  \(String(format: "%6.1f", r.prefillGFLOPs)) GFLOP/s (sgemm on one rank: \(String(format: "%.1f", r.sgemmGFLOPs)) GFLOP/s)
-          decode   \(String(format: "%8.1f", r.decodeTokensPerSecond)) tokens/s  \(String(format: "%6.2f", r.decodeMillisecondsPerStep)) ms/step, \(String(format: "%.1f", r.communicationShare * 100))% in communication
+          decode   \(String(format: "%8.1f", r.decodeTokensPerSecond)) tokens/s  \(String(format: "%6.2f", r.decodeMillisecondsPerStep)) ms/step, \(String(format: "%.1f", r.communicationShare * 100))% in communication, \(r.allReduceBytesPerStep) bytes/step all-reduced by rank 0 (\(r.activationSync))
           memory   \(r.residentBytesPerRank / 1_000_000) MB resident per rank after loading (weights \(r.weightBytesPerRank / 1_000_000) MB on the largest rank)
           roofline \(String(format: "%8.1f", r.rooflineTokensPerSecond)) tokens/s  (\(r.weightBytesPerStep / 1_000_000) MB/step at \(String(format: "%.1f", r.bandwidthRunStreamsGBs)) GB/s) → \(String(format: "%.0f", r.rooflineFraction * 100))% of roofline
           bandwidth one stream \(String(format: "%.1f", r.bandwidthOneStreamGBs)) GB/s, two streams \(String(format: "%.1f", r.bandwidthTwoStreamsGBs)) GB/s (scaling \(String(format: "%.2f", r.bandwidthTwoStreamsGBs / r.bandwidthOneStreamGBs))×)
