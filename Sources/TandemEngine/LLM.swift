@@ -151,6 +151,13 @@ public final class LLM {
     ///   `ConfigError` for a malformed partition variable.
     public static func partition(_ config: EngineConfig, tensorParallelSize: Int) throws -> PipelinePartition {
         let (model, storedBlocks) = try ModelFiles.configAndStoredBlocks(config.model)
+        return try partition(config, model: model, storedBlocks: storedBlocks, tensorParallelSize: tensorParallelSize)
+    }
+
+    /// `partition(_:tensorParallelSize:)` for a model whose config and stored blocks are read.
+    private static func partition(
+        _ config: EngineConfig, model: ModelConfig, storedBlocks: WeightQuantization?, tensorParallelSize: Int
+    ) throws -> PipelinePartition {
         try model.checkTensorParallel(tensorParallelSize, path: config.model)
         if config.expertPlacement != nil { try model.checkExpertParallel(path: config.model) }
         if let quantization = config.quantization ?? storedBlocks {
@@ -180,12 +187,14 @@ public final class LLM {
         // Each rank loads, then every rank learns whether all did (the workers' ready report), so a rank that
         // cannot load is named once rather than leaving the others waiting in a collective.
         let loaded = Result { () throws -> (any Tokenizer, any CausalLanguageModel, Set<Int>) in
-            let tokenizer = try ModelFiles.tokenizer(config.model)
-            let partition = try Self.partition(config, tensorParallelSize: groups.layout.tensorParallelSize)
+            let files = try ModelFiles.open(config.model)  // a GGUF file's header and vocabulary parsed once per rank
+            let tokenizer = try files.tokenizer()
+            let partition = try Self.partition(
+                config, model: files.config, storedBlocks: files.storedBlocks, tensorParallelSize: groups.layout.tensorParallelSize)
             var part = ModelPart(stage: groups.stage, of: partition)
             part.expertPlacement = config.expertPlacement
             let model = try ModelRegistry.load(
-                model: config.model, group: groups.tensor, part: part, experts: groups.experts, precision: config.precision, quantization: config.quantization, threads: config.threads ?? 1,
+                files: files, group: groups.tensor, part: part, experts: groups.experts, precision: config.precision, quantization: config.quantization, threads: config.threads ?? 1,
                 progress: progress)
             return (tokenizer, model, Set(model.config.eosTokenIDs).union(try ModelFiles.generationEOS(config.model)))
         }

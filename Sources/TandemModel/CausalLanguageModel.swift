@@ -50,13 +50,13 @@ extension CausalLanguageModel {
 public enum ModelRegistry {
     /// Loads one rank's part of a checkpoint of this family.
     public typealias Loader = @Sendable (
-        _ model: String, _ group: TensorParallelGroup, _ part: ModelPart?, _ experts: ExpertGroups?, _ precision: ComputePrecision,
+        _ model: ModelFiles.Opened, _ group: TensorParallelGroup, _ part: ModelPart?, _ experts: ExpertGroups?, _ precision: ComputePrecision,
         _ quantization: WeightQuantization?, _ threads: Int, _ progress: ((Int, Int) -> Void)?
     ) throws -> any CausalLanguageModel
 
     /// Llama and the families that share its layers (Mistral: a sliding window; Qwen2: q/k/v biases; Mixtral:
     /// Mistral with a sparse mixture-of-experts MLP).
-    private static let llama: Loader = { try LlamaModel(model: $0, group: $1, part: $2, experts: $3, precision: $4, quantization: $5, threads: $6, progress: $7) }
+    private static let llama: Loader = { try LlamaModel(files: $0, group: $1, part: $2, experts: $3, precision: $4, quantization: $5, threads: $6, progress: $7) }
     private static let families: [String: Loader] = ["llama": llama, "mistral": llama, "qwen2": llama, "mixtral": llama]
 
     /// The `model_type`s Tandem runs, sorted.
@@ -77,7 +77,15 @@ public enum ModelRegistry {
         model: String, group: TensorParallelGroup, part: ModelPart? = nil, experts: ExpertGroups? = nil, precision: ComputePrecision = .float32,
         quantization: WeightQuantization? = nil, threads: Int = 1, progress: ((Int, Int) -> Void)? = nil
     ) throws -> any CausalLanguageModel {
-        let config = try ModelFiles.config(model)
-        return try families[config.modelType]!(model, group, part, experts, precision, quantization, threads, progress)
+        try load(files: ModelFiles.open(model), group: group, part: part, experts: experts, precision: precision, quantization: quantization, threads: threads, progress: progress)
+    }
+
+    /// `load(model:…)` for a model already opened (`ModelFiles.open`).
+    public static func load(
+        files: ModelFiles.Opened, group: TensorParallelGroup, part: ModelPart? = nil, experts: ExpertGroups? = nil, precision: ComputePrecision = .float32,
+        quantization: WeightQuantization? = nil, threads: Int = 1, progress: ((Int, Int) -> Void)? = nil
+    ) throws -> any CausalLanguageModel {
+        // ModelConfig admits only the supported model types.
+        try families[files.config.modelType]!(files, group, part, experts, precision, quantization, threads, progress)
     }
 }

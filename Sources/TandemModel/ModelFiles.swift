@@ -25,9 +25,36 @@ public enum ModelFiles {
         return (file.config, file.layerBlocks)
     }
 
-    /// The model's tensors by Hugging Face name.
-    public static func weights(_ model: String) throws(ModelLoadError) -> any WeightStore {
-        isGGUF(model) ? try GGUFCheckpoint(path: model) : try Checkpoint(directory: model)
+    /// A model opened once for loading: its config, its tensors, and (from the same reading of a GGUF file) its
+    /// tokenizer and stored blocks — so a rank parses a GGUF file's header, with its vocabulary, once.
+    public struct Opened: Sendable {
+        /// The directory or file.
+        public let path: String
+        /// The model's architecture.
+        public let config: ModelConfig
+        /// The model's tensors by Hugging Face name.
+        public let weights: any WeightStore
+
+        /// The blocks the decoder layers are stored in (a GGUF file's quantized layers, the largest block of them;
+        /// nil for a directory or float tensors).
+        public var storedBlocks: WeightQuantization? { (weights as? GGUFCheckpoint)?.layerBlocks }
+
+        /// The model's tokenizer (see `ModelFiles.tokenizer`).
+        ///
+        /// - Throws: `TokenizerError` (or a file error reading tokenizer.json).
+        public func tokenizer() throws -> BytePairTokenizer {
+            if let gguf = weights as? GGUFCheckpoint { return try gguf.file.tokenizer() }
+            return try BytePairTokenizer(directory: path)
+        }
+    }
+
+    /// Opens `model`: a GGUF file read and checked once, or a directory's config.json and safetensors headers.
+    public static func open(_ model: String) throws(ModelLoadError) -> Opened {
+        if isGGUF(model) {
+            let file = try GGUFCheckpoint(path: model)
+            return Opened(path: model, config: file.config, weights: file)
+        }
+        return Opened(path: model, config: try ModelConfig(directory: model), weights: try Checkpoint(directory: model))
     }
 
     /// The model's tokenizer: tokenizer.json (with tokenizer_config.json), or the GGUF file's `tokenizer.ggml.*`.

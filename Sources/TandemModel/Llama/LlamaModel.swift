@@ -29,12 +29,21 @@ public final class LlamaModel: CausalLanguageModel {
     ///   - progress: called after each decoder layer with (layers loaded, layers of the part).
     /// - Throws: `ModelLoadError` for a missing, unexpected or wrongly shaped tensor, a bad config, or a
     ///   tensor-parallel size that does not split the model (the error lists the sizes that do).
-    public init(
+    public convenience init(
         model directory: String, group: TensorParallelGroup, part: ModelPart? = nil, experts: ExpertGroups? = nil, precision: ComputePrecision = .float32,
         quantization: WeightQuantization? = nil, threads: Int = 1, progress: ((Int, Int) -> Void)? = nil
     ) throws(ModelLoadError) {
-        let store = try ModelFiles.weights(directory)
-        let config = if let gguf = store as? GGUFCheckpoint { gguf.config } else { try ModelConfig(directory: directory) }
+        try self.init(
+            files: ModelFiles.open(directory), group: group, part: part, experts: experts, precision: precision, quantization: quantization, threads: threads,
+            progress: progress)
+    }
+
+    /// `init(model:…)` from a model already opened (`ModelFiles.open`).
+    public init(
+        files: ModelFiles.Opened, group: TensorParallelGroup, part: ModelPart? = nil, experts: ExpertGroups? = nil, precision: ComputePrecision = .float32,
+        quantization: WeightQuantization? = nil, threads: Int = 1, progress: ((Int, Int) -> Void)? = nil
+    ) throws(ModelLoadError) {
+        let (directory, store, config) = (files.path, files.weights, files.config)
         try config.checkTensorParallel(group.size, path: directory)
         guard precision != .bfloat16 || ComputePrecision.bfloat16Available else {
             throw .unsupported(path: directory, detail: "compute dtype bfloat16 on this CPU: it needs AVX-512 BF16; use float32")
