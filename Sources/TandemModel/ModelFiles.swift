@@ -20,9 +20,9 @@ public enum ModelFiles {
     /// The model's architecture, and the blocks its layers are stored in (a GGUF file's quantized layers, the
     /// largest block of them; nil for a directory or float tensors), from one reading of the file.
     public static func configAndStoredBlocks(_ model: String) throws(ModelLoadError) -> (config: ModelConfig, storedBlocks: WeightQuantization?) {
-        guard isGGUF(model) else { return (try ModelConfig(directory: model), nil) }
-        let file = try GGUFCheckpoint(path: model)
-        return (file.config, file.layerBlocks)
+        guard isGGUF(model) else { return (try ModelConfig(directory: model), nil) }  // not the safetensors headers `open` reads
+        let files = try open(model)
+        return (files.config, files.storedBlocks)
     }
 
     /// A model opened once for loading: its config, its tensors, and (from the same reading of a GGUF file) its
@@ -43,8 +43,8 @@ public enum ModelFiles {
         ///
         /// - Throws: `TokenizerError` (or a file error reading tokenizer.json).
         public func tokenizer() throws -> BytePairTokenizer {
-            if let gguf = weights as? GGUFCheckpoint { return try gguf.file.tokenizer() }
-            return try BytePairTokenizer(directory: path)
+            if let gguf = weights as? GGUFCheckpoint { return try gguf.file.tokenizer() }  // the file already read
+            return try ModelFiles.tokenizer(path)
         }
     }
 

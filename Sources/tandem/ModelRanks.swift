@@ -66,13 +66,17 @@ struct ModelOptions: ParsableArguments {
     /// `--threads`, or this host's cores divided among its ranks.
     var threadsPerRank: Int { threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / localRanks) }
 
-    /// The engine's configuration from these options (and `TANDEM_ACTIVATION_SYNC`, checked when the program starts).
+    /// The engine's configuration from these options and `TANDEM_ACTIVATION_SYNC`.
+    ///
+    /// - Throws: `ConfigError` for an invalid `TANDEM_ACTIVATION_SYNC` (the program checks it when it starts, too).
     var engineConfig: EngineConfig {
-        EngineConfig(
-            model: model, precision: computeDType, threads: threadsPerRank, cache: engine.cacheConfig, scheduler: engine.schedulerConfig,
-            localRanks: localRanks, pipelineParallelSize: pp, expertPlacement: enableExpertParallel ? expertPlacement : nil,
-            dataParallelSize: dp, expertDispatch: expertDispatch, quantization: quantization,
-            activationSync: (try? TandemEnvironment.activationSyncMode()) ?? .float32)
+        get throws {
+            try EngineConfig(
+                model: model, precision: computeDType, threads: threadsPerRank, cache: engine.cacheConfig, scheduler: engine.schedulerConfig,
+                localRanks: localRanks, pipelineParallelSize: pp, expertPlacement: enableExpertParallel ? expertPlacement : nil,
+                dataParallelSize: dp, expertDispatch: expertDispatch, quantization: quantization,
+                activationSync: TandemEnvironment.activationSyncMode())
+        }
     }
 
     /// Runs `body` with this rank's `LLM`. Without a launcher this process is rank 0 and, for tp × pp × dp > 1, spawns
@@ -91,7 +95,7 @@ struct ModelOptions: ParsableArguments {
         let bar = reports && isatty(2) != 0 ? ProgressBar(title: "loading \(model)") : nil
         let progress = bar.map { bar in { bar.show($0, of: $1) } }
         let llm = try world.map { try LLM(config: engineConfig, world: $0, progress: progress) }
-            ?? LLM(config: engineConfig, tensorParallelSize: tp, workerProgram: WorkerProgram(path: selfExecutable(), arguments: ["worker"]), progress: progress)
+            ?? LLM(config: try engineConfig, tensorParallelSize: tp, workerProgram: WorkerProgram(path: selfExecutable(), arguments: ["worker"]), progress: progress)
         bar?.finish()
         defer { llm.shutdown() }
         if engine.logStats && reports { llm.statsInterval = 5 }

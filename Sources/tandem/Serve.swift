@@ -58,7 +58,7 @@ struct Serve: ParsableCommand {
         }
         let name = servedModelName ?? URL(fileURLWithPath: modelOptions.model).standardizedFileURL.lastPathComponent
         let engine = try LLMEngine(
-            config: modelOptions.engineConfig, tensorParallelSize: modelOptions.tp, workerProgram: WorkerProgram(path: selfExecutable(), arguments: ["worker"]),
+            config: try modelOptions.engineConfig, tensorParallelSize: modelOptions.tp, workerProgram: WorkerProgram(path: selfExecutable(), arguments: ["worker"]),
             restart: RestartPolicy(maxRestarts: maxRestarts))
         defer { engine.shutdown() }
         guard let tokenizer = engine.tokenizer else { throw CommandFailure("the engine has no tokenizer") }
