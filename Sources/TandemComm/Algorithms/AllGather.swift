@@ -23,17 +23,16 @@ extension Collective {
     ///
     /// This rank's block is sent straight from `input` and copied into `output` only after the exchange, so
     /// the copy never delays the first message.
-    func allGather(_ input: UnsafeRawPointer, into output: UnsafeMutableRawPointer, blocks: [Range<Int>]) throws(CommError) {
-        if let hierarchy { return try hierarchicalAllGather(input, into: output, blocks: blocks, hierarchy: hierarchy) }
-        if let shared { return try sharedAllGather(input, into: output, blocks: blocks, memory: shared) }
+    func messageAllGather(
+        _ input: UnsafeRawPointer, into output: UnsafeMutableRawPointer, blocks: [Range<Int>], algorithm: AllGatherAlgorithm
+    ) throws(CommError) {
         let own = blocks[rank]
         defer {
             if input != UnsafeRawPointer(output + own.lowerBound) {
                 (output + own.lowerBound).copyMemory(from: input, byteCount: own.count)
             }
         }
-        if worldSize == 1 { return }
-        switch AllGatherAlgorithm.choose(bytes: blocks.last?.upperBound ?? 0, worldSize: worldSize) {
+        switch algorithm {
         case .recursiveDoubling:
             try recursiveDoublingAllGather(input, into: output, blocks: blocks)
         case .direct:

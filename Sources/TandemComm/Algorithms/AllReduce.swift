@@ -44,15 +44,10 @@ public enum AllReduceAlgorithm: String, Sendable, CaseIterable {
 let ringSegmentBytes = 256 << 10
 
 extension Collective {
-    /// Reduces `count` elements of `buffer` across all ranks in place.
-    func allReduce(_ buffer: UnsafeMutableRawPointer, op: ReduceOp, algorithm: AllReduceAlgorithm) throws(CommError) {
-        if worldSize == 1 { return }
-        if let hierarchy { return try hierarchicalAllReduce(buffer, op: op, hierarchy: hierarchy, algorithm: algorithm) }
-        if let shared {
-            return try sharedAllReduce(
-                buffer, op: op, memory: shared, algorithm: algorithm.resolvedShared(bytes: count * elementBytes, worldSize: worldSize))
-        }
-        switch algorithm.resolved(bytes: count * elementBytes, worldSize: worldSize) {
+    /// Reduces `count` elements of `buffer` across all ranks in place with `algorithm` (already resolved for the
+    /// message size).
+    func messageAllReduce(_ buffer: UnsafeMutableRawPointer, op: ReduceOp, algorithm: AllReduceAlgorithm) throws(CommError) {
+        switch algorithm {
         case .direct, .auto, .oneShot, .twoShot:
             try directAllReduce(buffer, op: op)
         case .recursiveDoubling:
@@ -64,7 +59,6 @@ extension Collective {
                 buffer, blocks: chunks.map { $0.lowerBound * elementBytes..<$0.upperBound * elementBytes },
                 ownInput: buffer + chunks[rank].lowerBound * elementBytes)
         }
-        if op == .avg { Reduction.scale(buffer, dtype: dtype, count: count, dividingBy: worldSize) }
     }
 
     /// Every rank sends its whole buffer to every peer, then reduces the contributions in rank order, so

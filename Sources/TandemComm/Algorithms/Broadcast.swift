@@ -15,12 +15,9 @@ public enum BroadcastAlgorithm: String, Sendable {
 }
 
 extension Collective {
-    /// Copies `bytes` of `buffer` from `root` to every rank.
-    func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int) throws(CommError) {
-        if worldSize == 1 { return }
-        if let hierarchy { return try hierarchicalBroadcast(buffer, bytes: bytes, root: root, hierarchy: hierarchy) }
-        if let shared { return try sharedBroadcast(buffer, bytes: bytes, root: root, memory: shared) }
-        switch BroadcastAlgorithm.choose(bytes: bytes) {
+    /// Copies `bytes` of `buffer` from `root` to every rank with `algorithm`.
+    func messageBroadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int, algorithm: BroadcastAlgorithm) throws(CommError) {
+        switch algorithm {
         case .tree: try treeBroadcast(buffer, bytes: bytes, root: root)
         case .chain: try chainBroadcast(buffer, bytes: bytes, root: root)
         }

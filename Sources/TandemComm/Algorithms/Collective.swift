@@ -1,26 +1,22 @@
 import TandemTensor
 
-/// One collective in progress: the transport, the operation's identity (which goes into every header) and
-/// the helpers its algorithm is written with.
+/// One collective in progress: the backend that moves it, the operation's identity (which goes into every
+/// header) and the helpers the message-passing algorithms are written with.
 ///
-/// Algorithms are written once against `transfer`; they see only raw element buffers. Every message header
-/// carries `count` (the element count all ranks must agree on) so disagreement is caught on first contact.
+/// The group's core builds one per operation and calls the operation below, which hands it to the backend
+/// (`CommBackend`); the message-passing algorithms (`Algorithms/`) see only raw element buffers and `transfer`.
+/// Every message header carries `count` (the element count all ranks must agree on) so disagreement is caught
+/// on first contact.
 struct Collective {
     /// Nil for a one-rank group, whose operations never move data.
-    let transport: (any MessageTransport)?
-    /// The group's shared memory when every member shares this host; the collectives then run as exchange
-    /// rounds over it (`SharedMemory.swift`), and `transport` is its mailbox transport.
-    let shared: ShmMemory?
-    /// The intra-host and leader groups when the group spans hosts hierarchically; the reductions, gathers and
-    /// broadcast then compose their operations (`Hierarchical.swift`).
-    let hierarchy: Hierarchy?
+    let backend: (any CommBackend)?
     let rank: Int
     let worldSize: Int
     let context: OperationContext
     let dtype: DType
     let tag: Int32
     /// The element count all ranks must agree on (for point-to-point style messages, see `message`).
-    let count: Int
+    var count: Int
 
     var elementBytes: Int { dtype.byteSize }
 
@@ -44,9 +40,78 @@ struct Collective {
             peer: peer, expected: header(bytes: bytes, count: count, sequence: sequence), destination: destination, bytes: bytes)
     }
 
+    /// Moves `sends` and `receives` over the backend's transport, all at once.
     func transfer(_ sends: [OutgoingMessage], _ receives: [IncomingMessage]) throws(CommError) {
         if sends.isEmpty && receives.isEmpty { return }
-        try transport!.transfer(sends: sends, receives: receives, context: context)
+        try backend!.transport.transfer(sends: sends, receives: receives, context: context)
+    }
+
+    // MARK: operations, as the core calls them (`op` is never `avg`)
+
+    /// Reduces `count` elements of `buffer` across all ranks in place.
+    func allReduce(_ buffer: UnsafeMutableRawPointer, op: ReduceOp) throws(CommError) {
+        guard let backend, worldSize > 1 else { return }
+        try backend.allReduce(buffer, op: op, self)
+    }
+
+    /// Rank r gets element block r of `source`, reduced over all ranks, in `output`.
+    func reduceScatter(_ source: UnsafeMutableRawPointer, blocks: [Range<Int>], op: ReduceOp, into output: UnsafeMutableRawPointer) throws(CommError) {
+        guard let backend, worldSize > 1 else {
+            output.copyMemory(from: source + (blocks.first?.lowerBound ?? 0) * elementBytes, byteCount: (blocks.first?.count ?? 0) * elementBytes)
+            return
+        }
+        try backend.reduceScatter(source, blocks: blocks, op: op, into: output, self)
+    }
+
+    /// Gathers every rank's byte block into `output` (`input` may already be in place there).
+    func allGather(_ input: UnsafeRawPointer, into output: UnsafeMutableRawPointer, blocks: [Range<Int>]) throws(CommError) {
+        guard let backend, worldSize > 1 else {
+            let own = blocks[rank]
+            if input != UnsafeRawPointer(output + own.lowerBound) { (output + own.lowerBound).copyMemory(from: input, byteCount: own.count) }
+            return
+        }
+        try backend.allGather(input, into: output, blocks: blocks, self)
+    }
+
+    /// Copies `bytes` of `buffer` from `root` to every rank.
+    func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int) throws(CommError) {
+        guard let backend, worldSize > 1 else { return }
+        try backend.broadcast(buffer, bytes: bytes, root: root, self)
+    }
+
+    /// Collects every rank's `blockBytes` into `output` at `root`, in rank order.
+    func gather(_ input: UnsafeRawPointer, blockBytes: Int, into output: UnsafeMutableRawPointer?, root: Int) throws(CommError) {
+        guard let backend, worldSize > 1 else {
+            output!.copyMemory(from: input, byteCount: blockBytes)
+            return
+        }
+        try backend.gather(input, blockBytes: blockBytes, into: output, root: root, self)
+    }
+
+    /// Gives rank p block p of `input` (at `root`).
+    func scatter(_ input: UnsafeRawPointer?, blockBytes: Int, into output: UnsafeMutableRawPointer, root: Int) throws(CommError) {
+        guard let backend, worldSize > 1 else {
+            output.copyMemory(from: input!, byteCount: blockBytes)
+            return
+        }
+        try backend.scatter(input, blockBytes: blockBytes, into: output, root: root, self)
+    }
+
+    /// All-to-all with per-peer byte ranges.
+    func allToAll(
+        _ input: UnsafeRawPointer, sendBlocks: [Range<Int>], into output: UnsafeMutableRawPointer, receiveBlocks: [Range<Int>]
+    ) throws(CommError) {
+        guard let backend, worldSize > 1 else {
+            (output + receiveBlocks[rank].lowerBound).copyMemory(from: input + sendBlocks[rank].lowerBound, byteCount: sendBlocks[rank].count)
+            return
+        }
+        try backend.allToAll(input, sendBlocks: sendBlocks, into: output, receiveBlocks: receiveBlocks, self)
+    }
+
+    /// Returns once every rank has entered.
+    func barrier() throws(CommError) {
+        guard let backend, worldSize > 1 else { return }
+        try backend.barrier(self)
     }
 
     /// `value` modulo the world size, non-negative.

@@ -23,18 +23,14 @@ extension Collective {
     /// Reduce-scatter over `blocks` (element ranges of `source`, one per rank): rank r receives block r, reduced
     /// over all ranks, in `output`; `source` is left untouched.
     ///
-    /// Small messages use recursive halving when the world is a power of two larger than 2 (log2 n pairwise
-    /// rounds, which suits oversubscribed hosts), otherwise direct exchange; large ones the ring.
-    func reduceScatter(
+    /// `ReduceScatterAlgorithm.choose` picks recursive halving for small messages when the world is a power of
+    /// two larger than 2 (log2 n pairwise rounds, which suits oversubscribed hosts), direct exchange for other
+    /// small ones, the ring for large ones.
+    func messageReduceScatter(
         _ source: UnsafeMutableRawPointer, blocks: [Range<Int>], op: ReduceOp, into output: UnsafeMutableRawPointer,
-        algorithm: AllReduceAlgorithm
+        algorithm: ReduceScatterAlgorithm
     ) throws(CommError) {
-        if let hierarchy {
-            return try hierarchicalReduceScatter(source, blocks: blocks, op: op, into: output, hierarchy: hierarchy, algorithm: algorithm)
-        }
-        if let shared { return try sharedReduceScatter(source, blocks: blocks, op: op, into: output, memory: shared) }
-        let bytes = (blocks.last?.upperBound ?? 0) * elementBytes
-        switch ReduceScatterAlgorithm.choose(bytes: bytes, worldSize: worldSize, allReduce: algorithm) {
+        switch algorithm {
         case .ring: try ringReduceScatter(source: source, blocks: blocks, op: op, output: output)
         case .recursiveHalving: try recursiveHalvingReduceScatter(source, blocks: blocks, op: op, into: output)
         case .direct: try directReduceScatter(source, blocks: blocks, op: op, into: output)

@@ -1,7 +1,6 @@
 extension Collective {
     /// Collects every rank's `blockBytes` into `output` at `root` (rank order); others only send `input`.
-    func gather(_ input: UnsafeRawPointer, blockBytes: Int, into output: UnsafeMutableRawPointer?, root: Int) throws(CommError) {
-        if let shared { return try sharedGather(input, blockBytes: blockBytes, into: output, root: root, memory: shared) }
+    func messageGather(_ input: UnsafeRawPointer, blockBytes: Int, into output: UnsafeMutableRawPointer?, root: Int) throws(CommError) {
         if rank == root {
             let output = output!
             (output + rank * blockBytes).copyMemory(from: input, byteCount: blockBytes)
@@ -15,8 +14,7 @@ extension Collective {
     }
 
     /// Sends block p of `input` (at `root`) to rank p's `output`.
-    func scatter(_ input: UnsafeRawPointer?, blockBytes: Int, into output: UnsafeMutableRawPointer, root: Int) throws(CommError) {
-        if let shared { return try sharedScatter(input, blockBytes: blockBytes, into: output, root: root, memory: shared) }
+    func messageScatter(_ input: UnsafeRawPointer?, blockBytes: Int, into output: UnsafeMutableRawPointer, root: Int) throws(CommError) {
         if rank == root {
             let input = input!
             output.copyMemory(from: input + rank * blockBytes, byteCount: blockBytes)
@@ -34,7 +32,7 @@ extension Collective {
     ///
     /// Each message's header carries its own element count, so a sender and receiver that disagree on one
     /// pair's size get a mismatch naming that pair.
-    func allToAll(
+    func messageAllToAll(
         _ input: UnsafeRawPointer, sendBlocks: [Range<Int>], into output: UnsafeMutableRawPointer, receiveBlocks: [Range<Int>]
     ) throws(CommError) {
         let own = sendBlocks[rank]

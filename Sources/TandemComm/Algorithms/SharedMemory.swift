@@ -64,7 +64,6 @@ extension Collective {
             }
             start += length
         } while start < count
-        if op == .avg { Reduction.scale(buffer, dtype: dtype, count: count, dividingBy: worldSize) }
     }
 
     /// All-gather of byte `blocks` (one per rank) into `output`; `input` is this rank's block. This rank's

@@ -61,8 +61,8 @@ extension ProcessGroup {
                 let tensor = operation.tensor
                 let sequence = nextPointToPointSequence(peer: operation.peer, sending: operation.isSend)
                 let typed = Collective(
-                    transport: collective.transport, shared: nil, hierarchy: nil, rank: rank, worldSize: worldSize, context: collective.context,
-                    dtype: tensor.dtype, tag: tag, count: tensor.count)
+                    backend: collective.backend, rank: rank, worldSize: worldSize, context: collective.context, dtype: tensor.dtype, tag: tag,
+                    count: tensor.count)
                 if operation.isSend {
                     sends.append(typed.send(to: operation.peer, tensor.baseAddress, bytes: tensor.byteCount, sequence: sequence))
                 } else {
@@ -143,12 +143,7 @@ extension ProcessGroup {
     }
 
     private func planBarrier() -> OperationPlan {
-        OperationPlan(operation: .barrier, dtype: .int8, count: 0) { collective throws(CommError) in
-            var placeholder: UInt8 = 0
-            try withUnsafeMutableBytes(of: &placeholder) { (buffer) throws(CommError) in
-                try collective.allGather(buffer.baseAddress!, into: buffer.baseAddress!, blocks: Array(repeating: 0..<0, count: collective.worldSize))
-            }
-        }
+        OperationPlan(operation: .barrier, dtype: .int8, count: 0) { collective throws(CommError) in try collective.barrier() }
     }
 
     // MARK: objects

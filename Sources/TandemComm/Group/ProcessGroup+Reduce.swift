@@ -32,10 +32,11 @@ extension ProcessGroup {
         try require(
             input.shape == output.shape && input.dtype == output.dtype, .allReduce,
             "output \(output.dtype)\(output.shape) differs from input \(input.dtype)\(input.shape)")
-        let algorithm = options.allReduceAlgorithm
+        let worldSize = self.worldSize
         return OperationPlan(operation: .allReduce, dtype: input.dtype, count: input.count) { collective throws(CommError) in
             if output !== input { output.baseAddress.copyMemory(from: input.baseAddress, byteCount: input.byteCount) }
-            try collective.allReduce(output.baseAddress, op: op, algorithm: algorithm)
+            try collective.allReduce(output.baseAddress, op: op.combining)
+            Self.finishAverage(op, output, worldSize: worldSize)
         }
     }
 
@@ -100,7 +101,6 @@ extension ProcessGroup {
             "output \(output.dtype)\(output.shape) must be \(input.dtype)\(reshaped(input.shape, dim: axis, extent: mine))")
         let layout = DimensionLayout(shape: input.shape, dim: axis)
         let blocks = rankBlocks(sizes: given, uniform: part, unit: layout.inner * layout.outer)
-        let algorithm = options.allReduceAlgorithm
         let worldSize = self.worldSize
         return OperationPlan(operation: kind, dtype: input.dtype, count: input.count) { collective throws(CommError) in
             let elementBytes = input.dtype.byteSize
@@ -116,16 +116,23 @@ extension ProcessGroup {
                 reordered = packed
             }
             defer { withExtendedLifetime(reordered) {} }
-            if worldSize == 1 {
-                output.baseAddress.copyMemory(from: source, byteCount: output.byteCount)
-            } else {
-                try collective.reduceScatter(source, blocks: blocks, op: op, into: output.baseAddress, algorithm: algorithm)
-            }
-            if op == .avg { Reduction.scale(output.baseAddress, dtype: output.dtype, count: output.count, dividingBy: worldSize) }
+            try collective.reduceScatter(source, blocks: blocks, op: op.combining, into: output.baseAddress)
+            Self.finishAverage(op, output, worldSize: worldSize)
         }
+    }
+
+    /// The one `avg` rule of every backend: the backend reduces with `sum` (`ReduceOp.combining`), and the core
+    /// divides the result once here.
+    static func finishAverage(_ op: ReduceOp, _ result: Tensor, worldSize: Int) {
+        if op == .avg { Reduction.scale(result.baseAddress, dtype: result.dtype, count: result.count, dividingBy: worldSize) }
     }
 
     private func requireReducible(_ dtype: DType, _ op: ReduceOp, _ operation: OperationKind) throws(CommError) {
         try require(op != .avg || dtype.isFloatingPoint, operation, "avg needs a floating-point dtype, got \(dtype); use sum")
     }
+}
+
+extension ReduceOp {
+    /// What a backend reduces with: `sum` for `avg` (the core divides afterwards), the op itself otherwise.
+    var combining: ReduceOp { self == .avg ? .sum : self }
 }

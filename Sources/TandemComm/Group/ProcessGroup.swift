@@ -24,7 +24,7 @@ public final class ProcessGroup: @unchecked Sendable {
     public let store: any Store
 
     /// How this group moves data, chosen at creation (`ProcessGroupOptions.backend`, `TANDEM_BACKEND`).
-    public private(set) var backend: GroupBackend = .none
+    public var backend: GroupBackend { dataPlane?.kind ?? .none }
     /// The rank in the root group (usually `world`) of each member, by rank in this group; `0..<worldSize` for a
     /// group created directly.
     public internal(set) var globalRanks: [Int]
@@ -34,12 +34,13 @@ public final class ProcessGroup: @unchecked Sendable {
 
     let options: ProcessGroupOptions
     let health: GroupHealth
-    /// The TCP data plane: the transport of a TCP group, and the connections a root group shuts down.
+    /// The group's TCP connections: a TCP group's transport, what sub-groups are carved from, and what a root
+    /// group shuts down. Nil for one rank.
     let connections: TCPTransport?
-    /// What the algorithms move messages through: `connections`, or the shared-memory mailboxes.
-    private var transport: (any MessageTransport)?
+    /// The backend that moves this group's data (TCP, shared memory or hierarchical); nil for one rank.
+    private(set) var dataPlane: (any CommBackend)?
     /// The group's shared memory when it runs over it.
-    private(set) var shared: ShmMemory?
+    var shared: ShmMemory? { (dataPlane as? SharedMemoryBackend)?.memory }
     private let monitor: LivenessMonitor?
     private let executor: GroupExecutor
     /// The group this one was split from, kept alive (it owns the connections, memory and monitor); nil for a
@@ -47,8 +48,6 @@ public final class ProcessGroup: @unchecked Sendable {
     private let parent: ProcessGroup?
     /// Whether this group was carved from another (its shutdown then closes only itself).
     private let isCarved: Bool
-    /// The intra-host and leader groups when the backend is hierarchical.
-    private(set) var hierarchy: Hierarchy?
     /// Set by `shutdown()` of a split sub-group, which leaves the shared state alone.
     private let closed = Atomic<Bool>(false)
     private let groupIdentifier: UInt32
@@ -128,8 +127,7 @@ public final class ProcessGroup: @unchecked Sendable {
             group: name, rank: rank, worldSize: worldSize, sockets: mesh.data, rootRanks: rootRanks, health: health,
             spinNanoseconds: UInt64(max(options.spinMicroseconds, 0) * 1000))
         connections = tcp
-        transport = tcp
-        backend = .tcp
+        dataPlane = TCPBackend(connections: tcp, allReduceAlgorithm: options.allReduceAlgorithm)
         do {
             monitor = try LivenessMonitor(group: name, rank: rank, sockets: mesh.liveness, health: health)
         } catch {
@@ -176,8 +174,7 @@ public final class ProcessGroup: @unchecked Sendable {
             rootRanks: rootRanks, health: health,
             spinNanoseconds: UInt64(max(options.spinMicroseconds, 0) * 1000))
         connections = tcp
-        transport = tcp
-        backend = .tcp
+        dataPlane = TCPBackend(connections: tcp, allReduceAlgorithm: options.allReduceAlgorithm)
         // One small all-gather over the carved connections: the members agree on the group list and on a
         // shared-memory region.
         let agreed = try allGatherObject([listHash, parent.shared?.pool.freeRegions ?? 0])
@@ -212,9 +209,17 @@ public final class ProcessGroup: @unchecked Sendable {
             if !wasClosed, let shared, shared.region != 0 { shared.pool.release(shared.region) }
             return
         }
+        // A rank leaving a group that already failed is not a clean exit: its peers hear the failure (as an abort)
+        // rather than a goodbye, so one still waiting on its data reports why instead of "shut down early".
+        let earlier = health.error
         health.fail(.shutDown(group: name))
         executor.stop()
-        monitor?.stop(sayGoodbye: true)
+        if let earlier, !wasClosed {
+            monitor?.broadcastAbort(earlier)
+            monitor?.stop(sayGoodbye: false)
+        } else {
+            monitor?.stop(sayGoodbye: true)
+        }
         connections?.shutdownConnections()
     }
 
@@ -275,27 +280,21 @@ public final class ProcessGroup: @unchecked Sendable {
         let context = OperationContext(
             group: name, groupIdentifier: groupIdentifier, operation: operation, sequence: number, deadline: .after(seconds: timeout), timeoutSeconds: timeout)
         do {
-            return try body(
-                Collective(
-                    transport: transport, shared: shared, hierarchy: hierarchy, rank: rank, worldSize: worldSize, context: context, dtype: dtype,
-                    tag: tag, count: count))
+            return try body(Collective(backend: dataPlane, rank: rank, worldSize: worldSize, context: context, dtype: dtype, tag: tag, count: count))
         } catch {
             breakGroup(error)
             throw health.error ?? error
         }
     }
 
-    /// Moves this group's data plane onto `memory` (its ranks share a host).
-    func useSharedMemory(_ memory: ShmMemory) {
-        shared = memory
-        transport = ShmTransport(memory: memory)
-        backend = .sharedMemory
+    /// Moves this group onto `backend` (chosen once its TCP connections are up).
+    func use(_ backend: any CommBackend) {
+        dataPlane = backend
     }
 
-    /// Makes this group hierarchical over `hierarchy`'s sub-groups.
-    func useHierarchy(_ hierarchy: Hierarchy) {
-        self.hierarchy = hierarchy
-        backend = .hierarchical
+    /// Moves this group onto `memory` (its ranks share a host).
+    func useSharedMemory(_ memory: ShmMemory) {
+        use(SharedMemoryBackend(memory: memory, allReduceAlgorithm: options.allReduceAlgorithm))
     }
 
     /// Runs a step of a hierarchical operation on this sub-group, from inside the parent's operation (whose
@@ -308,9 +307,7 @@ public final class ProcessGroup: @unchecked Sendable {
     ) throws(CommError) -> Result {
         var context = parent
         context.groupIdentifier = groupIdentifier
-        let step = Collective(
-            transport: transport, shared: shared, hierarchy: nil, rank: rank, worldSize: worldSize, context: context, dtype: dtype,
-            tag: 0, count: count)
+        let step = Collective(backend: dataPlane, rank: rank, worldSize: worldSize, context: context, dtype: dtype, tag: 0, count: count)
         do {
             return try body(step)
         } catch {
@@ -366,31 +363,14 @@ extension ProcessGroup {
         options.allReduceAlgorithm.resolvedShared(bytes: bytes, worldSize: worldSize)
     }
 
-    /// The name of the algorithm `operation` uses for a message of `bytes` (for benchmarks and logs): the
-    /// all-reduce and reduce-scatter choices above, `direct`/`recursive_doubling`/`ring` for all-gather, `tree`/`chain` for
-    /// broadcast, `direct` for the rest; over shared memory `one_shot`/`two_shot` for all-reduce, `mailbox`
-    /// for point-to-point and all-to-all, `exchange` for the rest.
+    /// The name of the algorithm `operation` uses for a message of `bytes` (for benchmarks and logs): over TCP
+    /// the all-reduce and reduce-scatter choices above, `direct`/`recursive_doubling`/`ring` for all-gather,
+    /// `tree`/`chain` for broadcast, `direct` for the rest; over shared memory `one_shot`/`two_shot` for
+    /// all-reduce, `mailbox` for point-to-point and all-to-all, `exchange` for the rest; `hierarchical` for the
+    /// composed collectives of a group spanning hosts.
     public func algorithmName(_ operation: OperationKind, bytes: Int) -> String {
-        if backend == .hierarchical {
-            switch operation {
-            case .allReduce, .allGather, .allGatherV, .reduceScatter, .reduceScatterV, .broadcast, .barrier: return "hierarchical"
-            default: return "direct"
-            }
-        }
-        if backend == .sharedMemory {
-            switch operation {
-            case .allReduce: return sharedAllReduceAlgorithm(bytes: bytes).rawValue
-            case .send, .allToAll, .allToAllV: return "mailbox"
-            default: return "exchange"
-            }
-        }
-        return switch operation {
-        case .allReduce: allReduceAlgorithm(bytes: bytes).rawValue
-        case .reduceScatter, .reduceScatterV: reduceScatterAlgorithm(bytes: bytes).rawValue
-        case .allGather, .allGatherV: AllGatherAlgorithm.choose(bytes: bytes, worldSize: worldSize).rawValue
-        case .broadcast: BroadcastAlgorithm.choose(bytes: bytes).rawValue
-        case .gather, .scatter, .send, .allToAll, .allToAllV, .barrier: "direct"
-        }
+        dataPlane?.algorithmName(operation, bytes: bytes, worldSize: worldSize)
+            ?? TCPBackend.algorithmName(operation, bytes: bytes, worldSize: worldSize, allReduce: options.allReduceAlgorithm)
     }
 
     /// The reduce-scatter algorithm this group uses for an input of `bytes`.
