@@ -40,17 +40,60 @@ enum Posix {
         }
     }
 
-    /// Writes a whole line to stderr with one `write(2)`, ignoring failure (there is nowhere left to report it).
-    static func writeToStandardError(_ text: String) {
-        var bytes = Array(text.utf8)
-        bytes.withUnsafeMutableBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = write(2, buffer.baseAddress! + offset, buffer.count - offset)
-                if written <= 0 { if written == -1 && errno == EINTR { continue }; return }
+    /// One non-blocking transfer call (`send`, `recv`, `sendmsg`, `readv`, `accept` …): retries `EINTR` (and
+    /// `alsoRetrying`), returns nil when the call would block, the call's non-negative result otherwise.
+    static func transfer(
+        _ name: @autoclosure () -> String, alsoRetrying retried: Int32? = nil, _ body: () -> Int
+    ) throws(SystemCallError) -> Int? {
+        while true {
+            let result = body()
+            if result >= 0 { return result }
+            let code = errno
+            if code == EINTR || code == retried { continue }
+            if code == EAGAIN || code == EWOULDBLOCK { return nil }
+            throw SystemCallError(call: name(), errno: code)
+        }
+    }
+
+    /// `poll(2)` on `entries`, retrying `EINTR` with a fresh `timeout()` (milliseconds, -1 forever) so a signal
+    /// never stretches a deadline. Returns the number of ready entries, 0 when the timeout passed.
+    static func poll(_ entries: inout [pollfd], timeout: () -> Int32) throws(SystemCallError) -> Int {
+        while true {
+            let ready = entries.withUnsafeMutableBufferPointer { systemPoll($0.baseAddress, nfds_t($0.count), timeout()) }
+            if ready >= 0 { return Int(ready) }
+            let code = errno
+            if code != EINTR { throw SystemCallError(call: "poll", errno: code) }
+        }
+    }
+
+    /// Blocks until process `pid` ends and returns its `waitpid` status (retrying `EINTR`); nil when it is not
+    /// this process's child (already reaped).
+    static func waitForExit(_ pid: pid_t) -> Int32? {
+        var status: Int32 = 0
+        while true {
+            if waitpid(pid, &status, 0) == pid { return status }
+            if errno != EINTR { return nil }
+        }
+    }
+
+    /// Writes all of `bytes` to `descriptor`, retrying `EINTR`; stops quietly on any other failure (for output
+    /// whose loss has nowhere left to be reported: stderr, a closed terminal).
+    static func writeAll(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress else { return }
+        var offset = 0
+        while offset < bytes.count {
+            let written = write(descriptor, base + offset, bytes.count - offset)
+            if written > 0 {
                 offset += written
+            } else if written == 0 || errno != EINTR {
+                return
             }
         }
+    }
+
+    /// Writes a whole line to stderr, ignoring failure (there is nowhere left to report it).
+    static func writeToStandardError(_ text: String) {
+        Array(text.utf8).withUnsafeBytes { writeAll(2, $0) }
     }
 
     /// Ignores SIGPIPE for the whole process, so a write to a closed socket returns EPIPE instead of killing
@@ -94,4 +137,9 @@ public struct Deadline: Sendable, Comparable {
         clock_gettime(CLOCK_MONOTONIC, &spec)
         return UInt64(spec.tv_sec) &* 1_000_000_000 &+ UInt64(spec.tv_nsec)
     }
+}
+
+// Module-level alias: inside `Posix` the unqualified name resolves to its own `poll`.
+@inline(__always) private func systemPoll(_ entries: UnsafeMutablePointer<pollfd>?, _ count: nfds_t, _ timeout: Int32) -> Int32 {
+    poll(entries, count, timeout)
 }

@@ -122,19 +122,17 @@ final class Socket: @unchecked Sendable {
         while true {
             var storage = sockaddr_storage()
             var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            let accepted = withUnsafeMutablePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { posixAccept(descriptor, $0, &length) }
+            let accepted = try Posix.transfer("accept", alsoRetrying: ECONNABORTED) {
+                Int(withUnsafeMutablePointer(to: &storage) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { posixAccept(descriptor, $0, &length) }
+                })
             }
-            if accepted >= 0 {
-                let socket = Socket(descriptor: accepted)
-                _ = fcntl(accepted, F_SETFD, FD_CLOEXEC)
-                _ = fcntl(accepted, F_SETFL, fcntl(accepted, F_GETFL) | O_NONBLOCK)
+            if let accepted {
+                let descriptor = Int32(accepted)
+                let socket = Socket(descriptor: descriptor)
+                _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
+                _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
                 return (socket, SocketAddress(storage: storage).description)
-            }
-            let code = errno
-            if code == EINTR || code == ECONNABORTED { continue }
-            guard code == EAGAIN || code == EWOULDBLOCK else {
-                throw SystemCallError(call: "accept", errno: code)
             }
             guard try waitUntil(writable: false, deadline: deadline) else { return nil }
         }
@@ -181,25 +179,17 @@ final class Socket: @unchecked Sendable {
 
     /// Waits until the socket is readable (or writable); false when `deadline` passes first.
     func waitUntil(writable: Bool, deadline: Deadline) throws(SystemCallError) -> Bool {
-        var entry = pollfd(fd: descriptor, events: Int16(writable ? POLLOUT : POLLIN), revents: 0)
-        while true {
-            let ready = poll(&entry, 1, deadline.pollTimeout())
-            if ready > 0 { return true }
-            if ready == 0 { return false }
-            if errno != EINTR { throw SystemCallError(call: "poll", errno: errno) }
-        }
+        var entries = [pollfd(fd: descriptor, events: Int16(writable ? POLLOUT : POLLIN), revents: 0)]
+        return try Posix.poll(&entries) { deadline.pollTimeout() } > 0
     }
 
     /// Sends all `count` bytes, or throws. `ETIMEDOUT` when `deadline` passes first.
     func sendAll(_ bytes: UnsafeRawPointer, count: Int, deadline: Deadline) throws(SystemCallError) {
         var offset = 0
         while offset < count {
-            let sent = send(descriptor, bytes + offset, count - offset, sendFlags)
-            if sent > 0 { offset += sent; continue }
-            let code = errno
-            if sent == -1 && code == EINTR { continue }
-            guard sent == -1 && (code == EAGAIN || code == EWOULDBLOCK) else {
-                throw SystemCallError(call: "send", errno: code)
+            if let sent = try Posix.transfer("send", { send(descriptor, bytes + offset, count - offset, sendFlags) }) {
+                offset += sent
+                continue
             }
             guard try waitUntil(writable: true, deadline: deadline) else {
                 throw SystemCallError(call: "send", errno: ETIMEDOUT)
@@ -211,13 +201,10 @@ final class Socket: @unchecked Sendable {
     func receiveExactly(_ bytes: UnsafeMutableRawPointer, count: Int, deadline: Deadline) throws(SystemCallError) {
         var offset = 0
         while offset < count {
-            let received = recv(descriptor, bytes + offset, count - offset, 0)
-            if received > 0 { offset += received; continue }
-            if received == 0 { throw SystemCallError(call: "recv (connection closed by peer)", errno: ECONNRESET) }
-            let code = errno
-            if code == EINTR { continue }
-            guard code == EAGAIN || code == EWOULDBLOCK else {
-                throw SystemCallError(call: "recv", errno: code)
+            if let received = try Posix.transfer("recv", { recv(descriptor, bytes + offset, count - offset, 0) }) {
+                if received == 0 { throw SystemCallError(call: "recv (connection closed by peer)", errno: ECONNRESET) }
+                offset += received
+                continue
             }
             guard try waitUntil(writable: false, deadline: deadline) else {
                 throw SystemCallError(call: "recv", errno: ETIMEDOUT)

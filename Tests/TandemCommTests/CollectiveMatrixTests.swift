@@ -1,3 +1,4 @@
+import Foundation
 import TandemComm
 import TandemTensor
 import XCTest
@@ -50,6 +51,40 @@ final class CollectiveMatrixTests: XCTestCase {
                 }
                 try group.barrier()
                 try Self.checkObjects(group, failures)
+            }
+        }
+    }
+
+    /// `hasIncoming(from:)` (MPI's Iprobe) on every backend: false before a peer sends, true once its message has
+    /// begun to arrive (polled, bounded), false again after the receive consumed it; it never consumes. Rank 0
+    /// sends rank 1 nothing but the probed message (it waits on rank 1's "go" and "done"), and rank 2 nothing.
+    func testProbeSeesAMessageBeforeTheReceiveAndConsumesNothing() throws {
+        try runRanks(3) { group, failures in
+            let payload = Tensor(converting: [1, 2, 3, 4, 5], dtype: .float32)
+            let signal = Tensor(zeros: [1], dtype: .int32)
+            switch group.rank {
+            case 0:
+                try group.recv(into: signal, from: 1)
+                try group.send(payload, to: 1, tag: 9)
+                try group.recv(into: signal, from: 1)
+            case 1:
+                if group.hasIncoming(from: 0) { failures.record("a message from rank 0 before it sent one") }
+                if group.hasIncoming(from: 1) || group.hasIncoming(from: 7) { failures.record("a probe of itself or of no rank said yes") }
+                try group.send(signal, to: 0)
+                let deadline = Date().addingTimeInterval(10)
+                while !group.hasIncoming(from: 0) && Date() < deadline { usleep(100) }
+                if !group.hasIncoming(from: 0) { failures.record("no message from rank 0 within 10 s") }
+                if !group.hasIncoming(from: 0) { failures.record("a second probe consumed the message") }
+                if group.hasIncoming(from: 2) { failures.record("a message from rank 2, which sent none") }
+                let received = Tensor(zeros: [5], dtype: .float32)
+                try group.recv(into: received, from: 0, tag: 9)
+                failures.check(received, payload, "probed message")
+                if group.hasIncoming(from: 0) { failures.record("a message from rank 0 after the only one was received") }
+                try group.send(signal, to: 0)
+                try group.send(signal, to: 2)
+            default:
+                // Stays in the group (a rank that has left reads as an ended connection) until rank 1 is done.
+                try group.recv(into: signal, from: 1)
             }
         }
     }

@@ -36,4 +36,8 @@ protocol MessageTransport: AnyObject, Sendable {
     ///
     /// - Throws: `CommError.timeout` at `context.deadline`, `.peerLost`, `.mismatch`, or the group's failure.
     func transfer(sends: [OutgoingMessage], receives: [IncomingMessage], context: OperationContext) throws(CommError)
+
+    /// Whether bytes from `peer` are waiting to be received (or its connection ended): MPI's `Iprobe`. Never
+    /// consumes anything and never blocks.
+    func hasIncoming(from peer: Int) -> Bool
 }

@@ -26,6 +26,14 @@ extension ProcessGroup {
         enqueue { () throws(CommError) in try planPointToPoint([.receive(tensor, from: peer)], tag: tag) }
     }
 
+    /// Whether a message from `peer` has begun to arrive — any message, a collective's too — or its connection
+    /// ended (it left or died), so a `recv` from it would not wait for the peer (MPI's `Iprobe`); false for this
+    /// rank itself and in a one-rank group. Consumes nothing, never blocks, and may be called from any thread.
+    public func hasIncoming(from peer: Int) -> Bool {
+        guard peer != rank, (0..<worldSize).contains(peer) else { return false }
+        return dataPlane?.transport.hasIncoming(from: peer) ?? false
+    }
+
     /// Sends `outgoing` to `destination` while receiving `incoming` from `source`, both at once (a ring shift
     /// or a pairwise exchange cannot deadlock).
     public func sendReceive(_ outgoing: Tensor, to destination: Int, into incoming: Tensor, from source: Int, tag: Int32 = 0) throws(CommError) {

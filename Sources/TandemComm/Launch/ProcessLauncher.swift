@@ -184,8 +184,7 @@ public enum ProcessLauncher {
         let exits = ExitLog()
         let waiters = workers.enumerated().map { index, worker in
             JoinableThread(name: "tandem-wait-\(worker.rank)", stackBytes: 128 << 10) {
-                var status: Int32 = 0
-                while waitpid(worker.pid, &status, 0) == -1 && errno == EINTR {}
+                let status = Posix.waitForExit(worker.pid) ?? 0
                 exits.append(index, decodeWaitStatus(status))
             }
         }

@@ -91,8 +91,7 @@ public final class SpawnedRanks: @unchecked Sendable {
                         return
                     }
                     started.set(.success(child))
-                    var status: Int32 = 0
-                    while waitpid(child.pid, &status, 0) == -1 && errno == EINTR {}
+                    let status = Posix.waitForExit(child.pid) ?? 0
                     if !endings.record(child.rank, decodeWaitStatus(status)) { server.stop() }
                 })
             switch started.get() {

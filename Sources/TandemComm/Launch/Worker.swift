@@ -86,19 +86,11 @@ private func forwardLines(from source: Int32, to target: Int32, prefix: String, 
         var output = prefixBytes
         output.append(contentsOf: line)
         output.append(10)
-        output.withUnsafeBytes { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let written = write(target, bytes.baseAddress! + offset, bytes.count - offset)
-                if written <= 0 { if written < 0 && errno == EINTR { continue }; return }
-                offset += written
-            }
-        }
+        output.withUnsafeBytes { Posix.writeAll(target, $0) }
     }
     while true {
-        let count = read(source, &buffer, buffer.count)
-        if count < 0 && errno == EINTR { continue }
-        if count <= 0 { break }
+        // A blocking pipe: nil (would block) cannot happen; an error ends the stream like EOF.
+        guard let count = try? Posix.transfer("read", { read(source, &buffer, buffer.count) }), count > 0 else { break }
         pending.append(contentsOf: buffer[0..<count])
         var start = 0
         while let newline = pending[start...].firstIndex(of: 10) {

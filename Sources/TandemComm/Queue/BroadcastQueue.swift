@@ -1,6 +1,7 @@
 import CTandemAtomics
 import Foundation
 import Synchronization
+import TandemTensor
 
 #if canImport(Glibc)
 import Glibc
@@ -36,8 +37,9 @@ public enum QueueError: Error, Equatable, CustomStringConvertible {
 /// the writer waits until every local reader has released a chunk, copies the message in, and release-stores
 /// its `written` counter; each reader acquires it, copies the message out and release-stores its own `read`
 /// counter (one line per reader, so readers never contend). A message larger than a chunk overflows: the chunk
-/// carries only its length and the bytes follow as a frame on the writer's TCP connection to the reader.
-/// Readers on other hosts get every message as such a frame. The queue runs on a group of its own (created
+/// carries only its length and the bytes follow as a frame — two point-to-point messages of the queue's group,
+/// the 8-byte length (`QueueFrame.prefix`) and the bytes — through the group's transport, header-checked and
+/// bounded by its deadline like any other message. Readers on other hosts get every message as such a frame. The queue runs on a group of its own (created
 /// from `world` on the new-group path), so a reader blocked in `dequeue` never holds up the world's collectives.
 ///
 /// `dequeue(timeout:)` gives `QueueError.timeout` and consumes nothing when no message comes in time; the
@@ -225,7 +227,7 @@ public final class BroadcastQueue: @unchecked Sendable {
                 if !header.overflow {
                     message = Array(UnsafeRawBufferPointer(start: chunk + QueueFrame.chunkHeaderBytes, count: header.length))
                 } else {
-                    guard let frame = try receiveFrame(deadline: .after(seconds: group.timeout)), frame.count == header.length else {
+                    guard let frame = try receiveFrame(), frame.count == header.length else {
                         throw .failed(.mismatch(
                             group: name, peer: writer, expected: "an overflow frame of \(header.length) bytes", received: "something else"))
                     }
@@ -236,7 +238,7 @@ public final class BroadcastQueue: @unchecked Sendable {
                 return message
             }
             guard try wait(until: deadline, { readable() }) else { throw .timeout(seconds: seconds) }
-            guard let frame = try receiveFrame(deadline: .after(seconds: group.timeout)) else { throw .closed(queue: name) }
+            guard let frame = try receiveFrame() else { throw .closed(queue: name) }
             sequence += 1
             return frame
         }
@@ -260,9 +262,7 @@ public final class BroadcastQueue: @unchecked Sendable {
         guard !closedHere.exchange(true, ordering: .acquiringAndReleasing) else { return }
         guard rank == writer else { return }
         if let ring { tandem_store_release(counter(ring, 1), 1) }
-        for reader in remoteReaders {
-            try? socket(reader)?.sendAll(QueueFrame.prefix(length: nil), deadline: .after(seconds: 1))
-        }
+        for reader in remoteReaders { try? group.send(Self.tensor(QueueFrame.prefix(length: nil)), to: reader) }
     }
 
     // MARK: - Helpers
@@ -279,8 +279,6 @@ public final class BroadcastQueue: @unchecked Sendable {
     private func counter(_ ring: SharedSegment, _ line: Int) -> UnsafeMutablePointer<UInt64> {
         (ring.base + 64 * line).assumingMemoryBound(to: UInt64.self)
     }
-
-    private func socket(_ peer: Int) -> Socket? { group.connections?.sockets[peer] }
 
     private func health() throws(QueueError) {
         if let failure = group.failure { throw .failed(failure) }
@@ -303,44 +301,50 @@ public final class BroadcastQueue: @unchecked Sendable {
         }
     }
 
-    /// Whether the writer's connection has bytes (or EOF) to read.
-    private func readable() -> Bool {
-        guard let socket = socket(writer) else { return false }
-        var entry = pollfd(fd: socket.descriptor, events: Int16(POLLIN), revents: 0)
-        return poll(&entry, 1, 0) > 0
-    }
+    /// Whether the writer's first message of a frame has begun to arrive (or its connection ended).
+    private func readable() -> Bool { group.hasIncoming(from: writer) }
 
     private func sendFrame(_ message: [UInt8], to reader: Int) throws(QueueError) {
-        guard let socket = socket(reader) else { return }
-        let deadline = Deadline.after(seconds: group.timeout)
-        do {
-            try socket.sendAll(QueueFrame.prefix(length: message.count), deadline: deadline)
-            try socket.sendAll(message, deadline: deadline)
+        do throws(CommError) {
+            try group.send(Self.tensor(QueueFrame.prefix(length: message.count)), to: reader)
+            if !message.isEmpty { try group.send(Self.tensor(message), to: reader) }
         } catch {
-            throw .failed(group.failure ?? .peerLost(rank: reader, group: name, detail: "sending a message: \(error)"))
+            throw .failed(error)
         }
     }
 
     /// The next frame from the writer; nil for the writer's closing frame.
-    private func receiveFrame(deadline: Deadline) throws(QueueError) -> [UInt8]? {
-        guard let socket = socket(writer) else { throw .closed(queue: name) }
-        let prefix: [UInt8]
-        do {
-            prefix = try socket.receive(count: QueueFrame.prefixBytes, deadline: deadline)
-        } catch {
-            throw .failed(group.failure ?? .peerLost(rank: writer, group: name, detail: "receiving a message: \(error)"))
-        }
+    private func receiveFrame() throws(QueueError) -> [UInt8]? {
+        let prefix = Tensor(zeros: [QueueFrame.prefixBytes], dtype: .int8)
         let length: Int
-        do throws(ByteReader.Invalid) {
-            guard let announced = try QueueFrame.length(decodingPrefix: prefix) else { return nil }
-            length = announced
-        } catch {
-            throw corrupt(expected: "a message frame", error)
-        }
         do {
-            return try socket.receive(count: length, deadline: deadline)
+            try group.recv(into: prefix, from: writer)
+            guard let announced = try QueueFrame.length(decodingPrefix: Self.bytes(prefix)) else { return nil }
+            length = announced
+        } catch let error as CommError {
+            throw .failed(error)
+        } catch let error as ByteReader.Invalid {
+            throw corrupt(expected: "a message frame", error)
         } catch {
-            throw .failed(group.failure ?? .peerLost(rank: writer, group: name, detail: "receiving a message: \(error)"))
+            preconditionFailure("unreachable: \(error)")
         }
+        guard length > 0 else { return [] }
+        let message = Tensor(zeros: [length], dtype: .int8)
+        do throws(CommError) {
+            try group.recv(into: message, from: writer)
+        } catch {
+            throw .failed(error)
+        }
+        return Self.bytes(message)
+    }
+
+    private static func tensor(_ bytes: [UInt8]) -> Tensor {
+        let tensor = Tensor(zeros: [bytes.count], dtype: .int8)
+        bytes.withUnsafeBytes { tensor.baseAddress.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        return tensor
+    }
+
+    private static func bytes(_ tensor: Tensor) -> [UInt8] {
+        Array(UnsafeRawBufferPointer(start: tensor.baseAddress, count: tensor.byteCount))
     }
 }

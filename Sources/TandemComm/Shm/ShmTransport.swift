@@ -63,6 +63,8 @@ final class ShmTransport: MessageTransport, @unchecked Sendable {
         memory.written[peer] - tandem_load_acquire(memory.counter(memory.rank, memory.layout.consumedLine(peer))) < UInt64(memory.layout.slots)
     }
 
+    func hasIncoming(from peer: Int) -> Bool { hasChunk(from: peer) }
+
     /// Whether `peer` has written a chunk this rank has not taken.
     private func hasChunk(from peer: Int) -> Bool {
         tandem_load_acquire(memory.counter(peer, memory.layout.writtenLine(memory.rank))) > memory.consumed[peer]

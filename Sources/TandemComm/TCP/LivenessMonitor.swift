@@ -69,30 +69,29 @@ final class LivenessMonitor: @unchecked Sendable {
             peers.append(peer)
         }
         var pending = [[UInt8]](repeating: [], count: sockets.count)
+        var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
-            let ready = poll(&entries, nfds_t(entries.count), -1)
-            if ready < 0 {
-                if errno == EINTR { continue }
-                return
-            }
-            if entries[0].revents != 0 { return }
+            guard (try? Posix.poll(&entries, timeout: { -1 })) != nil, entries[0].revents == 0 else { return }
             for index in 1..<entries.count where entries[index].revents != 0 {
                 let peer = peers[index]
-                var buffer = [UInt8](repeating: 0, count: 4096)
-                let received = recv(entries[index].fd, &buffer, buffer.count, 0)
+                let descriptor = entries[index].fd
+                let received: Int?
+                var failure = "its connection closed: the process exited or was killed"
+                do {
+                    received = try Posix.transfer("recv") { recv(descriptor, &buffer, buffer.count, 0) }
+                } catch {
+                    received = 0
+                    failure = "connection error: \(error)"
+                }
+                guard let received else { continue }
                 if received > 0 {
                     pending[peer] += buffer[0..<received]
                     consume(&pending[peer], from: peer)
                     continue
                 }
-                if received < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) { continue }
                 // EOF or a reset: the peer's process is gone (or it closed after saying goodbye).
                 entries[index].fd = -1
-                if !health.hasDeparted(peer) {
-                    let detail = received == 0 ? "its connection closed: the process exited or was killed"
-                        : "connection error: \(String(cString: strerror(errno)))"
-                    health.fail(.peerLost(rank: peer, group: group, detail: detail))
-                }
+                if !health.hasDeparted(peer) { health.fail(.peerLost(rank: peer, group: group, detail: failure)) }
             }
         }
     }

@@ -106,6 +106,12 @@ final class TCPTransport: MessageTransport, @unchecked Sendable {
         }
     }
 
+    func hasIncoming(from peer: Int) -> Bool {
+        guard let socket = sockets[peer] else { return false }
+        var entries = [pollfd(fd: socket.descriptor, events: Int16(POLLIN), revents: 0)]
+        return ((try? Posix.poll(&entries) { 0 }) ?? 0) > 0
+    }
+
     @inline(__always)
     private func headerSlot(_ index: Int) -> UnsafeMutableRawPointer {
         headerArea + index * WireHeader.byteCount
@@ -126,18 +132,20 @@ final class TCPTransport: MessageTransport, @unchecked Sendable {
             count = 1
         }
         let descriptor = sockets[message.peer]!.descriptor
-        let result = withUnsafeMutablePointer(to: &vectors) { pointer in
-            pointer.withMemoryRebound(to: iovec.self, capacity: 2) { iov in
-                var header = msghdr()
-                header.msg_iov = iov
-                header.msg_iovlen = numericCast(count)
-                return sendmsg(descriptor, &header, noSignal | Int32(MSG_DONTWAIT))
-            }
+        do {
+            return try Posix.transfer("sendmsg") {
+                withUnsafeMutablePointer(to: &vectors) { pointer in
+                    pointer.withMemoryRebound(to: iovec.self, capacity: 2) { iov in
+                        var header = msghdr()
+                        header.msg_iov = iov
+                        header.msg_iovlen = numericCast(count)
+                        return sendmsg(descriptor, &header, noSignal | Int32(MSG_DONTWAIT))
+                    }
+                }
+            } ?? 0
+        } catch {
+            throw connectionFailure(peer: message.peer, detail: "send failed: \(error)")
         }
-        if result >= 0 { return result }
-        let code = errno
-        if code == EAGAIN || code == EWOULDBLOCK || code == EINTR { return 0 }
-        throw connectionFailure(peer: message.peer, detail: "send failed: \(String(cString: strerror(code)))")
     }
 
     private func receiveSome(
@@ -155,16 +163,21 @@ final class TCPTransport: MessageTransport, @unchecked Sendable {
             count = 1
         }
         let descriptor = sockets[message.peer]!.descriptor
-        let result = withUnsafeMutablePointer(to: &vectors) { pointer in
-            pointer.withMemoryRebound(to: iovec.self, capacity: 2) { readv(descriptor, $0, count) }
+        let result: Int?
+        do {
+            result = try Posix.transfer("readv") {
+                withUnsafeMutablePointer(to: &vectors) { pointer in
+                    pointer.withMemoryRebound(to: iovec.self, capacity: 2) { readv(descriptor, $0, count) }
+                }
+            }
+        } catch {
+            throw connectionFailure(peer: message.peer, detail: "receive failed: \(error)")
         }
-        if result > 0 { return result }
+        guard let result else { return 0 }
         if result == 0 {
             throw connectionFailure(peer: message.peer, detail: "its connection closed: the process exited, was killed, or shut the group down")
         }
-        let code = errno
-        if code == EAGAIN || code == EWOULDBLOCK || code == EINTR { return 0 }
-        throw connectionFailure(peer: message.peer, detail: "receive failed: \(String(cString: strerror(code)))")
+        return result
     }
 
     /// A broken connection. When the liveness monitor knows why (the peer aborted, died, or shut down cleanly),
@@ -200,11 +213,13 @@ final class TCPTransport: MessageTransport, @unchecked Sendable {
         for (index, message) in receives.enumerated() where received[index] < WireHeader.byteCount + message.bytes {
             entries.append(pollfd(fd: sockets[message.peer]!.descriptor, events: Int16(POLLIN), revents: 0))
         }
-        while true {
-            let ready = poll(&entries, nfds_t(entries.count), context.deadline.pollTimeout())
-            if ready > 0 { break }
-            if ready < 0 && errno == EINTR { continue }
-            if ready < 0 { throw health.error ?? .bootstrap(group: context.group, detail: "poll failed: \(String(cString: strerror(errno)))") }
+        let ready: Int
+        do {
+            ready = try Posix.poll(&entries) { context.deadline.pollTimeout() }
+        } catch {
+            throw health.error ?? .bootstrap(group: context.group, detail: "\(error)")
+        }
+        if ready == 0 {
             var silent = Set<Int>()
             for (index, message) in receives.enumerated() where received[index] < WireHeader.byteCount + message.bytes {
                 silent.insert(message.peer)
