@@ -15,6 +15,9 @@ let package = Package(
         .library(name: "TandemServer", targets: ["TandemServer"]),
         .executable(name: "tandem", targets: ["tandem"]),
     ],
+    // `MPI`: the MPI backend (`TANDEM_BACKEND=mpi`), built against the system's MPI (pkg-config `mpi`: Debian's
+    // libopenmpi-dev or libmpich-dev). Off by default, so the default build needs no MPI.
+    traits: [.trait(name: "MPI", description: "The MPI backend of TandemComm (needs an MPI library and pkg-config's `mpi`)")],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
@@ -37,7 +40,11 @@ let package = Package(
         .target(name: "CTandemAtomics"),
         // System calls Swift cannot call directly (header-only C).
         .target(name: "CTandemSystem"),
-        .target(name: "TandemComm", dependencies: ["TandemTensor", "CTandemAtomics", "CTandemSystem"]),
+        // MPI (only with the `MPI` trait).
+        .systemLibrary(name: "CMPI", pkgConfig: "mpi", providers: [.apt(["libopenmpi-dev"])]),
+        .target(
+            name: "TandemComm",
+            dependencies: ["TandemTensor", "CTandemAtomics", "CTandemSystem", .target(name: "CMPI", condition: .when(traits: ["MPI"]))]),
         .target(name: "TandemParallel", dependencies: ["TandemComm", "TandemTensor"]),
         // Hugging Face tokenizer.json (byte-level BPE): no weights, no tensors, so a front end can use it alone.
         .target(name: "TandemTokenizer"),

@@ -17,6 +17,8 @@ public enum CommError: Error, Equatable, CustomStringConvertible {
     case shutDown(group: String)
     /// Setting up the group failed.
     case bootstrap(group: String, detail: String)
+    /// The library under a backend (MPI) reported an error it does not say more about; `detail` is its message.
+    case library(group: String, operation: String, detail: String)
 
     /// `peerLost` for a peer that shut its group down cleanly while this rank still waited on it.
     static func departed(_ rank: Int, group: String) -> CommError {
@@ -42,6 +44,8 @@ public enum CommError: Error, Equatable, CustomStringConvertible {
             "group '\(group)' has been shut down"
         case let .bootstrap(group, detail):
             "group '\(group)': setup failed: \(detail)"
+        case let .library(group, operation, detail):
+            "group '\(group)': \(operation) failed in the backend's library: \(detail)"
         }
     }
 }

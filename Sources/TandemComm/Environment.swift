@@ -54,7 +54,7 @@ public enum TandemEnvironment {
     /// Forces the data plane.
     public static let backend = Variable(
         name: "TANDEM_BACKEND", defaultValue: "auto",
-        summary: "data plane: auto (shared memory on one host, hierarchical across hosts when a host has several ranks, else TCP), shm, tcp or hier")
+        summary: "data plane: auto (shared memory on one host, hierarchical across hosts when a host has several ranks, else TCP), shm, tcp, hier or mpi (builds with the MPI trait; ranks started by one mpirun/srun)")
     /// Size of each half of a rank's shared-memory exchange area.
     public static let sharedBuffer = Variable(
         name: "TANDEM_SHM_BUFFER_KB", defaultValue: "1024",

@@ -35,6 +35,7 @@ func reportFailure(_ error: any Error, linger: Double) -> Never {
         case .invalidArgument: kind = "invalidArgument"
         case .shutDown: kind = "shutDown"
         case .bootstrap: kind = "bootstrap"
+        case .library: kind = "library"
         }
     }
     report("ERROR kind=\(kind) rank=\(rank) at_ms=\(wallMilliseconds()) message=\(error)")
@@ -44,7 +45,7 @@ func reportFailure(_ error: any Error, linger: Double) -> Never {
 
 let arguments = CommandLine.arguments.dropFirst()
 guard let scenario = arguments.first else {
-    report("usage: tandem-test-worker collectives|parallel|queue|soak [ops=N seed=S victim=R kill-at=N regroup=K stop-file=F]|kill-mid-collective VICTIM|kill-while-idle|mismatch-size|exit-code CODE|sleep|await-peer-loss DIR")
+    report("usage: tandem-test-worker collectives|matrix|parallel|queue|soak [ops=N seed=S victim=R kill-at=N regroup=K stop-file=F]|kill-mid-collective VICTIM|kill-while-idle|mismatch-size|exit-code CODE|sleep|await-peer-loss DIR")
     exit(2)
 }
 
@@ -56,7 +57,7 @@ do {
     // `--fake-hosts` (last argument): even and odd ranks claim different hosts, so one machine runs a
     // hierarchical group (shared memory inside each pretend host, TCP between them).
     var options = try ProcessGroupOptions.fromEnvironment()
-    let rendezvous = try Rendezvous.fromEnvironment()
+    let rendezvous = try Rendezvous.fromLauncher()
     if arguments.last == "--fake-hosts" { options.hostIdentity = "pretend-host-\(rendezvous.rank % 2)" }
     group = try ProcessGroup.initialize(rendezvous, options: options)
 } catch {
@@ -79,6 +80,9 @@ do {
         let objectOK = names == (0..<world).map { "rank-\($0)" }
         try group.barrier()
         report("RESULT rank=\(rank) world=\(world) backend=\(group.backend) allReduce=\(reduceOK) allGather=\(gatherOK) objects=\(objectOK)")
+    case "matrix":
+        let outcome = try runMatrix(group)
+        report("RESULT rank=\(rank) world=\(world) backend=\(group.backend) checks=\(outcome.checks) wrong=\(outcome.wrong) first=\(outcome.first)")
     case "kill-mid-collective":
         let victim = Int(arguments.dropFirst().first ?? "") ?? 1
         let tensor = Tensor(zeros: [1 << 20], dtype: .float32)

@@ -74,7 +74,10 @@ struct Info: ParsableCommand {
             print("  tcp (forced): sockets even between ranks of one host")
         case .hier:
             print("  hier (forced): hierarchical whenever a group spans hosts, even with one rank per host")
+        case .mpi:
+            print("  mpi (forced): MPI's collectives over a communicator of each group's members (one mpirun/srun job)")
         }
+        print("  MPI backend in this build: \(BackendChoice.buildHasMPI ? "yes" : "no (swift build --traits MPI)")")
         print("  shared memory per rank: \(2 * options.sharedBufferBytes / 1024) KiB exchange + mailboxes; /dev/shm free: \(devShmFree())")
     }
 

@@ -9,6 +9,18 @@ public enum BackendChoice: String, Sendable, CaseIterable {
     case shm
     /// Hierarchical whenever the members span hosts (even with one rank per host); shared memory on one host.
     case hier
+    /// MPI's collectives and point-to-point over a communicator of the members (every rank started by one
+    /// `mpirun`/`srun` job); needs a build with the `MPI` trait.
+    case mpi
+
+    /// Whether this build has the MPI backend (`swift build --traits MPI`).
+    public static var buildHasMPI: Bool {
+        #if MPI
+        true
+        #else
+        false
+        #endif
+    }
 }
 
 /// The data plane a group runs on, decided when it is created.
@@ -21,6 +33,8 @@ public enum GroupBackend: String, Sendable, CustomStringConvertible {
     case sharedMemory = "shm"
     /// Several hosts: shared memory inside each, TCP among one leader per host.
     case hierarchical = "hier"
+    /// An MPI communicator of the members.
+    case mpi
 
     public var description: String { rawValue }
 }

@@ -133,7 +133,11 @@ public final class ProcessGroup: @unchecked Sendable {
         } catch {
             throw .bootstrap(group: name, detail: "\(error)")
         }
-        if options.backend != .tcp { try chooseDataPlane(token: token, scope: scoped.fullPrefix) }
+        switch options.backend {
+        case .tcp: break
+        case .mpi: try setUpMPI(scope: scoped.fullPrefix)
+        case .auto, .shm, .hier: try chooseDataPlane(token: token, scope: scoped.fullPrefix)
+        }
         // The setup's own collectives are not the user's: numbering starts afresh (equal on every rank).
         sequence = 0
         Log.info("group '\(name)' rank \(rank) of \(worldSize): backend \(backend)")
@@ -181,6 +185,7 @@ public final class ProcessGroup: @unchecked Sendable {
         if let other = agreed.firstIndex(where: { $0[0] != listHash }) {
             throw .bootstrap(group: name, detail: "rank \(globalRanks[other]) split with a different list of groups than rank \(globalRanks[rank])")
         }
+        try carveMPI(from: parent, members: members, listHash: listHash)
         if let parentMemory = parent.shared, options.backend != .tcp,
             let memory = try carveSharedMemory(from: parentMemory, ranksInParent: members, freeRegions: agreed.map { $0[1] })
         {

@@ -1,0 +1,89 @@
+#if MPI
+import CMPI
+
+/// Point-to-point messages over an MPI communicator: each message is two MPI messages to or from its peer, the
+/// 40-byte `WireHeader` and then the payload (MPI keeps messages between a pair in order), all posted at once
+/// (`MPI_Isend`/`MPI_Irecv`) and polled together against the deadline. Every received header is checked
+/// against the expected one, so mismatched sizes, dtypes and orders surface as `mismatch` as on the other
+/// backends; a payload larger than expected is MPI's truncation error, reported with the header that
+/// announced it.
+final class MPITransport: MessageTransport, @unchecked Sendable {
+    private let communicator: MPI_Comm?
+    private let wait: SpinWait
+    /// The one tag of Tandem's point-to-point messages (MPI's collectives use their own context).
+    private static let tag: Int32 = 0
+
+    init(communicator: MPI_Comm?, wait: SpinWait) {
+        self.communicator = communicator
+        self.wait = wait
+    }
+
+    func transfer(sends: [OutgoingMessage], receives: [IncomingMessage], context: OperationContext) throws(CommError) {
+        let messages = sends.count + receives.count
+        // Headers live until every request completes; after a failure MPI may still fill them, so they are
+        // then left allocated (a few bytes per failed group).
+        let headers = UnsafeMutableRawPointer.allocate(byteCount: max(messages, 1) * WireHeader.byteCount, alignment: 8)
+        headers.initializeMemory(as: UInt8.self, repeating: 0, count: max(messages, 1) * WireHeader.byteCount)
+        var requests = [MPI_Request?](repeating: tandem_mpi_request_null(), count: 2 * messages)
+        var code: Int32 = 0
+        for (index, message) in sends.enumerated() where code == 0 {
+            let header = headers + index * WireHeader.byteCount
+            message.header.encode(into: header)
+            code = MPI_Isend(header, Int32(WireHeader.byteCount), tandem_mpi_byte(), Int32(message.peer), Self.tag, communicator, &requests[2 * index])
+            if code == 0 {
+                code = MPI_Isend(
+                    message.payload, try count(message.bytes, context), tandem_mpi_byte(), Int32(message.peer), Self.tag, communicator,
+                    &requests[2 * index + 1])
+            }
+        }
+        for (offset, message) in receives.enumerated() where code == 0 {
+            let index = sends.count + offset
+            let header = headers + index * WireHeader.byteCount
+            code = MPI_Irecv(header, Int32(WireHeader.byteCount), tandem_mpi_byte(), Int32(message.peer), Self.tag, communicator, &requests[2 * index])
+            if code == 0 {
+                code = MPI_Irecv(
+                    message.destination, try count(message.bytes, context), tandem_mpi_byte(), Int32(message.peer), Self.tag, communicator,
+                    &requests[2 * index + 1])
+            }
+        }
+        try MPIRuntime.check(code, group: context.group, operation: "\(context.operation) (MPI_Isend/MPI_Irecv)")
+        var failure: Int32 = 0
+        let peers = Set(sends.map(\.peer) + receives.map(\.peer)).sorted()
+        try wait.until(context, silent: { peers }) {
+            var done: Int32 = 0
+            let result = MPI_Testall(Int32(requests.count), &requests, &done, tandem_mpi_statuses_ignore())
+            if result != 0 { failure = result }
+            return done != 0 || result != 0
+        }
+        for (offset, message) in receives.enumerated() {
+            let header = headers + (sends.count + offset) * WireHeader.byteCount
+            guard let received = WireHeader.decode(from: header) else {
+                if failure != 0 { break }
+                throw .mismatch(
+                    group: context.group, peer: message.peer, expected: message.expected.summary,
+                    received: "bytes that are not a Tandem message header")
+            }
+            if received != message.expected {
+                throw .mismatch(group: context.group, peer: message.peer, expected: message.expected.summary, received: received.summary)
+            }
+        }
+        try MPIRuntime.check(failure, group: context.group, operation: "\(context.operation) (MPI_Testall)")
+        headers.deallocate()
+    }
+
+    func hasIncoming(from peer: Int) -> Bool {
+        var flag: Int32 = 0
+        let code = MPI_Iprobe(Int32(peer), Self.tag, communicator, &flag, tandem_mpi_status_ignore())
+        return code == 0 && flag != 0
+    }
+
+    private func count(_ bytes: Int, _ context: OperationContext) throws(CommError) -> Int32 {
+        guard let narrow = Int32(exactly: bytes) else {
+            throw .invalidArgument(
+                group: context.group, operation: context.operation.description,
+                detail: "a message of \(bytes) bytes exceeds MPI's 32-bit counts (at most \(Int32.max)); split it or use another backend")
+        }
+        return narrow
+    }
+}
+#endif
