@@ -11,8 +11,8 @@ PRESET ?= small
 .PHONY: run test build build-release deps compare-deps compare fuzz soak bench-serve bench-layouts bench-quantized compare-gguf compare-quantizer bench-sync clean
 
 # System packages the build and tests need: OpenBLAS (matrix multiply) and pkg-config to find it; the
-# multi-host test needs iproute2 (network namespaces stand in for hosts), the cluster-launch test OpenMPI's
-# mpirun (openmpi-bin); the independent references in
+# multi-host test needs iproute2 (network namespaces stand in for hosts), the cluster-launch and MPI tests
+# OpenMPI (openmpi-bin, and libopenmpi-dev for the MPI trait's build); the independent references in
 # tools/reference need Python 3 with the `tokenizers`, `numpy`, `jinja2`, `openai`, `prometheus_client` and `gguf` packages (PyPI).
 deps:
 	@command -v $(SWIFT) >/dev/null || { echo "Swift is not installed: see https://www.swift.org/install" >&2; exit 1; }
@@ -20,6 +20,7 @@ deps:
 	{ command -v pkg-config >/dev/null && pkg-config --exists openblas; } || missing="libopenblas-dev pkg-config"; \
 	if ! command -v ip >/dev/null && [ "$$(id -u)" = 0 ]; then missing="$$missing iproute2"; fi; \
 	command -v mpirun >/dev/null || missing="$$missing openmpi-bin"; \
+	pkg-config --exists mpi 2>/dev/null || missing="$$missing libopenmpi-dev"; \
 	if [ -n "$$missing" ]; then \
 	  if ! command -v apt-get >/dev/null; then echo "install OpenBLAS and pkg-config (missing:$$missing)" >&2; exit 1; \
 	  elif [ "$$(id -u)" = 0 ]; then echo "installing:$$missing"; apt-get update -qq && apt-get install -y -qq $$missing; \
@@ -35,9 +36,12 @@ build-release: deps
 	$(SWIFT) build -c release --product tandem
 
 # Tests build in release: the collective matrix and stress runs move hundreds of MiB through reference
-# checks, which a debug build makes ~100× slower.
+# checks, which a debug build makes ~100× slower. They build with the MPI trait (the MPI backend and its
+# tests); the communication library is also compiled without it, in a scratch folder of its own (switching
+# traits in one folder rebuilds everything), so the default build's branches compile too.
 build: deps
-	$(SWIFT) build -c release --build-tests
+	$(SWIFT) build -c release --target TandemComm --scratch-path .build/without-traits
+	$(SWIFT) build -c release --build-tests --traits MPI
 
 run: build-release
 	@[ -f $(MODEL)/model.safetensors ] || .build/release/tandem make-model --out $(MODEL) --preset $(PRESET) --force

@@ -132,13 +132,17 @@ final class MPIBackend: CommBackend, @unchecked Sendable {
         var request = tandem_mpi_request_null()
         try MPIRuntime.check(start(&request), group: step.context.group, operation: name)
         var failure: Int32 = 0
-        try wait.until(step.context, silent: { (0..<step.worldSize).filter { $0 != step.rank } }) {
+        try wait.until(step.context, silent: { (0..<step.worldSize).filter { $0 != step.rank } }, departureGrace: MPIRuntime.departureGrace) {
             var done: Int32 = 0
             let code = MPI_Test(&request, &done, tandem_mpi_status_ignore())
             if code != 0 { failure = code }
             return done != 0 || code != 0
         }
-        try MPIRuntime.check(failure, group: step.context.group, operation: name)
+        // MPI does not compare the sizes ranks pass: a disagreement surfaces here as its own error, so say so.
+        try MPIRuntime.check(
+            failure, group: step.context.group,
+            operation: "\(name) (\(step.context.operation) #\(step.context.sequence), \(step.count) \(step.dtype) elements here; MPI does "
+                + "not check that every rank passed the same size)")
     }
 }
 

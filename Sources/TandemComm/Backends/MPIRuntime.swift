@@ -18,6 +18,10 @@ enum MPIRuntime {
         let size: Int
     }
 
+    /// Seconds an MPI wait goes on after a peer shut its group down: the peer may have finished its part of the
+    /// operation first, and MPI completes it here only as this rank polls.
+    static let departureGrace = 1.0
+
     private static let started: Result<World, StartFailure> = start()
     private static let failed = Atomic<Bool>(false)
 

@@ -49,7 +49,7 @@ final class MPITransport: MessageTransport, @unchecked Sendable {
         try MPIRuntime.check(code, group: context.group, operation: "\(context.operation) (MPI_Isend/MPI_Irecv)")
         var failure: Int32 = 0
         let peers = Set(sends.map(\.peer) + receives.map(\.peer)).sorted()
-        try wait.until(context, silent: { peers }) {
+        try wait.until(context, silent: { peers }, departureGrace: MPIRuntime.departureGrace) {
             var done: Int32 = 0
             let result = MPI_Testall(Int32(requests.count), &requests, &done, tandem_mpi_statuses_ignore())
             if result != 0 { failure = result }

@@ -46,6 +46,14 @@ extension ProcessGroup {
         #endif
     }
 
+    /// Tells MPI this process saw a group fail: it will not finalise MPI at exit (finalising waits for every
+    /// process of the job, which a dead one never joins).
+    func noteMPIFailure() {
+        #if MPI
+        MPIRuntime.recordFailure()
+        #endif
+    }
+
     /// The `MPI_Comm_create_group` tag of a group: from its store scope, so groups created at once never share one.
     private static func mpiTag(_ scope: String) -> Int32 {
         Int32(stableHash(scope) % 32_767)

@@ -337,6 +337,7 @@ public final class ProcessGroup: @unchecked Sendable {
     /// Records `error` as the group's failure and, when this rank is its origin, tells every peer.
     private func breakGroup(_ error: CommError) {
         guard health.fail(error) else { return }
+        if backend == .mpi { noteMPIFailure() }
         Log.debug("group '\(name)' rank \(rank): \(error)")
         if case .peerAborted = error { return }
         monitor?.broadcastAbort(error)

@@ -25,16 +25,23 @@ struct SpinWait {
 
     /// Returns once `isReady()` holds.
     ///
-    /// - Parameter silent: the peers that have not yet done their part, for the timeout error.
+    /// - Parameters:
+    ///   - silent: the peers that have not yet done their part, for the timeout error.
+    ///   - departureGrace: seconds to keep waiting after a silent peer shut its group down, for a library that
+    ///     completes an operation on each rank separately (MPI: a peer may finish its part and leave before this
+    ///     rank has seen the operation complete); 0 gives up at once.
     /// - Throws: the group's failure, `peerLost` when a silent peer shut its group down, or `CommError.timeout`
     ///   at the operation's deadline.
     @inline(__always)
-    func until(_ context: OperationContext, silent: () -> [Int], _ isReady: () -> Bool) throws(CommError) {
+    func until(_ context: OperationContext, silent: () -> [Int], departureGrace: Double = 0, _ isReady: () -> Bool) throws(CommError) {
         let departed = { (peer: Int) in health.hasDeparted(rootRanks[peer]) }
         switch try wait(until: context.deadline, abandon: { silent().contains(where: departed) }, isReady) {
         case .ready:
             return
         case .abandoned:
+            if departureGrace > 0, try wait(until: min(context.deadline, .after(seconds: departureGrace)), abandon: { false }, isReady) == .ready {
+                return
+            }
             throw .departed(silent().first(where: departed) ?? -1, group: context.group)
         case .timedOut:
             throw .timeout(
