@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TandemComm
 import TandemTestSupport
 import XCTest
 
@@ -122,6 +123,27 @@ final class GenerateCommandTests: XCTestCase {
             XCTAssertEqual(report.outputs.map(\.token_ids), single.outputs.map(\.token_ids), "Slurm step \(step)")
         }
     }
+
+    #if MPI
+    /// `mpirun -np 4 tandem generate --tp 2 --pp 2` on the MPI backend (every group — world, tp, the pipeline
+    /// links, the step queue — an MPI communicator) gives one rank's tokens.
+    func testMpirunOnTheMPIBackendGivesTheTokensOfOneRank() throws {
+        let single = try generate(tp: 1)
+        let run = try BuiltProgram.run(
+            "/usr/bin/env",
+            ["mpirun", "--oversubscribe", "-np", "4", BuiltProgram.tandem, "generate", "--model", directory!, "--tp", "2", "--pp", "2"]
+                + generateArguments,
+            environment: [
+                "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "TANDEM_JOB_TOKEN": "",
+                TandemEnvironment.backend.name: "mpi", "TANDEM_LOG_LEVEL": "info",
+            ])
+        XCTAssertEqual(run.status, 0, run.output)
+        XCTAssertEqual(run.lines(containing: "group 'world' rank").filter { $0.contains("backend mpi") }.count, 4, run.output)
+        let line = try XCTUnwrap(run.output.split(separator: "\n").first { $0.hasPrefix("{") }, run.output)
+        let report = try JSONDecoder().decode(Report.self, from: Data(line.utf8))
+        XCTAssertEqual(report.outputs.map(\.token_ids), single.outputs.map(\.token_ids))
+    }
+    #endif
 
     /// Through processes, an engine squeezed to a 12-block pool of 4 positions, 8-token steps and 2 running
     /// requests (so prompts are chunked and requests preempted and recomputed) gives the tokens of the default
