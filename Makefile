@@ -8,7 +8,7 @@ NPROC ?= 2
 MODEL ?= .build/models/small
 PRESET ?= small
 
-.PHONY: run test build build-release deps compare-deps compare fuzz soak bench-serve bench-layouts bench-quantized compare-gguf compare-quantizer bench-sync clean
+.PHONY: run test build build-release deps compare-deps compare compare-mpi fuzz soak bench-serve bench-layouts bench-quantized compare-gguf compare-quantizer bench-sync clean
 
 # System packages the build and tests need: OpenBLAS (matrix multiply) and pkg-config to find it; the
 # multi-host test needs iproute2 (network namespaces stand in for hosts), the cluster-launch and MPI tests
@@ -64,6 +64,12 @@ compare-deps:
 compare: build-release compare-deps
 	MODE=tcp benchmarks/compare_comm.sh
 	MODE=shm benchmarks/compare_comm.sh
+
+# Tandem's MPI backend beside OpenMPI's own benchmark under one mpirun (the wrapper's overhead); builds the
+# tandem binary with the MPI trait.
+compare-mpi: compare-deps
+	$(SWIFT) build -c release --traits MPI --product tandem
+	MODE=mpi benchmarks/compare_comm.sh
 
 # Fuzzing (libFuzzer + AddressSanitizer) of the wire formats and file parsers: each harness runs until
 # FUZZ_RUNS inputs (default 10^6) or FUZZ_SECONDS (default 1800) pass. See Fuzz/README.md; last results in

@@ -6,6 +6,9 @@
 # MODE=tcp (default): Tandem over TCP (--backend tcp), OpenMPI with its TCP transport only, Gloo (TCP).
 # MODE=shm: Tandem over shared memory (--backend shm), OpenMPI with its shared-memory transport (btl vader);
 #           Gloo has no shared-memory transport and is left out.
+# MODE=mpi: Tandem's MPI backend (TANDEM_BACKEND=mpi, ranks started by the same mpirun with the same transport,
+#           vader) beside OpenMPI's own benchmark: the ratio is the wrapper's overhead. Needs a build with the MPI
+#           trait (`make compare-mpi` builds it).
 #
 # Each tool runs REPEATS times per op (interleaved, a pause between runs) and the table shows the median of
 # those runs: on a small shared machine one run of any tool can land on a bad scheduling moment.
@@ -28,8 +31,8 @@ TANDEM=.build/release/tandem
 OUT=benchmarks/out
 case "$MODE" in
   tcp) MPI_TRANSPORT=(--mca btl tcp,self --mca btl_tcp_if_include lo) ;;
-  shm) MPI_TRANSPORT=(--mca btl vader,self) ;;
-  *) echo "MODE must be tcp or shm, got $MODE" >&2; exit 2 ;;
+  shm|mpi) MPI_TRANSPORT=(--mca btl vader,self) ;;
+  *) echo "MODE must be tcp, shm or mpi, got $MODE" >&2; exit 2 ;;
 esac
 mkdir -p "$OUT"
 [ -x "$TANDEM" ] || { echo "build first: make build-release" >&2; exit 1; }
@@ -42,8 +45,14 @@ for n in "${RANKS[@]}"; do
   for op in ${OPS//,/ }; do
    for _ in $(seq "$REPEATS"); do
     # Into a file first: a process started beside the benchmark (python's start-up) would steal its cores.
-    "$TANDEM" bench comm --nproc "$n" --backend "$MODE" --op "$op" --min-bytes "$MIN" --max-bytes "$MAX" --step-factor "$STEP" \
-      --iters "$ITERS" --warmup "$WARMUP" --json > "$OUT/tandem.json"
+    if [ "$MODE" = mpi ]; then
+      TANDEM_BACKEND=mpi mpirun --allow-run-as-root --oversubscribe -np "$n" --mca pml ob1 "${MPI_TRANSPORT[@]}" \
+        "$TANDEM" bench comm --op "$op" --min-bytes "$MIN" --max-bytes "$MAX" --step-factor "$STEP" \
+        --iters "$ITERS" --warmup "$WARMUP" --json > "$OUT/tandem.json"
+    else
+      "$TANDEM" bench comm --nproc "$n" --backend "$MODE" --op "$op" --min-bytes "$MIN" --max-bytes "$MAX" --step-factor "$STEP" \
+        --iters "$ITERS" --warmup "$WARMUP" --json > "$OUT/tandem.json"
+    fi
     python3 -c 'import json,sys; [print(json.dumps(dict(r, tool="tandem"))) for r in json.load(open(sys.argv[1]))]' \
       "$OUT/tandem.json" >> "$results"
     mpirun --allow-run-as-root --oversubscribe -np "$n" --mca pml ob1 "${MPI_TRANSPORT[@]}" \
