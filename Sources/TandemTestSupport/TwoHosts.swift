@@ -64,4 +64,48 @@ public struct TwoHosts: Sendable {
         let secondRun = try BuiltProgram.run(ip, arguments(1), environment: environment(1), timeout: timeout)
         return [try firstRun.value.get(), secondRun]
     }
+
+    /// Runs `program` as `perHost` ranks on each host under one OpenMPI `mpirun`, started on host 0, which starts
+    /// its daemon on host 1 the way it would over ssh — through an rsh agent script that runs the command in
+    /// host 1's namespace. A wrapper names each rank's host and interface after the namespace it runs in
+    /// (`TANDEM_HOST_ID`, `TANDEM_SOCKET_IFNAME`). MPI's own traffic is held to TCP over the link (its shared-memory
+    /// transport would treat both namespaces as one machine, which they are not to each other).
+    public func mpirun(
+        _ program: [String], perHost: Int, in directory: URL, timeout: Double = 120, environment extra: [String: String] = [:]
+    ) throws -> BuiltProgram.Run {
+        let agent = directory.appendingPathComponent("netns-agent.sh")
+        let wrapper = directory.appendingPathComponent("netns-rank.sh")
+        try """
+            #!/bin/sh
+            # mpirun's rsh agent: `agent HOST COMMAND…` runs COMMAND in HOST's namespace, as ssh would on HOST.
+            host=$1; shift
+            case $host in
+              \(addresses[0])) ns=\(names[0]) ;;
+              \(addresses[1])) ns=\(names[1]) ;;
+              *) echo "netns-agent: unknown host $host" >&2; exit 1 ;;
+            esac
+            exec \(ip) netns exec "$ns" sh -c "$*"
+
+            """.write(to: agent, atomically: true, encoding: .utf8)
+        try """
+            #!/bin/sh
+            case $(\(ip) netns identify $$) in
+              \(names[0])) export TANDEM_HOST_ID=\(names[0]) TANDEM_SOCKET_IFNAME=\(links[0]) ;;
+              \(names[1])) export TANDEM_HOST_ID=\(names[1]) TANDEM_SOCKET_IFNAME=\(links[1]) ;;
+            esac
+            exec "$@"
+
+            """.write(to: wrapper, atomically: true, encoding: .utf8)
+        for script in [agent, wrapper] { try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script.path) }
+        let subnet = addresses[0].split(separator: ".").prefix(3).joined(separator: ".") + ".0/24"
+        var environment = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "TANDEM_COMM_TIMEOUT_S": "30"]
+        for (key, value) in extra { environment[key] = value }
+        let forwarded = environment.keys.filter { $0.hasPrefix("TANDEM_") }.sorted().flatMap { ["-x", $0] }
+        let arguments =
+            ["netns", "exec", names[0], "mpirun", "--oversubscribe", "--host", "\(addresses[0]):\(perHost),\(addresses[1]):\(perHost)",
+             "-np", String(2 * perHost), "--mca", "plm_rsh_agent", agent.path, "--mca", "oob_tcp_if_include", subnet,
+             "--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include", subnet, "-x", "MASTER_ADDR=\(addresses[0])"]
+            + forwarded + [wrapper.path] + program
+        return try BuiltProgram.run(ip, arguments, environment: environment, timeout: timeout)
+    }
 }

@@ -19,7 +19,18 @@ final class MultiHostGenerateTests: XCTestCase {
         try check(layout: ["--tp", "2", "--dp", "2"])
     }
 
-    private func check(layout: [String]) throws {
+    /// The same job started by one OpenMPI `mpirun` across both hosts (its daemon reaches the second host through
+    /// an rsh agent, as over ssh): on the default backends (hierarchical: shared memory per host, TCP between) and,
+    /// in a build with the MPI trait, on the MPI backend — every group an MPI communicator spanning the hosts.
+    func testMpirunAcrossTwoHostsMatchesOneRank() throws {
+        var backends = ["auto"]
+        #if MPI
+        backends.append("mpi")
+        #endif
+        for backend in backends { try check(layout: ["--tp", "2", "--pp", "2"], mpirunBackend: backend) }
+    }
+
+    private func check(layout: [String], mpirunBackend: String? = nil) throws {
         let hosts = try TwoHosts(self)
         let directory = try Reference.temporaryDirectory(self).appendingPathComponent("tiny").path
         let made = try BuiltProgram.run(BuiltProgram.tandem, ["make-model", "--out", directory, "--preset", "tiny"])
@@ -30,9 +41,19 @@ final class MultiHostGenerateTests: XCTestCase {
         ]
         let single = try BuiltProgram.run(BuiltProgram.tandem, ["generate"] + arguments)
         XCTAssertEqual(single.status, 0, single.output)
-        let runs = try hosts.launch([BuiltProgram.tandem, "generate", "--threads", "1"] + layout + arguments, perHost: 2, token: "generate-job-token-\(getpid())")
-        XCTAssertEqual(runs[0].status, 0, runs[0].output)
-        XCTAssertEqual(runs[1].status, 0, runs[1].output)
+        let program = [BuiltProgram.tandem, "generate", "--threads", "1"] + layout + arguments
+        let runs: [BuiltProgram.Run]
+        if let mpirunBackend {
+            let run = try hosts.mpirun(
+                program, perHost: 2, in: try Reference.temporaryDirectory(self),
+                environment: ["TANDEM_BACKEND": mpirunBackend, "TANDEM_LOG_LEVEL": "info"])
+            let expected = mpirunBackend == "mpi" ? "backend mpi" : "backend hier"
+            XCTAssertEqual(run.lines(containing: "group 'world' rank").filter { $0.contains(expected) }.count, 4, run.output)
+            runs = [run]
+        } else {
+            runs = try hosts.launch(program, perHost: 2, token: "generate-job-token-\(getpid())")
+        }
+        for run in runs { XCTAssertEqual(run.status, 0, run.output) }
         // Rank 0 (on the first host) reports; its outputs are those of one rank.
         func outputs(_ text: String) throws -> Data {
             let line = try XCTUnwrap(text.split(separator: "\n").first { $0.contains("{\"outputs\"") }, text)
