@@ -55,6 +55,10 @@ public enum TandemEnvironment {
     public static let backend = Variable(
         name: "TANDEM_BACKEND", defaultValue: "auto",
         summary: "data plane: auto (shared memory on one host, hierarchical across hosts when a host has several ranks, else TCP), shm, tcp, hier or mpi (builds with the MPI trait; ranks started by one mpirun/srun)")
+    /// How the MPI backend waits for a collective.
+    public static let mpiWait = Variable(
+        name: "TANDEM_MPI_WAIT", defaultValue: "deadline",
+        summary: "MPI backend: deadline (nonblocking collectives polled against the deadline and dead-peer detection) or blocking (MPI's faster blocking collectives; a dead peer or a hang is left to mpirun)")
     /// Size of each half of a rank's shared-memory exchange area.
     public static let sharedBuffer = Variable(
         name: "TANDEM_SHM_BUFFER_KB", defaultValue: "1024",
@@ -99,7 +103,7 @@ public enum TandemEnvironment {
 
     /// All variables, in the order the README lists them.
     public static let all: [Variable] = [
-        jobToken, commTimeout, peerTimeout, backend, allReduceAlgorithm, socketInterface, spin, sharedBuffer, hostIdentity, useSplitGroup,
+        jobToken, commTimeout, peerTimeout, backend, mpiWait, allReduceAlgorithm, socketInterface, spin, sharedBuffer, hostIdentity, useSplitGroup,
         logLevel, parentPID, apiKey, pipelineLayerPartition, activationSync, testSeed,
     ]
 

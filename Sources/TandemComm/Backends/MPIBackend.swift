@@ -25,11 +25,16 @@ final class MPIBackend: CommBackend, @unchecked Sendable {
     let worldRanks: [Int]
     private var communicator: MPI_Comm?
     private let wait: SpinWait
+    /// `MPIWait.blocking`: MPI's blocking collectives instead of polled nonblocking ones.
+    private let blocking: Bool
 
     /// Creates the communicator of `worldRanks` (every member calls this with the same list and `tag`).
-    init(worldRanks: [Int], tag: Int32, group: String, health: GroupHealth, rootRanks: [Int]) throws(CommError) {
+    init(worldRanks: [Int], tag: Int32, group: String, health: GroupHealth, rootRanks: [Int], wait mode: MPIWait) throws(CommError) {
         self.worldRanks = worldRanks
-        wait = SpinWait(health: health, rootRanks: rootRanks)
+        blocking = mode == .blocking
+        // MPI progresses a nonblocking operation only inside MPI calls on this rank: the wait keeps calling
+        // MPI_Test (yielding between calls) and never sleeps, as MPI's own blocking calls poll.
+        wait = SpinWait(health: health, rootRanks: rootRanks, yieldNanoseconds: .max)
         var world = tandem_mpi_group_null()
         var members = tandem_mpi_group_null()
         var created = tandem_mpi_comm_null()
@@ -42,7 +47,7 @@ final class MPIBackend: CommBackend, @unchecked Sendable {
             MPI_Comm_create_group(tandem_mpi_comm_world(), members, tag, &created), group: group, operation: "MPI_Comm_create_group")
         try MPIRuntime.check(MPI_Comm_set_errhandler(created, tandem_mpi_errors_return()), group: group, operation: "MPI_Comm_set_errhandler")
         communicator = created
-        transport = MPITransport(communicator: created, wait: SpinWait(health: health, rootRanks: rootRanks))
+        transport = MPITransport(communicator: created, wait: wait)
     }
 
     deinit {
@@ -54,7 +59,9 @@ final class MPIBackend: CommBackend, @unchecked Sendable {
     func allReduce(_ buffer: UnsafeMutableRawPointer, op: ReduceOp, _ step: Collective) throws(CommError) {
         let count = try step.int32(step.count, "elements")
         let (datatype, operation) = MPIReductions.of(step.dtype, op)
-        try run(step, "MPI_Iallreduce") { request in
+        try run(step, "allreduce") {
+            MPI_Allreduce(tandem_mpi_in_place(), buffer, count, datatype, operation, communicator)
+        } nonblocking: { request in
             MPI_Iallreduce(tandem_mpi_in_place(), buffer, count, datatype, operation, communicator, &request)
         }
     }
@@ -65,7 +72,9 @@ final class MPIBackend: CommBackend, @unchecked Sendable {
         var counts = try blocks.map { (block) throws(CommError) in try step.int32(block.count, "elements per rank") }
         let (datatype, operation) = MPIReductions.of(step.dtype, op)
         let start = source + (blocks.first?.lowerBound ?? 0) * step.elementBytes
-        try run(step, "MPI_Ireduce_scatter") { request in
+        try run(step, "reduce_scatter") {
+            MPI_Reduce_scatter(start, output, &counts, datatype, operation, communicator)
+        } nonblocking: { request in
             MPI_Ireduce_scatter(start, output, &counts, datatype, operation, communicator, &request)
         }
     }
@@ -76,28 +85,36 @@ final class MPIBackend: CommBackend, @unchecked Sendable {
         let own = blocks[step.rank]
         let inPlace = input == UnsafeRawPointer(output + own.lowerBound)
         let source = inPlace ? UnsafeRawPointer(tandem_mpi_in_place()) : input
-        try run(step, "MPI_Iallgatherv") { request in
+        try run(step, "allgatherv") {
+            MPI_Allgatherv(source, counts[step.rank], tandem_mpi_byte(), output, &counts, &offsets, tandem_mpi_byte(), communicator)
+        } nonblocking: { request in
             MPI_Iallgatherv(source, counts[step.rank], tandem_mpi_byte(), output, &counts, &offsets, tandem_mpi_byte(), communicator, &request)
         }
     }
 
     func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int, _ step: Collective) throws(CommError) {
         let count = try step.int32(bytes, "bytes")
-        try run(step, "MPI_Ibcast") { request in
+        try run(step, "bcast") {
+            MPI_Bcast(buffer, count, tandem_mpi_byte(), Int32(root), communicator)
+        } nonblocking: { request in
             MPI_Ibcast(buffer, count, tandem_mpi_byte(), Int32(root), communicator, &request)
         }
     }
 
     func gather(_ input: UnsafeRawPointer, blockBytes: Int, into output: UnsafeMutableRawPointer?, root: Int, _ step: Collective) throws(CommError) {
         let count = try step.int32(blockBytes, "bytes per rank")
-        try run(step, "MPI_Igather") { request in
+        try run(step, "gather") {
+            MPI_Gather(input, count, tandem_mpi_byte(), output, count, tandem_mpi_byte(), Int32(root), communicator)
+        } nonblocking: { request in
             MPI_Igather(input, count, tandem_mpi_byte(), output, count, tandem_mpi_byte(), Int32(root), communicator, &request)
         }
     }
 
     func scatter(_ input: UnsafeRawPointer?, blockBytes: Int, into output: UnsafeMutableRawPointer, root: Int, _ step: Collective) throws(CommError) {
         let count = try step.int32(blockBytes, "bytes per rank")
-        try run(step, "MPI_Iscatter") { request in
+        try run(step, "scatter") {
+            MPI_Scatter(input, count, tandem_mpi_byte(), output, count, tandem_mpi_byte(), Int32(root), communicator)
+        } nonblocking: { request in
             MPI_Iscatter(input, count, tandem_mpi_byte(), output, count, tandem_mpi_byte(), Int32(root), communicator, &request)
         }
     }
@@ -110,7 +127,9 @@ final class MPIBackend: CommBackend, @unchecked Sendable {
         var sendOffsets = try sendBlocks.map { (block) throws(CommError) in try step.int32(block.lowerBound, "bytes") }
         var receiveCounts = try receiveBlocks.map { (block) throws(CommError) in try step.int32(block.count, "bytes per rank") }
         var receiveOffsets = try receiveBlocks.map { (block) throws(CommError) in try step.int32(block.lowerBound, "bytes") }
-        try run(step, "MPI_Ialltoallv") { request in
+        try run(step, "alltoallv") {
+            MPI_Alltoallv(input, &sendCounts, &sendOffsets, tandem_mpi_byte(), output, &receiveCounts, &receiveOffsets, tandem_mpi_byte(), communicator)
+        } nonblocking: { request in
             MPI_Ialltoallv(
                 input, &sendCounts, &sendOffsets, tandem_mpi_byte(), output, &receiveCounts, &receiveOffsets, tandem_mpi_byte(), communicator,
                 &request)
@@ -118,17 +137,25 @@ final class MPIBackend: CommBackend, @unchecked Sendable {
     }
 
     func barrier(_ step: Collective) throws(CommError) {
-        try run(step, "MPI_Ibarrier") { request in MPI_Ibarrier(communicator, &request) }
+        try run(step, "barrier") { MPI_Barrier(communicator) } nonblocking: { request in MPI_Ibarrier(communicator, &request) }
     }
 
     func algorithmName(_ operation: OperationKind, bytes: Int, worldSize: Int) -> String {
         operation == .send ? "mpi_isend" : "mpi"
     }
 
-    /// Starts one nonblocking operation and polls it to completion: by the operation's deadline, ended at once
-    /// by the group's failure. A request still pending when the wait fails is left to MPI (it cannot be
-    /// cancelled).
-    private func run(_ step: Collective, _ name: String, _ start: (inout MPI_Request?) -> Int32) throws(CommError) {
+    /// Runs one collective, `MPI_<name>` or `MPI_I<name>`: blocking in MPI's call (`MPIWait.blocking`), or
+    /// nonblocking and polled to completion by the operation's deadline, ended at once by the group's failure. A
+    /// request still pending when the wait fails is left to MPI (it cannot be cancelled).
+    private func run(
+        _ step: Collective, _ collective: String, blocking call: () -> Int32, nonblocking start: (inout MPI_Request?) -> Int32
+    ) throws(CommError) {
+        if blocking {
+            try wait.health.check()
+            try check(call(), step, "MPI_" + collective.prefix(1).uppercased() + collective.dropFirst())
+            return
+        }
+        let name = "MPI_I" + collective
         var request = tandem_mpi_request_null()
         try MPIRuntime.check(start(&request), group: step.context.group, operation: name)
         var failure: Int32 = 0
@@ -138,9 +165,13 @@ final class MPIBackend: CommBackend, @unchecked Sendable {
             if code != 0 { failure = code }
             return done != 0 || code != 0
         }
-        // MPI does not compare the sizes ranks pass: a disagreement surfaces here as its own error, so say so.
+        try check(failure, step, name)
+    }
+
+    /// MPI does not compare the sizes ranks pass: a disagreement surfaces as its own error, so the error says so.
+    private func check(_ code: Int32, _ step: Collective, _ name: String) throws(CommError) {
         try MPIRuntime.check(
-            failure, group: step.context.group,
+            code, group: step.context.group,
             operation: "\(name) (\(step.context.operation) #\(step.context.sequence), \(step.count) \(step.dtype) elements here; MPI does "
                 + "not check that every rank passed the same size)")
     }

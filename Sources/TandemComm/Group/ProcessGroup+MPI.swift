@@ -27,7 +27,7 @@ extension ProcessGroup {
                     + "MPI rank \(worldRanks[repeated]) of a \(world.size)-process MPI_COMM_WORLD (start all ranks with one mpirun or srun, "
                     + "not each on its own)")
         }
-        use(try MPIBackend(worldRanks: worldRanks, tag: Self.mpiTag(scope), group: name, health: health, rootRanks: rootRanks))
+        use(try MPIBackend(worldRanks: worldRanks, tag: Self.mpiTag(scope), group: name, health: health, rootRanks: rootRanks, wait: options.mpiWait))
         #else
         throw .bootstrap(
             group: name,
@@ -42,7 +42,7 @@ extension ProcessGroup {
         #if MPI
         guard let mpi = parent.dataPlane as? MPIBackend else { return }
         let tag = Self.mpiTag("\(parent.name)/\(name)/\(listHash)")
-        use(try MPIBackend(worldRanks: members.map { mpi.worldRanks[$0] }, tag: tag, group: name, health: health, rootRanks: rootRanks))
+        use(try MPIBackend(worldRanks: members.map { mpi.worldRanks[$0] }, tag: tag, group: name, health: health, rootRanks: rootRanks, wait: options.mpiWait))
         #endif
     }
 

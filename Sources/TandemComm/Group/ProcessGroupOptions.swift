@@ -20,6 +20,8 @@ public struct ProcessGroupOptions: Sendable {
     /// Bytes in each of the two halves of a rank's shared-memory exchange area (the most a rank contributes
     /// to one round of a shared-memory collective); a positive multiple of 64.
     public var sharedBufferBytes: Int
+    /// How the MPI backend waits for its collectives (`TANDEM_MPI_WAIT`).
+    public var mpiWait: MPIWait = .deadline
     /// This process's host, as compared between ranks to find those that can share memory; nil reads the
     /// host name and boot id. Tests set it to make ranks of one machine pretend to live on several.
     public var hostIdentity: String?
@@ -48,7 +50,7 @@ public struct ProcessGroupOptions: Sendable {
     }
 
     /// Options from `TANDEM_COMM_TIMEOUT_S`, `TANDEM_JOB_TOKEN`, `TANDEM_SOCKET_IFNAME`, `TANDEM_SPIN_US`,
-    /// `TANDEM_ALLREDUCE_ALGO`, `TANDEM_BACKEND`, `TANDEM_SHM_BUFFER_KB` and `TANDEM_HOST_ID`.
+    /// `TANDEM_ALLREDUCE_ALGO`, `TANDEM_BACKEND`, `TANDEM_SHM_BUFFER_KB`, `TANDEM_MPI_WAIT` and `TANDEM_HOST_ID`.
     ///
     /// - Throws: `ConfigError` naming the variable whose value is invalid.
     public static func fromEnvironment() throws(ConfigError) -> ProcessGroupOptions {
@@ -90,7 +92,25 @@ public struct ProcessGroupOptions: Sendable {
             }
             options.sharedBufferBytes = kilobytes * 1024
         }
+        if let text = TandemEnvironment.mpiWait.value {
+            guard let wait = MPIWait(rawValue: text.lowercased()) else {
+                throw .invalidValue(name: TandemEnvironment.mpiWait.name, value: text, expected: MPIWait.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            options.mpiWait = wait
+        }
         options.hostIdentity = TandemEnvironment.hostIdentity.value
         return options
     }
+}
+
+/// How the MPI backend runs a collective: a choice between Tandem's failure model and MPI's fastest path, because
+/// OpenMPI's nonblocking collectives (what a deadline needs) are a separate, slower implementation than its
+/// blocking ones (docs/PERFORMANCE.md measures both).
+public enum MPIWait: String, Sendable, CaseIterable {
+    /// MPI's nonblocking collective, polled against the operation's deadline and the group's failure flag: a
+    /// timeout or a dead peer ends the wait with a `CommError`.
+    case deadline
+    /// MPI's blocking collective: MPI's own fastest algorithms, but nothing can end the call early — a dead peer
+    /// is handled as MPI handles it (mpirun ends the job), and `TANDEM_COMM_TIMEOUT_S` does not apply to it.
+    case blocking
 }
