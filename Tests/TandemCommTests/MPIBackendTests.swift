@@ -21,14 +21,15 @@ final class MPIBackendTests: XCTestCase {
 
     #if MPI
     func testEveryCollectiveMatchesItsClosedFormOnMPI() throws {
-        for (ranks, backend) in [(4, BackendChoice.mpi), (3, .mpi), (2, .mpi), (4, .tcp), (4, .shm)] {
-            let run = try mpirun(ranks, ["matrix"], backend: backend)
+        let runs: [(Int, BackendChoice, MPIWait)] = [(4, .mpi, .deadline), (3, .mpi, .deadline), (2, .mpi, .deadline), (3, .mpi, .blocking), (4, .tcp, .deadline), (4, .shm, .deadline)]
+        for (ranks, backend, wait) in runs {
+            let run = try mpirun(ranks, ["matrix"], backend: backend, environment: [TandemEnvironment.mpiWait.name: wait.rawValue])
             XCTAssertEqual(run.status, 0, run.output)
             for rank in 0..<ranks {
                 let line = run.lines(containing: "RESULT rank=\(rank) world=\(ranks) backend=\(backend.rawValue) ").first
-                XCTAssertNotNil(line, "\(backend) × \(ranks): rank \(rank) did not report: \(run.output)")
+                XCTAssertNotNil(line, "\(backend) \(wait) × \(ranks): rank \(rank) did not report: \(run.output)")
                 guard let line else { continue }
-                XCTAssertTrue(line.contains(" wrong=0 "), "\(backend) × \(ranks): \(line)")
+                XCTAssertTrue(line.contains(" wrong=0 "), "\(backend) \(wait) × \(ranks): \(line)")
                 // 6 dtypes × 5 sizes × (12 + one broadcast per root) checks at least, then objects and the split.
                 let checks = line.split(separator: " ").first { $0.hasPrefix("checks=") }.flatMap { Int($0.dropFirst("checks=".count)) } ?? 0
                 XCTAssertGreaterThanOrEqual(checks, 6 * 5 * (12 + ranks), line)
@@ -60,6 +61,13 @@ final class MPIBackendTests: XCTestCase {
         for line in run.lines(containing: "ERROR kind=") {
             XCTAssertTrue(["kind=library", "kind=timeout", "kind=peerAborted"].contains { line.contains($0) }, line)
         }
+    }
+
+    /// An unknown `TANDEM_MPI_WAIT` is refused at start, naming the variable and the choices.
+    func testAnUnknownMPIWaitIsRefusedByName() throws {
+        let run = try mpirun(2, ["collectives"], backend: .mpi, environment: [TandemEnvironment.mpiWait.name: "sometimes"])
+        XCTAssertNotEqual(run.status, 0, run.output)
+        XCTAssertEqual(run.lines(containing: "ERROR kind=init").filter { $0.contains("TANDEM_MPI_WAIT") && $0.contains("deadline, blocking") }.count, 2, run.output)
     }
 
     /// Ranks that are not one MPI job (here started by `tandem launch`, each its own MPI world of one) are

@@ -155,9 +155,8 @@ final class MPIBackend: CommBackend, @unchecked Sendable {
             try check(call(), step, "MPI_" + collective.prefix(1).uppercased() + collective.dropFirst())
             return
         }
-        let name = "MPI_I" + collective
         var request = tandem_mpi_request_null()
-        try MPIRuntime.check(start(&request), group: step.context.group, operation: name)
+        try MPIRuntime.check(start(&request), group: step.context.group, operation: "MPI_I" + collective)
         var failure: Int32 = 0
         try wait.until(step.context, silent: { (0..<step.worldSize).filter { $0 != step.rank } }, departureGrace: MPIRuntime.departureGrace) {
             var done: Int32 = 0
@@ -165,14 +164,15 @@ final class MPIBackend: CommBackend, @unchecked Sendable {
             if code != 0 { failure = code }
             return done != 0 || code != 0
         }
-        try check(failure, step, name)
+        try check(failure, step, "MPI_I" + collective)
     }
 
     /// MPI does not compare the sizes ranks pass: a disagreement surfaces as its own error, so the error says so.
-    private func check(_ code: Int32, _ step: Collective, _ name: String) throws(CommError) {
+    @inline(__always)
+    private func check(_ code: Int32, _ step: Collective, _ name: @autoclosure () -> String) throws(CommError) {
         try MPIRuntime.check(
             code, group: step.context.group,
-            operation: "\(name) (\(step.context.operation) #\(step.context.sequence), \(step.count) \(step.dtype) elements here; MPI does "
+            operation: "\(name()) (\(step.context.operation) #\(step.context.sequence), \(step.count) \(step.dtype) elements here; MPI does "
                 + "not check that every rank passed the same size)")
     }
 }
@@ -180,12 +180,7 @@ final class MPIBackend: CommBackend, @unchecked Sendable {
 extension Collective {
     /// `value` as MPI's 32-bit count, or an error naming the limit.
     fileprivate func int32(_ value: Int, _ unit: String) throws(CommError) -> Int32 {
-        guard let narrow = Int32(exactly: value) else {
-            throw .invalidArgument(
-                group: context.group, operation: context.operation.description,
-                detail: "\(value) \(unit) exceed MPI's 32-bit counts (at most \(Int32.max)); split the tensor or use another backend")
-        }
-        return narrow
+        try MPIRuntime.count(value, unit, context)
     }
 }
 

@@ -73,10 +73,21 @@ enum MPIRuntime {
     }
 
     /// Throws `CommError.library` naming `operation` and MPI's message for a non-success `code`.
-    static func check(_ code: Int32, group: String, operation: String) throws(CommError) {
+    @inline(__always)
+    static func check(_ code: Int32, group: @autoclosure () -> String, operation: @autoclosure () -> String) throws(CommError) {
         guard code != 0 else { return }
         recordFailure()
-        throw .library(group: group, operation: operation, detail: message(code))
+        throw .library(group: group(), operation: operation(), detail: message(code))
+    }
+
+    /// `value` as MPI's 32-bit count, or `invalidArgument` naming the limit (`unit` says what is counted).
+    static func count(_ value: Int, _ unit: String, _ context: OperationContext) throws(CommError) -> Int32 {
+        guard let narrow = Int32(exactly: value) else {
+            throw .invalidArgument(
+                group: context.group, operation: context.operation.description,
+                detail: "\(value) \(unit) exceed MPI's 32-bit counts (at most \(Int32.max)); split the tensor or use another backend")
+        }
+        return narrow
     }
 
     /// MPI's text for an error code.

@@ -20,30 +20,33 @@ final class MPITransport: MessageTransport, @unchecked Sendable {
 
     func transfer(sends: [OutgoingMessage], receives: [IncomingMessage], context: OperationContext) throws(CommError) {
         let messages = sends.count + receives.count
+        // Sizes are checked before anything is allocated or posted, so a refusal leaves nothing behind.
+        let sendBytes = try sends.map { (message) throws(CommError) in try MPIRuntime.count(message.bytes, "bytes in one message", context) }
+        let receiveBytes = try receives.map { (message) throws(CommError) in try MPIRuntime.count(message.bytes, "bytes in one message", context) }
         // Headers live until every request completes; after a failure MPI may still fill them, so they are
         // then left allocated (a few bytes per failed group).
         let headers = UnsafeMutableRawPointer.allocate(byteCount: max(messages, 1) * WireHeader.byteCount, alignment: 8)
         headers.initializeMemory(as: UInt8.self, repeating: 0, count: max(messages, 1) * WireHeader.byteCount)
         var requests = [MPI_Request?](repeating: tandem_mpi_request_null(), count: 2 * messages)
+        let headerBytes = Int32(WireHeader.byteCount)
         var code: Int32 = 0
         for (index, message) in sends.enumerated() where code == 0 {
             let header = headers + index * WireHeader.byteCount
+            let peer = Int32(message.peer)
             message.header.encode(into: header)
-            code = MPI_Isend(header, Int32(WireHeader.byteCount), tandem_mpi_byte(), Int32(message.peer), Self.tag, communicator, &requests[2 * index])
+            code = MPI_Isend(header, headerBytes, tandem_mpi_byte(), peer, Self.tag, communicator, &requests[2 * index])
             if code == 0 {
-                code = MPI_Isend(
-                    message.payload, try count(message.bytes, context), tandem_mpi_byte(), Int32(message.peer), Self.tag, communicator,
-                    &requests[2 * index + 1])
+                code = MPI_Isend(message.payload, sendBytes[index], tandem_mpi_byte(), peer, Self.tag, communicator, &requests[2 * index + 1])
             }
         }
         for (offset, message) in receives.enumerated() where code == 0 {
             let index = sends.count + offset
             let header = headers + index * WireHeader.byteCount
-            code = MPI_Irecv(header, Int32(WireHeader.byteCount), tandem_mpi_byte(), Int32(message.peer), Self.tag, communicator, &requests[2 * index])
+            let peer = Int32(message.peer)
+            code = MPI_Irecv(header, headerBytes, tandem_mpi_byte(), peer, Self.tag, communicator, &requests[2 * index])
             if code == 0 {
                 code = MPI_Irecv(
-                    message.destination, try count(message.bytes, context), tandem_mpi_byte(), Int32(message.peer), Self.tag, communicator,
-                    &requests[2 * index + 1])
+                    message.destination, receiveBytes[offset], tandem_mpi_byte(), peer, Self.tag, communicator, &requests[2 * index + 1])
             }
         }
         try MPIRuntime.check(code, group: context.group, operation: "\(context.operation) (MPI_Isend/MPI_Irecv)")
@@ -75,15 +78,6 @@ final class MPITransport: MessageTransport, @unchecked Sendable {
         var flag: Int32 = 0
         let code = MPI_Iprobe(Int32(peer), Self.tag, communicator, &flag, tandem_mpi_status_ignore())
         return code == 0 && flag != 0
-    }
-
-    private func count(_ bytes: Int, _ context: OperationContext) throws(CommError) -> Int32 {
-        guard let narrow = Int32(exactly: bytes) else {
-            throw .invalidArgument(
-                group: context.group, operation: context.operation.description,
-                detail: "a message of \(bytes) bytes exceeds MPI's 32-bit counts (at most \(Int32.max)); split it or use another backend")
-        }
-        return narrow
     }
 }
 #endif
