@@ -7,7 +7,9 @@ import TandemTensor
 /// `MPI_Iscatter`, `MPI_Ialltoallv`, `MPI_Ibarrier`), polled with `MPI_Test` against the operation's deadline and
 /// the group's failure flag, so the failure model holds: a timeout names the operation, a peer's death (seen
 /// by the group's TCP liveness connections, which every group keeps) ends the wait at once, and MPI's errors
-/// return (`MPI_ERRORS_RETURN`) as `CommError`s instead of aborting the job.
+/// return (`MPI_ERRORS_RETURN`) as `CommError`s instead of aborting the job. With `MPIWait.blocking`
+/// (`TANDEM_MPI_WAIT=blocking`) it calls the blocking forms instead: faster in OpenMPI, whose nonblocking
+/// collectives are a separate, slower implementation, but nothing then ends a call early.
 ///
 /// The communicator holds the group's members in rank order (`MPI_Comm_create_group` over `MPI_COMM_WORLD`,
 /// collective over the members only, so a sub-group never involves outsiders). Point-to-point messages go

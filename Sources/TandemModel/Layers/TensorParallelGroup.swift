@@ -35,6 +35,8 @@ public struct TensorParallelGroup: Sendable {
     public let communication = CommunicationTime()
     /// How the all-reduced activations travel.
     public let activationSync: ActivationSync
+    /// The encoded all-reduce's buffers, kept from call to call.
+    private let buffers = EncodedAllReduceBuffers()
 
     /// One rank, no communication.
     public static let single = TensorParallelGroup(rank: 0, size: 1, group: nil, activationSync: .float32)
@@ -90,21 +92,19 @@ public struct TensorParallelGroup: Sendable {
         let (chunkValues, chunkBytes) = (chunkBlocks * ActivationSync.blockValues, codec.encodedBytes(blocks: chunkBlocks))
         let values = tensor.baseAddress.assumingMemoryBound(to: Float.self)
         func range(_ chunk: Int) -> Range<Int> { min(chunk * chunkValues, count)..<min((chunk + 1) * chunkValues, count) }
-        let outgoing = Tensor(zeros: [size * chunkBytes], dtype: .int8)
+        let buffers = self.buffers.prepared(ranks: size, chunkBlocks: chunkBlocks, chunkValues: chunkValues, chunkBytes: chunkBytes)
+        let (outgoing, incoming, mine, gathered) = (buffers.outgoing, buffers.incoming, buffers.mine, buffers.gathered)
         for chunk in 0..<size {
             codec.encode(values + range(chunk).lowerBound, count: range(chunk).count, blocks: chunkBlocks, into: outgoing.baseAddress + chunk * chunkBytes)
         }
-        let incoming = Tensor(zeros: [size * chunkBytes], dtype: .int8)
         try group.allToAll(outgoing, into: incoming)
-        let sum = Tensor(zeros: [chunkValues], dtype: .float32), part = Tensor(zeros: [chunkValues], dtype: .float32)
-        let (total, addend) = (sum.baseAddress.assumingMemoryBound(to: Float.self), part.baseAddress.assumingMemoryBound(to: Float.self))
+        let (total, addend) = (buffers.sum.baseAddress.assumingMemoryBound(to: Float.self), buffers.part.baseAddress.assumingMemoryBound(to: Float.self))
+        total.initialize(repeating: 0, count: chunkValues)
         for source in 0..<size {
             codec.decode(incoming.baseAddress + source * chunkBytes, count: chunkValues, into: addend)
             for index in 0..<chunkValues { total[index] += addend[index] }
         }
-        let mine = Tensor(zeros: [chunkBytes], dtype: .int8)
         codec.encode(total, count: chunkValues, blocks: chunkBlocks, into: mine.baseAddress)
-        let gathered = Tensor(zeros: [size * chunkBytes], dtype: .int8)
         try group.allGather(mine, into: gathered)
         for chunk in 0..<size where !range(chunk).isEmpty {
             codec.decode(gathered.baseAddress + chunk * chunkBytes, count: range(chunk).count, into: values + range(chunk).lowerBound)
@@ -132,5 +132,31 @@ public struct TensorParallelGroup: Sendable {
             column += width
         }
         return result
+    }
+}
+
+/// The six buffers of an encoded all-reduce (the encoded chunks out and in, this rank's encoded sum, the gathered
+/// sums, and two fp32 chunks), kept for the next call of the same chunking — a decode step repeats the last
+/// step's shape — instead of allocated on every call. Used by one rank's model thread only.
+private final class EncodedAllReduceBuffers: @unchecked Sendable {
+    private var chunkBlocks = -1
+    private(set) var outgoing = Tensor(zeros: [0], dtype: .int8)
+    private(set) var incoming = Tensor(zeros: [0], dtype: .int8)
+    private(set) var mine = Tensor(zeros: [0], dtype: .int8)
+    private(set) var gathered = Tensor(zeros: [0], dtype: .int8)
+    private(set) var sum = Tensor(zeros: [0], dtype: .float32)
+    private(set) var part = Tensor(zeros: [0], dtype: .float32)
+
+    /// The buffers for `ranks` chunks of `chunkBlocks` blocks each (reallocated only when that changes).
+    func prepared(ranks: Int, chunkBlocks: Int, chunkValues: Int, chunkBytes: Int) -> EncodedAllReduceBuffers {
+        guard chunkBlocks != self.chunkBlocks else { return self }
+        self.chunkBlocks = chunkBlocks
+        (outgoing, incoming, gathered) = (
+            Tensor(zeros: [ranks * chunkBytes], dtype: .int8), Tensor(zeros: [ranks * chunkBytes], dtype: .int8),
+            Tensor(zeros: [ranks * chunkBytes], dtype: .int8)
+        )
+        mine = Tensor(zeros: [chunkBytes], dtype: .int8)
+        (sum, part) = (Tensor(zeros: [chunkValues], dtype: .float32), Tensor(zeros: [chunkValues], dtype: .float32))
+        return self
     }
 }
