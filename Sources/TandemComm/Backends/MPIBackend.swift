@@ -71,27 +71,30 @@ final class MPIBackend: CommBackend, @unchecked Sendable {
     func reduceScatter(
         _ source: UnsafeMutableRawPointer, blocks: [Range<Int>], op: ReduceOp, into output: UnsafeMutableRawPointer, _ step: Collective
     ) throws(CommError) {
-        var counts = try blocks.map { (block) throws(CommError) in try step.int32(block.count, "elements per rank") }
+        let counts = pinned(try blocks.map { (block) throws(CommError) in try step.int32(block.count, "elements per rank") })
         let (datatype, operation) = MPIReductions.of(step.dtype, op)
         let start = source + (blocks.first?.lowerBound ?? 0) * step.elementBytes
         try run(step, "reduce_scatter") {
-            MPI_Reduce_scatter(start, output, &counts, datatype, operation, communicator)
+            MPI_Reduce_scatter(start, output, counts, datatype, operation, communicator)
         } nonblocking: { request in
-            MPI_Ireduce_scatter(start, output, &counts, datatype, operation, communicator, &request)
+            MPI_Ireduce_scatter(start, output, counts, datatype, operation, communicator, &request)
         }
+        counts.deallocate()
     }
 
     func allGather(_ input: UnsafeRawPointer, into output: UnsafeMutableRawPointer, blocks: [Range<Int>], _ step: Collective) throws(CommError) {
-        var counts = try blocks.map { (block) throws(CommError) in try step.int32(block.count, "bytes per rank") }
-        var offsets = try blocks.map { (block) throws(CommError) in try step.int32(block.lowerBound, "bytes") }
+        let counts = pinned(try blocks.map { (block) throws(CommError) in try step.int32(block.count, "bytes per rank") })
+        let offsets = pinned(try blocks.map { (block) throws(CommError) in try step.int32(block.lowerBound, "bytes") })
         let own = blocks[step.rank]
         let inPlace = input == UnsafeRawPointer(output + own.lowerBound)
         let source = inPlace ? UnsafeRawPointer(tandem_mpi_in_place()) : input
         try run(step, "allgatherv") {
-            MPI_Allgatherv(source, counts[step.rank], tandem_mpi_byte(), output, &counts, &offsets, tandem_mpi_byte(), communicator)
+            MPI_Allgatherv(source, counts[step.rank], tandem_mpi_byte(), output, counts, offsets, tandem_mpi_byte(), communicator)
         } nonblocking: { request in
-            MPI_Iallgatherv(source, counts[step.rank], tandem_mpi_byte(), output, &counts, &offsets, tandem_mpi_byte(), communicator, &request)
+            MPI_Iallgatherv(source, counts[step.rank], tandem_mpi_byte(), output, counts, offsets, tandem_mpi_byte(), communicator, &request)
         }
+        counts.deallocate()
+        offsets.deallocate()
     }
 
     func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int, _ step: Collective) throws(CommError) {
@@ -125,17 +128,17 @@ final class MPIBackend: CommBackend, @unchecked Sendable {
         _ input: UnsafeRawPointer, sendBlocks: [Range<Int>], into output: UnsafeMutableRawPointer, receiveBlocks: [Range<Int>],
         _ step: Collective
     ) throws(CommError) {
-        var sendCounts = try sendBlocks.map { (block) throws(CommError) in try step.int32(block.count, "bytes per rank") }
-        var sendOffsets = try sendBlocks.map { (block) throws(CommError) in try step.int32(block.lowerBound, "bytes") }
-        var receiveCounts = try receiveBlocks.map { (block) throws(CommError) in try step.int32(block.count, "bytes per rank") }
-        var receiveOffsets = try receiveBlocks.map { (block) throws(CommError) in try step.int32(block.lowerBound, "bytes") }
+        let sendCounts = pinned(try sendBlocks.map { (block) throws(CommError) in try step.int32(block.count, "bytes per rank") })
+        let sendOffsets = pinned(try sendBlocks.map { (block) throws(CommError) in try step.int32(block.lowerBound, "bytes") })
+        let receiveCounts = pinned(try receiveBlocks.map { (block) throws(CommError) in try step.int32(block.count, "bytes per rank") })
+        let receiveOffsets = pinned(try receiveBlocks.map { (block) throws(CommError) in try step.int32(block.lowerBound, "bytes") })
         try run(step, "alltoallv") {
-            MPI_Alltoallv(input, &sendCounts, &sendOffsets, tandem_mpi_byte(), output, &receiveCounts, &receiveOffsets, tandem_mpi_byte(), communicator)
+            MPI_Alltoallv(input, sendCounts, sendOffsets, tandem_mpi_byte(), output, receiveCounts, receiveOffsets, tandem_mpi_byte(), communicator)
         } nonblocking: { request in
             MPI_Ialltoallv(
-                input, &sendCounts, &sendOffsets, tandem_mpi_byte(), output, &receiveCounts, &receiveOffsets, tandem_mpi_byte(), communicator,
-                &request)
+                input, sendCounts, sendOffsets, tandem_mpi_byte(), output, receiveCounts, receiveOffsets, tandem_mpi_byte(), communicator, &request)
         }
+        for array in [sendCounts, sendOffsets, receiveCounts, receiveOffsets] { array.deallocate() }
     }
 
     func barrier(_ step: Collective) throws(CommError) {
@@ -144,6 +147,15 @@ final class MPIBackend: CommBackend, @unchecked Sendable {
 
     func algorithmName(_ operation: OperationKind, bytes: Int, worldSize: Int) -> String {
         operation == .send ? "mpi_isend" : "mpi"
+    }
+
+    /// `values` in memory of its own: MPI reads a nonblocking collective's count and displacement arrays until the
+    /// operation completes, while an array passed with `&` is only guaranteed for the call. The caller frees it
+    /// after the operation succeeded; after a failure it stays allocated, since MPI may still read it.
+    private func pinned(_ values: [Int32]) -> UnsafeMutablePointer<Int32> {
+        let pointer = UnsafeMutablePointer<Int32>.allocate(capacity: max(values.count, 1))
+        pointer.initialize(from: values, count: values.count)
+        return pointer
     }
 
     /// Runs one collective, `MPI_<name>` or `MPI_I<name>`: blocking in MPI's call (`MPIWait.blocking`), or
