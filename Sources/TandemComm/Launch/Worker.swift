@@ -81,8 +81,8 @@ private func forwardLines(from source: Int32, to target: Int32, prefix: String, 
     let prefixBytes = Array(prefix.utf8)
     var pending: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 64 << 10)
-    func emit(_ line: ArraySlice<UInt8>) {
-        if let errors, ErrorLines.markers.contains(where: { line.starts(with: $0) }), !errors.isFirst(Array(line)) { return }
+    func emit(_ line: ArraySlice<UInt8>, complete: Bool = true) {
+        if let errors, ErrorLines.markers.contains(where: { line.starts(with: $0) }), !errors.isFirst(Array(line), complete: complete) { return }
         var output = prefixBytes
         output.append(contentsOf: line)
         output.append(10)
@@ -99,7 +99,7 @@ private func forwardLines(from source: Int32, to target: Int32, prefix: String, 
         }
         pending.removeFirst(start)
     }
-    if !pending.isEmpty { emit(pending[...]) }
+    if !pending.isEmpty { emit(pending[...], complete: false) }
 }
 
 /// The `Error: …` lines (and the usage lines that follow a usage error) a job's workers have printed, so each
@@ -109,10 +109,13 @@ final class ErrorLines: @unchecked Sendable {
     private let lock = NSLock()
     private var seen: Set<[UInt8]> = []
 
-    /// Whether `line` is printed for the first time (and records it).
-    func isFirst(_ line: [UInt8]) -> Bool {
+    /// Whether `line` is printed for the first time (and records it). An incomplete line — the last one of a rank
+    /// stopped while it printed, which the launcher stops once another rank failed — counts as printed when a line
+    /// seen before starts with it: it is that same error, cut short.
+    func isFirst(_ line: [UInt8], complete: Bool = true) -> Bool {
         lock.lock()
         defer { lock.unlock() }
+        if !complete && seen.contains(where: { $0.starts(with: line) }) { return false }
         return seen.insert(line).inserted
     }
 }
