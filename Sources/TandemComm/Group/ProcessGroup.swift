@@ -37,7 +37,7 @@ public final class ProcessGroup: @unchecked Sendable {
     /// The group's TCP connections: a TCP group's transport, what sub-groups are carved from, and what a root
     /// group shuts down. Nil for one rank.
     let connections: TCPTransport?
-    /// The backend that moves this group's data (TCP, shared memory or hierarchical); nil for one rank.
+    /// The backend that moves this group's data (TCP, shared memory, hierarchical or MPI); nil for one rank.
     private(set) var dataPlane: (any CommBackend)?
     /// The group's shared memory when it runs over it.
     var shared: ShmMemory? { (dataPlane as? SharedMemoryBackend)?.memory }
