@@ -83,6 +83,11 @@ let package = Package(
         // Worker program for the multi-process tests (started through `tandem launch`); not a product.
         .executableTarget(
             name: "tandem-test-worker", dependencies: ["TandemComm", "TandemParallel", "TandemTensor"], path: "Sources/TandemTestWorker"),
+        // Links with a rate and a delay between network-namespace hosts (a userspace stand-in for tc netem), for the
+        // multi-host tests and benchmarks; not a product.
+        .executableTarget(
+            name: "tandem-shaper", dependencies: ["CTandemSystem", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/TandemShaper"),
         // Helpers the test targets share (running the built executables); not a product.
         .target(name: "TandemTestSupport"),
         .testTarget(name: "TandemTensorTests", dependencies: ["TandemTensor"]),
@@ -107,7 +112,7 @@ let package = Package(
             ]),
         .testTarget(name: "TandemParallelTests", dependencies: ["TandemParallel", "TandemComm", "TandemTensor"]),
         .testTarget(
-            name: "TandemCommTests", dependencies: ["TandemComm", "TandemTensor", "TandemTestSupport", "tandem", "tandem-test-worker"]),
+            name: "TandemCommTests", dependencies: ["TandemComm", "TandemTensor", "TandemTestSupport", "tandem", "tandem-test-worker", "tandem-shaper"]),
     ],
     swiftLanguageModes: [.v6]
 )

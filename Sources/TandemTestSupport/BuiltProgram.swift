@@ -12,6 +12,7 @@ public enum BuiltProgram {
 
     public static var tandem: String { directory.appendingPathComponent("tandem").path }
     public static var worker: String { directory.appendingPathComponent("tandem-test-worker").path }
+    public static var shaper: String { directory.appendingPathComponent("tandem-shaper").path }
 
     public struct Run {
         public let status: Int32
@@ -60,7 +61,7 @@ public enum BuiltProgram {
 }
 
 /// Reads a pipe on a background thread until EOF.
-private final class OutputCollector: @unchecked Sendable {
+final class OutputCollector: @unchecked Sendable {
     private var data = Data()
     private let done = DispatchSemaphore(value: 0)
 

@@ -1,18 +1,30 @@
 import Foundation
 import XCTest
 
-/// Two "hosts" on one machine for multi-host tests: network namespaces joined by a veth pair (each with its own
-/// loopback, address and interface), removed when the test ends. Each job runs one `tandem launch` per host, as
-/// a user would on two machines. Needs root and iproute2 (CI has both); otherwise the test is skipped.
+/// Two "hosts" on one machine for multi-host tests: network namespaces (each with its own loopback, address and
+/// interface) joined by a veth pair, or by a link with a rate and a delay (`tandem-shaper`, TUN interfaces); removed
+/// when the test ends. Each job runs one `tandem launch` per host, as a user would on two machines. Needs root and
+/// iproute2 (CI has both); otherwise the test is skipped.
 public struct TwoHosts: Sendable {
+    /// A link's rate and one-way delay, as `tc netem` and `tandem-shaper` write them (`1gbit`, `200us`).
+    public struct Shape: Sendable {
+        public var rate: String
+        public var delay: String
+        public init(rate: String, delay: String) {
+            self.rate = rate
+            self.delay = delay
+        }
+    }
+
     /// The namespaces, the veth ends inside them, and their addresses (host 0 holds the store).
     public let names: [String]
     public let links: [String]
     public let addresses = ["10.231.0.1", "10.231.0.2"]
     private let ip: String
 
-    /// Creates the namespaces; `XCTSkip` without root or iproute2.
-    public init(_ test: XCTestCase) throws {
+    /// Creates the namespaces, joined by a veth pair or, with `shape`, by `tandem-shaper`'s link of that shape
+    /// (stopped when the test ends); `XCTSkip` without root or iproute2.
+    public init(_ test: XCTestCase, shape: Shape? = nil) throws {
         guard getuid() == 0, let found = ["/usr/sbin/ip", "/sbin/ip"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             throw XCTSkip("needs root and iproute2 to create network namespaces (CI runs as root)")
         }
@@ -24,14 +36,50 @@ public struct TwoHosts: Sendable {
         test.addTeardownBlock {
             for name in names { _ = try? BuiltProgram.run(ip, ["netns", "del", name], timeout: 20) }
         }
-        for name in names { try run(["netns", "add", name]) }
+        for name in names {
+            try run(["netns", "add", name])
+            try run(["netns", "exec", name, "ip", "link", "set", "lo", "up"])
+        }
+        if let shape {
+            try startShaper(shape, test)
+            return
+        }
         try run(["link", "add", links[0], "type", "veth", "peer", "name", links[1]])
         for host in 0..<2 {
             try run(["link", "set", links[host], "netns", names[host]])
             try run(["netns", "exec", names[host], "ip", "addr", "add", addresses[host] + "/24", "dev", links[host]])
             try run(["netns", "exec", names[host], "ip", "link", "set", links[host], "up"])
-            try run(["netns", "exec", names[host], "ip", "link", "set", "lo", "up"])
         }
+    }
+
+    /// Starts `tandem-shaper` with one TUN interface per host and waits for its `ready`; at the end of the test,
+    /// stops it (before the namespaces go) and prints what it counted.
+    private func startShaper(_ shape: Shape, _ test: XCTestCase) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: BuiltProgram.shaper)
+        process.arguments = ["--rate", shape.rate, "--delay", shape.delay] + (0..<2).flatMap { ["--host", "\(names[$0]),\(links[$0]),\(addresses[$0])"] }
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let collector = OutputCollector(errors.fileHandleForReading)
+        test.addTeardownBlock {
+            process.terminate()
+            process.waitUntilExit()
+            print(collector.finish(), terminator: "")
+        }
+        var line = Data()
+        while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) { line += byte }
+        guard String(decoding: line, as: UTF8.self).hasPrefix("ready") else {
+            process.waitUntilExit()
+            throw ShaperFailed(message: "tandem-shaper did not start: \(collector.finish())")
+        }
+    }
+
+    private struct ShaperFailed: Error, CustomStringConvertible {
+        var message: String
+        var description: String { message }
     }
 
     /// Takes `host`'s link down (or up): its peers get no FIN and no reset, as when a machine loses power or

@@ -48,4 +48,31 @@ final class MultiHostTests: XCTestCase {
         XCTAssertGreaterThan(seconds, 1, "not before the probes could have failed: \(line)")
         XCTAssertLessThan(seconds, 4, line)
     }
+
+    /// Two hosts on a shaped link (`tandem-shaper`: 100 Mbit/s, 5 ms one-way), one rank each, exchanging messages
+    /// with `tandem bench comm --op send_recv` over TCP: a message never arrives before the delay, and 1 MiB takes
+    /// at least its time on the wire (84 ms at 100 Mbit/s) on top. Upper bounds are loose — this VM's timers add to
+    /// both, and two ranks exchanging in lock step settle a delay apart, so an iteration takes up to two delays —
+    /// there to catch a link that holds packets far longer than its shape.
+    func testAShapedLinkDelaysAndPacesWhatCrossesIt() throws {
+        let hosts = try TwoHosts(self, shape: .init(rate: "100mbit", delay: "5ms"))
+        let runs = try hosts.launch(
+            [BuiltProgram.tandem, "bench", "comm", "--op", "send_recv", "--backend", "tcp", "--min-bytes", "64", "--max-bytes", "1M",
+             "--step-factor", "16384", "--iters", "4", "--warmup", "1", "--json"],
+            perHost: 1, token: "shaped-link-token-\(getpid())", timeout: 90)
+        XCTAssertEqual(runs[0].status, 0, runs[0].output)
+        XCTAssertEqual(runs[1].status, 0, runs[1].output)
+        let line = try XCTUnwrap(runs[0].output.split(separator: "\n").last { $0.contains("[{") }, runs[0].output)
+        let json = line[line.range(of: "[{")!.lowerBound...]
+        let rows = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]], String(line))
+        XCTAssertEqual(rows.map { $0["bytes"] as? Int }, [64, 1 << 20], String(line))
+        for row in rows { XCTAssertEqual(row["wrong"] as? Int, 0, String(line)) }
+        let small = try XCTUnwrap(rows.first?["time_us"] as? Double), large = try XCTUnwrap(rows.last?["time_us"] as? Double)
+        print("shaped link 100mbit/5ms: send_recv 64 B \(small) µs, 1 MiB \(large) µs")
+        XCTAssertGreaterThanOrEqual(small, 5_000, "a message crossed faster than the link's delay")
+        XCTAssertLessThan(small, 50_000, String(line))
+        let wire = 5_000 + Double(1 << 20) * 8 / 100e6 * 1e6
+        XCTAssertGreaterThanOrEqual(large, wire, "1 MiB crossed faster than 100 Mbit/s allows")
+        XCTAssertLessThan(large, 3 * wire, String(line))
+    }
 }
