@@ -8,7 +8,7 @@ NPROC ?= 2
 MODEL ?= .build/models/small
 PRESET ?= small
 
-.PHONY: run test build build-release deps compare-deps compare compare-mpi fuzz soak bench-serve bench-layouts bench-quantized compare-gguf compare-quantizer bench-sync clean
+.PHONY: run test build build-release deps compare-deps compare compare-mpi fuzz soak bench-serve bench-layouts bench-quantized compare-gguf compare-quantizer bench-sync bench-hosts clean
 
 # System packages the build and tests need: OpenBLAS (matrix multiply) and pkg-config to find it; the
 # multi-host test needs iproute2 (network namespaces stand in for hosts), the cluster-launch and MPI tests
@@ -107,6 +107,13 @@ compare-gguf: build-release
 # decode speed and greedy agreement (benchmarks/bench_sync.py; last results in docs/PERFORMANCE.md).
 bench-sync: build-release
 	benchmarks/bench_sync.py
+
+# Generation across two namespace hosts on shaped links (veth, 10 Gbit/s + 50 us, 1 Gbit/s + 200 us through
+# tandem-shaper): tp, pp and dp across the hosts, float32/bfloat16/int8 sync, against one host (benchmarks/bench_hosts.py;
+# needs root; last results in docs/PERFORMANCE.md).
+bench-hosts: build-release
+	$(SWIFT) build -c release --product tandem-shaper
+	benchmarks/bench_hosts.py
 
 # Tandem's quantizers (q8_0, q4_0, q4_k, q6_k) against llama.cpp's llama-quantize on the small preset, block for block
 # (benchmarks/compare_quantizer.py; needs llama-cpp-python in .peers/llama; last results in docs/PERFORMANCE.md).

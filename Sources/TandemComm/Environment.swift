@@ -47,6 +47,10 @@ public enum TandemEnvironment {
     public static let socketInterface = Variable(
         name: "TANDEM_SOCKET_IFNAME", defaultValue: "(the interface that routes to MASTER_ADDR)",
         summary: "network interface for peer connections, e.g. eth0 (like NCCL_SOCKET_IFNAME)")
+    /// Data connections to each peer over TCP.
+    public static let socketsPerPeer = Variable(
+        name: "TANDEM_SOCKETS_PER_PEER", defaultValue: "1",
+        summary: "TCP connections each rank keeps to each peer for data, 1–16 (like NCCL_NSOCKS_PERTHREAD × NCCL_SOCKET_NTHREADS); messages of 256 KiB and more are split across them, for links one stream does not fill; the same on every rank")
     /// Busy-poll time before a waiting operation sleeps.
     public static let spin = Variable(
         name: "TANDEM_SPIN_US", defaultValue: "50",
@@ -103,7 +107,7 @@ public enum TandemEnvironment {
 
     /// All variables, in the order the README lists them.
     public static let all: [Variable] = [
-        jobToken, commTimeout, peerTimeout, backend, mpiWait, allReduceAlgorithm, socketInterface, spin, sharedBuffer, hostIdentity, useSplitGroup,
+        jobToken, commTimeout, peerTimeout, backend, mpiWait, allReduceAlgorithm, socketInterface, socketsPerPeer, spin, sharedBuffer, hostIdentity, useSplitGroup,
         logLevel, parentPID, apiKey, pipelineLayerPartition, activationSync, testSeed,
     ]
 

@@ -55,6 +55,16 @@ enum Posix {
         }
     }
 
+    /// `poll(2)` of one descriptor (no array to allocate), retrying `EINTR`: probes (`timeout` 0) and single waits.
+    static func poll(_ entry: inout pollfd, timeout: Int32) throws(SystemCallError) -> Int {
+        while true {
+            let ready = systemPoll(&entry, 1, timeout)
+            if ready >= 0 { return Int(ready) }
+            let code = errno
+            if code != EINTR { throw SystemCallError(call: "poll", errno: code) }
+        }
+    }
+
     /// `poll(2)` on `entries`, retrying `EINTR` with a fresh `timeout()` (milliseconds, -1 forever) so a signal
     /// never stretches a deadline. Returns the number of ready entries, 0 when the timeout passed.
     static func poll(_ entries: inout [pollfd], timeout: () -> Int32) throws(SystemCallError) -> Int {

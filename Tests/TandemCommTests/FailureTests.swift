@@ -231,6 +231,29 @@ final class FailureTests: XCTestCase {
         guard case .failure = errors[0] else { return XCTFail("rank 0 must not accept the impostor") }
     }
 
+    /// Ranks that keep different numbers of data connections per peer (`TANDEM_SOCKETS_PER_PEER`) would stripe
+    /// messages differently: the rank that dials is refused naming both counts and the variable, the other ends at
+    /// its setup deadline.
+    func testRanksWithDifferentSocketsPerPeerAreRefusedByName() throws {
+        let server = try TCPStoreServer(host: "127.0.0.1", port: 0, token: "sockets-token")
+        defer { server.stop() }
+        let results = [0, 1].map { rank in
+            JoinableResult {
+                let store = try TCPStore(host: "127.0.0.1", port: server.port, token: "sockets-token", timeout: 5)
+                var options = ProcessGroupOptions(timeout: 2, token: "sockets-token", backend: .tcp)
+                options.socketsPerPeer = rank == 0 ? 1 : 2
+                return try ProcessGroup(store: store, rank: rank, worldSize: 2, options: options)
+            }
+        }
+        let errors = results.map { $0.value }
+        guard case let .failure(error as CommError) = errors[1], case let .bootstrap(_, detail) = error else {
+            return XCTFail("rank 1 should be refused: \(errors[1])")
+        }
+        XCTAssertTrue(
+            detail.contains("rank 0 keeps 1 data connection(s) per peer and rank 1 2: TANDEM_SOCKETS_PER_PEER must be the same on every rank"), detail)
+        guard case .failure(CommError.bootstrap) = errors[0] else { return XCTFail("rank 0 must not complete its setup: \(errors[0])") }
+    }
+
     /// Strangers that connect to a rank's peer port and say nothing do not hold up the group's setup (each one
     /// held it 10 s before), and the group works.
     func testSilentConnectionsToAPeerPortDoNotDelaySetup() throws {

@@ -81,11 +81,11 @@ func forEachBackend(_ body: (BackendChoice) throws -> Void) rethrows {
 /// Runs `body` on `worldSize` rank threads, once per tested backend (`options.backend` is overridden), and
 /// fails the test with every rank's error or recorded failure, naming the backend.
 func runRanks(
-    _ worldSize: Int, options: ProcessGroupOptions = ProcessGroupOptions(timeout: 60),
+    _ worldSize: Int, options: ProcessGroupOptions = ProcessGroupOptions(timeout: 60), backends: [BackendChoice] = testedBackends,
     file: StaticString = #filePath, line: UInt = #line,
     _ body: @escaping @Sendable (ProcessGroup, Failures) throws -> Void
 ) throws {
-    for backend in testedBackends {
+    for backend in backends {
         var settings = options
         settings.backend = backend
         let outcomes = try ThreadLauncher.run(worldSize: worldSize, options: settings, perRank: fakeHosts) { group -> [String] in

@@ -50,6 +50,12 @@ final class WireFormatTests: XCTestCase {
         var badChannel = Array(frame[4...])
         badChannel[badChannel.count - 1] = 3
         XCTAssertThrowsError(try PeerHello(decoding: badChannel)) { XCTAssertTrue("\($0)".contains("unknown channel 3"), "\($0)") }
+        // A data connection names its stream (the byte before the channel).
+        let data = PeerHello(token: Array("token-of-sixteen-bytes".utf8), group: "tp", rank: 3, worldSize: 4, stream: 5, channel: .data)
+        let body = Array(data.frame()[4...])
+        XCTAssertEqual(Array(body.suffix(2)), [5, TCPMesh.Channel.data.rawValue])
+        XCTAssertEqual(try PeerHello(decoding: body), data)
+        XCTAssertThrowsError(try PeerHello(decoding: Array(body.dropLast(2)) + [TCPMesh.Channel.data.rawValue]))
     }
 
     /// An abort announcing 4 GiB of text was buffered without bound while it "arrived"; now the announcement

@@ -343,7 +343,8 @@ final class GenerateCommandTests: XCTestCase {
             ("TANDEM_USE_SPLIT_GROUP", "yes", "1 (split) or 0"), ("TANDEM_PP_LAYER_PARTITION", "6,x", "positive layer counts"),
             ("TANDEM_PP_LAYER_PARTITION", "6,0", "one per pipeline stage"), ("TANDEM_PEER_TIMEOUT_S", "1", "whole seconds from 2 to 3600"),
             ("TANDEM_PEER_TIMEOUT_S", "2.5", "whole seconds from 2 to 3600"), ("TANDEM_PEER_TIMEOUT_S", "soon", "a positive number of seconds"),
-            ("TANDEM_ACTIVATION_SYNC", "fp8", "float32, bfloat16, int8"),
+            ("TANDEM_ACTIVATION_SYNC", "fp8", "float32, bfloat16, int8"), ("TANDEM_SOCKETS_PER_PEER", "0", "a whole number from 1 to 16"),
+            ("TANDEM_SOCKETS_PER_PEER", "17", "a whole number from 1 to 16"), ("TANDEM_SOCKETS_PER_PEER", "two", "a whole number from 1 to 16"),
         ] {
             let run = try BuiltProgram.run(BuiltProgram.tandem, ["info"], environment: [name: value])
             XCTAssertEqual(run.status, 2, run.output)

@@ -121,7 +121,7 @@ public final class ProcessGroup: @unchecked Sendable {
         }
         let host = options.listenHost ?? (store as? TCPStore)?.localHost ?? "127.0.0.1"
         let mesh = try TCPMesh.connect(
-            group: name, rank: rank, worldSize: worldSize, store: scoped, token: token, listenHost: host, deadline: deadline,
+            group: name, rank: rank, worldSize: worldSize, store: scoped, token: token, listenHost: host, streams: options.socketsPerPeer, deadline: deadline,
             peerTimeout: options.peerTimeout, abandoned: options.setupAbandoned)
         let tcp = TCPTransport(
             group: name, rank: rank, worldSize: worldSize, sockets: mesh.data, rootRanks: rootRanks, health: health,

@@ -13,6 +13,9 @@ public struct ProcessGroupOptions: Sendable {
     public var listenHost: String?
     /// The all-reduce algorithm (`auto` picks by size).
     public var allReduceAlgorithm: AllReduceAlgorithm
+    /// TCP data connections to each peer (`TANDEM_SOCKETS_PER_PEER`, 1–16); messages of
+    /// `TCPTransport.stripeThreshold` bytes and more are split across them. Every rank of a group must agree.
+    public var socketsPerPeer = 1
     /// How long a waiting operation busy-polls before sleeping, in microseconds.
     public var spinMicroseconds: Double
     /// The data plane to use (`auto`: shared memory when all members share a host).
@@ -49,7 +52,7 @@ public struct ProcessGroupOptions: Sendable {
         self.hostIdentity = hostIdentity
     }
 
-    /// Options from `TANDEM_COMM_TIMEOUT_S`, `TANDEM_JOB_TOKEN`, `TANDEM_SOCKET_IFNAME`, `TANDEM_SPIN_US`,
+    /// Options from `TANDEM_COMM_TIMEOUT_S`, `TANDEM_JOB_TOKEN`, `TANDEM_SOCKET_IFNAME`, `TANDEM_SOCKETS_PER_PEER`, `TANDEM_SPIN_US`,
     /// `TANDEM_ALLREDUCE_ALGO`, `TANDEM_BACKEND`, `TANDEM_SHM_BUFFER_KB`, `TANDEM_MPI_WAIT` and `TANDEM_HOST_ID`.
     ///
     /// - Throws: `ConfigError` naming the variable whose value is invalid.
@@ -64,6 +67,12 @@ public struct ProcessGroupOptions: Sendable {
         options.token = TandemEnvironment.jobToken.value
         if let interface = TandemEnvironment.socketInterface.value {
             options.listenHost = try interfaceAddress(named: interface)
+        }
+        if let text = TandemEnvironment.socketsPerPeer.value {
+            guard let count = Int(text), (1...16).contains(count) else {
+                throw .invalidValue(name: TandemEnvironment.socketsPerPeer.name, value: text, expected: "a whole number from 1 to 16")
+            }
+            options.socketsPerPeer = count
         }
         if let text = TandemEnvironment.spin.value {
             guard let microseconds = Double(text), microseconds >= 0, microseconds.isFinite else {

@@ -13,12 +13,18 @@ private let noSignal: Int32 = 0
 /// message can progress it spins briefly (small messages on a fast link arrive within microseconds), then
 /// sleeps in `poll(2)` on the sockets plus the group's alarm descriptor, bounded by the operation's deadline.
 /// Every received header is checked against what this rank expects before the operation completes.
+///
+/// With several data connections to a peer (`TANDEM_SOCKETS_PER_PEER`), a message of `stripeThreshold` bytes or
+/// more is split into as many equal stripes, stripe k on connection k, the header first on connection 0; smaller
+/// ones travel on connection 0. Both ends split by the message's size, which they agree on (a disagreement is a
+/// header mismatch on connection 0), and each connection is in order, so stripes need no header of their own.
 final class TCPTransport: MessageTransport, @unchecked Sendable {
     let rank: Int
     let worldSize: Int
     private let group: String
-    /// Data connections by peer rank (nil at this rank's own index); split sub-groups carve theirs from these.
-    let sockets: [Socket?]
+    /// Data connections by peer rank, one or more each (none at this rank's own index); split sub-groups carve
+    /// theirs from these.
+    let sockets: [[Socket]]
     private let health: GroupHealth
     /// The root-group rank of each peer: the liveness monitor, shared by split sub-groups, knows peers by those.
     private let rootRanks: [Int]
@@ -27,7 +33,11 @@ final class TCPTransport: MessageTransport, @unchecked Sendable {
     private var headerArea: UnsafeMutableRawPointer
     private var headerSlots: Int
 
-    init(group: String, rank: Int, worldSize: Int, sockets: [Socket?], rootRanks: [Int], health: GroupHealth, spinNanoseconds: UInt64) {
+    /// The smallest message split over a peer's data connections; below it one stream's throughput is not
+    /// what bounds the time.
+    static let stripeThreshold = 256 << 10
+
+    init(group: String, rank: Int, worldSize: Int, sockets: [[Socket]], rootRanks: [Int], health: GroupHealth, spinNanoseconds: UInt64) {
         self.rootRanks = rootRanks
         self.group = group
         self.rank = rank
@@ -43,7 +53,32 @@ final class TCPTransport: MessageTransport, @unchecked Sendable {
 
     /// Shuts down every data connection so that peers blocked on them see EOF.
     func shutdownConnections() {
-        for socket in sockets.compactMap({ $0 }) { socket.shutdownBoth() }
+        for socket in sockets.joined() { socket.shutdownBoth() }
+    }
+
+    /// The piece of one message that travels on one connection: the header (on the first piece only) and
+    /// `bytes` of payload from `offset`.
+    private struct Piece {
+        var message: Int
+        var peer: Int
+        var descriptor: Int32
+        var headerBytes: Int
+        var offset: Int
+        var bytes: Int
+        var total: Int { headerBytes + bytes }
+    }
+
+    private func pieces(of message: Int, peer: Int, bytes: Int, into pieces: inout [Piece]) {
+        let connections = sockets[peer]
+        precondition(peer != rank && !connections.isEmpty, "transfer to self or unknown peer")
+        let stripes = bytes >= Self.stripeThreshold ? connections.count : 1
+        for stripe in 0..<stripes {
+            let offset = bytes * stripe / stripes
+            pieces.append(
+                Piece(
+                    message: message, peer: peer, descriptor: connections[stripe].descriptor, headerBytes: stripe == 0 ? WireHeader.byteCount : 0,
+                    offset: offset, bytes: bytes * (stripe + 1) / stripes - offset))
+        }
     }
 
     /// Sends and receives all messages, returning when every one is complete.
@@ -58,36 +93,43 @@ final class TCPTransport: MessageTransport, @unchecked Sendable {
             headerSlots = total
             headerArea = .allocate(byteCount: total * WireHeader.byteCount, alignment: 64)
         }
-        // Progress counters include the 40 header bytes.
-        var sent = [Int](repeating: 0, count: sends.count)
-        var received = [Int](repeating: 0, count: receives.count)
+        var outgoing: [Piece] = []
+        var incoming: [Piece] = []
+        outgoing.reserveCapacity(sends.count)
+        incoming.reserveCapacity(receives.count)
         for (index, message) in sends.enumerated() {
-            precondition(message.peer != rank && sockets[message.peer] != nil, "send to self or unknown peer")
             message.header.encode(into: headerSlot(index))
+            pieces(of: index, peer: message.peer, bytes: message.bytes, into: &outgoing)
         }
-        var remaining = total
+        for (index, message) in receives.enumerated() { pieces(of: index, peer: message.peer, bytes: message.bytes, into: &incoming) }
+        // Progress counters include the 40 header bytes of a message's first piece.
+        var sent = [Int](repeating: 0, count: outgoing.count)
+        var received = [Int](repeating: 0, count: incoming.count)
+        var remaining = outgoing.count + incoming.count
         var idleSince: UInt64 = 0
         while true {
             var progressed = false
-            for index in sends.indices where sent[index] < WireHeader.byteCount + sends[index].bytes {
-                let moved = try sendSome(sends[index], headerSlot(index), alreadySent: sent[index], context: context)
+            for index in outgoing.indices where sent[index] < outgoing[index].total {
+                let piece = outgoing[index]
+                let moved = try sendSome(piece, sends[piece.message], headerSlot(piece.message), alreadySent: sent[index])
                 if moved > 0 {
                     sent[index] += moved
                     progressed = true
-                    if sent[index] == WireHeader.byteCount + sends[index].bytes { remaining -= 1 }
+                    if sent[index] == piece.total { remaining -= 1 }
                 }
             }
-            for index in receives.indices where received[index] < WireHeader.byteCount + receives[index].bytes {
-                let slot = headerSlot(sends.count + index)
+            for index in incoming.indices where received[index] < incoming[index].total {
+                let piece = incoming[index]
+                let slot = headerSlot(sends.count + piece.message)
                 let before = received[index]
-                let moved = try receiveSome(receives[index], slot, alreadyReceived: before, context: context)
+                let moved = try receiveSome(piece, receives[piece.message], slot, alreadyReceived: before)
                 guard moved > 0 else { continue }
                 received[index] += moved
                 progressed = true
-                if before < WireHeader.byteCount && received[index] >= WireHeader.byteCount {
-                    try verifyHeader(slot, against: receives[index], context: context)
+                if piece.headerBytes > 0 && before < WireHeader.byteCount && received[index] >= WireHeader.byteCount {
+                    try verifyHeader(slot, against: receives[piece.message], context: context)
                 }
-                if received[index] == WireHeader.byteCount + receives[index].bytes { remaining -= 1 }
+                if received[index] == piece.total { remaining -= 1 }
             }
             if remaining == 0 { return }
             if progressed {
@@ -101,15 +143,16 @@ final class TCPTransport: MessageTransport, @unchecked Sendable {
                 sched_yield()
                 continue
             }
-            try sleepUntilReady(sends, sent, receives, received, context: context)
+            try sleepUntilReady(outgoing, sent, incoming, received, context: context)
             idleSince = 0
         }
     }
 
     func hasIncoming(from peer: Int) -> Bool {
-        guard let socket = sockets[peer] else { return false }
-        var entries = [pollfd(fd: socket.descriptor, events: Int16(POLLIN), revents: 0)]
-        return ((try? Posix.poll(&entries) { 0 }) ?? 0) > 0
+        // Every message starts on the first connection.
+        guard let socket = sockets[peer].first else { return false }
+        var entry = pollfd(fd: socket.descriptor, events: Int16(POLLIN), revents: 0)
+        return ((try? Posix.poll(&entry, timeout: 0)) ?? 0) > 0
     }
 
     @inline(__always)
@@ -117,21 +160,20 @@ final class TCPTransport: MessageTransport, @unchecked Sendable {
         headerArea + index * WireHeader.byteCount
     }
 
-    private func sendSome(
-        _ message: OutgoingMessage, _ header: UnsafeMutableRawPointer, alreadySent: Int, context: OperationContext
-    ) throws(CommError) -> Int {
+    private func sendSome(_ piece: Piece, _ message: OutgoingMessage, _ header: UnsafeMutableRawPointer, alreadySent: Int) throws(CommError) -> Int {
         var vectors = (iovec(), iovec())
         var count: Int32 = 0
-        if alreadySent < WireHeader.byteCount {
-            vectors.0 = iovec(iov_base: header + alreadySent, iov_len: WireHeader.byteCount - alreadySent)
-            vectors.1 = iovec(iov_base: UnsafeMutableRawPointer(mutating: message.payload), iov_len: message.bytes)
-            count = message.bytes > 0 ? 2 : 1
+        let payload = UnsafeMutableRawPointer(mutating: message.payload).map { $0 + piece.offset }
+        if alreadySent < piece.headerBytes {
+            vectors.0 = iovec(iov_base: header + alreadySent, iov_len: piece.headerBytes - alreadySent)
+            vectors.1 = iovec(iov_base: payload, iov_len: piece.bytes)
+            count = piece.bytes > 0 ? 2 : 1
         } else {
-            let offset = alreadySent - WireHeader.byteCount
-            vectors.0 = iovec(iov_base: UnsafeMutableRawPointer(mutating: message.payload! + offset), iov_len: message.bytes - offset)
+            let offset = alreadySent - piece.headerBytes
+            vectors.0 = iovec(iov_base: payload! + offset, iov_len: piece.bytes - offset)
             count = 1
         }
-        let descriptor = sockets[message.peer]!.descriptor
+        let descriptor = piece.descriptor
         do {
             return try Posix.transfer("sendmsg") {
                 withUnsafeMutablePointer(to: &vectors) { pointer in
@@ -144,25 +186,26 @@ final class TCPTransport: MessageTransport, @unchecked Sendable {
                 }
             } ?? 0
         } catch {
-            throw connectionFailure(peer: message.peer, detail: "send failed: \(error)")
+            throw connectionFailure(peer: piece.peer, detail: "send failed: \(error)")
         }
     }
 
     private func receiveSome(
-        _ message: IncomingMessage, _ header: UnsafeMutableRawPointer, alreadyReceived: Int, context: OperationContext
+        _ piece: Piece, _ message: IncomingMessage, _ header: UnsafeMutableRawPointer, alreadyReceived: Int
     ) throws(CommError) -> Int {
         var vectors = (iovec(), iovec())
         var count: Int32
-        if alreadyReceived < WireHeader.byteCount {
-            vectors.0 = iovec(iov_base: header + alreadyReceived, iov_len: WireHeader.byteCount - alreadyReceived)
-            vectors.1 = iovec(iov_base: message.destination, iov_len: message.bytes)
-            count = message.bytes > 0 ? 2 : 1
+        let destination = message.destination.map { $0 + piece.offset }
+        if alreadyReceived < piece.headerBytes {
+            vectors.0 = iovec(iov_base: header + alreadyReceived, iov_len: piece.headerBytes - alreadyReceived)
+            vectors.1 = iovec(iov_base: destination, iov_len: piece.bytes)
+            count = piece.bytes > 0 ? 2 : 1
         } else {
-            let offset = alreadyReceived - WireHeader.byteCount
-            vectors.0 = iovec(iov_base: message.destination! + offset, iov_len: message.bytes - offset)
+            let offset = alreadyReceived - piece.headerBytes
+            vectors.0 = iovec(iov_base: destination! + offset, iov_len: piece.bytes - offset)
             count = 1
         }
-        let descriptor = sockets[message.peer]!.descriptor
+        let descriptor = piece.descriptor
         let result: Int?
         do {
             result = try Posix.transfer("readv") {
@@ -171,11 +214,11 @@ final class TCPTransport: MessageTransport, @unchecked Sendable {
                 }
             }
         } catch {
-            throw connectionFailure(peer: message.peer, detail: "receive failed: \(error)")
+            throw connectionFailure(peer: piece.peer, detail: "receive failed: \(error)")
         }
         guard let result else { return 0 }
         if result == 0 {
-            throw connectionFailure(peer: message.peer, detail: "its connection closed: the process exited, was killed, or shut the group down")
+            throw connectionFailure(peer: piece.peer, detail: "its connection closed: the process exited, was killed, or shut the group down")
         }
         return result
     }
@@ -203,15 +246,14 @@ final class TCPTransport: MessageTransport, @unchecked Sendable {
     }
 
     private func sleepUntilReady(
-        _ sends: [OutgoingMessage], _ sent: [Int], _ receives: [IncomingMessage], _ received: [Int],
-        context: OperationContext
+        _ outgoing: [Piece], _ sent: [Int], _ incoming: [Piece], _ received: [Int], context: OperationContext
     ) throws(CommError) {
         var entries = [pollfd(fd: health.alarmDescriptor, events: Int16(POLLIN), revents: 0)]
-        for (index, message) in sends.enumerated() where sent[index] < WireHeader.byteCount + message.bytes {
-            entries.append(pollfd(fd: sockets[message.peer]!.descriptor, events: Int16(POLLOUT), revents: 0))
+        for (index, piece) in outgoing.enumerated() where sent[index] < piece.total {
+            entries.append(pollfd(fd: piece.descriptor, events: Int16(POLLOUT), revents: 0))
         }
-        for (index, message) in receives.enumerated() where received[index] < WireHeader.byteCount + message.bytes {
-            entries.append(pollfd(fd: sockets[message.peer]!.descriptor, events: Int16(POLLIN), revents: 0))
+        for (index, piece) in incoming.enumerated() where received[index] < piece.total {
+            entries.append(pollfd(fd: piece.descriptor, events: Int16(POLLIN), revents: 0))
         }
         let ready: Int
         do {
@@ -221,12 +263,8 @@ final class TCPTransport: MessageTransport, @unchecked Sendable {
         }
         if ready == 0 {
             var silent = Set<Int>()
-            for (index, message) in receives.enumerated() where received[index] < WireHeader.byteCount + message.bytes {
-                silent.insert(message.peer)
-            }
-            for (index, message) in sends.enumerated() where sent[index] < WireHeader.byteCount + message.bytes {
-                silent.insert(message.peer)
-            }
+            for (index, piece) in incoming.enumerated() where received[index] < piece.total { silent.insert(piece.peer) }
+            for (index, piece) in outgoing.enumerated() where sent[index] < piece.total { silent.insert(piece.peer) }
             throw .timeout(
                 group: context.group, operation: context.operation.description, sequence: context.sequence,
                 waitingFor: silent.sorted(), seconds: context.timeoutSeconds)

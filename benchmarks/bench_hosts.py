@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Generation across two hosts on shaped links (issue 12), in one run: two network namespaces, one rank of one thread
+on each, joined by a plain veth pair or by `tandem-shaper`'s links (rate + one-way delay, as `tc netem` would give;
+this kernel has no netem), against one rank alone. Needs root and iproute2; run after `make build-release`.
+
+Per link shape and layout — tp 2 across the hosts (each all-reduce crosses the link), pp 2 across them (one
+hidden-state send per micro-batch and step), dp 2 (a replica per host; only requests and tokens cross) — with
+`TANDEM_ACTIVATION_SYNC` float32, bfloat16 or int8 where activations cross: `tandem bench throughput` at 64 prompts
+× (128 in, 64 out) and at 1 request × (128 in, 128 out), the `small` preset; the bytes that crossed the link in the
+64-prompt run (IP packets, headers included, counted by the shaper) per output token; and a link check (`tandem
+bench comm`, TCP, all-reduce of 4 KiB and 16 MiB between the two ranks; 16 MiB again with TANDEM_SOCKETS_PER_PEER=4).
+
+    sudo benchmarks/bench_hosts.py                      # make bench-hosts
+    SHAPES="1gbit/200us" LAYOUTS="tp:int8 pp:float32" benchmarks/bench_hosts.py
+    LAYOUTS= benchmarks/bench_hosts.py                  # the link checks only
+
+The shaper runs with `--mtu 65000` (as a NIC's segmentation offload hands the stack 64 KB packets): it forwards
+every packet in user space, on the same 2 cores as the ranks.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.environ.get("BUILD", os.path.join(ROOT, ".build/release"))
+TANDEM = os.path.join(BUILD, "tandem")
+SHAPER = os.path.join(BUILD, "tandem-shaper")
+MODEL = os.environ.get("MODEL", os.path.join(ROOT, ".build/models/small"))
+SHAPES = os.environ.get("SHAPES", "veth 10gbit/50us 1gbit/200us").split()
+LAYOUTS = os.environ.get("LAYOUTS", "tp:float32 tp:bfloat16 tp:int8 pp:float32 pp:int8 dp:float32").split()
+ADDRESSES = ["10.233.0.1", "10.233.0.2"]
+
+
+class Hosts:
+    """Two namespaces joined by a veth pair (`shape` "veth") or by tandem-shaper's link of `shape` ("RATE/DELAY")."""
+
+    def __init__(self, shape):
+        self.shape = shape
+        tag = str(os.getpid() % 100000)
+        self.names = [f"tbh-a-{tag}", f"tbh-b-{tag}"]
+        self.links = [f"tbha{tag}", f"tbhb{tag}"]
+        self.shaper = None
+        self.wire_bytes = None
+
+    def ip(self, *args):
+        subprocess.run(["ip", *args], check=True)
+
+    def __enter__(self):
+        for name in self.names:
+            self.ip("netns", "add", name)
+            self.ip("-n", name, "link", "set", "lo", "up")
+        if self.shape == "veth":
+            self.ip("link", "add", self.links[0], "type", "veth", "peer", "name", self.links[1])
+            for host in range(2):
+                self.ip("link", "set", self.links[host], "netns", self.names[host])
+                self.ip("-n", self.names[host], "addr", "add", ADDRESSES[host] + "/24", "dev", self.links[host])
+                self.ip("-n", self.names[host], "link", "set", self.links[host], "up")
+        else:
+            rate, delay = self.shape.split("/")
+            hosts = [arg for host in range(2) for arg in ("--host", f"{self.names[host]},{self.links[host]},{ADDRESSES[host]}")]
+            self.shaper = subprocess.Popen([SHAPER, "--rate", rate, "--delay", delay, "--mtu", "65000", *hosts],
+                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            line = self.shaper.stdout.readline()
+            if not line.startswith("ready"):
+                raise SystemExit("tandem-shaper did not start: " + self.shaper.communicate()[1])
+        return self
+
+    def __exit__(self, *exc):
+        if self.shaper:
+            self.shaper.terminate()
+            stats = self.shaper.communicate()[1]
+            print(stats, file=sys.stderr, end="")
+            # "sent N packets (B bytes)" of each host: every byte that crossed the link.
+            self.wire_bytes = sum(int(line.split("(")[1].split(" bytes")[0]) for line in stats.splitlines() if " sent " in line)
+        for name in self.names:
+            subprocess.run(["ip", "netns", "del", name])
+
+    def launch(self, program, env):
+        """Runs `program` as one rank per host (`tandem launch --nnodes 2`) and returns rank 0's last JSON line."""
+        token = f"bench-hosts-token-{os.getpid()}-{time.time_ns()}"
+        runs = []
+        for host in (1, 0):
+            environment = dict(os.environ, TANDEM_JOB_TOKEN=token, TANDEM_SOCKET_IFNAME=self.links[host], TANDEM_HOST_ID=self.names[host], **env)
+            runs.append(subprocess.Popen(
+                ["ip", "netns", "exec", self.names[host], TANDEM, "launch", "--nproc-per-node", "1", "--nnodes", "2", "--node-rank", str(host),
+                 "--master-addr", ADDRESSES[0], "--master-port", "29500", "--", TANDEM, *program],
+                env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        outputs = [run.communicate(timeout=1800)[0] for run in runs]
+        if any(run.returncode != 0 for run in runs):
+            raise SystemExit("a host failed:\n" + "\n".join(outputs))
+        # The launcher prefixes each rank's lines with "[rankN]: ".
+        lines = [line.split("]: ", 1)[-1] for line in outputs[1].splitlines()]
+        return json.loads([line for line in lines if line.startswith(("{", "[{"))][-1])
+
+
+def throughput(prompts, output, layout=None, hosts=None, sync="float32"):
+    args = ["bench", "throughput", "--model", MODEL, "--threads", "1", "--num-prompts", str(prompts), "--input-len", "128",
+            "--output-len", str(output), "--json"]
+    if layout:
+        args += [f"--{layout}", "2"]
+    print(f"$ TANDEM_ACTIVATION_SYNC={sync} tandem {' '.join(args)}" + (f"  # across {hosts.shape}" if hosts else ""), file=sys.stderr, flush=True)
+    if hosts is None:
+        out = subprocess.run([TANDEM, *args], check=True, capture_output=True, text=True).stdout
+        return json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
+    return hosts.launch(args, {"TANDEM_ACTIVATION_SYNC": sync})
+
+
+def link_check(shape):
+    """All-reduce times (µs) between the two hosts: 4 KiB, and 16 MiB over 1 and 4 connections per peer."""
+    times = {}
+    for size, sockets in (("4K", "1"), ("16M", "1"), ("16M", "4")):
+        with Hosts(shape) as hosts:
+            args = ["bench", "comm", "--op", "all_reduce", "--backend", "tcp", "--min-bytes", size, "--max-bytes", size, "--json"]
+            print(f"$ TANDEM_SOCKETS_PER_PEER={sockets} tandem {' '.join(args)}  # across {shape}", file=sys.stderr, flush=True)
+            row = hosts.launch(args, {"TANDEM_SOCKETS_PER_PEER": sockets})[0]
+            times[(row["bytes"], sockets)] = row["time_us"]
+    return times
+
+
+def main():
+    if os.getuid() != 0:
+        raise SystemExit("needs root (network namespaces, TUN interfaces)")
+    if not os.path.isdir(MODEL):
+        subprocess.run([TANDEM, "make-model", "--out", MODEL, "--preset", "small"], check=True, stdout=subprocess.DEVNULL)
+    if LAYOUTS:
+        alone = throughput(64, 64), throughput(1, 128)
+        print("| link | layout | sync | 64 prompts: output tokens/s | ÷ one host | 1 request: output tokens/s | bytes on the link per output token (64 prompts) |")
+        print("|---|---|---|---|---|---|---|")
+        print(f"| – (one host) | 1 rank | – | {alone[0]['output_tokens_per_s']:.1f} | 1.00× | {alone[1]['output_tokens_per_s']:.1f} | – |", flush=True)
+    checks = {}
+    for shape in SHAPES:
+        checks[shape] = link_check(shape)
+        for item in LAYOUTS:
+            layout, sync = item.split(":")
+            with Hosts(shape) as hosts:
+                batch = throughput(64, 64, layout, hosts, sync)
+            wire = hosts.wire_bytes
+            with Hosts(shape) as hosts:
+                single = throughput(1, 128, layout, hosts, sync)
+            generated = batch["num_prompts"] * batch["output_len"]
+            per_token = f"{wire / generated:,.0f}" if wire is not None else "(veth: not counted)"
+            print(f"| {shape} | {layout} 2 across | {sync} | {batch['output_tokens_per_s']:.1f} | "
+                  f"{batch['output_tokens_per_s'] / alone[0]['output_tokens_per_s']:.2f}× | {single['output_tokens_per_s']:.1f} | {per_token} |", flush=True)
+    print("\n| link | all-reduce 4 KiB (µs) | all-reduce 16 MiB (ms) | its bus bandwidth (Gbit/s) | the same over 4 connections per peer (ms) |")
+    print("|---|---|---|---|---|")
+    for shape, times in checks.items():
+        big = times[(16 << 20, "1")]
+        print(f"| {shape} | {times[(4096, '1')]:.0f} | {big / 1000:.1f} | {(16 << 20) * 8 / (big * 1e-6) / 1e9:.2f} | {times[(16 << 20, '4')] / 1000:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
