@@ -8,7 +8,9 @@ hidden-state send per micro-batch and step), dp 2 (a replica per host; only requ
 `TANDEM_ACTIVATION_SYNC` float32, bfloat16 or int8 where activations cross: `tandem bench throughput` at 64 prompts
 × (128 in, 64 out) and at 1 request × (128 in, 128 out), the `small` preset; the bytes that crossed the link in the
 64-prompt run (IP packets, headers included, counted by the shaper) per output token; and a link check (`tandem
-bench comm`, TCP, all-reduce of 4 KiB and 16 MiB between the two ranks; 16 MiB again with TANDEM_SOCKETS_PER_PEER=4).
+bench comm`, TCP, all-reduce of 4 KiB and 16 MiB between the two ranks; 16 MiB again with TANDEM_SOCKETS_PER_PEER=4)
+and, in a build with the MPI trait where `mpirun` exists, the same all-reduces on Tandem's MPI backend
+(TANDEM_MPI_WAIT=blocking) beside OpenMPI's own benchmark, both under one mpirun across the two hosts.
 
     sudo benchmarks/bench_hosts.py                      # make bench-hosts
     SHAPES="1gbit/200us" LAYOUTS="tp:int8 pp:float32" benchmarks/bench_hosts.py
@@ -19,8 +21,10 @@ every packet in user space, on the same 2 cores as the ranks.
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -95,6 +99,46 @@ class Hosts:
         return json.loads([line for line in lines if line.startswith(("{", "[{"))][-1])
 
 
+    def mpirun(self, program, env):
+        """Runs `program` as one rank per host under one OpenMPI mpirun started on host 0, which reaches host 1
+        through an rsh agent that runs the command in host 1's namespace (as ssh would on a real host); MPI's own
+        traffic is held to TCP over the link. Returns rank 0's JSON lines."""
+        with tempfile.TemporaryDirectory() as directory:
+            agent = os.path.join(directory, "agent.sh")
+            with open(agent, "w") as f:
+                f.write("#!/bin/sh\nhost=$1; shift\ncase $host in\n"
+                        + "".join(f"  {ADDRESSES[h]}) ns={self.names[h]} ;;\n" for h in range(2))
+                        + "  *) echo \"agent: unknown host $host\" >&2; exit 1 ;;\nesac\nexec ip netns exec \"$ns\" sh -c \"$*\"\n")
+            os.chmod(agent, 0o755)
+            subnet = ".".join(ADDRESSES[0].split(".")[:3]) + ".0/24"
+            forwarded = [arg for key in sorted(env) for arg in ("-x", key)]
+            command = ["ip", "netns", "exec", self.names[0], "mpirun", "--allow-run-as-root", "--oversubscribe", "--host",
+                       f"{ADDRESSES[0]}:1,{ADDRESSES[1]}:1", "-np", "2", "--mca", "plm_rsh_agent", agent, "--mca", "oob_tcp_if_include", subnet,
+                       "--mca", "pml", "ob1", "--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include", subnet, "-x", f"MASTER_ADDR={ADDRESSES[0]}", *forwarded, *program]
+            out = subprocess.run(command, env=dict(os.environ, **env), capture_output=True, text=True, timeout=1800)
+            if out.returncode != 0:
+                raise SystemExit("mpirun failed:\n" + out.stdout + out.stderr)
+            return [json.loads(line) for line in out.stdout.splitlines() if line.startswith(("{", "[{"))]
+
+
+def mpi_check(shape):
+    """4 KiB and 16 MiB all-reduce between the hosts under one mpirun: Tandem's MPI backend (blocking waits) and
+    OpenMPI's own benchmark (benchmarks/mpi_bench.c), same library, same transport (TCP over the link)."""
+    with tempfile.TemporaryDirectory() as directory:
+        bench = os.path.join(directory, "mpi_bench")
+        subprocess.run(["mpicc", "-O2", os.path.join(ROOT, "benchmarks/mpi_bench.c"), "-o", bench], check=True)
+        times = {}
+        for size in (4096, 16 << 20):
+            with Hosts(shape) as hosts:
+                print(f"$ mpirun tandem bench comm --backend mpi / mpi_bench, all_reduce {size} bytes  # across {shape}", file=sys.stderr, flush=True)
+                mine = hosts.mpirun([TANDEM, "bench", "comm", "--op", "all_reduce", "--backend", "mpi", "--min-bytes", str(size),
+                                     "--max-bytes", str(size), "--json"], {"TANDEM_BACKEND": "mpi", "TANDEM_MPI_WAIT": "blocking"})[-1][0]
+                iterations = 2000 if size == 4096 else 20
+                theirs = hosts.mpirun([bench, "all_reduce", str(size), str(size), "2", str(iterations), str(iterations // 10)], {})[-1]
+                times[size] = (mine["time_us"], theirs["time_us"])
+    return times
+
+
 def throughput(prompts, output, layout=None, hosts=None, sync="float32"):
     args = ["bench", "throughput", "--model", MODEL, "--threads", "1", "--num-prompts", str(prompts), "--input-len", "128",
             "--output-len", str(output), "--json"]
@@ -129,9 +173,12 @@ def main():
         print("| link | layout | sync | 64 prompts: output tokens/s | ÷ one host | 1 request: output tokens/s | bytes on the link per output token (64 prompts) |")
         print("|---|---|---|---|---|---|---|")
         print(f"| – (one host) | 1 rank | – | {alone[0]['output_tokens_per_s']:.1f} | 1.00× | {alone[1]['output_tokens_per_s']:.1f} | – |", flush=True)
-    checks = {}
+    checks, mpi = {}, {}
+    with_mpi = shutil.which("mpirun") and "MPI backend in this build: yes" in subprocess.run([TANDEM, "info"], capture_output=True, text=True).stdout
     for shape in SHAPES:
         checks[shape] = link_check(shape)
+        if with_mpi:
+            mpi[shape] = mpi_check(shape)
         for item in LAYOUTS:
             layout, sync = item.split(":")
             with Hosts(shape) as hosts:
@@ -148,6 +195,13 @@ def main():
     for shape, times in checks.items():
         big = times[(16 << 20, "1")]
         print(f"| {shape} | {times[(4096, '1')]:.0f} | {big / 1000:.1f} | {(16 << 20) * 8 / (big * 1e-6) / 1e9:.2f} | {times[(16 << 20, '4')] / 1000:.1f} |")
+    if mpi:
+        print("\n| link | all-reduce 4 KiB (µs): Tandem TCP / Tandem on MPI / OpenMPI | 16 MiB (ms): Tandem TCP / Tandem on MPI / OpenMPI |")
+        print("|---|---|---|")
+        for shape, times in mpi.items():
+            small, big = times[4096], times[16 << 20]
+            print(f"| {shape} | {checks[shape][(4096, '1')]:.0f} / {small[0]:.0f} / {small[1]:.0f} | "
+                  f"{checks[shape][(16 << 20, '1')] / 1000:.1f} / {big[0] / 1000:.1f} / {big[1] / 1000:.1f} |")
 
 
 if __name__ == "__main__":

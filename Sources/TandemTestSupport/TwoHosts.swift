@@ -23,12 +23,15 @@ public struct TwoHosts: Sendable {
     private let ip: String
 
     /// Creates the namespaces, joined by a veth pair or, with `shape`, by `tandem-shaper`'s link of that shape
-    /// (stopped when the test ends); `XCTSkip` without root or iproute2.
+    /// (stopped when the test ends); `XCTSkip` without root or iproute2 (or, with a shape, /dev/net/tun).
     public init(_ test: XCTestCase, shape: Shape? = nil) throws {
         guard getuid() == 0, let found = ["/usr/sbin/ip", "/sbin/ip"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             throw XCTSkip("needs root and iproute2 to create network namespaces (CI runs as root)")
         }
         ip = found
+        if shape != nil, !FileManager.default.fileExists(atPath: "/dev/net/tun") {
+            throw XCTSkip("needs /dev/net/tun for tandem-shaper's links")
+        }
         let tag = String(getpid() % 100_000) + String(Int.random(in: 0..<100))
         names = ["tandem-a-\(tag)", "tandem-b-\(tag)"]
         links = ["tva\(tag)", "tvb\(tag)"]

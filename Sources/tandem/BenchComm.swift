@@ -44,7 +44,7 @@ struct BenchComm: ParsableCommand {
     @Option(name: .customLong("warmup-time"), help: "Without --iters: seconds of untimed iterations per size before timing.")
     var warmupTime: Double = 0.2
 
-    @Option(help: "Data plane: auto (shared memory on one host), shm or tcp; default: TANDEM_BACKEND, else auto.")
+    @Option(help: "Data plane: auto (shared memory on one host), shm, tcp, hier or mpi (a build with the MPI trait, under mpirun); default: TANDEM_BACKEND, else auto.")
     var backend: BackendChoice?
 
     @Option(help: "Spawn this many local ranks (instead of running under tandem launch).")
