@@ -19,6 +19,14 @@ final class MultiHostGenerateTests: XCTestCase {
         try check(layout: ["--tp", "2", "--dp", "2"])
     }
 
+    /// One rank per host on a link with a delay (`tandem-shaper`: 1 Gbit/s, 2 ms one way), tensor-parallel and as
+    /// pipeline stages: every all-reduce and stage send waits on the delayed link, and the greedy tokens are still
+    /// one rank's.
+    func testTensorParallelAndStagesAcrossADelayedLinkMatchOneRank() throws {
+        try check(layout: ["--tp", "2"], perHost: 1, shape: .init(rate: "1gbit", delay: "2ms"))
+        try check(layout: ["--pp", "2"], perHost: 1, shape: .init(rate: "1gbit", delay: "2ms"))
+    }
+
     /// The same job started by one OpenMPI `mpirun` across both hosts (its daemon reaches the second host through
     /// an rsh agent, as over ssh): on the default backends (hierarchical: shared memory per host, TCP between) and,
     /// in a build with the MPI trait, on the MPI backend — every group an MPI communicator spanning the hosts.
@@ -30,8 +38,8 @@ final class MultiHostGenerateTests: XCTestCase {
         for backend in backends { try check(layout: ["--tp", "2", "--pp", "2"], mpirunBackend: backend) }
     }
 
-    private func check(layout: [String], mpirunBackend: String? = nil) throws {
-        let hosts = try TwoHosts(self)
+    private func check(layout: [String], perHost: Int = 2, shape: TwoHosts.Shape? = nil, mpirunBackend: String? = nil) throws {
+        let hosts = try TwoHosts(self, shape: shape)
         let directory = try Reference.temporaryDirectory(self).appendingPathComponent("tiny").path
         let made = try BuiltProgram.run(BuiltProgram.tandem, ["make-model", "--out", directory, "--preset", "tiny"])
         XCTAssertEqual(made.status, 0, made.output)
@@ -51,7 +59,7 @@ final class MultiHostGenerateTests: XCTestCase {
             XCTAssertEqual(run.lines(containing: "group 'world' rank").filter { $0.contains(expected) }.count, 4, run.output)
             runs = [run]
         } else {
-            runs = try hosts.launch(program, perHost: 2, token: "generate-job-token-\(getpid())")
+            runs = try hosts.launch(program, perHost: perHost, token: "generate-job-token-\(getpid())")
         }
         for run in runs { XCTAssertEqual(run.status, 0, run.output) }
         // Rank 0 (on the first host) reports; its outputs are those of one rank.
