@@ -4,7 +4,8 @@ on each, joined by a plain veth pair or by `tandem-shaper`'s links (rate + one-w
 this kernel has no netem), against one rank alone. Needs root and iproute2; run after `make build-release`.
 
 Per link shape and layout — tp 2 across the hosts (each all-reduce crosses the link), pp 2 across them (one
-hidden-state send per micro-batch and step), dp 2 (a replica per host; only requests and tokens cross) — with
+hidden-state send per micro-batch and step), dp 2 (a replica per host; only requests and tokens cross), and with
+`tp2pp2` tp 2 inside each host × pp 2 across (two ranks per host, against the same four ranks on one host) — with
 `TANDEM_ACTIVATION_SYNC` float32, bfloat16 or int8 where activations cross: `tandem bench throughput` at 64 prompts
 × (128 in, 64 out) and at 1 request × (128 in, 128 out), the `small` preset; the bytes that crossed the link in the
 64-prompt run (IP packets, headers included, counted by the shaper) per output token; and a link check (`tandem
@@ -33,7 +34,7 @@ TANDEM = os.path.join(BUILD, "tandem")
 SHAPER = os.path.join(BUILD, "tandem-shaper")
 MODEL = os.environ.get("MODEL", os.path.join(ROOT, ".build/models/small"))
 SHAPES = os.environ.get("SHAPES", "veth 10gbit/50us 1gbit/200us").split()
-LAYOUTS = os.environ.get("LAYOUTS", "tp:float32 tp:bfloat16 tp:int8 pp:float32 pp:int8 dp:float32").split()
+LAYOUTS = os.environ.get("LAYOUTS", "tp:float32 tp:bfloat16 tp:int8 pp:float32 pp:int8 dp:float32 tp2pp2:float32 tp2pp2:int8").split()
 ADDRESSES = ["10.233.0.1", "10.233.0.2"]
 
 
@@ -81,14 +82,14 @@ class Hosts:
         for name in self.names:
             subprocess.run(["ip", "netns", "del", name])
 
-    def launch(self, program, env):
-        """Runs `program` as one rank per host (`tandem launch --nnodes 2`) and returns rank 0's last JSON line."""
+    def launch(self, program, env, per_host=1):
+        """Runs `program` as `per_host` ranks per host (`tandem launch --nnodes 2`) and returns rank 0's last JSON line."""
         token = f"bench-hosts-token-{os.getpid()}-{time.time_ns()}"
         runs = []
         for host in (1, 0):
             environment = dict(os.environ, TANDEM_JOB_TOKEN=token, TANDEM_SOCKET_IFNAME=self.links[host], TANDEM_HOST_ID=self.names[host], **env)
             runs.append(subprocess.Popen(
-                ["ip", "netns", "exec", self.names[host], TANDEM, "launch", "--nproc-per-node", "1", "--nnodes", "2", "--node-rank", str(host),
+                ["ip", "netns", "exec", self.names[host], TANDEM, "launch", "--nproc-per-node", str(per_host), "--nnodes", "2", "--node-rank", str(host),
                  "--master-addr", ADDRESSES[0], "--master-port", "29500", "--", TANDEM, *program],
                 env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
         outputs = [run.communicate(timeout=1800)[0] for run in runs]
@@ -139,16 +140,23 @@ def mpi_check(shape):
     return times
 
 
+# Each layout's arguments and ranks per host: one rank per host with tp, pp or dp across the hosts, or tp 2 inside
+# each host with the two pipeline stages across them (4 ranks: compared with the same 4 ranks on one host).
+LAYOUT_ARGS = {"tp": (["--tp", "2"], 1), "pp": (["--pp", "2"], 1), "dp": (["--dp", "2"], 1), "tp2pp2": (["--tp", "2", "--pp", "2"], 2)}
+
+
 def throughput(prompts, output, layout=None, hosts=None, sync="float32"):
     args = ["bench", "throughput", "--model", MODEL, "--threads", "1", "--num-prompts", str(prompts), "--input-len", "128",
             "--output-len", str(output), "--json"]
+    per_host = 1
     if layout:
-        args += [f"--{layout}", "2"]
+        extra, per_host = LAYOUT_ARGS[layout]
+        args += extra
     print(f"$ TANDEM_ACTIVATION_SYNC={sync} tandem {' '.join(args)}" + (f"  # across {hosts.shape}" if hosts else ""), file=sys.stderr, flush=True)
     if hosts is None:
         out = subprocess.run([TANDEM, *args], check=True, capture_output=True, text=True).stdout
         return json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
-    return hosts.launch(args, {"TANDEM_ACTIVATION_SYNC": sync})
+    return hosts.launch(args, {"TANDEM_ACTIVATION_SYNC": sync}, per_host)
 
 
 def link_check(shape):
@@ -173,7 +181,7 @@ def main():
         print("| link | layout | sync | 64 prompts: output tokens/s | ÷ one host | 1 request: output tokens/s | bytes on the link per output token (64 prompts) |")
         print("|---|---|---|---|---|---|---|")
         print(f"| – (one host) | 1 rank | – | {alone[0]['output_tokens_per_s']:.1f} | 1.00× | {alone[1]['output_tokens_per_s']:.1f} | – |", flush=True)
-    checks, mpi = {}, {}
+    checks, mpi, baselines = {}, {}, {}
     with_mpi = shutil.which("mpirun") and "MPI backend in this build: yes" in subprocess.run([TANDEM, "info"], capture_output=True, text=True).stdout
     for shape in SHAPES:
         checks[shape] = link_check(shape)
@@ -181,6 +189,12 @@ def main():
             mpi[shape] = mpi_check(shape)
         for item in LAYOUTS:
             layout, sync = item.split(":")
+            if layout == "tp2pp2" and layout not in baselines:
+                baselines[layout] = throughput(64, 64, layout), throughput(1, 128, layout)
+                print(f"| – (one host) | tp 2 × pp 2, 4 ranks | – | {baselines[layout][0]['output_tokens_per_s']:.1f} | 1.00× | "
+                      f"{baselines[layout][1]['output_tokens_per_s']:.1f} | – |", flush=True)
+            base = baselines.get(layout, alone)
+            label = "tp 2 inside × pp 2 across" if layout == "tp2pp2" else f"{layout} 2 across"
             with Hosts(shape) as hosts:
                 batch = throughput(64, 64, layout, hosts, sync)
             wire = hosts.wire_bytes
@@ -188,8 +202,8 @@ def main():
                 single = throughput(1, 128, layout, hosts, sync)
             generated = batch["num_prompts"] * batch["output_len"]
             per_token = f"{wire / generated:,.0f}" if wire is not None else "(veth: not counted)"
-            print(f"| {shape} | {layout} 2 across | {sync} | {batch['output_tokens_per_s']:.1f} | "
-                  f"{batch['output_tokens_per_s'] / alone[0]['output_tokens_per_s']:.2f}× | {single['output_tokens_per_s']:.1f} | {per_token} |", flush=True)
+            print(f"| {shape} | {label} | {sync} | {batch['output_tokens_per_s']:.1f} | "
+                  f"{batch['output_tokens_per_s'] / base[0]['output_tokens_per_s']:.2f}× | {single['output_tokens_per_s']:.1f} | {per_token} |", flush=True)
     print("\n| link | all-reduce 4 KiB (µs) | all-reduce 16 MiB (ms) | its bus bandwidth (Gbit/s) | the same over 4 connections per peer (ms) |")
     print("|---|---|---|---|---|")
     for shape, times in checks.items():
