@@ -32,6 +32,9 @@ final class TCPTransport: MessageTransport, @unchecked Sendable {
     private let spinNanoseconds: UInt64
     private var headerArea: UnsafeMutableRawPointer
     private var headerSlots: Int
+    /// The pieces of the last transfer, kept for their capacity (a group runs one transfer at a time).
+    private var spareOutgoing: [Piece] = []
+    private var spareIncoming: [Piece] = []
 
     /// The smallest message split over a peer's data connections; below it one stream's throughput is not
     /// what bounds the time.
@@ -65,6 +68,8 @@ final class TCPTransport: MessageTransport, @unchecked Sendable {
         var headerBytes: Int
         var offset: Int
         var bytes: Int
+        /// Bytes moved so far, the header's included.
+        var done = 0
         var total: Int { headerBytes + bytes }
     }
 
@@ -93,43 +98,41 @@ final class TCPTransport: MessageTransport, @unchecked Sendable {
             headerSlots = total
             headerArea = .allocate(byteCount: total * WireHeader.byteCount, alignment: 64)
         }
-        var outgoing: [Piece] = []
-        var incoming: [Piece] = []
-        outgoing.reserveCapacity(sends.count)
-        incoming.reserveCapacity(receives.count)
+        var outgoing = spareOutgoing
+        var incoming = spareIncoming
+        (spareOutgoing, spareIncoming) = ([], [])
+        outgoing.removeAll(keepingCapacity: true)
+        incoming.removeAll(keepingCapacity: true)
+        defer { (spareOutgoing, spareIncoming) = (outgoing, incoming) }
         for (index, message) in sends.enumerated() {
             message.header.encode(into: headerSlot(index))
             pieces(of: index, peer: message.peer, bytes: message.bytes, into: &outgoing)
         }
         for (index, message) in receives.enumerated() { pieces(of: index, peer: message.peer, bytes: message.bytes, into: &incoming) }
-        // Progress counters include the 40 header bytes of a message's first piece.
-        var sent = [Int](repeating: 0, count: outgoing.count)
-        var received = [Int](repeating: 0, count: incoming.count)
         var remaining = outgoing.count + incoming.count
         var idleSince: UInt64 = 0
         while true {
             var progressed = false
-            for index in outgoing.indices where sent[index] < outgoing[index].total {
+            for index in outgoing.indices where outgoing[index].done < outgoing[index].total {
                 let piece = outgoing[index]
-                let moved = try sendSome(piece, sends[piece.message], headerSlot(piece.message), alreadySent: sent[index])
+                let moved = try sendSome(piece, sends[piece.message], headerSlot(piece.message), alreadySent: piece.done)
                 if moved > 0 {
-                    sent[index] += moved
+                    outgoing[index].done += moved
                     progressed = true
-                    if sent[index] == piece.total { remaining -= 1 }
+                    if outgoing[index].done == piece.total { remaining -= 1 }
                 }
             }
-            for index in incoming.indices where received[index] < incoming[index].total {
+            for index in incoming.indices where incoming[index].done < incoming[index].total {
                 let piece = incoming[index]
                 let slot = headerSlot(sends.count + piece.message)
-                let before = received[index]
-                let moved = try receiveSome(piece, receives[piece.message], slot, alreadyReceived: before)
+                let moved = try receiveSome(piece, receives[piece.message], slot, alreadyReceived: piece.done)
                 guard moved > 0 else { continue }
-                received[index] += moved
+                incoming[index].done += moved
                 progressed = true
-                if piece.headerBytes > 0 && before < WireHeader.byteCount && received[index] >= WireHeader.byteCount {
+                if piece.headerBytes > 0 && piece.done < WireHeader.byteCount && incoming[index].done >= WireHeader.byteCount {
                     try verifyHeader(slot, against: receives[piece.message], context: context)
                 }
-                if received[index] == piece.total { remaining -= 1 }
+                if incoming[index].done == piece.total { remaining -= 1 }
             }
             if remaining == 0 { return }
             if progressed {
@@ -143,7 +146,7 @@ final class TCPTransport: MessageTransport, @unchecked Sendable {
                 sched_yield()
                 continue
             }
-            try sleepUntilReady(outgoing, sent, incoming, received, context: context)
+            try sleepUntilReady(outgoing, incoming, context: context)
             idleSince = 0
         }
     }
@@ -246,13 +249,13 @@ final class TCPTransport: MessageTransport, @unchecked Sendable {
     }
 
     private func sleepUntilReady(
-        _ outgoing: [Piece], _ sent: [Int], _ incoming: [Piece], _ received: [Int], context: OperationContext
+        _ outgoing: [Piece], _ incoming: [Piece], context: OperationContext
     ) throws(CommError) {
         var entries = [pollfd(fd: health.alarmDescriptor, events: Int16(POLLIN), revents: 0)]
-        for (index, piece) in outgoing.enumerated() where sent[index] < piece.total {
+        for piece in outgoing where piece.done < piece.total {
             entries.append(pollfd(fd: piece.descriptor, events: Int16(POLLOUT), revents: 0))
         }
-        for (index, piece) in incoming.enumerated() where received[index] < piece.total {
+        for piece in incoming where piece.done < piece.total {
             entries.append(pollfd(fd: piece.descriptor, events: Int16(POLLIN), revents: 0))
         }
         let ready: Int
@@ -263,8 +266,7 @@ final class TCPTransport: MessageTransport, @unchecked Sendable {
         }
         if ready == 0 {
             var silent = Set<Int>()
-            for (index, piece) in incoming.enumerated() where received[index] < piece.total { silent.insert(piece.peer) }
-            for (index, piece) in outgoing.enumerated() where sent[index] < piece.total { silent.insert(piece.peer) }
+            for piece in incoming + outgoing where piece.done < piece.total { silent.insert(piece.peer) }
             throw .timeout(
                 group: context.group, operation: context.operation.description, sequence: context.sequence,
                 waitingFor: silent.sorted(), seconds: context.timeoutSeconds)
