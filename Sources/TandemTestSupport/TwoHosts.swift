@@ -16,7 +16,8 @@ public struct TwoHosts: Sendable {
         }
     }
 
-    /// The namespaces, the veth ends inside them, and their addresses (host 0 holds the store).
+    /// The namespaces, the interfaces inside them (veth ends, or the shaper's TUN interfaces), and their addresses
+    /// (host 0 holds the store).
     public let names: [String]
     public let links: [String]
     public let addresses = ["10.231.0.1", "10.231.0.2"]

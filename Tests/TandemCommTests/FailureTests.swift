@@ -254,6 +254,21 @@ final class FailureTests: XCTestCase {
         guard case .failure(CommError.bootstrap) = errors[0] else { return XCTFail("rank 0 must not complete its setup: \(errors[0])") }
     }
 
+    /// A count of data connections outside 1…16 set through the API (the environment variable is checked where it
+    /// is read) is refused at creation, before any connection is made.
+    func testSocketsPerPeerOutsideItsRangeIsRefusedAtCreation() throws {
+        let server = try TCPStoreServer(host: "127.0.0.1", port: 0, token: "sockets-token")
+        defer { server.stop() }
+        let store = try TCPStore(host: "127.0.0.1", port: server.port, token: "sockets-token", timeout: 5)
+        for count in [0, 17] {
+            var options = ProcessGroupOptions(timeout: 2, token: "sockets-token")
+            options.socketsPerPeer = count
+            XCTAssertThrowsError(try ProcessGroup(store: store, rank: 0, worldSize: 2, options: options)) { error in
+                XCTAssertTrue("\(error)".contains("sockets per peer must be 1…16, got \(count)"), "\(error)")
+            }
+        }
+    }
+
     /// Strangers that connect to a rank's peer port and say nothing do not hold up the group's setup (each one
     /// held it 10 s before), and the group works.
     func testSilentConnectionsToAPeerPortDoNotDelaySetup() throws {

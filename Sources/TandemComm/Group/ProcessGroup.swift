@@ -81,6 +81,9 @@ public final class ProcessGroup: @unchecked Sendable {
         guard options.timeout > 0 else {
             throw .invalidArgument(group: name, operation: "init", detail: "timeout must be positive, got \(options.timeout)")
         }
+        guard (1...16).contains(options.socketsPerPeer) else {
+            throw .invalidArgument(group: name, operation: "init", detail: "sockets per peer must be 1…16, got \(options.socketsPerPeer)")
+        }
         self.name = name
         self.rank = rank
         self.worldSize = worldSize
