@@ -143,7 +143,11 @@ final class EngineCoreTests: XCTestCase {
             XCTAssertEqual(mixLogprobs.map(\.sampled.tokenID), output.tokenIDs, "\(request.id): a log-probability per token, seed \(seed)")
             // Up to where the tokens part, each position's log-probabilities (the sampled token's and the five most
             // likely) are those of the request alone: the layout, batch and dispatch move the logits by rounding only.
-            let tolerance: Float = precision == .float32 ? 1e-4 : 1e-2
+            // In bf16 compute a last-bit change rounds an activation the other way and the move grows along the
+            // sequence (through the KV cache): measured over 56 seeds on an AVX-512 BF16 machine, up to 0.020 —
+            // within what bf16 compute's measured 3e-3 of the largest logit from fp32 allows two runs — so 5e-2 there;
+            // a scheduling or cache fault moves log-probabilities by whole units.
+            let tolerance: Float = precision == .float32 ? 1e-4 : 5e-2
             for (position, (mine, theirs)) in zip(mixLogprobs, aloneLogprobs).enumerated() {
                 guard mine.sampled.tokenID == theirs.sampled.tokenID else { break }
                 XCTAssertEqual(mine.sampled.logprob, theirs.sampled.logprob, accuracy: tolerance, "\(request.id) token \(position), seed \(seed)")
