@@ -183,97 +183,165 @@ void tandem_dequantize_rows(int format, const void *w, long rows, long k, float 
     }
 }
 
-// One weight row (k / 32 blocks of `format`) · one activation row quantized to Q8_0: Σ_b d_w · d_x · Σ q_w · q_x.
-static float dot_portable(int format, const void *w, const block_q8_0 *x, long blocks) {
-    float sum = 0;
-    for (long b = 0; b < blocks; b++) {
-        int products = 0;
-        float scale;
-        if (format == TANDEM_Q8_0) {
-            const block_q8_0 *block = (const block_q8_0 *)w + b;
-            for (int j = 0; j < 32; j++) products += block->qs[j] * x[b].qs[j];
-            scale = half_to_float(block->d);
-        } else {
-            const block_q4_0 *block = (const block_q4_0 *)w + b;
-            for (int j = 0; j < 16; j++) {
-                products += ((block->qs[j] & 15) - 8) * x[b].qs[j] + ((block->qs[j] >> 4) - 8) * x[b].qs[16 + j];
-            }
-            scale = half_to_float(block->d);
+// Q8_0 and Q4_0 weights are multiplied interleaved (tandem_quant_interleave): rows in groups of 8, a group's
+// bytes block after block, each block its 8 rows' fp16 scales (16 bytes) and then their quants in 4-byte pieces,
+// the piece of rows 0…7 side by side (32 bytes) before the next piece. The same bytes as ggml's, in another order;
+// rows past the last whole group stay as ggml writes them.
+static int interleaves(int format) { return format == TANDEM_Q8_0 || format == TANDEM_Q4_0; }
+
+// Row r's block b of an interleaved group, as ggml's bytes, into `block`.
+static inline void gather_block(int format, const char *group, long b, int r, char *block) {
+    const long bytes = tandem_quant_block_bytes(format);
+    const char *at = group + b * 8 * bytes;
+    memcpy(block, at + 2 * r, 2);
+    for (long piece = 0; piece < (bytes - 2) / 4; piece++) memcpy(block + 2 + 4 * piece, at + 16 + 32 * piece + 4 * r, 4);
+}
+
+// The inverse: ggml's bytes of a block into row r's block b of a group.
+static void scatter_block(int format, const char *block, long b, int r, char *group) {
+    const long bytes = tandem_quant_block_bytes(format);
+    char *at = group + b * 8 * bytes;
+    memcpy(at + 2 * r, block, 2);
+    for (long piece = 0; piece < (bytes - 2) / 4; piece++) memcpy(at + 16 + 32 * piece + 4 * r, block + 2 + 4 * piece, 4);
+}
+
+void tandem_quant_interleave(int format, void *w, long n, long k) {
+    if (!interleaves(format) || n < 8) return;
+    const long bytes = tandem_quant_block_bytes(format), blocks = k / 32, row_bytes = blocks * bytes;
+    char *rows = malloc((size_t)(8 * row_bytes));
+    for (long group = 0; group + 8 <= n; group += 8) {
+        char *at = (char *)w + group * row_bytes;
+        memcpy(rows, at, (size_t)(8 * row_bytes));
+        for (int r = 0; r < 8; r++) {
+            for (long b = 0; b < blocks; b++) scatter_block(format, rows + r * row_bytes + b * bytes, b, r, at);
         }
-        sum += scale * half_to_float(x[b].d) * (float)products;
+    }
+    free(rows);
+}
+
+void tandem_dequantize_weight_rows(int format, const void *w, long n, long k, long first, long count, float *out) {
+    const long row_bytes = k / tandem_quant_block_elements(format) * tandem_quant_block_bytes(format);
+    const long grouped = interleaves(format) ? n / 8 * 8 : 0;
+    for (long j = first; j < first + count; j++) {
+        float *values = out + (j - first) * k;
+        if (j >= grouped) {
+            tandem_dequantize_rows(format, (const char *)w + j * row_bytes, 1, k, values);
+            continue;
+        }
+        const char *group = (const char *)w + j / 8 * 8 * row_bytes;
+        char block[sizeof(block_q8_0)];
+        for (long b = 0; b < k / 32; b++) {
+            gather_block(format, group, b, (int)(j % 8), block);
+            tandem_dequantize_rows(format, block, 1, 32, values + b * 32);
+        }
+    }
+}
+
+// A block of `format` (ggml's bytes) · an input block quantized to Q8_0: d_w · d_x · Σ q_w · q_x.
+static float block_product(int format, const char *w, const block_q8_0 *x) {
+    int products = 0;
+    float scale;
+    if (format == TANDEM_Q8_0) {
+        const block_q8_0 *block = (const block_q8_0 *)w;
+        for (int j = 0; j < 32; j++) products += block->qs[j] * x->qs[j];
+        scale = half_to_float(block->d);
+    } else {
+        const block_q4_0 *block = (const block_q4_0 *)w;
+        for (int j = 0; j < 16; j++) products += ((block->qs[j] & 15) - 8) * x->qs[j] + ((block->qs[j] >> 4) - 8) * x->qs[16 + j];
+        scale = half_to_float(block->d);
+    }
+    return scale * half_to_float(x->d) * (float)products;
+}
+
+// Row j of an interleaved weight (of n rows, `row_bytes` each) · one input row quantized to Q8_0, block by block.
+static float row_portable(int format, const char *w, long n, long row_bytes, long j, const block_q8_0 *x, long blocks) {
+    float sum = 0;
+    if (j >= n / 8 * 8) {
+        for (long b = 0; b < blocks; b++) sum += block_product(format, w + j * row_bytes + b * tandem_quant_block_bytes(format), x + b);
+        return sum;
+    }
+    char block[sizeof(block_q8_0)];
+    for (long b = 0; b < blocks; b++) {
+        gather_block(format, w + j / 8 * 8 * row_bytes, b, (int)(j % 8), block);
+        sum += block_product(format, block, x + b);
     }
     return sum;
 }
 
 #if defined(__x86_64__)
 
-// Σ of the eight 32-bit lanes of x · y over signed bytes (|values| ≤ 127 in y's place: maddubs takes x unsigned),
-// as floats.
-__attribute__((target("avx2,fma,f16c"))) static inline __m256 products8(__m256i x, __m256i y) {
-    const __m256i absolute = _mm256_sign_epi8(x, x);
-    const __m256i signed_y = _mm256_sign_epi8(y, x);
-    const __m256i pairs = _mm256_maddubs_epi16(absolute, signed_y);
-    return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
-}
-
-// A Q8_0 weight block times an input block: the 32 products summed in pairs, as eight float lanes.
-__attribute__((target("avx2,fma,f16c"), always_inline)) static inline __m256 q8_products(const char *row, long b, const block_q8_0 *x) {
-    return products8(_mm256_loadu_si256((const __m256i *)((const block_q8_0 *)row)[b].qs), _mm256_loadu_si256((const __m256i *)x[b].qs));
-}
-
-// A Q4_0 weight block's nibbles (0–15, not yet less 8) times an input block, as eight float lanes: the nibbles are
-// unsigned, so maddubs takes them as they are; the − 8 is added per block from the input's sum (`offsets`).
-__attribute__((target("avx2,fma,f16c"), always_inline)) static inline __m256 q4_products(const char *row, long b, const block_q8_0 *x) {
-    // The 16 bytes' low nibbles are values 0–15, their high nibbles 16–31.
-    const __m128i packed = _mm_loadu_si128((const __m128i *)((const block_q4_0 *)row)[b].qs);
-    const __m256i nibbles = _mm256_and_si256(_mm256_insertf128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1), _mm256_set1_epi8(15));
-    const __m256i pairs = _mm256_maddubs_epi16(nibbles, _mm256_loadu_si256((const __m256i *)x[b].qs));
-    return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
-}
-
-// Block b's weight scale.
-__attribute__((target("avx2,fma,f16c"), always_inline)) static inline float weight_scale(const int format, const char *row, long b) {
-    return _cvtsh_ss(format == TANDEM_Q8_0 ? ((const block_q8_0 *)row)[b].d : ((const block_q4_0 *)row)[b].d);
-}
-
-// Block b of one weight row against the input: its products scaled into `accumulator`, its Q4_0 offset into
-// `offset`.
-__attribute__((target("avx2,fma,f16c"), always_inline)) static inline void add_block(
-    const int format, const char *row, long b, const block_q8_0 *x, const float *scales, const float *offsets, __m256 *accumulator, float *offset) {
-    const float d = weight_scale(format, row, b);
-    const __m256 products = format == TANDEM_Q8_0 ? q8_products(row, b, x) : q4_products(row, b, x);
-    *accumulator = _mm256_fmadd_ps(_mm256_set1_ps(d * scales[b]), products, *accumulator);
-    if (format == TANDEM_Q4_0) *offset += d * offsets[b];
-}
-
-// One weight row against one input row, two blocks a step on two multiply-add chains (one chain waits on each
-// block's scale). `scales` holds the input's block scales as floats; for Q4_0 `offsets` holds each input block's
-// −8 · scale · Σ q (the nibbles' offset of 8, taken out of the integer products).
-__attribute__((target("avx2,fma,f16c"), always_inline)) static inline float one_row(
-    const int format, const char *row, const block_q8_0 *x, const float *scales, const float *offsets, long blocks) {
+// Eight interleaved rows (a group) against one input row: each 32 bytes of the group hold a 4-byte piece of each
+// of the 8 rows, so one multiply-add takes the input piece broadcast against all eight, and each 32-bit lane
+// gathers one row's sum — no horizontal sums, one weight stream, one conversion of the 8 scales per block.
+// `scales` holds the input's block scales as floats; for Q4_0 `offsets` holds each input block's 8 · Σ q (the
+// nibbles' offset of 8, taken out of the integer products).
+__attribute__((target("avx2,fma,f16c"))) static void group_q4_0_avx2(
+    const char *group, const block_q8_0 *x, const float *scales, const int *offsets, long blocks, float *y) {
+    const __m256i mask = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
     __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps();
-    float even_offset = 0, odd_offset = 0;
-    long b = 0;
-    for (; b + 2 <= blocks; b += 2) {
-        add_block(format, row, b, x, scales, offsets, &even, &even_offset);
-        add_block(format, row, b + 1, x, scales, offsets, &odd, &odd_offset);
+    for (long b = 0; b < blocks; b++, group += 8 * sizeof(block_q4_0)) {
+        const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)group)), _mm256_set1_ps(scales[b]));
+        const int8_t *input = x[b].qs;
+        // 16 products per 16-bit lane at most 15 · 127 each: 30,480, inside int16.
+        __m256i sums = _mm256_setzero_si256();
+        for (int piece = 0; piece < 4; piece++) {
+            const __m256i packed = _mm256_loadu_si256((const __m256i *)(group + 16 + 32 * piece));
+            int32_t low, high;
+            memcpy(&low, input + 4 * piece, 4);
+            memcpy(&high, input + 16 + 4 * piece, 4);
+            sums = _mm256_add_epi16(sums, _mm256_maddubs_epi16(_mm256_and_si256(packed, mask), _mm256_set1_epi32(low)));
+            sums = _mm256_add_epi16(sums, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(packed, 4), mask), _mm256_set1_epi32(high)));
+        }
+        const __m256 products = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_madd_epi16(sums, ones), _mm256_set1_epi32(offsets[b])));
+        if (b & 1) odd = _mm256_fmadd_ps(d, products, odd);
+        else even = _mm256_fmadd_ps(d, products, even);
     }
-    if (b < blocks) add_block(format, row, b, x, scales, offsets, &even, &even_offset);
-    return tandem_sum8(_mm256_add_ps(even, odd)) + even_offset + odd_offset;
+    _mm256_storeu_ps(y, _mm256_add_ps(even, odd));
 }
 
-// Weight rows first ..< last against m input rows: each weight row is read once (it stays in L1 while the input
-// rows, in L2, pass it). `scales` and `offsets` hold each input row's `blocks` entries, row after row.
+// As group_q4_0_avx2 for Q8_0: signed weights, so each piece goes through maddubs's sign trick and is widened to
+// 32 bits at once (two products of 127 · 128 fill an int16).
+__attribute__((target("avx2,fma,f16c"))) static void group_q8_0_avx2(const char *group, const block_q8_0 *x, const float *scales, long blocks, float *y) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps();
+    for (long b = 0; b < blocks; b++, group += 8 * sizeof(block_q8_0)) {
+        const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)group)), _mm256_set1_ps(scales[b]));
+        const int8_t *input = x[b].qs;
+        __m256i sums[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+        for (int piece = 0; piece < 8; piece++) {
+            const __m256i weights = _mm256_loadu_si256((const __m256i *)(group + 16 + 32 * piece));
+            int32_t values;
+            memcpy(&values, input + 4 * piece, 4);
+            const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(weights, weights), _mm256_sign_epi8(_mm256_set1_epi32(values), weights));
+            sums[piece & 1] = _mm256_add_epi32(sums[piece & 1], _mm256_madd_epi16(pairs, ones));
+        }
+        const __m256 products = _mm256_cvtepi32_ps(_mm256_add_epi32(sums[0], sums[1]));
+        if (b & 1) odd = _mm256_fmadd_ps(d, products, odd);
+        else even = _mm256_fmadd_ps(d, products, even);
+    }
+    _mm256_storeu_ps(y, _mm256_add_ps(even, odd));
+}
+
+// Weight rows first ..< last against m input rows: whole groups by the group kernels (a group stays in L1/L2 while
+// the input rows pass it; a group the range cuts is computed whole and the rows inside kept), the rows past the
+// last group (fewer than 8) by the portable products. `scales` and `offsets` hold each input row's `blocks`
+// entries, row after row.
 __attribute__((target("avx2,fma,f16c"))) static void rows_avx2(
     int format, const char *w, long row_bytes, long first, long last, const block_q8_0 *x, long m, long n, const float *scales,
-    const float *offsets, long blocks, float *y) {
-    for (long j = first; j < last; j++) {
-        const char *row = w + j * row_bytes;
+    const int *offsets, long blocks, float *y) {
+    const long grouped = n / 8 * 8;
+    for (long group = first / 8 * 8; group < last && group < grouped; group += 8) {
+        const char *rows = w + group * row_bytes;
         for (long r = 0; r < m; r++) {
             const long at = r * blocks;
-            y[r * n + j] = format == TANDEM_Q8_0 ? one_row(TANDEM_Q8_0, row, x + at, scales + at, offsets + at, blocks)
-                                                 : one_row(TANDEM_Q4_0, row, x + at, scales + at, offsets + at, blocks);
+            float results[8];
+            if (format == TANDEM_Q8_0) group_q8_0_avx2(rows, x + at, scales + at, blocks, results);
+            else group_q4_0_avx2(rows, x + at, scales + at, offsets + at, blocks, results);
+            for (long j = group > first ? group : first; j < group + 8 && j < last; j++) y[r * n + j] = results[j - group];
         }
+    }
+    for (long j = first > grouped ? first : grouped; j < last; j++) {
+        for (long r = 0; r < m; r++) y[r * n + j] = row_portable(format, w, n, row_bytes, j, x + r * blocks, blocks);
     }
 }
 #endif
@@ -285,22 +353,22 @@ void tandem_linear_quant(int format, int use_avx2, const void *xq, long m, long 
     const block_q8_0 *inputs = (const block_q8_0 *)xq;
 #if defined(__x86_64__)
     if (use_avx2) {
-        // Each input block's scale as a float, and its −8 · scale · Σ q for Q4_0's offset.
-        float *scales = malloc(sizeof(float) * (size_t)(2 * m * blocks + 1));
-        float *offsets = scales + m * blocks;
+        // Each input block's scale as a float, and 8 · Σ q for Q4_0's offset.
+        float *scales = malloc(sizeof(float) * (size_t)(m * blocks + 1));
+        int *offsets = malloc(sizeof(int) * (size_t)(m * blocks + 1));
         for (long b = 0; b < m * blocks; b++) {
             scales[b] = half_to_float(inputs[b].d);
             int sum = 0;
             for (int i = 0; i < 32; i++) sum += inputs[b].qs[i];
-            offsets[b] = -8.0f * scales[b] * (float)sum;
+            offsets[b] = 8 * sum;
         }
         rows_avx2(format, (const char *)w, row_bytes, first, last, inputs, m, n, scales, offsets, blocks, y);
         free(scales);
+        free(offsets);
         return;
     }
 #endif
     for (long j = first; j < last; j++) {
-        const char *row = (const char *)w + j * row_bytes;
-        for (long r = 0; r < m; r++) y[r * n + j] = dot_portable(format, row, inputs + r * blocks, blocks);
+        for (long r = 0; r < m; r++) y[r * n + j] = row_portable(format, (const char *)w, n, row_bytes, j, inputs + r * blocks, blocks);
     }
 }

@@ -88,32 +88,51 @@ final class WeightQuantizationTests: XCTestCase {
     }
 
     /// The integer kernel (AVX2 and portable: the same integer products per block) against the float64 product of
-    /// the dequantized weights and the inputs quantized to Q8_0; `LinearWeight` likewise through it for up to 8 rows
-    /// and through dequantize-then-sgemm above.
+    /// the dequantized weights and the inputs quantized to Q8_0 — over the interleaved layout, whole and in ranges
+    /// that cut its 8-row groups, with 6 rows past the last group; `LinearWeight` likewise through it for up to 8
+    /// rows and through dequantize-then-sgemm above.
     func testProductsMatchTheDequantizedValues() throws {
         let (n, k) = (70, 128)
         let weights = Self.weights(rows: n, columns: k, seed: 11)
         var generator = SeededGenerator(seed: 12)
         for format in [WeightQuantization.q8_0, .q4_0] {
+            let code: Int32 = format == .q8_0 ? TANDEM_Q8_0 : TANDEM_Q4_0
+            let blocks = weights.withUnsafeBufferPointer { format.quantize($0.baseAddress!, rows: n, columns: k) }
+            var interleaved = blocks
+            interleaved.withUnsafeMutableBytes { tandem_quant_interleave(code, $0.baseAddress!, n, k) }
+            XCTAssertNotEqual(interleaved, blocks, "\(format): the groups are reordered")
+            XCTAssertEqual(interleaved[(64 * blocks.count / n)...], blocks[(64 * blocks.count / n)...], "\(format): rows past the last group stay")
+            // Every row read back from the interleaved layout: ggml's values, rows 5…69 at once and row 0 alone.
+            var values = [Float](repeating: .nan, count: n * k)
+            interleaved.withUnsafeBytes { w in
+                values.withUnsafeMutableBufferPointer { out in
+                    tandem_dequantize_weight_rows(code, w.baseAddress!, n, k, 5, n - 5, out.baseAddress! + 5 * k)
+                    tandem_dequantize_weight_rows(code, w.baseAddress!, n, k, 0, 5, out.baseAddress!)
+                }
+            }
+            XCTAssertEqual(values, format.dequantize(blocks, rows: n, columns: k), "\(format): rows read back from the interleaved layout")
             for m in [1, 3, 8, 9, 64, 130] {
                 let inputs = (0..<(m * k)).map { _ in Self.gaussian(&generator) }
                 let expected = try reference(format, weights: weights, rows: n, columns: k, inputs: inputs)
                 let scale = expected.product_quantized_inputs!.map(abs).max()!
-                let blocks = weights.withUnsafeBufferPointer { format.quantize($0.baseAddress!, rows: n, columns: k) }
                 if m <= 64 {
                     let quantizedInputs = inputs.withUnsafeBufferPointer { WeightQuantization.q8_0.quantize($0.baseAddress!, rows: m, columns: k) }
                     for avx2: Int32 in tandem_has_avx2() != 0 ? [0, 1] : [0] {
-                        var output = [Float](repeating: .nan, count: m * n)
-                        quantizedInputs.withUnsafeBytes { x in
-                            blocks.withUnsafeBytes { w in
-                                output.withUnsafeMutableBufferPointer { y in
-                                    let code: Int32 = format == .q8_0 ? TANDEM_Q8_0 : TANDEM_Q4_0
-                                    tandem_linear_quant(code, avx2, x.baseAddress!, m, k, w.baseAddress!, n, 0, n, y.baseAddress!)
+                        for cuts in [[0, n], [0, 13, 21, 24, 67, n]] {
+                            var output = [Float](repeating: .nan, count: m * n)
+                            quantizedInputs.withUnsafeBytes { x in
+                                interleaved.withUnsafeBytes { w in
+                                    output.withUnsafeMutableBufferPointer { y in
+                                        for (first, last) in zip(cuts, cuts.dropFirst()) {
+                                            tandem_linear_quant(code, avx2, x.baseAddress!, m, k, w.baseAddress!, n, first, last, y.baseAddress!)
+                                        }
+                                    }
                                 }
                             }
+                            XCTAssert(output.allSatisfy(\.isFinite), "\(format) m \(m) avx2 \(avx2) ranges \(cuts): every output written")
+                            let worst = zip(output, expected.product_quantized_inputs!).map { abs(Double($0) - $1) }.max()!
+                            XCTAssertLessThan(worst, 1e-5 * scale, "\(format) m \(m) avx2 \(avx2) ranges \(cuts)")
                         }
-                        let worst = zip(output, expected.product_quantized_inputs!).map { abs(Double($0) - $1) }.max()!
-                        XCTAssertLessThan(worst, 1e-5 * scale, "\(format) m \(m) avx2 \(avx2)")
                     }
                 }
                 let weight = LinearWeight(Tensor(weights, shape: [n, k]), quantization: format, threads: 2)

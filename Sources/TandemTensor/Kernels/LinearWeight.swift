@@ -28,7 +28,8 @@ public final class LinearWeight: @unchecked Sendable {
     public let threads: Int
     private let dense: Tensor?
     private let packed: UnsafeMutablePointer<UInt16>?
-    /// With quantization: the format and `outputSize` rows of `inputSize / 32` blocks.
+    /// With quantization: the format and `outputSize` rows of blocks — q8_0 and q4_0 interleaved 8 rows at a time
+    /// (`tandem_quant_interleave`: one weight stream for 8 rows' products), the k-quants row after row.
     private let quantized: (format: WeightQuantization, blocks: UnsafeMutableRawPointer)?
     /// Weights of several formats stacked by output rows (a GGUF file's q and v projections may differ).
     private let segments: [LinearWeight]?
@@ -76,6 +77,7 @@ public final class LinearWeight: @unchecked Sendable {
         quantization.quantize(rows: outputSize, columns: columns, threads: self.threads, into: blocks) { index, row in
             weight.copyFloats(from: index * columns, count: columns, into: row)
         }
+        tandem_quant_interleave(quantization.format, blocks, outputSize, inputSize)
         (dense, packed, segments) = (nil, nil, nil)
         quantized = (quantization, blocks)
         byteCount = outputSize * rowBytes
@@ -92,6 +94,7 @@ public final class LinearWeight: @unchecked Sendable {
         self.threads = max(threads, 1)
         let storage = UnsafeMutableRawPointer.allocate(byteCount: max(blocks.count, 1), alignment: 64)
         blocks.withUnsafeBytes { if let base = $0.baseAddress { storage.copyMemory(from: base, byteCount: $0.count) } }
+        tandem_quant_interleave(quantization.format, storage, outputSize, inputSize)
         (dense, packed, segments) = (nil, nil, nil)
         quantized = (quantization, storage)
         byteCount = blocks.count
@@ -136,8 +139,7 @@ public final class LinearWeight: @unchecked Sendable {
     public func dequantizeRow(_ index: Int, into target: UnsafeMutablePointer<Float>) {
         guard let quantized else { preconditionFailure("dequantizeRow reads a weight stored as blocks") }
         precondition((0..<outputSize).contains(index), "row \(index) of \(outputSize)")
-        let rowBytes = quantized.format.rowBytes(columns: inputSize)
-        quantized.format.dequantize(quantized.blocks + index * rowBytes, rows: 1, columns: inputSize, into: target)
+        tandem_dequantize_weight_rows(quantized.format.format, quantized.blocks, outputSize, inputSize, index, 1, target)
     }
 
     /// `output[m, outputSize] = input[m, inputSize] · weightᵀ` (fp32 input and output), on `threads` threads.
@@ -175,7 +177,6 @@ public final class LinearWeight: @unchecked Sendable {
         let (n, k) = (outputSize, inputSize)
         let x = input.baseAddress.assumingMemoryBound(to: Float.self)
         let y = output.baseAddress.assumingMemoryBound(to: Float.self)
-        let rowBytes = format.rowBytes(columns: k)
         // The inputs quantized per block, whichever path multiplies: a row's result never depends on the batch
         // around it.
         let inputRowBytes = format.inputRowBytes(columns: k)
@@ -193,17 +194,19 @@ public final class LinearWeight: @unchecked Sendable {
             var first = 0
             while first < n {
                 let count = min(rows, n - first)
-                tandem_dequantize_rows(format.format, blocks + first * rowBytes, count, k, scratch)
+                tandem_dequantize_weight_rows(format.format, blocks, n, k, first, count, scratch)
                 Matmul.gemm(m: m, n: count, k: k, a: inputs, lda: k, b: scratch, ldb: k, transposeB: true, c: y + first, ldc: n)
                 first += count
             }
             return
         }
-        let parts = min(threads, max(n / 64, 1))
+        // Parts of whole 8-row groups (the interleaved layout's), the last taking the rows past the last group.
+        let (groups, parts) = (n / 8, min(threads, max(n / 64, 1)))
         let (activations, weights, results) = (UncheckedSendable(UnsafeRawPointer(quantizedInputs)), UncheckedSendable(UnsafeRawPointer(blocks)), UncheckedSendable(y))
         let avx2: Int32 = Self.hasAVX2 ? 1 : 0
         DispatchQueue.concurrentPerform(iterations: parts) { part in
-            tandem_linear_quant(format.format, avx2, activations.value, m, k, weights.value, n, n * part / parts, n * (part + 1) / parts, results.value)
+            let last = part == parts - 1 ? n : 8 * (groups * (part + 1) / parts)
+            tandem_linear_quant(format.format, avx2, activations.value, m, k, weights.value, n, 8 * (groups * part / parts), last, results.value)
         }
     }
 
