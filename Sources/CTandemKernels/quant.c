@@ -134,29 +134,32 @@ __attribute__((target("avx2,fma,f16c"), always_inline)) static inline void store
     _mm256_storeu_ps(out, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes)), scale));
 }
 
-__attribute__((target("avx2,fma,f16c"))) static void dequantize_avx2(int format, const void *w, long blocks, float *out) {
-    for (long b = 0; b < blocks; b++) {
-        float *values = out + b * 32;
-        if (format == TANDEM_Q8_0) {
-            const block_q8_0 *block = (const block_q8_0 *)w + b;
-            const __m256 d = _mm256_set1_ps(_cvtsh_ss(block->d));
-            const __m128i low = _mm_loadu_si128((const __m128i *)block->qs), high = _mm_loadu_si128((const __m128i *)(block->qs + 16));
-            store8(low, d, values);
-            store8(_mm_srli_si128(low, 8), d, values + 8);
-            store8(high, d, values + 16);
-            store8(_mm_srli_si128(high, 8), d, values + 24);
-        } else {
-            const block_q4_0 *block = (const block_q4_0 *)w + b;
-            const __m256 d = _mm256_set1_ps(_cvtsh_ss(block->d));
-            const __m128i packed = _mm_loadu_si128((const __m128i *)block->qs), eight = _mm_set1_epi8(8), mask = _mm_set1_epi8(15);
-            const __m128i low = _mm_sub_epi8(_mm_and_si128(packed, mask), eight);
-            const __m128i high = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(packed, 4), mask), eight);
-            store8(low, d, values);
-            store8(_mm_srli_si128(low, 8), d, values + 8);
-            store8(high, d, values + 16);
-            store8(_mm_srli_si128(high, 8), d, values + 24);
-        }
+// One block's 32 values.
+__attribute__((target("avx2,fma,f16c"), always_inline)) static inline void dequantize_block_avx2(int format, const void *w, float *values) {
+    if (format == TANDEM_Q8_0) {
+        const block_q8_0 *block = (const block_q8_0 *)w;
+        const __m256 d = _mm256_set1_ps(_cvtsh_ss(block->d));
+        const __m128i low = _mm_loadu_si128((const __m128i *)block->qs), high = _mm_loadu_si128((const __m128i *)(block->qs + 16));
+        store8(low, d, values);
+        store8(_mm_srli_si128(low, 8), d, values + 8);
+        store8(high, d, values + 16);
+        store8(_mm_srli_si128(high, 8), d, values + 24);
+    } else {
+        const block_q4_0 *block = (const block_q4_0 *)w;
+        const __m256 d = _mm256_set1_ps(_cvtsh_ss(block->d));
+        const __m128i packed = _mm_loadu_si128((const __m128i *)block->qs), eight = _mm_set1_epi8(8), mask = _mm_set1_epi8(15);
+        const __m128i low = _mm_sub_epi8(_mm_and_si128(packed, mask), eight);
+        const __m128i high = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(packed, 4), mask), eight);
+        store8(low, d, values);
+        store8(_mm_srli_si128(low, 8), d, values + 8);
+        store8(high, d, values + 16);
+        store8(_mm_srli_si128(high, 8), d, values + 24);
     }
+}
+
+__attribute__((target("avx2,fma,f16c"))) static void dequantize_avx2(int format, const void *w, long blocks, float *out) {
+    const long bytes = tandem_quant_block_bytes(format);
+    for (long b = 0; b < blocks; b++) dequantize_block_avx2(format, (const char *)w + b * bytes, out + b * 32);
 }
 #endif
 
@@ -183,31 +186,41 @@ void tandem_dequantize_rows(int format, const void *w, long rows, long k, float 
     }
 }
 
-// Q8_0 and Q4_0 weights are multiplied interleaved (tandem_quant_interleave): rows in groups of 8, a group's
-// bytes block after block, each block its 8 rows' fp16 scales (16 bytes) and then their quants in 4-byte pieces,
-// the piece of rows 0…7 side by side (32 bytes) before the next piece. The same bytes as ggml's, in another order;
-// rows past the last whole group stay as ggml writes them.
-static int interleaves(int format) { return format == TANDEM_Q8_0 || format == TANDEM_Q4_0; }
+// Q8_0, Q4_0 and Q4_K weights are multiplied interleaved (tandem_quant_interleave): rows in groups of 8, a group's
+// bytes block after block. A block is read as fields — its first two-byte fields (the fp16 scales: d; d and dmin
+// for Q4_K), then four-byte fields (Q4_K's 12 bytes of sub-block scales, then the quants, 4 bytes a piece) — and
+// each field of the group's 8 rows lies side by side (16 or 32 bytes) before the next field. The same bytes as
+// ggml's in another order; rows past the last whole group stay as ggml writes them.
+static int interleaves(int format) { return format == TANDEM_Q8_0 || format == TANDEM_Q4_0 || format == TANDEM_Q4_K; }
 
-// Row r's block b of an interleaved group, as ggml's bytes, into `block`.
-static inline void gather_block(int format, const char *group, long b, int r, char *block) {
-    const long bytes = tandem_quant_block_bytes(format);
+// Two-byte fields at the start of an interleaved format's block.
+static inline int two_byte_fields(int format) { return format == TANDEM_Q4_K ? 2 : 1; }
+
+// Bytes of an interleaved format's block.
+static inline long interleaved_block_bytes(int format) {
+    return format == TANDEM_Q8_0 ? (long)sizeof(block_q8_0) : format == TANDEM_Q4_0 ? (long)sizeof(block_q4_0) : (long)sizeof(block_q4_K);
+}
+
+void tandem_gather_block(int format, const char *group, long b, int r, char *block) {
+    const long bytes = interleaved_block_bytes(format);
+    const int pairs = two_byte_fields(format);
     const char *at = group + b * 8 * bytes;
-    memcpy(block, at + 2 * r, 2);
-    for (long piece = 0; piece < (bytes - 2) / 4; piece++) memcpy(block + 2 + 4 * piece, at + 16 + 32 * piece + 4 * r, 4);
+    for (int f = 0; f < pairs; f++) memcpy(block + 2 * f, at + 16 * f + 2 * r, 2);
+    for (long f = 0; f < (bytes - 2 * pairs) / 4; f++) memcpy(block + 2 * pairs + 4 * f, at + 16 * pairs + 32 * f + 4 * r, 4);
 }
 
 // The inverse: ggml's bytes of a block into row r's block b of a group.
 static void scatter_block(int format, const char *block, long b, int r, char *group) {
-    const long bytes = tandem_quant_block_bytes(format);
+    const long bytes = interleaved_block_bytes(format);
+    const int pairs = two_byte_fields(format);
     char *at = group + b * 8 * bytes;
-    memcpy(at + 2 * r, block, 2);
-    for (long piece = 0; piece < (bytes - 2) / 4; piece++) memcpy(at + 16 + 32 * piece + 4 * r, block + 2 + 4 * piece, 4);
+    for (int f = 0; f < pairs; f++) memcpy(at + 16 * f + 2 * r, block + 2 * f, 2);
+    for (long f = 0; f < (bytes - 2 * pairs) / 4; f++) memcpy(at + 16 * pairs + 32 * f + 4 * r, block + 2 * pairs + 4 * f, 4);
 }
 
 void tandem_quant_interleave(int format, void *w, long n, long k) {
     if (!interleaves(format) || n < 8) return;
-    const long bytes = tandem_quant_block_bytes(format), blocks = k / 32, row_bytes = blocks * bytes;
+    const long bytes = tandem_quant_block_bytes(format), blocks = k / tandem_quant_block_elements(format), row_bytes = blocks * bytes;
     char *rows = malloc((size_t)(8 * row_bytes));
     for (long group = 0; group + 8 <= n; group += 8) {
         char *at = (char *)w + group * row_bytes;
@@ -219,9 +232,43 @@ void tandem_quant_interleave(int format, void *w, long n, long k) {
     free(rows);
 }
 
+#if defined(__x86_64__)
+// An interleaved Q8_0 or Q4_0 group's 8 rows of `blocks` blocks into rows `k` floats apart: each piece's 8 bytes
+// of two rows widened at once, times the two rows' scales, stored to each row.
+__attribute__((target("avx2,fma,f16c"))) static void dequantize_group_avx2(int format, const char *group, long blocks, long k, float *out) {
+    const long bytes = interleaved_block_bytes(format), pieces = (bytes - 2) / 4;
+    for (long b = 0; b < blocks; b++, group += 8 * bytes) {
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)group));
+        __m256 pair_scales[4];  // rows 2h and 2h + 1's scales, four lanes each
+        for (int h = 0; h < 4; h++) pair_scales[h] = _mm256_permutevar8x32_ps(d, _mm256_setr_epi32(2 * h, 2 * h, 2 * h, 2 * h, 2 * h + 1, 2 * h + 1, 2 * h + 1, 2 * h + 1));
+        for (long piece = 0; piece < pieces; piece++) {
+            for (int h = 0; h < 4; h++) {
+                const __m128i eight = _mm_loadl_epi64((const __m128i *)(group + 16 + 32 * piece + 8 * h));
+                float *row = out + 2 * h * k + b * 32;
+                if (format == TANDEM_Q8_0) {
+                    const __m256 values = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(eight)), pair_scales[h]);
+                    _mm_storeu_ps(row + 4 * piece, _mm256_castps256_ps128(values));
+                    _mm_storeu_ps(row + k + 4 * piece, _mm256_extractf128_ps(values, 1));
+                } else {
+                    // Low nibbles: values 4·piece …; high nibbles: 16 + 4·piece …; both less 8.
+                    const __m128i mask = _mm_set1_epi8(15), offset = _mm_set1_epi8(8);
+                    const __m128i low = _mm_sub_epi8(_mm_and_si128(eight, mask), offset), high = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(eight, 4), mask), offset);
+                    const __m256 lows = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(low)), pair_scales[h]);
+                    const __m256 highs = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(high)), pair_scales[h]);
+                    _mm_storeu_ps(row + 4 * piece, _mm256_castps256_ps128(lows));
+                    _mm_storeu_ps(row + k + 4 * piece, _mm256_extractf128_ps(lows, 1));
+                    _mm_storeu_ps(row + 16 + 4 * piece, _mm256_castps256_ps128(highs));
+                    _mm_storeu_ps(row + k + 16 + 4 * piece, _mm256_extractf128_ps(highs, 1));
+                }
+            }
+        }
+    }
+}
+#endif
+
 void tandem_dequantize_weight_rows(int format, const void *w, long n, long k, long first, long count, float *out) {
     const long row_bytes = k / tandem_quant_block_elements(format) * tandem_quant_block_bytes(format);
-    const long grouped = interleaves(format) ? n / 8 * 8 : 0;
+    const long grouped = interleaves(format) ? n / 8 * 8 : 0, elements = tandem_quant_block_elements(format);
     for (long j = first; j < first + count; j++) {
         float *values = out + (j - first) * k;
         if (j >= grouped) {
@@ -229,10 +276,18 @@ void tandem_dequantize_weight_rows(int format, const void *w, long n, long k, lo
             continue;
         }
         const char *group = (const char *)w + j / 8 * 8 * row_bytes;
-        char block[sizeof(block_q8_0)];
-        for (long b = 0; b < k / 32; b++) {
-            gather_block(format, group, b, (int)(j % 8), block);
-            tandem_dequantize_rows(format, block, 1, 32, values + b * 32);
+#if defined(__x86_64__)
+        // Whole groups at once (Q8_0, Q4_0); rows of a group the range cuts, and Q4_K, block by block.
+        if (has_avx2() && format != TANDEM_Q4_K && j % 8 == 0 && j + 8 <= first + count) {
+            dequantize_group_avx2(format, group, k / 32, k, values);
+            j += 7;
+            continue;
+        }
+#endif
+        char block[sizeof(block_q4_K)];
+        for (long b = 0; b < k / elements; b++) {
+            tandem_gather_block(format, group, b, (int)(j % 8), block);
+            tandem_dequantize_rows(format, block, 1, elements, values + b * elements);
         }
     }
 }
@@ -257,12 +312,12 @@ static float block_product(int format, const char *w, const block_q8_0 *x) {
 static float row_portable(int format, const char *w, long n, long row_bytes, long j, const block_q8_0 *x, long blocks) {
     float sum = 0;
     if (j >= n / 8 * 8) {
-        for (long b = 0; b < blocks; b++) sum += block_product(format, w + j * row_bytes + b * tandem_quant_block_bytes(format), x + b);
+        for (long b = 0; b < blocks; b++) sum += block_product(format, w + j * row_bytes + b * interleaved_block_bytes(format), x + b);
         return sum;
     }
     char block[sizeof(block_q8_0)];
     for (long b = 0; b < blocks; b++) {
-        gather_block(format, w + j / 8 * 8 * row_bytes, b, (int)(j % 8), block);
+        tandem_gather_block(format, w + j / 8 * 8 * row_bytes, b, (int)(j % 8), block);
         sum += block_product(format, block, x + b);
     }
     return sum;

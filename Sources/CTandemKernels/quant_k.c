@@ -6,6 +6,7 @@
 #include "half.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "quant_k.h"
@@ -147,37 +148,6 @@ __attribute__((target("avx2,fma,f16c"), always_inline)) static inline void q6_K_
     quarters[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low_mask), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), two_bits), 4));
 }
 
-// One Q4_K row against one Q8_K input row: each 64-value group's low and high nibbles (unsigned) times the input
-// bytes (maddubs, pairs summed in 16 bits), times the two sub-block scales (madd), in 32-bit lanes; the minimums
-// against the input's 16-value sums.
-__attribute__((target("avx2,fma,f16c"))) static float dot_q4_K_avx2(const block_q4_K *w, const block_q8_K *x, long blocks) {
-    // The minimums' products accumulate in their own vector, reduced once at the end (not a scalar chain per block).
-    __m256 sum = _mm256_setzero_ps(), minimums = _mm256_setzero_ps();
-    for (long b = 0; b < blocks; b++) {
-        uint8_t unpacked[16];
-        q4_K_scales_mins(w[b].scales, unpacked);
-        const __m128i minimums8 = _mm_loadl_epi64((const __m128i *)(unpacked + 8));
-        // Σ_j minimum_j · (bsums[2j] + bsums[2j + 1]): the minimums repeated in pairs against the 16 sums.
-        const __m256i sums16 = _mm256_loadu_si256((const __m256i *)x[b].bsums);
-        const __m256i mins_pairs = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(minimums8, minimums8));
-        const __m256i min_products = _mm256_madd_epi16(sums16, mins_pairs);
-        __m256i accumulator = _mm256_setzero_si256();
-        for (int g = 0; g < 4; g++) {
-            __m256i nibbles[2];
-            q4_K_group(w[b].qs, g, nibbles);
-            const __m256i q8_low = _mm256_loadu_si256((const __m256i *)(x[b].qs + 64 * g));
-            const __m256i q8_high = _mm256_loadu_si256((const __m256i *)(x[b].qs + 64 * g + 32));
-            const __m256i scale_low = _mm256_set1_epi16((short)unpacked[2 * g]);
-            const __m256i scale_high = _mm256_set1_epi16((short)unpacked[2 * g + 1]);
-            accumulator = _mm256_add_epi32(accumulator, _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles[0], q8_low), scale_low));
-            accumulator = _mm256_add_epi32(accumulator, _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles[1], q8_high), scale_high));
-        }
-        sum = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d) * x[b].d), _mm256_cvtepi32_ps(accumulator), sum);
-        minimums = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].dmin) * x[b].d), _mm256_cvtepi32_ps(min_products), minimums);
-    }
-    return tandem_sum8(sum) - tandem_sum8(minimums);
-}
-
 // One Q6_K row against one Q8_K input row: the 6-bit values rebuilt unsigned (0–63) 32 at a time, times the input
 // bytes (maddubs), times the two 16-value sub-blocks' scales (madd); the −32 offset taken out per sub-block with
 // the input's sums.
@@ -203,6 +173,70 @@ __attribute__((target("avx2,fma,f16c"))) static float dot_q6_K_avx2(const block_
         sum = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d) * x[b].d), _mm256_cvtepi32_ps(accumulator), sum);
     }
     return tandem_sum8(sum);
+}
+
+// Eight interleaved Q4_K rows (a group) against one Q8_K input row, each 32-bit lane one row's sums: per
+// super-block the rows' d and dmin (8 at once), their packed scale words a, b, c side by side (unpacked for all 8
+// rows with the bit operations of q4_K_scales_mins), then 32 pieces of 4 bytes of each row. Piece p holds values
+// 64·(p / 8) + 4·(p % 8) … + 3 in its low nibbles (sub-block 2·(p / 8)) and the same + 32 in its high nibbles (the
+// next sub-block): one maddubs takes the input's 4 bytes broadcast against the 8 rows. `pairs` holds each input
+// super-block's 32-value sums two to a word (sub-blocks 2i and 2i + 1 in the low and high 16 bits), for the minimums.
+__attribute__((target("avx2,fma,f16c"))) static void group_q4_K_avx2(const char *group, const block_q8_K *x, const int32_t *pairs, long blocks, float *y) {
+    const __m256i low_mask = _mm256_set1_epi8(15), six_bits = _mm256_set1_epi8(63), four_bits = _mm256_set1_epi8(15), two_bits = _mm256_set1_epi8(3);
+    // Byte t of each row's 32-bit lane into both 16-bit halves (a scale against a pair of 16-bit sums), and bytes
+    // t, t + 1 into the halves (two minimums against two sums).
+    __m256i scale_of[4], minimums_of[2];
+    for (int t = 0; t < 4; t++) {
+        scale_of[t] = _mm256_setr_epi8(t, -1, t, -1, 4 + t, -1, 4 + t, -1, 8 + t, -1, 8 + t, -1, 12 + t, -1, 12 + t, -1,
+                                       t, -1, t, -1, 4 + t, -1, 4 + t, -1, 8 + t, -1, 8 + t, -1, 12 + t, -1, 12 + t, -1);
+    }
+    for (int t = 0; t < 2; t++) {
+        const int u = 2 * t;
+        minimums_of[t] = _mm256_setr_epi8(u, -1, u + 1, -1, 4 + u, -1, 5 + u, -1, 8 + u, -1, 9 + u, -1, 12 + u, -1, 13 + u, -1,
+                                          u, -1, u + 1, -1, 4 + u, -1, 5 + u, -1, 8 + u, -1, 9 + u, -1, 12 + u, -1, 13 + u, -1);
+    }
+    __m256 sum = _mm256_setzero_ps(), minimums = _mm256_setzero_ps();
+    for (long b = 0; b < blocks; b++, group += 8 * sizeof(block_q4_K)) {
+        const __m256 scale = _mm256_set1_ps(x[b].d);
+        const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)group)), scale);
+        const __m256 dmin = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(group + 16))), scale);
+        const __m256i a = _mm256_loadu_si256((const __m256i *)(group + 32)), words_b = _mm256_loadu_si256((const __m256i *)(group + 64));
+        const __m256i c = _mm256_loadu_si256((const __m256i *)(group + 96));
+        // Each row's sub-block scales 0–3 and 4–7, and minimums 0–3 and 4–7, a byte each.
+        const __m256i scales[2] = {
+            _mm256_and_si256(a, six_bits),
+            _mm256_or_si256(_mm256_and_si256(c, four_bits), _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(a, 6), two_bits), 4)),
+        };
+        const __m256i mins[2] = {
+            _mm256_and_si256(words_b, six_bits),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(c, 4), four_bits), _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(words_b, 6), two_bits), 4)),
+        };
+        __m256i minimum_products = _mm256_setzero_si256();
+        for (int i = 0; i < 4; i++) {
+            minimum_products = _mm256_add_epi32(minimum_products, _mm256_madd_epi16(_mm256_shuffle_epi8(mins[i / 2], minimums_of[i % 2]), _mm256_set1_epi32(pairs[4 * b + i])));
+        }
+        const char *pieces = group + 128;
+        const int8_t *input = x[b].qs;
+        __m256i accumulator = _mm256_setzero_si256();
+        for (int g = 0; g < 4; g++) {
+            // 16 products per 16-bit lane, at most 15 · 128 each: 30,720, inside int16.
+            __m256i low = _mm256_setzero_si256(), high = _mm256_setzero_si256();
+            for (int i = 0; i < 8; i++) {
+                const __m256i packed = _mm256_loadu_si256((const __m256i *)(pieces + 32 * (8 * g + i)));
+                int32_t first, second;
+                memcpy(&first, input + 64 * g + 4 * i, 4);
+                memcpy(&second, input + 64 * g + 32 + 4 * i, 4);
+                low = _mm256_add_epi16(low, _mm256_maddubs_epi16(_mm256_and_si256(packed, low_mask), _mm256_set1_epi32(first)));
+                high = _mm256_add_epi16(high, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(packed, 4), low_mask), _mm256_set1_epi32(second)));
+            }
+            const int j = 2 * g;  // sub-blocks j (low nibbles) and j + 1 (high)
+            accumulator = _mm256_add_epi32(accumulator, _mm256_madd_epi16(low, _mm256_shuffle_epi8(scales[j / 4], scale_of[j % 4])));
+            accumulator = _mm256_add_epi32(accumulator, _mm256_madd_epi16(high, _mm256_shuffle_epi8(scales[(j + 1) / 4], scale_of[(j + 1) % 4])));
+        }
+        sum = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(accumulator), sum);
+        minimums = _mm256_fmadd_ps(dmin, _mm256_cvtepi32_ps(minimum_products), minimums);
+    }
+    _mm256_storeu_ps(y, _mm256_sub_ps(sum, minimums));
 }
 
 // Eight unsigned bytes as floats.
@@ -295,24 +329,56 @@ void tandem_dequantize_k(int format, int use_avx2, const void *w, long blocks, f
     dequantize_k_portable(format, w, blocks, out);
 }
 
+// Row j of a weight (Q4_K interleaved, Q6_K row after row) · one Q8_K input row, by the portable products.
+static float row_k_portable(int format, const char *w, long n, long row_bytes, long j, const block_q8_K *x, long blocks) {
+    if (format != TANDEM_Q4_K || j >= n / 8 * 8) return dot_k_portable(format, w + j * row_bytes, x, blocks);
+    float sum = 0;
+    block_q4_K block;
+    for (long b = 0; b < blocks; b++) {
+        tandem_gather_block(format, w + j / 8 * 8 * row_bytes, b, (int)(j % 8), (char *)&block);
+        sum += dot_k_portable(format, &block, x + b, 1);
+    }
+    return sum;
+}
+
 void tandem_linear_quant_k(int format, int use_avx2, const void *xq, long m, long k, const void *w, long n, long first, long last, float *y) {
     const long blocks = k / 256;
     const long row_bytes = blocks * tandem_quant_block_bytes(format);
     const block_q8_K *inputs = (const block_q8_K *)xq;
 #if defined(__x86_64__)
+    if (use_avx2 && format == TANDEM_Q4_K) {
+        // Whole groups by the group kernel (a group the range cuts computed whole, the rows inside kept), the rows
+        // past the last group by the portable products; each input super-block's 32-value sums paired for the minimums.
+        int32_t *pairs = malloc(sizeof(int32_t) * (size_t)(4 * m * blocks + 1));
+        for (long b = 0; b < m * blocks; b++) {
+            for (int i = 0; i < 4; i++) {
+                const int low = inputs[b].bsums[4 * i] + inputs[b].bsums[4 * i + 1], high = inputs[b].bsums[4 * i + 2] + inputs[b].bsums[4 * i + 3];
+                pairs[4 * b + i] = (int32_t)(((uint32_t)(uint16_t)low) | ((uint32_t)(uint16_t)high << 16));
+            }
+        }
+        const long grouped = n / 8 * 8;
+        for (long group = first / 8 * 8; group < last && group < grouped; group += 8) {
+            for (long r = 0; r < m; r++) {
+                float results[8];
+                group_q4_K_avx2((const char *)w + group * row_bytes, inputs + r * blocks, pairs + 4 * r * blocks, blocks, results);
+                for (long j = group > first ? group : first; j < group + 8 && j < last; j++) y[r * n + j] = results[j - group];
+            }
+        }
+        for (long j = first > grouped ? first : grouped; j < last; j++) {
+            for (long r = 0; r < m; r++) y[r * n + j] = row_k_portable(format, (const char *)w, n, row_bytes, j, inputs + r * blocks, blocks);
+        }
+        free(pairs);
+        return;
+    }
     if (use_avx2) {
         for (long j = first; j < last; j++) {
-            const char *row = (const char *)w + j * row_bytes;
-            for (long r = 0; r < m; r++) {
-                y[r * n + j] = format == TANDEM_Q4_K ? dot_q4_K_avx2((const block_q4_K *)row, inputs + r * blocks, blocks)
-                                                     : dot_q6_K_avx2((const block_q6_K *)row, inputs + r * blocks, blocks);
-            }
+            const block_q6_K *row = (const block_q6_K *)((const char *)w + j * row_bytes);
+            for (long r = 0; r < m; r++) y[r * n + j] = dot_q6_K_avx2(row, inputs + r * blocks, blocks);
         }
         return;
     }
 #endif
     for (long j = first; j < last; j++) {
-        const char *row = (const char *)w + j * row_bytes;
-        for (long r = 0; r < m; r++) y[r * n + j] = dot_k_portable(format, row, inputs + r * blocks, blocks);
+        for (long r = 0; r < m; r++) y[r * n + j] = row_k_portable(format, (const char *)w, n, row_bytes, j, inputs + r * blocks, blocks);
     }
 }

@@ -171,6 +171,16 @@ final class WeightQuantizationTests: XCTestCase {
                 }
             }
             for index in 0..<perBlock { blocks[perBlock + index] = 0 }  // row 0's second super-block: all zero
+            // The kernel multiplies Q4_K interleaved (one group of 8 rows here, 4 rows past it), Q6_K as it is.
+            let code: Int32 = format == .q4_K ? TANDEM_Q4_K : TANDEM_Q6_K
+            var interleaved = blocks
+            interleaved.withUnsafeMutableBytes { tandem_quant_interleave(code, $0.baseAddress!, n, k) }
+            if format == .q4_K { XCTAssertNotEqual(interleaved, blocks, "q4_K: the group is reordered") } else { XCTAssertEqual(interleaved, blocks, "q6_K stays") }
+            var values = [Float](repeating: .nan, count: n * k)
+            interleaved.withUnsafeBytes { w in
+                values.withUnsafeMutableBufferPointer { tandem_dequantize_weight_rows(code, w.baseAddress!, n, k, 0, n, $0.baseAddress!) }
+            }
+            XCTAssertEqual(values, format.dequantize(blocks, rows: n, columns: k), "\(format): rows read back from the interleaved layout")
             for m in [1, 3, 8, 9, 64] {
                 var inputs = (0..<(m * k)).map { _ in Self.gaussian(&generator) }
                 for index in 0..<256 { inputs[index] = 0 }  // an all-zero input block
@@ -191,16 +201,21 @@ final class WeightQuantizationTests: XCTestCase {
                 XCTAssertEqual(Self.hex(quantizedInputs), expected.input_blocks, "\(format) m \(m): Q8_K inputs")
                 let scale = expected.product_quantized_inputs.map(abs).max()!
                 for avx2: Int32 in tandem_has_avx2() != 0 ? [0, 1] : [0] {
-                    var output = [Float](repeating: .nan, count: m * n)
-                    quantizedInputs.withUnsafeBytes { x in
-                        blocks.withUnsafeBytes { w in
-                            output.withUnsafeMutableBufferPointer { y in
-                                tandem_linear_quant(format == .q4_K ? TANDEM_Q4_K : TANDEM_Q6_K, avx2, x.baseAddress!, m, k, w.baseAddress!, n, 0, n, y.baseAddress!)
+                    for cuts in [[0, n], [0, 3, 9, n]] {
+                        var output = [Float](repeating: .nan, count: m * n)
+                        quantizedInputs.withUnsafeBytes { x in
+                            interleaved.withUnsafeBytes { w in
+                                output.withUnsafeMutableBufferPointer { y in
+                                    for (first, last) in zip(cuts, cuts.dropFirst()) {
+                                        tandem_linear_quant(code, avx2, x.baseAddress!, m, k, w.baseAddress!, n, first, last, y.baseAddress!)
+                                    }
+                                }
                             }
                         }
+                        XCTAssert(output.allSatisfy(\.isFinite), "\(format) m \(m) avx2 \(avx2) ranges \(cuts): every output written")
+                        let worst = zip(output, expected.product_quantized_inputs).map { abs(Double($0) - $1) }.max()!
+                        XCTAssertLessThan(worst, 1e-5 * scale, "\(format) m \(m) avx2 \(avx2) ranges \(cuts)")
                     }
-                    let worst = zip(output, expected.product_quantized_inputs).map { abs(Double($0) - $1) }.max()!
-                    XCTAssertLessThan(worst, 1e-5 * scale, "\(format) m \(m) avx2 \(avx2)")
                 }
                 let weight = LinearWeight(blocks: blocks, quantization: format, outputSize: n, inputSize: k, threads: 2)
                 let output = Tensor(zeros: [m, n], dtype: .float32)

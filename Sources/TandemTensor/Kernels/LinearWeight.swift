@@ -28,8 +28,8 @@ public final class LinearWeight: @unchecked Sendable {
     public let threads: Int
     private let dense: Tensor?
     private let packed: UnsafeMutablePointer<UInt16>?
-    /// With quantization: the format and `outputSize` rows of blocks — q8_0 and q4_0 interleaved 8 rows at a time
-    /// (`tandem_quant_interleave`: one weight stream for 8 rows' products), the k-quants row after row.
+    /// With quantization: the format and `outputSize` rows of blocks — q8_0, q4_0 and q4_K interleaved 8 rows at a
+    /// time (`tandem_quant_interleave`: one weight stream for 8 rows' products), q6_K row after row.
     private let quantized: (format: WeightQuantization, blocks: UnsafeMutableRawPointer)?
     /// Weights of several formats stacked by output rows (a GGUF file's q and v projections may differ).
     private let segments: [LinearWeight]?
