@@ -117,23 +117,7 @@ final class WeightQuantizationTests: XCTestCase {
                 let scale = expected.product_quantized_inputs!.map(abs).max()!
                 if m <= 64 {
                     let quantizedInputs = inputs.withUnsafeBufferPointer { WeightQuantization.q8_0.quantize($0.baseAddress!, rows: m, columns: k) }
-                    for avx2: Int32 in tandem_has_avx2() != 0 ? [0, 1] : [0] {
-                        for cuts in [[0, n], [0, 13, 21, 24, 67, n]] {
-                            var output = [Float](repeating: .nan, count: m * n)
-                            quantizedInputs.withUnsafeBytes { x in
-                                interleaved.withUnsafeBytes { w in
-                                    output.withUnsafeMutableBufferPointer { y in
-                                        for (first, last) in zip(cuts, cuts.dropFirst()) {
-                                            tandem_linear_quant(code, avx2, x.baseAddress!, m, k, w.baseAddress!, n, first, last, y.baseAddress!)
-                                        }
-                                    }
-                                }
-                            }
-                            XCTAssert(output.allSatisfy(\.isFinite), "\(format) m \(m) avx2 \(avx2) ranges \(cuts): every output written")
-                            let worst = zip(output, expected.product_quantized_inputs!).map { abs(Double($0) - $1) }.max()!
-                            XCTAssertLessThan(worst, 1e-5 * scale, "\(format) m \(m) avx2 \(avx2) ranges \(cuts)")
-                        }
-                    }
+                    checkKernel(code, "\(format) m \(m)", inputs: quantizedInputs, weights: interleaved, m: m, n: n, k: k, cuts: [0, 13, 21, 24, 67, n], expected: expected.product_quantized_inputs!)
                 }
                 let weight = LinearWeight(Tensor(weights, shape: [n, k]), quantization: format, threads: 2)
                 XCTAssertEqual(weight.byteCount, blocks.count)
@@ -142,6 +126,30 @@ final class WeightQuantizationTests: XCTestCase {
                 let reference = expected.product_quantized_inputs!
                 let worst = (0..<(m * n)).map { abs(Double(output.floats[$0]) - reference[$0]) }.max()!
                 XCTAssertLessThan(worst, 1e-5 * scale, "\(format) m \(m) through LinearWeight")
+            }
+        }
+    }
+
+    /// `tandem_linear_quant` of `weights` (interleaved) against `inputs` (m quantized rows), on every path this CPU
+    /// has (portable, AVX2), in one call and in the ranges between `cuts`: every output written, each within 1e-5
+    /// of `expected`'s largest magnitude.
+    private func checkKernel(_ code: Int32, _ label: String, inputs: [UInt8], weights: [UInt8], m: Int, n: Int, k: Int, cuts: [Int], expected: [Double]) {
+        let scale = expected.map(abs).max()!
+        for avx2: Int32 in tandem_has_avx2() != 0 ? [0, 1] : [0] {
+            for ranges in [[0, n], cuts] {
+                var output = [Float](repeating: .nan, count: m * n)
+                inputs.withUnsafeBytes { x in
+                    weights.withUnsafeBytes { w in
+                        output.withUnsafeMutableBufferPointer { y in
+                            for (first, last) in zip(ranges, ranges.dropFirst()) {
+                                tandem_linear_quant(code, avx2, x.baseAddress!, m, k, w.baseAddress!, n, first, last, y.baseAddress!)
+                            }
+                        }
+                    }
+                }
+                XCTAssert(output.allSatisfy(\.isFinite), "\(label) avx2 \(avx2) ranges \(ranges): every output written")
+                let worst = zip(output, expected).map { abs(Double($0) - $1) }.max()!
+                XCTAssertLessThan(worst, 1e-5 * scale, "\(label) avx2 \(avx2) ranges \(ranges)")
             }
         }
     }
@@ -181,7 +189,7 @@ final class WeightQuantizationTests: XCTestCase {
                 values.withUnsafeMutableBufferPointer { tandem_dequantize_weight_rows(code, w.baseAddress!, n, k, 0, n, $0.baseAddress!) }
             }
             XCTAssertEqual(values, format.dequantize(blocks, rows: n, columns: k), "\(format): rows read back from the interleaved layout")
-            for m in [1, 3, 8, 9, 64] {
+            for m in [1, 3, 8, 9, 64, 65] {  // 65: past the integer kernel's 64 rows (q4_K), to sgemm
                 var inputs = (0..<(m * k)).map { _ in Self.gaussian(&generator) }
                 for index in 0..<256 { inputs[index] = 0 }  // an all-zero input block
                 let directory = try Reference.temporaryDirectory(self)
@@ -200,23 +208,7 @@ final class WeightQuantizationTests: XCTestCase {
                 }
                 XCTAssertEqual(Self.hex(quantizedInputs), expected.input_blocks, "\(format) m \(m): Q8_K inputs")
                 let scale = expected.product_quantized_inputs.map(abs).max()!
-                for avx2: Int32 in tandem_has_avx2() != 0 ? [0, 1] : [0] {
-                    for cuts in [[0, n], [0, 3, 9, n]] {
-                        var output = [Float](repeating: .nan, count: m * n)
-                        quantizedInputs.withUnsafeBytes { x in
-                            interleaved.withUnsafeBytes { w in
-                                output.withUnsafeMutableBufferPointer { y in
-                                    for (first, last) in zip(cuts, cuts.dropFirst()) {
-                                        tandem_linear_quant(code, avx2, x.baseAddress!, m, k, w.baseAddress!, n, first, last, y.baseAddress!)
-                                    }
-                                }
-                            }
-                        }
-                        XCTAssert(output.allSatisfy(\.isFinite), "\(format) m \(m) avx2 \(avx2) ranges \(cuts): every output written")
-                        let worst = zip(output, expected.product_quantized_inputs).map { abs(Double($0) - $1) }.max()!
-                        XCTAssertLessThan(worst, 1e-5 * scale, "\(format) m \(m) avx2 \(avx2) ranges \(cuts)")
-                    }
-                }
+                checkKernel(code, "\(format) m \(m)", inputs: quantizedInputs, weights: interleaved, m: m, n: n, k: k, cuts: [0, 3, 9, n], expected: expected.product_quantized_inputs)
                 let weight = LinearWeight(blocks: blocks, quantization: format, outputSize: n, inputSize: k, threads: 2)
                 let output = Tensor(zeros: [m, n], dtype: .float32)
                 weight.apply(Tensor(inputs, shape: [m, k]), into: output)

@@ -165,8 +165,8 @@ public final class LinearWeight: @unchecked Sendable {
         }
     }
 
-    /// Quantized weights: the input rows quantized per block (to q8_0; q8_K for the k-quants), then up to `quantizedRowLimit` rows
-    /// multiplied in integers, more (batched decode, prefill) by sgemm over the dequantized inputs and 256-row
+    /// Quantized weights: the input rows quantized per block (to q8_0; q8_K for the k-quants), then up to `quantizedRowLimit(format)` rows
+    /// multiplied in integers, more (prefill, large batches) by sgemm over the dequantized inputs and 256-row
     /// blocks of the weight dequantized to fp32 — the same products either way, so a row's result does not depend
     /// on the batch around it.
     private func applyQuantized(_ input: Tensor, into output: Tensor, format: WeightQuantization, blocks: UnsafeMutableRawPointer) {
@@ -183,7 +183,7 @@ public final class LinearWeight: @unchecked Sendable {
         let quantizedInputs = UnsafeMutableRawPointer.allocate(byteCount: m * inputRowBytes, alignment: 64)
         defer { quantizedInputs.deallocate() }
         for row in 0..<m { tandem_quantize_row(format.inputFormat, x + row * k, k, quantizedInputs + row * inputRowBytes) }
-        guard m <= Self.quantizedRowLimit else {
+        guard m <= Self.quantizedRowLimit(format) else {
             // sgemm on both sides dequantized: the same products as the integer kernel's, summed in fp32.
             let inputs = UnsafeMutablePointer<Float>.allocate(capacity: m * k)
             defer { inputs.deallocate() }
@@ -223,11 +223,12 @@ public final class LinearWeight: @unchecked Sendable {
         }
     }
 
-    /// Up to this many input rows quantized weights multiply in integers; more go to sgemm over dequantized blocks.
-    /// Measured (small preset, q8_0, 1 thread, 64 prompts × (128 in, 64 out)): a limit of 8 gave 76.0 output
-    /// tokens/s, 16 gave 64.6 and 64 gave 65.2 — past a few rows each row's dot product costs the integer kernel
-    /// as much as a whole row of sgemm, while sgemm reuses every weight it widens across all rows.
-    static let quantizedRowLimit = 8
+    /// Up to this many input rows weights of `format` multiply in integers; more go to sgemm over dequantized
+    /// blocks. Interleaved (q8_0, q4_0, q4_K): 64, as for bf16's fused kernel — measured (small preset, 1 thread,
+    /// 64 prompts × (128 in, 64 out), output tokens/s, limit 64 against 8 in one run): q8_0 90.9 / 83.1, q4_0 97.4 /
+    /// 82.6, q4_K 90.8 / 75.0, bf16 88.2. Row by row (q6_K): 8 — measured with the row kernels, a limit of 8 gave
+    /// q8_0 76.0, 16 gave 64.6 and 64 gave 65.2: each row's dot product then cost as much as a row of sgemm.
+    static func quantizedRowLimit(_ format: WeightQuantization) -> Int { format == .q6_K ? 8 : 64 }
 
     /// Whether the quantized kernel takes its AVX2 path.
     private static let hasAVX2 = tandem_has_avx2() != 0
