@@ -134,32 +134,29 @@ __attribute__((target("avx2,fma,f16c"), always_inline)) static inline void store
     _mm256_storeu_ps(out, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes)), scale));
 }
 
-// One block's 32 values.
-__attribute__((target("avx2,fma,f16c"), always_inline)) static inline void dequantize_block_avx2(int format, const void *w, float *values) {
-    if (format == TANDEM_Q8_0) {
-        const block_q8_0 *block = (const block_q8_0 *)w;
-        const __m256 d = _mm256_set1_ps(_cvtsh_ss(block->d));
-        const __m128i low = _mm_loadu_si128((const __m128i *)block->qs), high = _mm_loadu_si128((const __m128i *)(block->qs + 16));
-        store8(low, d, values);
-        store8(_mm_srli_si128(low, 8), d, values + 8);
-        store8(high, d, values + 16);
-        store8(_mm_srli_si128(high, 8), d, values + 24);
-    } else {
-        const block_q4_0 *block = (const block_q4_0 *)w;
-        const __m256 d = _mm256_set1_ps(_cvtsh_ss(block->d));
-        const __m128i packed = _mm_loadu_si128((const __m128i *)block->qs), eight = _mm_set1_epi8(8), mask = _mm_set1_epi8(15);
-        const __m128i low = _mm_sub_epi8(_mm_and_si128(packed, mask), eight);
-        const __m128i high = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(packed, 4), mask), eight);
-        store8(low, d, values);
-        store8(_mm_srli_si128(low, 8), d, values + 8);
-        store8(high, d, values + 16);
-        store8(_mm_srli_si128(high, 8), d, values + 24);
-    }
-}
-
 __attribute__((target("avx2,fma,f16c"))) static void dequantize_avx2(int format, const void *w, long blocks, float *out) {
-    const long bytes = tandem_quant_block_bytes(format);
-    for (long b = 0; b < blocks; b++) dequantize_block_avx2(format, (const char *)w + b * bytes, out + b * 32);
+    for (long b = 0; b < blocks; b++) {
+        float *values = out + b * 32;
+        if (format == TANDEM_Q8_0) {
+            const block_q8_0 *block = (const block_q8_0 *)w + b;
+            const __m256 d = _mm256_set1_ps(_cvtsh_ss(block->d));
+            const __m128i low = _mm_loadu_si128((const __m128i *)block->qs), high = _mm_loadu_si128((const __m128i *)(block->qs + 16));
+            store8(low, d, values);
+            store8(_mm_srli_si128(low, 8), d, values + 8);
+            store8(high, d, values + 16);
+            store8(_mm_srli_si128(high, 8), d, values + 24);
+        } else {
+            const block_q4_0 *block = (const block_q4_0 *)w + b;
+            const __m256 d = _mm256_set1_ps(_cvtsh_ss(block->d));
+            const __m128i packed = _mm_loadu_si128((const __m128i *)block->qs), eight = _mm_set1_epi8(8), mask = _mm_set1_epi8(15);
+            const __m128i low = _mm_sub_epi8(_mm_and_si128(packed, mask), eight);
+            const __m128i high = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(packed, 4), mask), eight);
+            store8(low, d, values);
+            store8(_mm_srli_si128(low, 8), d, values + 8);
+            store8(high, d, values + 16);
+            store8(_mm_srli_si128(high, 8), d, values + 24);
+        }
+    }
 }
 #endif
 
@@ -196,13 +193,8 @@ static int interleaves(int format) { return format == TANDEM_Q8_0 || format == T
 // Two-byte fields at the start of an interleaved format's block.
 static inline int two_byte_fields(int format) { return format == TANDEM_Q4_K ? 2 : 1; }
 
-// Bytes of an interleaved format's block.
-static inline long interleaved_block_bytes(int format) {
-    return format == TANDEM_Q8_0 ? (long)sizeof(block_q8_0) : format == TANDEM_Q4_0 ? (long)sizeof(block_q4_0) : (long)sizeof(block_q4_K);
-}
-
 void tandem_gather_block(int format, const char *group, long b, int r, char *block) {
-    const long bytes = interleaved_block_bytes(format);
+    const long bytes = tandem_quant_block_bytes(format);
     const int pairs = two_byte_fields(format);
     const char *at = group + b * 8 * bytes;
     for (int f = 0; f < pairs; f++) memcpy(block + 2 * f, at + 16 * f + 2 * r, 2);
@@ -211,7 +203,7 @@ void tandem_gather_block(int format, const char *group, long b, int r, char *blo
 
 // The inverse: ggml's bytes of a block into row r's block b of a group.
 static void scatter_block(int format, const char *block, long b, int r, char *group) {
-    const long bytes = interleaved_block_bytes(format);
+    const long bytes = tandem_quant_block_bytes(format);
     const int pairs = two_byte_fields(format);
     char *at = group + b * 8 * bytes;
     for (int f = 0; f < pairs; f++) memcpy(at + 16 * f + 2 * r, block + 2 * f, 2);
@@ -236,7 +228,7 @@ void tandem_quant_interleave(int format, void *w, long n, long k) {
 // An interleaved Q8_0 or Q4_0 group's 8 rows of `blocks` blocks into rows `k` floats apart: each piece's 8 bytes
 // of two rows widened at once, times the two rows' scales, stored to each row.
 __attribute__((target("avx2,fma,f16c"))) static void dequantize_group_avx2(int format, const char *group, long blocks, long k, float *out) {
-    const long bytes = interleaved_block_bytes(format), pieces = (bytes - 2) / 4;
+    const long bytes = tandem_quant_block_bytes(format), pieces = (bytes - 2) / 4;
     for (long b = 0; b < blocks; b++, group += 8 * bytes) {
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)group));
         __m256 pair_scales[4];  // rows 2h and 2h + 1's scales, four lanes each
@@ -312,7 +304,7 @@ static float block_product(int format, const char *w, const block_q8_0 *x) {
 static float row_portable(int format, const char *w, long n, long row_bytes, long j, const block_q8_0 *x, long blocks) {
     float sum = 0;
     if (j >= n / 8 * 8) {
-        for (long b = 0; b < blocks; b++) sum += block_product(format, w + j * row_bytes + b * interleaved_block_bytes(format), x + b);
+        for (long b = 0; b < blocks; b++) sum += block_product(format, w + j * row_bytes + b * tandem_quant_block_bytes(format), x + b);
         return sum;
     }
     char block[sizeof(block_q8_0)];
