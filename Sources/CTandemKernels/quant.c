@@ -300,19 +300,35 @@ static float block_product(int format, const char *w, const block_q8_0 *x) {
     return scale * half_to_float(x->d) * (float)products;
 }
 
-// Row j of an interleaved weight (of n rows, `row_bytes` each) · one input row quantized to Q8_0, block by block.
-static float row_portable(int format, const char *w, long n, long row_bytes, long j, const block_q8_0 *x, long blocks) {
+// Row j of an interleaved weight · input row r (quantized to Q8_0), block by block.
+static float row_portable(const quant_product *p, long j, long r) {
+    const block_q8_0 *x = (const block_q8_0 *)p->x + r * p->blocks;
+    const long bytes = tandem_quant_block_bytes(p->format);
     float sum = 0;
-    if (j >= n / 8 * 8) {
-        for (long b = 0; b < blocks; b++) sum += block_product(format, w + j * row_bytes + b * tandem_quant_block_bytes(format), x + b);
+    if (j >= p->n / 8 * 8) {
+        for (long b = 0; b < p->blocks; b++) sum += block_product(p->format, p->w + j * p->row_bytes + b * bytes, x + b);
         return sum;
     }
     char block[sizeof(block_q8_0)];
-    for (long b = 0; b < blocks; b++) {
-        tandem_gather_block(format, w + j / 8 * 8 * row_bytes, b, (int)(j % 8), block);
-        sum += block_product(format, block, x + b);
+    for (long b = 0; b < p->blocks; b++) {
+        tandem_gather_block(p->format, p->w + j / 8 * 8 * p->row_bytes, b, (int)(j % 8), block);
+        sum += block_product(p->format, block, x + b);
     }
     return sum;
+}
+
+void tandem_quant_rows(const quant_product *p, quant_group_kernel group, quant_row_kernel row, long m, long first, long last, float *y) {
+    const long n = p->n, grouped = group ? n / 8 * 8 : 0;
+    for (long start = first / 8 * 8; start < last && start < grouped; start += 8) {
+        for (long r = 0; r < m; r++) {
+            float results[8];
+            group(p, p->w + start * p->row_bytes, r, results);
+            for (long j = start > first ? start : first; j < start + 8 && j < last; j++) y[r * n + j] = results[j - start];
+        }
+    }
+    for (long j = first > grouped ? first : grouped; j < last; j++) {
+        for (long r = 0; r < m; r++) y[r * n + j] = row(p, j, r);
+    }
 }
 
 #if defined(__x86_64__)
@@ -320,10 +336,13 @@ static float row_portable(int format, const char *w, long n, long row_bytes, lon
 // Eight interleaved rows (a group) against one input row: each 32 bytes of the group hold a 4-byte piece of each
 // of the 8 rows, so one multiply-add takes the input piece broadcast against all eight, and each 32-bit lane
 // gathers one row's sum — no horizontal sums, one weight stream, one conversion of the 8 scales per block.
-// `scales` holds the input's block scales as floats; for Q4_0 `offsets` holds each input block's 8 · Σ q (the
+// `p->scales` holds the input's block scales as floats; for Q4_0 `p->sums` holds each input block's 8 · Σ q (the
 // nibbles' offset of 8, taken out of the integer products).
-__attribute__((target("avx2,fma,f16c"))) static void group_q4_0_avx2(
-    const char *group, const block_q8_0 *x, const float *scales, const int *offsets, long blocks, float *y) {
+__attribute__((target("avx2,fma,f16c"))) static void group_q4_0_avx2(const quant_product *p, const char *group, long r, float *y) {
+    const long blocks = p->blocks;
+    const block_q8_0 *x = (const block_q8_0 *)p->x + r * blocks;
+    const float *scales = p->scales + r * blocks;
+    const int32_t *offsets = p->sums + r * blocks;
     const __m256i mask = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
     __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps();
     for (long b = 0; b < blocks; b++, group += 8 * sizeof(block_q4_0)) {
@@ -348,7 +367,10 @@ __attribute__((target("avx2,fma,f16c"))) static void group_q4_0_avx2(
 
 // As group_q4_0_avx2 for Q8_0: signed weights, so each piece goes through maddubs's sign trick and is widened to
 // 32 bits at once (two products of 127 · 128 fill an int16).
-__attribute__((target("avx2,fma,f16c"))) static void group_q8_0_avx2(const char *group, const block_q8_0 *x, const float *scales, long blocks, float *y) {
+__attribute__((target("avx2,fma,f16c"))) static void group_q8_0_avx2(const quant_product *p, const char *group, long r, float *y) {
+    const long blocks = p->blocks;
+    const block_q8_0 *x = (const block_q8_0 *)p->x + r * blocks;
+    const float *scales = p->scales + r * blocks;
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps();
     for (long b = 0; b < blocks; b++, group += 8 * sizeof(block_q8_0)) {
@@ -369,53 +391,31 @@ __attribute__((target("avx2,fma,f16c"))) static void group_q8_0_avx2(const char 
     _mm256_storeu_ps(y, _mm256_add_ps(even, odd));
 }
 
-// Weight rows first ..< last against m input rows: whole groups by the group kernels (a group stays in L1/L2 while
-// the input rows pass it; a group the range cuts is computed whole and the rows inside kept), the rows past the
-// last group (fewer than 8) by the portable products. `scales` and `offsets` hold each input row's `blocks`
-// entries, row after row.
-__attribute__((target("avx2,fma,f16c"))) static void rows_avx2(
-    int format, const char *w, long row_bytes, long first, long last, const block_q8_0 *x, long m, long n, const float *scales,
-    const int *offsets, long blocks, float *y) {
-    const long grouped = n / 8 * 8;
-    for (long group = first / 8 * 8; group < last && group < grouped; group += 8) {
-        const char *rows = w + group * row_bytes;
-        for (long r = 0; r < m; r++) {
-            const long at = r * blocks;
-            float results[8];
-            if (format == TANDEM_Q8_0) group_q8_0_avx2(rows, x + at, scales + at, blocks, results);
-            else group_q4_0_avx2(rows, x + at, scales + at, offsets + at, blocks, results);
-            for (long j = group > first ? group : first; j < group + 8 && j < last; j++) y[r * n + j] = results[j - group];
-        }
-    }
-    for (long j = first > grouped ? first : grouped; j < last; j++) {
-        for (long r = 0; r < m; r++) y[r * n + j] = row_portable(format, w, n, row_bytes, j, x + r * blocks, blocks);
-    }
-}
 #endif
 
 void tandem_linear_quant(int format, int use_avx2, const void *xq, long m, long k, const void *w, long n, long first, long last, float *y) {
     if (is_k_quant(format)) return tandem_linear_quant_k(format, use_avx2, xq, m, k, w, n, first, last, y);
     const long blocks = k / 32;
-    const long row_bytes = blocks * tandem_quant_block_bytes(format);
-    const block_q8_0 *inputs = (const block_q8_0 *)xq;
+    quant_product p = {format, (const char *)w, n, blocks * tandem_quant_block_bytes(format), blocks, xq, NULL, NULL};
 #if defined(__x86_64__)
     if (use_avx2) {
         // Each input block's scale as a float, and 8 · Σ q for Q4_0's offset.
+        const block_q8_0 *inputs = (const block_q8_0 *)xq;
         float *scales = malloc(sizeof(float) * (size_t)(m * blocks + 1));
-        int *offsets = malloc(sizeof(int) * (size_t)(m * blocks + 1));
+        int32_t *offsets = malloc(sizeof(int32_t) * (size_t)(m * blocks + 1));
         for (long b = 0; b < m * blocks; b++) {
             scales[b] = half_to_float(inputs[b].d);
             int sum = 0;
             for (int i = 0; i < 32; i++) sum += inputs[b].qs[i];
             offsets[b] = 8 * sum;
         }
-        rows_avx2(format, (const char *)w, row_bytes, first, last, inputs, m, n, scales, offsets, blocks, y);
+        p.scales = scales;
+        p.sums = offsets;
+        tandem_quant_rows(&p, format == TANDEM_Q8_0 ? group_q8_0_avx2 : group_q4_0_avx2, row_portable, m, first, last, y);
         free(scales);
         free(offsets);
         return;
     }
 #endif
-    for (long j = first; j < last; j++) {
-        for (long r = 0; r < m; r++) y[r * n + j] = row_portable(format, (const char *)w, n, row_bytes, j, inputs + r * blocks, blocks);
-    }
+    tandem_quant_rows(&p, NULL, row_portable, m, first, last, y);
 }

@@ -148,10 +148,13 @@ __attribute__((target("avx2,fma,f16c"), always_inline)) static inline void q6_K_
     quarters[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low_mask), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), two_bits), 4));
 }
 
-// One Q6_K row against one Q8_K input row: the 6-bit values rebuilt unsigned (0–63) 32 at a time, times the input
+// Row j of a Q6_K weight against Q8_K input row r: the 6-bit values rebuilt unsigned (0–63) 32 at a time, times the input
 // bytes (maddubs), times the two 16-value sub-blocks' scales (madd); the −32 offset taken out per sub-block with
 // the input's sums.
-__attribute__((target("avx2,fma,f16c"))) static float dot_q6_K_avx2(const block_q6_K *w, const block_q8_K *x, long blocks) {
+__attribute__((target("avx2,fma,f16c"))) static float row_q6_K_avx2(const quant_product *p, long j, long r) {
+    const block_q6_K *w = (const block_q6_K *)(p->w + j * p->row_bytes);
+    const block_q8_K *x = (const block_q8_K *)p->x + r * p->blocks;
+    const long blocks = p->blocks;
     __m256 sum = _mm256_setzero_ps();
     for (long b = 0; b < blocks; b++) {
         const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w[b].scales));
@@ -181,7 +184,10 @@ __attribute__((target("avx2,fma,f16c"))) static float dot_q6_K_avx2(const block_
 // 64·(p / 8) + 4·(p % 8) … + 3 in its low nibbles (sub-block 2·(p / 8)) and the same + 32 in its high nibbles (the
 // next sub-block): one maddubs takes the input's 4 bytes broadcast against the 8 rows. `pairs` holds each input
 // super-block's 32-value sums two to a word (sub-blocks 2i and 2i + 1 in the low and high 16 bits), for the minimums.
-__attribute__((target("avx2,fma,f16c"))) static void group_q4_K_avx2(const char *group, const block_q8_K *x, const int32_t *pairs, long blocks, float *y) {
+__attribute__((target("avx2,fma,f16c"))) static void group_q4_K_avx2(const quant_product *p, const char *group, long r, float *y) {
+    const long blocks = p->blocks;
+    const block_q8_K *x = (const block_q8_K *)p->x + r * blocks;
+    const int32_t *pairs = p->sums + 4 * r * blocks;
     const __m256i low_mask = _mm256_set1_epi8(15), six_bits = _mm256_set1_epi8(63), four_bits = _mm256_set1_epi8(15), two_bits = _mm256_set1_epi8(3);
     // Byte t of each row's 32-bit lane into both 16-bit halves (a scale against a pair of 16-bit sums), and bytes
     // t, t + 1 into the halves (two minimums against two sums).
@@ -329,26 +335,26 @@ void tandem_dequantize_k(int format, int use_avx2, const void *w, long blocks, f
     dequantize_k_portable(format, w, blocks, out);
 }
 
-// Row j of a weight (Q4_K interleaved, Q6_K row after row) · one Q8_K input row, by the portable products.
-static float row_k_portable(int format, const char *w, long n, long row_bytes, long j, const block_q8_K *x, long blocks) {
-    if (format != TANDEM_Q4_K || j >= n / 8 * 8) return dot_k_portable(format, w + j * row_bytes, x, blocks);
+// Row j of a weight (Q4_K interleaved, Q6_K row after row) · Q8_K input row r, by the portable products.
+static float row_k_portable(const quant_product *p, long j, long r) {
+    const block_q8_K *x = (const block_q8_K *)p->x + r * p->blocks;
+    if (p->format != TANDEM_Q4_K || j >= p->n / 8 * 8) return dot_k_portable(p->format, p->w + j * p->row_bytes, x, p->blocks);
     float sum = 0;
     block_q4_K block;
-    for (long b = 0; b < blocks; b++) {
-        tandem_gather_block(format, w + j / 8 * 8 * row_bytes, b, (int)(j % 8), (char *)&block);
-        sum += dot_k_portable(format, &block, x + b, 1);
+    for (long b = 0; b < p->blocks; b++) {
+        tandem_gather_block(p->format, p->w + j / 8 * 8 * p->row_bytes, b, (int)(j % 8), (char *)&block);
+        sum += dot_k_portable(p->format, &block, x + b, 1);
     }
     return sum;
 }
 
 void tandem_linear_quant_k(int format, int use_avx2, const void *xq, long m, long k, const void *w, long n, long first, long last, float *y) {
     const long blocks = k / 256;
-    const long row_bytes = blocks * tandem_quant_block_bytes(format);
-    const block_q8_K *inputs = (const block_q8_K *)xq;
+    quant_product p = {format, (const char *)w, n, blocks * tandem_quant_block_bytes(format), blocks, xq, NULL, NULL};
 #if defined(__x86_64__)
     if (use_avx2 && format == TANDEM_Q4_K) {
-        // Whole groups by the group kernel (a group the range cuts computed whole, the rows inside kept), the rows
-        // past the last group by the portable products; each input super-block's 32-value sums paired for the minimums.
+        // Each input super-block's 32-value sums paired, for the minimums.
+        const block_q8_K *inputs = (const block_q8_K *)xq;
         int32_t *pairs = malloc(sizeof(int32_t) * (size_t)(4 * m * blocks + 1));
         for (long b = 0; b < m * blocks; b++) {
             for (int i = 0; i < 4; i++) {
@@ -356,29 +362,12 @@ void tandem_linear_quant_k(int format, int use_avx2, const void *xq, long m, lon
                 pairs[4 * b + i] = (int32_t)(((uint32_t)(uint16_t)low) | ((uint32_t)(uint16_t)high << 16));
             }
         }
-        const long grouped = n / 8 * 8;
-        for (long group = first / 8 * 8; group < last && group < grouped; group += 8) {
-            for (long r = 0; r < m; r++) {
-                float results[8];
-                group_q4_K_avx2((const char *)w + group * row_bytes, inputs + r * blocks, pairs + 4 * r * blocks, blocks, results);
-                for (long j = group > first ? group : first; j < group + 8 && j < last; j++) y[r * n + j] = results[j - group];
-            }
-        }
-        for (long j = first > grouped ? first : grouped; j < last; j++) {
-            for (long r = 0; r < m; r++) y[r * n + j] = row_k_portable(format, (const char *)w, n, row_bytes, j, inputs + r * blocks, blocks);
-        }
+        p.sums = pairs;
+        tandem_quant_rows(&p, group_q4_K_avx2, row_k_portable, m, first, last, y);
         free(pairs);
         return;
     }
-    if (use_avx2) {
-        for (long j = first; j < last; j++) {
-            const block_q6_K *row = (const block_q6_K *)((const char *)w + j * row_bytes);
-            for (long r = 0; r < m; r++) y[r * n + j] = dot_q6_K_avx2(row, inputs + r * blocks, blocks);
-        }
-        return;
-    }
+    if (use_avx2) return tandem_quant_rows(&p, NULL, row_q6_K_avx2, m, first, last, y);
 #endif
-    for (long j = first; j < last; j++) {
-        for (long r = 0; r < m; r++) y[r * n + j] = row_k_portable(format, (const char *)w, n, row_bytes, j, inputs + r * blocks, blocks);
-    }
+    tandem_quant_rows(&p, NULL, row_k_portable, m, first, last, y);
 }

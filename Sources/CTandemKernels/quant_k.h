@@ -39,6 +39,28 @@ void tandem_dequantize_k(int format, int use_avx2, const void *w, long blocks, f
 /// bytes, into `block` (quant.c).
 void tandem_gather_block(int format, const char *group, long b, int r, char *block);
 
+/// One weight (n rows of `row_bytes`, `blocks` blocks each; 8-row groups interleaved where the format is) against
+/// the input rows, with the per-input-block tables the kernels read: what the group and row kernels receive.
+typedef struct {
+    int format;
+    const char *w;
+    long n, row_bytes, blocks;
+    const void *x;          // the input rows, quantized (Q8_0 or Q8_K blocks), `blocks` each
+    const float *scales;    // each input block's scale as a float (the Q8_0 group kernels)
+    const int32_t *sums;    // each input block's sums: Q4_0's offset 8 · Σ q, Q4_K's four paired 32-value sums
+} quant_product;
+
+/// The 8 rows of the interleaved group starting at `group` against input row r.
+typedef void (*quant_group_kernel)(const quant_product *p, const char *group, long r, float results[8]);
+
+/// Weight row j against input row r.
+typedef float (*quant_row_kernel)(const quant_product *p, long j, long r);
+
+/// y[r · n + j] for rows first ..< last and input rows r < m: whole groups by `group` (a group stays in L1/L2 while
+/// the input rows pass it; a group the range cuts is computed whole and the rows inside kept), the rows past the
+/// last group — or every row, when `group` is NULL — by `row` (quant.c).
+void tandem_quant_rows(const quant_product *p, quant_group_kernel group, quant_row_kernel row, long m, long first, long last, float *y);
+
 /// tandem_linear_quant for Q4_K (interleaved) and Q6_K weights, the inputs Q8_K.
 void tandem_linear_quant_k(int format, int use_avx2, const void *xq, long m, long k, const void *w, long n, long first, long last, float *y);
 
