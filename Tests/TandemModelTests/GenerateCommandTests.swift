@@ -385,16 +385,17 @@ final class GenerateCommandTests: XCTestCase {
         _ body: @escaping (_ driver: Process, _ workers: [pid_t]) -> Void
     ) throws -> BuiltProgram.Run {
         let model = model ?? directory!
-        // A long context so that generation is still running when a rank is killed.
+        // A long context so that generation is still running when a rank is killed (32,000 tokens of the tiny model
+        // take ~20 s at tp 2 here; 8,000 took 1.4 s once decode attention read the cache in place).
         let configURL = URL(fileURLWithPath: model).appendingPathComponent("config.json")
         var config = try JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as! [String: Any]
-        config["max_position_embeddings"] = 8192
+        config["max_position_embeddings"] = 32768
         try JSONSerialization.data(withJSONObject: config).write(to: configURL)
         let expected = layout.enumerated().filter { $0.offset % 2 == 1 }.reduce(1) { $0 * Int($1.element)! } - 1
         return try BuiltProgram.run(
             BuiltProgram.tandem,
             ["generate", "--model", model] + layout + flags + (0..<prompts).flatMap { ["--prompt", "x \($0)"] }
-                + ["--max-tokens", "8000", "--ignore-eos", "--temperature", "0", "--threads", "1"], timeout: 60
+                + ["--max-tokens", "32000", "--ignore-eos", "--temperature", "0", "--threads", "1"], timeout: 60
         ) { driver in
             let pid = driver.processIdentifier
             var children: [pid_t] = []

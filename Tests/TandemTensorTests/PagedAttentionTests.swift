@@ -107,6 +107,18 @@ final class PagedAttentionTests: XCTestCase {
         check(dtype: .float32, context: 40, count: 40, window: 1000, tolerance: 1e-5)
     }
 
+    /// The one-position (decode) kernel: head sizes of real models, groups of 1 to 12 query heads per kv head
+    /// (beyond the kernel's 8 at a time), contexts inside one tile and across several, each storage type, windows.
+    func testDecodeOfRealHeadSizesAndGroups() {
+        for dtype in [DType.float32, .bfloat16, .float16] {
+            for (heads, kvHeads) in [(2, 2), (4, 2), (8, 1), (24, 2)] {
+                check(dtype: dtype, context: 300, count: 1, heads: heads, kvHeads: kvHeads, d: 64, tolerance: 1e-5)
+            }
+            check(dtype: dtype, context: 17, count: 1, heads: 4, kvHeads: 1, d: 128, blockSize: 16, tolerance: 1e-5)
+            check(dtype: dtype, context: 260, count: 1, heads: 4, kvHeads: 2, d: 64, blockSize: 7, window: 130, tolerance: 1e-5)
+        }
+    }
+
     func testOneKeyValueHeadForEveryQueryHeadAndOddBlockSize() {
         check(dtype: .float32, context: 70, count: 70, heads: 3, kvHeads: 1, d: 12, blockSize: 5, tolerance: 1e-5)
     }

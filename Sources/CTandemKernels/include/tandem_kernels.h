@@ -22,6 +22,21 @@ long tandem_widen16_avx2(int is_bfloat16, const uint16_t *source, long n, float 
 /// e^x by polynomial. Requires tandem_has_avx2().
 void tandem_silu_mul_avx2(const float *gate_up, long rows, long n, float *out);
 
+/// How a paged KV cache stores its values.
+#define TANDEM_KV_FLOAT32 0
+#define TANDEM_KV_BFLOAT16 1
+#define TANDEM_KV_FLOAT16 2
+
+/// Attention of one query position (`queries`, `output`: kv_heads · group rows of d floats; query head h reads kv
+/// head h / group) over the visible positions first ..< last of a paged cache of `storage` values: kv head h's row
+/// of position p lies at element ((block_table[p / block_size] · kv_heads + h) · block_size + p % block_size) · d of
+/// each cache. Scores are q·k · scale, softmaxed online a tile of `tile` positions at a time; `scratch` holds
+/// kv_heads · group · (tile + 2) floats. Reads the keys and values in place. Returns 0, touching nothing, when it
+/// does not apply (d not a multiple of 8, an empty range, no AVX2 build); else 1. Requires tandem_has_avx2().
+int tandem_attend_one_avx2(
+    int storage, const float *queries, long kv_heads, long group, long d, const void *key_cache, const void *value_cache,
+    const int32_t *block_table, long block_size, long first, long last, float scale, long tile, float *scratch, float *output);
+
 /// Whether this CPU runs the bfloat16 kernels below (AVX-512 F/BW and BF16); always 0 off x86-64.
 int tandem_has_avx512_bf16(void);
 

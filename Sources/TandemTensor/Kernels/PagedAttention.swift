@@ -1,3 +1,5 @@
+import CTandemKernels
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -42,7 +44,8 @@ public struct PagedKVLayout: Sendable, Equatable {
 /// Causal attention over a paged KV cache (vLLM's paged attention, computed as FlashAttention does on a CPU):
 /// queries are taken a tile at a time, keys and values a tile of positions at a time — gathered from the
 /// blocks and widened to fp32 once per tile, then multiplied by BLAS — with an online softmax, so a long prompt
-/// costs matrix products, not a scalar loop per query and position.
+/// costs matrix products, not a scalar loop per query and position. One query position (decode) goes instead to
+/// an AVX2 kernel that reads the cached keys and values in place, all heads sharing a kv head at once.
 public enum PagedAttention {
     /// Query positions per tile (times the heads sharing a kv head: the rows of one matrix product).
     static let queryTile = 32
@@ -71,8 +74,21 @@ public enum PagedAttention {
             sums = .allocate(capacity: rows)
         }
 
+        /// The decode kernel's scores, maxima and sums for every head (the heads are known only at the call).
+        private var decode: UnsafeMutableBufferPointer<Float> = .init(start: nil, count: 0)
+
+        /// At least `floats` floats for the decode kernel, grown (once per size) as needed.
+        func decodeBuffer(floats: Int) -> UnsafeMutablePointer<Float> {
+            if decode.count < floats {
+                decode.deallocate()
+                decode = .allocate(capacity: floats)
+            }
+            return decode.baseAddress!
+        }
+
         deinit {
             for buffer in [queries, keys, values, scores, accumulated, maxima, sums] { buffer.deallocate() }
+            decode.deallocate()
         }
     }
 
@@ -130,6 +146,12 @@ public enum PagedAttention {
         // The earliest key position a query at `position` sees.
         func firstVisible(_ position: Int) -> Int { window.map { max(0, position - $0 + 1) } ?? 0 }
         let scale = 1 / Float(d).squareRoot()
+        if count == 1 && attendOne(
+            queries: queries, heads: heads, position: contextLength - 1, firstVisible: firstVisible(contextLength - 1), scale: scale,
+            keyCache: keyCache, valueCache: valueCache, layout: layout, blockTable: blockTable, output: output, scratch: scratch)
+        {
+            return
+        }
         let firstPosition = contextLength - count
         for kvHead in 0..<layout.keyValueHeads {
             var tileStart = 0
@@ -198,6 +220,32 @@ public enum PagedAttention {
                 tileStart += rowsPerHead
             }
         }
+    }
+
+    private static let hasAVX2 = tandem_has_avx2() != 0
+
+    /// One query position (decode) by the AVX2 kernel, which reads the keys and values where they lie, a block of
+    /// all kv heads at a time, instead of gathering widened tiles for BLAS: a product of 1–8 rows gains nothing
+    /// from BLAS, and the copies cost more than the products. False, having done nothing, where the kernel does not
+    /// apply (no AVX2, a head size that is not a multiple of 8).
+    private static func attendOne(
+        queries: UnsafePointer<Float>, heads: Int, position: Int, firstVisible: Int, scale: Float, keyCache: UnsafeRawPointer,
+        valueCache: UnsafeRawPointer, layout: PagedKVLayout, blockTable: UnsafeBufferPointer<Int32>, output: UnsafeMutablePointer<Float>,
+        scratch: Scratch
+    ) -> Bool {
+        let d = layout.headDimension
+        guard hasAVX2, d % 8 == 0 else { return false }
+        let storage: Int32 =
+            switch layout.dtype {
+            case .bfloat16: TANDEM_KV_BFLOAT16
+            case .float16: TANDEM_KV_FLOAT16
+            default: TANDEM_KV_FLOAT32
+            }
+        let done = tandem_attend_one_avx2(
+            storage, queries, layout.keyValueHeads, heads / layout.keyValueHeads, d, keyCache, valueCache, blockTable.baseAddress!,
+            layout.blockSize, firstVisible, position + 1, scale, keyTile, scratch.decodeBuffer(floats: heads * (keyTile + 2)), output)
+        precondition(done == 1, "the decode attention kernel refused a layout it was chosen for")
+        return true
     }
 
     /// Copies positions `start ..< start + count` of one kv head into `target` (`[count, headDimension]` fp32),
