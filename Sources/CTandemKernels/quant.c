@@ -183,31 +183,48 @@ void tandem_dequantize_rows(int format, const void *w, long rows, long k, float 
     }
 }
 
-// Q8_0, Q4_0 and Q4_K weights are multiplied interleaved (tandem_quant_interleave): rows in groups of 8, a group's
-// bytes block after block. A block is read as fields — its first two-byte fields (the fp16 scales: d; d and dmin
-// for Q4_K), then four-byte fields (Q4_K's 12 bytes of sub-block scales, then the quants, 4 bytes a piece) — and
-// each field of the group's 8 rows lies side by side (16 or 32 bytes) before the next field. The same bytes as
-// ggml's in another order; rows past the last whole group stay as ggml writes them.
-static int interleaves(int format) { return format == TANDEM_Q8_0 || format == TANDEM_Q4_0 || format == TANDEM_Q4_K; }
+// Q8_0, Q4_0, Q4_K and Q6_K weights are multiplied interleaved (tandem_quant_interleave): rows in groups of 8, a
+// group's bytes block after block. A block is read as fields — its two-byte fields (the fp16 scales: d; d and dmin
+// for Q4_K), then four-byte fields (Q4_K's 12 bytes of sub-block scales, then the quants; Q6_K's 16 sub-block scales,
+// then its low and high bits in the order its kernel reads them), 4 bytes a piece — and each field of the group's 8 rows lies side by
+// side (16 or 32 bytes) before the next field. The same bytes as ggml's in another order; rows past the last whole
+// group stay as ggml writes them.
+static int interleaves(int format) { return format == TANDEM_Q8_0 || format == TANDEM_Q4_0 || format == TANDEM_Q4_K || format == TANDEM_Q6_K; }
 
-// Two-byte fields at the start of an interleaved format's block.
+// An interleaved format's two-byte fields: how many (the fp16 scales), and where they lie in ggml's block (at its
+// end for Q6_K).
 static inline int two_byte_fields(int format) { return format == TANDEM_Q4_K ? 2 : 1; }
+static inline long two_byte_offset(int format) { return format == TANDEM_Q6_K ? (long)sizeof(block_q6_K) - 2 : 0; }
+
+// Where four-byte field f lies in ggml's block: the bytes after the two-byte fields in order — but Q6_K's fields in
+// the order its kernel reads them, so that a group's block is read front to back (read out of order, the block
+// streamed from memory at a third of the speed): its 16 sub-block scales (ggml's bytes 192–207), then per half h
+// and piece p < 8 the low bits of values 128h + 4p … and 128h + 32 + 4p … (ql bytes 64h + 4p and 64h + 32 + 4p)
+// and their high bits (qh bytes 32h + 4p).
+static inline long four_byte_offset(int format, long f) {
+    if (format != TANDEM_Q6_K) return 2 * two_byte_fields(format) + 4 * f;
+    if (f < 4) return 192 + 4 * f;
+    const long half = (f - 4) / 24, piece = (f - 4) % 24 / 3, kind = (f - 4) % 3;
+    return kind == 2 ? 128 + 32 * half + 4 * piece : 64 * half + 32 * kind + 4 * piece;
+}
 
 void tandem_gather_block(int format, const char *group, long b, int r, char *block) {
     const long bytes = tandem_quant_block_bytes(format);
     const int pairs = two_byte_fields(format);
+    const long twos = two_byte_offset(format);
     const char *at = group + b * 8 * bytes;
-    for (int f = 0; f < pairs; f++) memcpy(block + 2 * f, at + 16 * f + 2 * r, 2);
-    for (long f = 0; f < (bytes - 2 * pairs) / 4; f++) memcpy(block + 2 * pairs + 4 * f, at + 16 * pairs + 32 * f + 4 * r, 4);
+    for (int f = 0; f < pairs; f++) memcpy(block + twos + 2 * f, at + 16 * f + 2 * r, 2);
+    for (long f = 0; f < (bytes - 2 * pairs) / 4; f++) memcpy(block + four_byte_offset(format, f), at + 16 * pairs + 32 * f + 4 * r, 4);
 }
 
 // The inverse: ggml's bytes of a block into row r's block b of a group.
 static void scatter_block(int format, const char *block, long b, int r, char *group) {
     const long bytes = tandem_quant_block_bytes(format);
     const int pairs = two_byte_fields(format);
+    const long twos = two_byte_offset(format);
     char *at = group + b * 8 * bytes;
-    for (int f = 0; f < pairs; f++) memcpy(at + 16 * f + 2 * r, block + 2 * f, 2);
-    for (long f = 0; f < (bytes - 2 * pairs) / 4; f++) memcpy(at + 16 * pairs + 32 * f + 4 * r, block + 2 * pairs + 4 * f, 4);
+    for (int f = 0; f < pairs; f++) memcpy(at + 16 * f + 2 * r, block + twos + 2 * f, 2);
+    for (long f = 0; f < (bytes - 2 * pairs) / 4; f++) memcpy(at + 16 * pairs + 32 * f + 4 * r, block + four_byte_offset(format, f), 4);
 }
 
 void tandem_quant_interleave(int format, void *w, long n, long k) {
@@ -269,14 +286,14 @@ void tandem_dequantize_weight_rows(int format, const void *w, long n, long k, lo
         }
         const char *group = (const char *)w + j / 8 * 8 * row_bytes;
 #if defined(__x86_64__)
-        // Whole groups at once (Q8_0, Q4_0); rows of a group the range cuts, and Q4_K, block by block.
-        if (has_avx2() && format != TANDEM_Q4_K && j % 8 == 0 && j + 8 <= first + count) {
+        // Whole groups at once (Q8_0, Q4_0); rows of a group the range cuts, and the k-quants, block by block.
+        if (has_avx2() && !is_k_quant(format) && j % 8 == 0 && j + 8 <= first + count) {
             dequantize_group_avx2(format, group, k / 32, k, values);
             j += 7;
             continue;
         }
 #endif
-        char block[sizeof(block_q4_K)];
+        char block[sizeof(block_q6_K)];  // the largest interleaved block
         for (long b = 0; b < k / elements; b++) {
             tandem_gather_block(format, group, b, (int)(j % 8), block);
             tandem_dequantize_rows(format, block, 1, elements, values + b * elements);

@@ -148,34 +148,67 @@ __attribute__((target("avx2,fma,f16c"), always_inline)) static inline void q6_K_
     quarters[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low_mask), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), two_bits), 4));
 }
 
-// Row j of a Q6_K weight against Q8_K input row r: the 6-bit values rebuilt unsigned (0–63) 32 at a time, times the input
-// bytes (maddubs), times the two 16-value sub-blocks' scales (madd); the −32 offset taken out per sub-block with
-// the input's sums.
-__attribute__((target("avx2,fma,f16c"))) static float row_q6_K_avx2(const quant_product *p, long j, long r) {
-    const block_q6_K *w = (const block_q6_K *)(p->w + j * p->row_bytes);
-    const block_q8_K *x = (const block_q8_K *)p->x + r * p->blocks;
+// Eight interleaved Q6_K rows (a group) against one Q8_K input row, each 32-bit lane one row's sums: per
+// super-block the rows' d (8 at once), then 52 four-byte fields of the 8 rows side by side: 4 of sub-block scales,
+// then for half h and piece p < 8 three — low bits of values 128h + 4p … + 3 (low nibbles) and 128h + 64 + 4p …
+// (high nibbles); low bits of values 128h + 32 + 4p … and 128h + 96 + 4p …; the two high bits of all four. The values are rebuilt unsigned (0–63) and
+// taken against the input's 4 bytes broadcast (maddubs); the −32 offset comes out per 16-value sub-block with the
+// input's sums (bsums), times the rows' scales.
+__attribute__((target("avx2,fma,f16c"))) static void group_q6_K_avx2(const quant_product *p, const char *group, long r, float *y) {
     const long blocks = p->blocks;
+    const block_q8_K *x = (const block_q8_K *)p->x + r * blocks;
+    const __m256i low_mask = _mm256_set1_epi8(15), high_bits = _mm256_set1_epi8(0x30);
+    // Byte t of each row's 32-bit lane into the high byte of both 16-bit halves (a signed scale after a shift by 8).
+    __m256i scale_of[4];
+    for (int t = 0; t < 4; t++) {
+        scale_of[t] = _mm256_setr_epi8(-1, t, -1, t, -1, 4 + t, -1, 4 + t, -1, 8 + t, -1, 8 + t, -1, 12 + t, -1, 12 + t,
+                                       -1, t, -1, t, -1, 4 + t, -1, 4 + t, -1, 8 + t, -1, 8 + t, -1, 12 + t, -1, 12 + t);
+    }
     __m256 sum = _mm256_setzero_ps();
-    for (long b = 0; b < blocks; b++) {
-        const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w[b].scales));
-        // 32 · Σ_s scale_s · bsums[s], the offset of the −32 in every value.
-        const __m256i offsets = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)x[b].bsums), scales16);
-        __m256i accumulator = _mm256_setzero_si256();
-        for (int half = 0; half < 2; half++) {
-            const uint8_t *ql = w[b].ql + 64 * half, *qh = w[b].qh + 32 * half;
-            __m256i values[4];
-            q6_K_quarters(ql, qh, values);
-            for (int quarter = 0; quarter < 4; quarter++) {
-                const int sub = 8 * half + 2 * quarter;  // this quarter's two 16-value sub-blocks
-                const __m256i q8 = _mm256_loadu_si256((const __m256i *)(x[b].qs + 128 * half + 32 * quarter));
-                const __m256i scale = _mm256_set_m128i(_mm_set1_epi16(w[b].scales[sub + 1]), _mm_set1_epi16(w[b].scales[sub]));
-                accumulator = _mm256_add_epi32(accumulator, _mm256_madd_epi16(_mm256_maddubs_epi16(values[quarter], q8), scale));
+    for (long b = 0; b < blocks; b++, group += 8 * sizeof(block_q6_K)) {
+        const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)group)), _mm256_set1_ps(x[b].d));
+        const char *scale_words = group + 16, *pieces = scale_words + 4 * 32;
+        const int8_t *input = x[b].qs;
+        __m256i accumulator = _mm256_setzero_si256(), offsets = _mm256_setzero_si256();
+        _Pragma("clang loop unroll(full)") for (int half = 0; half < 2; half++) {
+            _Pragma("clang loop unroll(full)") for (int high = 0; high < 2; high++) {
+                // Sub-blocks 8·half + 2m + high (m = 0…3): their scales, and Σ scale · bsum for the offset.
+                __m256i scales[4];
+                _Pragma("clang loop unroll(full)") for (int m = 0; m < 4; m++) {
+                    const int sub = 8 * half + 2 * m + high;
+                    const __m256i word = _mm256_loadu_si256((const __m256i *)(scale_words + 32 * (sub / 4)));
+                    scales[m] = _mm256_srai_epi16(_mm256_shuffle_epi8(word, scale_of[sub % 4]), 8);
+                    offsets = _mm256_add_epi32(offsets, _mm256_madd_epi16(scales[m], _mm256_set1_epi32((uint16_t)x[b].bsums[sub])));
+                }
+                // Two pieces' products per 16-bit lane at most, 4 · 63 · 128 = 32,256: inside int16.
+                _Pragma("clang loop unroll(full)") for (int pair = 0; pair < 2; pair++) {
+                    __m256i sums[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+                    _Pragma("clang loop unroll(full)") for (int i = 0; i < 2; i++) {
+                        const int piece = 4 * high + 2 * pair + i, l = 4 * piece;
+                        const char *fields = pieces + 32 * 3 * (8 * half + piece);
+                        const __m256i a = _mm256_loadu_si256((const __m256i *)fields);
+                        const __m256i c = _mm256_loadu_si256((const __m256i *)(fields + 32));
+                        const __m256i h = _mm256_loadu_si256((const __m256i *)(fields + 64));
+                        const __m256i values[4] = {
+                            _mm256_or_si256(_mm256_and_si256(a, low_mask), _mm256_and_si256(_mm256_slli_epi16(h, 4), high_bits)),
+                            _mm256_or_si256(_mm256_and_si256(c, low_mask), _mm256_and_si256(_mm256_slli_epi16(h, 2), high_bits)),
+                            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), low_mask), _mm256_and_si256(h, high_bits)),
+                            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), low_mask), _mm256_and_si256(_mm256_srli_epi16(h, 2), high_bits)),
+                        };
+                        _Pragma("clang loop unroll(full)") for (int m = 0; m < 4; m++) {
+                            int32_t bytes;
+                            memcpy(&bytes, input + 128 * half + 32 * m + l, 4);
+                            sums[m] = _mm256_add_epi16(sums[m], _mm256_maddubs_epi16(values[m], _mm256_set1_epi32(bytes)));
+                        }
+                    }
+                    _Pragma("clang loop unroll(full)") for (int m = 0; m < 4; m++) accumulator = _mm256_add_epi32(accumulator, _mm256_madd_epi16(sums[m], scales[m]));
+                }
             }
         }
         accumulator = _mm256_sub_epi32(accumulator, _mm256_slli_epi32(offsets, 5));
-        sum = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d) * x[b].d), _mm256_cvtepi32_ps(accumulator), sum);
+        sum = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(accumulator), sum);
     }
-    return tandem_sum8(sum);
+    _mm256_storeu_ps(y, sum);
 }
 
 // Eight interleaved Q4_K rows (a group) against one Q8_K input row, each 32-bit lane one row's sums: per
@@ -335,15 +368,15 @@ void tandem_dequantize_k(int format, int use_avx2, const void *w, long blocks, f
     dequantize_k_portable(format, w, blocks, out);
 }
 
-// Row j of a weight (Q4_K interleaved, Q6_K row after row) · Q8_K input row r, by the portable products.
+// Row j of an interleaved Q4_K or Q6_K weight · Q8_K input row r, by the portable products.
 static float row_k_portable(const quant_product *p, long j, long r) {
     const block_q8_K *x = (const block_q8_K *)p->x + r * p->blocks;
-    if (p->format != TANDEM_Q4_K || j >= p->n / 8 * 8) return dot_k_portable(p->format, p->w + j * p->row_bytes, x, p->blocks);
+    if (j >= p->n / 8 * 8) return dot_k_portable(p->format, p->w + j * p->row_bytes, x, p->blocks);
     float sum = 0;
-    block_q4_K block;
+    char block[sizeof(block_q6_K)];  // the larger of Q4_K and Q6_K
     for (long b = 0; b < p->blocks; b++) {
-        tandem_gather_block(p->format, p->w + j / 8 * 8 * p->row_bytes, b, (int)(j % 8), (char *)&block);
-        sum += dot_k_portable(p->format, &block, x + b, 1);
+        tandem_gather_block(p->format, p->w + j / 8 * 8 * p->row_bytes, b, (int)(j % 8), block);
+        sum += dot_k_portable(p->format, block, x + b, 1);
     }
     return sum;
 }
@@ -367,7 +400,7 @@ void tandem_linear_quant_k(int format, int use_avx2, const void *xq, long m, lon
         free(pairs);
         return;
     }
-    if (use_avx2) return tandem_quant_rows(&p, NULL, row_q6_K_avx2, m, first, last, y);
+    if (use_avx2) return tandem_quant_rows(&p, group_q6_K_avx2, row_k_portable, m, first, last, y);
 #endif
     tandem_quant_rows(&p, NULL, row_k_portable, m, first, last, y);
 }

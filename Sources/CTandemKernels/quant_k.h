@@ -35,7 +35,7 @@ void tandem_quantize_row_q6_K(const float *x, long k, void *out);
 /// The values of `blocks` super-blocks of Q4_K, Q6_K or Q8_K (the AVX2 path with use_avx2 = 1).
 void tandem_dequantize_k(int format, int use_avx2, const void *w, long blocks, float *out);
 
-/// Row r's block b of a group of 8 rows interleaved by tandem_quant_interleave (Q8_0, Q4_0 or Q4_K), as ggml's
+/// Row r's block b of a group of 8 rows interleaved by tandem_quant_interleave (Q8_0, Q4_0, Q4_K or Q6_K), as ggml's
 /// bytes, into `block` (quant.c).
 void tandem_gather_block(int format, const char *group, long b, int r, char *block);
 
@@ -61,7 +61,7 @@ typedef float (*quant_row_kernel)(const quant_product *p, long j, long r);
 /// last group — or every row, when `group` is NULL — by `row` (quant.c).
 void tandem_quant_rows(const quant_product *p, quant_group_kernel group, quant_row_kernel row, long m, long first, long last, float *y);
 
-/// tandem_linear_quant for Q4_K (interleaved) and Q6_K weights, the inputs Q8_K.
+/// tandem_linear_quant for Q4_K and Q6_K weights (interleaved), the inputs Q8_K.
 void tandem_linear_quant_k(int format, int use_avx2, const void *xq, long m, long k, const void *w, long n, long first, long last, float *y);
 
 #endif

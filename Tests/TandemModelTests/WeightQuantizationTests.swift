@@ -179,11 +179,12 @@ final class WeightQuantizationTests: XCTestCase {
                 }
             }
             for index in 0..<perBlock { blocks[perBlock + index] = 0 }  // row 0's second super-block: all zero
-            // The kernel multiplies Q4_K interleaved (one group of 8 rows here, 4 rows past it), Q6_K as it is.
+            // The kernel multiplies the weight interleaved: one group of 8 rows here, 4 rows past it.
             let code: Int32 = format == .q4_K ? TANDEM_Q4_K : TANDEM_Q6_K
             var interleaved = blocks
             interleaved.withUnsafeMutableBytes { tandem_quant_interleave(code, $0.baseAddress!, n, k) }
-            if format == .q4_K { XCTAssertNotEqual(interleaved, blocks, "q4_K: the group is reordered") } else { XCTAssertEqual(interleaved, blocks, "q6_K stays") }
+            XCTAssertNotEqual(interleaved, blocks, "\(format): the group is reordered")
+            XCTAssertEqual(interleaved[(8 * blocks.count / n)...], blocks[(8 * blocks.count / n)...], "\(format): rows past the group stay")
             var values = [Float](repeating: .nan, count: n * k)
             interleaved.withUnsafeBytes { w in
                 values.withUnsafeMutableBufferPointer { tandem_dequantize_weight_rows(code, w.baseAddress!, n, k, 0, n, $0.baseAddress!) }

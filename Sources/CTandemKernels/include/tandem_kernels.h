@@ -82,21 +82,20 @@ void tandem_quantize_row(int format, const float *x, long k, void *out);
 /// out[rows · k] = the values of rows of k values in blocks of `format` (any format above).
 void tandem_dequantize_rows(int format, const void *w, long rows, long k, float *out);
 
-/// Reorders an `[n, k]` weight of Q8_0, Q4_0 or Q4_K blocks (ggml's bytes, row after row) in place into the layout
-/// tandem_linear_quant multiplies: rows in groups of 8, each group block after block, each block read as its
-/// two-byte fields (the fp16 scales) and then four-byte fields (Q4_K's packed sub-block scales, the quants 4 bytes
-/// a piece), each field of the 8 rows side by side; rows past the last whole group unchanged. Other formats (Q6_K)
-/// are left as they are.
+/// Reorders an `[n, k]` weight of Q8_0, Q4_0, Q4_K or Q6_K blocks (ggml's bytes, row after row) in place into the
+/// layout tandem_linear_quant multiplies: rows in groups of 8, each group block after block, each block read as its
+/// two-byte fields (the fp16 scales) and then its other bytes as four-byte fields in ggml's order (the k-quants'
+/// sub-block scales, the quants, 4 bytes a piece), each field of the 8 rows side by side; rows past the last whole
+/// group unchanged. Other formats are left as they are.
 void tandem_quant_interleave(int format, void *w, long n, long k);
 
 /// out[(j − first) · k + i] = value i of row j of an `[n, k]` weight of `format` as tandem_quant_interleave left
 /// it, for first ≤ j < first + count.
 void tandem_dequantize_weight_rows(int format, const void *w, long n, long k, long first, long count, float *out);
 
-/// y[r * n + j] = weight row j (k values in blocks of `format`; Q8_0, Q4_0 and Q4_K interleaved by
-/// tandem_quant_interleave, Q6_K row after row) times input row r quantized to
-/// tandem_quant_input_format(format) (`xq`: m rows), for r < m and first ≤ j < last: integer products per block,
-/// scaled as ggml's vec_dot does. The AVX2 path (use_avx2 = 1, needs tandem_has_avx2()) and the portable one
+/// y[r * n + j] = weight row j (k values in blocks of `format`, interleaved by tandem_quant_interleave) times input
+/// row r quantized to tandem_quant_input_format(format) (`xq`: m rows), for r < m and first ≤ j < last: integer
+/// products per block, scaled as ggml's vec_dot does. The AVX2 path (use_avx2 = 1, needs tandem_has_avx2()) and the portable one
 /// add the same integer products; ranges starting and ending on multiples of 8 (or n) run fastest.
 void tandem_linear_quant(int format, int use_avx2, const void *xq, long m, long k, const void *w, long n, long first, long last, float *y);
 

@@ -28,8 +28,8 @@ public final class LinearWeight: @unchecked Sendable {
     public let threads: Int
     private let dense: Tensor?
     private let packed: UnsafeMutablePointer<UInt16>?
-    /// With quantization: the format and `outputSize` rows of blocks — q8_0, q4_0 and q4_K interleaved 8 rows at a
-    /// time (`tandem_quant_interleave`: one weight stream for 8 rows' products), q6_K row after row.
+    /// With quantization: the format and `outputSize` rows of blocks, interleaved 8 rows at a time
+    /// (`tandem_quant_interleave`: one weight stream for 8 rows' products).
     private let quantized: (format: WeightQuantization, blocks: UnsafeMutableRawPointer)?
     /// Weights of several formats stacked by output rows (a GGUF file's q and v projections may differ).
     private let segments: [LinearWeight]?
@@ -165,7 +165,7 @@ public final class LinearWeight: @unchecked Sendable {
         }
     }
 
-    /// Quantized weights: the input rows quantized per block (to q8_0; q8_K for the k-quants), then up to `quantizedRowLimit(format)` rows
+    /// Quantized weights: the input rows quantized per block (to q8_0; q8_K for the k-quants), then up to `quantizedRowLimit` rows
     /// multiplied in integers, more (prefill, large batches) by sgemm over the dequantized inputs and 256-row
     /// blocks of the weight dequantized to fp32 — the same products either way, so a row's result does not depend
     /// on the batch around it.
@@ -183,7 +183,7 @@ public final class LinearWeight: @unchecked Sendable {
         let quantizedInputs = UnsafeMutableRawPointer.allocate(byteCount: m * inputRowBytes, alignment: 64)
         defer { quantizedInputs.deallocate() }
         for row in 0..<m { tandem_quantize_row(format.inputFormat, x + row * k, k, quantizedInputs + row * inputRowBytes) }
-        guard m <= Self.quantizedRowLimit(format) else {
+        guard m <= Self.quantizedRowLimit else {
             // sgemm on both sides dequantized: the same products as the integer kernel's, summed in fp32.
             let inputs = UnsafeMutablePointer<Float>.allocate(capacity: m * k)
             defer { inputs.deallocate() }
@@ -223,12 +223,11 @@ public final class LinearWeight: @unchecked Sendable {
         }
     }
 
-    /// Up to this many input rows weights of `format` multiply in integers; more go to sgemm over dequantized
-    /// blocks. Interleaved (q8_0, q4_0, q4_K): 64, as for bf16's fused kernel — measured (small preset, 1 thread,
-    /// 64 prompts × (128 in, 64 out), output tokens/s, limit 64 against 8 in one run): q8_0 90.9 / 83.1, q4_0 97.4 /
-    /// 82.6, q4_K 90.8 / 75.0, bf16 88.2. Row by row (q6_K): 8 — measured with the row kernels, a limit of 8 gave
-    /// q8_0 76.0, 16 gave 64.6 and 64 gave 65.2: each row's dot product then cost as much as a row of sgemm.
-    static func quantizedRowLimit(_ format: WeightQuantization) -> Int { format == .q6_K ? 8 : 64 }
+    /// Up to this many input rows quantized weights (all interleaved) multiply in integers; more go to sgemm over
+    /// dequantized blocks. 64, as for bf16's fused kernel — measured (small preset, 1 thread, 64 prompts × (128 in,
+    /// 64 out), output tokens/s, limit 64 against 8 in one run): q8_0 90.9 / 83.1, q4_0 97.4 / 82.6, q4_K 90.8 /
+    /// 75.0, q6_K 87.6 / 74.5 and 82.0 / 72.5, bf16 88.2 and 91.3.
+    static let quantizedRowLimit = 64
 
     /// Whether the quantized kernel takes its AVX2 path.
     private static let hasAVX2 = tandem_has_avx2() != 0
