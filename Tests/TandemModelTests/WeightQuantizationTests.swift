@@ -89,8 +89,7 @@ final class WeightQuantizationTests: XCTestCase {
 
     /// The integer kernel (AVX2 and portable: the same integer products per block) against the float64 product of
     /// the dequantized weights and the inputs quantized to Q8_0 — over the interleaved layout, whole and in ranges
-    /// that cut its 8-row groups, with 6 rows past the last group; `LinearWeight` likewise through it for up to 8
-    /// rows and through dequantize-then-sgemm above.
+    /// that cut its 8-row groups, with 6 rows past the last group; `LinearWeight` likewise, whatever the rows.
     func testProductsMatchTheDequantizedValues() throws {
         let (n, k) = (70, 128)
         let weights = Self.weights(rows: n, columns: k, seed: 11)
@@ -190,7 +189,7 @@ final class WeightQuantizationTests: XCTestCase {
                 values.withUnsafeMutableBufferPointer { tandem_dequantize_weight_rows(code, w.baseAddress!, n, k, 0, n, $0.baseAddress!) }
             }
             XCTAssertEqual(values, format.dequantize(blocks, rows: n, columns: k), "\(format): rows read back from the interleaved layout")
-            for m in [1, 3, 8, 9, 64, 65] {  // 65: past the integer kernel's 64 rows (q4_K), to sgemm
+            for m in [1, 3, 8, 9, 64, 65] {  // 65: past q6_K's 64 rows in integers, to sgemm
                 var inputs = (0..<(m * k)).map { _ in Self.gaussian(&generator) }
                 for index in 0..<256 { inputs[index] = 0 }  // an all-zero input block
                 let directory = try Reference.temporaryDirectory(self)

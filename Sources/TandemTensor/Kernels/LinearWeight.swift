@@ -165,10 +165,10 @@ public final class LinearWeight: @unchecked Sendable {
         }
     }
 
-    /// Quantized weights: the input rows quantized per block (to q8_0; q8_K for the k-quants), then up to `quantizedRowLimit` rows
-    /// multiplied in integers, more (prefill, large batches) by sgemm over the dequantized inputs and 256-row
-    /// blocks of the weight dequantized to fp32 — the same products either way, so a row's result does not depend
-    /// on the batch around it.
+    /// Quantized weights: the input rows quantized per block (to q8_0; q8_K for the k-quants), then up to
+    /// `quantizedRowLimit(format)` rows (every row but q6_K's past 64) multiplied in integers, more by sgemm over the
+    /// dequantized inputs and 256-row blocks of the weight dequantized to fp32 — the same products either way (the
+    /// integer sums exact, sgemm's in fp32), so a row's result does not depend on the batch around it.
     private func applyQuantized(_ input: Tensor, into output: Tensor, format: WeightQuantization, blocks: UnsafeMutableRawPointer) {
         precondition(input.dtype == .float32 && output.dtype == .float32, "linear computes on float32 activations")
         let m = input.shape[0]
@@ -183,7 +183,7 @@ public final class LinearWeight: @unchecked Sendable {
         let quantizedInputs = UnsafeMutableRawPointer.allocate(byteCount: m * inputRowBytes, alignment: 64)
         defer { quantizedInputs.deallocate() }
         for row in 0..<m { tandem_quantize_row(format.inputFormat, x + row * k, k, quantizedInputs + row * inputRowBytes) }
-        guard m <= Self.quantizedRowLimit else {
+        guard m <= Self.quantizedRowLimit(format) else {
             // sgemm on both sides dequantized: the same products as the integer kernel's, summed in fp32.
             let inputs = UnsafeMutablePointer<Float>.allocate(capacity: m * k)
             defer { inputs.deallocate() }
@@ -223,11 +223,13 @@ public final class LinearWeight: @unchecked Sendable {
         }
     }
 
-    /// Up to this many input rows quantized weights (all interleaved) multiply in integers; more go to sgemm over
-    /// dequantized blocks. 64, as for bf16's fused kernel — measured (small preset, 1 thread, 64 prompts × (128 in,
-    /// 64 out), output tokens/s, limit 64 against 8 in one run): q8_0 90.9 / 83.1, q4_0 97.4 / 82.6, q4_K 90.8 /
-    /// 75.0, q6_K 87.6 / 74.5 and 82.0 / 72.5, bf16 88.2 and 91.3.
-    static let quantizedRowLimit = 64
+    /// Up to this many input rows weights of `format` multiply in integers; more go to sgemm over dequantized
+    /// blocks. Measured in a C harness (one thread, `[1024, 2816]` and `[2816, 1024]` weights, 128–2,048 input rows,
+    /// GFLOP/s, integer kernel against dequantize + OpenBLAS sgemm): q4_0 143–155 against 90–96, q4_K 149–155 against
+    /// 84–95, q8_0 96–105 against 78–96 — the integer kernel at every size, so prompts too — but q6_K 83–86 against
+    /// 89–93 from 512 rows (even at 128–256), so q6_K keeps sgemm past 64 rows, where batched decode measured it
+    /// ahead (64 prompts × (128 in, 64 out), output tokens/s, limit 64 against 8: 87.6 / 74.5 and 82.0 / 72.5).
+    static func quantizedRowLimit(_ format: WeightQuantization) -> Int { format == .q6_K ? 64 : .max }
 
     /// Whether the quantized kernel takes its AVX2 path.
     private static let hasAVX2 = tandem_has_avx2() != 0
