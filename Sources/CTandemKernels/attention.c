@@ -26,7 +26,7 @@ typedef struct {
     int storage;
     const char *keys, *values;
     const int32_t *table;
-    long block_size, kv_heads, group, d, bytes;
+    long block_size, kv_heads, d, bytes;
 } paged_cache;
 
 // Byte offset of kv head 0's row of position p, and how many positions from p on lie in the same block (up to `limit`).
@@ -119,7 +119,7 @@ __attribute__((target("avx2,fma,f16c"))) int tandem_attend_one_avx2(
     int storage, const float *queries, long kv_heads, long group, long d, const void *key_cache, const void *value_cache,
     const int32_t *block_table, long block_size, long first, long last, float scale, long tile, float *scratch, float *output) {
     if (d % 8 != 0 || first >= last || tile <= 0) return 0;
-    const paged_cache c = {storage, key_cache, value_cache, block_table, block_size, kv_heads, group, d, storage == TANDEM_KV_FLOAT32 ? 4 : 2};
+    const paged_cache c = {storage, key_cache, value_cache, block_table, block_size, kv_heads, d, storage == TANDEM_KV_FLOAT32 ? 4 : 2};
     const long heads = kv_heads * group, head_bytes = block_size * d * c.bytes;
     float *scores = scratch, *maxima = scratch + heads * tile, *sums = maxima + heads;
     for (long i = 0; i < heads * d; i++) output[i] = 0;

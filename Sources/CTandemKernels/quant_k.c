@@ -151,9 +151,9 @@ __attribute__((target("avx2,fma,f16c"), always_inline)) static inline void q6_K_
 // Eight interleaved Q6_K rows (a group) against one Q8_K input row, each 32-bit lane one row's sums: per
 // super-block the rows' d (8 at once), then 52 four-byte fields of the 8 rows side by side: 4 of sub-block scales,
 // then for half h and piece p < 8 three — low bits of values 128h + 4p … + 3 (low nibbles) and 128h + 64 + 4p …
-// (high nibbles); low bits of values 128h + 32 + 4p … and 128h + 96 + 4p …; the two high bits of all four. The values are rebuilt unsigned (0–63) and
-// taken against the input's 4 bytes broadcast (maddubs); the −32 offset comes out per 16-value sub-block with the
-// input's sums (bsums), times the rows' scales.
+// (high nibbles); low bits of values 128h + 32 + 4p … and 128h + 96 + 4p …; the two high bits of all four. The
+// values are rebuilt unsigned (0–63) and taken against the input's 4 bytes broadcast (maddubs); the −32 offset
+// comes out per 16-value sub-block with the input's sums (bsums), times the rows' scales.
 __attribute__((target("avx2,fma,f16c"))) static void group_q6_K_avx2(const quant_product *p, const char *group, long r, float *y) {
     const long blocks = p->blocks;
     const block_q8_K *x = (const block_q8_K *)p->x + r * blocks;
@@ -170,20 +170,20 @@ __attribute__((target("avx2,fma,f16c"))) static void group_q6_K_avx2(const quant
         const char *scale_words = group + 16, *pieces = scale_words + 4 * 32;
         const int8_t *input = x[b].qs;
         __m256i accumulator = _mm256_setzero_si256(), offsets = _mm256_setzero_si256();
-        _Pragma("clang loop unroll(full)") for (int half = 0; half < 2; half++) {
-            _Pragma("clang loop unroll(full)") for (int high = 0; high < 2; high++) {
+        for (int half = 0; half < 2; half++) {
+            for (int high = 0; high < 2; high++) {
                 // Sub-blocks 8·half + 2m + high (m = 0…3): their scales, and Σ scale · bsum for the offset.
                 __m256i scales[4];
-                _Pragma("clang loop unroll(full)") for (int m = 0; m < 4; m++) {
+                for (int m = 0; m < 4; m++) {
                     const int sub = 8 * half + 2 * m + high;
                     const __m256i word = _mm256_loadu_si256((const __m256i *)(scale_words + 32 * (sub / 4)));
                     scales[m] = _mm256_srai_epi16(_mm256_shuffle_epi8(word, scale_of[sub % 4]), 8);
                     offsets = _mm256_add_epi32(offsets, _mm256_madd_epi16(scales[m], _mm256_set1_epi32((uint16_t)x[b].bsums[sub])));
                 }
                 // Two pieces' products per 16-bit lane at most, 4 · 63 · 128 = 32,256: inside int16.
-                _Pragma("clang loop unroll(full)") for (int pair = 0; pair < 2; pair++) {
+                for (int pair = 0; pair < 2; pair++) {
                     __m256i sums[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
-                    _Pragma("clang loop unroll(full)") for (int i = 0; i < 2; i++) {
+                    for (int i = 0; i < 2; i++) {
                         const int piece = 4 * high + 2 * pair + i, l = 4 * piece;
                         const char *fields = pieces + 32 * 3 * (8 * half + piece);
                         const __m256i a = _mm256_loadu_si256((const __m256i *)fields);
@@ -195,13 +195,13 @@ __attribute__((target("avx2,fma,f16c"))) static void group_q6_K_avx2(const quant
                             _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), low_mask), _mm256_and_si256(h, high_bits)),
                             _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), low_mask), _mm256_and_si256(_mm256_srli_epi16(h, 2), high_bits)),
                         };
-                        _Pragma("clang loop unroll(full)") for (int m = 0; m < 4; m++) {
+                        for (int m = 0; m < 4; m++) {
                             int32_t bytes;
                             memcpy(&bytes, input + 128 * half + 32 * m + l, 4);
                             sums[m] = _mm256_add_epi16(sums[m], _mm256_maddubs_epi16(values[m], _mm256_set1_epi32(bytes)));
                         }
                     }
-                    _Pragma("clang loop unroll(full)") for (int m = 0; m < 4; m++) accumulator = _mm256_add_epi32(accumulator, _mm256_madd_epi16(sums[m], scales[m]));
+                    for (int m = 0; m < 4; m++) accumulator = _mm256_add_epi32(accumulator, _mm256_madd_epi16(sums[m], scales[m]));
                 }
             }
         }

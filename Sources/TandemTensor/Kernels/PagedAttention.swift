@@ -45,7 +45,7 @@ public struct PagedKVLayout: Sendable, Equatable {
 /// queries are taken a tile at a time, keys and values a tile of positions at a time — gathered from the
 /// blocks and widened to fp32 once per tile, then multiplied by BLAS — with an online softmax, so a long prompt
 /// costs matrix products, not a scalar loop per query and position. One query position (decode) goes instead to
-/// an AVX2 kernel that reads the cached keys and values in place, all heads sharing a kv head at once.
+/// an AVX2 kernel that reads the cached keys and values in place, a block of all kv heads at a time.
 public enum PagedAttention {
     /// Query positions per tile (times the heads sharing a kv head: the rows of one matrix product).
     static let queryTile = 32
