@@ -186,9 +186,9 @@ void tandem_dequantize_rows(int format, const void *w, long rows, long k, float 
 // Q8_0, Q4_0, Q4_K and Q6_K weights are multiplied interleaved (tandem_quant_interleave): rows in groups of 8, a
 // group's bytes block after block. A block is read as fields — its two-byte fields (the fp16 scales: d; d and dmin
 // for Q4_K), then four-byte fields (Q4_K's 12 bytes of sub-block scales, then the quants; Q6_K's 16 sub-block scales,
-// then its low and high bits in the order its kernel reads them), 4 bytes a piece — and each field of the group's 8 rows lies side by
-// side (16 or 32 bytes) before the next field. The same bytes as ggml's in another order; rows past the last whole
-// group stay as ggml writes them.
+// then its low and high bits in the order its kernel reads them), 4 bytes a piece — and each field of the group's 8
+// rows lies side by side (16 or 32 bytes) before the next field. The same bytes as ggml's in another order; rows past
+// the last whole group stay as ggml writes them.
 static int interleaves(int format) { return format == TANDEM_Q8_0 || format == TANDEM_Q4_0 || format == TANDEM_Q4_K || format == TANDEM_Q6_K; }
 
 // An interleaved format's two-byte fields: how many (the fp16 scales), and where they lie in ggml's block (at its

@@ -97,19 +97,7 @@ final class WeightQuantizationTests: XCTestCase {
         for format in [WeightQuantization.q8_0, .q4_0] {
             let code: Int32 = format == .q8_0 ? TANDEM_Q8_0 : TANDEM_Q4_0
             let blocks = weights.withUnsafeBufferPointer { format.quantize($0.baseAddress!, rows: n, columns: k) }
-            var interleaved = blocks
-            interleaved.withUnsafeMutableBytes { tandem_quant_interleave(code, $0.baseAddress!, n, k) }
-            XCTAssertNotEqual(interleaved, blocks, "\(format): the groups are reordered")
-            XCTAssertEqual(interleaved[(64 * blocks.count / n)...], blocks[(64 * blocks.count / n)...], "\(format): rows past the last group stay")
-            // Every row read back from the interleaved layout: ggml's values, rows 5…69 at once and row 0 alone.
-            var values = [Float](repeating: .nan, count: n * k)
-            interleaved.withUnsafeBytes { w in
-                values.withUnsafeMutableBufferPointer { out in
-                    tandem_dequantize_weight_rows(code, w.baseAddress!, n, k, 5, n - 5, out.baseAddress! + 5 * k)
-                    tandem_dequantize_weight_rows(code, w.baseAddress!, n, k, 0, 5, out.baseAddress!)
-                }
-            }
-            XCTAssertEqual(values, format.dequantize(blocks, rows: n, columns: k), "\(format): rows read back from the interleaved layout")
+            let interleaved = checkedInterleave(blocks, format, code: code, rows: n, columns: k)
             for m in [1, 3, 8, 9, 64, 130] {
                 let inputs = (0..<(m * k)).map { _ in Self.gaussian(&generator) }
                 let expected = try reference(format, weights: weights, rows: n, columns: k, inputs: inputs)
@@ -132,6 +120,26 @@ final class WeightQuantizationTests: XCTestCase {
     /// `tandem_linear_quant` of `weights` (interleaved) against `inputs` (m quantized rows), on every path this CPU
     /// has (portable, AVX2), in one call and in the ranges between `cuts`: every output written, each within 1e-5
     /// of `expected`'s largest magnitude.
+    /// `blocks` (`n` rows of `k` values) interleaved as the kernels read them, after checking the layout: the rows
+    /// of whole 8-row groups reordered, the rows past the last group as they were, and every row read back as
+    /// ggml's values — rows 5 … n − 1 in one call, rows 0 … 4 in another, so both cut a group.
+    private func checkedInterleave(_ blocks: [UInt8], _ format: WeightQuantization, code: Int32, rows n: Int, columns k: Int) -> [UInt8] {
+        var interleaved = blocks
+        interleaved.withUnsafeMutableBytes { tandem_quant_interleave(code, $0.baseAddress!, n, k) }
+        let pastGroups = n / 8 * 8 * blocks.count / n  // the byte where the rows past the last group start
+        XCTAssertNotEqual(interleaved, blocks, "\(format): the groups are reordered")
+        XCTAssertEqual(interleaved[pastGroups...], blocks[pastGroups...], "\(format): rows past the last group stay")
+        var values = [Float](repeating: .nan, count: n * k)
+        interleaved.withUnsafeBytes { w in
+            values.withUnsafeMutableBufferPointer { out in
+                tandem_dequantize_weight_rows(code, w.baseAddress!, n, k, 5, n - 5, out.baseAddress! + 5 * k)
+                tandem_dequantize_weight_rows(code, w.baseAddress!, n, k, 0, 5, out.baseAddress!)
+            }
+        }
+        XCTAssertEqual(values, format.dequantize(blocks, rows: n, columns: k), "\(format): rows read back from the interleaved layout")
+        return interleaved
+    }
+
     private func checkKernel(_ code: Int32, _ label: String, inputs: [UInt8], weights: [UInt8], m: Int, n: Int, k: Int, cuts: [Int], expected: [Double]) {
         let scale = expected.map(abs).max()!
         for avx2: Int32 in tandem_has_avx2() != 0 ? [0, 1] : [0] {
@@ -180,15 +188,7 @@ final class WeightQuantizationTests: XCTestCase {
             for index in 0..<perBlock { blocks[perBlock + index] = 0 }  // row 0's second super-block: all zero
             // The kernel multiplies the weight interleaved: one group of 8 rows here, 4 rows past it.
             let code: Int32 = format == .q4_K ? TANDEM_Q4_K : TANDEM_Q6_K
-            var interleaved = blocks
-            interleaved.withUnsafeMutableBytes { tandem_quant_interleave(code, $0.baseAddress!, n, k) }
-            XCTAssertNotEqual(interleaved, blocks, "\(format): the group is reordered")
-            XCTAssertEqual(interleaved[(8 * blocks.count / n)...], blocks[(8 * blocks.count / n)...], "\(format): rows past the group stay")
-            var values = [Float](repeating: .nan, count: n * k)
-            interleaved.withUnsafeBytes { w in
-                values.withUnsafeMutableBufferPointer { tandem_dequantize_weight_rows(code, w.baseAddress!, n, k, 0, n, $0.baseAddress!) }
-            }
-            XCTAssertEqual(values, format.dequantize(blocks, rows: n, columns: k), "\(format): rows read back from the interleaved layout")
+            let interleaved = checkedInterleave(blocks, format, code: code, rows: n, columns: k)
             for m in [1, 3, 8, 9, 64, 65] {  // 65: past q6_K's 64 rows in integers, to sgemm
                 var inputs = (0..<(m * k)).map { _ in Self.gaussian(&generator) }
                 for index in 0..<256 { inputs[index] = 0 }  // an all-zero input block
