@@ -46,13 +46,15 @@ final class ServeRecoveryTests: XCTestCase {
     }
 
     private func checkKilledRankIsStartedAgain(layout: [String], replicas: Int) async throws {
-        let directory = try ServerFixtures.tinyModel(self)
+        // Long streams, so that some still run when rank 1 dies: the tiny model decodes ~40,000 tokens/s here, and
+        // 16 streams of 480 tokens could all end before the kill took effect (once did, at --dp 2).
+        let directory = try ServerFixtures.tinyModel(self, maxPositions: 4096)
         let model = directory.lastPathComponent
         let segments = sharedMemorySegments()
         let server = try ServeProcess(model: directory.path, arguments: layout + ["--threads", "1", "--max-num-seqs", "4"])
         defer { if server.process.isRunning { server.process.terminate() } }
         let worker = try XCTUnwrap(childProcesses(of: server.process.processIdentifier).first)
-        let (status, plain) = try await server.request("/v1/completions", body: completion(model, maxTokens: 480, stream: false), key: nil)
+        let (status, plain) = try await server.request("/v1/completions", body: completion(model, maxTokens: 2000, stream: false), key: nil)
         XCTAssertEqual(status, 200, plain)
         let expected = try XCTUnwrap((try json(plain)["choices"] as? [[String: Any]])?.first?["text"] as? String)
 
@@ -60,7 +62,7 @@ final class ServeRecoveryTests: XCTestCase {
         let replies = Mutex<[Int: [String]]>([:])
         let finished = DispatchGroup()
         let running = DispatchSemaphore(value: 0)
-        let body = completion(model, maxTokens: 480, stream: true)
+        let body = completion(model, maxTokens: 2000, stream: true)
         for client in 0..<clients {
             finished.enter()
             Thread.detachNewThread {
@@ -148,7 +150,9 @@ final class ServeRecoveryTests: XCTestCase {
     /// With the checkpoint gone for good, restarts back off and give up after --max-restarts: the server exits
     /// non-zero with the cause, the request that waited gets a 503, and no process or segment is left.
     func testServeExitsWhenRestartsGiveUp() async throws {
-        let directory = try ServerFixtures.tinyModel(self)
+        // Long streams, so that some still run when rank 1 dies: the tiny model decodes ~40,000 tokens/s here, and
+        // 16 streams of 480 tokens could all end before the kill took effect (once did, at --dp 2).
+        let directory = try ServerFixtures.tinyModel(self, maxPositions: 4096)
         let model = directory.lastPathComponent
         let segments = sharedMemorySegments()
         let server = try ServeProcess(model: directory.path, arguments: ["--tp", "2", "--threads", "1", "--max-restarts", "2"])

@@ -15,13 +15,19 @@ enum ServerFixtures {
         {% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}
         """
 
-    /// Writes the tiny preset (and `chatTemplate` as chat_template.jinja) into a fresh directory removed after
-    /// the test.
-    static func tinyModel(_ test: XCTestCase, chatTemplate: String? = nil) throws -> URL {
+    /// Writes the tiny preset (and `chatTemplate` as chat_template.jinja; `maxPositions` as its
+    /// max_position_embeddings, for long generations) into a fresh directory removed after the test.
+    static func tinyModel(_ test: XCTestCase, chatTemplate: String? = nil, maxPositions: Int? = nil) throws -> URL {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-serve-\(UUID().uuidString)")
         test.addTeardownBlock { try? FileManager.default.removeItem(at: directory) }
         try ModelWriter.write(.tiny, dtype: .bfloat16, seed: 1, to: directory.path)
         if let chatTemplate { try Data(chatTemplate.utf8).write(to: directory.appendingPathComponent("chat_template.jinja")) }
+        if let maxPositions {
+            let configURL = directory.appendingPathComponent("config.json")
+            var config = try JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as! [String: Any]
+            config["max_position_embeddings"] = maxPositions
+            try JSONSerialization.data(withJSONObject: config).write(to: configURL)
+        }
         return directory
     }
 }
