@@ -150,9 +150,7 @@ final class ServeRecoveryTests: XCTestCase {
     /// With the checkpoint gone for good, restarts back off and give up after --max-restarts: the server exits
     /// non-zero with the cause, the request that waited gets a 503, and no process or segment is left.
     func testServeExitsWhenRestartsGiveUp() async throws {
-        // Long streams, so that some still run when rank 1 dies: the tiny model decodes ~40,000 tokens/s here, and
-        // 16 streams of 480 tokens could all end before the kill took effect (once did, at --dp 2).
-        let directory = try ServerFixtures.tinyModel(self, maxPositions: 4096)
+        let directory = try ServerFixtures.tinyModel(self)
         let model = directory.lastPathComponent
         let segments = sharedMemorySegments()
         let server = try ServeProcess(model: directory.path, arguments: ["--tp", "2", "--threads", "1", "--max-restarts", "2"])
