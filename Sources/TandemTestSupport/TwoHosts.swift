@@ -33,7 +33,9 @@ public struct TwoHosts: Sendable {
         if shape != nil, !FileManager.default.fileExists(atPath: "/dev/net/tun") {
             throw XCTSkip("needs /dev/net/tun for tandem-shaper's links")
         }
-        let tag = String(getpid() % 100_000) + String(Int.random(in: 0..<100))
+        // Random, not from the pid: a namespace left by a killed run must not collide with a later test's (the pid
+        // modulo 10⁵ and 100 random values once did); at most 8 characters, so "tva" + tag fits an interface name.
+        let tag = String(UInt64.random(in: 0..<(1 << 40)), radix: 36)
         names = ["tandem-a-\(tag)", "tandem-b-\(tag)"]
         links = ["tva\(tag)", "tvb\(tag)"]
         let (names, ip) = (names, ip)
