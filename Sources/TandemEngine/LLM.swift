@@ -151,20 +151,23 @@ public final class LLM {
     ///   `ConfigError` for a malformed partition variable.
     public static func partition(_ config: EngineConfig, tensorParallelSize: Int) throws -> PipelinePartition {
         let (model, storedBlocks) = try ModelFiles.configAndStoredBlocks(config.model)
-        return try partition(config, model: model, storedBlocks: storedBlocks, tensorParallelSize: tensorParallelSize)
+        return try checkLayout(config, model: model, storedBlocks: storedBlocks, tensorParallelSize: tensorParallelSize).partition
     }
 
-    /// `partition(_:tensorParallelSize:)` for a model whose config and stored blocks are read.
-    private static func partition(
+    /// `partition(_:tensorParallelSize:)` for a model whose config and stored blocks are read, with the layers
+    /// whose rows on each rank are not whole blocks of the asked or stored k-quant and are stored as q8_0 instead
+    /// (`ModelConfig.checkQuantization`).
+    private static func checkLayout(
         _ config: EngineConfig, model: ModelConfig, storedBlocks: WeightQuantization?, tensorParallelSize: Int
-    ) throws -> PipelinePartition {
+    ) throws -> (partition: PipelinePartition, storedAsQ8: [String]) {
         try model.checkTensorParallel(tensorParallelSize, path: config.model)
         if config.expertPlacement != nil { try model.checkExpertParallel(path: config.model) }
+        var storedAsQ8: [String] = []
         if let quantization = config.quantization ?? storedBlocks {
-            try model.checkQuantization(
+            storedAsQ8 = try model.checkQuantization(
                 quantization, tensorParallelSize: tensorParallelSize, expertsWhole: config.expertPlacement != nil, path: config.model)
         }
-        return try PipelinePartition.fromEnvironment(layerCount: model.layerCount, stages: config.pipelineParallelSize)
+        return (try PipelinePartition.fromEnvironment(layerCount: model.layerCount, stages: config.pipelineParallelSize), storedAsQ8)
     }
 
     /// `init(config:group:)` with the configuration's fields as arguments.
@@ -189,8 +192,13 @@ public final class LLM {
         let loaded = Result { () throws -> (any Tokenizer, any CausalLanguageModel, Set<Int>) in
             let files = try ModelFiles.open(config.model)  // a GGUF file's header and vocabulary parsed once per rank
             let tokenizer = try files.tokenizer()
-            let partition = try Self.partition(
+            let (partition, storedAsQ8) = try Self.checkLayout(
                 config, model: files.config, storedBlocks: files.storedBlocks, tensorParallelSize: groups.layout.tensorParallelSize)
+            if !storedAsQ8.isEmpty && (groups.all?.rank ?? 0) == 0, let asked = config.quantization ?? files.storedBlocks {
+                Log.warning(
+                    "\(asked.rawValue) at tp \(groups.layout.tensorParallelSize): rows that are not whole \(asked.blockElements)-value blocks are stored "
+                        + "as q8_0 (8.5 bits a weight) in every decoder layer: \(storedAsQ8.joined(separator: ", "))")
+            }
             var part = ModelPart(stage: groups.stage, of: partition)
             part.expertPlacement = config.expertPlacement
             let model = try ModelRegistry.load(

@@ -147,22 +147,33 @@ public struct ModelConfig: Sendable, Equatable {
             path: path, detail: "expert parallelism: it is a dense model (model_type \(modelType), no num_local_experts); drop --enable-expert-parallel")
     }
 
-    /// Checks, before any rank loads, that every linear layer's rows stay whole `quantization` blocks on each of
+    /// Checks, before any rank loads, that every linear layer's rows fit `quantization`'s blocks on each of
     /// `tensorParallelSize` ranks (the loader checks each slice too): the hidden width the column-parallel layers
     /// read, o_proj's and the MLP's row-parallel shares, and the experts' down projections unless `expertsWhole`.
+    /// Rows that are not whole blocks of a k-quant but are of 32 values are stored as q8_0 (`fitting(columns:)`).
     ///
-    /// - Throws: `ModelLoadError.unsupported` naming the first layer that would cut a block (of layer 0; every
+    /// - Returns: the weights every decoder layer stores as q8_0 instead, each as "WEIGHTS (COLUMNS values a
+    ///   row)"; empty when every row is whole blocks.
+    /// - Throws: `ModelLoadError.unsupported` naming the first layer whose rows no block fits (of layer 0; every
     ///   layer has its shapes).
-    public func checkQuantization(_ quantization: WeightQuantization, tensorParallelSize: Int, expertsWhole: Bool, path: String) throws(ModelLoadError) {
-        let down = expertCount == nil ? "mlp.down_proj.weight" : "block_sparse_moe.experts.0.w2.weight"
+    @discardableResult
+    public func checkQuantization(_ quantization: WeightQuantization, tensorParallelSize: Int, expertsWhole: Bool, path: String) throws(ModelLoadError) -> [String] {
+        let moe = expertCount != nil
+        // Each kind of row: the layer an error names, the weights that share its width, and the width on one rank.
         let inputs = [
-            ("model.layers.0.self_attn.q_proj.weight", hiddenSize),
-            ("model.layers.0.self_attn.o_proj.weight", headCount * headDimension / tensorParallelSize),
-            ("model.layers.0.\(down)", expertCount != nil && expertsWhole ? intermediateSize : intermediateSize / tensorParallelSize),
+            ("self_attn.q_proj.weight", moe ? "q/k/v_proj and the experts' w1/w3" : "q/k/v_proj and gate/up_proj", hiddenSize),
+            ("self_attn.o_proj.weight", "o_proj", headCount * headDimension / tensorParallelSize),
+            moe ? ("block_sparse_moe.experts.0.w2.weight", "the experts' w2", expertsWhole ? intermediateSize : intermediateSize / tensorParallelSize)
+                : ("mlp.down_proj.weight", "down_proj", intermediateSize / tensorParallelSize),
         ]
-        for (name, columns) in inputs where columns % quantization.blockElements != 0 {
-            throw .cutBlocks(name, quantization: quantization, columns: columns, path: path)
+        var fallbacks: [String] = []
+        for (name, weights, columns) in inputs {
+            guard let stored = quantization.fitting(columns: columns) else {
+                throw .cutBlocks("model.layers.0.\(name)", quantization: quantization, columns: columns, path: path)
+            }
+            if stored != quantization { fallbacks.append("\(weights) (\(columns) values a row)") }
         }
+        return fallbacks
     }
 
     /// Checks that `tensorParallelSize` splits this model.

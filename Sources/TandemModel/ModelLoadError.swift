@@ -17,11 +17,12 @@ public enum ModelLoadError: Error, Equatable, CustomStringConvertible {
     /// The checkpoint asks for something Tandem does not run (a model type, a RoPE scaling, a split).
     case unsupported(path: String, detail: String)
 
-    /// A quantized linear layer whose rows (`columns` wide on this rank) are not whole blocks.
+    /// A quantized linear layer whose rows (`columns` wide on this rank) are not whole blocks of `quantization`
+    /// nor of its 32-value fallback.
     static func cutBlocks(_ name: String, quantization: WeightQuantization, columns: Int, path: String) -> ModelLoadError {
         .unsupported(
             path: path,
-            detail: "\(name): \(quantization.rawValue) stores rows in blocks of \(quantization.blockElements) values, but this rank's rows have \(columns) (after any tensor-parallel split); choose a tensor-parallel size that leaves whole blocks\(quantization.blockElements > 32 ? ", or a format of 32-value blocks (q8_0, q4_0)" : "")")
+            detail: "\(name): \(quantization.rawValue) stores rows in blocks of \(quantization.blockElements) values\(quantization.blockElements > 32 ? " (or 32 as q8_0)" : ""), but this rank's rows have \(columns) (after any tensor-parallel split); choose a tensor-parallel size that leaves whole blocks")
     }
 
     public var description: String {

@@ -13,7 +13,7 @@ final class LlamaReferenceTests: XCTestCase {
 
     private func check(
         _ preset: ModelPreset, dtype: DType, tensorParallelSize: Int = 1, precision: ComputePrecision = .float32, tolerance: Double = 1e-4,
-        expertPlacement: ExpertPlacement? = nil, quantization: WeightQuantization? = nil, gguf: String? = nil,
+        expertPlacement: ExpertPlacement? = nil, quantization: WeightQuantization? = nil, gguf: String? = nil, storedAsQ8: [String] = [],
         config edit: (inout [String: Any]) -> Void = { _ in }
     ) throws {
         let directory = try ModelFixtures.write(preset, dtype: dtype, test: self)
@@ -30,7 +30,7 @@ final class LlamaReferenceTests: XCTestCase {
         let all = prompt + continuation
         let arguments =
             ["--model", directory, "--tokens", all.map(String.init).joined(separator: ",")] + (quantization.map { ["--quantization", $0.rawValue] } ?? [])
-            + (gguf == nil ? [] : ["--gguf", file])
+            + (gguf == nil ? [] : ["--gguf", file]) + (storedAsQ8.isEmpty ? [] : ["--q8-0-for", storedAsQ8.joined(separator: ",")])
         let reference = try JSONDecoder().decode(Logits.self, from: Reference.python("llama_reference.py", arguments))
         // With quantized inputs, how far the reference itself moves when its inputs move by an fp32 rounding.
         var allowed = tolerance
@@ -119,6 +119,20 @@ final class LlamaReferenceTests: XCTestCase {
         try check(ModelFixtures.kQuantWide, dtype: .bfloat16, tensorParallelSize: 2, quantization: .q4_K)
         try check(ModelFixtures.kQuantWide.with { $0.hiddenSize = 1024; $0.intermediateSize = 1024 }, dtype: .bfloat16, tensorParallelSize: 4, quantization: .q4_K)
         try check(ModelFixtures.kQuantWide, dtype: .bfloat16, tensorParallelSize: 2, quantization: .q6_K)
+    }
+
+    /// A tensor-parallel split that cuts the k-quants' 256-value super-blocks stores that weight as q8_0,
+    /// quantized from its float values or from the file's blocks' exact values: at tp 4 the fixture's o_proj rows
+    /// are 128 values on each rank, and with an intermediate size of 1,536 down_proj's are 384 (its q_proj and
+    /// gate/up rows, 512, stay k-quant blocks). Against a reference that keeps o_proj Q4_K the first case is 0.057
+    /// apart (measured), past the tolerance; a Q4_K file's blocks requantized to q8_0 move the logits less than
+    /// the tolerance, so the GGUF case checks the slices' values (a wrong column or scale fails it), not the format.
+    func testKQuantSplitsThatCutSuperBlocksStoreQ8_0() throws {
+        try check(ModelFixtures.kQuantWide, dtype: .bfloat16, tensorParallelSize: 4, quantization: .q4_K, storedAsQ8: ["self_attn.o_proj"])
+        try check(
+            ModelFixtures.kQuantWide.with { $0.intermediateSize = 1536 }, dtype: .bfloat16, tensorParallelSize: 4, quantization: .q4_K,
+            storedAsQ8: ["self_attn.o_proj", "mlp.down_proj"])
+        try check(ModelFixtures.kQuantWide, dtype: .bfloat16, tensorParallelSize: 4, gguf: "q4_k_m", storedAsQ8: ["self_attn.o_proj"])
     }
 
     func testTinyFloat32MatchesReference() throws { try check(.tiny, dtype: .float32) }

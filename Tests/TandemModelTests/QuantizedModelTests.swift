@@ -104,9 +104,37 @@ final class QuantizedModelTests: XCTestCase {
         }
     }
 
+    /// The k-quants' 256-value super-blocks do not fit the tiny preset's 64-wide rows, nor its MLP's 128-wide
+    /// rows per rank at tp 2: those weights are stored as q8_0 (WeightQuantization.fitting(columns:); the values
+    /// against the reference in LlamaReferenceTests), and `tandem generate` says so once, naming the weights and
+    /// widths; the tokens are those of q8_0 itself, whose blocks every weight then is.
+    func testKQuantRowsThatAreNotWholeSuperBlocksAreStoredAsQ8_0() throws {
+        let directory = try ModelFixtures.write(.tiny, test: self)
+        func generate(_ format: String, tp: Int) throws -> BuiltProgram.Run {
+            let run = try BuiltProgram.run(
+                BuiltProgram.tandem,
+                ["generate", "--model", directory, "--tp", String(tp), "--quantization", format, "--prompt", "hello there", "--max-tokens", "8", "--ignore-eos", "--temperature", "0"])
+            XCTAssertEqual(run.status, 0, run.output)
+            return run
+        }
+        let q8 = try generate("q8_0", tp: 2)
+        XCTAssertTrue(q8.lines(containing: "stored as q8_0").isEmpty, q8.output)
+        for format in ["q4_k", "q6_k"] {
+            let run = try generate(format, tp: 2)
+            let warning = run.lines(containing: "stored as q8_0")
+            XCTAssertEqual(warning.count, 1, run.output)
+            XCTAssertTrue(
+                warning.first?.contains(
+                    "\(format) at tp 2: rows that are not whole 256-value blocks are stored as q8_0 (8.5 bits a weight) in every decoder layer: "
+                        + "q/k/v_proj and gate/up_proj (64 values a row), o_proj (32 values a row), down_proj (64 values a row)") ?? false, run.output)
+            XCTAssertEqual(run.lines(containing: "output: ").count, 1, run.output)
+            XCTAssertEqual(run.lines(containing: "output: "), q8.lines(containing: "output: "), "\(format): \(run.output)")
+        }
+    }
+
     /// tp 4 of the tiny preset gives o_proj 16 input columns per rank — half a block: refused before generating,
-    /// naming the layer, the width and what to change (by `tandem generate` once, before it spawns a rank); and
-    /// quantization with bfloat16 compute is refused.
+    /// naming the layer, the width and what to change (by `tandem generate` once, before it spawns a rank), for
+    /// q4_k too, whose q8_0 fallback does not fit either; and quantization with bfloat16 compute is refused.
     func testSplitsThatCutBlocksAreRefused() throws {
         let directory = try ModelFixtures.write(.tiny, test: self)
         let config = EngineConfig(model: directory, threads: 1, quantization: .q8_0)
@@ -124,12 +152,12 @@ final class QuantizedModelTests: XCTestCase {
             BuiltProgram.tandem, ["generate", "--model", directory, "--tp", "4", "--quantization", "q8_0", "--prompt", "hi", "--max-tokens", "2"])
         XCTAssertNotEqual(run.status, 0)
         XCTAssertEqual(run.lines(containing: "o_proj.weight: q8_0 stores rows in blocks of 32 values, but this rank's rows have 16").count, 1, run.output)
-        // The k-quants' 256-value super-blocks do not fit the tiny preset's 64-wide rows even on one rank.
-        let kQuant = try BuiltProgram.run(BuiltProgram.tandem, ["generate", "--model", directory, "--quantization", "q4_k", "--prompt", "hi", "--max-tokens", "2"])
+        let kQuant = try BuiltProgram.run(
+            BuiltProgram.tandem, ["generate", "--model", directory, "--tp", "4", "--quantization", "q4_k", "--prompt", "hi", "--max-tokens", "2"])
         XCTAssertNotEqual(kQuant.status, 0)
         XCTAssertEqual(
-            kQuant.lines(containing: "q_proj.weight: q4_k stores rows in blocks of 256 values, but this rank's rows have 64").count, 1, kQuant.output)
-        XCTAssertTrue(kQuant.output.contains("or a format of 32-value blocks (q8_0, q4_0)"), kQuant.output)
+            kQuant.lines(containing: "o_proj.weight: q4_k stores rows in blocks of 256 values (or 32 as q8_0), but this rank's rows have 16").count, 1,
+            kQuant.output)
         // The same split of a GGUF file's stored blocks, refused the same way; asking to quantize them again too.
         let file = directory + "/model.gguf"
         _ = try Reference.python("convert_to_gguf.py", ["--model", directory, "--out", file, "--type", "q4_0"])

@@ -18,6 +18,10 @@ It shares no code with Tandem: safetensors is parsed here from the format's desc
       query and key rows of the `llama` architecture put back in rotate-half order, Mixtral's merged expert
       tensors cut per expert. A linear layer (tied head included) whose GGUF tensor is Q8_0 or Q4_0 has its
       input rows quantized to Q8_0 too, as llama.cpp multiplies it; Q4_K or Q6_K, to Q8_K.
+  ... --q8-0-for NAME,NAME
+      the weights whose names contain one of NAME (e.g. self_attn.o_proj) are stored as Q8_0 instead of the
+      format asked for or the GGUF file's blocks (quantized from their float, or dequantized, values), their input
+      rows quantized to Q8_0: what a tensor-parallel split that cuts a k-quant's 256-value super-blocks leaves.
   ... --perturb EPS
       with quantized inputs (either mode above), each input value is first multiplied by 1 ± EPS (random signs,
       seeded): how far an fp32-size change of the inputs moves the logits through the quantization steps — the
@@ -37,6 +41,7 @@ _quantized_weights = {}
 GGUF_FILE = None  # set by --gguf
 PERTURB = None  # set by --perturb
 _perturbation = np.random.default_rng(0)
+Q8_0_FOR = []  # weight name parts stored as Q8_0 instead (--q8-0-for)
 GGUF_BLOCKS = {}  # transformers name → "q8_0" or "q8_k": linear weights stored as blocks in GGUF_FILE, and their input format
 
 
@@ -99,21 +104,23 @@ def linear(h, w, key, expert=None, rows=None):
     weight = w[key] if expert is None else w[key][expert]
     if rows is not None:
         weight = weight[rows]
-    if key in GGUF_BLOCKS:
-        return quantized_inputs(h, GGUF_BLOCKS[key]) @ weight.T
-    if QUANTIZATION is None:
+    if key not in GGUF_BLOCKS and QUANTIZATION is None:
         return h @ weight.T
+    stored = "q8_0" if any(part in key for part in Q8_0_FOR) else None
+    if key in GGUF_BLOCKS and stored is None:
+        return quantized_inputs(h, GGUF_BLOCKS[key]) @ weight.T
+    stored = stored or QUANTIZATION
     from gguf import GGMLQuantizationType, quants
     from quant_reference import quantize_q4_K, quantize_q6_K
-    kind = GGMLQuantizationType[QUANTIZATION.upper()]
+    kind = GGMLQuantizationType[stored.upper()]
     cache_key = (key, expert, None if rows is None else (rows.start, rows.stop))
     if cache_key not in _quantized_weights:
         values = weight.astype(np.float32)
-        quantize = {"q4_k": quantize_q4_K, "q6_k": quantize_q6_K}.get(QUANTIZATION, lambda v: quants.quantize(v, kind))
+        quantize = {"q4_k": quantize_q4_K, "q6_k": quantize_q6_K}.get(stored, lambda v: quants.quantize(v, kind))
         with np.errstate(all="ignore"):
             blocks = quantize(values)
         _quantized_weights[cache_key] = quants.dequantize(blocks, kind).reshape(values.shape).astype(np.float64)
-    return quantized_inputs(h, "q8_k" if QUANTIZATION in ("q4_k", "q6_k") else "q8_0") @ _quantized_weights[cache_key].T
+    return quantized_inputs(h, "q8_k" if stored in ("q4_k", "q6_k") else "q8_0") @ _quantized_weights[cache_key].T
 
 
 def load_safetensors(path):
@@ -276,10 +283,12 @@ def main():
     parser.add_argument("--tokens", required=True, help="comma-separated token ids")
     parser.add_argument("--quantization", choices=["q8_0", "q4_0", "q4_k", "q6_k"])
     parser.add_argument("--gguf")
+    parser.add_argument("--q8-0-for", default="")
     parser.add_argument("--perturb", type=float)
     args = parser.parse_args()
     global GGUF_FILE, PERTURB, QUANTIZATION
     GGUF_FILE, PERTURB, QUANTIZATION = args.gguf, args.perturb, args.quantization
+    Q8_0_FOR.extend(part for part in args.q8_0_for.split(",") if part)
     tokens = [int(t) for t in args.tokens.split(",")]
     print(json.dumps({"logits": forward(args.model, tokens).tolist()}))
 

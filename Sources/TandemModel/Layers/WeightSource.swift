@@ -26,10 +26,12 @@ final class WeightSource {
 
     /// A linear layer's weight on this rank: the rows `rows` of each part (stacked in order), of each row the
     /// values of `columns`, in the form `precision` multiplies. Parts stored as ggml blocks stay those blocks (parts
-    /// of different formats as a stack of weights); float parts are quantized when `quantization` is set.
+    /// of different formats as a stack of weights); float parts are quantized when `quantization` is set. Where
+    /// `columns` cuts a k-quant's super-blocks but not 32-value blocks (`WeightQuantization.fitting(columns:)`), the
+    /// weight is stored as q8_0 instead: quantized so from float parts, and from block parts' exact values.
     ///
     /// - Throws: `ModelLoadError.unsupported` when a block-stored weight would be requantized to another format,
-    ///   or when `columns` cuts a block.
+    ///   or when `columns` cuts 32-value blocks.
     func linear(_ parts: [(key: String, shape: [Int], rows: Range<Int>)], columns: Range<Int>, name: String) throws(ModelLoadError) -> LinearWeight {
         var formats: [StoredFormat] = []
         for part in parts {
@@ -37,7 +39,14 @@ final class WeightSource {
             formats.append(try store.format(of: part.key))
         }
         let blockFormats = formats.compactMap { if case let .blocks(format) = $0 { format } else { nil } }
-        if blockFormats.count == parts.count {
+        if let quantization, let stored = blockFormats.first(where: { $0 != quantization }) {
+            throw .unsupported(
+                path: store.path,
+                detail: "\(name) is stored as \(StoredFormat.blocks(stored)) blocks; --quantization \(quantization.rawValue) would quantize them again (leave it out to multiply the stored blocks)")
+        }
+        // Block parts this slice would cut are widened below, then stored as their fallback.
+        let whole = blockFormats.allSatisfy { columns.lowerBound % $0.blockElements == 0 && columns.count % $0.blockElements == 0 }
+        if blockFormats.count == parts.count && whole {
             // Consecutive parts of one format share a weight; a change of format starts the next segment.
             var segments: [LinearWeight] = []
             var start = 0
@@ -45,14 +54,6 @@ final class WeightSource {
                 let format = blockFormats[start]
                 var end = start
                 while end < parts.count && blockFormats[end] == format { end += 1 }
-                if let quantization, quantization != format {
-                    throw .unsupported(
-                        path: store.path,
-                        detail: "\(name) is stored as \(formats[start]) blocks; --quantization \(quantization.rawValue) would quantize them again (leave it out to multiply the stored blocks)")
-                }
-                guard columns.lowerBound % format.blockElements == 0, columns.count % format.blockElements == 0 else {
-                    throw .cutBlocks(name, quantization: format, columns: columns.count, path: store.path)
-                }
                 var bytes: [UInt8] = []
                 for part in parts[start..<end] {
                     bytes += try store.blocks(part.key, rows: part.rows, columns: columns)
@@ -64,7 +65,9 @@ final class WeightSource {
             }
             return segments.count == 1 ? segments[0] : LinearWeight(stacking: segments)
         }
-        // Float parts (or blocks mixed with floats, widened to their exact fp32 values) stacked.
+        // Float parts (or blocks mixed with floats or cut by `columns`, widened to their exact fp32 values) stacked;
+        // cut blocks go back to blocks: the widest format stored, or its fallback.
+        let widest = blockFormats.max { $0.blockElements < $1.blockElements }
         var loaded: [Tensor] = []
         for part in parts {
             let (allRows, allColumns) = (part.rows == 0..<part.shape[0], columns == 0..<part.shape[1])
@@ -74,18 +77,24 @@ final class WeightSource {
                 loaded.append(Self.columns(columns, of: try load(part.key, shape: part.shape, slice: (0, part.rows))))
             }
         }
-        return try linear(Self.stacked(loaded, keys: parts.map(\.key), path: store.path), name: name)
+        let stacked = try Self.stacked(loaded, keys: parts.map(\.key), path: store.path)
+        return try linear(stacked, name: name, quantization: whole ? quantization : widest)
     }
 
-    /// A linear layer's weight already loaded (float), in the form `precision` multiplies, or quantized.
+    /// A linear layer's weight already loaded (float), in the form `precision` multiplies, or quantized (to
+    /// `quantization`'s fallback where its blocks do not fit the rows, `WeightQuantization.fitting(columns:)`).
     ///
-    /// - Throws: `ModelLoadError.cutBlocks` for a slice whose rows are not whole blocks of `quantization`.
+    /// - Throws: `ModelLoadError.cutBlocks` for a slice whose rows no block fits.
     func linear(_ weight: Tensor, name: String) throws(ModelLoadError) -> LinearWeight {
+        try linear(weight, name: name, quantization: quantization)
+    }
+
+    private func linear(_ weight: Tensor, name: String, quantization: WeightQuantization?) throws(ModelLoadError) -> LinearWeight {
         guard let quantization else { return LinearWeight(weight, precision: precision, threads: threads) }
-        guard weight.shape[1] % quantization.blockElements == 0 else {
+        guard let stored = quantization.fitting(columns: weight.shape[1]) else {
             throw .cutBlocks(name, quantization: quantization, columns: weight.shape[1], path: store.path)
         }
-        return LinearWeight(weight, quantization: quantization, threads: threads)
+        return LinearWeight(weight, quantization: stored, threads: threads)
     }
 
     /// Tensor `key`, which must have `shape` and hold numbers (float, or blocks widened to fp32); with `slice`,

@@ -19,6 +19,15 @@ public enum WeightQuantization: String, Sendable, Codable, CaseIterable {
     /// Bytes of one block.
     public var blockBytes: Int { Int(tandem_quant_block_bytes(format)) }
 
+    /// The format rows of `columns` values are stored in when this one is asked for: this format where they are
+    /// whole blocks; q8_0 where only 32-value blocks fit — a k-quant's 256-value super-blocks cut by a
+    /// tensor-parallel split or a narrow model, stored at 8.5 bits a weight rather than refused, as llama.cpp's
+    /// quantizer falls back for rows its k-quants do not fit; nil where no block fits.
+    public func fitting(columns: Int) -> WeightQuantization? {
+        if columns % blockElements == 0 { return self }
+        return columns % Self.q8_0.blockElements == 0 ? .q8_0 : nil
+    }
+
     /// Bytes of a row of `columns` values (`columns` a multiple of `blockElements`).
     public func rowBytes(columns: Int) -> Int { columns / blockElements * blockBytes }
 
