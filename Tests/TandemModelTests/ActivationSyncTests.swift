@@ -50,42 +50,58 @@ final class ActivationSyncTests: XCTestCase {
         XCTAssertEqual(ActivationSync.float32.encodedBytes(blocks: 1) / ActivationSync.int8.encodedBytes(blocks: 1), 3, "128 bytes against 34")
     }
 
-    /// 2 and 3 ranks on threads, 1,000 values each (chunks of whole blocks, the last rank's short): every rank ends
-    /// with the numpy reference's sum of the encoded contributions, encoded again; float32 sync is an exact sum.
-    /// The bytes each rank counts: 2 (n − 1) chunks encoded, 3.7× fewer at int8 than float32's ring schedule.
+    /// 2, 3 and 4 ranks on threads. 1,000 values each (a decode step's size: below the float32 all-reduce's
+    /// 64 KiB latency limit) take the gathered form — every rank ends with the numpy reference's sum of the encoded
+    /// contributions — and 20,000 (past it) the chunked form: chunks of whole blocks, the last rank's short, and the
+    /// reference's sum encoded again. float32 sync is an exact sum. The bytes each rank counts: (n − 1) encoded
+    /// tensors gathered, or 2 (n − 1) chunks; the chunked form 3.5× fewer or better at int8 than float32's ring
+    /// schedule, the gathered one at two ranks.
     func testEncodedAllReduceGivesEveryRankTheReferenceSum() throws {
-        let count = 1000
-        for size in [2, 3] {
-            let inputs = (0..<size).map { Self.gaussians(count, seed: UInt64(10 + $0)) }
-            let directory = try Reference.temporaryDirectory(self)
-            let file = directory.appendingPathComponent("inputs.f32")
-            try inputs.flatMap { $0 }.withUnsafeBytes { try Data($0).write(to: file) }
-            var bytesBySync: [ActivationSync: Int] = [:]
-            for sync in ActivationSync.allCases {
-                let results = try ThreadLauncher.run(worldSize: size) { world in
-                    let group = TensorParallelGroup(world, activationSync: sync)
-                    let tensor = Tensor(inputs[world.rank], shape: [count])
-                    try group.allReduce(tensor)
-                    return (tensor.toDoubles().map { Float($0) }, group.communication.allReduceBytes)
-                }.map { try $0.get() }
-                if sync == .float32 {
-                    let exact = (0..<count).map { index in inputs.reduce(Float(0)) { $0 + $1[index] } }
-                    for (rank, result) in results.enumerated() {
-                        XCTAssertEqual(zip(result.0, exact).map { abs($0 - $1) }.max()!, 0, accuracy: 1e-5, "float32 size \(size) rank \(rank)")
+        XCTAssertLessThanOrEqual(1000 * 4, AllReduceAlgorithm.directLimitBytes, "1,000 values take the gathered form")
+        XCTAssertGreaterThan(20_000 * 4, AllReduceAlgorithm.directLimitBytes, "20,000 values take the chunked form")
+        for (count, gathered) in [(1000, true), (20_000, false)] {
+            for size in [2, 3, 4] {
+                let inputs = (0..<size).map { Self.gaussians(count, seed: UInt64(10 + $0)) }
+                let directory = try Reference.temporaryDirectory(self)
+                let file = directory.appendingPathComponent("inputs.f32")
+                try inputs.flatMap { $0 }.withUnsafeBytes { try Data($0).write(to: file) }
+                var bytesBySync: [ActivationSync: Int] = [:]
+                for sync in ActivationSync.allCases {
+                    let label = "\(sync), \(count) values, size \(size)"
+                    let results = try ThreadLauncher.run(worldSize: size) { world in
+                        let group = TensorParallelGroup(world, activationSync: sync)
+                        let tensor = Tensor(inputs[world.rank], shape: [count])
+                        try group.allReduce(tensor)
+                        return (tensor.toDoubles().map { Float($0) }, group.communication.allReduceBytes)
+                    }.map { try $0.get() }
+                    if sync == .float32 {
+                        let exact = (0..<count).map { index in inputs.reduce(Float(0)) { $0 + $1[index] } }
+                        for (rank, result) in results.enumerated() {
+                            XCTAssertEqual(zip(result.0, exact).map { abs($0 - $1) }.max()!, 0, accuracy: 1e-5, "\(label), rank \(rank)")
+                        }
+                    } else {
+                        let arguments = ["allreduce", sync.rawValue, String(size), String(count), file.path] + (gathered ? ["once"] : [])
+                        let expected = try JSONDecoder().decode(Expected.self, from: Reference.python("quant_reference.py", arguments))
+                        for (rank, result) in results.enumerated() {
+                            let wrong = zip(result.0, expected.values).enumerated().filter { Double($0.element.0) != $0.element.1 }
+                            XCTAssertEqual(wrong.count, 0, "\(label), rank \(rank): \(wrong.count) values differ, first \(wrong.first.map { "\($0)" } ?? "")")
+                        }
                     }
-                } else {
-                    let expected = try JSONDecoder().decode(
-                        Expected.self, from: Reference.python("quant_reference.py", ["allreduce", sync.rawValue, String(size), String(count), file.path]))
-                    for (rank, result) in results.enumerated() {
-                        XCTAssertEqual(result.0.map(Double.init), expected.values, "\(sync) size \(size) rank \(rank)")
+                    let expectedBytes: Int
+                    if sync == .float32 {
+                        expectedBytes = 2 * (size - 1) * count * 4 / size
+                    } else if gathered {
+                        expectedBytes = (size - 1) * sync.encodedBytes(blocks: (count + 31) / 32)
+                    } else {
+                        expectedBytes = 2 * (size - 1) * sync.encodedBytes(blocks: (count + 32 * size - 1) / (32 * size))
                     }
+                    XCTAssertEqual(results.map(\.1), [Int](repeating: expectedBytes, count: size), "\(label): bytes counted")
+                    bytesBySync[sync] = results[0].1
                 }
-                let chunkBlocks = (count + 32 * size - 1) / (32 * size)
-                let expectedBytes = sync == .float32 ? 2 * (size - 1) * count * 4 / size : 2 * (size - 1) * sync.encodedBytes(blocks: chunkBlocks)
-                XCTAssertEqual(results.map(\.1), [Int](repeating: expectedBytes, count: size), "\(sync) size \(size): bytes counted")
-                bytesBySync[sync] = results[0].1
+                if !gathered || size == 2 {
+                    XCTAssertGreaterThanOrEqual(Double(bytesBySync[.float32]!) / Double(bytesBySync[.int8]!), 3.5, "\(count) values, size \(size)")
+                }
             }
-            XCTAssertGreaterThanOrEqual(Double(bytesBySync[.float32]!) / Double(bytesBySync[.int8]!), 3.5, "size \(size)")
         }
     }
 

@@ -13,11 +13,12 @@ quantizers are written to give the bytes of ggml's reference C quantizers.
       quantize_row_q4_K_ref / quantize_row_q6_K_ref choose their scales, written here in numpy from that
       algorithm (float32 throughout, sums in ggml's order, no fused multiply-adds); `values` — those bytes
       dequantized by gguf.quants.dequantize.
-  quant_reference.py allreduce FORMAT RANKS COUNT INPUTS.f32
+  quant_reference.py allreduce FORMAT RANKS COUNT INPUTS.f32 [once]
       FORMAT is int8 or bfloat16 (Tandem's TANDEM_ACTIVATION_SYNC); INPUTS.f32 holds RANKS rows of COUNT float32
       values. Each rank's values, padded with zeros to whole 32-value blocks, go through FORMAT (gguf's Q8_0 or
-      BF16 quantize, then dequantize), are summed in float32 in rank order, and the sum goes through FORMAT again:
-      `values` (COUNT) — what an all-reduce that carries encoded values gives every rank.
+      BF16 quantize, then dequantize), are summed in float32 in rank order, and the sum goes through FORMAT again
+      (not with `once`): `values` (COUNT) — what an all-reduce that carries encoded values gives every rank (with
+      `once`, one that gathers the encoded tensors and sums them where they arrive).
   quant_reference.py blocks FORMAT BLOCKS.bin ROWS COLUMNS INPUTS.f32 M
       FORMAT is q4_k or q6_k; BLOCKS.bin holds ROWS rows of COLUMNS values in that format's blocks (gguf has no
       quantizer for them). Prints `values` (gguf.quants.dequantize), `input_blocks` (hex: each input row quantized to
@@ -233,7 +234,10 @@ def allreduce(arguments):
     total = np.zeros(count, dtype=np.float32)
     for rank in range(ranks):
         total = total + through(inputs[rank])
-    print(json.dumps({"values": [float(v) for v in through(total)]}))
+    once = arguments[4:] == ["once"]
+    if not once and arguments[4:]:
+        raise SystemExit(f"allreduce: unknown argument {arguments[4:]}")
+    print(json.dumps({"values": [float(v) for v in (total if once else through(total))]}))
 
 
 def main(arguments):

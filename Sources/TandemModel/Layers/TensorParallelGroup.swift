@@ -77,14 +77,46 @@ public struct TensorParallelGroup: Sendable {
             communication.count(bytes: 2 * (size - 1) * tensor.byteCount / size)
             return try communication.measure { () throws(CommError) in try group.allReduce(tensor) }
         }
-        try communication.measure { () throws(CommError) in try encodedAllReduce(tensor, group: group) }
+        try communication.measure { () throws(CommError) in
+            // The size at which a float32 all-reduce turns from its latency algorithms to the ring.
+            if tensor.byteCount <= AllReduceAlgorithm.directLimitBytes {
+                try gatheredAllReduce(tensor, group: group)
+            } else {
+                try encodedAllReduce(tensor, group: group)
+            }
+        }
     }
 
-    /// The all-reduce of `tensor` with encoded values: each rank encodes its values in blocks cut into one chunk per
-    /// rank, the chunks are exchanged (all-to-all), each rank decodes its chunk from every rank and sums them in fp32
-    /// in rank order, encodes that sum, and the sums are gathered (all-gather) and decoded. Each rank sends
-    /// 2 (n − 1) / n of the encoded bytes — what a ring all-reduce sends of the floats — and every rank ends with the
-    /// same values (all decode the same bytes).
+    /// The all-reduce of a small `tensor` (a few tokens' activations: a decode step of few sequences) with encoded
+    /// values, in the rounds of float32's latency algorithms: each rank encodes its whole tensor once, the encoded
+    /// tensors are gathered (all-gather: one round between two ranks, log2 n rounds of recursive doubling among
+    /// more), and every rank decodes them and sums in fp32 in rank order, so all hold the same values. That is one
+    /// round less than the chunked form's all-to-all and all-gather, and the sum is encoded once, not twice. Each
+    /// rank sends (n − 1) encoded tensors: the chunked form's bytes at two ranks, n / 2 times them among more —
+    /// for tensors this small a link's round trip costs more than the bytes.
+    private func gatheredAllReduce(_ tensor: Tensor, group: ProcessGroup) throws(CommError) {
+        precondition(tensor.dtype == .float32, "activations are all-reduced in float32")
+        let (count, codec) = (tensor.count, activationSync)
+        let blocks = (count + ActivationSync.blockValues - 1) / ActivationSync.blockValues
+        let bytes = codec.encodedBytes(blocks: blocks)
+        let buffers = self.buffers.prepared(ranks: size, chunkBlocks: blocks, chunkValues: blocks * ActivationSync.blockValues, chunkBytes: bytes)
+        let values = tensor.baseAddress.assumingMemoryBound(to: Float.self)
+        codec.encode(values, count: count, blocks: blocks, into: buffers.mine.baseAddress)
+        try group.allGather(buffers.mine, into: buffers.gathered)
+        let addend = buffers.part.baseAddress.assumingMemoryBound(to: Float.self)
+        values.update(repeating: 0, count: count)
+        for source in 0..<size {
+            codec.decode(buffers.gathered.baseAddress + source * bytes, count: count, into: addend)
+            for index in 0..<count { values[index] += addend[index] }
+        }
+        communication.count(bytes: (size - 1) * bytes)
+    }
+
+    /// The all-reduce of a larger `tensor` with encoded values: each rank encodes its values in blocks cut into one
+    /// chunk per rank, the chunks are exchanged (all-to-all), each rank decodes its chunk from every rank and sums
+    /// them in fp32 in rank order, encodes that sum, and the sums are gathered (all-gather) and decoded. Each rank
+    /// sends 2 (n − 1) / n of the encoded bytes — what a ring all-reduce sends of the floats — and every rank ends
+    /// with the same values (all decode the same bytes).
     private func encodedAllReduce(_ tensor: Tensor, group: ProcessGroup) throws(CommError) {
         precondition(tensor.dtype == .float32, "activations are all-reduced in float32")
         let (count, codec) = (tensor.count, activationSync)
@@ -136,7 +168,7 @@ public struct TensorParallelGroup: Sendable {
 }
 
 /// The six buffers of an encoded all-reduce (the encoded chunks out and in, this rank's encoded sum, the gathered
-/// sums, and two fp32 chunks), kept for the next call of the same chunking — a decode step repeats the last
+/// sums, and two fp32 chunks; the gathered form uses `mine`, `gathered` and `part` for whole tensors), kept for the next call of the same chunking — a decode step repeats the last
 /// step's shape — instead of allocated on every call. Used by one rank's model thread only.
 private final class EncodedAllReduceBuffers: @unchecked Sendable {
     private var chunkBlocks = -1
