@@ -8,7 +8,7 @@ NPROC ?= 2
 MODEL ?= .build/models/small
 PRESET ?= small
 
-.PHONY: run test build build-release deps compare-deps compare compare-mpi fuzz soak bench-serve bench-layouts bench-quantized compare-gguf compare-quantizer bench-sync bench-hosts clean
+.PHONY: run test build build-release deps compare-deps compare compare-mpi fuzz soak bench-serve bench-layouts bench-quantized compare-gguf compare-quantizer bench-sync bench-hosts bench-hosts4 clean
 
 # System packages the build and tests need: OpenBLAS (matrix multiply) and pkg-config to find it; the
 # multi-host test needs iproute2 (network namespaces stand in for hosts), the cluster-launch and MPI tests
@@ -114,6 +114,12 @@ bench-sync: build-release
 bench-hosts: build-release
 	$(SWIFT) build -c release --product tandem-shaper
 	benchmarks/bench_hosts.py
+
+# The same across four namespace hosts, one rank each: tp 4, pp 4, dp 4 and tp 2 x pp 2 across them, each against the
+# same ranks on one host.
+bench-hosts4: build-release
+	$(SWIFT) build -c release --product tandem-shaper
+	HOSTS=4 benchmarks/bench_hosts.py
 
 # Tandem's quantizers (q8_0, q4_0, q4_k, q6_k) against llama.cpp's llama-quantize on the small preset, block for block
 # (benchmarks/compare_quantizer.py; needs llama-cpp-python in .peers/llama; last results in docs/PERFORMANCE.md).

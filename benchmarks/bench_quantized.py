@@ -76,7 +76,7 @@ def main():
         one = tandem("bench", "generate", "--model", MODEL, "--threads", "1", "--batch", "1", "--prompt-len", "128", "--gen-len", GEN, "--json", *flags)
         try:
             two = tandem("bench", "generate", "--model", MODEL, "--tp", "2", "--threads", "1", "--batch", "1", "--prompt-len", "128", "--gen-len", GEN, "--json", *flags)
-        except subprocess.CalledProcessError:  # a split that would cut super-blocks is refused (named on stderr)
+        except subprocess.CalledProcessError:  # a split leaving rows that are not whole 32-value blocks is refused (named on stderr)
             two = None
         decode[name] = one["decode_tokens_per_s"]
         peer1 = peer2 = None
@@ -102,7 +102,7 @@ def main():
             try:
                 two = tandem("bench", "generate", "--model", gguf, "--tp", "2", "--threads", "1", "--batch", "1", "--prompt-len", "128", "--gen-len", GEN, "--json")
                 two_cells = f"{two['decode_tokens_per_s']:.1f} | {peer2['decode_tokens_per_s']:.1f} | {two['decode_tokens_per_s'] / peer2['decode_tokens_per_s']:.2f}×"
-            except subprocess.CalledProcessError:  # a split that would cut super-blocks is refused (named on stderr)
+            except subprocess.CalledProcessError:  # a split leaving rows that are not whole 32-value blocks is refused (named on stderr)
                 two_cells = f"refused | {peer2['decode_tokens_per_s']:.1f} | –"
             print(f"| {os.path.basename(gguf)} | {one['decode_tokens_per_s']:.1f} | {peer1['decode_tokens_per_s']:.1f} | "
                   f"{one['decode_tokens_per_s'] / peer1['decode_tokens_per_s']:.2f}× | {two_cells} |")
