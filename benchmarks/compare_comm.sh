@@ -8,7 +8,8 @@
 #           Gloo has no shared-memory transport and is left out.
 # MODE=mpi: Tandem's MPI backend (TANDEM_BACKEND=mpi, ranks started by the same mpirun with the same transport,
 #           vader) beside OpenMPI's own benchmark: the ratio is the wrapper's overhead. Needs a build with the MPI
-#           trait (`make compare-mpi` builds it).
+#           trait (`make compare-mpi` builds it). MPI_BENCH_THREAD_LEVEL=multiple starts OpenMPI's benchmark at
+#           MPI_THREAD_MULTIPLE, the level Tandem's backend runs at (default: plain MPI_Init).
 #
 # Each tool runs REPEATS times per op (interleaved, a pause between runs) and the table shows the median of
 # those runs: on a small shared machine one run of any tool can land on a bad scheduling moment.

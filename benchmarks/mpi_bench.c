@@ -1,5 +1,7 @@
 /* OpenMPI side of benchmarks/compare_comm.sh: the same ops, sizes and timing rule as `tandem bench comm`
- * (median per-iteration time, slowest rank), float32 data, one JSON object per line on rank 0. */
+ * (median per-iteration time, slowest rank), float32 data, one JSON object per line on rank 0.
+ * MPI_BENCH_THREAD_LEVEL=multiple starts MPI with MPI_Init_thread(MPI_THREAD_MULTIPLE), the level Tandem's MPI
+ * backend needs (its groups run on different threads), so the two compare at the same level; default MPI_Init. */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +41,20 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: mpi_bench OPS(comma-separated) MIN_BYTES MAX_BYTES STEP_FACTOR ITERS [WARMUP]\n");
         return 2;
     }
-    MPI_Init(&argc, &argv);
+    const char *level = getenv("MPI_BENCH_THREAD_LEVEL");
+    if (level && !strcmp(level, "multiple")) {
+        int provided;
+        MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
+        if (provided < MPI_THREAD_MULTIPLE) {
+            fprintf(stderr, "mpi_bench: MPI gives thread level %d, not MPI_THREAD_MULTIPLE\n", provided);
+            MPI_Abort(MPI_COMM_WORLD, 2);
+        }
+    } else if (level && strcmp(level, "single")) {
+        fprintf(stderr, "mpi_bench: MPI_BENCH_THREAD_LEVEL must be single or multiple, got %s\n", level);
+        return 2;
+    } else {
+        MPI_Init(&argc, &argv);
+    }
     int rank, ranks;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &ranks);

@@ -3,8 +3,9 @@ import CMPI
 import TandemTensor
 
 /// The MPI backend (`TANDEM_BACKEND=mpi`, builds with the `MPI` trait): every collective is MPI's own, in its
-/// nonblocking form (`MPI_Iallreduce`, `MPI_Ireduce_scatter`, `MPI_Iallgatherv`, `MPI_Ibcast`, `MPI_Igather`,
-/// `MPI_Iscatter`, `MPI_Ialltoallv`, `MPI_Ibarrier`), polled with `MPI_Test` against the operation's deadline and
+/// nonblocking form (`MPI_Iallreduce`, `MPI_Ireduce_scatter`, `MPI_Iallgather` or, for unequal blocks,
+/// `MPI_Iallgatherv`, `MPI_Ibcast`, `MPI_Igather`, `MPI_Iscatter`, `MPI_Ialltoall` or `MPI_Ialltoallv`,
+/// `MPI_Ibarrier`), polled with `MPI_Test` against the operation's deadline and
 /// the group's failure flag, so the failure model holds: a timeout names the operation, a peer's death (seen
 /// by the group's TCP liveness connections, which every group keeps) ends the wait at once, and MPI's errors
 /// return (`MPI_ERRORS_RETURN`) as `CommError`s instead of aborting the job. With `MPIWait.blocking`
@@ -83,11 +84,19 @@ final class MPIBackend: CommBackend, @unchecked Sendable {
     }
 
     func allGather(_ input: UnsafeRawPointer, into output: UnsafeMutableRawPointer, blocks: [Range<Int>], _ step: Collective) throws(CommError) {
+        let own = blocks[step.rank]
+        let source = input == UnsafeRawPointer(output + own.lowerBound) ? UnsafeRawPointer(tandem_mpi_in_place()) : input
+        if let size = Self.uniformSize(blocks) {
+            let count = try step.int32(size, "bytes per rank")
+            try run(step, "allgather") {
+                MPI_Allgather(source, count, tandem_mpi_byte(), output, count, tandem_mpi_byte(), communicator)
+            } nonblocking: { request in
+                MPI_Iallgather(source, count, tandem_mpi_byte(), output, count, tandem_mpi_byte(), communicator, &request)
+            }
+            return
+        }
         let counts = pinned(try blocks.map { (block) throws(CommError) in try step.int32(block.count, "bytes per rank") })
         let offsets = pinned(try blocks.map { (block) throws(CommError) in try step.int32(block.lowerBound, "bytes") })
-        let own = blocks[step.rank]
-        let inPlace = input == UnsafeRawPointer(output + own.lowerBound)
-        let source = inPlace ? UnsafeRawPointer(tandem_mpi_in_place()) : input
         try run(step, "allgatherv") {
             MPI_Allgatherv(source, counts[step.rank], tandem_mpi_byte(), output, counts, offsets, tandem_mpi_byte(), communicator)
         } nonblocking: { request in
@@ -128,6 +137,15 @@ final class MPIBackend: CommBackend, @unchecked Sendable {
         _ input: UnsafeRawPointer, sendBlocks: [Range<Int>], into output: UnsafeMutableRawPointer, receiveBlocks: [Range<Int>],
         _ step: Collective
     ) throws(CommError) {
+        if let size = Self.uniformSize(sendBlocks), Self.uniformSize(receiveBlocks) == size {
+            let count = try step.int32(size, "bytes per rank")
+            try run(step, "alltoall") {
+                MPI_Alltoall(input, count, tandem_mpi_byte(), output, count, tandem_mpi_byte(), communicator)
+            } nonblocking: { request in
+                MPI_Ialltoall(input, count, tandem_mpi_byte(), output, count, tandem_mpi_byte(), communicator, &request)
+            }
+            return
+        }
         let sendCounts = pinned(try sendBlocks.map { (block) throws(CommError) in try step.int32(block.count, "bytes per rank") })
         let sendOffsets = pinned(try sendBlocks.map { (block) throws(CommError) in try step.int32(block.lowerBound, "bytes") })
         let receiveCounts = pinned(try receiveBlocks.map { (block) throws(CommError) in try step.int32(block.count, "bytes per rank") })
@@ -147,6 +165,15 @@ final class MPIBackend: CommBackend, @unchecked Sendable {
 
     func algorithmName(_ operation: OperationKind, bytes: Int, worldSize: Int) -> String {
         operation == .send ? "mpi_isend" : "mpi"
+    }
+
+    /// The common size of `blocks` when they are equal and laid end to end from 0 — what `MPI_Allgather` and
+    /// `MPI_Alltoall` take, without the count and displacement arrays of their v-forms (which OpenMPI runs slower
+    /// at small sizes) — else nil.
+    private static func uniformSize(_ blocks: [Range<Int>]) -> Int? {
+        guard let size = blocks.first?.count else { return nil }
+        for (index, block) in blocks.enumerated() where block.count != size || block.lowerBound != index * size { return nil }
+        return size
     }
 
     /// `values` in memory of its own: MPI reads a nonblocking collective's count and displacement arrays until the
