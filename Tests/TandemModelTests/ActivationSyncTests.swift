@@ -50,16 +50,16 @@ final class ActivationSyncTests: XCTestCase {
         XCTAssertEqual(ActivationSync.float32.encodedBytes(blocks: 1) / ActivationSync.int8.encodedBytes(blocks: 1), 3, "128 bytes against 34")
     }
 
-    /// 2, 3 and 4 ranks on threads. 1,000 values each (a decode step's size: below the float32 all-reduce's
-    /// 64 KiB latency limit) take the gathered form — every rank ends with the numpy reference's sum of the encoded
-    /// contributions — and 20,000 (past it) the chunked form: chunks of whole blocks, the last rank's short, and the
-    /// reference's sum encoded again. float32 sync is an exact sum. The bytes each rank counts: (n − 1) encoded
-    /// tensors gathered, or 2 (n − 1) chunks; the chunked form 3.5× fewer or better at int8 than float32's ring
-    /// schedule, the gathered one at two ranks.
+    /// 2, 3 and 4 ranks on threads. 1,000 values each (one token's activations: every rank's encoded tensor
+    /// together within the all-gather's 64 KiB latency limit) take the gathered form — every rank ends with the
+    /// numpy reference's sum of the encoded contributions — and 40,000 (past it) the chunked form: chunks of whole
+    /// blocks, the last rank's short, and the reference's sum encoded again. float32 sync is an exact sum. The bytes
+    /// each rank counts: (n − 1) encoded tensors gathered, or 2 (n − 1) chunks; the chunked form 3.5× fewer or
+    /// better at int8 than float32's ring schedule, the gathered one at two ranks.
     func testEncodedAllReduceGivesEveryRankTheReferenceSum() throws {
-        XCTAssertLessThanOrEqual(1000 * 4, AllReduceAlgorithm.directLimitBytes, "1,000 values take the gathered form")
-        XCTAssertGreaterThan(20_000 * 4, AllReduceAlgorithm.directLimitBytes, "20,000 values take the chunked form")
-        for (count, gathered) in [(1000, true), (20_000, false)] {
+        XCTAssertLessThanOrEqual(4 * ActivationSync.bfloat16.encodedBytes(blocks: 32), AllGatherAlgorithm.smallLimitBytes, "1,000 values are gathered")
+        XCTAssertGreaterThan(2 * ActivationSync.int8.encodedBytes(blocks: 40_000 / 32), AllGatherAlgorithm.smallLimitBytes, "40,000 are chunked")
+        for (count, gathered) in [(1000, true), (40_000, false)] {
             for size in [2, 3, 4] {
                 let inputs = (0..<size).map { Self.gaussians(count, seed: UInt64(10 + $0)) }
                 let directory = try Reference.temporaryDirectory(self)

@@ -8,7 +8,7 @@ public enum AllGatherAlgorithm: String, Sendable {
     case ring
 
     /// Gathers of at most this many bytes (all ranks' blocks together) use a latency algorithm.
-    static let smallLimitBytes = 64 << 10
+    public static let smallLimitBytes = 64 << 10
 
     /// Small gathers: recursive doubling on power-of-two worlds above 2, direct exchange otherwise; ring above.
     static func choose(bytes: Int, worldSize: Int) -> AllGatherAlgorithm {

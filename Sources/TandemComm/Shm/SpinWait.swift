@@ -73,7 +73,9 @@ struct SpinWait {
                 continue
             }
             if health.isBroken, let failure = health.error { throw failure }
-            if abandon() { return .abandoned }
+            // A peer writes its data before it says goodbye: what it wrote between the check above and its
+            // departure is visible now, and is not abandoned.
+            if abandon() { return isReady() ? .ready : .abandoned }
             if deadline.hasPassed { return .timedOut }
             if Deadline.monotonicNanoseconds() - start > yieldNanoseconds {
                 var entry = pollfd(fd: health.alarmDescriptor, events: Int16(POLLIN), revents: 0)

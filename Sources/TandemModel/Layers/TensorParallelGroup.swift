@@ -77,9 +77,11 @@ public struct TensorParallelGroup: Sendable {
             communication.count(bytes: 2 * (size - 1) * tensor.byteCount / size)
             return try communication.measure { () throws(CommError) in try group.allReduce(tensor) }
         }
+        let encodedBytes = activationSync.encodedBytes(blocks: (tensor.count + ActivationSync.blockValues - 1) / ActivationSync.blockValues)
         try communication.measure { () throws(CommError) in
-            // The size at which a float32 all-reduce turns from its latency algorithms to the ring.
-            if tensor.byteCount <= AllReduceAlgorithm.directLimitBytes {
+            // Gathered while every rank's encoded tensor together is small enough for the all-gather's latency
+            // algorithms (a few tokens), chunked beyond.
+            if size * encodedBytes <= AllGatherAlgorithm.smallLimitBytes {
                 try gatheredAllReduce(tensor, group: group)
             } else {
                 try encodedAllReduce(tensor, group: group)
@@ -88,12 +90,12 @@ public struct TensorParallelGroup: Sendable {
     }
 
     /// The all-reduce of a small `tensor` (a few tokens' activations: a decode step of few sequences) with encoded
-    /// values, in the rounds of float32's latency algorithms: each rank encodes its whole tensor once, the encoded
-    /// tensors are gathered (all-gather: one round between two ranks, log2 n rounds of recursive doubling among
-    /// more), and every rank decodes them and sums in fp32 in rank order, so all hold the same values. That is one
-    /// round less than the chunked form's all-to-all and all-gather, and the sum is encoded once, not twice. Each
-    /// rank sends (n − 1) encoded tensors: the chunked form's bytes at two ranks, n / 2 times them among more —
-    /// for tensors this small a link's round trip costs more than the bytes.
+    /// values, in the rounds of a small all-gather: each rank encodes its whole tensor once, the encoded tensors are
+    /// gathered (over TCP one direct exchange, or log2 n rounds of recursive doubling when n is a power of two above
+    /// 2 — float32's latency rounds), and every rank decodes them and sums in fp32 in rank order, so all hold the
+    /// same values. That is one round less than the chunked form's all-to-all and all-gather, and the sum is encoded
+    /// once, not twice. Each rank sends (n − 1) encoded tensors: the chunked form's bytes at two ranks, n / 2 times
+    /// them among more — for tensors this small a link's round trip costs more than the bytes.
     private func gatheredAllReduce(_ tensor: Tensor, group: ProcessGroup) throws(CommError) {
         precondition(tensor.dtype == .float32, "activations are all-reduced in float32")
         let (count, codec) = (tensor.count, activationSync)
@@ -168,8 +170,9 @@ public struct TensorParallelGroup: Sendable {
 }
 
 /// The six buffers of an encoded all-reduce (the encoded chunks out and in, this rank's encoded sum, the gathered
-/// sums, and two fp32 chunks; the gathered form uses `mine`, `gathered` and `part` for whole tensors), kept for the next call of the same chunking — a decode step repeats the last
-/// step's shape — instead of allocated on every call. Used by one rank's model thread only.
+/// sums, and two fp32 chunks; the gathered form uses `mine`, `gathered` and `part` for whole tensors), kept for the
+/// next call of the same chunking — a decode step repeats the last step's shape — instead of allocated on every
+/// call. Used by one rank's model thread only.
 private final class EncodedAllReduceBuffers: @unchecked Sendable {
     private var chunkBlocks = -1
     private(set) var outgoing = Tensor(zeros: [0], dtype: .int8)
