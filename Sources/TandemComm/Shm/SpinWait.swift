@@ -31,7 +31,8 @@ struct SpinWait {
     ///     completes an operation on each rank separately (MPI: a peer may finish its part and leave before this
     ///     rank has seen the operation complete); 0 gives up at once.
     /// - Throws: the group's failure, `peerLost` when a silent peer shut its group down, or `CommError.timeout`
-    ///   at the operation's deadline.
+    ///   at the operation's deadline — unless `isReady()` holds once the failure or departure is seen (the peers
+    ///   did their part before it).
     @inline(__always)
     func until(_ context: OperationContext, silent: () -> [Int], departureGrace: Double = 0, _ isReady: () -> Bool) throws(CommError) {
         let departed = { (peer: Int) in health.hasDeparted(rootRanks[peer]) }
@@ -72,9 +73,13 @@ struct SpinWait {
                 sched_yield()
                 continue
             }
-            if health.isBroken, let failure = health.error { throw failure }
-            // A peer writes its data before it says goodbye: what it wrote between the check above and its
-            // departure is visible now, and is not abandoned.
+            // A peer writes its part before it leaves (says goodbye, or dies after finishing this operation): what
+            // it wrote between the readiness check above and its departure is visible now, so the operation is
+            // complete, not failed; the group's next one fails.
+            if health.isBroken, let failure = health.error {
+                if isReady() { return .ready }
+                throw failure
+            }
             if abandon() { return isReady() ? .ready : .abandoned }
             if deadline.hasPassed { return .timedOut }
             if Deadline.monotonicNanoseconds() - start > yieldNanoseconds {
