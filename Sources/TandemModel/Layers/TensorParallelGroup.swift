@@ -77,29 +77,28 @@ public struct TensorParallelGroup: Sendable {
             communication.count(bytes: 2 * (size - 1) * tensor.byteCount / size)
             return try communication.measure { () throws(CommError) in try group.allReduce(tensor) }
         }
-        let encodedBytes = activationSync.encodedBytes(blocks: (tensor.count + ActivationSync.blockValues - 1) / ActivationSync.blockValues)
+        let blocks = (tensor.count + ActivationSync.blockValues - 1) / ActivationSync.blockValues
         try communication.measure { () throws(CommError) in
             // Gathered while every rank's encoded tensor together is small enough for the all-gather's latency
             // algorithms (a few tokens), chunked beyond.
-            if size * encodedBytes <= AllGatherAlgorithm.smallLimitBytes {
-                try gatheredAllReduce(tensor, group: group)
+            if size * activationSync.encodedBytes(blocks: blocks) <= AllGatherAlgorithm.smallLimitBytes {
+                try gatheredAllReduce(tensor, blocks: blocks, group: group)
             } else {
                 try encodedAllReduce(tensor, group: group)
             }
         }
     }
 
-    /// The all-reduce of a small `tensor` (a few tokens' activations: a decode step of few sequences) with encoded
-    /// values, in the rounds of a small all-gather: each rank encodes its whole tensor once, the encoded tensors are
-    /// gathered (over TCP one direct exchange, or log2 n rounds of recursive doubling when n is a power of two above
-    /// 2 — float32's latency rounds), and every rank decodes them and sums in fp32 in rank order, so all hold the
-    /// same values. That is one round less than the chunked form's all-to-all and all-gather, and the sum is encoded
+    /// The all-reduce of a small `tensor` (a few tokens' activations: a decode step of few sequences; `blocks` of
+    /// 32 values hold it) with encoded values, in the rounds of a small all-gather: each rank encodes its whole
+    /// tensor once, the encoded tensors are gathered (over TCP one direct exchange, or log2 n rounds of recursive
+    /// doubling when n is a power of two above 2 — float32's latency rounds), and every rank decodes them and sums
+    /// in fp32 in rank order, so all hold the same values. That is one round less than the chunked form's all-to-all and all-gather, and the sum is encoded
     /// once, not twice. Each rank sends (n − 1) encoded tensors: the chunked form's bytes at two ranks, n / 2 times
     /// them among more — for tensors this small a link's round trip costs more than the bytes.
-    private func gatheredAllReduce(_ tensor: Tensor, group: ProcessGroup) throws(CommError) {
+    private func gatheredAllReduce(_ tensor: Tensor, blocks: Int, group: ProcessGroup) throws(CommError) {
         precondition(tensor.dtype == .float32, "activations are all-reduced in float32")
         let (count, codec) = (tensor.count, activationSync)
-        let blocks = (count + ActivationSync.blockValues - 1) / ActivationSync.blockValues
         let bytes = codec.encodedBytes(blocks: blocks)
         let buffers = self.buffers.prepared(ranks: size, chunkBlocks: blocks, chunkValues: blocks * ActivationSync.blockValues, chunkBytes: bytes)
         let values = tensor.baseAddress.assumingMemoryBound(to: Float.self)
